@@ -1,0 +1,72 @@
+# m2mpay: `make demo` and `make test` do all set-up on a fresh Debian machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.m2mpay-installed
+NODE_STAMP := node_modules/.m2mpay-installed
+DEMO_DIR ?= .m2mpay-demo
+PYTEST_ARGS ?=
+
+.PHONY: help demo test lint typecheck unit system-deps contracts lock clean
+
+help:
+	@echo "make demo   - set up if needed, deploy the contracts on the embedded ledger, show gas"
+	@echo "make test   - set up if needed (venv, npm, Debian packages), lint, type-check, run all tests"
+	@echo "make contracts - rebuild contracts/build/*.json from the Vyper sources"
+	@echo "make lock   - re-resolve requirements.lock from pyproject.toml"
+
+# Debian packages the project needs and a fresh machine may lack.
+system-deps:
+	@missing=""; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || missing="$$missing mosquitto"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v $(firstword $(PYTHON) python3) >/dev/null 2>&1 || missing="$$missing python3"; \
+	$(firstword $(PYTHON) python3) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(PY_STAMP): requirements.lock pyproject.toml | system-deps
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "m2mpay needs Python 3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+$(NODE_STAMP): package.json package-lock.json | system-deps
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo: $(PY_STAMP)
+	$(BIN)/m2mpay ledger deploy --data-dir $(DEMO_DIR)
+	$(BIN)/m2mpay ledger info --data-dir $(DEMO_DIR)
+	$(BIN)/m2mpay bench gas
+
+lint: $(PY_STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: $(PY_STAMP)
+	$(BIN)/mypy
+
+unit: $(PY_STAMP)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test: $(PY_STAMP) $(NODE_STAMP) lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+contracts: $(PY_STAMP)
+	$(BIN)/m2mpay contracts build
+
+lock: $(PY_STAMP)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu --no-header --quiet -o requirements.lock
+
+clean:
+	rm -rf $(VENV) node_modules $(DEMO_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,289 @@
+"""A node in its own process, driven by JSON lines on stdin, for benchmarks and tests
+that need several real processes (`python -m m2mpay.bench.peer …`).
+
+Each command line is answered by one JSON line on stdout:
+    {"cmd": "open", "peer": "0x…", "endpoint": "ws://…", "asset": "0x…", "deposit": "…",
+     "peer_deposit": "0", "challenge_period": 3600}         → {"channel": "0x…"}
+    {"cmd": "stream", "channel": "0x…", "count": 100000, "amount": "1", "window": 2000}
+                                                            → {"payments": n, "seconds": s, …}
+    {"cmd": "pay", "channel": "0x…", "amount": "5"}         → {"total": "…", "seq": n}
+    {"cmd": "info", "channel": "0x…"}                       → the channel's state
+    {"cmd": "close", "channel": "0x…"}                      → {"phase": "closed", …}
+    {"cmd": "rss"}                                          → {"rss_bytes": n}
+    {"cmd": "stop"}                                         → {"stopped": true}
+
+With `--sessions STORE` the node also runs metered sessions; their commands
+(`session_…`) are in `m2mpay.bench.session_peer`.
+
+With `--host ENDPOINT` the node is a device: it has no ledger connection at all and
+reaches the chain through a `DeviceHost` (which funds its channels). `--watcher host`
+keeps the host's watcher up to date through that same host session; `--watcher URL`
+feeds a watcher's HTTP API directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from m2mpay.bench.session_peer import SessionPeer
+from m2mpay.chain.devkeys import dev_keys
+from m2mpay.chain.ledger import Ledger
+from m2mpay.chain.shared import connect_ledger
+from m2mpay.crypto import Address
+from m2mpay.errors import M2MPayError
+from m2mpay.node import ChainLink, ChannelInfo, LedgerLink, Node, NodeConfig
+from m2mpay.node.host import HostLink
+from m2mpay.store import open_store
+from m2mpay.wire import WebSocketTransport
+
+if TYPE_CHECKING:
+    from m2mpay.watcher import WatcherClient, WatcherFeed
+
+__all__ = ["info_json", "main", "rss_bytes"]
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process, from /proc."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def info_json(info: ChannelInfo) -> dict[str, Any]:
+    return {
+        "channel": info.id_hex,
+        "phase": info.phase.value,
+        "balance_mine": str(info.balance_mine),
+        "balance_peer": str(info.balance_peer),
+        "sent_total": str(info.sent_total),
+        "received_total": str(info.received_total),
+        "acked_total": str(info.acked_total),
+        "deposit_mine": str(info.deposit_mine),
+        "deposit_peer": str(info.deposit_peer),
+        "final_balance_mine": None
+        if info.final_balance_mine is None
+        else str(info.final_balance_mine),
+    }
+
+
+async def _stream(node: Node, command: dict[str, Any]) -> dict[str, Any]:
+    """Send `count` payments as fast as the window allows; latency is pay → durable ack."""
+    channel = bytes.fromhex(command["channel"][2:])
+    count = int(command["count"])
+    amount = int(command.get("amount", 1))
+    latencies: list[float] = []
+    all_acknowledged = asyncio.Event()
+    clock = time.perf_counter
+
+    def on_ack(sent_at: float) -> Callable[[asyncio.Future[None]], None]:
+        def record(_: asyncio.Future[None]) -> None:
+            latencies.append(clock() - sent_at)
+            if len(latencies) == count:
+                all_acknowledged.set()
+
+        return record
+
+    started = clock()
+    for _ in range(count):
+        sent_at = clock()
+        handle = await node.pay(channel, amount, wait=False)
+        handle.acknowledged.add_done_callback(on_ack(sent_at))
+    await asyncio.wait_for(all_acknowledged.wait(), 120)
+    elapsed = clock() - started
+    latencies.sort()
+    return {
+        "payments": count,
+        "seconds": elapsed,
+        "payments_per_s": count / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+    }
+
+
+async def _latency(node: Node, command: dict[str, Any]) -> dict[str, Any]:
+    """One payment at a time, each awaited until acknowledged: latency without queueing."""
+    channel = bytes.fromhex(command["channel"][2:])
+    amount = int(command.get("amount", 1))
+    samples = []
+    for _ in range(int(command["count"])):
+        started = time.perf_counter()
+        await node.pay(channel, amount)
+        samples.append(time.perf_counter() - started)
+    samples.sort()
+    return {
+        "p50_ms": samples[len(samples) // 2] * 1000,
+        "p99_ms": samples[int(len(samples) * 0.99)] * 1000,
+    }
+
+
+async def _open_many(node: Node, command: dict[str, Any]) -> dict[str, Any]:
+    """Open `count` channels to one peer, `concurrency` proposals at a time."""
+    count = int(command["count"])
+    gate = asyncio.Semaphore(int(command.get("concurrency", 32)))
+    peer, asset = Address(command["peer"]), Address(command["asset"])
+    deposit = int(command["deposit"])
+    started = time.perf_counter()
+
+    async def open_one() -> None:
+        async with gate:
+            await node.open_channel(peer, asset, deposit, endpoint=command.get("endpoint"))
+
+    await asyncio.gather(*(open_one() for _ in range(count)))
+    return {"opened": count, "seconds": time.perf_counter() - started}
+
+
+async def _command(
+    node: Node, command: dict[str, Any], sessions: SessionPeer | None = None
+) -> dict[str, Any]:
+    name = command.get("cmd")
+    if isinstance(name, str) and name.startswith("session_"):
+        if sessions is None:
+            raise ValueError("this node runs no sessions (start it with --sessions)")
+        return await sessions.command(command)
+    if name == "open":
+        info = await node.open_channel(
+            Address(command["peer"]),
+            Address(command["asset"]),
+            int(command["deposit"]),
+            peer_deposit=int(command.get("peer_deposit", 0)),
+            challenge_period=command.get("challenge_period"),
+            endpoint=command.get("endpoint"),
+        )
+        return info_json(info)
+    if name == "stream":
+        return await _stream(node, command)
+    if name == "latency":
+        return await _latency(node, command)
+    if name == "open_many":
+        return await _open_many(node, command)
+    if name == "pay":
+        handle = await node.pay(bytes.fromhex(command["channel"][2:]), int(command["amount"]))
+        return {"total": str(handle.total), "seq": handle.seq}
+    if name == "info":
+        return info_json(node.channel(bytes.fromhex(command["channel"][2:])))
+    if name == "channels":
+        return {"count": len(node.channels())}
+    if name == "close":
+        return info_json(await node.close(bytes.fromhex(command["channel"][2:])))
+    if name == "rss":
+        gc.collect()
+        return {"rss_bytes": rss_bytes()}
+    raise ValueError(f"unknown command {name!r}")
+
+
+def _watcher_feed(
+    node: Node, chain: ChainLink, target: str
+) -> tuple[WatcherFeed, WatcherClient | None]:
+    """The feed for `--watcher`, and the HTTP client it uses, if any (to close)."""
+    # Imported here: a plain node process has no use for the watcher package.
+    from m2mpay.watcher import WatcherClient, WatcherFeed
+
+    if target == "host":
+        if not isinstance(chain, HostLink):
+            raise SystemExit("--watcher host needs --host")
+        return WatcherFeed(node, chain.watchtower), None
+    client = WatcherClient(target)
+    return WatcherFeed(node, client), client
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    key = dev_keys(args.key + 1)[args.key]
+    ledger: Ledger | None = None
+    chain: ChainLink
+    if args.host:
+        host = Address(args.host_address) if args.host_address else None
+        chain = HostLink(key, WebSocketTransport(), args.host, host=host, codec=args.codec)
+    else:
+        if not args.hub:
+            raise SystemExit("--hub is needed unless the node is a device (--host)")
+        ledger = await connect_ledger(
+            data_dir=Path(args.chain_dir) if args.chain_dir else None, rpc_url=args.rpc_url
+        )
+        chain = LedgerLink(ledger, Address(args.hub), key)
+    node = Node(
+        key,
+        chain,
+        open_store(args.store),
+        transport=WebSocketTransport(port=args.port),
+        config=NodeConfig(codec=args.codec, max_in_flight=args.window),
+    )
+    await node.start()
+    feed, client = _watcher_feed(node, chain, args.watcher) if args.watcher else (None, None)
+    if feed is not None:
+        await feed.start()
+    sessions = SessionPeer(node, Path(args.sessions)) if args.sessions else None
+    if sessions is not None:
+        await sessions.start()
+    out = sys.stdout
+    out.write(orjson.dumps({"ready": node.endpoint, "address": str(node.address)}).decode() + "\n")
+    out.flush()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        while line := await reader.readline():
+            command = orjson.loads(line)
+            if command.get("cmd") == "stop":
+                break
+            try:
+                answer = await _command(node, command, sessions)
+            except (M2MPayError, ValueError, KeyError, TimeoutError) as exc:
+                answer = {"error": f"{type(exc).__name__}: {exc}"}
+            out.write(orjson.dumps(answer).decode() + "\n")
+            out.flush()
+    finally:
+        if sessions is not None:
+            await sessions.stop()
+        if feed is not None:
+            await feed.stop()
+        if client is not None:
+            await client.close()
+        await node.stop()
+        if ledger is not None:
+            await ledger.stop()
+    out.write(orjson.dumps({"stopped": True}).decode() + "\n")
+    out.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m m2mpay.bench.peer")
+    parser.add_argument("--key", type=int, required=True, help="dev account index")
+    parser.add_argument("--hub", help="ChannelHub address (not for a device: its host knows)")
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--chain-dir", help="data dir of a shared embedded chain")
+    parser.add_argument("--rpc-url", help="JSON-RPC node instead")
+    parser.add_argument("--host", help="a device: reach the chain through this DeviceHost")
+    parser.add_argument("--host-address", help="the host's address, checked in the handshake")
+    parser.add_argument("--watcher", help="feed a watcher: 'host' (through --host) or its URL")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--codec", default="cbor")
+    parser.add_argument("--window", type=int, default=4096)
+    parser.add_argument("--sessions", help="store of metered sessions (runs a session manager)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    profile_to = os.environ.get("M2MPAY_PROFILE")
+    if profile_to:
+        # Profiling a node where it really runs: in its own process, under load.
+        import cProfile
+
+        cProfile.runctx(
+            "asyncio.run(_serve(args))", globals(), locals(), f"{profile_to}.{args.key}"
+        )
+    else:
+        asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()

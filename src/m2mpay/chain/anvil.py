@@ -1,0 +1,174 @@
+"""Start and stop an Anvil node (npm `@foundry-rs/anvil-linux-amd64`) on a free loopback port."""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Self
+
+from m2mpay.chain.devkeys import DEV_MNEMONIC
+from m2mpay.errors import LedgerUnavailable
+
+__all__ = ["ANVIL_CHAIN_ID", "AnvilNode", "find_anvil"]
+
+ANVIL_CHAIN_ID: Final = 31337
+_REPO_ROOT: Final = Path(__file__).resolve().parents[3]
+
+
+def find_anvil() -> Path:
+    """The anvil binary: $M2MPAY_ANVIL, the project's node_modules, or PATH."""
+    explicit = os.environ.get("M2MPAY_ANVIL")
+    candidates = [Path(explicit)] if explicit else []
+    candidates.append(_REPO_ROOT / "node_modules" / ".bin" / "anvil")
+    on_path = shutil.which("anvil")
+    if on_path:
+        candidates.append(Path(on_path))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise LedgerUnavailable(
+        "anvil not found: run `npm ci` in the project (package @foundry-rs/anvil-linux-amd64) "
+        "or set M2MPAY_ANVIL"
+    )
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: if the test runner or CLI is killed, the
+    # kernel stops anvil too instead of leaving it holding a port.
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class AnvilNode:
+    """An Anvil process of our own, stopped by PID.
+
+    It mines a block per transaction at once (automine), funds the dev accounts
+    of `DEV_MNEMONIC`, and runs the same hardfork as the embedded ledger.
+    """
+
+    def __init__(
+        self,
+        *,
+        chain_id: int = ANVIL_CHAIN_ID,
+        hardfork: str = "prague",
+        startup_timeout: float = 20.0,
+        binary: Path | None = None,
+    ) -> None:
+        self._binary = binary
+        self._chain_id = chain_id
+        self._hardfork = hardfork
+        self._startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._port: int | None = None
+
+    @property
+    def url(self) -> str:
+        if self._port is None:
+            raise LedgerUnavailable("anvil is not running")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self) -> None:
+        binary = self._binary or find_anvil()
+        last_error = ""
+        for _ in range(3):  # another process may grab the free port first
+            port = _free_port()
+            process = subprocess.Popen(
+                [
+                    str(binary),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--chain-id",
+                    str(self._chain_id),
+                    "--hardfork",
+                    self._hardfork,
+                    "--mnemonic",
+                    DEV_MNEMONIC,
+                    "--silent",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 (no locks taken in it)
+            )
+            if self._wait_ready(process, port):
+                self._process, self._port = process, port
+                atexit.register(self.stop)
+                return
+            last_error = self._terminate(process)
+        raise LedgerUnavailable(f"anvil did not start: {last_error.strip()[-500:]}")
+
+    def _wait_ready(self, process: subprocess.Popen[bytes], port: int) -> bool:
+        deadline = time.monotonic() + self._startup_timeout
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                return False
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}",
+                    body.encode(),
+                    {"Content-Type": "application/json"},
+                )
+                with urllib.request.urlopen(request, timeout=1) as response:
+                    if json.loads(response.read()).get("result"):
+                        return True
+            except OSError:
+                time.sleep(0.02)
+        return False
+
+    @staticmethod
+    def _terminate(process: subprocess.Popen[bytes]) -> str:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stderr is None:
+            return ""
+        with process.stderr:
+            return process.stderr.read().decode(errors="replace")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._terminate(self._process)
+            self._process = None
+            self._port = None
+            atexit.unregister(self.stop)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,208 @@
+"""The `Ledger` boundary: everything m2mpay asks of an EVM chain.
+
+Two real implementations share one conformance suite: `EmbeddedLedger` (py-evm
+in this process, the default) and `RpcLedger` (any JSON-RPC node). Transactions
+are always signed locally and always carry an explicit gas limit: estimating gas
+costs a round trip per transaction and makes the embedded EVM several times
+slower.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+from m2mpay.crypto import Address, PrivateKey
+
+__all__ = ["BlockTag", "Ledger", "LogEntry", "Receipt"]
+
+BlockTag = int | str  # a block number, or "latest" / "pending" / "earliest"
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One event log as the chain reports it, undecoded."""
+
+    address: Address
+    topics: tuple[bytes, ...]
+    data: bytes
+    block_number: int
+    tx_hash: bytes
+    log_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The outcome of a mined transaction."""
+
+    tx_hash: bytes
+    block_number: int
+    succeeded: bool
+    gas_used: int
+    effective_gas_price: int
+    contract_address: Address | None
+    logs: tuple[LogEntry, ...]
+
+
+class Ledger(ABC):
+    """An EVM chain, reached in this process or over JSON-RPC.
+
+    Use it as an async context manager, or call `start` and `stop`.
+    """
+
+    @property
+    @abstractmethod
+    def chain_id(self) -> int:
+        """The EIP-155 chain id; known once started."""
+
+    @property
+    def caip2(self) -> str:
+        """The chain's CAIP-2 id, e.g. `eip155:31337`."""
+        return f"eip155:{self.chain_id}"
+
+    @property
+    @abstractmethod
+    def description(self) -> str:
+        """What this ledger is, for people: `embedded py-evm (…)`, an RPC URL."""
+
+    @abstractmethod
+    async def start(self) -> None: ...
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- reading
+
+    @abstractmethod
+    async def block_number(self) -> int:
+        """The number of the newest mined block."""
+
+    @abstractmethod
+    async def block_timestamp(self, block: BlockTag = "latest") -> int:
+        """A mined block's timestamp in seconds: the chain's clock."""
+
+    @abstractmethod
+    async def balance(self, address: Address, block: BlockTag = "latest") -> int:
+        """Native balance in wei."""
+
+    @abstractmethod
+    async def code(self, address: Address) -> bytes:
+        """The runtime code at `address` (empty for an account without code)."""
+
+    @abstractmethod
+    async def call(
+        self,
+        to: Address,
+        data: bytes,
+        *,
+        sender: Address | None = None,
+        value: int = 0,
+        block: BlockTag = "latest",
+    ) -> bytes:
+        """Run a call without a transaction; raises `TransactionReverted` with the reason."""
+
+    @abstractmethod
+    async def get_logs(
+        self,
+        *,
+        address: Address | Sequence[Address],
+        from_block: int,
+        to_block: BlockTag = "latest",
+        topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
+    ) -> list[LogEntry]:
+        """Logs emitted by `address` in the block range, in chain order."""
+
+    @abstractmethod
+    def subscribe(
+        self,
+        *,
+        address: Address | Sequence[Address],
+        from_block: int | None = None,
+        topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
+    ) -> AsyncIterator[LogEntry]:
+        """Logs as blocks are mined, from `from_block` (default: the next block) on.
+
+        Logs of blocks mined while nobody iterated are not lost: iteration
+        resumes at the block after the last one it delivered.
+        """
+
+    # -- writing
+
+    @abstractmethod
+    async def send(
+        self,
+        signer: PrivateKey,
+        to: Address | None,
+        data: bytes,
+        *,
+        gas: int,
+        value: int = 0,
+    ) -> bytes:
+        """Sign locally and submit; returns the transaction hash without waiting."""
+
+    @abstractmethod
+    async def wait_for_receipt(self, tx_hash: bytes, *, timeout: float = 60.0) -> Receipt:
+        """The receipt once mined; raises `ReceiptTimeout` after `timeout` seconds."""
+
+    async def transact(
+        self,
+        signer: PrivateKey,
+        to: Address | None,
+        data: bytes,
+        *,
+        gas: int,
+        value: int = 0,
+        timeout: float = 60.0,
+    ) -> Receipt:
+        """Send, wait, and raise `TransactionReverted` with the reason when it failed."""
+        tx_hash = await self.send(signer, to, data, gas=gas, value=value)
+        receipt = await self.wait_for_receipt(tx_hash, timeout=timeout)
+        if not receipt.succeeded:
+            await self._raise_revert(signer.address, to, data, value, gas, receipt)
+        return receipt
+
+    async def deploy(
+        self, signer: PrivateKey, init_code: bytes, *, gas: int, value: int = 0
+    ) -> Receipt:
+        """Deploy a contract; the receipt carries its address."""
+        return await self.transact(signer, None, init_code, gas=gas, value=value)
+
+    @abstractmethod
+    async def _raise_revert(
+        self,
+        sender: Address,
+        to: Address | None,
+        data: bytes,
+        value: int,
+        gas: int,
+        receipt: Receipt,
+    ) -> None:
+        """Raise `TransactionReverted` for a failed receipt, with the best reason known."""
+
+    # -- development chains
+
+    @abstractmethod
+    async def advance_time(self, seconds: int) -> None:
+        """Move the chain clock forward and mine a block (dev chains only).
+
+        Raises `UnsupportedOperation` on a chain that cannot do it.
+        """
+
+    def dev_accounts(self) -> list[PrivateKey]:
+        """Funded accounts of a development chain; empty on real networks."""
+        return []

@@ -1,0 +1,356 @@
+"""What both real ledgers share: a web3.py connection, local signing, nonces, fees."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Final
+
+from eth_account import Account
+from web3 import AsyncWeb3
+from web3.exceptions import TransactionNotFound
+
+from m2mpay.chain.ledger import BlockTag, Ledger, LogEntry, Receipt
+from m2mpay.crypto import Address, PrivateKey
+from m2mpay.errors import (
+    InsufficientFunds,
+    LedgerError,
+    LedgerUnavailable,
+    ReceiptTimeout,
+    TransactionReverted,
+)
+
+__all__ = ["Web3Ledger", "revert_reason"]
+
+# How nodes say a sender cannot pay value plus gas (geth/anvil, eth-tester, py-evm).
+_CANNOT_PAY: Final = ("insufficient funds", "cannot afford", "not have enough balance")
+
+_REVERT_PREFIXES = ("execution reverted: ", "execution reverted", "VM Exception while processing")
+_FEE_CACHE_SECONDS = 2.0
+
+
+def revert_reason(exc: BaseException) -> str | None:
+    """The contract's revert message inside a client's exception, or None if it is not a revert.
+
+    web3 raises `ContractLogicError` for JSON-RPC nodes, eth-tester raises its own
+    `TransactionFailed`; both carry "execution reverted: <reason>".
+    """
+    name = type(exc).__name__
+    if name not in ("ContractLogicError", "TransactionFailed", "ContractPanicError"):
+        return None
+    message = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    for prefix in _REVERT_PREFIXES:
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+            break
+    return message.strip() or "execution reverted"
+
+
+def _topic_filter(
+    topics: Sequence[bytes | Sequence[bytes] | None] | None,
+) -> list[Any] | None:
+    if topics is None:
+        return None
+    converted: list[Any] = []
+    for topic in topics:
+        if topic is None:
+            converted.append(None)
+        elif isinstance(topic, bytes):
+            converted.append("0x" + topic.hex())
+        else:
+            converted.append(["0x" + t.hex() for t in topic])
+    return converted
+
+
+def _log_entry(raw: Mapping[str, Any]) -> LogEntry:
+    return LogEntry(
+        address=Address(raw["address"]),
+        topics=tuple(bytes(t) for t in raw["topics"]),
+        data=bytes(raw["data"]),
+        block_number=int(raw["blockNumber"]),
+        tx_hash=bytes(raw["transactionHash"]),
+        log_index=int(raw["logIndex"]),
+    )
+
+
+class Web3Ledger(Ledger):
+    """A `Ledger` over an `AsyncWeb3` connection; subclasses supply the provider."""
+
+    def __init__(
+        self,
+        *,
+        receipt_poll_interval: float,
+        block_poll_interval: float,
+        dev_keys: Sequence[PrivateKey] = (),
+    ) -> None:
+        self._w3: AsyncWeb3[Any] | None = None
+        self._chain_id: int | None = None
+        self._receipt_poll = receipt_poll_interval
+        self._block_poll = block_poll_interval
+        self._dev_keys = list(dev_keys)
+        self._nonces: dict[Address, int] = {}
+        self._send_locks: dict[Address, asyncio.Lock] = {}
+        self._fees: tuple[float, int, int] | None = None
+
+    # -- lifecycle
+
+    @abstractmethod
+    async def _connect(self) -> AsyncWeb3[Any]:
+        """Create the web3 connection."""
+
+    async def _disconnect(self) -> None:
+        """Release the connection's resources."""
+
+    async def start(self) -> None:
+        if self._w3 is not None:
+            return
+        w3 = await self._connect()
+        # The default middleware validates and reformats requests we build
+        # ourselves already, at the price of extra work on every call.
+        w3.middleware_onion.clear()
+        try:
+            self._chain_id = int(await w3.eth.chain_id)
+        except LedgerError:
+            raise
+        except Exception as exc:
+            await self._disconnect()
+            raise LedgerUnavailable(f"{self.description}: cannot read chain id: {exc}") from exc
+        self._w3 = w3
+
+    async def stop(self) -> None:
+        if self._w3 is None:
+            return
+        self._w3 = None
+        await self._disconnect()
+
+    @property
+    def w3(self) -> AsyncWeb3[Any]:
+        if self._w3 is None:
+            raise LedgerError(f"{self.description}: ledger is not started")
+        return self._w3
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            raise LedgerError(f"{self.description}: ledger is not started")
+        return self._chain_id
+
+    def dev_accounts(self) -> list[PrivateKey]:
+        return list(self._dev_keys)
+
+    # -- reading
+
+    async def block_number(self) -> int:
+        return int(await self.w3.eth.block_number)
+
+    async def block_timestamp(self, block: BlockTag = "latest") -> int:
+        return int((await self.w3.eth.get_block(block))["timestamp"])  # type: ignore[arg-type]
+
+    async def balance(self, address: Address, block: BlockTag = "latest") -> int:
+        return int(await self.w3.eth.get_balance(address.checksum, block))  # type: ignore[arg-type]
+
+    async def code(self, address: Address) -> bytes:
+        return bytes(await self.w3.eth.get_code(address.checksum))
+
+    async def call(
+        self,
+        to: Address,
+        data: bytes,
+        *,
+        sender: Address | None = None,
+        value: int = 0,
+        block: BlockTag = "latest",
+    ) -> bytes:
+        request: dict[str, Any] = {"to": to.checksum, "data": "0x" + data.hex()}
+        if sender is not None:
+            request["from"] = sender.checksum
+        if value:
+            request["value"] = value
+        try:
+            return bytes(await self.w3.eth.call(request, block))  # type: ignore[arg-type]
+        except Exception as exc:
+            reason = revert_reason(exc)
+            if reason is None:
+                raise
+            raise TransactionReverted(reason) from None
+
+    async def get_logs(
+        self,
+        *,
+        address: Address | Sequence[Address],
+        from_block: int,
+        to_block: BlockTag = "latest",
+        topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
+    ) -> list[LogEntry]:
+        addresses = [address] if isinstance(address, Address) else list(address)
+        params: dict[str, Any] = {
+            "address": [a.checksum for a in addresses],
+            "fromBlock": from_block,
+            "toBlock": to_block,
+        }
+        topic_filter = _topic_filter(topics)
+        if topic_filter is not None:
+            params["topics"] = topic_filter
+        raw = await self.w3.eth.get_logs(params)  # type: ignore[arg-type]
+        return [_log_entry(entry) for entry in raw]
+
+    async def subscribe(
+        self,
+        *,
+        address: Address | Sequence[Address],
+        from_block: int | None = None,
+        topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
+    ) -> AsyncIterator[LogEntry]:
+        next_block = (await self.block_number()) + 1 if from_block is None else from_block
+        while True:
+            head = await self.block_number()
+            if head >= next_block:
+                for entry in await self.get_logs(
+                    address=address, from_block=next_block, to_block=head, topics=topics
+                ):
+                    yield entry
+                next_block = head + 1
+            else:
+                await self._wait_for_block_after(head)
+
+    async def _wait_for_block_after(self, head: int) -> None:
+        """Return once a block after `head` may exist; polling by default."""
+        await asyncio.sleep(self._block_poll)
+
+    # -- writing
+
+    async def _fee_params(self) -> tuple[int, int]:
+        """(maxFeePerGas, maxPriorityFeePerGas), refreshed every few seconds."""
+        now = time.monotonic()
+        if self._fees is not None and now - self._fees[0] < _FEE_CACHE_SECONDS:
+            return self._fees[1], self._fees[2]
+        block = await self.w3.eth.get_block("latest")
+        base_fee = int(block.get("baseFeePerGas", 0))
+        try:
+            tip = int(await self.w3.eth.max_priority_fee)
+        except Exception:
+            tip = 10**9
+        # Twice the base fee survives six full blocks of base-fee growth.
+        max_fee = 2 * base_fee + tip
+        self._fees = (now, max_fee, tip)
+        return max_fee, tip
+
+    async def send(
+        self,
+        signer: PrivateKey,
+        to: Address | None,
+        data: bytes,
+        *,
+        gas: int,
+        value: int = 0,
+    ) -> bytes:
+        if gas <= 0:
+            raise LedgerError("a transaction needs an explicit positive gas limit")
+        sender = signer.address
+        lock = self._send_locks.setdefault(sender, asyncio.Lock())
+        async with lock:
+            for last_try in (False, True):
+                cached = self._nonces.get(sender)
+                nonce = (
+                    cached
+                    if cached is not None
+                    else int(await self.w3.eth.get_transaction_count(sender.checksum, "pending"))
+                )
+                raw = await self._signed(signer, to, data, gas=gas, value=value, nonce=nonce)
+                try:
+                    tx_hash = bytes(await self.w3.eth.send_raw_transaction(raw))
+                except Exception as exc:
+                    # The node may know a different nonce: another process uses the key.
+                    self._nonces.pop(sender, None)
+                    text = str(exc)
+                    if "nonce" in text.lower() and not last_try:
+                        continue
+                    if any(words in text.lower() for words in _CANNOT_PAY):
+                        raise InsufficientFunds(
+                            f"{self.description}: {sender} cannot pay value and gas: {text}"
+                        ) from exc
+                    raise LedgerError(f"{self.description}: transaction refused: {text}") from exc
+                self._nonces[sender] = nonce + 1
+                return tx_hash
+        raise AssertionError("the last try returns or raises")
+
+    async def _signed(
+        self,
+        signer: PrivateKey,
+        to: Address | None,
+        data: bytes,
+        *,
+        gas: int,
+        value: int,
+        nonce: int,
+    ) -> bytes:
+        max_fee, tip = await self._fee_params()
+        tx: dict[str, Any] = {
+            "chainId": self.chain_id,
+            "nonce": nonce,
+            "gas": gas,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": tip,
+            "value": value,
+            "data": data,
+            "type": 2,
+        }
+        if to is not None:
+            tx["to"] = to.checksum
+        return bytes(Account.sign_transaction(tx, signer.secret).raw_transaction)
+
+    async def wait_for_receipt(self, tx_hash: bytes, *, timeout: float = 60.0) -> Receipt:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                raw = await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                raw = None
+            if raw is not None and raw.get("blockNumber") is not None:
+                return self._receipt(raw)
+            if time.monotonic() >= deadline:
+                raise ReceiptTimeout(
+                    f"{self.description}: no receipt for 0x{tx_hash.hex()} after {timeout}s"
+                )
+            await asyncio.sleep(self._receipt_poll)
+
+    @staticmethod
+    def _receipt(raw: Mapping[str, Any]) -> Receipt:
+        contract = raw.get("contractAddress")
+        return Receipt(
+            tx_hash=bytes(raw["transactionHash"]),
+            block_number=int(raw["blockNumber"]),
+            succeeded=int(raw["status"]) == 1,
+            gas_used=int(raw["gasUsed"]),
+            effective_gas_price=int(raw.get("effectiveGasPrice") or 0),
+            contract_address=Address(contract) if contract else None,
+            logs=tuple(_log_entry(entry) for entry in raw["logs"]),
+        )
+
+    async def _raise_revert(
+        self,
+        sender: Address,
+        to: Address | None,
+        data: bytes,
+        value: int,
+        gas: int,
+        receipt: Receipt,
+    ) -> None:
+        if receipt.gas_used >= gas:
+            reason = f"out of gas (limit {gas})"
+        elif to is None:
+            reason = "contract deployment reverted"
+        else:
+            # Replay on the state before the block to learn the contract's message.
+            try:
+                await self.call(
+                    to, data, sender=sender, value=value, block=max(receipt.block_number - 1, 0)
+                )
+                reason = "reverted (no reason given)"
+            except TransactionReverted as exc:
+                reason = exc.reason
+            except Exception:
+                reason = "reverted (reason unavailable)"
+        raise TransactionReverted(reason, receipt.tx_hash, receipt.gas_used)

@@ -1,0 +1,194 @@
+"""`m2mpay bench …`: measurements printed as JSON, never asserted on a clock in tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from m2mpay.bench.api import measure_api
+from m2mpay.bench.channels import measure_channels
+from m2mpay.bench.gas import GAS_BUDGET, GAS_REFERENCE, measure_gas
+from m2mpay.bench.pay import measure_pay
+from m2mpay.bench.sessions import measure_sessions
+from m2mpay.bench.watcher import measure_watcher
+from m2mpay.cli.common import AnvilOption, JsonOption, RpcUrlOption, console, err_console, run
+from m2mpay.cli.common import open_ledger as _open_ledger
+
+__all__ = ["bench_app"]
+
+bench_app = typer.Typer(
+    help="Benchmarks; each prints one JSON object with --json.", no_args_is_help=True
+)
+
+_STEPS = (
+    "open_with_deposit",
+    "top_up",
+    "cooperative_close",
+    "unilateral_close",
+    "challenge",
+    "settle",
+    "lifecycle_cooperative",
+    "lifecycle_dispute",
+)
+
+
+@bench_app.command("gas")
+def gas(
+    rpc_url: RpcUrlOption = None,
+    anvil: AnvilOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Gas of every channel step, from receipts (embedded ledger unless told otherwise)."""
+
+    async def go() -> None:
+        async with _open_ledger(None, rpc_url, anvil) as ledger:
+            progress = None if as_json else (lambda msg: err_console.print(f"· {msg}"))
+            result = await measure_gas(ledger, progress)
+        if as_json:
+            print(json.dumps(result))
+            return
+        table = Table(title=f"gas per step on {result['ledger']} ({result['chain']})")
+        table.add_column("step")
+        table.add_column("gas", justify="right")
+        table.add_column("budget / reference", justify="right")
+        for step in _STEPS:
+            budget = GAS_BUDGET.get(step)
+            table.add_row(step, f"{result[step]:,}", f"≤ {budget:,}" if budget else "")
+        for name, value in GAS_REFERENCE.items():
+            table.add_row(f"[dim]{name}[/]", "", f"{value:,}")
+        for group in ("native_eth", "first_use"):
+            for step, value in result[group].items():
+                table.add_row(f"{group}.{step}", f"{value:,}", "")
+        console.print(table)
+        verdict = "[green]within budget[/]" if result["meets_budget"] else "[red]over budget[/]"
+        console.print(verdict)
+
+    run(go())
+
+
+def _print_result(title: str, result: dict[str, object]) -> None:
+    table = Table(title=title, show_header=False)
+    for key, value in result.items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    console.print(table)
+
+
+@bench_app.command("pay")
+def pay(
+    payments: Annotated[int, typer.Option(min=1, help="Payments to stream.")] = 100_000,
+    window: Annotated[
+        int, typer.Option(min=1, help="Payments in flight before the payer waits.")
+    ] = 512,
+    codec: Annotated[str, typer.Option(help="Wire codec: cbor or json.")] = "cbor",
+    as_json: JsonOption = False,
+) -> None:
+    """Payments per second and latency between two node processes over WebSocket."""
+    if codec not in ("cbor", "json"):
+        raise typer.BadParameter("codec must be cbor or json")
+    progress = None if as_json else (lambda msg: err_console.print(f"· {msg}"))
+    result = run(measure_pay(payments=payments, window=window, codec=codec, progress=progress))
+    if as_json:
+        print(json.dumps(result))
+    else:
+        _print_result("payment throughput (two processes, WebSocket, SQLite)", result)
+
+
+@bench_app.command("channels")
+def channels(
+    count: Annotated[int, typer.Option("--channels", min=1, help="Channels to open.")] = 10_000,
+    concurrency: Annotated[int, typer.Option(min=1, help="Opens in flight at once.")] = 64,
+    as_json: JsonOption = False,
+) -> None:
+    """Resident memory per open channel in one node (its own process, on Anvil)."""
+    progress = None if as_json else (lambda msg: err_console.print(f"· {msg}"))
+    result = run(measure_channels(channels=count, concurrency=concurrency, progress=progress))
+    if as_json:
+        print(json.dumps(result))
+    else:
+        _print_result("memory per channel", result)
+
+
+@bench_app.command("watcher")
+def watcher(
+    count: Annotated[int, typer.Option("--channels", min=1, help="Channels registered.")] = 10_000,
+    opened: Annotated[
+        int, typer.Option(min=1, help="Of those, channels opened on chain and closed stale.")
+    ] = 100,
+    updates: Annotated[int, typer.Option(min=1, help="Proof updates per channel.")] = 3,
+    concurrency: Annotated[int, typer.Option(min=1, help="HTTP requests in flight.")] = 64,
+    as_json: JsonOption = False,
+) -> None:
+    """Watcher update throughput over HTTP, dispute latency and memory (its own process)."""
+
+    def progress(msg: str) -> None:  # on stderr, even with --json: stdout is the result
+        err_console.print(f"· {msg}")
+
+    result = run(
+        measure_watcher(
+            channels=count,
+            opened=opened,
+            updates_per_channel=updates,
+            concurrency=concurrency,
+            progress=progress,
+        )
+    )
+    if as_json:
+        print(json.dumps(result))
+    else:
+        _print_result("watcher (own process, HTTP, SQLite, embedded chain)", result)
+
+
+@bench_app.command("sessions")
+def sessions(
+    count: Annotated[int, typer.Option("--sessions", min=1, help="Concurrent sessions.")] = 1_000,
+    seconds: Annotated[float, typer.Option(min=1, help="How long they all run.")] = 30.0,
+    rate: Annotated[float, typer.Option(min=0.1, help="Units per second per meter.")] = 8.0,
+    window: Annotated[int, typer.Option(min=1, help="Credit window in units.")] = 20,
+    batch: Annotated[int, typer.Option(min=1, help="Units per report and payment.")] = 5,
+    leader: Annotated[str, typer.Option(help="Who goes first: deliverer or payer.")] = "deliverer",
+    as_json: JsonOption = False,
+) -> None:
+    """Concurrent metered sessions between two node processes: units/s, exposure, memory."""
+    if leader not in ("deliverer", "payer"):
+        raise typer.BadParameter("leader must be deliverer or payer")
+    if batch > window:
+        raise typer.BadParameter("a batch cannot be larger than the window")
+    progress = lambda msg: err_console.print(f"· {msg}")  # noqa: E731 (stderr, even with --json)
+    result = run(
+        measure_sessions(
+            sessions=count,
+            seconds=seconds,
+            rate=rate,
+            window=window,
+            batch=batch,
+            leader=leader,
+            progress=progress,
+        )
+    )
+    if as_json:
+        print(json.dumps(result))
+    else:
+        _print_result("metered sessions (two processes, WebSocket, SQLite)", result)
+
+
+@bench_app.command("api")
+def api(
+    payments: Annotated[int, typer.Option(min=1, help="Payments to post.")] = 20_000,
+    concurrency: Annotated[int, typer.Option(min=1, help="Clients, one connection each.")] = 8,
+    wait: Annotated[
+        bool, typer.Option(help="Answer once the payee holds the payment durably.")
+    ] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Payments per second and latency through the node daemon's HTTP API."""
+    progress = lambda msg: err_console.print(f"· {msg}")  # noqa: E731 (stderr, even with --json)
+    result = run(
+        measure_api(payments=payments, concurrency=concurrency, wait=wait, progress=progress)
+    )
+    if as_json:
+        print(json.dumps(result))
+    else:
+        _print_result("payments through the HTTP API", result)

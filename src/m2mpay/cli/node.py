@@ -1,0 +1,176 @@
+"""`m2mpay node`: run the node daemon (ledger, contracts, node, sessions, HTTP API).
+
+The key lives in `DATA_DIR/keystore/` as an Ethereum keystore v3 file, made on first
+run. Its passphrase comes from `--passphrase-file`, `$M2MPAY_PASSPHRASE` or a prompt,
+never from the command line. The API's bearer token is made on first run and shown
+once (`--new-token` makes a new one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from m2mpay.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDirOption,
+    RpcUrlOption,
+    console,
+    err_console,
+    run,
+)
+from m2mpay.crypto import PrivateKey
+from m2mpay.crypto.keystore import (
+    KEYSTORE_DIR,
+    find_keystore,
+    load_keystore,
+    read_passphrase,
+    save_keystore,
+)
+from m2mpay.gateway.auth import new_token
+from m2mpay.gateway.daemon import Daemon, DaemonConfig
+from m2mpay.watcher import WatcherClient, WatcherFeed
+
+__all__ = ["node_command", "unlock_key"]
+
+
+def _passphrase(file: Path | None, *, confirm: bool) -> str:
+    passphrase = read_passphrase(file)
+    if passphrase is not None:
+        return passphrase
+    if not sys.stdin.isatty():
+        raise typer.BadParameter(
+            "no passphrase: use --passphrase-file or $M2MPAY_PASSPHRASE (no terminal to ask on)"
+        )
+    answer: str = typer.prompt("keystore passphrase", hide_input=True, confirmation_prompt=confirm)
+    return answer
+
+
+def unlock_key(data_dir: Path, passphrase_file: Path | None) -> tuple[PrivateKey, bool]:
+    """The node's key from its keystore, made on first run; and whether it is new."""
+    directory = data_dir / KEYSTORE_DIR
+    path = find_keystore(directory)
+    if path is None:
+        key = PrivateKey.generate()
+        save_keystore(directory, key, _passphrase(passphrase_file, confirm=True))
+        return key, True
+    return load_keystore(path, _passphrase(passphrase_file, confirm=False)), False
+
+
+def node_command(
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    rpc_url: RpcUrlOption = None,
+    chain_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="The embedded chain's data dir, shared with other nodes (default: DATA_DIR)."
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address the HTTP API listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="HTTP API port (0: any).")] = 8402,
+    peer_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port other nodes reach this node on (0: any).")
+    ] = 0,
+    public_reads: Annotated[
+        bool, typer.Option(help="Let reads through without the token (writes always need it).")
+    ] = False,
+    passphrase_file: Annotated[
+        Path | None, typer.Option(help="File whose first line is the keystore passphrase.")
+    ] = None,
+    reset_token: Annotated[
+        bool, typer.Option("--new-token", help="Make a new API token (the old one stops working).")
+    ] = False,
+    telemetry_interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds at most before device telemetry is anchored.")
+    ] = 60.0,
+    watcher: Annotated[
+        str | None,
+        typer.Option(help="A watcher's URL: hand it our newest proofs so it defends us offline."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON line when ready, for programs.")
+    ] = False,
+) -> None:
+    """Run this machine's node: channels, metered sessions and the HTTP API, until Ctrl-C."""
+    logging.basicConfig(
+        level=logging.WARNING if as_json else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    key, new_key = unlock_key(data_dir, passphrase_file)
+    token = new_token(data_dir) if reset_token else None
+    config = DaemonConfig(
+        data_dir=data_dir,
+        chain_dir=chain_dir,
+        rpc_url=rpc_url,
+        host=host,
+        port=port,
+        peer_port=peer_port,
+        public_reads=public_reads,
+        telemetry_interval_s=telemetry_interval,
+    )
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        daemon = Daemon(config, key)
+        await daemon.start()
+        client = WatcherClient(watcher) if watcher else None
+        feed = WatcherFeed(daemon.node, client) if client is not None else None
+        try:
+            if feed is not None:
+                await feed.start()
+            gateway = daemon.gateway
+            assert gateway is not None
+            shown = token or daemon.new_token
+            ready = {
+                "url": daemon.url,
+                "address": key.address.checksum,
+                "chain": gateway.ledger.caip2,
+                "ledger": gateway.ledger.description,
+                "hub": gateway.deployment.hub.checksum,
+                "token_contract": gateway.deployment.token.checksum,
+                "peer_endpoint": daemon.node.endpoint,
+                "new_key": new_key,
+                "api_token": shown,
+                "watcher": watcher,
+                "pid": os.getpid(),
+            }
+            if as_json:
+                print(json.dumps(ready), flush=True)
+            else:
+                console.print(
+                    f"node [bold]{ready['address']}[/] on {ready['chain']} ({ready['ledger']})\n"
+                    f"  API {ready['url']} (docs at {ready['url']}/docs), "
+                    f"peers reach it at {ready['peer_endpoint']}\n"
+                    f"  ChannelHub {ready['hub']}, token {ready['token_contract']}"
+                    + (
+                        "\n  contracts deployed now on this dev chain"
+                        if daemon.deployed_now
+                        else ""
+                    )
+                )
+                if shown:
+                    console.print(f"  API token (shown once, keep it): [bold yellow]{shown}[/]")
+                console.print("  Ctrl-C stops it")
+            await stop.wait()
+            if not as_json:
+                err_console.print("stopping the node …")
+        finally:
+            if feed is not None:
+                await feed.stop()
+            if client is not None:
+                await client.close()
+            await daemon.stop()
+
+    run(go())

@@ -1,0 +1,165 @@
+"""`m2mpay offer list|publish|withdraw`: a node's storefront."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Annotated, Literal
+
+import typer
+from rich.markup import escape
+
+from m2mpay.cli.common import JsonOption, console
+from m2mpay.cli.remote import (
+    TokenOption,
+    UrlOption,
+    asset_address,
+    call,
+    emit,
+    kv_table,
+    resolve_id,
+    short,
+    table,
+)
+from m2mpay.client import DEFAULT_URL, NodeClient, OfferView
+from m2mpay.errors import M2MPayError
+
+__all__ = ["offer_app", "offer_table", "pick_offer"]
+
+offer_app = typer.Typer(help="Offers: what a node sells, and at what price.", no_args_is_help=True)
+
+OfferArg = Annotated[
+    str, typer.Argument(help="The offer id (0x…), or a unique prefix of it as listed.")
+]
+
+
+def pick_offer(offers: Sequence[OfferView], given: str) -> OfferView:
+    """The offer `given` names (a full id or a prefix) among `offers`."""
+    wanted = resolve_id(given, [o.offer_id for o in offers], "offer").lower()
+    for offer in offers:
+        if offer.offer_id.lower() == wanted:
+            return offer
+    raise M2MPayError(f"no offer {given} in the storefront")
+
+
+def offer_table(offers: Sequence[OfferView], title: str) -> None:
+    if not offers:
+        console.print(f"{title}: no offers")
+        return
+    shown = table(title, keep="id service units leader valid_for", numbers="price window batch")
+    assets = {o.asset.checksum for o in offers}
+    if len(assets) == 1:  # the usual case: one column less
+        shown.caption = f"prices per unit in {assets.pop()}"
+    else:
+        shown.add_column("asset", overflow="fold")
+    now_ms = int(time.time() * 1000)
+    for o in offers:
+        left_s = max(0, (o.valid_until_ms - now_ms) // 1000)
+        row = [
+            short(o.offer_id),
+            escape(f"{o.kind}, {o.unit}"),
+            f"{o.min_units}–{o.max_units or '∞'}",
+            o.leader,
+            _duration(left_s),
+            str(o.price),
+            str(o.window),
+            str(o.batch),
+        ]
+        shown.add_row(*row, *([] if shown.caption else [o.asset.checksum]))
+    console.print(shown)
+
+
+def _duration(seconds: int) -> str:
+    if seconds >= 2 * 86_400:
+        return f"{seconds // 86_400} d"
+    if seconds >= 2 * 3600:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 60} min"
+
+
+@offer_app.command("list")
+def list_offers(
+    url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
+) -> None:
+    """The node's storefront (public: any node's URL will do, no token needed)."""
+
+    async def work(node: NodeClient) -> None:
+        offers = await node.offers()
+        if as_json:
+            emit({"offers": offers})
+        else:
+            offer_table(offers, f"offers at {url}")
+
+    call(url, token, work, as_json=as_json)
+
+
+@offer_app.command("publish")
+def publish(
+    kind: Annotated[Literal["energy", "actuation", "data"], typer.Option(help="What is sold.")],
+    unit: Annotated[str, typer.Option(help="The unit metered: Wh, s, message…")],
+    price: Annotated[int, typer.Option(min=1, help="Per unit, in the smallest unit.")],
+    window: Annotated[int, typer.Option(min=1, help="Credit window, in units.")],
+    device: Annotated[
+        str, typer.Option(help="The registered device's service that delivers: device/service.")
+    ],
+    batch: Annotated[int, typer.Option(min=1, help="Units per report and payment.")] = 1,
+    leader: Annotated[
+        Literal["deliverer", "payer"], typer.Option(help="Who moves first in each batch.")
+    ] = "deliverer",
+    asset: Annotated[
+        str | None, typer.Option(help="Token address or symbol (default: the node's token).")
+    ] = None,
+    min_units: Annotated[int, typer.Option(min=0)] = 0,
+    max_units: Annotated[int, typer.Option(min=0, help="0: no limit.")] = 0,
+    reverse_price: Annotated[
+        int, typer.Option(min=0, help="Paid per unit fed back; 0: not offered.")
+    ] = 0,
+    valid_for: Annotated[int, typer.Option(min=1, help="Seconds the offer stands.")] = 86_400,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Sell a registered device's service under an offer."""
+
+    async def work(node: NodeClient) -> None:
+        info = await node.info()
+        offer = await node.publish_offer(
+            kind=kind,
+            unit=unit,
+            price=price,
+            window=window,
+            device=device,
+            batch=batch,
+            leader=leader,
+            asset=asset_address(asset, info.contracts.token, info.contracts.token_symbol),
+            min_units=min_units,
+            max_units=max_units,
+            reverse_price=reverse_price,
+            valid_for_s=valid_for,
+        )
+        if as_json:
+            emit(offer)
+        else:
+            kv_table("offer published", [("id", offer.offer_id), ("price", offer.price)])
+
+    call(url, token, work, as_json=as_json)
+
+
+@offer_app.command("withdraw")
+def withdraw(
+    offer: OfferArg,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Take an offer out of the storefront (running sessions go on)."""
+
+    async def work(node: NodeClient) -> None:
+        offer_id = offer if len(offer) == 66 else pick_offer(await node.offers(), offer).offer_id
+        await node.withdraw_offer(offer_id)
+        if as_json:
+            emit({"offer_id": offer_id, "withdrawn": True})
+        else:
+            console.print(f"withdrew offer {offer_id}")
+
+    call(url, token, work, as_json=as_json)

@@ -1,0 +1,174 @@
+"""Options and helpers of the commands that talk to a running node over its HTTP API
+(`wallet`, `channel`, `offer`, `session`, `device`).
+
+Every such command takes `--url` (`$M2MPAY_URL`) and `--token` (`$M2MPAY_TOKEN`),
+prints Rich tables for people or, with `--json`, one JSON object in the API's own
+form (amounts as integer strings). A refusal prints the API's code and message on
+stderr (as the API's error object with `--json`) and exits with 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import is_dataclass
+from typing import Annotated, Any, Final, NoReturn
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from m2mpay.cli.common import console, err_console
+from m2mpay.client import DEFAULT_URL, NATIVE, NodeClient, encode
+from m2mpay.crypto import Address
+from m2mpay.errors import ApiRefusal, M2MPayError, NodeUnreachable
+
+__all__ = [
+    "TokenOption",
+    "UrlOption",
+    "asset_address",
+    "call",
+    "emit",
+    "fail",
+    "kv_table",
+    "resolve_id",
+    "short",
+    "table",
+]
+
+UrlOption = Annotated[
+    str,
+    typer.Option("--url", envvar="M2MPAY_URL", help="The node's API.", show_default=True),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="M2MPAY_TOKEN",
+        help="The node's API token (shown once when the node first starts).",
+        show_default=False,
+    ),
+]
+
+_FULL_ID_LENGTH: Final = 66  # 0x + 32 bytes of hex
+
+
+def call(
+    url: str,
+    token: str | None,
+    work: Callable[[NodeClient], Awaitable[None]],
+    *,
+    as_json: bool = False,
+) -> None:
+    """Run `work` with a client of the node; errors become a message and exit code 1."""
+
+    async def go() -> None:
+        async with NodeClient(url, token) as node:
+            await work(node)
+
+    try:
+        asyncio.run(go())
+    except ApiRefusal as exc:
+        if as_json:
+            detail: dict[str, Any] = {
+                "status": exc.status,
+                "code": exc.code,
+                "message": exc.message,
+            }
+            if exc.field is not None:
+                detail["field"] = exc.field
+            typer.echo(json.dumps({"error": detail}), err=True)
+            raise typer.Exit(1) from None
+        where = f" (field `{exc.field}`)" if exc.field and exc.field not in exc.message else ""
+        fail(f"{exc.code}: {exc.message}{where}")
+    except NodeUnreachable as exc:
+        hint = "; is `m2mpay node` running here?" if url == DEFAULT_URL else ""
+        fail(f"cannot reach the node at {url}: {exc}{hint}", "node_unreachable", as_json=as_json)
+    except M2MPayError as exc:
+        fail(str(exc), as_json=as_json)
+
+
+def fail(message: str, code: str = "cli_error", *, as_json: bool = False) -> NoReturn:
+    """Print an error for people, or with `--json` in the API's error shape, and exit 1."""
+    if as_json:
+        typer.echo(json.dumps({"error": {"code": code, "message": message}}), err=True)
+    else:
+        err_console.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(1)
+
+
+def emit(value: Any) -> None:
+    """Print one JSON object: client dataclasses in the API's form."""
+    typer.echo(json.dumps(_plain(value)))
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return encode(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def short(text: str, keep: int = 10) -> str:
+    """A long 0x id or address cut for a table; commands accept such prefixes back."""
+    return text if len(text) <= keep + 1 else text[:keep] + "…"
+
+
+def resolve_id(given: str, known: Iterable[str], what: str) -> str:
+    """A full 0x id from a full id or a unique prefix of one of `known` (as shown in
+    tables), so that people need not paste 66 characters."""
+    if len(given) == _FULL_ID_LENGTH:
+        return given
+    wanted = given.lower() if given.lower().startswith("0x") else "0x" + given.lower()
+    matches = [k for k in known if k.lower().startswith(wanted)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise M2MPayError(f"no {what} starts with {given}")
+    raise M2MPayError(f"{len(matches)} {what}s start with {given}: give more of the id")
+
+
+def asset_address(text: str | None, token: Address, token_symbol: str) -> Address | None:
+    """`--asset` as given: an address, `ETH` for the chain's coin, or the token's symbol;
+    None when not given (the node's default, its token)."""
+    if text is None:
+        return None
+    if text.lower().startswith("0x"):
+        return Address(text)
+    if text.upper() == "ETH":
+        return NATIVE
+    if text == token_symbol:
+        return token
+    raise M2MPayError(f"unknown asset {text!r}: give an address, ETH or {token_symbol}")
+
+
+def table(title: str, *, keep: str = "", fold: str = "", numbers: str = "") -> Table:
+    """A table whose columns are named, space-separated (`_` for a space), in this order:
+    `keep` (short words and cut ids, never wrapped), `fold` (longer text), `numbers`
+    (right-aligned).
+
+    In a narrow terminal Rich shrinks columns and cuts their text; an amount or an
+    address cut short would be wrong, so such text folds onto the next line instead.
+    """
+    made = Table(title=title, title_justify="left")
+    for name in keep.split():
+        made.add_column(name.replace("_", " "), no_wrap=True)
+    for name in fold.split():
+        made.add_column(name.replace("_", " "), overflow="fold")
+    for name in numbers.split():
+        made.add_column(name.replace("_", " "), justify="right", overflow="fold")
+    return made
+
+
+def kv_table(title: str, rows: Iterable[tuple[str, object]]) -> None:
+    """A two-column table of one thing's fields."""
+    made = Table(title=title, show_header=False, title_justify="left")
+    made.add_column(style="bold")
+    made.add_column(overflow="fold")
+    for key, value in rows:
+        made.add_row(key, escape("—" if value is None else str(value)))
+    console.print(made)

@@ -1,0 +1,332 @@
+"""`m2mpay session …`: buy under a seller's offer, watch, steer and stop metered sessions."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from m2mpay.cli.channel import channel_id_of
+from m2mpay.cli.common import JsonOption, console, err_console
+from m2mpay.cli.offer import pick_offer
+from m2mpay.cli.remote import (
+    TokenOption,
+    UrlOption,
+    call,
+    emit,
+    kv_table,
+    resolve_id,
+    short,
+    table,
+)
+from m2mpay.client import DEFAULT_URL, FlowView, NodeClient, ReceiptView, SessionView
+
+__all__ = ["follow", "session_app"]
+
+session_app = typer.Typer(help="Metered sessions bought or sold by a node.", no_args_is_help=True)
+
+SessionArg = Annotated[
+    str, typer.Argument(help="The session id (0x…), or a unique prefix of it as listed.")
+]
+IntervalOption = Annotated[
+    float, typer.Option(min=0.05, help="Seconds between looks at the session.")
+]
+
+
+async def _session_id(node: NodeClient, given: str) -> str:
+    if len(given) == 66:
+        return given
+    return resolve_id(given, [s.session_id for s in await node.sessions()], "session")
+
+
+def _flow(flow: FlowView) -> str:
+    return f"{flow.units} units worth {flow.value}, {flow.paid} paid"
+
+
+def _show(view: SessionView, title: str = "session") -> None:
+    kv_table(
+        title,
+        [
+            ("id", view.session_id),
+            ("offer", view.offer_id),
+            ("channel", view.channel_id),
+            ("peer", view.peer.checksum),
+            ("role", view.role),
+            ("phase", view.phase),
+            ("price / unit", view.price),
+            ("reversed", view.reversed),
+            ("forward", _flow(view.forward)),
+            ("backward", _flow(view.backward)),
+            ("stopped", view.stop_reason if view.stopped else "no"),
+            ("countersigned", view.countersigned),
+        ],
+    )
+
+
+async def follow(
+    node: NodeClient,
+    session_id: str,
+    *,
+    target_units: int = 0,
+    interval: float = 0.5,
+    quiet: bool = False,
+) -> SessionView:
+    """Show units delivered and tokens paid (forward) until the session stops."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f} units"),
+        TextColumn("{task.fields[paid]} paid"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet,
+    )
+    with progress:
+        task = progress.add_task(f"session {short(session_id)}", total=target_units or None, paid=0)
+        while True:
+            view = await node.session(session_id)
+            progress.update(task, completed=view.forward.units, paid=view.forward.paid)
+            if view.stopped:
+                return view
+            await asyncio.sleep(interval)
+
+
+@session_app.command("start")
+def start(
+    offer: Annotated[
+        str, typer.Argument(help="The offer id in the seller's storefront (or a prefix).")
+    ],
+    seller: Annotated[
+        str, typer.Option(help="The seller node's API URL: the offer and its wire come from it.")
+    ],
+    deposit: Annotated[
+        int, typer.Option(min=0, help="Open a channel with this deposit if none is free.")
+    ] = 0,
+    budget: Annotated[int, typer.Option(min=0, help="The most to pay; 0: no limit.")] = 0,
+    target_units: Annotated[
+        int, typer.Option(min=0, help="Stop once delivered; 0: no target.")
+    ] = 0,
+    limit_price: Annotated[
+        int | None, typer.Option(min=0, help="The highest price per unit accepted.")
+    ] = None,
+    channel: Annotated[
+        str | None, typer.Option(help="Use this channel (default: a free one, or a new one).")
+    ] = None,
+    allow_reverse: Annotated[
+        bool, typer.Option(help="Let the seller switch the direction of supply.")
+    ] = False,
+    follow_it: Annotated[
+        bool, typer.Option("--follow", help="Show progress until the session stops.")
+    ] = False,
+    interval: IntervalOption = 0.5,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Buy under a seller's offer: this node pays the seller as the service is delivered."""
+
+    async def work(node: NodeClient) -> None:
+        async with NodeClient(seller) as shop:
+            offers, theirs = await asyncio.gather(shop.offers(), shop.info())
+        chosen = pick_offer(offers, offer)
+        view = await node.start_session(
+            chosen,
+            endpoint=theirs.peer_endpoint,
+            channel_id=await channel_id_of(node, channel) if channel else None,
+            deposit=deposit,
+            budget=budget,
+            target_units=target_units,
+            limit_price=limit_price,
+            allow_reverse=allow_reverse,
+        )
+        if follow_it:
+            view = await follow(
+                node, view.session_id, target_units=target_units, interval=interval, quiet=as_json
+            )
+        if as_json:
+            emit(view)
+        else:
+            _show(view, "session stopped" if view.stopped else "session started")
+
+    call(url, token, work, as_json=as_json)
+
+
+@session_app.command("watch")
+def watch(
+    session: SessionArg,
+    interval: IntervalOption = 0.5,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a session's progress until it stops (Ctrl-C leaves it running)."""
+
+    async def work(node: NodeClient) -> None:
+        view = await follow(
+            node, await _session_id(node, session), interval=interval, quiet=as_json
+        )
+        if as_json:
+            emit(view)
+        else:
+            _show(view, "session stopped")
+
+    call(url, token, work, as_json=as_json)
+
+
+@session_app.command("list")
+def list_sessions(
+    url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
+) -> None:
+    """Every session of the node, bought or sold."""
+
+    async def work(node: NodeClient) -> None:
+        sessions = await node.sessions()
+        if as_json:
+            emit({"sessions": sessions})
+            return
+        if not sessions:
+            console.print("no sessions")
+            return
+        shown = table(
+            f"{len(sessions)} session(s)",
+            keep="id peer role phase",
+            fold="stop_reason",
+            numbers="price units paid",
+        )
+        for s in sessions:
+            shown.add_row(
+                short(s.session_id),
+                short(s.peer.checksum),
+                s.role,
+                s.phase,
+                escape(s.stop_reason),
+                str(s.price),
+                str(s.forward.units),
+                str(s.forward.paid),
+            )
+        console.print(shown)
+
+    call(url, token, work, as_json=as_json)
+
+
+@session_app.command("show")
+def show(
+    session: SessionArg,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One session in full."""
+
+    async def work(node: NodeClient) -> None:
+        view = await node.session(await _session_id(node, session))
+        if as_json:
+            emit(view)
+        else:
+            _show(view)
+
+    call(url, token, work, as_json=as_json)
+
+
+def _show_receipt(receipt: ReceiptView) -> None:
+    kv_table(
+        "receipt",
+        [
+            ("session", receipt.session_id),
+            ("channel", receipt.channel_id),
+            ("forward", _flow(receipt.forward)),
+            ("backward", _flow(receipt.backward)),
+            ("started / stopped (ms)", f"{receipt.started_ms} / {receipt.stopped_ms}"),
+            ("signature", receipt.signature),
+        ],
+    )
+
+
+@session_app.command("receipt")
+def receipt(
+    session: SessionArg,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Our signed receipt of a stopped session."""
+
+    async def work(node: NodeClient) -> None:
+        signed = await node.receipt(await _session_id(node, session))
+        if as_json:
+            emit(signed)
+        else:
+            _show_receipt(signed)
+
+    call(url, token, work, as_json=as_json)
+
+
+@session_app.command("stop")
+def stop(
+    session: SessionArg,
+    reason: Annotated[str, typer.Option(help="Told to the peer.")] = "stopped through the CLI",
+    wait: Annotated[bool, typer.Option(help="Return once the receipt is signed.")] = True,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Stop a session; both sides sign a receipt of what was delivered and paid."""
+
+    async def work(node: NodeClient) -> None:
+        session_id = await _session_id(node, session)
+        if as_json:
+            view = await node.stop_session(session_id, reason=reason, wait=wait)
+        else:
+            with err_console.status("stopping; waiting for the receipt …"):
+                view = await node.stop_session(session_id, reason=reason, wait=wait)
+        if as_json:
+            emit(view)
+        else:
+            _show(view, "session stopped")
+
+    call(url, token, work, as_json=as_json)
+
+
+@session_app.command("price")
+def price(
+    session: SessionArg,
+    new_price: Annotated[int, typer.Argument(min=1, help="Per unit, in the smallest unit.")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A seller's new price for the units not yet delivered."""
+
+    async def work(node: NodeClient) -> None:
+        view = await node.set_price(await _session_id(node, session), new_price)
+        if as_json:
+            emit(view)
+        else:
+            _show(view)
+
+    call(url, token, work, as_json=as_json)
+
+
+@session_app.command("reverse")
+def reverse(
+    session: SessionArg,
+    back: Annotated[
+        bool, typer.Option("--back", help="Switch back to the offer's own direction.")
+    ] = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Switch the direction of supply (and of payment): the buyer feeds back."""
+
+    async def work(node: NodeClient) -> None:
+        view = await node.reverse(await _session_id(node, session), not back)
+        if as_json:
+            emit(view)
+        else:
+            _show(view)
+
+    call(url, token, work, as_json=as_json)

@@ -1,0 +1,111 @@
+"""`m2mpay wallet …`: a running node's balances, on-chain transfers, the dev faucet."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from m2mpay.cli.common import JsonOption, console
+from m2mpay.cli.remote import TokenOption, UrlOption, asset_address, call, emit, table
+from m2mpay.client import DEFAULT_URL, NATIVE, InfoView, NodeClient, WalletView
+
+__all__ = ["wallet_app"]
+
+wallet_app = typer.Typer(
+    help="A running node's wallet: balances, transfers, faucet.", no_args_is_help=True
+)
+
+AmountArg = Annotated[int, typer.Argument(min=1, help="Integer, in the smallest unit.")]
+
+
+def _show(wallet: WalletView, info: InfoView | None = None) -> None:
+    title = f"wallet {wallet.address.checksum}"
+    if info is not None:
+        title += f" on {info.chain}"
+    shown = table(title, keep="asset", fold="address", numbers="on_chain in_channels")
+    for item in wallet.balances:
+        shown.add_row(
+            escape(item.symbol),
+            "native" if item.asset == NATIVE else item.asset.checksum,
+            str(item.on_chain),
+            str(item.in_channels),
+        )
+    console.print(shown)
+    if info is not None and info.peer_endpoint:
+        console.print(f"peers reach this node at {escape(info.peer_endpoint)}")
+
+
+@wallet_app.command("show")
+def show(
+    url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
+) -> None:
+    """Balances on chain and in open channels (amounts in the smallest unit)."""
+
+    async def work(node: NodeClient) -> None:
+        wallet, info = await asyncio.gather(node.wallet(), node.info())
+        if as_json:
+            emit(wallet)
+        else:
+            _show(wallet, info)
+
+    call(url, token, work, as_json=as_json)
+
+
+@wallet_app.command("faucet")
+def faucet(
+    amount: Annotated[
+        int | None, typer.Option(min=1, help="Tokens to mint (default: 1,000 whole tokens).")
+    ] = None,
+    native: Annotated[
+        int | None, typer.Option(min=1, help="Native coin to send (default: 1 ether).")
+    ] = None,
+    asset: Annotated[
+        str | None, typer.Option(help="The token to mint (default: the node's token).")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Dev chains only: mint tokens and send coin for gas to the node."""
+
+    async def work(node: NodeClient) -> None:
+        info = await node.info()
+        chosen = asset_address(asset, info.contracts.token, info.contracts.token_symbol)
+        wallet = await node.faucet(amount=amount, native=native, asset=chosen)
+        if as_json:
+            emit(wallet)
+        else:
+            _show(wallet, info)
+
+    call(url, token, work, as_json=as_json)
+
+
+@wallet_app.command("transfer")
+def transfer(
+    to: Annotated[str, typer.Argument(help="The receiver's address.")],
+    amount: AmountArg,
+    asset: Annotated[
+        str, typer.Option(help="ETH (the chain's coin), the token's symbol, or an address.")
+    ] = "ETH",
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Send coin or tokens on chain; returns once the transaction is mined."""
+
+    async def work(node: NodeClient) -> None:
+        info = await node.info()
+        chosen = asset_address(asset, info.contracts.token, info.contracts.token_symbol)
+        sent = await node.transfer(to, amount, asset=chosen or NATIVE)
+        if as_json:
+            emit(sent)
+        else:
+            console.print(
+                f"sent {amount} {escape(asset)} to {escape(to)} in block {sent.block} "
+                f"(tx {sent.tx_hash}, gas {sent.gas_used})"
+            )
+
+    call(url, token, work, as_json=as_json)

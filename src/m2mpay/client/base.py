@@ -1,0 +1,145 @@
+"""The HTTP core every resource of `NodeClient` shares: one pooled httpx client, the
+bearer token, and the API's error shape turned into `m2mpay.errors.ApiRefusal`."""
+
+from __future__ import annotations
+
+from typing import Any, Final, Self
+from urllib.parse import quote
+
+import httpx
+
+from m2mpay import __version__
+from m2mpay.crypto import Address
+from m2mpay.errors import (
+    ApiConflict,
+    ApiFailure,
+    ApiInvalidInput,
+    ApiNotFound,
+    ApiRefusal,
+    ApiUnauthorized,
+    MalformedMessage,
+    NodeUnreachable,
+)
+
+__all__ = ["DEFAULT_URL", "ApiBase", "address_text", "items_of", "path_id", "refusal_of"]
+
+DEFAULT_URL: Final = "http://127.0.0.1:8402"
+
+_REFUSALS: Final[dict[int, type[ApiRefusal]]] = {
+    401: ApiUnauthorized,
+    404: ApiNotFound,
+    409: ApiConflict,
+    422: ApiInvalidInput,
+}
+# Idle pooled connections are dropped well before the node's own keep-alive (75 s)
+# ends them, so a request never goes out on a connection the server is closing.
+_KEEP_ALIVE_S: Final = 30.0
+
+
+def refusal_of(response: httpx.Response) -> ApiRefusal:
+    """The typed error for a non-2xx answer; bodies not in the API's shape (a proxy's
+    page, say) still give the status, with `http_<status>` as the code."""
+    status = response.status_code
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("code"), str):
+        code, message = error["code"], str(error.get("message", ""))
+        field = error.get("field")
+        field = field if isinstance(field, str) else None
+    else:
+        code, message, field = f"http_{status}", response.text[:200] or response.reason_phrase, None
+    kind = _REFUSALS.get(status) or (ApiFailure if status >= 500 else ApiRefusal)
+    return kind(status, code, message, field)
+
+
+def path_id(value: str | bytes) -> str:
+    """An id as one path segment: bytes as 0x-hex; text quoted, so that an id can never
+    step into another route (`../wallet`)."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return quote(value, safe="")
+
+
+def address_text(address: Address | str) -> str:
+    """An address for a request body. Text goes as given, so that the node (not the
+    client) judges a malformed one and names the field."""
+    return address.checksum if isinstance(address, Address) else address
+
+
+def items_of(raw: Any, key: str) -> list[Any]:
+    """The array under `key` of a list answer (`{"channels": [...]}`)."""
+    items = raw.get(key) if isinstance(raw, dict) else None
+    if not isinstance(items, list):
+        raise MalformedMessage(f"the node's answer has no `{key}` array")
+    return items
+
+
+class ApiBase:
+    """The node at `url`; `token` is its API bearer token (needed for writes, and for
+    reads unless the node has public reads). `transport` replaces the network, e.g.
+    `httpx.ASGITransport(app, raise_app_exceptions=False)` to talk to an app in the
+    same process (without that flag a failing handler raises into the caller instead
+    of answering 500 as a server does). The ASGI transport buffers whole answers, so
+    the event stream needs a real server."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        token: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 120.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Accept": "application/json", "User-Agent": f"m2mpay-client/{__version__}"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        # Closing a channel waits for the chain: the default timeout is generous, and
+        # only connecting is expected to be quick.
+        self._http = httpx.AsyncClient(
+            base_url=self.url,
+            headers=headers,
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_keepalive_connections=20, keepalive_expiry=_KEEP_ALIVE_S),
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str | int] | None = None,
+    ) -> Any:
+        """One request; the decoded JSON answer (None for an empty one)."""
+        try:
+            response = await self._http.request(method, path, json=body, params=params)
+        except httpx.TransportError as exc:  # includes timeouts
+            raise NodeUnreachable(f"{method} {self.url}{path}: {_describe(exc)}") from exc
+        if not response.is_success:
+            raise refusal_of(response)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise MalformedMessage(f"{method} {path}: the node's answer is not JSON") from None
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,328 @@
+"""EIP-712 digests of the protocol's signed statements, computed directly.
+
+eth-account's generic `encode_typed_data` costs about 200 µs a message; these
+hand-rolled digests cost a few microseconds and are cross-checked against it in
+the tests. Every statement is bound to the chain, the contract and the channel:
+the domain carries chainId and verifyingContract, the struct carries channelId.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from m2mpay.crypto.address import Address
+from m2mpay.crypto.hashing import keccak256
+
+__all__ = [
+    "BALANCE_PROOF_TYPE",
+    "PERMIT_TYPE",
+    "PROTOCOL_NAME",
+    "PROTOCOL_VERSION",
+    "SESSION_RECEIPT_TYPE",
+    "SETTLEMENT_TYPE",
+    "WATCH_REGISTRATION_TYPE",
+    "Eip712Domain",
+    "balance_proof_digest",
+    "balance_proof_typed_data",
+    "channel_domain",
+    "channel_id",
+    "permit_digest",
+    "permit_typed_data",
+    "session_receipt_digest",
+    "session_receipt_typed_data",
+    "settlement_digest",
+    "settlement_typed_data",
+    "uint256_word",
+    "watch_registration_digest",
+    "watch_registration_typed_data",
+]
+
+PROTOCOL_NAME: Final = "m2mpay"
+PROTOCOL_VERSION: Final = "1"
+
+_DOMAIN_TYPE: Final = (
+    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+BALANCE_PROOF_TYPE: Final = b"BalanceProof(bytes32 channelId,uint256 transferred)"
+SETTLEMENT_TYPE: Final = b"Settlement(bytes32 channelId,uint256 balanceA,uint256 balanceB)"
+WATCH_REGISTRATION_TYPE: Final = (
+    b"WatchRegistration(bytes32 channelId,address party,address watcher,uint256 issuedAt)"
+)
+SESSION_RECEIPT_TYPE: Final = (
+    b"SessionReceipt(bytes32 sessionId,bytes32 channelId,uint256 unitsForward,"
+    b"uint256 valueForward,uint256 paidForward,uint256 unitsBackward,uint256 valueBackward,"
+    b"uint256 paidBackward,uint256 startedMs,uint256 stoppedMs)"
+)
+PERMIT_TYPE: Final = (
+    b"Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)"
+)
+
+_DOMAIN_TYPEHASH: Final = keccak256(_DOMAIN_TYPE)
+_BALANCE_PROOF_TYPEHASH: Final = keccak256(BALANCE_PROOF_TYPE)
+_SETTLEMENT_TYPEHASH: Final = keccak256(SETTLEMENT_TYPE)
+_PERMIT_TYPEHASH: Final = keccak256(PERMIT_TYPE)
+_WATCH_REGISTRATION_TYPEHASH: Final = keccak256(WATCH_REGISTRATION_TYPE)
+_SESSION_RECEIPT_TYPEHASH: Final = keccak256(SESSION_RECEIPT_TYPE)
+_UINT256_LIMIT: Final = 1 << 256
+
+_EIP712_DOMAIN_FIELDS: Final = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+
+
+def uint256_word(value: int) -> bytes:
+    """ABI word of an unsigned integer; refuses negatives and values past 2**256 - 1."""
+    if not 0 <= value < _UINT256_LIMIT:
+        raise ValueError(f"not a uint256: {value}")
+    return value.to_bytes(32, "big")
+
+
+def _address_word(address: Address) -> bytes:
+    return bytes(12) + address
+
+
+def _bytes32(value: bytes) -> bytes:
+    if len(value) != 32:
+        raise ValueError("expected 32 bytes")
+    return bytes(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Eip712Domain:
+    """The signing domain; `separator` is computed once."""
+
+    name: str
+    version: str
+    chain_id: int
+    verifying_contract: Address
+    separator: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        separator = keccak256(
+            _DOMAIN_TYPEHASH
+            + keccak256(self.name.encode())
+            + keccak256(self.version.encode())
+            + uint256_word(self.chain_id)
+            + _address_word(Address(self.verifying_contract))
+        )
+        object.__setattr__(self, "separator", separator)
+
+    def digest(self, struct_hash: bytes) -> bytes:
+        """The EIP-712 digest `keccak256(0x1901 || separator || struct_hash)`."""
+        return keccak256(b"\x19\x01" + self.separator + struct_hash)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "chainId": self.chain_id,
+            "verifyingContract": self.verifying_contract.checksum,
+        }
+
+
+def channel_domain(chain_id: int, hub: Address) -> Eip712Domain:
+    """The domain of every statement about channels of the ChannelHub at `hub`."""
+    return Eip712Domain(PROTOCOL_NAME, PROTOCOL_VERSION, chain_id, hub)
+
+
+def channel_id(a: Address, b: Address, token: Address, challenge_period: int, nonce: int) -> bytes:
+    """The id ChannelHub gives a channel: keccak256(abi.encode(a, b, token, period, nonce))."""
+    return keccak256(
+        _address_word(a)
+        + _address_word(b)
+        + _address_word(token)
+        + uint256_word(challenge_period)
+        + uint256_word(nonce)
+    )
+
+
+def balance_proof_digest(domain: Eip712Domain, channel: bytes, transferred: int) -> bytes:
+    """Digest of `BalanceProof(channelId, transferred)`: the payer's running total."""
+    return domain.digest(
+        keccak256(_BALANCE_PROOF_TYPEHASH + _bytes32(channel) + uint256_word(transferred))
+    )
+
+
+def settlement_digest(
+    domain: Eip712Domain, channel: bytes, balance_a: int, balance_b: int
+) -> bytes:
+    """Digest of `Settlement(channelId, balanceA, balanceB)`: a cooperative final split."""
+    return domain.digest(
+        keccak256(
+            _SETTLEMENT_TYPEHASH
+            + _bytes32(channel)
+            + uint256_word(balance_a)
+            + uint256_word(balance_b)
+        )
+    )
+
+
+def watch_registration_digest(
+    domain: Eip712Domain, channel: bytes, party: Address, watcher: Address, issued_at: int
+) -> bytes:
+    """Digest of `WatchRegistration`: a party asks a watcher to defend its channel.
+
+    Bound to the channel, the party, the watcher's address and a time, so it can
+    neither be used with another watcher nor long after it was signed.
+    """
+    return domain.digest(
+        keccak256(
+            _WATCH_REGISTRATION_TYPEHASH
+            + _bytes32(channel)
+            + _address_word(party)
+            + _address_word(watcher)
+            + uint256_word(issued_at)
+        )
+    )
+
+
+def watch_registration_typed_data(
+    domain: Eip712Domain, channel: bytes, party: Address, watcher: Address, issued_at: int
+) -> dict[str, Any]:
+    return _typed_data(
+        domain,
+        "WatchRegistration",
+        [
+            {"name": "channelId", "type": "bytes32"},
+            {"name": "party", "type": "address"},
+            {"name": "watcher", "type": "address"},
+            {"name": "issuedAt", "type": "uint256"},
+        ],
+        {
+            "channelId": "0x" + channel.hex(),
+            "party": party.checksum,
+            "watcher": watcher.checksum,
+            "issuedAt": issued_at,
+        },
+    )
+
+
+def session_receipt_digest(
+    domain: Eip712Domain,
+    session: bytes,
+    channel: bytes,
+    forward: tuple[int, int, int],
+    backward: tuple[int, int, int],
+    started_ms: int,
+    stopped_ms: int,
+) -> bytes:
+    """Digest of a metered session's receipt: (units, value, paid) each way, and when.
+
+    Both parties sign it; in the channel's domain, so it names the chain and hub too.
+    """
+    words = b"".join(uint256_word(v) for v in (*forward, *backward, started_ms, stopped_ms))
+    return domain.digest(
+        keccak256(_SESSION_RECEIPT_TYPEHASH + _bytes32(session) + _bytes32(channel) + words)
+    )
+
+
+def session_receipt_typed_data(
+    domain: Eip712Domain,
+    session: bytes,
+    channel: bytes,
+    forward: tuple[int, int, int],
+    backward: tuple[int, int, int],
+    started_ms: int,
+    stopped_ms: int,
+) -> dict[str, Any]:
+    names = ("units", "value", "paid")
+    fields = [{"name": "sessionId", "type": "bytes32"}, {"name": "channelId", "type": "bytes32"}]
+    message: dict[str, Any] = {"sessionId": "0x" + session.hex(), "channelId": "0x" + channel.hex()}
+    for direction, values in (("Forward", forward), ("Backward", backward)):
+        for name, value in zip(names, values, strict=True):
+            fields.append({"name": name + direction, "type": "uint256"})
+            message[name + direction] = value
+    fields += [{"name": "startedMs", "type": "uint256"}, {"name": "stoppedMs", "type": "uint256"}]
+    message.update(startedMs=started_ms, stoppedMs=stopped_ms)
+    return _typed_data(domain, "SessionReceipt", fields, message)
+
+
+def permit_digest(
+    token_domain: Eip712Domain,
+    owner: Address,
+    spender: Address,
+    value: int,
+    nonce: int,
+    deadline: int,
+) -> bytes:
+    """Digest of an EIP-2612 `Permit` for the token whose domain is given."""
+    return token_domain.digest(
+        keccak256(
+            _PERMIT_TYPEHASH
+            + _address_word(owner)
+            + _address_word(spender)
+            + uint256_word(value)
+            + uint256_word(nonce)
+            + uint256_word(deadline)
+        )
+    )
+
+
+def _typed_data(
+    domain: Eip712Domain, primary: str, fields: list[dict[str, str]], message: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "types": {"EIP712Domain": _EIP712_DOMAIN_FIELDS, primary: fields},
+        "primaryType": primary,
+        "domain": domain.as_dict(),
+        "message": message,
+    }
+
+
+def balance_proof_typed_data(
+    domain: Eip712Domain, channel: bytes, transferred: int
+) -> dict[str, Any]:
+    """The full EIP-712 message, for wallets (`eth_signTypedData_v4`) and cross-checks."""
+    return _typed_data(
+        domain,
+        "BalanceProof",
+        [{"name": "channelId", "type": "bytes32"}, {"name": "transferred", "type": "uint256"}],
+        {"channelId": "0x" + channel.hex(), "transferred": transferred},
+    )
+
+
+def settlement_typed_data(
+    domain: Eip712Domain, channel: bytes, balance_a: int, balance_b: int
+) -> dict[str, Any]:
+    return _typed_data(
+        domain,
+        "Settlement",
+        [
+            {"name": "channelId", "type": "bytes32"},
+            {"name": "balanceA", "type": "uint256"},
+            {"name": "balanceB", "type": "uint256"},
+        ],
+        {"channelId": "0x" + channel.hex(), "balanceA": balance_a, "balanceB": balance_b},
+    )
+
+
+def permit_typed_data(
+    token_domain: Eip712Domain,
+    owner: Address,
+    spender: Address,
+    value: int,
+    nonce: int,
+    deadline: int,
+) -> dict[str, Any]:
+    return _typed_data(
+        token_domain,
+        "Permit",
+        [
+            {"name": "owner", "type": "address"},
+            {"name": "spender", "type": "address"},
+            {"name": "value", "type": "uint256"},
+            {"name": "nonce", "type": "uint256"},
+            {"name": "deadline", "type": "uint256"},
+        ],
+        {
+            "owner": owner.checksum,
+            "spender": spender.checksum,
+            "value": value,
+            "nonce": nonce,
+            "deadline": deadline,
+        },
+    )

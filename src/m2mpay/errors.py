@@ -1,0 +1,212 @@
+"""The one exception tree of m2mpay.
+
+Every error the library raises on purpose derives from `M2MPayError`, so a caller
+can catch the family it cares about:
+
+- `CryptoError`: malformed keys, signatures or addresses (`InvalidSignature`).
+- `LedgerError`: the chain refused or could not do something
+  (`TransactionReverted`, `ReceiptTimeout`, `LedgerUnavailable`,
+  `UnsupportedOperation`, `InsufficientFunds`).
+- `ContractError`: contract artifacts or deployments are missing or do not match
+  (`ArtifactMismatch`, `DeploymentNotFound`).
+- `ProtocolError`: something a peer sent is not acceptable (`MalformedMessage`,
+  `AuthenticationFailed`, `ChannelRejection` with a machine-readable `code`).
+- `ChannelError`: a local request on a channel cannot be done (`code` says why).
+- `StreamError`: a local request on a metered session cannot be done (`code` says why).
+- `DeviceError`: a local request on the device bus cannot be done (`code` says why).
+- `TransportError`: a peer cannot be reached or the link broke (`ConnectionClosed`,
+  `NodeUnreachable`: a node's HTTP API did not answer).
+- `ApiRefusal`: a node's HTTP API answered with an error (`status`, `code`, `message`,
+  `field`): `ApiUnauthorized` (401), `ApiNotFound` (404), `ApiConflict` (409),
+  `ApiInvalidInput` (422), `ApiFailure` (5xx); other statuses raise `ApiRefusal` itself.
+- `StoreError`: the durable store failed or holds something unreadable.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiConflict",
+    "ApiFailure",
+    "ApiInvalidInput",
+    "ApiNotFound",
+    "ApiRefusal",
+    "ApiUnauthorized",
+    "ArtifactMismatch",
+    "AuthenticationFailed",
+    "ChannelError",
+    "ChannelRejection",
+    "ConnectionClosed",
+    "ContractError",
+    "CryptoError",
+    "DeploymentNotFound",
+    "DeviceError",
+    "InsufficientFunds",
+    "InvalidAddress",
+    "InvalidSignature",
+    "LedgerError",
+    "LedgerUnavailable",
+    "M2MPayError",
+    "MalformedMessage",
+    "NodeUnreachable",
+    "ProtocolError",
+    "ReceiptTimeout",
+    "StoreError",
+    "StreamError",
+    "TransactionReverted",
+    "TransportError",
+    "UnsupportedOperation",
+]
+
+
+class M2MPayError(Exception):
+    """Base of every error m2mpay raises on purpose."""
+
+
+class CryptoError(M2MPayError):
+    """A key, address or signature is malformed or does not verify."""
+
+
+class InvalidSignature(CryptoError):
+    """A signature is malformed, malleable (high s), or recovers to no key."""
+
+
+class InvalidAddress(CryptoError):
+    """A value is not a 20-byte Ethereum address."""
+
+
+class LedgerError(M2MPayError):
+    """The ledger refused a request or could not be reached."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The ledger could not be reached or answered garbage."""
+
+
+class InsufficientFunds(LedgerError):
+    """The sender cannot pay the value and the gas of a transaction."""
+
+
+class TransactionReverted(LedgerError):
+    """A transaction was mined but reverted; `reason` is the contract's message."""
+
+    def __init__(self, reason: str, tx_hash: bytes | None = None, gas_used: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.tx_hash = tx_hash
+        self.gas_used = gas_used
+
+
+class ReceiptTimeout(LedgerError):
+    """No receipt arrived for a sent transaction within the timeout."""
+
+
+class UnsupportedOperation(LedgerError):
+    """The ledger cannot do this (for example moving time on a public chain)."""
+
+
+class ContractError(M2MPayError):
+    """Contract artifacts or deployments are missing or inconsistent."""
+
+
+class ArtifactMismatch(ContractError):
+    """Compiled artifacts do not match the Vyper sources they claim to come from."""
+
+
+class DeploymentNotFound(ContractError):
+    """No deployment of the contracts is known for this chain."""
+
+
+class ProtocolError(M2MPayError):
+    """A peer sent something that is not acceptable; nothing was changed."""
+
+
+class MalformedMessage(ProtocolError):
+    """Bytes that do not decode to a known message of a supported version."""
+
+
+class AuthenticationFailed(ProtocolError):
+    """A peer could not prove it holds the key of the address it claims, or a frame was forged."""
+
+
+class ChannelRejection(ProtocolError):
+    """A well-formed message that the channel protocol refuses; `code` says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class ChannelError(M2MPayError):
+    """A local request on a channel cannot be done (closed, unknown, not enough balance…)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class StreamError(M2MPayError):
+    """A local request on a metered session cannot be done (unknown offer, rejected…)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class DeviceError(M2MPayError):
+    """A local request on the device bus cannot be done (unknown device or service…)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class TransportError(M2MPayError):
+    """A peer cannot be reached, or the link to it failed."""
+
+
+class ConnectionClosed(TransportError):
+    """The link was closed (by either side) while in use."""
+
+
+class NodeUnreachable(TransportError):
+    """A node's HTTP API could not be reached, or the connection failed mid-request."""
+
+
+class ApiRefusal(M2MPayError):
+    """A node's HTTP API answered with an error; the API's `code` says why (stable),
+    `message` explains it to people, `field` names the input at fault when one is."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class ApiUnauthorized(ApiRefusal):
+    """401: no bearer token, or not the node's."""
+
+
+class ApiNotFound(ApiRefusal):
+    """404: no such channel, session, offer, device or route."""
+
+
+class ApiConflict(ApiRefusal):
+    """409: not possible in the current state (closed channel, not enough balance…)."""
+
+
+class ApiInvalidInput(ApiRefusal):
+    """422: malformed input; `field` names it."""
+
+
+class ApiFailure(ApiRefusal):
+    """5xx: the node took the request but failed (its chain or the peer failed, a timeout)."""
+
+
+class StoreError(M2MPayError):
+    """The durable store failed, or holds data that cannot be read back."""

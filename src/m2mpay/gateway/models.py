@@ -1,0 +1,361 @@
+"""The node API's request and response bodies (pydantic), which are also its OpenAPI schema.
+
+Amounts are integer strings in the asset's smallest unit; addresses and ids are
+0x-hex. Requests forbid unknown fields, so a typo is a 422 naming the field, not
+a silently ignored option.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal
+
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AMOUNT",
+    "HEX32",
+    "Address",
+    "Amount",
+    "BalanceView",
+    "ChannelList",
+    "ChannelOpen",
+    "ChannelView",
+    "ContractsView",
+    "DeviceList",
+    "DeviceServiceView",
+    "DeviceView",
+    "Endpoint",
+    "ErrorBody",
+    "ErrorDetail",
+    "FaucetRequest",
+    "FlowView",
+    "Hex32",
+    "Hex32Path",
+    "InfoView",
+    "OfferCreate",
+    "OfferList",
+    "OfferView",
+    "PaymentMade",
+    "PaymentRequest",
+    "PositiveAmount",
+    "PriceSignal",
+    "ReceiptView",
+    "SessionList",
+    "SessionReverse",
+    "SessionStart",
+    "SessionStop",
+    "SessionView",
+    "TelemetryList",
+    "TelemetryProofView",
+    "TelemetryView",
+    "TransferRequest",
+    "TransferView",
+    "WalletView",
+]
+
+AMOUNT = r"^(0|[1-9][0-9]{0,77})$"
+Amount = Annotated[str, Field(pattern=AMOUNT, description="Integer in the smallest unit.")]
+PositiveAmount = Annotated[
+    str, Field(pattern=r"^[1-9][0-9]{0,77}$", description="Positive integer, smallest unit.")
+]
+Address = Annotated[
+    str,
+    Field(
+        pattern=r"^0[xX][0-9a-fA-F]{40}$",
+        # Mixed case must be the EIP-55 checksum (a typo is refused), which no pattern
+        # can say; the format names the rule for clients and test generators.
+        json_schema_extra={"format": "eip55-address"},
+        description="0x and 40 hex digits: all lower case, or EIP-55 checksummed.",
+    ),
+]
+HEX32: Final = r"^0[xX][0-9a-fA-F]{64}$"
+Hex32 = Annotated[str, Field(pattern=HEX32)]
+Endpoint = Annotated[
+    str,
+    Field(
+        pattern=r"^(wss?|mqtts?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[!-~]*)?$",
+        max_length=400,
+        description="A node's wire endpoint: ws://host:port (or mqtt://broker/…).",
+    ),
+]
+Hex32Path = Annotated[str, PathParam(pattern=HEX32, description="0x and 64 hex digits.")]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable reason, e.g. `insufficient_balance`.")
+    message: str
+    field: str | None = Field(None, description="The offending input field, when one is at fault.")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+# -- node and wallet
+
+
+class ContractsView(BaseModel):
+    hub: Address
+    token: Address
+    token_symbol: str
+
+
+class InfoView(BaseModel):
+    address: Address
+    chain: str = Field(description="CAIP-2 id, e.g. eip155:1337.")
+    ledger: str
+    contracts: ContractsView
+    peer_endpoint: str | None = Field(description="Where other nodes reach this node's wire.")
+    version: str
+    dev_chain: bool
+
+
+class BalanceView(BaseModel):
+    asset: Address = Field(description="0x000…0 for the native coin.")
+    symbol: str
+    on_chain: Amount
+    in_channels: Amount = Field(description="Our side of every open channel in this asset.")
+
+
+class WalletView(BaseModel):
+    address: Address
+    balances: list[BalanceView]
+
+
+class TransferRequest(_Request):
+    to: Address
+    asset: Address = Field(description="0x000…0 for the native coin.")
+    amount: PositiveAmount
+
+
+class TransferView(BaseModel):
+    tx_hash: Hex32
+    block: int
+    gas_used: int
+
+
+class FaucetRequest(_Request):
+    asset: Address | None = Field(
+        None, description="The token to mint (default: the deployment's token)."
+    )
+    amount: PositiveAmount | None = Field(None, description="Default: 1,000 whole tokens.")
+    native: PositiveAmount | None = Field(None, description="Native coin, default 1 ether.")
+
+
+# -- channels
+
+
+class ChannelOpen(_Request):
+    peer: Address
+    endpoint: Endpoint | None = None
+    asset: Address | None = Field(None, description="Default: the deployment's token.")
+    deposit: PositiveAmount
+    peer_deposit: Amount = "0"
+    challenge_period: int | None = Field(None, ge=10, le=31_536_000, description="Seconds.")
+
+
+class ChannelView(BaseModel):
+    channel_id: Hex32
+    peer: Address
+    phase: str
+    asset: Address
+    challenge_period: int
+    deposit_mine: Amount
+    deposit_peer: Amount
+    balance_mine: Amount
+    balance_peer: Amount
+    sent_total: Amount
+    received_total: Amount
+    in_flight: int
+    final_balance_mine: Amount | None
+
+
+class ChannelList(BaseModel):
+    channels: list[ChannelView]
+
+
+class PaymentRequest(_Request):
+    amount: PositiveAmount
+    wait: bool = Field(
+        True,
+        description="Answer once the payee holds the payment durably; false: once it is "
+        "durable here and sent.",
+    )
+
+
+class PaymentMade(BaseModel):
+    channel_id: Hex32
+    amount: Amount
+    sent_total: Amount = Field(description="All we have paid on this channel, this included.")
+    seq: int
+    acknowledged: bool
+
+
+# -- offers and sessions
+
+
+ServiceKindName = Literal["energy", "actuation", "data"]
+LeaderName = Literal["deliverer", "payer"]
+
+
+class OfferCreate(_Request):
+    kind: ServiceKindName
+    unit: str = Field(min_length=1, max_length=32, description="Wh, s, message…")
+    price: PositiveAmount = Field(description="Per unit.")
+    asset: Address | None = Field(None, description="Default: the deployment's token.")
+    window: int = Field(ge=1, le=1_000_000, description="Credit window in units.")
+    batch: int = Field(1, ge=1, description="Units per report and payment; at most the window.")
+    leader: LeaderName = "deliverer"
+    min_units: int = Field(0, ge=0)
+    max_units: int = Field(0, ge=0, description="0: no limit.")
+    reverse_price: Amount = Field("0", description="Paid per unit fed back; 0: not offered.")
+    valid_for_s: int = Field(86_400, ge=1)
+    device: str | None = Field(
+        None, description="A registered device's service that delivers it: `device/service`."
+    )
+
+
+class OfferView(BaseModel):
+    offer_id: Hex32
+    seller: Address
+    kind: ServiceKindName
+    unit: str
+    price: Amount
+    asset: Address
+    min_units: int
+    max_units: int
+    window: int
+    leader: LeaderName
+    batch: int
+    reverse_price: Amount
+    valid_until_ms: int
+
+
+class OfferList(BaseModel):
+    offers: list[OfferView]
+
+
+class SessionStart(_Request):
+    offer: OfferView = Field(description="The seller's offer, as its node publishes it.")
+    endpoint: Endpoint | None = None
+    channel_id: Hex32 | None = Field(
+        None, description="Default: a free open channel, or a new one."
+    )
+    deposit: Amount = Field("0", description="Open a channel with this deposit if none is free.")
+    budget: Amount = Field("0", description="The most to pay; 0: no limit.")
+    target_units: int = Field(0, ge=0, description="Stop once delivered; 0: no target.")
+    limit_price: Amount | None = Field(None, description="The highest price accepted.")
+    allow_reverse: bool = False
+
+
+class SessionStop(_Request):
+    reason: str = Field("stopped through the API", max_length=200)
+    wait: bool = Field(True, description="Answer once the receipt is signed.")
+
+
+class FlowView(BaseModel):
+    units: int
+    value: Amount
+    paid: Amount
+
+
+class ReceiptView(BaseModel):
+    session_id: Hex32
+    channel_id: Hex32
+    forward: FlowView
+    backward: FlowView
+    started_ms: int
+    stopped_ms: int
+    signature: str
+
+
+class SessionView(BaseModel):
+    session_id: Hex32
+    offer_id: Hex32
+    channel_id: Hex32
+    peer: Address
+    role: Literal["seller", "buyer"]
+    phase: str
+    price: Amount
+    reversed: bool
+    forward: FlowView
+    backward: FlowView
+    started_ms: int
+    stopped_ms: int
+    stop_reason: str
+    countersigned: bool
+    receipt: ReceiptView | None
+    peer_receipt: ReceiptView | None
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionView]
+
+
+class SessionReverse(_Request):
+    reversed: bool
+
+
+class PriceSignal(_Request):
+    price: PositiveAmount
+
+
+# -- devices
+
+
+class DeviceServiceView(BaseModel):
+    name: str
+    unit: str
+    price: Amount
+    asset: Address
+    kind: ServiceKindName
+
+
+class DeviceView(BaseModel):
+    device_id: Address = Field(description="The device's address: it logs in with its key.")
+    name: str
+    online: bool
+    state: str = Field(description="The device's own word in its last status.")
+    services: list[DeviceServiceView]
+    registered_ms: int
+    last_seen_ms: int
+    detail: dict[str, Any]
+
+
+class DeviceList(BaseModel):
+    devices: list[DeviceView]
+
+
+class TelemetryView(BaseModel):
+    seq: int
+    at_ms: int = Field(description="When measured, by the device's clock.")
+    received_ms: int
+    data: dict[str, Any]
+    batch: int | None = Field(description="The anchored batch holding it, once batched.")
+
+
+class TelemetryList(BaseModel):
+    records: list[TelemetryView]
+
+
+class TelemetryProofView(BaseModel):
+    device: Address
+    seq: int
+    at_ms: int
+    data: str = Field(description="The record's data as canonical JSON text.")
+    leaf: Hex32
+    batch: int
+    index: int
+    count: int
+    first_seq: int
+    siblings: list[Hex32]
+    root: Hex32
+    anchor: Address | None
+    chain_id: int | None
+    tx_hash: Hex32 | None
+    block_number: int | None

@@ -1,0 +1,182 @@
+"""What a node needs of the chain, behind one small interface.
+
+A node with its own ledger connection uses `LedgerLink`. A device that holds only
+keys uses `m2mpay.node.host.HostLink`: the same needs, met by a host over the
+wire. Either way the node sees the chain as machine inputs (decoded hub events)
+and hands it transactions to carry out.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from typing import Final
+
+from m2mpay.chain.events import (
+    ChannelChallenged,
+    ChannelClosing,
+    ChannelDeposited,
+    ChannelOpened,
+    ChannelSettled,
+    HubEvent,
+    decode_hub_event,
+)
+from m2mpay.chain.hub import ChannelHub
+from m2mpay.chain.ledger import Ledger
+from m2mpay.channel.inputs import (
+    ChainChallenged,
+    ChainClosing,
+    ChainDeposited,
+    ChainOpened,
+    ChainSettled,
+)
+from m2mpay.channel.outputs import TxRequest
+from m2mpay.crypto import Address, PrivateKey
+from m2mpay.node.effects import Funder, execute
+
+__all__ = ["ChainInput", "ChainLink", "LedgerLink", "hub_event_input"]
+
+ChainInput = ChainOpened | ChainDeposited | ChainClosing | ChainChallenged | ChainSettled
+
+
+def hub_event_input(event: HubEvent) -> ChainInput | None:
+    """The machine input a hub event makes (None for events that are not about a channel)."""
+    if isinstance(event, ChannelOpened):
+        return ChainOpened(
+            event.channel_id,
+            event.a,
+            event.b,
+            event.token,
+            event.challenge_period,
+            event.nonce,
+            event.deposit_a,
+            event.block_number,
+        )
+    if isinstance(event, ChannelDeposited):
+        return ChainDeposited(
+            event.channel_id,
+            event.participant,
+            event.deposit_a,
+            event.deposit_b,
+            event.block_number,
+        )
+    if isinstance(event, ChannelClosing):
+        return ChainClosing(
+            event.channel_id,
+            event.closer,
+            event.transferred_a,
+            event.transferred_b,
+            event.deadline,
+            event.block_number,
+        )
+    if isinstance(event, ChannelChallenged):
+        return ChainChallenged(
+            event.channel_id,
+            event.transferred_a,
+            event.transferred_b,
+            event.deadline,
+            event.block_number,
+        )
+    if isinstance(event, ChannelSettled):
+        return ChainSettled(
+            event.channel_id,
+            event.balance_a,
+            event.balance_b,
+            event.cooperative,
+            event.block_number,
+        )
+    return None
+
+
+class ChainLink(ABC):
+    """The chain as a node sees it."""
+
+    @property
+    @abstractmethod
+    def chain_id(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def hub(self) -> Address: ...
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Ready to answer: `chain_id` and `hub` are known after this."""
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    @abstractmethod
+    async def catch_up(self, from_block: int) -> tuple[list[ChainInput], int]:
+        """Every channel input from `from_block` to the head, and the head's number."""
+
+    @abstractmethod
+    def follow(self, from_block: int) -> AsyncIterator[ChainInput]:
+        """Channel inputs as blocks are mined, from `from_block` on."""
+
+    @abstractmethod
+    async def chain_time(self) -> int:
+        """The chain clock (newest block timestamp), for challenge deadlines."""
+
+    @abstractmethod
+    async def execute(self, tx: TxRequest) -> None:
+        """Carry out a transaction; raises `LedgerError` (with the reason) if it failed."""
+
+
+_NOT_A_CHANNEL: Final = None
+
+
+class LedgerLink(ChainLink):
+    """A direct connection: the node reads the chain and pays for its own transactions."""
+
+    def __init__(self, ledger: Ledger, hub: Address, key: PrivateKey) -> None:
+        self._ledger = ledger
+        self._hub = ChannelHub(ledger, hub)
+        self._key = key
+        self._funder = Funder(self._hub, key)
+
+    @property
+    def chain_id(self) -> int:
+        return self._ledger.chain_id
+
+    @property
+    def hub(self) -> Address:
+        return self._hub.address
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._ledger
+
+    async def start(self) -> None:
+        """The ledger's lifecycle belongs to whoever created it."""
+
+    async def stop(self) -> None:
+        """The ledger's lifecycle belongs to whoever created it."""
+
+    async def catch_up(self, from_block: int) -> tuple[list[ChainInput], int]:
+        head = await self._ledger.block_number()
+        inputs: list[ChainInput] = []
+        if head >= from_block:
+            for entry in await self._ledger.get_logs(
+                address=self._hub.address, from_block=from_block, to_block=head
+            ):
+                event = decode_hub_event(entry)
+                inp = hub_event_input(event) if event is not None else _NOT_A_CHANNEL
+                if inp is not None:
+                    inputs.append(inp)
+        return inputs, head
+
+    async def follow(self, from_block: int) -> AsyncIterator[ChainInput]:
+        async for entry in self._ledger.subscribe(address=self._hub.address, from_block=from_block):
+            event = decode_hub_event(entry)
+            inp = hub_event_input(event) if event is not None else _NOT_A_CHANNEL
+            if inp is not None:
+                yield inp
+
+    async def chain_time(self) -> int:
+        timestamp = await self._ledger.block_timestamp()
+        self._funder.saw_chain_time(timestamp)
+        return timestamp
+
+    async def execute(self, tx: TxRequest) -> None:
+        await execute(self._hub, self._key, tx, self._funder)

@@ -1,0 +1,649 @@
+"""The running node: feeds inputs from peers, the chain, the clock and the API into
+the channel machine, durably, and performs its outputs in one dispatcher.
+
+Log, then act: the channel machine runs on a `DurableEngine`, which logs every
+input with its outputs before they are performed and shares one flush among
+many inputs (group commit). `_perform` is the one place where messages are sent,
+transactions submitted and the application told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from m2mpay.channel.context import ChannelContext, ProtocolConfig
+from m2mpay.channel.inputs import (
+    Accept,
+    ChainOpened,
+    ForceClose,
+    Input,
+    Pay,
+    Propose,
+    Received,
+    RequestClose,
+    Resync,
+    Tick,
+    TopUp,
+    TxFailed,
+    TxMined,
+)
+from m2mpay.channel.machine import channel_key
+from m2mpay.channel.messages import MESSAGE_TYPES, ChannelTerms, Message, PaymentAck
+from m2mpay.channel.outputs import (
+    ChannelEvent,
+    Notify,
+    Output,
+    PaymentAcknowledged,
+    ProposalReceived,
+    Rejected,
+    Send,
+    Submit,
+    TransactionFailed,
+)
+from m2mpay.channel.state import ChannelState, Phase
+from m2mpay.crypto import Address, PrivateKey, channel_domain
+from m2mpay.errors import (
+    ChannelError,
+    LedgerError,
+    StoreError,
+)
+from m2mpay.node.chain_link import ChainInput, ChainLink
+from m2mpay.node.engine import DurableEngine, EngineFailed
+from m2mpay.node.info import ChannelInfo, PaymentHandle
+from m2mpay.node.peers import Peers, PeersConfig
+from m2mpay.node.records import ChannelMachine
+from m2mpay.store import Store
+from m2mpay.wire import Transport, codec_by_name
+
+__all__ = ["Node", "NodeConfig"]
+
+log = logging.getLogger("m2mpay.node")
+
+_TIMED_PHASES: Final = frozenset({Phase.PROPOSED, Phase.ACCEPTED, Phase.CLOSING, Phase.DISPUTED})
+_CURSOR_KEY: Final = "chain.cursor"
+_PEER_KEY: Final = "peer:"
+
+AcceptPolicy = Callable[[ChannelTerms], bool]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    codec: str = "cbor"
+    accept: AcceptPolicy | bool = True  # which proposals to accept (True: all)
+    max_in_flight: int = 4096  # unacknowledged payments per channel before pay() waits
+    tick_interval_s: float = 1.0
+    snapshot_every: int = 50_000  # records between snapshots
+    proposal_ttl_ms: int = 60_000
+    challenge_period: int = 3600  # seconds, for channels we propose
+    start_block: int = 0  # where a new node starts reading hub events
+    reconnect_delay_s: float = 0.5
+    reconnect_max_delay_s: float = 10.0
+    handshake_timeout_s: float = 10.0
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+
+
+class Node:
+    """A party to payment channels: the small Python API over the whole engine."""
+
+    def __init__(
+        self,
+        key: PrivateKey,
+        chain: ChainLink,
+        store: Store,
+        *,
+        transport: Transport | None = None,
+        config: NodeConfig | None = None,
+    ) -> None:
+        self.key = key
+        self.config = config or NodeConfig()
+        self._chain = chain
+        self._store = store
+        self.peers = Peers(
+            key,
+            transport,
+            codec_by_name(self.config.codec),
+            PeersConfig(
+                self.config.handshake_timeout_s,
+                self.config.reconnect_delay_s,
+                self.config.reconnect_max_delay_s,
+            ),
+            spawn=self._spawn,
+            after_message=self._yield_if_busy,
+        )
+        self.peers.route(MESSAGE_TYPES, self._on_channel_message)
+        self.peers.on_session(self._on_session)
+        self.peers.on_endpoint(self._remember_endpoint)
+        self._ctx: ChannelContext | None = None
+        self._engine: DurableEngine[bytes, ChannelState, Input, Output] = DurableEngine(
+            ChannelMachine(lambda: self._ctx),
+            store,
+            self._perform,
+            on_refusal=self._perform_refusal,
+            on_change=self._on_change,
+            snapshot_every=self.config.snapshot_every,
+        )
+        self._timed: set[bytes] = set()
+        self._acks: dict[bytes, deque[tuple[int, asyncio.Future[None]]]] = {}
+        self._changed: dict[bytes, set[asyncio.Event]] = {}
+        self._unfinished_tx: list[tuple[bytes, str]] = []
+        self._tx_failures: dict[tuple[bytes, str], str] = {}
+        self._subscribers: set[asyncio.Queue[ChannelEvent]] = set()
+        self._listeners: list[Callable[[ChannelEvent, ChannelState], None]] = []
+        self._endpoints: dict[Address, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._cursor = self.config.start_block - 1
+        self._running = False
+        self._failure: BaseException | None = None
+        self.caught_up = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def address(self) -> Address:
+        return self.key.address
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.peers.endpoint
+
+    @property
+    def chain(self) -> ChainLink:
+        return self._chain
+
+    async def start(self) -> None:
+        """Recover from the store, then start listening, following the chain and ticking."""
+        await self._chain.start()
+        self._ctx = ChannelContext(
+            self.key, channel_domain(self._chain.chain_id, self._chain.hub), self.config.protocol
+        )
+        await self._store.open()
+        await self._recover()
+        self._running = True
+        self._spawn(self._engine.run())
+        self._spawn(self._follow_chain())
+        self._spawn(self._ticker())
+        await self.peers.start()
+        for peer, endpoint in self._endpoints.items():
+            self.peers.keep_connected(peer, endpoint)
+
+    async def stop(self) -> None:
+        """Finish what is durable, snapshot, and release everything."""
+        if not self._running:
+            return
+        self._running = False
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._failure is None:
+            with contextlib.suppress(StoreError):
+                await self._engine.drain()
+                await self._engine.snapshot()
+        await self.peers.stop()
+        await self._store.close()
+        await self._chain.stop()
+        for waiters in self._acks.values():
+            for _, future in waiters:
+                if not future.done():
+                    future.set_exception(ChannelError("stopped", "the node stopped"))
+                    future.exception()  # nobody may be waiting; that is not an error
+        self._acks.clear()
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("node task failed: %r", exc, exc_info=exc)
+            if isinstance(exc, StoreError):
+                self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        """The store failed: nothing may be acknowledged any more."""
+        self._failure = exc
+        self._running = False
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _ensure_running(self) -> ChannelContext:
+        if self._failure is not None:
+            raise ChannelError("node_failed", f"the node stopped after a failure: {self._failure}")
+        if not self._running or self._ctx is None:
+            raise ChannelError("not_running", "the node is not running")
+        return self._ctx
+
+    # ------------------------------------------------------------------ recovery
+
+    async def _recover(self) -> None:
+        recovered = await self._engine.recover()
+        cursor = recovered.meta.get(_CURSOR_KEY)
+        if cursor is not None:
+            self._cursor = int(cursor.decode())
+        for meta_key, value in recovered.meta.items():
+            if meta_key.startswith(_PEER_KEY):
+                self._endpoints[Address(meta_key[len(_PEER_KEY) :])] = value.decode()
+        self._timed = {c for c, s in self._channels.items() if s.phase in _TIMED_PHASES}
+        self._unfinished_tx = [(c, k) for c, s in self._channels.items() for k in s.pending_tx]
+        if recovered.records or recovered.snapshot:
+            log.info(
+                "recovered %d channels from %d log records",
+                len(self._channels),
+                len(recovered.records),
+            )
+
+    # ------------------------------------------------------------------ the engine
+
+    @property
+    def _channels(self) -> dict[bytes, ChannelState]:
+        return self._engine.states
+
+    def _handle(self, inp: Input) -> tuple[Output, ...]:
+        """Apply one input durably (see `DurableEngine`)."""
+        self._ensure_running()
+        try:
+            return self._engine.handle(inp)
+        except EngineFailed as exc:
+            raise ChannelError("node_failed", str(exc)) from exc
+
+    def _on_change(self, channel: bytes, state: ChannelState) -> None:
+        if state.phase in _TIMED_PHASES:
+            self._timed.add(channel)
+        else:
+            self._timed.discard(channel)
+
+    async def _yield_if_busy(self) -> None:
+        await self._engine.yield_if_busy()
+
+    # ------------------------------------------------------------------ effects
+
+    async def _perform(self, outputs: list[Output]) -> None:
+        """The one dispatcher: send, submit, notify. Acks are coalesced per channel."""
+        sends: dict[Address, list[Message]] = {}
+        acks: dict[tuple[Address, bytes], PaymentAck] = {}
+        for output in outputs:
+            if isinstance(output, Send):
+                message = output.message
+                if isinstance(message, PaymentAck):
+                    acks[(output.peer, message.channel_id)] = message
+                else:
+                    sends.setdefault(output.peer, []).append(message)
+            elif isinstance(output, Submit):
+                self._spawn(self._submit(output))
+            elif isinstance(output, Notify):
+                self._notify(output.event)
+            elif isinstance(output, Rejected):
+                log.info("refused: %s %s", output.code.value, output.message)
+        for (peer, _), ack in acks.items():
+            sends.setdefault(peer, []).append(ack)
+        for peer, messages in sends.items():
+            # A peer without a session is brought up to date by a resync when it is back.
+            await self.peers.send(peer, messages)
+
+    def _perform_refusal(self, outputs: tuple[Output, ...]) -> None:
+        for output in outputs:
+            if isinstance(output, Rejected):
+                log.info("refused: %s %s", output.code.value, output.message)
+            elif isinstance(output, Send) and self.peers.is_connected(output.peer):
+                self._spawn(self._send_refusal(output.peer, output.message))
+
+    async def _send_refusal(self, peer: Address, message: Message) -> None:
+        await self.peers.send(peer, [message])
+
+    async def _submit(self, output: Submit) -> None:
+        tx = output.tx
+        try:
+            await self._chain.execute(tx)
+        except LedgerError as exc:
+            reason = getattr(exc, "reason", str(exc))
+            log.warning(
+                "%s transaction for 0x%s failed: %s", tx.kind, output.channel_id.hex(), reason
+            )
+            if self._running:
+                self._handle(TxFailed(output.channel_id, tx.kind, str(reason)[:1000]))
+            return
+        if self._running:
+            self._handle(TxMined(output.channel_id, tx.kind))
+
+    def _notify(self, event: ChannelEvent) -> None:
+        channel = getattr(event, "channel_id", None)
+        if isinstance(event, PaymentAcknowledged):
+            self._resolve_acks(event.channel_id, event.seq)
+        elif isinstance(event, ProposalReceived):
+            self._decide(event)
+        elif isinstance(event, TransactionFailed):
+            self._tx_failures[(event.channel_id, event.kind)] = event.reason
+        if channel is not None:
+            for changed in self._changed.get(channel, ()):
+                changed.set()
+            state = self._channels.get(channel)
+            if state is not None:
+                for listener in self._listeners:
+                    listener(event, state)
+        for queue in self._subscribers:
+            if queue.full():
+                queue.get_nowait()  # a subscriber that does not keep up loses the oldest
+            queue.put_nowait(event)
+
+    def _resolve_acks(self, channel: bytes, seq: int) -> None:
+        waiters = self._acks.get(channel)
+        while waiters and waiters[0][0] <= seq:
+            _, future = waiters.popleft()
+            if not future.done():
+                future.set_result(None)
+        if waiters is not None and not waiters:
+            del self._acks[channel]
+
+    def _decide(self, event: ProposalReceived) -> None:
+        policy = self.config.accept
+        accepted = policy if isinstance(policy, bool) else policy(event.terms)
+        if accepted:
+            self._handle(Accept(event.channel_id))
+
+    # ------------------------------------------------------------------ peers
+
+    async def connect(self, endpoint: str, peer: Address | None = None) -> Address:
+        """Open an authenticated session to the node at `endpoint`; returns its address."""
+        self._ensure_running()
+        return await self.peers.connect(endpoint, peer)
+
+    def is_connected(self, peer: Address) -> bool:
+        return self.peers.is_connected(peer)
+
+    def _on_channel_message(self, peer: Address, message: Message) -> None:
+        self._handle(Received(peer, message, _now_ms()))
+
+    def _on_session(self, peer: Address) -> None:
+        for channel, state in self._channels.items():
+            if state.peer == peer:
+                self._handle(Resync(channel))
+
+    def _remember_endpoint(self, peer: Address, endpoint: str) -> None:
+        if self._endpoints.get(peer) != endpoint:
+            self._endpoints[peer] = endpoint
+            self._engine.put_meta(_PEER_KEY + peer.checksum, endpoint.encode())
+
+    # ------------------------------------------------------------------ the chain
+
+    async def _follow_chain(self) -> None:
+        inputs, head = await self._chain.catch_up(self._cursor + 1)
+        for inp in inputs:
+            self._on_chain_input(inp)
+        self._set_cursor(head)
+        self._recover_pending_transactions()
+        self.caught_up.set()
+        async for inp in self._chain.follow(head + 1):
+            self._on_chain_input(inp)
+
+    def _on_chain_input(self, inp: ChainInput) -> None:
+        if isinstance(inp, ChainOpened):
+            ours = self.address in (inp.a, inp.b)
+        else:
+            ours = inp.channel_id in self._channels
+        if ours:
+            self._handle(inp)
+        # Until a later block is done, events of this block may follow: resume from it.
+        self._set_cursor(inp.block_number - 1)
+
+    def _set_cursor(self, block: int) -> None:
+        if block > self._cursor:
+            self._cursor = block
+            self._engine.put_meta(_CURSOR_KEY, str(block).encode())
+
+    def _recover_pending_transactions(self) -> None:
+        """Transactions logged before a restart and still not seen on chain never made it."""
+        for channel, kind in self._unfinished_tx:
+            if kind in self._channels[channel].pending_tx:
+                self._handle(TxFailed(channel, kind, "interrupted by a restart"))
+        self._unfinished_tx = []
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.tick_interval_s)
+            if not self._timed:
+                continue
+            try:
+                chain_time = max(await self._chain.chain_time(), int(time.time()))
+            except LedgerError as exc:
+                log.warning("cannot read the chain clock: %s", exc)
+                continue
+            now = _now_ms()
+            for channel in list(self._timed):
+                self._handle(Tick(channel, now, chain_time))
+
+    # ------------------------------------------------------------------ the API
+
+    def channels(self) -> list[ChannelInfo]:
+        return [ChannelInfo.of(state) for state in self._channels.values()]
+
+    def channel(self, channel_id: bytes) -> ChannelInfo:
+        state = self._channels.get(channel_id)
+        if state is None:
+            raise ChannelError("unknown_channel", f"no channel 0x{channel_id.hex()}")
+        return ChannelInfo.of(state)
+
+    def _raise_if_rejected(self, outputs: tuple[Output, ...]) -> None:
+        for output in outputs:
+            if isinstance(output, Rejected):
+                raise ChannelError(output.code.value, output.message)
+
+    async def _wait(
+        self, channel: bytes, done: Callable[[ChannelState], bool], timeout: float
+    ) -> ChannelState:
+        changed = asyncio.Event()
+        self._changed.setdefault(channel, set()).add(changed)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    state = self._channels.get(channel)
+                    if state is not None and done(state):
+                        return state
+                    if self._failure is not None:
+                        raise ChannelError("node_failed", str(self._failure))
+                    changed.clear()
+                    await changed.wait()
+        except TimeoutError:
+            state = self._channels.get(channel)
+            phase = state.phase.value if state else "unknown"
+            raise ChannelError("timeout", f"channel still {phase} after {timeout:g} s") from None
+        finally:
+            waiting = self._changed.get(channel)
+            if waiting is not None:
+                waiting.discard(changed)
+                if not waiting:
+                    del self._changed[channel]
+
+    async def open_channel(
+        self,
+        peer: Address,
+        asset: Address,
+        deposit: int,
+        *,
+        peer_deposit: int = 0,
+        challenge_period: int | None = None,
+        endpoint: str | None = None,
+        timeout: float = 60.0,
+    ) -> ChannelInfo:
+        """Propose a channel, have it accepted, fund it on chain; returns once it is open
+        (and, if `peer_deposit` was agreed, once the peer has funded it too)."""
+        self._ensure_running()
+        if not self.peers.is_connected(peer):
+            target = endpoint or self._endpoints.get(peer)
+            if target is None:
+                raise ChannelError("no_route", f"no session with {peer} and no endpoint given")
+            await self.connect(target, peer)
+            self.peers.keep_connected(peer, target)
+        inp = Propose(
+            peer,
+            asset,
+            deposit,
+            peer_deposit,
+            challenge_period or self.config.challenge_period,
+            secrets.randbits(64),
+            _now_ms(),
+            self.config.proposal_ttl_ms,
+        )
+        self._raise_if_rejected(self._handle(inp))
+        channel = channel_key(self._ensure_running(), inp)
+        assert channel is not None
+        state = await self._wait(
+            channel,
+            lambda s: (
+                s.phase not in (Phase.PROPOSED, Phase.ACCEPTED)
+                and (s.phase is not Phase.OPEN or s.deposit_b >= peer_deposit)
+            ),
+            timeout,
+        )
+        if state.phase is not Phase.OPEN:
+            raise ChannelError(
+                state.phase.value, f"channel 0x{channel.hex()} is {state.phase.value}"
+            )
+        return ChannelInfo.of(state)
+
+    def pay_nowait(self, channel_id: bytes, amount: int) -> PaymentHandle:
+        """Sign and queue a payment now; `acknowledged` resolves once the payee made it durable.
+
+        Raises `ChannelError` at once for an unknown channel, a channel that is not
+        open, a non-positive amount or one above our balance, and when
+        `max_in_flight` payments already await acknowledgement.
+        """
+        waiters = self._acks.get(channel_id)
+        if waiters is not None and len(waiters) >= self.config.max_in_flight:
+            raise ChannelError("backpressure", "too many payments await acknowledgement")
+        self._raise_if_rejected(self._handle(Pay(channel_id, amount)))
+        state = self._channels[channel_id]
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._acks.setdefault(channel_id, deque()).append((state.sent_seq, future))
+        return PaymentHandle(channel_id, amount, state.sent_total, state.sent_seq, future)
+
+    async def pay(
+        self, channel_id: bytes, amount: int, *, wait: bool = True, timeout: float = 30.0
+    ) -> PaymentHandle:
+        """Pay `amount`; with `wait`, return once the payee has acknowledged it durably.
+
+        Without `wait` it returns as soon as the payment is signed and queued, waiting
+        only when `max_in_flight` payments are unacknowledged (backpressure), so a loop
+        of `await pay(..., wait=False)` streams payments at full speed.
+        """
+        # asyncio.timeout rather than wait_for: on Python 3.11, wait_for loses a
+        # cancellation that arrives just as the awaited future completes.
+        waiters = self._acks.get(channel_id)
+        while waiters and len(waiters) >= self.config.max_in_flight:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(waiters[0][1])
+            waiters = self._acks.get(channel_id)
+        handle = self.pay_nowait(channel_id, amount)
+        await self._yield_if_busy()
+        if wait:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(handle.acknowledged)
+        return handle
+
+    async def flushed(self) -> None:
+        """Return once everything asked of the node so far is durable and under way
+        (a payment made with `pay_nowait` is then signed, logged and sent)."""
+        await self._engine.durable()
+
+    async def top_up(self, channel_id: bytes, amount: int, *, timeout: float = 60.0) -> ChannelInfo:
+        before = self._channels.get(channel_id)
+        target = (before.my_deposit if before else 0) + amount
+        self._tx_failures.pop((channel_id, "deposit"), None)
+        self._raise_if_rejected(self._handle(TopUp(channel_id, amount)))
+        state = await self._wait(
+            channel_id,
+            lambda s: s.my_deposit >= target or (channel_id, "deposit") in self._tx_failures,
+            timeout,
+        )
+        if state.my_deposit < target:
+            reason = self._tx_failures.pop((channel_id, "deposit"), "not confirmed")
+            raise ChannelError("top_up_failed", f"the deposit did not go through: {reason}")
+        return ChannelInfo.of(state)
+
+    async def close(self, channel_id: bytes, *, timeout: float = 120.0) -> ChannelInfo:
+        """Close cooperatively (falling back to a unilateral close if the peer does not
+        answer); returns once the chain shows the channel closed or in dispute."""
+        self._raise_if_rejected(self._handle(RequestClose(channel_id, _now_ms())))
+        state = await self._wait(
+            channel_id,
+            lambda s: s.phase in (Phase.CLOSED, Phase.SETTLED, Phase.DISPUTED),
+            timeout,
+        )
+        return ChannelInfo.of(state)
+
+    async def force_close(self, channel_id: bytes, *, timeout: float = 60.0) -> ChannelInfo:
+        """Close unilaterally with our newest proofs; returns once the close is on chain."""
+        self._tx_failures.pop((channel_id, "close"), None)
+        self._raise_if_rejected(self._handle(ForceClose(channel_id)))
+        state = await self._wait(
+            channel_id,
+            lambda s: (
+                s.phase in (Phase.DISPUTED, Phase.SETTLED, Phase.CLOSED)
+                or (channel_id, "close") in self._tx_failures
+            ),
+            timeout,
+        )
+        failure = self._tx_failures.pop((channel_id, "close"), None)
+        if failure is not None and state.phase not in (Phase.DISPUTED, Phase.SETTLED, Phase.CLOSED):
+            raise ChannelError("close_failed", failure)
+        return ChannelInfo.of(state)
+
+    async def wait_closed(self, channel_id: bytes, *, timeout: float = 120.0) -> ChannelInfo:
+        """Wait until the channel is paid out (cooperatively or after a dispute)."""
+        state = await self._wait(
+            channel_id, lambda s: s.phase in (Phase.CLOSED, Phase.SETTLED), timeout
+        )
+        return ChannelInfo.of(state)
+
+    def add_listener(self, listener: Callable[[ChannelEvent, ChannelState], None]) -> None:
+        """Call `listener(event, state)` for every channel event, once it is durable.
+
+        Synchronous and on the node's loop: a listener that has I/O to do queues
+        it (a watcher feed, say) instead of blocking the dispatcher.
+        """
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[ChannelEvent, ChannelState], None]) -> None:
+        """Stop calling a listener given to `add_listener` (unknown ones are ignored)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def channel_states(self) -> list[ChannelState]:
+        """Every channel's whole state, with the newest proof the peer signed us.
+
+        For services that act on the proofs themselves (a watcher feed); applications
+        want `channels()`.
+        """
+        return list(self._channels.values())
+
+    async def events(self, *, buffer: int = 10_000) -> AsyncIterator[ChannelEvent]:
+        """Every channel event from now on (payments received, opened, closed, …)."""
+        queue: asyncio.Queue[ChannelEvent] = asyncio.Queue(buffer)
+        self._subscribers.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._subscribers.discard(queue)

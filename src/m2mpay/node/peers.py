@@ -1,0 +1,187 @@
+"""A node's authenticated sessions with other nodes: one per peer, kept alive,
+with each received message routed by its type to the protocol that owns it.
+
+The channel protocol is one such protocol; metered sessions ride on the same
+sessions with message types of their own. A message of a type nobody routed is
+answered with a `PeerError` and goes no further.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from m2mpay.channel.messages import PeerError
+from m2mpay.channel.outputs import ErrorCode
+from m2mpay.crypto import Address, PrivateKey
+from m2mpay.errors import AuthenticationFailed, MalformedMessage, TransportError
+from m2mpay.wire import Codec, Link, PeerSession, Transport, open_session
+
+__all__ = ["MessageHandler", "Peers", "PeersConfig"]
+
+log = logging.getLogger("m2mpay.peers")
+
+MessageHandler = Callable[[Address, Any], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PeersConfig:
+    handshake_timeout_s: float = 10.0
+    reconnect_delay_s: float = 0.5
+    reconnect_max_delay_s: float = 10.0
+
+
+class Peers:
+    """Sessions with peers over one transport; see the module docstring."""
+
+    def __init__(
+        self,
+        key: PrivateKey,
+        transport: Transport | None,
+        codec: Codec,
+        config: PeersConfig,
+        *,
+        spawn: Callable[[Coroutine[Any, Any, None]], object],
+        after_message: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._key = key
+        self._transport = transport
+        self._codec = codec
+        self._config = config
+        self._spawn = spawn
+        self._after_message = after_message
+        self._sessions: dict[Address, PeerSession] = {}
+        self._routes: dict[type, MessageHandler] = {}
+        self._on_session: list[Callable[[Address], None]] = []
+        self._on_endpoint: list[Callable[[Address, str], None]] = []
+        self._kept: set[Address] = set()
+
+    @property
+    def endpoint(self) -> str | None:
+        return self._transport.endpoint if self._transport is not None else None
+
+    def route(self, types: Sequence[type], handler: MessageHandler) -> None:
+        """Deliver received messages of `types` to `handler(peer, message)`."""
+        for message_type in types:
+            self._routes[message_type] = handler
+
+    def on_session(self, callback: Callable[[Address], None]) -> None:
+        """Call `callback(peer)` whenever a session with a peer (re)starts."""
+        self._on_session.append(callback)
+
+    def on_endpoint(self, callback: Callable[[Address, str], None]) -> None:
+        """Call `callback(peer, endpoint)` when we learn where to dial a peer."""
+        self._on_endpoint.append(callback)
+
+    def is_connected(self, peer: Address) -> bool:
+        return peer in self._sessions
+
+    async def start(self) -> None:
+        if self._transport is not None:
+            await self._transport.start()
+            self._spawn(self._accept_loop())
+
+    async def stop(self) -> None:
+        for session in list(self._sessions.values()):
+            await session.close()
+        self._sessions.clear()
+        if self._transport is not None:
+            await self._transport.stop()
+
+    async def connect(self, endpoint: str, peer: Address | None = None) -> Address:
+        """Open an authenticated session to the node at `endpoint`; returns its address."""
+        if self._transport is None:
+            raise TransportError("this node has no transport")
+        link = await self._transport.connect(endpoint)
+        session = await open_session(
+            link,
+            self._key,
+            self._codec,
+            expected_peer=peer,
+            timeout=self._config.handshake_timeout_s,
+        )
+        for callback in self._on_endpoint:
+            callback(session.peer, endpoint)
+        self._attach(session)
+        return session.peer
+
+    def keep_connected(self, peer: Address, endpoint: str) -> None:
+        """Dial `peer` again whenever its session is gone (once per peer)."""
+        if peer not in self._kept:
+            self._kept.add(peer)
+            self._spawn(self._keep_connected(peer, endpoint))
+
+    async def send(self, peer: Address, messages: Sequence[Any]) -> bool:
+        """Send in one batch; False if the peer has no session (a resync will catch it up)."""
+        session = self._sessions.get(peer)
+        if session is None:
+            return False
+        try:
+            await session.send_many(messages)
+        except TransportError as exc:
+            log.info("lost the session with %s: %s", peer, exc)
+            if self._sessions.get(peer) is session:
+                del self._sessions[peer]
+            return False
+        return True
+
+    async def _accept_loop(self) -> None:
+        assert self._transport is not None
+        while True:
+            link = await self._transport.accept()
+            self._spawn(self._accept_one(link))
+
+    async def _accept_one(self, link: Link) -> None:
+        try:
+            session = await open_session(
+                link, self._key, self._codec, timeout=self._config.handshake_timeout_s
+            )
+        except (AuthenticationFailed, MalformedMessage, TransportError) as exc:
+            log.info("refused an incoming peer: %s", exc)
+            return
+        self._attach(session)
+
+    def _attach(self, session: PeerSession) -> None:
+        old = self._sessions.get(session.peer)
+        self._sessions[session.peer] = session
+        if old is not None and old is not session:
+            self._spawn(old.close())
+        self._spawn(self._receive(session))
+        for callback in self._on_session:
+            callback(session.peer)
+
+    async def _receive(self, session: PeerSession) -> None:
+        peer = session.peer
+        try:
+            while True:
+                try:
+                    message = await session.recv()
+                    handler = self._routes.get(type(message))
+                    if handler is None:
+                        raise MalformedMessage(f"{type(message).__name__} is not expected here")
+                except MalformedMessage as exc:
+                    await self.send(peer, [PeerError(ErrorCode.MALFORMED.value, str(exc)[:900])])
+                    continue
+                handler(peer, message)
+                await self._after_message()
+        except (TransportError, AuthenticationFailed) as exc:
+            log.info("session with %s ended: %s", peer, exc)
+        finally:
+            if self._sessions.get(peer) is session:
+                del self._sessions[peer]
+            await session.close()
+
+    async def _keep_connected(self, peer: Address, endpoint: str) -> None:
+        delay = self._config.reconnect_delay_s
+        while True:
+            if peer not in self._sessions:
+                try:
+                    await self.connect(endpoint, peer)
+                    delay = self._config.reconnect_delay_s
+                except (TransportError, AuthenticationFailed, MalformedMessage) as exc:
+                    log.debug("reconnecting to %s failed: %s", peer, exc)
+                    delay = min(delay * 2, self._config.reconnect_max_delay_s)
+            await asyncio.sleep(delay)

@@ -1,0 +1,102 @@
+"""How a machine's log and snapshots are written: JSON of the protocol's plain data.
+
+JSON through orjson costs well under a microsecond a record where cbor2 costs
+about ten, and the log is written for every payment.
+
+A log record is one input and the outputs it produced; replay needs only the
+input (the machine is deterministic), the outputs are kept for audit and for
+finding what was in flight when a process died.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Generic, TypeVar
+
+import orjson
+
+from m2mpay.channel.context import ChannelContext
+from m2mpay.channel.inputs import Input
+from m2mpay.channel.machine import channel_key, is_refusal, transition
+from m2mpay.channel.outputs import Output
+from m2mpay.channel.plain import from_plain, to_plain
+from m2mpay.channel.state import ChannelState
+from m2mpay.errors import ChannelError, MalformedMessage, StoreError
+
+__all__ = ["ChannelMachine", "PlainLog"]
+
+_SNAPSHOT_VERSION: Final = 1
+
+K = TypeVar("K")
+S = TypeVar("S")
+I = TypeVar("I")  # noqa: E741 (the input type)
+O = TypeVar("O")  # noqa: E741 (the output type)
+
+
+class PlainLog(Generic[K, S, I, O]):
+    """The log and snapshot half of an engine `Machine` whose data are plain types."""
+
+    def __init__(self, state_type: type[S], state_key: Callable[[S], K]) -> None:
+        self._state_type = state_type
+        self._state_key = state_key
+
+    def encode_record(self, inp: I, outputs: tuple[O, ...]) -> bytes:
+        return orjson.dumps(
+            {"i": to_plain(inp, binary=False), "o": [to_plain(o, binary=False) for o in outputs]}
+        )
+
+    def decode_record(self, data: bytes) -> I:
+        """The input of a log record (its outputs are not needed to replay)."""
+        try:
+            inp: I = from_plain(orjson.loads(data)["i"])
+        except (MalformedMessage, KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"unreadable log record: {exc}") from exc
+        return inp
+
+    def encode_snapshot(self, states: Mapping[K, S]) -> bytes:
+        return orjson.dumps(
+            {"v": _SNAPSHOT_VERSION, "states": [to_plain(s, binary=False) for s in states.values()]}
+        )
+
+    def decode_snapshot(self, data: bytes) -> dict[K, S]:
+        try:
+            raw: Any = orjson.loads(data)
+            if raw.get("v") != _SNAPSHOT_VERSION:
+                raise StoreError(f"snapshot version {raw.get('v')!r} is not supported")
+            states: dict[K, S] = {}
+            for plain in raw["states"]:
+                state = from_plain(plain)
+                if not isinstance(state, self._state_type):
+                    raise StoreError(f"snapshot holds something that is not a {self._state_type}")
+                states[self._state_key(state)] = state
+            return states
+        except (MalformedMessage, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StoreError(f"unreadable snapshot: {exc}") from exc
+
+
+class ChannelMachine(PlainLog[bytes, ChannelState, Input, Output]):
+    """The channel protocol as a `Machine` for the engine: its transition, and its log."""
+
+    def __init__(self, context: Callable[[], ChannelContext | None]) -> None:
+        super().__init__(ChannelState, lambda state: state.channel_id)
+        self._context = context
+
+    @property
+    def _ctx(self) -> ChannelContext:
+        ctx = self._context()
+        if ctx is None:
+            raise ChannelError("not_running", "the node is not started")
+        return ctx
+
+    def key(self, inp: Input) -> bytes | None:
+        return channel_key(self._ctx, inp)
+
+    def transition(
+        self, state: ChannelState | None, inp: Input
+    ) -> tuple[ChannelState | None, tuple[Output, ...]]:
+        return transition(self._ctx, state, inp)
+
+    def is_refusal(
+        self, before: ChannelState | None, after: ChannelState | None, outputs: tuple[Output, ...]
+    ) -> bool:
+        return is_refusal(before, after, outputs)

@@ -1,0 +1,244 @@
+"""`SqliteStore`: the default store, one SQLite file per node.
+
+Durability: WAL journal with `synchronous=FULL`, so a commit returns only after the WAL
+is fsynced and survives power loss, not just process death. A batch is one transaction,
+so a crash leaves it entirely present or entirely absent.
+
+Threading: sqlite3 blocks, and an fsync takes a while; every call runs on one dedicated
+worker thread that owns the connection, so the event loop keeps taking payments while a
+commit is on disk, and calls reach SQLite in the order they were made.
+
+Single writer: the connection uses `locking_mode=EXCLUSIVE`, which holds the file lock
+for the connection's whole life (the kernel drops it if the process dies). A second
+process, or a second store in this one, is refused instead of interleaving its log. It
+also lets SQLite keep the WAL index in private memory instead of a shared-memory file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from itertools import count
+from pathlib import Path
+from typing import Final, TypeVar
+
+from m2mpay.errors import StoreError
+from m2mpay.store.base import Snapshot, Store, WalRecord
+
+__all__ = ["SqliteStore"]
+
+_T = TypeVar("_T")
+
+_APPLICATION_ID: Final = 0x6D326D70  # "m2mp" in the file header: this file is ours
+_FORMAT: Final = 1  # PRAGMA user_version; bump with a migration when the layout changes
+_LOCK_WAIT_S: Final = 1.0  # a process that is closing the file gets this long to let go
+
+# STRICT tables: a value of the wrong type is refused when written, never read back.
+_SCHEMA: Final = (
+    "CREATE TABLE wal (seq INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT",
+    "CREATE TABLE snapshot (id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " seq INTEGER NOT NULL, data BLOB NOT NULL) STRICT",
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT, WITHOUT ROWID",
+    "CREATE TABLE info (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT, WITHOUT ROWID",
+)
+_PUT_META: Final = (
+    "INSERT INTO meta (key, value) VALUES (?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+_PUT_SNAPSHOT: Final = (
+    "INSERT INTO snapshot (id, seq, data) VALUES (1, ?, ?)"
+    " ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, data = excluded.data"
+)
+
+
+class SqliteStore(Store):
+    """A `Store` in one SQLite file (created with its directory if missing).
+
+    The file remembers the namespace it was created with and refuses any other, so two
+    nodes can never share one log by mistake.
+    """
+
+    def __init__(self, path: str | Path, *, namespace: str = "default") -> None:
+        self._path = Path(path)
+        super().__init__(str(self._path))
+        self._namespace = namespace
+        self._conn: sqlite3.Connection | None = None
+        self._worker: ThreadPoolExecutor | None = None
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    # -- running on the worker thread -----------------------------------------------------
+
+    async def _call(self, fn: Callable[..., _T], *args: object) -> _T:
+        if self._worker is None:
+            raise StoreError(f"{self.location}: the store is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._worker, fn, *args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.location}: {_describe(exc)}") from exc
+        except OSError as exc:
+            raise StoreError(f"{self.location}: {exc}") from exc
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"{self.location}: the store is closed")
+        return self._conn
+
+    def _in_transaction(self, work: Callable[[sqlite3.Connection], None]) -> None:
+        conn = self._db()
+        conn.execute("BEGIN")
+        try:
+            work(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    async def _connect(self) -> tuple[int, int]:
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="m2mpay-sqlite")
+        try:
+            return await self._call(self._connect_sync)
+        except BaseException:
+            self._worker.shutdown(wait=False)
+            self._worker = None
+            raise
+
+    def _connect_sync(self) -> tuple[int, int]:
+        if self._path.is_dir():
+            raise StoreError(f"{self.location} is a directory, not a store file")
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self._path, isolation_level=None, timeout=_LOCK_WAIT_S)
+        try:
+            # EXCLUSIVE must come before the first access, or the shared-memory index
+            # and shared locks are already in use.
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"{self.location}: SQLite refused WAL mode ({mode})")
+            conn.execute("PRAGMA synchronous=FULL")
+            self._check_or_create(conn)
+            last = conn.execute("SELECT max(seq) FROM wal").fetchone()[0]
+            row = conn.execute("SELECT seq FROM snapshot WHERE id = 1").fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        snapshot_seq = int(row[0]) if row is not None else 0
+        return max(int(last or 0), snapshot_seq), snapshot_seq
+
+    def _check_or_create(self, conn: sqlite3.Connection) -> None:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if app_id == 0:
+            if conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]:
+                raise StoreError(f"{self.location} is a SQLite database but not an m2mpay store")
+            conn.execute("BEGIN")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO info (key, value) VALUES ('namespace', ?)", (self._namespace,)
+            )
+            conn.execute(f"PRAGMA application_id={_APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version={_FORMAT}")
+            conn.execute("COMMIT")
+            return
+        if app_id != _APPLICATION_ID:
+            raise StoreError(f"{self.location} is a SQLite database of another application")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != _FORMAT:
+            raise StoreError(
+                f"{self.location} has store format {version}; this m2mpay reads format {_FORMAT}"
+            )
+        row = conn.execute("SELECT value FROM info WHERE key = 'namespace'").fetchone()
+        if row is None or row[0] != self._namespace:
+            found = "none" if row is None else repr(row[0])
+            raise StoreError(
+                f"{self.location} belongs to namespace {found}, not {self._namespace!r}"
+            )
+
+    async def _disconnect(self) -> None:
+        if self._worker is None:
+            return
+        try:
+            await self._call(self._disconnect_sync)
+        finally:
+            self._worker.shutdown(wait=False)  # idle by now: nothing is left to run
+            self._worker = None
+
+    def _disconnect_sync(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()  # the last connection checkpoints the WAL into the main file
+
+    async def _write_batch(
+        self, first_seq: int, records: Sequence[bytes], meta: dict[str, bytes | None]
+    ) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            # Plain INSERT, not OR REPLACE: an existing seq means a second writer or a
+            # bug, and must fail the batch rather than overwrite a durable record.
+            conn.executemany(
+                "INSERT INTO wal (seq, data) VALUES (?, ?)", zip(count(first_seq), records)
+            )
+            puts = [(k, v) for k, v in meta.items() if v is not None]
+            deletes = [(k,) for k, v in meta.items() if v is None]
+            if puts:
+                conn.executemany(_PUT_META, puts)
+            if deletes:
+                conn.executemany("DELETE FROM meta WHERE key = ?", deletes)
+
+        await self._call(self._in_transaction, work)
+
+    async def _write_snapshot(self, snapshot: Snapshot) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(_PUT_SNAPSHOT, (snapshot.seq, snapshot.data))
+            conn.execute("DELETE FROM wal WHERE seq <= ?", (snapshot.seq,))
+
+        await self._call(self._in_transaction, work)
+
+    async def _read_all(self) -> tuple[Snapshot | None, Sequence[WalRecord], dict[str, bytes]]:
+        return await self._call(self._read_all_sync)
+
+    def _read_all_sync(self) -> tuple[Snapshot | None, list[WalRecord], dict[str, bytes]]:
+        conn = self._db()
+        row = conn.execute("SELECT seq, data FROM snapshot WHERE id = 1").fetchone()
+        snapshot = None if row is None else Snapshot(int(row[0]), self._blob(row[1], "snapshot"))
+        after = snapshot.seq if snapshot is not None else 0
+        records = [
+            WalRecord(int(seq), self._blob(data, f"record {seq}"))
+            for seq, data in conn.execute(
+                "SELECT seq, data FROM wal WHERE seq > ? ORDER BY seq", (after,)
+            )
+        ]
+        meta = {
+            str(key): self._blob(value, f"meta {key!r}")
+            for key, value in conn.execute("SELECT key, value FROM meta")
+        }
+        return snapshot, records, meta
+
+    async def _read_meta(self, key: str) -> bytes | None:
+        def read() -> bytes | None:
+            row = self._db().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return None if row is None else self._blob(row[0], f"meta {key!r}")
+
+        return await self._call(read)
+
+    def _blob(self, value: object, what: str) -> bytes:
+        if not isinstance(value, bytes):
+            raise StoreError(f"{self.location}: {what} is {type(value).__name__}, not bytes")
+        return value
+
+
+def _describe(exc: sqlite3.Error) -> str:
+    name = getattr(exc, "sqlite_errorname", "")
+    if name in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+        return "the store is in use by another process or store object"
+    if name == "SQLITE_NOTADB":
+        return "the file is not a SQLite database"
+    return f"{exc} ({name})" if name else str(exc)

@@ -1,0 +1,459 @@
+"""The metered-session protocol as a pure state machine:
+`transition(ctx, state, input) -> (state, outputs)`.
+
+A buyer asks for a session on a seller's offer over a channel they share; units
+flow one way and payments the other, each side holding the other to the credit
+window (see `m2mpay.stream.flows`). A session stops by a rule (budget, target,
+maximum, silence, a refused price) or by either party; then each side reports
+and pays what is final and both sign the same receipt. A refused input changes
+nothing and tells the peer why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from m2mpay.stream.context import (
+    LIVE,
+    Result,
+    SessionConfig,
+    SessionContext,
+    Step,
+    heard,
+    refuse,
+    refuse_peer,
+)
+from m2mpay.stream.ending import (
+    end_unstarted,
+    never_started,
+    pay_failed,
+    receipt,
+    session_request,
+    stop,
+    stop_for_problem,
+    stop_local,
+    stop_message,
+    stopped_event,
+    tick,
+    try_receipt,
+)
+from m2mpay.stream.flows import (
+    Outputs,
+    on_channel_totals,
+    on_meter,
+    on_price_answer,
+    on_price_change,
+    on_report,
+    on_reverse,
+    propose_price,
+    refresh_allowances,
+)
+from m2mpay.stream.inputs import (
+    ChannelTotals,
+    MeterReading,
+    PayFailed,
+    RequestReceived,
+    Reverse,
+    SessionInput,
+    SessionReceived,
+    SessionTick,
+    SetPrice,
+    StartSession,
+    StopSession,
+)
+from m2mpay.stream.messages import (
+    DeliveryReport,
+    PriceAnswer,
+    PriceChange,
+    SessionAccepted,
+    SessionError,
+    SessionRejected,
+    SessionReverse,
+    SessionStop,
+    SignedReceipt,
+)
+from m2mpay.stream.offer import offer_problem
+from m2mpay.stream.outputs import (
+    PayUpTo,
+    SendSession,
+    SessionCode,
+    SessionNotify,
+    SessionRefused,
+    SessionStarted,
+)
+from m2mpay.stream.state import Flow, SessionPhase, SessionState
+
+__all__ = ["SessionConfig", "SessionContext", "is_session_refusal", "session_key", "transition"]
+
+
+def session_key(inp: SessionInput) -> bytes | None:
+    if isinstance(inp, RequestReceived):
+        return inp.request.session_id
+    if isinstance(inp, SessionReceived):
+        return inp.message.session_id
+    return inp.session_id
+
+
+def is_session_refusal(
+    before: SessionState | None, after: SessionState | None, outputs: Outputs
+) -> bool:
+    """Nothing changed and the only outputs say so (to us, and to the peer)."""
+    if after is not before or not outputs:
+        return False
+    return any(isinstance(o, SessionRefused) for o in outputs) and all(
+        isinstance(o, SessionRefused)
+        or (isinstance(o, SendSession) and isinstance(o.message, SessionError | SessionRejected))
+        for o in outputs
+    )
+
+
+def transition(ctx: SessionContext, state: SessionState | None, inp: SessionInput) -> Result:
+    if isinstance(inp, SessionReceived):
+        handler = _MESSAGE_HANDLERS.get(type(inp.message))
+        if handler is None:
+            return state, (SessionRefused(SessionCode.INVALID_PHASE, "not a session message"),)
+        if state is None:
+            return refuse_peer(
+                state,
+                inp.sender,
+                inp.message.session_id,
+                SessionCode.UNKNOWN_SESSION,
+                "no such session",
+            )
+        if inp.sender != state.peer:
+            return refuse_peer(
+                state,
+                inp.sender,
+                state.session_id,
+                SessionCode.NOT_A_PARTY,
+                "not our peer in this session",
+            )
+        return handler(ctx, state, inp)
+    return _INPUT_HANDLERS[type(inp)](ctx, state, inp)
+
+
+# -- starting
+
+
+def _start(ctx: SessionContext, state: SessionState | None, inp: StartSession) -> Result:
+    if state is not None:
+        return refuse(state, SessionCode.INVALID_PHASE, "session id already in use", inp.session_id)
+    offer = inp.offer
+    problem = offer_problem(offer, inp.now_ms)
+    if problem:
+        return refuse(state, SessionCode.INVALID_OFFER, problem, inp.session_id)
+    if offer.price > inp.limit_price:
+        return refuse(
+            state,
+            SessionCode.PRICE_ABOVE_LIMIT,
+            f"offer price {offer.price} is above our limit",
+            inp.session_id,
+        )
+    if inp.budget and inp.budget < offer.price:
+        return refuse(
+            state, SessionCode.INVALID_OFFER, "the budget does not buy one unit", inp.session_id
+        )
+    new = SessionState(
+        session_id=inp.session_id,
+        offer=offer,
+        we_sell=False,
+        peer=offer.seller,
+        channel_id=inp.channel_id,
+        phase=SessionPhase.REQUESTED,
+        price=offer.price,
+        price_from=1,
+        previous_price=offer.price,
+        limit_price=inp.limit_price,
+        budget=inp.budget,
+        target_units=inp.target_units,
+        allow_reverse=inp.allow_reverse and offer.reverse_price > 0,
+        buyer_base=inp.buyer_sent_base,
+        seller_base=inp.seller_sent_base,
+        started_ms=inp.now_ms,
+        heard_ms=inp.now_ms,
+    )
+    return new, (SendSession(offer.seller, session_request(new)),)
+
+
+def _request_problem(ctx: SessionContext, inp: RequestReceived) -> tuple[SessionCode, str] | None:
+    offer, request = inp.offer, inp.request
+    if offer is None or offer.seller != ctx.me:
+        return SessionCode.UNKNOWN_OFFER, "no such offer"
+    problem = offer_problem(offer, inp.now_ms)
+    if problem:
+        return SessionCode.INVALID_OFFER, problem
+    if inp.channel_peer != inp.sender:
+        return SessionCode.UNKNOWN_CHANNEL, "no open channel with the buyer under that id"
+    if inp.channel_asset != offer.asset:
+        return SessionCode.UNKNOWN_CHANNEL, "the channel is in another asset than the offer"
+    if inp.channel_busy:
+        return SessionCode.CHANNEL_BUSY, "another session is running on this channel"
+    if inp.seller_sent_total != request.seller_sent_base:
+        return SessionCode.CHANNEL_BUSY, "the channel totals do not match; payments are in flight"
+    if request.buyer_sent_base < inp.buyer_sent_total:
+        # A lower base would count payments made before the session as paid in it.
+        return SessionCode.CHANNEL_BUSY, "the buyer's base is below what it has already paid"
+    if request.limit_price < offer.price:
+        return SessionCode.PRICE_ABOVE_LIMIT, f"the price is {offer.price}"
+    if request.budget and request.budget < offer.price:
+        return SessionCode.INVALID_OFFER, "the budget does not buy one unit"
+    return None
+
+
+def _request(ctx: SessionContext, state: SessionState | None, inp: RequestReceived) -> Result:
+    request = inp.request
+    if state is not None:
+        if state.peer == inp.sender:
+            if state.phase is not SessionPhase.ACTIVE:
+                return state, ()  # a repeat; our stop is repeated on its own
+            # A repeat: our acceptance was lost.
+            accepted = SessionAccepted(state.session_id, state.price, state.started_ms)
+            return state, (SendSession(inp.sender, accepted),)
+        return refuse_peer(
+            state,
+            inp.sender,
+            request.session_id,
+            SessionCode.INVALID_PHASE,
+            "session id already in use",
+        )
+    problem = _request_problem(ctx, inp)
+    if problem is not None:
+        code, message = problem
+        return state, (
+            SessionRefused(code, message, request.session_id),
+            SendSession(
+                inp.sender, SessionRejected(request.session_id, f"{code.value}: {message}")
+            ),
+        )
+    offer = inp.offer
+    assert offer is not None
+    new = SessionState(
+        session_id=request.session_id,
+        offer=offer,
+        we_sell=True,
+        peer=inp.sender,
+        channel_id=request.channel_id,
+        phase=SessionPhase.ACTIVE,
+        price=offer.price,
+        price_from=1,
+        previous_price=offer.price,
+        limit_price=request.limit_price,
+        budget=request.budget,
+        target_units=request.target_units,
+        allow_reverse=request.allow_reverse and offer.reverse_price > 0,
+        buyer_base=request.buyer_sent_base,
+        seller_base=request.seller_sent_base,
+        started_ms=request.at_ms,  # the buyer's start: both receipts carry the same times
+        heard_ms=inp.now_ms,
+    )
+    new, permits = refresh_allowances(new)
+    return new, (
+        SendSession(inp.sender, SessionAccepted(new.session_id, new.price, inp.now_ms)),
+        SessionNotify(SessionStarted(new.session_id, new.price)),
+        *permits,
+    )
+
+
+def _accepted(ctx: SessionContext, state: SessionState, inp: SessionReceived) -> Result:
+    if state.phase is not SessionPhase.REQUESTED or state.we_sell:
+        return state, ()
+    return _activate(heard(state, inp.now_ms))
+
+
+def _activate(state: SessionState) -> Step:
+    """The seller runs the session: a buyer that pays first prepays one window."""
+    new = state.moved_to(SessionPhase.ACTIVE)
+    outputs: Outputs = (SessionNotify(SessionStarted(new.session_id, new.price)),)
+    if not new.leader_delivers():
+        ahead = new.offer.window
+        bounds = [b for b in (new.target_units, new.offer.max_units) if b]
+        if bounds:
+            ahead = min(ahead, *bounds)
+        prepaid = ahead * new.price
+        if new.budget:
+            prepaid = min(prepaid, new.budget_cap(0))
+        new = new.evolve(forward=Flow(paid=prepaid))
+        outputs += (PayUpTo(new.session_id, new.channel_id, False, prepaid),)
+    return new, outputs
+
+
+def _rejected(ctx: SessionContext, state: SessionState, inp: SessionReceived) -> Result:
+    message = inp.message
+    assert isinstance(message, SessionRejected)
+    if never_started(state):
+        return end_unstarted(state, f"rejected: {message.reason}")
+    if state.phase is not SessionPhase.REQUESTED:
+        return state, ()
+    new = state.moved_to(SessionPhase.REJECTED).evolve(stop_reason=message.reason)
+    return new, (stopped_event(new, countersigned=False),)
+
+
+# -- running
+
+
+def _meter(ctx: SessionContext, state: SessionState | None, inp: MeterReading) -> Result:
+    if state is None:
+        return refuse(state, SessionCode.UNKNOWN_SESSION, "no such session", inp.session_id)
+    if not state.delivers(inp.reversed) or state.phase is not SessionPhase.ACTIVE:
+        return state, ()
+    new, outputs, reason = on_meter(state, inp.reversed, inp.units)
+    if reason:
+        new, stopped = stop(ctx, new, reason, inp.now_ms, tell_peer=True)
+        outputs += stopped
+    return new, outputs
+
+
+def _report(ctx: SessionContext, state: SessionState, inp: SessionReceived) -> Result:
+    message = inp.message
+    assert isinstance(message, DeliveryReport)
+    started: Outputs = ()
+    if state.phase is SessionPhase.REQUESTED and not state.we_sell and not message.reversed:
+        # The seller delivers, so it accepted; its acceptance was lost on the way.
+        state, started = _activate(state)
+    if state.phase is SessionPhase.STOPPED and not state.delivers(message.reversed):
+        return state, ()  # a repeat from a peer that has not yet seen our receipt
+    if state.delivers(message.reversed) or state.phase not in LIVE:
+        return refuse_peer(
+            state,
+            inp.sender,
+            state.session_id,
+            SessionCode.INVALID_PHASE,
+            "we do not pay for that direction",
+        )
+    state = heard(state, inp.now_ms)
+    new, outputs, problem, reason = on_report(state, message)
+    if problem is not None:
+        new, outputs = stop_for_problem(ctx, state, problem, inp.now_ms)
+        return new, started + outputs
+    if reason:
+        new, stopped = stop(ctx, new, reason, inp.now_ms, tell_peer=True)
+        outputs += stopped
+    new, receipts = try_receipt(ctx, new)
+    return new, started + outputs + receipts
+
+
+def _channel_totals(ctx: SessionContext, state: SessionState | None, inp: ChannelTotals) -> Result:
+    if state is None or state.phase not in LIVE:
+        return state, ()
+    new, outputs, problem = on_channel_totals(state, inp.sent_total, inp.received_total)
+    if problem is not None:
+        return stop_for_problem(ctx, state, problem, inp.now_ms)
+    if new is not state:
+        new = heard(new, inp.now_ms)
+    new, receipts = try_receipt(ctx, new)
+    return new, outputs + receipts
+
+
+def _set_price(ctx: SessionContext, state: SessionState | None, inp: SetPrice) -> Result:
+    if state is None:
+        return refuse(state, SessionCode.UNKNOWN_SESSION, "no such session", inp.session_id)
+    if not state.we_sell or state.phase is not SessionPhase.ACTIVE:
+        return refuse(
+            state, SessionCode.INVALID_PHASE, "not a running session we sell", inp.session_id
+        )
+    if inp.price <= 0:
+        return refuse(state, SessionCode.INVALID_OFFER, "price must be positive", inp.session_id)
+    new, outputs = propose_price(state, inp.price)
+    new, permits = refresh_allowances(new)
+    return new, outputs + permits
+
+
+def _price_change(ctx: SessionContext, state: SessionState, inp: SessionReceived) -> Result:
+    message = inp.message
+    assert isinstance(message, PriceChange)
+    if state.we_sell or state.phase is not SessionPhase.ACTIVE:
+        return refuse_peer(
+            state,
+            inp.sender,
+            state.session_id,
+            SessionCode.INVALID_PHASE,
+            "no running session to reprice",
+        )
+    state = heard(state, inp.now_ms)
+    new, outputs, problem, reason = on_price_change(state, message)
+    if problem is not None:
+        return stop_for_problem(ctx, state, problem, inp.now_ms)
+    if reason:
+        new, stopped = stop(ctx, new, reason, inp.now_ms, tell_peer=True)
+        outputs += stopped
+    return new, outputs
+
+
+def _price_answer(ctx: SessionContext, state: SessionState, inp: SessionReceived) -> Result:
+    message = inp.message
+    assert isinstance(message, PriceAnswer)
+    if not state.we_sell or state.phase is not SessionPhase.ACTIVE:
+        return state, ()
+    new, outputs, reason = on_price_answer(heard(state, inp.now_ms), message)
+    if reason:
+        new, stopped = stop(ctx, new, reason, inp.now_ms, tell_peer=True)
+        outputs += stopped
+    return new, outputs
+
+
+def _reverse_local(ctx: SessionContext, state: SessionState | None, inp: Reverse) -> Result:
+    if state is None:
+        return refuse(state, SessionCode.UNKNOWN_SESSION, "no such session", inp.session_id)
+    if state.phase is not SessionPhase.ACTIVE:
+        return refuse(state, SessionCode.INVALID_PHASE, "no running session", inp.session_id)
+    if not state.allow_reverse:
+        return refuse(
+            state, SessionCode.REVERSE_NOT_AGREED, "reversal was not agreed", inp.session_id
+        )
+    return on_reverse(state, inp.reversed, tell_peer=True)
+
+
+def _reverse_message(ctx: SessionContext, state: SessionState, inp: SessionReceived) -> Result:
+    message = inp.message
+    assert isinstance(message, SessionReverse)
+    if state.phase is not SessionPhase.ACTIVE:
+        return state, ()
+    if not state.allow_reverse:
+        return refuse_peer(
+            state,
+            inp.sender,
+            state.session_id,
+            SessionCode.REVERSE_NOT_AGREED,
+            "reversal was not agreed",
+        )
+    return on_reverse(heard(state, inp.now_ms), message.reversed, tell_peer=False)
+
+
+def _peer_error(ctx: SessionContext, state: SessionState, inp: SessionReceived) -> Result:
+    message = inp.message
+    assert isinstance(message, SessionError)
+    if message.code == SessionCode.UNKNOWN_SESSION.value and never_started(state):
+        return end_unstarted(state, "the seller never started the session")
+    return state, (
+        SessionRefused(
+            SessionCode.INVALID_PHASE,
+            f"peer reported {message.code}: {message.message}",
+            state.session_id,
+        ),
+    )
+
+
+_INPUT_HANDLERS: Final[dict[type[Any], Callable[..., Result]]] = {
+    StartSession: _start,
+    RequestReceived: _request,
+    MeterReading: _meter,
+    ChannelTotals: _channel_totals,
+    SetPrice: _set_price,
+    Reverse: _reverse_local,
+    StopSession: stop_local,
+    PayFailed: pay_failed,
+    SessionTick: tick,
+}
+
+_MESSAGE_HANDLERS: Final[dict[type[Any], Callable[..., Result]]] = {
+    SessionAccepted: _accepted,
+    SessionRejected: _rejected,
+    DeliveryReport: _report,
+    PriceChange: _price_change,
+    PriceAnswer: _price_answer,
+    SessionReverse: _reverse_message,
+    SessionStop: stop_message,
+    SignedReceipt: receipt,
+    SessionError: _peer_error,
+}

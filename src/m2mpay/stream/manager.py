@@ -1,0 +1,585 @@
+"""Metered sessions on a running node: the session machine fed by peers, meters, the
+channel and the clock, durably, with its outputs performed in one dispatcher.
+
+The session machine runs on its own `DurableEngine` (log, then act) beside the
+node's channel engine. Money moves only as channel payments: a `PayUpTo` is
+turned into one `Node.pay_nowait` for the difference between the target and
+what the channel shows paid, so performing it again after a crash pays nothing
+twice. The seller learns of payments from the node's durable channel events.
+Meters and actuators are `Supply` devices; the machine's permits switch them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from m2mpay.channel.outputs import (
+    ChannelClosed,
+    ChannelDisputed,
+    ChannelEvent,
+    ChannelExpired,
+    ChannelOpened,
+    ChannelRejected,
+    CloseStarted,
+    PaymentReceived,
+)
+from m2mpay.channel.state import ChannelState, Phase
+from m2mpay.crypto import Address, channel_domain
+from m2mpay.errors import ChannelError, StoreError, StreamError
+from m2mpay.node import Node
+from m2mpay.node.engine import DurableEngine, EngineFailed
+from m2mpay.node.info import ChannelInfo
+from m2mpay.store import Store
+from m2mpay.stream.context import SessionConfig, SessionContext
+from m2mpay.stream.info import SessionInfo
+from m2mpay.stream.inputs import (
+    ChannelTotals,
+    MeterReading,
+    PayFailed,
+    RequestReceived,
+    Reverse,
+    SessionInput,
+    SessionReceived,
+    SessionTick,
+    SetPrice,
+    StartSession,
+    StopSession,
+)
+from m2mpay.stream.messages import SESSION_MESSAGE_TYPES, SessionMessage, SessionRequest
+from m2mpay.stream.offer import Offer, offer_problem
+from m2mpay.stream.outputs import (
+    Allow,
+    PayUpTo,
+    SendSession,
+    SessionEvent,
+    SessionNotify,
+    SessionOutput,
+    SessionRefused,
+    SessionStopped,
+)
+from m2mpay.stream.records import SessionMachine
+from m2mpay.stream.state import SessionPhase, SessionState
+from m2mpay.stream.supply import Supply, SupplyFactory, SupplyRequest
+
+__all__ = ["SessionListener", "SessionManager", "SessionManagerConfig"]
+
+log = logging.getLogger("m2mpay.stream")
+
+_LIVE: Final = frozenset({SessionPhase.REQUESTED, SessionPhase.ACTIVE, SessionPhase.STOPPING})
+_CLOSING_EVENTS: Final = (CloseStarted, ChannelDisputed, ChannelClosed)
+
+SessionListener = Callable[[SessionEvent, SessionInfo], None]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionManagerConfig:
+    tick_interval_s: float = 1.0
+    snapshot_every: int = 50_000
+    session: SessionConfig = field(default_factory=SessionConfig)
+
+
+class SessionManager:
+    """Sells and buys metered services over a node's channels; see the module docstring.
+
+    `feed_back` makes the devices through which we, as a buyer, deliver when a
+    session is reversed (a car feeding the grid); a seller's devices come with its
+    offers (`publish`).
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        store: Store,
+        *,
+        config: SessionManagerConfig | None = None,
+        feed_back: SupplyFactory | None = None,
+    ) -> None:
+        self.node = node
+        self.config = config or SessionManagerConfig()
+        self._feed_back = feed_back
+        self._ctx: SessionContext | None = None
+        self._engine: DurableEngine[bytes, SessionState, SessionInput, SessionOutput] = (
+            DurableEngine(
+                SessionMachine(lambda: self._ctx),
+                store,
+                self._perform,
+                on_refusal=self._perform_refusal,
+                on_change=self._on_change,
+                snapshot_every=self.config.snapshot_every,
+            )
+        )
+        self._offers: dict[bytes, tuple[Offer, SupplyFactory]] = {}
+        self._supplies: dict[tuple[bytes, bool], Supply] = {}
+        self._live: set[bytes] = set()
+        self._by_channel: dict[bytes, bytes] = {}
+        self._peer_seen: dict[Address, int] = {}
+        self._early_requests: dict[bytes, tuple[Address, SessionRequest]] = {}
+        self._feed_back_for: dict[bytes, SupplyFactory] = {}
+        self._listeners: list[SessionListener] = []
+        self._changed: dict[bytes, set[asyncio.Event]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running = False
+        node.peers.route(SESSION_MESSAGE_TYPES, self._on_message)
+        node.add_listener(self._on_channel_event)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Recover sessions from the store and resume the live ones (the node runs)."""
+        chain = self.node.chain
+        self._ctx = SessionContext(
+            self.node.key, channel_domain(chain.chain_id, chain.hub), self.config.session
+        )
+        await self._engine.store.open()
+        await self._engine.recover()
+        for session_id, state in self._engine.states.items():
+            self._on_change(session_id, state)
+        self._running = True
+        self._spawn(self._engine.run())
+        self._spawn(self._ticker())
+        for session_id in list(self._live):
+            await self._resume(session_id)
+
+    async def stop(self) -> None:
+        if not self._running:
+            return
+        self._running = False
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._engine.failure is None:
+            with contextlib.suppress(StoreError):
+                await self._engine.drain()
+                await self._engine.snapshot()
+        for supply in list(self._supplies.values()):
+            await supply.stop()
+        self._supplies.clear()
+        await self._engine.store.close()
+
+    async def __aenter__(self) -> SessionManager:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("session task failed: %r", exc, exc_info=exc)
+            if isinstance(exc, StoreError):
+                self._running = False
+
+    def _handle(self, inp: SessionInput) -> tuple[SessionOutput, ...]:
+        if not self._running:
+            raise StreamError("not_running", "the session manager is not running")
+        try:
+            outputs = self._engine.handle(inp)
+        except EngineFailed as exc:
+            raise StreamError("failed", str(exc)) from exc
+        self._freeze_now(outputs)
+        return outputs
+
+    def _freeze_now(self, outputs: tuple[SessionOutput, ...]) -> None:
+        """A session that stops switches its devices off at once, not after the flush:
+        stopping risks no money, and every unit a meter adds after the stop would be
+        delivered and never billed."""
+        for output in outputs:
+            if isinstance(output, Allow):
+                state = self._engine.states.get(output.session_id)
+                supply = self._supplies.get((output.session_id, output.reversed))
+                if (
+                    supply is not None
+                    and state is not None
+                    and state.phase is not SessionPhase.ACTIVE
+                ):
+                    supply.permit(output.units)
+
+    def _on_change(self, session_id: bytes, state: SessionState) -> None:
+        if state.phase in _LIVE:
+            self._live.add(session_id)
+            self._by_channel[state.channel_id] = session_id
+        else:
+            self._live.discard(session_id)
+            if self._by_channel.get(state.channel_id) == session_id:
+                del self._by_channel[state.channel_id]
+
+    async def _resume(self, session_id: bytes) -> None:
+        """After a restart: switch devices back on, read meters and the channel again."""
+        state = self._engine.states[session_id]
+        for reversed_flow in (False, True):
+            if state.delivers(reversed_flow) and state.phase is not SessionPhase.REQUESTED:
+                supply = await self._supply(state, reversed_flow)
+                if supply is not None:
+                    supply.permit(state.flow(reversed_flow).allowed)
+                    if supply.delivered > state.flow(reversed_flow).units:
+                        self._meter(session_id, reversed_flow, supply.delivered)
+        with contextlib.suppress(ChannelError):
+            channel = self.node.channel(state.channel_id)
+            self._handle(
+                ChannelTotals(session_id, channel.sent_total, channel.received_total, _now_ms())
+            )
+
+    # ------------------------------------------------------------------ offers
+
+    def publish(self, offer: Offer, supply: SupplyFactory) -> Offer:
+        """Sell under `offer`; `supply` makes the device for each session it accepts."""
+        if offer.seller != self.node.address:
+            raise StreamError("invalid_offer", "an offer must name this node as its seller")
+        problem = offer_problem(offer, _now_ms())
+        if problem is not None:
+            raise StreamError("invalid_offer", problem)
+        self._offers[offer.offer_id] = (offer, supply)
+        if self._running:
+            for session_id in list(self._live):
+                state = self._engine.states[session_id]
+                if state.we_sell and state.offer.offer_id == offer.offer_id:
+                    self._spawn(self._resume(session_id))
+        return offer
+
+    def withdraw(self, offer_id: bytes) -> None:
+        """Accept no new sessions on an offer; running ones go on."""
+        self._offers.pop(offer_id, None)
+
+    def offers(self) -> list[Offer]:
+        return [offer for offer, _ in self._offers.values()]
+
+    # ------------------------------------------------------------------ the API
+
+    def sessions(self) -> list[SessionInfo]:
+        return [SessionInfo.of(state) for state in self._engine.states.values()]
+
+    def session(self, session_id: bytes) -> SessionInfo:
+        state = self._engine.states.get(session_id)
+        if state is None:
+            raise StreamError("unknown_session", f"no session 0x{session_id.hex()}")
+        return SessionInfo.of(state)
+
+    def add_listener(self, listener: SessionListener) -> None:
+        """Call `listener(event, info)` for every session event, once it is durable."""
+        self._listeners.append(listener)
+
+    async def start_session(
+        self,
+        offer: Offer,
+        *,
+        channel_id: bytes | None = None,
+        deposit: int = 0,
+        budget: int = 0,
+        target_units: int = 0,
+        limit_price: int | None = None,
+        allow_reverse: bool = False,
+        feed_back: SupplyFactory | None = None,
+        endpoint: str | None = None,
+        timeout: float = 30.0,
+    ) -> SessionInfo:
+        """Buy under `offer` over a channel with its seller; returns once the seller
+        runs the session. Without `channel_id` a free open channel with the seller in
+        the offer's asset is used, or, with `deposit`, a new one is opened. `feed_back`
+        makes the device that delivers if the session is reversed (else the manager's)."""
+        channel = await self._channel_for(offer, channel_id, deposit, endpoint)
+        if budget and budget > channel.balance_mine:
+            raise StreamError(
+                "insufficient_balance",
+                f"a budget of {budget} is above the channel balance of {channel.balance_mine}",
+            )
+        session_id = secrets.token_bytes(32)
+        if feed_back is not None:
+            # In memory: after a restart the manager's own `feed_back` stands in.
+            self._feed_back_for[session_id] = feed_back
+        inp = StartSession(
+            session_id,
+            offer,
+            channel.channel_id,
+            offer.price if limit_price is None else limit_price,
+            budget,
+            target_units,
+            allow_reverse,
+            channel.sent_total,
+            channel.received_total,
+            _now_ms(),
+        )
+        self._raise_if_refused(self._handle(inp))
+        state = await self._wait(
+            session_id, lambda s: s.phase is not SessionPhase.REQUESTED, timeout
+        )
+        if state.phase is SessionPhase.REJECTED:
+            raise StreamError("rejected", state.stop_reason)
+        return SessionInfo.of(state)
+
+    async def _channel_for(
+        self, offer: Offer, channel_id: bytes | None, deposit: int, endpoint: str | None
+    ) -> ChannelInfo:
+        if channel_id is not None:
+            channel = self.node.channel(channel_id)
+            if channel.peer != offer.seller or channel.asset != offer.asset:
+                raise StreamError(
+                    "unknown_channel", "the channel is not with the seller in the offer's asset"
+                )
+            if channel.phase is not Phase.OPEN:
+                raise StreamError("unknown_channel", f"the channel is {channel.phase.value}")
+            if channel.channel_id in self._by_channel:
+                raise StreamError("channel_busy", "another session runs on this channel")
+            return channel
+        for channel in self.node.channels():
+            if (
+                channel.peer == offer.seller
+                and channel.asset == offer.asset
+                and channel.phase is Phase.OPEN
+                and channel.channel_id not in self._by_channel
+            ):
+                return channel
+        if not deposit:
+            raise StreamError(
+                "no_channel",
+                "no free open channel with the seller; pass `deposit` to open one",
+            )
+        return await self.node.open_channel(offer.seller, offer.asset, deposit, endpoint=endpoint)
+
+    def set_price(self, session_id: bytes, price: int) -> None:
+        """A seller's price signal: the buyer accepts it for later units, or stops."""
+        self._raise_if_refused(self._handle(SetPrice(session_id, price, _now_ms())))
+
+    def reverse(self, session_id: bytes, reversed_now: bool) -> None:
+        """Switch the direction of supply (and of payment) of a running session."""
+        self._raise_if_refused(self._handle(Reverse(session_id, reversed_now, _now_ms())))
+
+    async def stop_session(
+        self,
+        session_id: bytes,
+        reason: str = "stopped by the application",
+        *,
+        wait: bool = True,
+        timeout: float = 60.0,
+    ) -> SessionInfo:
+        """Stop; with `wait`, return once the final receipt is signed."""
+        self._raise_if_refused(self._handle(StopSession(session_id, reason, _now_ms())))
+        if wait:
+            return await self.wait_stopped(session_id, timeout=timeout)
+        return self.session(session_id)
+
+    async def wait_stopped(self, session_id: bytes, *, timeout: float = 60.0) -> SessionInfo:
+        state = await self._wait(session_id, lambda s: s.phase not in _LIVE, timeout)
+        return SessionInfo.of(state)
+
+    def _raise_if_refused(self, outputs: tuple[SessionOutput, ...]) -> None:
+        for output in outputs:
+            if isinstance(output, SessionRefused):
+                raise StreamError(output.code.value, output.message)
+
+    async def _wait(
+        self, session_id: bytes, done: Callable[[SessionState], bool], timeout: float
+    ) -> SessionState:
+        changed = asyncio.Event()
+        self._changed.setdefault(session_id, set()).add(changed)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    state = self._engine.states.get(session_id)
+                    if state is not None and done(state):
+                        return state
+                    changed.clear()
+                    await changed.wait()
+        except TimeoutError:
+            state = self._engine.states.get(session_id)
+            phase = state.phase.value if state else "unknown"
+            raise StreamError("timeout", f"session still {phase} after {timeout:g} s") from None
+        finally:
+            waiting = self._changed.get(session_id)
+            if waiting is not None:
+                waiting.discard(changed)
+                if not waiting:
+                    del self._changed[session_id]
+
+    # ------------------------------------------------------------------ inputs
+
+    def _on_message(self, peer: Address, message: SessionMessage) -> None:
+        now = _now_ms()
+        self._peer_seen[peer] = now
+        if not self._running:
+            return
+        if isinstance(message, SessionRequest):
+            if self._still_opening(message.channel_id):
+                # The buyer saw the channel open on chain before we did: answer once we do.
+                self._early_requests[message.channel_id] = (peer, message)
+                return
+            self._handle(self._request_received(peer, message, now))
+        else:
+            self._handle(SessionReceived(peer, message, now))
+
+    def _still_opening(self, channel_id: bytes) -> bool:
+        try:
+            phase = self.node.channel(channel_id).phase
+        except ChannelError:
+            return False
+        return phase in (Phase.PROPOSED, Phase.ACCEPTED)
+
+    def _request_received(
+        self, peer: Address, request: SessionRequest, now: int
+    ) -> RequestReceived:
+        offer = self._offers.get(request.offer_id)
+        channel: ChannelInfo | None = None
+        with contextlib.suppress(ChannelError):
+            channel = self.node.channel(request.channel_id)
+        if channel is not None and channel.phase is not Phase.OPEN:
+            channel = None
+        busy = request.channel_id in self._by_channel and (
+            self._by_channel[request.channel_id] != request.session_id
+        )
+        return RequestReceived(
+            peer,
+            request,
+            offer[0] if offer is not None else None,
+            channel.peer if channel is not None else None,
+            channel.asset if channel is not None else None,
+            channel.sent_total if channel is not None else 0,
+            channel.received_total if channel is not None else 0,
+            busy,
+            now,
+        )
+
+    def _meter(self, session_id: bytes, reversed_flow: bool, units: int) -> None:
+        if self._running and session_id in self._live:
+            self._handle(MeterReading(session_id, reversed_flow, units, _now_ms()))
+
+    def _on_channel_event(self, event: ChannelEvent, state: ChannelState) -> None:
+        if not self._running:
+            return
+        now = _now_ms()
+        if isinstance(event, ChannelOpened | ChannelRejected | ChannelExpired):
+            early = self._early_requests.pop(state.channel_id, None)
+            if early is not None:
+                self._handle(self._request_received(early[0], early[1], now))
+        session_id = self._by_channel.get(state.channel_id)
+        if session_id is None:
+            return
+        if isinstance(event, PaymentReceived):
+            self._handle(ChannelTotals(session_id, state.sent_total, state.received_total, now))
+        elif isinstance(event, _CLOSING_EVENTS):
+            self._handle(StopSession(session_id, "the channel is closing", now))
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.tick_interval_s)
+            now = _now_ms()
+            for session_id in list(self._live):
+                state = self._engine.states[session_id]
+                seen = now if self.node.is_connected(state.peer) else 0
+                seen = max(seen, self._peer_seen.get(state.peer, 0))
+                self._handle(SessionTick(session_id, now, seen))
+                await self._engine.yield_if_busy()
+
+    # ------------------------------------------------------------------ effects
+
+    async def _perform(self, outputs: list[SessionOutput]) -> None:
+        """The one dispatcher: send, pay, switch devices, notify."""
+        sends: dict[Address, list[SessionMessage]] = {}
+        for output in outputs:
+            if isinstance(output, SendSession):
+                sends.setdefault(output.peer, []).append(output.message)
+            elif isinstance(output, PayUpTo):
+                self._pay(output)
+            elif isinstance(output, Allow):
+                state = self._engine.states.get(output.session_id)
+                if state is not None:
+                    supply = await self._supply(state, output.reversed)
+                    if supply is not None:
+                        # Never above the newest permit: a stop handled since this was
+                        # logged has already switched the device down (`_freeze_now`).
+                        newest = state.flow(output.reversed).allowed
+                        supply.permit(min(output.units, newest))
+            elif isinstance(output, SessionNotify):
+                await self._notify(output.event)
+            elif isinstance(output, SessionRefused):
+                log.info("session refused: %s %s", output.code.value, output.message)
+        for peer, messages in sends.items():
+            # A peer without a session is caught up by the machine's own repeats.
+            await self.node.peers.send(peer, messages)
+
+    def _perform_refusal(self, outputs: tuple[SessionOutput, ...]) -> None:
+        for output in outputs:
+            if isinstance(output, SessionRefused):
+                log.info("session refused: %s %s", output.code.value, output.message)
+            elif isinstance(output, SendSession) and self.node.is_connected(output.peer):
+                self._spawn(self._send(output.peer, output.message))
+
+    async def _send(self, peer: Address, message: SessionMessage) -> None:
+        await self.node.peers.send(peer, [message])
+
+    def _pay(self, output: PayUpTo) -> None:
+        state = self._engine.states.get(output.session_id)
+        if state is None:
+            return
+        base = state.seller_base if output.reversed else state.buyer_base
+        try:
+            channel = self.node.channel(output.channel_id)
+            amount = base + output.total - channel.sent_total
+            if amount > 0:
+                self.node.pay_nowait(output.channel_id, amount)
+        except ChannelError as exc:
+            sent = 0
+            with contextlib.suppress(ChannelError):
+                sent = self.node.channel(output.channel_id).sent_total
+            log.warning("session payment failed: %s", exc)
+            if self._running:
+                self._handle(PayFailed(output.session_id, str(exc)[:500], sent, _now_ms()))
+
+    async def _supply(self, state: SessionState, reversed_flow: bool) -> Supply | None:
+        """The device delivering a direction of a session, made and started on first use."""
+        key = (state.session_id, reversed_flow)
+        supply = self._supplies.get(key)
+        if supply is not None:
+            return supply
+        if reversed_flow:
+            factory = self._feed_back_for.get(state.session_id, self._feed_back)
+        else:
+            entry = self._offers.get(state.offer.offer_id)
+            factory = entry[1] if entry is not None else None
+        if factory is None:
+            log.warning(
+                "no device for session 0x%s (%s); it delivers nothing until one is published",
+                state.session_id.hex(),
+                "backward" if reversed_flow else "forward",
+            )
+            return None
+        supply = factory(SupplyRequest(state.session_id, state.offer, state.peer, reversed_flow))
+        self._supplies[key] = supply
+        session_id = state.session_id
+        await supply.start(
+            lambda units: self._meter(session_id, reversed_flow, units),
+            state.flow(reversed_flow).units,
+        )
+        return supply
+
+    async def _notify(self, event: SessionEvent) -> None:
+        state = self._engine.states.get(event.session_id)
+        if isinstance(event, SessionStopped):
+            self._feed_back_for.pop(event.session_id, None)
+            for reversed_flow in (False, True):
+                supply = self._supplies.pop((event.session_id, reversed_flow), None)
+                if supply is not None:
+                    await supply.stop()
+        for changed in self._changed.get(event.session_id, ()):
+            changed.set()
+        if state is not None:
+            info = SessionInfo.of(state)
+            for listener in self._listeners:
+                listener(event, info)

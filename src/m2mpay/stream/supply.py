@@ -1,0 +1,58 @@
+"""Where a device plugs in: the deliverer's side of one direction of a session.
+
+A session grants its deliverer a permit, a number of units in all; the device
+delivers while its meter is below the permit and stops there (a contactor opens,
+a lamp goes dark, a feed holds its messages). Whenever its meter advances it
+reports the cumulative units delivered in the session. The session machine does
+the rest: reports, payments, the window. `m2mpay.stream.simulated` has simulated
+devices; a real one implements `Supply` the same way.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from m2mpay.crypto import Address
+from m2mpay.stream.offer import Offer
+
+__all__ = ["MeterReport", "Supply", "SupplyFactory", "SupplyRequest"]
+
+MeterReport = Callable[[int], None]
+
+
+class Supply(ABC):
+    """A metered device delivering one direction of one session; see the module docstring."""
+
+    @abstractmethod
+    async def start(self, report: MeterReport, delivered: int) -> None:
+        """Begin metering. `delivered` is where the session's count stands: non-zero
+        when a session resumes after a restart, so the count never goes back."""
+
+    @abstractmethod
+    def permit(self, units: int) -> None:
+        """Deliver at most `units` in all. A permit grows while a session runs; when
+        the session stops it drops to what was delivered: stop at once."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """The session ended: stop delivering and release the device."""
+
+    @property
+    @abstractmethod
+    def delivered(self) -> int:
+        """The units delivered in this session so far, as the meter reads now."""
+
+
+@dataclass(frozen=True, slots=True)
+class SupplyRequest:
+    """What a device factory is told about the session it will supply."""
+
+    session_id: bytes
+    offer: Offer
+    peer: Address
+    reversed: bool  # the backward direction: the buyer feeds back
+
+
+SupplyFactory = Callable[[SupplyRequest], Supply]

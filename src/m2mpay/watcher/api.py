@@ -1,0 +1,291 @@
+"""The watcher's HTTP API (FastAPI), version 1.
+
+    GET  /v1/info                                   who and where the watcher is
+    POST /v1/registrations                          a party asks to be defended → token
+    PUT  /v1/channels/{channel_id}/proofs/{party}   the party's peer's newer proof
+    GET  /v1/channels/{channel_id}                  what the watcher knows of a channel
+    GET  /v1/disputes                               every challenge and settlement sent
+
+Every error has one shape, `{"error": {"code", "message"[, "field"]}}`. Bodies are
+parsed by hand with orjson rather than by FastAPI's model binding: a token must be
+checked before the body is looked at, and a refusal must name the field at fault. The
+models in `m2mpay.watcher.models` describe the same shapes in /openapi.json.
+
+The proof update is the hot path (thousands a second, one signature recovery each).
+FastAPI's routing, dependency solving and middleware cost more than the recovery, so
+`create_asgi` puts a thin ASGI layer in front of the app that answers exactly that
+route itself, with the same handler the FastAPI route uses; everything else, and the
+documentation of that route, stays with FastAPI.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Final
+
+import orjson
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException
+
+from m2mpay import __version__
+from m2mpay.errors import StoreError
+from m2mpay.watcher.errors import InvalidInput, Unauthorized, WatcherRefusal
+from m2mpay.watcher.models import (
+    ChannelView,
+    DisputeList,
+    ErrorBody,
+    Info,
+    ProofStored,
+    ProofUpdate,
+    RegistrationCreated,
+    RegistrationRequest,
+)
+from m2mpay.watcher.parsing import (
+    parse_address,
+    parse_channel_id,
+    parse_channel_params,
+    parse_int,
+    parse_object,
+    parse_signature,
+    parse_uint256,
+)
+from m2mpay.watcher.service import Watcher
+
+__all__ = ["create_app", "create_asgi"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger("m2mpay.watcher")
+
+_MAX_BODY: Final = 16 * 1024
+_REGISTRATION_FIELDS: Final = frozenset({"channel", "party", "issued_at", "signature"})
+_PROOF_FIELDS: Final = frozenset({"transferred", "signature"})
+_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in (
+        (401, "Missing or wrong bearer token"),
+        (404, "Unknown registration or channel"),
+        (409, "Not newer than what is held"),
+        (422, "Malformed input or wrong signer; `field` names it"),
+    )
+}
+_BODY_MODELS: Final = (RegistrationRequest, ProofUpdate)
+_STORE_FAILED: Final = "the watcher cannot make updates durable now"
+_CRASHED: Final = "unexpected error; see the watcher's log"
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+def _error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    detail: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        detail["field"] = field
+    return {"error": detail}
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> Response:
+    return _json(_error_body(code, message, field), status)
+
+
+def _body_schema(model: type[Any]) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+def _parse_json(body: bytes) -> Any:
+    if len(body) > _MAX_BODY:
+        raise InvalidInput("body_too_large", f"a body is at most {_MAX_BODY} bytes", "body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput("invalid_json", f"the body is not JSON: {exc}", "body") from None
+
+
+def _bearer(header: str | None) -> str:
+    if header is None:
+        raise Unauthorized("missing_token", "send the registration's token as `Bearer <token>`")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing_token", "the Authorization header must be `Bearer <token>`")
+    return token.strip()
+
+
+async def _store_proof(
+    watcher: Watcher, channel_id: str, party: str, authorization: str | None, body: bytes
+) -> dict[str, Any]:
+    """PUT /v1/channels/{channel_id}/proofs/{party}: the token first, then the body."""
+    token = _bearer(authorization)
+    channel = parse_channel_id(channel_id)
+    address = parse_address(party, "party")
+    watcher.authorize(channel, address, token)
+    raw = parse_object(_parse_json(body), "body", _PROOF_FIELDS)
+    transferred = parse_uint256(raw["transferred"], "transferred")
+    signature = parse_signature(raw["signature"])
+    await watcher.update(channel, address, token, transferred, signature)
+    return {
+        "channel_id": channel_id.lower(),
+        "party": address.checksum,
+        "transferred": raw["transferred"],
+        "stored": True,
+    }
+
+
+_PROOF_PATH: Final = re.compile(r"/v1/channels/([^/]+)/proofs/([^/]+)")
+_JSON_HEADERS: Final = [(b"content-type", b"application/json")]
+
+
+class _ProofFastPath:
+    """Answers PUT /v1/channels/{id}/proofs/{party} in raw ASGI; passes the rest on."""
+
+    def __init__(self, app: FastAPI, watcher: Watcher) -> None:
+        self.app = app
+        self._watcher = watcher
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = None
+        if scope["type"] == "http" and scope["method"] == "PUT":
+            match = _PROOF_PATH.fullmatch(scope["path"])
+        if match is None:
+            await self.app(scope, receive, send)
+            return
+        status = 200
+        try:
+            authorization = None
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    authorization = value.decode("latin-1")
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if len(body) > _MAX_BODY or not message.get("more_body", False):
+                    break
+            channel_id, party = match.group(1), match.group(2)
+            payload = await _store_proof(self._watcher, channel_id, party, authorization, body)
+        except WatcherRefusal as exc:
+            status, payload = exc.status, _error_body(exc.code, exc.message, exc.field)
+        except StoreError as exc:
+            log.error("the store failed: %s", exc)
+            status, payload = 503, _error_body("store_unavailable", _STORE_FAILED)
+        except Exception:
+            log.exception("unexpected error storing a proof")
+            status, payload = 500, _error_body("internal_error", _CRASHED)
+        content = orjson.dumps(payload)
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(content)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+
+def create_asgi(watcher: Watcher) -> _ProofFastPath:
+    """The API as an ASGI app: FastAPI behind the proof-update fast path."""
+    return _ProofFastPath(create_app(watcher), watcher)
+
+
+def create_app(watcher: Watcher) -> FastAPI:
+    """The API over a started `watcher` (the caller owns its lifecycle)."""
+    app = FastAPI(
+        title="m2mpay watcher",
+        version=__version__,
+        description="A watchtower for m2mpay payment channels: it holds the newest balance"
+        " proofs parties give it and challenges stale unilateral closes on their behalf.",
+    )
+
+    @app.exception_handler(WatcherRefusal)
+    async def _refused(_: Request, exc: WatcherRefusal) -> Response:
+        return _error(exc.status, exc.code, exc.message, exc.field)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(part) for part in first["loc"][1:]) or None
+        return _error(422, "invalid_field", str(first["msg"]), where)
+
+    @app.exception_handler(StoreError)
+    async def _store_failed(_: Request, exc: StoreError) -> Response:
+        log.error("the store failed: %s", exc)
+        return _error(503, "store_unavailable", _STORE_FAILED)
+
+    @app.exception_handler(Exception)
+    async def _crashed(_: Request, exc: Exception) -> Response:
+        log.exception("unexpected error in the watcher API", exc_info=exc)
+        return _error(500, "internal_error", _CRASHED)
+
+    @app.get("/v1/info", response_model=Info, summary="The watcher's address, chain and load")
+    async def info() -> Response:
+        return _json(watcher.info())
+
+    @app.post(
+        "/v1/registrations",
+        status_code=201,
+        response_model=RegistrationCreated,
+        responses=_ERRORS,
+        openapi_extra=_body_schema(RegistrationRequest),
+        summary="Ask the watcher to defend a party of a channel",
+    )
+    async def register(request: Request) -> Response:
+        raw = parse_object(_parse_json(await request.body()), "body", _REGISTRATION_FIELDS)
+        params = parse_channel_params(raw["channel"])
+        party = parse_address(raw["party"], "party")
+        issued_at = parse_int(raw["issued_at"], "issued_at", 0, 2**63 - 1)
+        signature = parse_signature(raw["signature"])
+        token = await watcher.register(params, party, issued_at, signature)
+        created = {"channel_id": "0x" + params.id.hex(), "party": party.checksum, "token": token}
+        return _json(created, 201)
+
+    @app.put(
+        "/v1/channels/{channel_id}/proofs/{party}",
+        response_model=ProofStored,
+        responses=_ERRORS,
+        openapi_extra=_body_schema(ProofUpdate),
+        summary="Give the watcher a newer proof signed by the party's peer",
+    )
+    async def put_proof(channel_id: str, party: str, request: Request) -> Response:
+        # Normally answered by `_ProofFastPath`; kept here for the schema and for a
+        # bare `create_app`, with the very same handler.
+        authorization = request.headers.get("authorization")
+        body = await request.body()
+        return _json(await _store_proof(watcher, channel_id, party, authorization, body))
+
+    @app.get(
+        "/v1/channels/{channel_id}",
+        response_model=ChannelView,
+        responses={404: _ERRORS[404], 422: _ERRORS[422]},
+        summary="What the watcher knows of a channel",
+    )
+    async def channel(channel_id: str) -> Response:
+        return _json(watcher.channel(parse_channel_id(channel_id)))
+
+    @app.get("/v1/disputes", response_model=DisputeList, summary="Every action taken on chain")
+    async def disputes() -> Response:
+        return _json({"disputes": watcher.disputes()})
+
+    def openapi() -> dict[str, Any]:
+        # Bodies are parsed by hand, so FastAPI does not know their models: add them.
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in _BODY_MODELS:
+                body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(body.pop("$defs", {}))
+                components[model.__name__] = body
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

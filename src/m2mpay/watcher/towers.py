@@ -1,0 +1,137 @@
+"""The node layer's `Watchtower` interface, met by a watcher of this package.
+
+`LocalWatchtower` is a `Watcher` in the same process (a host that runs its own
+watcher); `HttpWatchtower` is one reached with `WatcherClient`. Both turn the
+watcher's refusals into `WatchRefused` of the matching kind, and a watcher that
+cannot be reached into `WatchUnavailable`, so that a feed, or a host relaying for its
+devices, handles every watcher alike.
+"""
+
+from __future__ import annotations
+
+from m2mpay.node.watch import (
+    ProofUpdate,
+    SignedRegistration,
+    TowerIdentity,
+    WatchErrorKind,
+    WatchRefused,
+    Watchtower,
+    WatchUnavailable,
+)
+from m2mpay.watcher.client import WatcherClient
+from m2mpay.watcher.core import ChannelParams
+from m2mpay.watcher.errors import (
+    NotFound,
+    StaleSubmission,
+    Unauthorized,
+    WatcherRefusal,
+    WatcherUnavailable,
+)
+from m2mpay.watcher.service import Watcher
+
+__all__ = ["HttpWatchtower", "LocalWatchtower", "as_watchtower", "refused"]
+
+
+def refused(exc: WatcherRefusal) -> WatchRefused:
+    """The node layer's form of a watcher's refusal."""
+    if isinstance(exc, StaleSubmission):
+        kind = WatchErrorKind.STALE
+    elif isinstance(exc, Unauthorized):
+        kind = WatchErrorKind.UNAUTHORIZED
+    elif isinstance(exc, NotFound):
+        kind = WatchErrorKind.UNKNOWN
+    else:
+        kind = WatchErrorKind.INVALID
+    return WatchRefused(kind, exc.code, exc.message, exc.field)
+
+
+def _params(registration: SignedRegistration) -> ChannelParams:
+    return ChannelParams(
+        registration.a,
+        registration.b,
+        registration.asset,
+        registration.challenge_period,
+        registration.nonce,
+    )
+
+
+class LocalWatchtower(Watchtower):
+    """A started `Watcher` in this process."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+
+    async def identity(self) -> TowerIdentity:
+        return TowerIdentity(self.watcher.address, self.watcher.ledger.chain_id, self.watcher.hub)
+
+    async def register(self, registration: SignedRegistration) -> str:
+        try:
+            return await self.watcher.register(
+                _params(registration),
+                registration.party,
+                registration.issued_at,
+                registration.signature,
+            )
+        except WatcherRefusal as exc:
+            raise refused(exc) from None
+
+    async def update(self, proof: ProofUpdate) -> None:
+        try:
+            await self.watcher.update(
+                proof.channel_id, proof.party, proof.token, proof.transferred, proof.signature
+            )
+        except WatcherRefusal as exc:
+            raise refused(exc) from None
+
+
+class HttpWatchtower(Watchtower):
+    """A watcher's HTTP API, through `client` (which the caller closes)."""
+
+    def __init__(self, client: WatcherClient) -> None:
+        self.client = client
+        self._identity: TowerIdentity | None = None
+
+    async def identity(self) -> TowerIdentity:
+        if self._identity is None:
+            try:
+                info = await self.client.info()
+            except WatcherUnavailable as exc:
+                raise WatchUnavailable(str(exc)) from None
+            self._identity = TowerIdentity(info.address, info.chain_id, info.hub)
+        return self._identity
+
+    async def register(self, registration: SignedRegistration) -> str:
+        try:
+            return await self.client.register_signed(
+                _params(registration),
+                registration.party,
+                registration.issued_at,
+                registration.signature,
+            )
+        except WatcherRefusal as exc:
+            raise refused(exc) from None
+        except WatcherUnavailable as exc:
+            raise WatchUnavailable(str(exc)) from None
+
+    async def update(self, proof: ProofUpdate) -> None:
+        try:
+            await self.client.update(
+                proof.channel_id,
+                proof.party,
+                proof.token,
+                proof.transferred,
+                proof.signature,
+            )
+        except WatcherRefusal as exc:
+            raise refused(exc) from None
+        except WatcherUnavailable as exc:
+            raise WatchUnavailable(str(exc)) from None
+
+
+def as_watchtower(watcher: Watchtower | Watcher | WatcherClient) -> Watchtower:
+    """`watcher` as a `Watchtower`: a service in process, an HTTP client, or one already."""
+    if isinstance(watcher, Watcher):
+        return LocalWatchtower(watcher)
+    if isinstance(watcher, WatcherClient):
+        return HttpWatchtower(watcher)
+    return watcher

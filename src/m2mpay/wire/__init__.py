@@ -1,0 +1,37 @@
+"""Moving channel messages between peers: codecs, transports and authenticated sessions.
+
+- `codec`: protocol-v1 messages to bytes and back (`JsonCodec`, `CborCodec`).
+- `transport`: the `Transport`/`Link` interface of raw, ordered, reliable frame
+  pipes, with three implementations: `MemoryTransport` (tests),
+  `WebSocketTransport` and `MqttTransport`.
+- `session`: `open_session` turns any link into a `PeerSession` bound to the
+  peer's address, with every later frame authenticated.
+"""
+
+from m2mpay.wire.codec import CODECS, MAX_MESSAGE_SIZE, CborCodec, Codec, JsonCodec, codec_by_name
+from m2mpay.wire.memory import MemoryLink, MemoryTransport
+from m2mpay.wire.mqtt import MqttTransport
+from m2mpay.wire.session import PeerSession, open_session
+from m2mpay.wire.transport import MAX_FRAME_SIZE, FrameData, Link, Transport, open_transport
+from m2mpay.wire.websocket import WebSocketLink, WebSocketTransport
+
+__all__ = [
+    "CODECS",
+    "MAX_FRAME_SIZE",
+    "MAX_MESSAGE_SIZE",
+    "CborCodec",
+    "Codec",
+    "FrameData",
+    "JsonCodec",
+    "Link",
+    "MemoryLink",
+    "MemoryTransport",
+    "MqttTransport",
+    "PeerSession",
+    "Transport",
+    "WebSocketLink",
+    "WebSocketTransport",
+    "codec_by_name",
+    "open_session",
+    "open_transport",
+]

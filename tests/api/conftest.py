@@ -1,0 +1,112 @@
+"""Fixtures of the API tests: real nodes on an embedded chain, each behind the real
+FastAPI app, reached in-process through httpx's ASGI transport."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from m2mpay.chain.deploy import Deployment
+from m2mpay.crypto import Address
+from m2mpay.gateway import Credentials, Gateway, create_app
+from m2mpay.gateway.errors import ApiError
+from m2mpay.gateway.fast import create_asgi
+from m2mpay.node import Node
+from m2mpay.store import open_store
+from m2mpay.stream import SessionManager, SessionManagerConfig
+from m2mpay.stream.context import SessionConfig
+from m2mpay.stream.simulated import EnergyMeter, Simulation, constant_power
+from m2mpay.stream.supply import SupplyFactory
+from tests.node.conftest import UNIT, Chain, NodeFactory, chain, make_node  # noqa: F401
+
+__all__ = ["TOKEN", "UNIT", "Api", "ApiFactory", "Chain"]
+
+TOKEN = "m2m_test-token"
+
+
+@dataclass
+class Api:
+    node: Node
+    sessions: SessionManager
+    gateway: Gateway
+    http: httpx.AsyncClient  # with the bearer token
+    anonymous: httpx.AsyncClient  # without it
+
+    @property
+    def address(self) -> Address:
+        return self.node.address
+
+
+ApiFactory = Callable[..., Awaitable[Api]]
+
+
+@pytest.fixture
+async def simulation() -> AsyncIterator[Simulation]:
+    sim = Simulation(step_s=0.01, speed=60.0)
+    yield sim
+    await sim.close()
+
+
+@pytest.fixture
+async def make_api(
+    chain: Chain,  # noqa: F811 (the fixture imported above)
+    make_node: NodeFactory,  # noqa: F811
+    tmp_path: Path,
+    simulation: Simulation,
+) -> AsyncIterator[ApiFactory]:
+    """A node with sessions behind the API; devices are simulated energy meters."""
+    made: list[tuple[SessionManager, httpx.AsyncClient, httpx.AsyncClient]] = []
+
+    def meters(device: str, service: str) -> SupplyFactory:
+        if device != "meter" or service != "energy":
+            raise ApiError(404, "unknown_device", f"no device {device}/{service}", "device")
+        return lambda _: EnergyMeter(simulation, constant_power(20_000))
+
+    async def make(index: int, *, public_reads: bool = False) -> Api:
+        node = await make_node(index)
+        sessions = SessionManager(
+            node,
+            open_store(tmp_path / f"sessions{index}.sqlite3"),
+            config=SessionManagerConfig(
+                tick_interval_s=0.05,
+                session=SessionConfig(silence_timeout_ms=3_000, receipt_timeout_ms=3_000),
+            ),
+        )
+        await sessions.start()
+        deployment = Deployment(
+            chain.ledger.chain_id,
+            chain.hub.address,
+            chain.token.address,
+            "M2M",
+            chain.keys[0].address,
+            0,
+            0,
+        )
+        gateway = Gateway(
+            node=node,
+            sessions=sessions,
+            ledger=chain.ledger,
+            deployment=deployment,
+            credentials=Credentials.for_token(TOKEN, public_reads=public_reads),
+            dev_chain=True,
+            supplies=meters,
+        )
+        gateway.events.attach(node, sessions)
+        transport = httpx.ASGITransport(app=create_asgi(gateway, create_app(gateway)))
+        base = "http://node.test"
+        http = httpx.AsyncClient(
+            transport=transport, base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        anonymous = httpx.AsyncClient(transport=transport, base_url=base)
+        made.append((sessions, http, anonymous))
+        return Api(node, sessions, gateway, http, anonymous)
+
+    yield make
+    for sessions, http, anonymous in reversed(made):
+        await http.aclose()
+        await anonymous.aclose()
+        await sessions.stop()

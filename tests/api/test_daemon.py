@@ -1,0 +1,100 @@
+"""`m2mpay node` as people run it: a process with a keystore, a token shown once, the
+API, an event stream, graceful shutdown, and a restart that resumes its channels."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from m2mpay.bench.daemons import NodeProcess
+from m2mpay.errors import M2MPayError
+
+
+@pytest.fixture
+def two_daemons(tmp_path: Path) -> Iterator[tuple[NodeProcess, NodeProcess]]:
+    """Two nodes on one embedded chain (the first hosts it), each with its own data dir."""
+    chain = ["--chain-dir", str(tmp_path / "chain")]
+    first = NodeProcess(tmp_path / "car", *chain)
+    second = NodeProcess(tmp_path / "charger", *chain)
+    try:
+        first.start()
+        second.start()
+        yield first, second
+    finally:
+        second.stop()
+        first.stop()
+
+
+def _auth(node: NodeProcess, token: str) -> httpx.Client:
+    return httpx.Client(base_url=node.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+
+
+def test_a_daemon_pays_another_streams_events_and_resumes_after_a_restart(
+    two_daemons: tuple[NodeProcess, NodeProcess],
+) -> None:
+    car, charger = two_daemons
+    car_token, charger_token = car.ready["api_token"], charger.ready["api_token"]
+    assert car_token
+    assert charger_token
+    assert car.ready["new_key"] is True
+    # The key is at rest in a v3 keystore; the secret appears nowhere else.
+    [keystore] = (car.data_dir / "keystore").glob("0x*.json")
+    stored = json.loads(keystore.read_text())
+    assert stored["version"] == 3
+    assert stored["crypto"]["kdf"] == "scrypt"
+    assert keystore.stat().st_mode & 0o077 == 0
+    assert car_token not in (car.data_dir / "api-token.sha256").read_text()
+
+    with _auth(car, car_token) as api, _auth(charger, charger_token) as other:
+        api.post("/v1/wallet/faucet", json={}).raise_for_status()
+        opened = api.post(
+            "/v1/channels",
+            json={
+                "peer": charger.ready["address"],
+                "endpoint": charger.ready["peer_endpoint"],
+                "deposit": "1000000",
+            },
+        )
+        assert opened.status_code == 201, opened.text
+        channel = opened.json()["channel_id"]
+        with other.stream("GET", "/v1/events") as events:
+            paid = api.post(f"/v1/channels/{channel}/payments", json={"amount": "250"})
+            assert paid.status_code == 201, paid.text
+            seen = None
+            for line in events.iter_lines():
+                if line.startswith("data: "):
+                    event = json.loads(line[6:])
+                    if event.get("t") == "ev.payment_received":
+                        seen = event
+                        break
+        assert seen is not None
+        assert seen["kind"] == "channel"
+        assert seen["total"] == "250"
+
+    assert car.stop() == 0  # SIGTERM: a graceful shutdown
+    restarted = car.start()
+    assert restarted["address"] == car.ready["address"]
+    assert restarted["api_token"] is None  # shown once, on the first run only
+    assert restarted["new_key"] is False
+    with _auth(car, car_token) as api:
+        [resumed] = api.get("/v1/channels").json()["channels"]
+        assert resumed["channel_id"] == channel
+        assert resumed["sent_total"] == "250"
+        again = api.post(f"/v1/channels/{channel}/payments", json={"amount": "50"})
+        assert again.status_code == 201, again.text
+        assert again.json()["sent_total"] == "300"
+        closed = api.post(f"/v1/channels/{channel}/close")
+        assert closed.json()["phase"] == "closed"
+
+
+def test_a_wrong_passphrase_is_refused(tmp_path: Path) -> None:
+    node = NodeProcess(tmp_path / "node")
+    node.start()
+    node.stop()
+    intruder = NodeProcess(tmp_path / "node", passphrase="guess")
+    with pytest.raises(M2MPayError, match="wrong passphrase"):
+        intruder.start()

@@ -21,24 +21,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-
 from m2mpay.crypto import Address, PrivateKey
-from m2mpay.gateway.bus_messages import login_digest
+from m2mpay.devices.bus_client import BusClient, load_device_key
 
 __all__ = ["Lamp", "LampSession", "main"]
-
-log = logging.getLogger("m2mpay.devices.lamp")
 
 SERVICE: Final = "light"
 _EPSILON: Final = 1e-9  # float sums that land a hair under a whole second still count
@@ -63,14 +57,7 @@ class LampSession:
         return not self.ended and self.lit < self.limit
 
 
-@dataclass
-class _Telemetry:
-    seq: int
-    at_ms: int
-    data: dict[str, Any]
-
-
-class Lamp:
+class Lamp(BusClient):
     """See the module docstring."""
 
     def __init__(
@@ -88,33 +75,15 @@ class Lamp:
     ) -> None:
         if speed <= 0 or tick_s <= 0:
             raise ValueError("speed and tick must be positive")
-        self.url = url
-        self.key = key
+        super().__init__(url, key, name=name, reconnect_s=reconnect_s, server=server)
         self.price = price
         self.asset = asset
-        self.name = name
         self.speed = speed
         self.tick_s = tick_s
-        self.reconnect_s = reconnect_s
-        self.server = server  # pinned: refuse a bus with another address
         self.sessions: dict[str, LampSession] = {}  # in the order they began
         self.is_on = False
         self.lit_seconds = 0.0  # on the lamp's clock, over all sessions
         self.switches: list[bool] = []
-        self.commands: list[dict[str, Any]] = []  # every command received, repeats too
-        self.logins = 0
-        self.errors: list[dict[str, Any]] = []
-        self.refused: list[Address] = []  # buses that were not the pinned one
-        self.connected = asyncio.Event()
-        self._online = True
-        self._websocket: ClientConnection | None = None
-        self._telemetry_seq = 0
-        self._unacked: dict[int, _Telemetry] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-
-    @property
-    def address(self) -> Address:
-        return self.key.address
 
     def session_seconds(self, session: bytes | str) -> float:
         """Seconds lit in a session (0 if the lamp never heard of it)."""
@@ -122,137 +91,25 @@ class Lamp:
         found = self.sessions.get(key.lower())
         return found.lit if found is not None else 0.0
 
-    # ------------------------------------------------------------------ lifecycle
+    # ------------------------------------------------------------------ the bus
 
-    async def start(self) -> None:
-        self._tasks = [
-            asyncio.ensure_future(self._connect_loop()),
-            asyncio.ensure_future(self._clock()),
+    def services(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": SERVICE,
+                "unit": "s",
+                "price": str(self.price),
+                "asset": self.asset.checksum,
+                "kind": "actuation",
+            }
         ]
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
-        await self._hang_up()
+    def background(self) -> list[Coroutine[Any, Any, None]]:
+        return [self._clock()]
 
-    async def __aenter__(self) -> Lamp:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.stop()
-
-    async def go_offline(self) -> None:
-        """Drop the connection and stay away (the light goes on by its own clock)."""
-        self._online = False
-        await self._hang_up()
-
-    def go_online(self) -> None:
-        self._online = True
-
-    async def _hang_up(self) -> None:
-        websocket, self._websocket = self._websocket, None
-        self.connected.clear()
-        if websocket is not None:
-            await websocket.close()
-
-    # ------------------------------------------------------------------ the connection
-
-    async def _connect_loop(self) -> None:
-        while True:
-            if self._online:
-                try:
-                    async with connect(self.url, proxy=None, open_timeout=5) as websocket:
-                        await self._serve(websocket)
-                except (
-                    OSError,
-                    TimeoutError,
-                    InvalidHandshake,
-                    InvalidURI,
-                    ConnectionClosed,
-                ) as exc:
-                    log.info("lamp %s: connection ended: %s", self.address, exc)
-                finally:
-                    self._websocket = None
-                    self.connected.clear()
-            await asyncio.sleep(self.reconnect_s)
-
-    async def _send(self, message: dict[str, Any]) -> None:
-        websocket = self._websocket
-        if websocket is not None:
-            with contextlib.suppress(ConnectionClosed):
-                await websocket.send(json.dumps(message))
-
-    async def _serve(self, websocket: ClientConnection) -> None:
-        hello = json.loads(await websocket.recv())
-        if hello.get("type") != "challenge":
-            log.warning("lamp %s: the bus did not send a challenge: %s", self.address, hello)
-            return
-        server = Address(hello["server"])
-        if self.server is not None and server != self.server:
-            self.refused.append(server)
-            log.warning("lamp %s: refusing bus %s (expected %s)", self.address, server, self.server)
-            await websocket.close()
-            return
-        challenge = bytes.fromhex(hello["challenge"][2:])
-        signature = self.key.sign_digest(login_digest(server, challenge, self.address))
-        self._websocket = websocket
-        await self._send(
-            {
-                "type": "login",
-                "address": self.address.checksum,
-                "challenge": hello["challenge"],
-                "signature": "0x" + signature.hex(),
-            }
-        )
-        async for raw in websocket:
-            await self._on_message(json.loads(raw))
-
-    async def _on_message(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
-        if kind == "welcome":
-            self.logins += 1
-            stored = int(message["telemetry_seq"])
-            self._telemetry_seq = max(self._telemetry_seq, stored)
-            for seq in [seq for seq in self._unacked if seq <= stored]:
-                del self._unacked[seq]  # the bus has it: the ack was lost with the link
-            await self._send(
-                {
-                    "type": "device_register",
-                    "name": self.name,
-                    "services": [
-                        {
-                            "name": SERVICE,
-                            "unit": "s",
-                            "price": str(self.price),
-                            "asset": self.asset.checksum,
-                            "kind": "actuation",
-                        }
-                    ],
-                }
-            )
-            for record in sorted(self._unacked.values(), key=lambda r: r.seq):
-                await self._send_telemetry(record)
-            await self._report()
-        elif kind == "registered":
-            self.connected.set()
-        elif kind == "command":
-            await self._execute(message)
-        elif kind == "telemetry_ack":
-            self._unacked.pop(int(message["seq"]), None)
-        elif kind == "error":
-            self.errors.append(message)
-            log.warning("lamp %s: the bus says %s", self.address, message)
-
-    async def _execute(self, command: dict[str, Any]) -> None:
-        self.commands.append(command)
+    async def execute(self, command: dict[str, Any]) -> str | None:
         if command.get("service") != SERVICE:
-            await self._ack(command, f"no service {command.get('service')!r}")
-            return
+            return f"no service {command.get('service')!r}"
         key = str(command["session"]).lower()
         session = self.sessions.get(key)
         if session is None:
@@ -264,15 +121,9 @@ class Lamp:
             session.limit = session.lit  # stop at once, whatever was allowed
             session.ended = session.ended or action == "end"
         await self._tick(0.0)  # switch now, not at the next tick
-        await self._ack(command, None)
+        return None
 
-    async def _ack(self, command: dict[str, Any], error: str | None) -> None:
-        ack: dict[str, Any] = {"type": "command_ack", "id": command["id"], "ok": error is None}
-        if error is not None:
-            ack["error"] = error
-        await self._send(ack)
-
-    async def _report(self) -> None:
+    def meters(self) -> list[dict[str, Any]]:
         meters = []
         for session in self.sessions.values():
             session.reported = session.seconds
@@ -284,19 +135,13 @@ class Lamp:
                     "active": session.running and self.is_on,
                 }
             )
-        await self._send(
-            {
-                "type": "device_status",
-                "state": "on" if self.is_on else "off",
-                "sessions": meters[-256:],
-                "detail": {"lit_s": round(self.lit_seconds, 3)},
-            }
-        )
+        return meters
 
-    async def _send_telemetry(self, record: _Telemetry) -> None:
-        await self._send(
-            {"type": "telemetry", "seq": record.seq, "at_ms": record.at_ms, "data": record.data}
-        )
+    def state(self) -> str:
+        return "on" if self.is_on else "off"
+
+    def detail(self) -> dict[str, Any]:
+        return {"lit_s": round(self.lit_seconds, 3)}
 
     # ------------------------------------------------------------------ the lamp's clock
 
@@ -332,25 +177,9 @@ class Lamp:
         """Let `seconds` of lamp time pass, then tell the bus what changed."""
         switched, moved = self._advance(seconds)
         if switched:
-            self._telemetry_seq += 1
-            record = _Telemetry(
-                self._telemetry_seq,
-                int(time.time() * 1000),
-                {"on": self.is_on, "lit_s": round(self.lit_seconds, 3)},
-            )
-            self._unacked[record.seq] = record
-            await self._send_telemetry(record)
+            await self.record({"on": self.is_on, "lit_s": round(self.lit_seconds, 3)})
         if switched or moved:
-            await self._report()
-
-
-def _key(key_file: str | None) -> PrivateKey:
-    if key_file:
-        return PrivateKey.from_hex(Path(key_file).read_text().strip())
-    env = os.environ.get("M2MPAY_DEVICE_KEY")
-    if env:
-        return PrivateKey.from_hex(env.strip())
-    raise SystemExit("give the lamp a key: --key-file FILE or $M2MPAY_DEVICE_KEY (hex)")
+            await self.report()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -368,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     lamp = Lamp(
         args.url,
-        _key(args.key_file),
+        load_device_key(args.key_file, os.environ.get("M2MPAY_DEVICE_KEY")),
         price=args.price,
         asset=Address(args.asset),
         name=args.name,

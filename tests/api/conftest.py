@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from m2mpay.chain.deploy import Deployment
+from m2mpay.client import NodeClient
 from m2mpay.crypto import Address
+from m2mpay.errors import DeviceError
 from m2mpay.gateway import Credentials, Gateway, create_app
-from m2mpay.gateway.errors import ApiError
 from m2mpay.gateway.fast import create_asgi
 from m2mpay.node import Node
 from m2mpay.store import open_store
@@ -35,6 +36,7 @@ class Api:
     gateway: Gateway
     http: httpx.AsyncClient  # with the bearer token
     anonymous: httpx.AsyncClient  # without it
+    client: NodeClient  # the Python SDK, with the token
 
     @property
     def address(self) -> Address:
@@ -58,15 +60,21 @@ async def make_api(
     tmp_path: Path,
     simulation: Simulation,
 ) -> AsyncIterator[ApiFactory]:
-    """A node with sessions behind the API; devices are simulated energy meters."""
-    made: list[tuple[SessionManager, httpx.AsyncClient, httpx.AsyncClient]] = []
+    """A node with sessions behind the API; devices are simulated energy meters, or
+    what `supplies` (the node's device bus, as `Gateway.supplies`) provides."""
+    made: list[tuple[Gateway, httpx.AsyncClient, httpx.AsyncClient, NodeClient]] = []
 
     def meters(device: str, service: str) -> SupplyFactory:
         if device != "meter" or service != "energy":
-            raise ApiError(404, "unknown_device", f"no device {device}/{service}", "device")
+            raise DeviceError("unknown_device", f"no device {device}/{service}")
         return lambda _: EnergyMeter(simulation, constant_power(20_000))
 
-    async def make(index: int, *, public_reads: bool = False) -> Api:
+    async def make(
+        index: int,
+        *,
+        public_reads: bool = False,
+        supplies: Callable[[str, str], SupplyFactory] | None = None,
+    ) -> Api:
         node = await make_node(index)
         sessions = SessionManager(
             node,
@@ -93,7 +101,7 @@ async def make_api(
             deployment=deployment,
             credentials=Credentials.for_token(TOKEN, public_reads=public_reads),
             dev_chain=True,
-            supplies=meters,
+            supplies=supplies or meters,
         )
         gateway.events.attach(node, sessions)
         transport = httpx.ASGITransport(app=create_asgi(gateway, create_app(gateway)))
@@ -102,11 +110,14 @@ async def make_api(
             transport=transport, base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}
         )
         anonymous = httpx.AsyncClient(transport=transport, base_url=base)
-        made.append((sessions, http, anonymous))
-        return Api(node, sessions, gateway, http, anonymous)
+        client = NodeClient(base, TOKEN, transport=transport)
+        made.append((gateway, http, anonymous, client))
+        return Api(node, sessions, gateway, http, anonymous, client)
 
     yield make
-    for sessions, http, anonymous in reversed(made):
+    for gateway, http, anonymous, client in reversed(made):
         await http.aclose()
         await anonymous.aclose()
-        await sessions.stop()
+        await client.aclose()
+        await gateway.close()
+        await gateway.sessions.stop()

@@ -71,7 +71,8 @@ def node_command(
     chain_dir: Annotated[
         Path | None,
         typer.Option(
-            help="The embedded chain's data dir, shared with other nodes (default: DATA_DIR)."
+            help="The embedded chain's data dir (with --rpc-url: where the contracts are "
+            "recorded), shared with other nodes (default: DATA_DIR)."
         ),
     ] = None,
     host: Annotated[str, typer.Option(help="Address the HTTP API listens on.")] = "127.0.0.1",

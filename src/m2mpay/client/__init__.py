@@ -11,9 +11,10 @@ tests/client keeps both sets of types in step.
 from m2mpay.client.base import DEFAULT_URL
 from m2mpay.client.channels import ChannelView, PaymentMade
 from m2mpay.client.codec import Amount, decode, encode
-from m2mpay.client.devices import DeviceView, ServiceView, TelemetryRecord
+from m2mpay.client.devices import DeviceView, ServiceView, TelemetryProofView, TelemetryRecord
 from m2mpay.client.events import Event, EventStream
 from m2mpay.client.node import NodeClient
+from m2mpay.client.resales import ReconciliationView, ResaleView
 from m2mpay.client.sessions import FlowView, OfferView, ReceiptView, SessionView
 from m2mpay.client.wallet import (
     NATIVE,
@@ -40,8 +41,11 @@ __all__ = [
     "OfferView",
     "PaymentMade",
     "ReceiptView",
+    "ReconciliationView",
+    "ResaleView",
     "ServiceView",
     "SessionView",
+    "TelemetryProofView",
     "TelemetryRecord",
     "TransferView",
     "WalletView",

@@ -13,8 +13,9 @@ from typing import Any
 
 from m2mpay.client.base import ApiBase, items_of, path_id
 from m2mpay.client.codec import Amount, decode
+from m2mpay.crypto import Address
 
-__all__ = ["DeviceApi", "DeviceView", "ServiceView", "TelemetryRecord"]
+__all__ = ["DeviceApi", "DeviceView", "ServiceView", "TelemetryProofView", "TelemetryRecord"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,27 @@ class TelemetryRecord:
     batch: int | None = None  # the anchored batch holding it, once batched
 
 
+@dataclass(frozen=True, slots=True)
+class TelemetryProofView:
+    """A record's Merkle path to the root of its batch, and where the root is anchored."""
+
+    device: Address
+    seq: int
+    at_ms: int
+    data: str  # the record's data as canonical JSON text: the leaf's pre-image
+    leaf: str
+    batch: int
+    index: int
+    count: int
+    first_seq: int
+    siblings: tuple[str, ...]
+    root: str
+    anchor: Address | None
+    chain_id: int | None
+    tx_hash: str | None
+    block_number: int | None
+
+
 class DeviceApi(ApiBase):
     async def devices(self) -> list[DeviceView]:
         raw = await self._call("GET", "/v1/devices")
@@ -65,3 +87,8 @@ class DeviceApi(ApiBase):
             params={"after": after, "limit": limit},
         )
         return [decode(TelemetryRecord, r, "records[]") for r in items_of(raw, "records")]
+
+    async def telemetry_proof(self, device_id: str, seq: int) -> TelemetryProofView:
+        """The proof that record `seq` is in an anchored batch (404 until it is batched)."""
+        raw = await self._call("GET", f"/v1/devices/{path_id(device_id)}/telemetry/{seq}/proof")
+        return decode(TelemetryProofView, raw)

@@ -144,12 +144,15 @@ class SessionApi(ApiBase):
         target_units: int = 0,
         limit_price: int | None = None,
         allow_reverse: bool = False,
+        feed_back_device: str | None = None,
     ) -> SessionView:
         """Buy under `offer` (as the seller's node published it; `endpoint` is the
         seller's wire if not connected). Without `channel_id` a free open channel with
         the seller is used, or one is opened with `deposit`. Stops by itself at
-        `budget` (0: no limit) or `target_units` (0: no target). Answers once the
-        seller runs the session."""
+        `budget` (0: no limit) or `target_units` (0: no target). With `allow_reverse`
+        the seller may reverse the flow; then the device on this node's bus named by
+        `feed_back_device` (`device-id/service`) delivers, and the seller pays.
+        Answers once the seller runs the session."""
         body: dict[str, Any] = {
             "offer": encode(offer),
             "deposit": str(deposit),
@@ -163,6 +166,8 @@ class SessionApi(ApiBase):
             body["channel_id"] = path_id(channel_id)
         if limit_price is not None:
             body["limit_price"] = str(limit_price)
+        if feed_back_device is not None:
+            body["feed_back_device"] = feed_back_device
         return decode(SessionView, await self._call("POST", "/v1/sessions", body=body))
 
     async def sessions(self) -> list[SessionView]:

@@ -13,6 +13,7 @@
     POST   /v1/sessions                     buy under an offer
     GET    /v1/sessions[/{id}[/receipt]]
     POST   /v1/sessions/{id}/stop|price|reverse
+    POST   /v1/resales, GET /v1/resales     resell another node's offer; reconciliations
     GET    /v1/events                       Server-Sent Events
 
 Everything that moves money or changes state needs the node's bearer token; reads
@@ -33,6 +34,7 @@ from m2mpay.gateway.models import ErrorBody
 from m2mpay.gateway.routes_channels import channel_routes
 from m2mpay.gateway.routes_events import event_routes
 from m2mpay.gateway.routes_info import info_routes
+from m2mpay.gateway.routes_resales import resale_routes
 from m2mpay.gateway.routes_sessions import session_routes
 
 __all__ = ["create_app"]
@@ -63,6 +65,7 @@ def create_app(gw: Gateway, *, extra: Sequence[APIRouter] = ()) -> FastAPI:
         info_routes(gw),
         channel_routes(gw),
         session_routes(gw),
+        resale_routes(gw),
         event_routes(gw),
         *extra,
     ):

@@ -49,7 +49,9 @@ log = logging.getLogger("m2mpay.daemon")
 @dataclass(frozen=True, slots=True)
 class DaemonConfig:
     data_dir: Path
-    chain_dir: Path | None = None  # the embedded chain's dir (default: the data dir)
+    # The embedded chain's dir, or with `rpc_url` where the contracts are recorded;
+    # nodes sharing it share one deployment (default: the data dir).
+    chain_dir: Path | None = None
     rpc_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8402  # the HTTP API; 0: any free port
@@ -109,9 +111,7 @@ class Daemon:
                 data_dir=None if config.rpc_url else config.deployments_dir,
                 rpc_url=config.rpc_url,
             )
-            deployment, self.deployed_now = await ensure_deployment(
-                ledger, config.deployments_dir if not config.rpc_url else config.data_dir
-            )
+            deployment, self.deployed_now = await ensure_deployment(ledger, config.deployments_dir)
             self._node = node = Node(
                 self.key,
                 LedgerLink(ledger, deployment.hub, self.key),
@@ -190,6 +190,8 @@ class Daemon:
         if self._server is not None:
             await self._server.stop()
             self._server = None
+        if self.gateway is not None:
+            await self.gateway.close()  # the resales, before the sessions they link
         if self._sessions is not None:
             await self._sessions.stop()
             self._sessions = None

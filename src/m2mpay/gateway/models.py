@@ -250,7 +250,13 @@ class SessionStart(_Request):
     budget: Amount = Field("0", description="The most to pay; 0: no limit.")
     target_units: int = Field(0, ge=0, description="Stop once delivered; 0: no target.")
     limit_price: Amount | None = Field(None, description="The highest price accepted.")
-    allow_reverse: bool = False
+    allow_reverse: bool = Field(False, description="The seller may reverse the flow.")
+    feed_back_device: str | None = Field(
+        None,
+        max_length=200,
+        description="With allow_reverse: the device on this node's bus that delivers when "
+        "the flow is reversed, `device/service`.",
+    )
 
 
 class SessionStop(_Request):

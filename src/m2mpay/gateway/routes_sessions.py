@@ -45,14 +45,8 @@ def session_routes(gw: Gateway) -> APIRouter:
     async def publish(body: OfferCreate) -> OfferView:
         if body.batch > body.window:
             raise ApiError(422, "invalid_input", "batch cannot exceed the window", "batch")
-        if body.device is None or body.device.count("/") != 1:
-            raise ApiError(
-                422, "invalid_input", "device must name a registered `device/service`", "device"
-            )
-        if gw.supplies is None:
-            raise ApiError(409, "no_devices", "this node has no device bus")
-        device, service = body.device.split("/")
-        supply = gw.supplies(device, service)  # raises for an unknown device or service
+        device = body.device or ""
+        supply = gw.device_supply(device, "device")
         offer = new_offer(
             gw.node.address,
             ServiceKind(body.kind),
@@ -69,7 +63,7 @@ def session_routes(gw: Gateway) -> APIRouter:
         )
         gw.sessions.publish(offer, supply)
         if gw.offer_book is not None:
-            gw.offer_book.add(offer, body.device)
+            gw.offer_book.add(offer, device)
         return offer_view(offer)
 
     @router.delete("/v1/offers/{offer_id}", status_code=204, dependencies=[writer], tags=["offers"])
@@ -89,8 +83,23 @@ def session_routes(gw: Gateway) -> APIRouter:
         dependencies=[writer],
         tags=["sessions"],
         summary="Buy under a seller's offer; answers once the seller runs the session",
+        description="With `allow_reverse`, the seller may reverse the flow: then this "
+        "node delivers, through the device on its own bus that `feed_back_device` names "
+        "(a car's battery feeding the grid), and the seller pays at the offer's "
+        "`reverse_price`. That link is kept in memory: after a restart of this node the "
+        "backward flow has no device until the session ends.",
     )
     async def start(body: SessionStart) -> SessionView:
+        feed_back = None
+        if body.feed_back_device is not None:
+            if not body.allow_reverse:
+                raise ApiError(
+                    422,
+                    "invalid_input",
+                    "a feed_back_device is only used when allow_reverse is true",
+                    "allow_reverse",
+                )
+            feed_back = gw.device_supply(body.feed_back_device, "feed_back_device")
         offer = offer_from_view(body.offer)
         if body.endpoint and not gw.node.is_connected(offer.seller):
             await gw.node.connect(body.endpoint, offer.seller)
@@ -102,6 +111,7 @@ def session_routes(gw: Gateway) -> APIRouter:
             target_units=body.target_units,
             limit_price=int(body.limit_price) if body.limit_price is not None else None,
             allow_reverse=body.allow_reverse,
+            feed_back=feed_back,
             endpoint=body.endpoint,
         )
         return session_view(info)

@@ -68,7 +68,12 @@ class Reconciliation:
 
 
 class Resale:
-    """A reseller's offer backed by purchases from `source`; see the module docstring."""
+    """A reseller's offer backed by purchases from `source`; see the module docstring.
+
+    Each purchase runs on a free open channel with the source's seller or, with
+    `purchase_deposit`, on a new one funded with it; `endpoint` is the source's wire
+    when this node is not connected to it. `purchase_budget` caps each purchase
+    (0: no limit)."""
 
     def __init__(
         self,
@@ -78,19 +83,24 @@ class Resale:
         commission: int,
         meter: SupplyFactory,
         purchase_budget: int = 0,
+        purchase_deposit: int = 0,
         endpoint: str | None = None,
     ) -> None:
         if commission < 0:
             raise ValueError("the commission cannot be negative")
+        if purchase_budget < 0 or purchase_deposit < 0:
+            raise ValueError("the purchase budget and deposit cannot be negative")
         self.sessions = sessions
         self.source = source
         self.commission = commission
         self._meter = meter
         self._purchase_budget = purchase_budget
+        self._purchase_deposit = purchase_deposit
         self._endpoint = endpoint
         self._purchase_of: dict[bytes, bytes] = {}
         self._sale_of: dict[bytes, bytes] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
         self.offer: Offer | None = None
 
     def publish(self, *, window: int | None = None, batch: int | None = None) -> Offer:
@@ -113,12 +123,21 @@ class Resale:
         return self.offer
 
     async def close(self) -> None:
+        """Sell no more, and stop linking: purchases being started are cancelled and
+        later stops are not relayed (running sessions end by their own rules)."""
+        self._closed = True
+        if self.offer is not None:
+            self.sessions.withdraw(self.offer.offer_id)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def purchase_of(self, sale_id: bytes) -> bytes | None:
         return self._purchase_of.get(sale_id)
+
+    def sales(self) -> list[bytes]:
+        """The sales with a purchase behind them, oldest first: what `reconcile` takes."""
+        return list(self._purchase_of)
 
     def reconcile(self, sale_id: bytes) -> Reconciliation:
         purchase_id = self._purchase_of.get(sale_id)
@@ -146,9 +165,17 @@ class Resale:
         return relay
 
     async def _buy(self, sale_id: bytes) -> None:
+        node, seller = self.sessions.node, self.source.seller
         try:
-            purchase = await self.sessions.start_session(self.source, budget=self._purchase_budget)
-        except M2MPayError as exc:
+            if self._endpoint is not None and not node.is_connected(seller):
+                await node.connect(self._endpoint, seller)
+            purchase = await self.sessions.start_session(
+                self.source,
+                budget=self._purchase_budget,
+                deposit=self._purchase_deposit,
+                endpoint=self._endpoint,
+            )
+        except (M2MPayError, TimeoutError) as exc:
             log.warning("no supply upstream for sale 0x%s: %s", sale_id.hex(), exc)
             await self._stop(sale_id, f"no supply upstream: {exc}")
             return
@@ -158,7 +185,7 @@ class Resale:
             await self._stop(purchase.session_id, "the sale ended")
 
     def _on_event(self, event: SessionEvent, info: SessionInfo) -> None:
-        if not isinstance(event, SessionStopped):
+        if self._closed or not isinstance(event, SessionStopped):
             return
         purchase = self._purchase_of.get(info.session_id)
         if purchase is not None:

@@ -7,13 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.m2mpay-installed
 NODE_STAMP := node_modules/.m2mpay-installed
-DEMO_DIR ?= .m2mpay-demo
 PYTEST_ARGS ?=
 
 .PHONY: help demo test lint typecheck unit system-deps contracts lock clean
 
 help:
-	@echo "make demo   - set up if needed, deploy the contracts on the embedded ledger, show gas"
+	@echo "make demo   - set up if needed, run the machine-economy scenarios end to end"
 	@echo "make test   - set up if needed (venv, npm, Debian packages), lint, type-check, run all tests"
 	@echo "make contracts - rebuild contracts/build/*.json from the Vyper sources"
 	@echo "make lock   - re-resolve requirements.lock from pyproject.toml"
@@ -43,9 +42,7 @@ $(NODE_STAMP): package.json package-lock.json | system-deps
 	@touch $@
 
 demo: $(PY_STAMP)
-	$(BIN)/m2mpay ledger deploy --data-dir $(DEMO_DIR)
-	$(BIN)/m2mpay ledger info --data-dir $(DEMO_DIR)
-	$(BIN)/m2mpay bench gas
+	$(BIN)/m2mpay demo
 
 lint: $(PY_STAMP)
 	$(BIN)/ruff check src tests
@@ -69,4 +66,4 @@ lock: $(PY_STAMP)
 		--python-platform x86_64-unknown-linux-gnu --no-header --quiet -o requirements.lock
 
 clean:
-	rm -rf $(VENV) node_modules $(DEMO_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

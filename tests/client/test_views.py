@@ -152,6 +152,8 @@ def test_a_null_where_one_is_allowed() -> None:
         "sent_total": "3",
         "received_total": "0",
         "in_flight": 0,
+        "payments_sent": 0,
+        "payments_received": 0,
         "final_balance_mine": None,
     }
     channel = decode(ChannelView, raw)

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +19,34 @@ __all__ = ["NodeProcess"]
 
 
 class NodeProcess:
-    """One `m2mpay node` process; `ready` is its ready line (url, address, api_token…)."""
+    """One `m2mpay node` process (or another `command` with `--json`, `--data-dir` and
+    `--port`, such as `watcher serve`); `ready` is its ready line (url, address…)."""
 
-    def __init__(self, data_dir: Path, *extra: str, passphrase: str = "correct horse") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *extra: str,
+        passphrase: str = "correct horse",
+        command: Sequence[str] = ("node",),
+        log_name: str | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.argv = [
-            sys.executable, "-m", "m2mpay", "node", "--json",
+            sys.executable, "-m", "m2mpay", *command, "--json",
             "--data-dir", str(data_dir), "--port", "0", *extra,
         ]  # fmt: skip
         self.env = {**os.environ, "M2MPAY_PASSPHRASE": passphrase}
         self.process: subprocess.Popen[str] | None = None
         self.ready: dict[str, Any] = {}
         # A file, not a pipe: a daemon that logs a lot must never block on a full pipe.
-        self.log = data_dir.parent / f"{data_dir.name}.log"
+        self.log = data_dir.parent / f"{log_name or data_dir.name}.log"
 
     @property
     def url(self) -> str:
         return str(self.ready["url"])
 
     def start(self) -> dict[str, Any]:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("a") as log:
             self.process = subprocess.Popen(
                 self.argv,
@@ -65,6 +75,8 @@ class NodeProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             code = self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
         self.process = None
         return code
 

@@ -10,6 +10,7 @@ from m2mpay import __version__
 from m2mpay.cli.bench import bench_app
 from m2mpay.cli.channel import channel_app
 from m2mpay.cli.contracts import contracts_app
+from m2mpay.cli.demo import demo_command
 from m2mpay.cli.device import device_app
 from m2mpay.cli.ledger import ledger_app
 from m2mpay.cli.node import node_command
@@ -31,6 +32,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(watcher_app, name="watcher")
 app.command("node")(node_command)
+app.command("demo")(demo_command)
 # Clients of a running node's API (`--url`, `--token`):
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(channel_app, name="channel")

@@ -26,6 +26,8 @@ class ChannelView:
     sent_total: Amount
     received_total: Amount
     in_flight: int  # payments sent and not yet acknowledged
+    payments_sent: int  # balance proofs signed on this channel
+    payments_received: int
     final_balance_mine: Amount | None  # what we got on chain, once closed
 
 

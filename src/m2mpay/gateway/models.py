@@ -172,6 +172,8 @@ class ChannelView(BaseModel):
     sent_total: Amount
     received_total: Amount
     in_flight: int
+    payments_sent: int = Field(description="Balance proofs this node signed on the channel.")
+    payments_received: int = Field(description="Balance proofs the peer sent.")
     final_balance_mine: Amount | None
 
 

@@ -54,6 +54,8 @@ def channel_view(info: ChannelInfo) -> ChannelView:
         sent_total=str(info.sent_total),
         received_total=str(info.received_total),
         in_flight=info.in_flight,
+        payments_sent=info.payments_sent,
+        payments_received=info.payments_received,
         final_balance_mine=None if final is None else str(final),
     )
 

@@ -29,6 +29,8 @@ class ChannelInfo:
     received_total: int
     acked_total: int
     in_flight: int  # payments sent and not yet confirmed durable by the peer
+    payments_sent: int  # balance proofs we signed on this channel
+    payments_received: int  # newer proofs the peer sent us
     final_balance_mine: int | None
 
     @classmethod
@@ -49,6 +51,8 @@ class ChannelInfo:
             received_total=state.received_total,
             acked_total=state.acked_total,
             in_flight=state.unacked,
+            payments_sent=state.sent_seq,
+            payments_received=state.received_seq,
             final_balance_mine=final_mine,
         )
 

@@ -1,0 +1,102 @@
+"""The shape of a scenario and what it is given to play with."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import ClassVar
+
+from m2mpay.client import SessionView
+from m2mpay.scenarios.report import Check, PartyBalance, ScenarioReport
+from m2mpay.scenarios.stage import Actor, ScenarioFailed, Stage, until
+
+__all__ = ["Play", "Progress", "Scenario"]
+
+# (units delivered, units expected in all, tokens paid): the live progress bar.
+Progress = Callable[[int, int, int], None]
+
+
+class Play:
+    """One scenario's run: the stage, its report, and its progress bar."""
+
+    def __init__(self, stage: Stage, report: ScenarioReport, progress: Progress) -> None:
+        self.stage = stage
+        self.report = report
+        self._progress = progress
+        self._say: Callable[[str], None] = lambda _line: None
+
+    def on_story(self, say: Callable[[str], None]) -> None:
+        self._say = say
+
+    def say(self, line: str) -> None:
+        """A line of the story, shown live and kept in the report."""
+        self.report.story.append(line)
+        self._say(line)
+
+    def progress(self, units: int, total: int, paid: int) -> None:
+        self._progress(units, total, paid)
+
+    def check(self, what: str, ok: bool, detail: str = "") -> bool:
+        self.report.checks.append(Check(what, bool(ok), detail))
+        return bool(ok)
+
+    def equal(self, what: str, got: object, expected: object) -> bool:
+        return self.check(what, got == expected, f"{got} (expected {expected})")
+
+    async def party(self, actor: Actor) -> None:
+        """Follow an actor's tokens on chain from now to the end of the scenario."""
+        before = await self.stage.token_balance(actor.address)
+        self.report.parties.append(PartyBalance(actor.name, actor.address, before))
+
+    async def settle_balances(self) -> None:
+        """Read every followed party's tokens on chain now."""
+        for party in self.report.parties:
+            party.after = await self.stage.token_balance(party.address)
+
+    async def count_payments(self, actor: Actor, channel_id: str) -> None:
+        """Add the balance proofs that crossed the channel, both ways, to the report."""
+        view = await actor.api.channel(channel_id)
+        self.report.payments += view.payments_sent + view.payments_received
+
+    async def close_channel(self, actor: Actor, channel_id: str) -> str:
+        """Close cooperatively and wait for the chain to settle it; returns the phase.
+        The channel's payments are counted in the report."""
+        await self.count_payments(actor, channel_id)
+        await actor.api.close_channel(channel_id)
+
+        async def closed() -> bool:
+            return (await actor.api.channel(channel_id)).phase == "closed"
+
+        await until(closed, f"the close of channel {channel_id[:10]}…")
+        self.say(f"{actor.name} closed channel {channel_id[:10]}… cooperatively")
+        return (await actor.api.channel(channel_id)).phase
+
+    async def watch_session(
+        self, buyer: Actor, session_id: str, total: int, timeout: float = 60
+    ) -> SessionView:
+        """Show a session's progress until it stops with both receipts signed."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    view = await buyer.api.session(session_id)
+                    self.progress(view.forward.units, total, int(view.forward.paid))
+                    if view.stopped and view.countersigned:
+                        return view
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            raise ScenarioFailed(
+                f"session {session_id[:10]}… still running after {timeout:.0f} s"
+            ) from None
+
+
+class Scenario(ABC):
+    """A story of machines paying each other, that checks its own outcome."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    unit: ClassVar[str]
+
+    @abstractmethod
+    async def play(self, play: Play) -> None:
+        """Run the story on `play.stage`, recording checks and numbers in `play.report`."""

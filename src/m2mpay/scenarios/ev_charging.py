@@ -1,0 +1,99 @@
+"""`ev-charging`: a car finds a charger's offer, opens a channel, pays for every
+packet of energy as it flows until its battery is full, and the channel is closed
+cooperatively; both find exactly the energy's price moved on chain."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from m2mpay.client import NodeClient
+from m2mpay.crypto import PrivateKey
+from m2mpay.devices.metered import MeteredDevice, MeteredService
+from m2mpay.scenarios.base import Play, Scenario
+from m2mpay.scenarios.stage import Actor, Stage, until
+from m2mpay.stream.simulated import EnergyMeter, charging_power
+
+__all__ = ["EvCharging", "charger_outlet"]
+
+PRICE_PER_WH: Final = 3 * 10**14  # 0.30 token per kWh
+TOKEN: Final = 10**18
+CHARGER_W: Final = 11_000.0
+BATTERY_WH: Final = 10_000
+START_SOC: Final = 0.5
+TO_FULL_WH: Final = int(BATTERY_WH * (1 - START_SOC))
+
+
+def charger_outlet(stage: Stage, charger: Actor, *, price: int = PRICE_PER_WH) -> MeteredDevice:
+    """The charging point's outlet on its node's bus: it meters the energy a car's
+    battery draws (full power to 80 %, then tapering) while its session permits."""
+
+    def meter(_session: bytes) -> EnergyMeter:
+        return EnergyMeter(stage.simulation, charging_power(CHARGER_W, BATTERY_WH, START_SOC))
+
+    service = MeteredService("charge", "Wh", price, stage.token, meter)
+    return MeteredDevice(
+        charger.bus_url, PrivateKey.generate(), [service], name="outlet", server=charger.address
+    )
+
+
+async def connect_device(actor: Actor, device: MeteredDevice) -> None:
+    await device.start()
+
+    async def registered() -> bool:
+        return any(d.device_id == device.address.checksum for d in await actor.api.devices())
+
+    await until(registered, f"{device.name} to join {actor.name}'s bus")
+
+
+class EvCharging(Scenario):
+    name = "ev-charging"
+    title = "A car charges at a pole and pays per Wh"
+    unit = "Wh"
+
+    async def play(self, play: Play) -> None:
+        stage = play.stage
+        charger = await stage.actor("charger")
+        car = await stage.actor("car")
+        await play.party(car)
+        await play.party(charger)
+        outlet = charger_outlet(stage, charger)
+        try:
+            await connect_device(charger, outlet)
+            offer = await charger.api.publish_offer(
+                kind="energy",
+                unit="Wh",
+                price=PRICE_PER_WH,
+                window=50,
+                batch=10,
+                device=f"{outlet.address.checksum}/charge",
+            )
+            play.say(f"charger offers energy at {PRICE_PER_WH / TOKEN * 1000:.2f} token/kWh")
+            async with NodeClient(charger.process.url) as storefront:
+                [found] = [o for o in await storefront.offers() if o.offer_id == offer.offer_id]
+            play.say(f"car finds the offer; its battery needs {TO_FULL_WH} Wh to be full")
+            session = await car.api.start_session(
+                found, endpoint=charger.endpoint, deposit=5 * TOKEN, target_units=TO_FULL_WH
+            )
+            play.say(f"channel {session.channel_id[:10]}… opened; energy flows")
+            bought = await play.watch_session(car, session.session_id, TO_FULL_WH)
+            sold = await charger.api.session(session.session_id)
+            play.say(f"session stopped: {bought.stop_reason}")
+            phase = await play.close_channel(car, bought.channel_id)
+        finally:
+            await outlet.stop()
+
+        paid = int(bought.forward.paid)
+        play.report.units = bought.forward.units
+        play.report.paid = paid
+        play.equal("stop reason", bought.stop_reason, "target reached")
+        play.equal("Wh delivered = battery's need", bought.forward.units, TO_FULL_WH)
+        metered = outlet.delivered(session.session_id, "charge")
+        play.equal("Wh metered by the outlet", metered, TO_FULL_WH)
+        play.equal("paid = Wh × price", paid, TO_FULL_WH * PRICE_PER_WH)
+        agreed = bought.countersigned and sold.forward == bought.forward
+        play.check("both receipts signed and equal", agreed, f"{bought.forward}")
+        play.equal("channel closed cooperatively", phase, "closed")
+        await play.settle_balances()
+        car_row, charger_row = play.report.parties
+        play.equal("car's tokens on chain", car_row.change, -paid)
+        play.equal("charger's tokens on chain", charger_row.change, paid)

@@ -1,0 +1,99 @@
+"""`lamp`: a lamp on its owner's device bus sells light by the second; a buyer pays
+for a number of seconds through its own node; the lamp lights for exactly that
+long, and its switch records are anchored on chain and provable through the API."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from m2mpay.client import NodeClient
+from m2mpay.crypto import PrivateKey
+from m2mpay.devices.lamp import Lamp
+from m2mpay.scenarios.base import Play, Scenario
+from m2mpay.scenarios.stage import until
+
+__all__ = ["PaidLight"]
+
+PRICE_PER_S: Final = 10**15
+SECONDS: Final = 30
+SPEED: Final = 5.0  # lamp seconds per real second
+
+
+class PaidLight(Scenario):
+    name = "lamp"
+    title = "A lamp lights for exactly the seconds paid"
+    unit = "s"
+
+    async def play(self, play: Play) -> None:
+        stage = play.stage
+        owner = await stage.actor("lamp-owner")
+        buyer = await stage.actor("buyer")
+        await play.party(buyer)
+        await play.party(owner)
+        lamp = Lamp(
+            owner.bus_url,
+            PrivateKey.generate(),
+            price=PRICE_PER_S,
+            asset=stage.token,
+            speed=SPEED,
+            server=owner.address,
+        )
+        device_id = lamp.address.checksum
+        async with lamp:
+
+            async def registered() -> bool:
+                return any(d.device_id == device_id for d in await owner.api.devices())
+
+            await until(registered, "the lamp to join its owner's bus")
+            play.say(f"lamp {device_id[:10]}… logged in to its owner's bus")
+            offer = await owner.api.publish_offer(
+                kind="actuation",
+                unit="s",
+                price=PRICE_PER_S,
+                window=5,
+                leader="payer",  # light only once paid
+                device=f"{device_id}/light",
+            )
+            async with NodeClient(owner.process.url) as storefront:
+                [found] = [o for o in await storefront.offers() if o.offer_id == offer.offer_id]
+            play.say(f"buyer pays for {SECONDS} s of light")
+            session = await buyer.api.start_session(
+                found,
+                endpoint=owner.endpoint,
+                deposit=10**18,
+                budget=SECONDS * PRICE_PER_S,
+            )
+            bought = await play.watch_session(buyer, session.session_id, SECONDS)
+            play.say(f"session stopped: {bought.stop_reason}; lamp is {lamp.state()}")
+            lit = lamp.session_seconds(session.session_id)
+            records = await owner.api.telemetry(device_id)
+
+            async def anchored() -> bool:
+                found = await owner.api.telemetry(device_id)
+                return bool(found) and all(r.batch is not None for r in found)
+
+            await until(anchored, "the lamp's telemetry to be anchored on chain")
+            records = await owner.api.telemetry(device_id)
+            play.say(
+                "telemetry: "
+                + ", ".join(f"#{r.seq} on={r.data.get('on')} (batch {r.batch})" for r in records)
+            )
+            proof = await owner.api.telemetry_proof(device_id, records[0].seq)
+        phase = await play.close_channel(buyer, bought.channel_id)
+
+        play.report.units = bought.forward.units
+        play.report.paid = int(bought.forward.paid)
+        play.report.extra["lamp_lit_s"] = round(lit, 3)
+        play.equal("stop reason", bought.stop_reason, "budget exhausted")
+        play.equal("seconds paid", int(bought.forward.paid), SECONDS * PRICE_PER_S)
+        play.check("lamp lit for the seconds paid", abs(lit - SECONDS) < 1e-6, f"{lit:.6f} s")
+        play.equal("lamp is off again", lamp.is_on, False)
+        play.equal("switch records", [r.data.get("on") for r in records], [True, False])
+        anchored_at = f"{proof.anchor} in tx {proof.tx_hash}"
+        play.check("a record is proved against its anchor", proof.anchor is not None, anchored_at)
+        await play.settle_balances()
+        paid = int(bought.forward.paid)
+        buyer_row, owner_row = play.report.parties
+        play.equal("channel closed cooperatively", phase, "closed")
+        play.equal("buyer's tokens on chain", buyer_row.change, -paid)
+        play.equal("lamp owner's tokens on chain", owner_row.change, paid)

@@ -8,6 +8,9 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from m2mpay.client import SessionView
+from m2mpay.crypto import PrivateKey
+from m2mpay.devices.bus_client import BusClient
+from m2mpay.devices.metered import MeteredDevice, MeteredService
 from m2mpay.scenarios.report import Check, PartyBalance, ScenarioReport
 from m2mpay.scenarios.stage import Actor, ScenarioFailed, Stage, until
 
@@ -25,6 +28,31 @@ class Play:
         self.report = report
         self._progress = progress
         self._say: Callable[[str], None] = lambda _line: None
+        self._devices: list[BusClient] = []
+
+    async def plug_in(self, actor: Actor, device: BusClient) -> None:
+        """Connect a device to the actor's bus and wait until it has registered; the
+        runner unplugs it when the scenario ends."""
+        self._devices.append(device)
+        await device.start()
+
+        async def registered() -> bool:
+            return any(d.device_id == device.address.checksum for d in await actor.api.devices())
+
+        await until(registered, f"{device.name} to join {actor.name}'s bus")
+
+    async def metered(self, actor: Actor, name: str, service: MeteredService) -> MeteredDevice:
+        """A metered device of its own (a new key) on the actor's bus, pinned to it."""
+        device = MeteredDevice(
+            actor.bus_url, PrivateKey.generate(), [service], name=name, server=actor.address
+        )
+        await self.plug_in(actor, device)
+        return device
+
+    async def unplug_all(self) -> None:
+        for device in reversed(self._devices):
+            await device.stop()
+        self._devices.clear()
 
     def on_story(self, say: Callable[[str], None]) -> None:
         self._say = say

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from typing import Final
 
-from m2mpay.client import NodeClient
-from m2mpay.crypto import PrivateKey
+from m2mpay.client import NodeClient, OfferView
 from m2mpay.devices.metered import MeteredDevice, MeteredService
 from m2mpay.scenarios.base import Play, Scenario
-from m2mpay.scenarios.stage import Actor, Stage, until
+from m2mpay.scenarios.stage import Actor
 from m2mpay.stream.simulated import EnergyMeter, charging_power
 
 __all__ = ["EvCharging", "charger_outlet"]
@@ -23,26 +22,25 @@ START_SOC: Final = 0.5
 TO_FULL_WH: Final = int(BATTERY_WH * (1 - START_SOC))
 
 
-def charger_outlet(stage: Stage, charger: Actor, *, price: int = PRICE_PER_WH) -> MeteredDevice:
-    """The charging point's outlet on its node's bus: it meters the energy a car's
-    battery draws (full power to 80 %, then tapering) while its session permits."""
+async def charger_outlet(play: Play, charger: Actor) -> tuple[MeteredDevice, OfferView]:
+    """The charging point's outlet on its node's bus, offered for sale: it meters the
+    energy a car's battery draws (full power to 80 %, then tapering) while its
+    session permits."""
 
     def meter(_session: bytes) -> EnergyMeter:
-        return EnergyMeter(stage.simulation, charging_power(CHARGER_W, BATTERY_WH, START_SOC))
+        return EnergyMeter(play.stage.simulation, charging_power(CHARGER_W, BATTERY_WH, START_SOC))
 
-    service = MeteredService("charge", "Wh", price, stage.token, meter)
-    return MeteredDevice(
-        charger.bus_url, PrivateKey.generate(), [service], name="outlet", server=charger.address
+    service = MeteredService("charge", "Wh", PRICE_PER_WH, play.stage.token, meter)
+    outlet = await play.metered(charger, "outlet", service)
+    offer = await charger.api.publish_offer(
+        kind="energy",
+        unit="Wh",
+        price=PRICE_PER_WH,
+        window=50,
+        batch=10,
+        device=f"{outlet.address.checksum}/charge",
     )
-
-
-async def connect_device(actor: Actor, device: MeteredDevice) -> None:
-    await device.start()
-
-    async def registered() -> bool:
-        return any(d.device_id == device.address.checksum for d in await actor.api.devices())
-
-    await until(registered, f"{device.name} to join {actor.name}'s bus")
+    return outlet, offer
 
 
 class EvCharging(Scenario):
@@ -56,31 +54,19 @@ class EvCharging(Scenario):
         car = await stage.actor("car")
         await play.party(car)
         await play.party(charger)
-        outlet = charger_outlet(stage, charger)
-        try:
-            await connect_device(charger, outlet)
-            offer = await charger.api.publish_offer(
-                kind="energy",
-                unit="Wh",
-                price=PRICE_PER_WH,
-                window=50,
-                batch=10,
-                device=f"{outlet.address.checksum}/charge",
-            )
-            play.say(f"charger offers energy at {PRICE_PER_WH / TOKEN * 1000:.2f} token/kWh")
-            async with NodeClient(charger.process.url) as storefront:
-                [found] = [o for o in await storefront.offers() if o.offer_id == offer.offer_id]
-            play.say(f"car finds the offer; its battery needs {TO_FULL_WH} Wh to be full")
-            session = await car.api.start_session(
-                found, endpoint=charger.endpoint, deposit=5 * TOKEN, target_units=TO_FULL_WH
-            )
-            play.say(f"channel {session.channel_id[:10]}… opened; energy flows")
-            bought = await play.watch_session(car, session.session_id, TO_FULL_WH)
-            sold = await charger.api.session(session.session_id)
-            play.say(f"session stopped: {bought.stop_reason}")
-            phase = await play.close_channel(car, bought.channel_id)
-        finally:
-            await outlet.stop()
+        outlet, offer = await charger_outlet(play, charger)
+        play.say(f"charger offers energy at {PRICE_PER_WH / TOKEN * 1000:.2f} token/kWh")
+        async with NodeClient(charger.process.url) as storefront:
+            [found] = [o for o in await storefront.offers() if o.offer_id == offer.offer_id]
+        play.say(f"car finds the offer; its battery needs {TO_FULL_WH} Wh to be full")
+        session = await car.api.start_session(
+            found, endpoint=charger.endpoint, deposit=5 * TOKEN, target_units=TO_FULL_WH
+        )
+        play.say(f"channel {session.channel_id[:10]}… opened; energy flows")
+        bought = await play.watch_session(car, session.session_id, TO_FULL_WH)
+        sold = await charger.api.session(session.session_id)
+        play.say(f"session stopped: {bought.stop_reason}")
+        phase = await play.close_channel(car, bought.channel_id)
 
         paid = int(bought.forward.paid)
         play.report.units = bought.forward.units

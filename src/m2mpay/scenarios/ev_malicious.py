@@ -13,7 +13,7 @@ from m2mpay.chain.events import ChannelChallenged, ChannelOpened, ChannelSettled
 from m2mpay.chain.hub import ChannelHub, OnchainChannel
 from m2mpay.errors import M2MPayError
 from m2mpay.scenarios.base import Play, Scenario
-from m2mpay.scenarios.ev_charging import PRICE_PER_WH, TOKEN, charger_outlet, connect_device
+from m2mpay.scenarios.ev_charging import TOKEN, charger_outlet
 from m2mpay.scenarios.stage import ScenarioFailed, until
 from m2mpay.watcher.client import WatcherClient
 
@@ -40,32 +40,17 @@ class MaliciousCar(Scenario):
         hub = ChannelHub(stage.ledger, stage.deployment.hub)
         first_block = await stage.ledger.block_number()
 
-        outlet = charger_outlet(stage, charger)
-        try:
-            await connect_device(charger, outlet)
-            offer = await charger.api.publish_offer(
-                kind="energy",
-                unit="Wh",
-                price=PRICE_PER_WH,
-                window=50,
-                batch=10,
-                device=f"{outlet.address.checksum}/charge",
-            )
-            opened = await car.api.open_channel(
-                charger.address,
-                5 * TOKEN,
-                endpoint=charger.endpoint,
-                challenge_period=CHALLENGE_PERIOD_S,
-            )
-            play.say(
-                f"car opens channel {opened.channel_id[:10]}… ({CHALLENGE_PERIOD_S} s to dispute)"
-            )
-            session = await car.api.start_session(
-                offer, channel_id=opened.channel_id, target_units=WH
-            )
-            bought = await play.watch_session(car, session.session_id, WH)
-        finally:
-            await outlet.stop()
+        outlet, offer = await charger_outlet(play, charger)
+        opened = await car.api.open_channel(
+            charger.address,
+            5 * TOKEN,
+            endpoint=charger.endpoint,
+            challenge_period=CHALLENGE_PERIOD_S,
+        )
+        play.say(f"car opens channel {opened.channel_id[:10]}… ({CHALLENGE_PERIOD_S} s to dispute)")
+        session = await car.api.start_session(offer, channel_id=opened.channel_id, target_units=WH)
+        bought = await play.watch_session(car, session.session_id, WH)
+        await outlet.stop()  # the charger goes offline with its outlet
         paid = int(bought.forward.paid)
         play.report.units = bought.forward.units
         play.report.paid = paid

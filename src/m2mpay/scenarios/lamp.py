@@ -39,46 +39,40 @@ class PaidLight(Scenario):
             server=owner.address,
         )
         device_id = lamp.address.checksum
-        async with lamp:
+        await play.plug_in(owner, lamp)
+        play.say(f"lamp {device_id[:10]}… logged in to its owner's bus")
+        offer = await owner.api.publish_offer(
+            kind="actuation",
+            unit="s",
+            price=PRICE_PER_S,
+            window=5,
+            leader="payer",  # light only once paid
+            device=f"{device_id}/light",
+        )
+        async with NodeClient(owner.process.url) as storefront:
+            [found] = [o for o in await storefront.offers() if o.offer_id == offer.offer_id]
+        play.say(f"buyer pays for {SECONDS} s of light")
+        session = await buyer.api.start_session(
+            found,
+            endpoint=owner.endpoint,
+            deposit=10**18,
+            budget=SECONDS * PRICE_PER_S,
+        )
+        bought = await play.watch_session(buyer, session.session_id, SECONDS)
+        play.say(f"session stopped: {bought.stop_reason}; lamp is {lamp.state()}")
+        lit = lamp.session_seconds(session.session_id)
 
-            async def registered() -> bool:
-                return any(d.device_id == device_id for d in await owner.api.devices())
+        async def anchored() -> bool:
+            found = await owner.api.telemetry(device_id)
+            return bool(found) and all(r.batch is not None for r in found)
 
-            await until(registered, "the lamp to join its owner's bus")
-            play.say(f"lamp {device_id[:10]}… logged in to its owner's bus")
-            offer = await owner.api.publish_offer(
-                kind="actuation",
-                unit="s",
-                price=PRICE_PER_S,
-                window=5,
-                leader="payer",  # light only once paid
-                device=f"{device_id}/light",
-            )
-            async with NodeClient(owner.process.url) as storefront:
-                [found] = [o for o in await storefront.offers() if o.offer_id == offer.offer_id]
-            play.say(f"buyer pays for {SECONDS} s of light")
-            session = await buyer.api.start_session(
-                found,
-                endpoint=owner.endpoint,
-                deposit=10**18,
-                budget=SECONDS * PRICE_PER_S,
-            )
-            bought = await play.watch_session(buyer, session.session_id, SECONDS)
-            play.say(f"session stopped: {bought.stop_reason}; lamp is {lamp.state()}")
-            lit = lamp.session_seconds(session.session_id)
-            records = await owner.api.telemetry(device_id)
-
-            async def anchored() -> bool:
-                found = await owner.api.telemetry(device_id)
-                return bool(found) and all(r.batch is not None for r in found)
-
-            await until(anchored, "the lamp's telemetry to be anchored on chain")
-            records = await owner.api.telemetry(device_id)
-            play.say(
-                "telemetry: "
-                + ", ".join(f"#{r.seq} on={r.data.get('on')} (batch {r.batch})" for r in records)
-            )
-            proof = await owner.api.telemetry_proof(device_id, records[0].seq)
+        await until(anchored, "the lamp's telemetry to be anchored on chain")
+        records = await owner.api.telemetry(device_id)
+        play.say(
+            "telemetry: "
+            + ", ".join(f"#{r.seq} on={r.data.get('on')} (batch {r.batch})" for r in records)
+        )
+        proof = await owner.api.telemetry_proof(device_id, records[0].seq)
         phase = await play.close_channel(buyer, bought.channel_id)
 
         play.report.units = bought.forward.units

@@ -74,6 +74,7 @@ async def _run_one(scenario: Scenario, stage: Stage, console: Console) -> Scenar
             report.error = f"{type(exc).__name__}: {exc}"
         finally:
             report.wall_s = round(time.monotonic() - started, 2)
+            await play.unplug_all()
             await stage.dismiss()
     books = await stage.books()
     report.txs, report.gas = books.txs, books.gas

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from m2mpay.crypto import PrivateKey
-from m2mpay.devices.metered import MeteredDevice, MeteredService
+from m2mpay.devices.metered import MeteredService
 from m2mpay.scenarios.base import Play, Scenario
-from m2mpay.scenarios.ev_charging import connect_device
 from m2mpay.scenarios.stage import ScenarioFailed, until
 from m2mpay.stream.simulated import EnergyMeter, constant_power
 
@@ -47,81 +45,69 @@ class VehicleToGrid(Scenario):
         def inverter_meter(_session: bytes) -> EnergyMeter:
             return EnergyMeter(stage.simulation, constant_power(INVERTER_W))
 
-        outlet = MeteredDevice(
-            grid.bus_url,
-            PrivateKey.generate(),
-            [MeteredService("charge", "Wh", PRICE_PER_WH, stage.token, outlet_meter)],
-            name="outlet",
-            server=grid.address,
+        outlet = await play.metered(
+            grid, "outlet", MeteredService("charge", "Wh", PRICE_PER_WH, stage.token, outlet_meter)
         )
-        inverter = MeteredDevice(
-            car.bus_url,
-            PrivateKey.generate(),
-            [MeteredService("discharge", "Wh", REVERSE_PRICE_PER_WH, stage.token, inverter_meter)],
-            name="inverter",
-            server=car.address,
+        inverter = await play.metered(
+            car,
+            "inverter",
+            MeteredService("discharge", "Wh", REVERSE_PRICE_PER_WH, stage.token, inverter_meter),
         )
         signals: list[int] = []
-        try:
-            await connect_device(grid, outlet)
-            await connect_device(car, inverter)
-            offer = await grid.api.publish_offer(
-                kind="energy",
-                unit="Wh",
-                price=PRICE_PER_WH,
-                window=50,
-                batch=10,
-                reverse_price=REVERSE_PRICE_PER_WH,
-                device=f"{outlet.address.checksum}/charge",
-            )
-            play.say(
-                f"grid offers energy at {PRICE_PER_WH / TOKEN * 1000:.2f} token/kWh and buys "
-                f"it back at {REVERSE_PRICE_PER_WH / TOKEN * 1000:.2f}"
-            )
-            channel = await car.api.open_channel(
-                grid.address, 5 * TOKEN, endpoint=grid.endpoint, peer_deposit=2 * TOKEN
-            )
-            play.say(f"car opens channel {channel.channel_id[:10]}…, funded on both sides")
-            session = await car.api.start_session(
-                offer,
-                channel_id=channel.channel_id,
-                allow_reverse=True,
-                feed_back_device=f"{inverter.address.checksum}/discharge",
-                limit_price=LIMIT_PRICE,
-            )
-            sid = session.session_id
-            play.say(f"car charges, paying at most {LIMIT_PRICE / TOKEN * 1000:.2f} token/kWh")
-            for after, price, short in MARKET:
+        offer = await grid.api.publish_offer(
+            kind="energy",
+            unit="Wh",
+            price=PRICE_PER_WH,
+            window=50,
+            batch=10,
+            reverse_price=REVERSE_PRICE_PER_WH,
+            device=f"{outlet.address.checksum}/charge",
+        )
+        play.say(
+            f"grid offers energy at {PRICE_PER_WH / TOKEN * 1000:.2f} token/kWh and buys "
+            f"it back at {REVERSE_PRICE_PER_WH / TOKEN * 1000:.2f}"
+        )
+        channel = await car.api.open_channel(
+            grid.address, 5 * TOKEN, endpoint=grid.endpoint, peer_deposit=2 * TOKEN
+        )
+        play.say(f"car opens channel {channel.channel_id[:10]}…, funded on both sides")
+        session = await car.api.start_session(
+            offer,
+            channel_id=channel.channel_id,
+            allow_reverse=True,
+            feed_back_device=f"{inverter.address.checksum}/discharge",
+            limit_price=LIMIT_PRICE,
+        )
+        sid = session.session_id
+        play.say(f"car charges, paying at most {LIMIT_PRICE / TOKEN * 1000:.2f} token/kWh")
+        for after, price, short in MARKET:
 
-                async def reached(after: int = after) -> bool:
-                    view = await car.api.session(sid)
-                    play.progress(view.forward.units, TOTAL_WH, int(view.forward.paid))
-                    if view.stopped_ms:
-                        raise ScenarioFailed(f"session stopped early: {view.stop_reason}")
-                    return view.forward.units >= after
-
-                await until(reached, f"{after} Wh to flow")
-                if price != (signals[-1] if signals else PRICE_PER_WH):
-                    await grid.api.set_price(sid, price)
-                    signals.append(price)
-                    play.say(f"market at {after} Wh: price {price / TOKEN * 1000:.2f} token/kWh")
-                if short:
-                    await grid.api.reverse(sid)
-                    play.say(f"market at {after} Wh: supply short, the grid reverses the flow")
-
-            async def fed_back() -> bool:
+            async def reached(after: int = after) -> bool:
                 view = await car.api.session(sid)
-                done = view.forward.units + view.backward.units
-                play.progress(done, TOTAL_WH, int(view.forward.paid))
-                return view.backward.units >= FED_BACK_WH
+                play.progress(view.forward.units, TOTAL_WH, int(view.forward.paid))
+                if view.stopped_ms:
+                    raise ScenarioFailed(f"session stopped early: {view.stop_reason}")
+                return view.forward.units >= after
 
-            await until(fed_back, f"the car to feed back {FED_BACK_WH} Wh")
-            await car.api.stop_session(sid, reason="leaving")
-            bought = await play.watch_session(car, sid, TOTAL_WH)
-            sold = await grid.api.session(sid)
-        finally:
-            await inverter.stop()
-            await outlet.stop()
+            await until(reached, f"{after} Wh to flow")
+            if price != (signals[-1] if signals else PRICE_PER_WH):
+                await grid.api.set_price(sid, price)
+                signals.append(price)
+                play.say(f"market at {after} Wh: price {price / TOKEN * 1000:.2f} token/kWh")
+            if short:
+                await grid.api.reverse(sid)
+                play.say(f"market at {after} Wh: supply short, the grid reverses the flow")
+
+        async def fed_back() -> bool:
+            view = await car.api.session(sid)
+            done = view.forward.units + view.backward.units
+            play.progress(done, TOTAL_WH, int(view.forward.paid))
+            return view.backward.units >= FED_BACK_WH
+
+        await until(fed_back, f"the car to feed back {FED_BACK_WH} Wh")
+        await car.api.stop_session(sid, reason="leaving")
+        bought = await play.watch_session(car, sid, TOTAL_WH)
+        sold = await grid.api.session(sid)
         play.say(
             f"car leaves: bought {bought.forward.units} Wh, fed back {bought.backward.units} Wh"
         )

@@ -10,10 +10,8 @@ from __future__ import annotations
 from typing import Final
 
 from m2mpay.client import NodeClient, ResaleView
-from m2mpay.crypto import PrivateKey
-from m2mpay.devices.metered import MeteredDevice, MeteredService
+from m2mpay.devices.metered import MeteredService
 from m2mpay.scenarios.base import Play, Scenario
-from m2mpay.scenarios.ev_charging import connect_device
 from m2mpay.scenarios.stage import Actor, until
 from m2mpay.stream.simulated import EnergyMeter, PowerLine, RelayMeter, wind_power
 
@@ -45,7 +43,7 @@ class WindToCar(Scenario):
     title = "A charger resells wind power to a car, with a commission per Wh"
     unit = "Wh"
 
-    async def play(self, play: Play) -> None:  # noqa: PLR0915 (one story, told in order)
+    async def play(self, play: Play) -> None:
         stage = play.stage
         turbine = await stage.actor("turbine")
         charger = await stage.actor("charger")
@@ -60,60 +58,44 @@ class WindToCar(Scenario):
         def relayed(_session: bytes) -> RelayMeter:
             return RelayMeter(line)
 
-        generator = MeteredDevice(
-            turbine.bus_url,
-            PrivateKey.generate(),
-            [MeteredService("energy", "Wh", PRICE_PER_WH, stage.token, wind)],
-            name="generator",
-            server=turbine.address,
+        generator = await play.metered(
+            turbine, "generator", MeteredService("energy", "Wh", PRICE_PER_WH, stage.token, wind)
         )
-        relay = MeteredDevice(
-            charger.bus_url,
-            PrivateKey.generate(),
-            [MeteredService("charge", "Wh", PRICE_PER_WH, stage.token, relayed)],
-            name="relay",
-            server=charger.address,
+        relay = await play.metered(
+            charger, "relay", MeteredService("charge", "Wh", PRICE_PER_WH, stage.token, relayed)
         )
-        try:
-            await connect_device(turbine, generator)
-            await connect_device(charger, relay)
-            wind_offer = await turbine.api.publish_offer(
-                kind="energy",
-                unit="Wh",
-                price=PRICE_PER_WH,
-                window=50,
-                batch=10,
-                device=f"{generator.address.checksum}/energy",
-            )
-            play.say(f"turbine offers wind energy at {PRICE_PER_WH / TOKEN * 1000:.2f} token/kWh")
-            async with NodeClient(turbine.process.url) as storefront:
-                [source] = [
-                    o for o in await storefront.offers() if o.offer_id == wind_offer.offer_id
-                ]
-            resale = await charger.api.publish_resale(
-                source,
-                commission=COMMISSION_PER_WH,
-                device=f"{relay.address.checksum}/charge",
-                endpoint=turbine.endpoint,
-                deposit=5 * TOKEN,
-            )
-            play.say(
-                f"charger resells it at {int(resale.offer.price) / TOKEN * 1000:.2f} token/kWh "
-                f"(commission {COMMISSION_PER_WH / TOKEN * 1000:.2f})"
-            )
-            play.say(f"car buys with a budget of {BUDGET / TOKEN:.4f} tokens")
-            session = await car.api.start_session(
-                resale.offer, endpoint=charger.endpoint, deposit=5 * TOKEN, budget=BUDGET
-            )
-            bought = await play.watch_session(car, session.session_id, WH)
-            play.say(f"session stopped: {bought.stop_reason}")
-            resale = await _reconciled(charger)
-            [report] = resale.reconciliations
-            purchase = await charger.api.session(report.purchase_id)
-            sold_upstream = await turbine.api.session(report.purchase_id)
-        finally:
-            await relay.stop()
-            await generator.stop()
+        wind_offer = await turbine.api.publish_offer(
+            kind="energy",
+            unit="Wh",
+            price=PRICE_PER_WH,
+            window=50,
+            batch=10,
+            device=f"{generator.address.checksum}/energy",
+        )
+        play.say(f"turbine offers wind energy at {PRICE_PER_WH / TOKEN * 1000:.2f} token/kWh")
+        async with NodeClient(turbine.process.url) as storefront:
+            [source] = [o for o in await storefront.offers() if o.offer_id == wind_offer.offer_id]
+        resale = await charger.api.publish_resale(
+            source,
+            commission=COMMISSION_PER_WH,
+            device=f"{relay.address.checksum}/charge",
+            endpoint=turbine.endpoint,
+            deposit=5 * TOKEN,
+        )
+        play.say(
+            f"charger resells it at {int(resale.offer.price) / TOKEN * 1000:.2f} token/kWh "
+            f"(commission {COMMISSION_PER_WH / TOKEN * 1000:.2f})"
+        )
+        play.say(f"car buys with a budget of {BUDGET / TOKEN:.4f} tokens")
+        session = await car.api.start_session(
+            resale.offer, endpoint=charger.endpoint, deposit=5 * TOKEN, budget=BUDGET
+        )
+        bought = await play.watch_session(car, session.session_id, WH)
+        play.say(f"session stopped: {bought.stop_reason}")
+        resale = await _reconciled(charger)
+        [report] = resale.reconciliations
+        purchase = await charger.api.session(report.purchase_id)
+        sold_upstream = await turbine.api.session(report.purchase_id)
         play.say(
             f"reconciled: bought {report.units_bought} Wh, sold {report.units_sold} Wh, "
             f"margin {int(report.margin) / TOKEN:.4f} tokens"

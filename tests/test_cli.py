@@ -115,3 +115,15 @@ def test_bench_gas_on_anvil_matches_embedded_within_calldata_noise() -> None:
     for step in ("lifecycle_cooperative", "lifecycle_dispute"):
         # Signatures and deadlines differ per run; zero bytes in calldata cost less.
         assert abs(on_anvil[step] - embedded[step]) < 200
+
+
+def test_bench_api_counts_only_payments_the_payee_holds() -> None:
+    result = runner.invoke(
+        app, ["bench", "api", "--payments", "300", "--concurrency", "3", "--no-wait", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    # 100 warm-up payments per client precede the measured ones, 1 unit each.
+    assert report["sent_total"] == report["received_total"] == str(300 + 3 * 100)
+    assert report["payments_per_s"] > 0
+    assert 0 < report["p50_ms"] <= report["p99_ms"]

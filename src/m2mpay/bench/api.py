@@ -33,6 +33,21 @@ async def _check(response: aiohttp.ClientResponse) -> dict[str, Any]:
     return body
 
 
+async def _received_total(payee: NodeProcess, channel_id: str, sent_total: str) -> str:
+    """What the payee holds, once it holds all that was sent (no-wait answers run ahead)."""
+    headers = {"Authorization": f"Bearer {payee.ready['api_token']}"}
+    async with aiohttp.ClientSession(payee.url, headers=headers) as http:
+        deadline = time.monotonic() + 10.0
+        while True:
+            view = await _check(await http.get(f"/v1/channels/{channel_id}"))
+            received = str(view["received_total"])
+            if received == sent_total:
+                return received
+            if time.monotonic() > deadline:
+                raise M2MPayError(f"payee holds {received}, payer sent {sent_total}")
+            await asyncio.sleep(0.05)
+
+
 async def measure_api(
     *,
     payments: int = 20_000,
@@ -102,6 +117,7 @@ async def _run(
         await asyncio.gather(*(client(share + (i < rest), True) for i in range(concurrency)))
         elapsed = clock() - began
         channel = await _check(await http.get(f"/v1/channels/{opened['channel_id']}"))
+        received = await _received_total(payee, opened["channel_id"], channel["sent_total"])
     latencies.sort()
     return {
         "payments": payments,
@@ -113,5 +129,6 @@ async def _run(
         "concurrency": concurrency,
         "answered_when": "payee holds it durably" if wait else "signed and queued",
         "sent_total": channel["sent_total"],
+        "received_total": received,
         "transport": "HTTP/1.1 keep-alive on loopback (uvicorn, httptools)",
     }

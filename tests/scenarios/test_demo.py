@@ -7,10 +7,15 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
+from m2mpay.chain.anvil import ANVIL_CHAIN_ID, AnvilNode
+from m2mpay.client import FlowView, SessionView
 from m2mpay.crypto import Address
+from m2mpay.scenarios.base import Play
 from m2mpay.scenarios.report import Check, PartyBalance, ScenarioReport
 from m2mpay.scenarios.runner import SCENARIOS
+from m2mpay.scenarios.stage import Stage
 
 
 def test_every_scenario_passes_end_to_end_and_reports_its_books(tmp_path: Path) -> None:
@@ -38,6 +43,28 @@ def test_every_scenario_passes_end_to_end_and_reports_its_books(tmp_path: Path) 
         assert "PASS" in done.stderr
 
 
+def test_every_scenario_passes_on_anvil_through_rpc_url(tmp_path: Path) -> None:
+    # An Anvil of its own: the scenarios count gas from the blocks mined while they run.
+    with AnvilNode() as anvil:
+        url = anvil.url
+        command = ["demo", "--json", "--rpc-url", anvil.url, "--work-dir", str(tmp_path)]
+        done = subprocess.run(
+            [sys.executable, "-m", "m2mpay", *command],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr[-4000:]
+    report = json.loads(done.stdout)
+    assert report["chain"] == f"eip155:{ANVIL_CHAIN_ID}"
+    assert report["ledger"] == f"JSON-RPC node at {url}"
+    assert [s["name"] for s in report["scenarios"]] == list(SCENARIOS)
+    for scenario in report["scenarios"]:
+        assert scenario["passed"], (scenario["name"], scenario["checks"], scenario["error"])
+        assert scenario["gas"] > 0, scenario["name"]
+
+
 def test_an_unknown_scenario_is_refused_with_the_list() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "m2mpay", "demo", "moon-landing"],
@@ -62,3 +89,29 @@ def test_a_scenario_passes_only_with_checks_all_ok_and_no_error() -> None:
     assert not report.passed
     party = PartyBalance("car", Address("0x" + "11" * 20), before=10, after=7)
     assert party.change == -3
+
+
+def test_the_progress_bar_keeps_counting_once_a_session_is_reversed() -> None:
+    shown: list[tuple[int, int, int]] = []
+    play = Play(cast(Stage, None), ScenarioReport("x", "x", "Wh"), lambda *bar: shown.append(bar))
+    view = SessionView(
+        session_id="s",
+        offer_id="o",
+        channel_id="c",
+        peer=Address("0x" + "22" * 20),
+        role="buyer",
+        phase="running",
+        price=3,
+        reversed=True,
+        forward=FlowView(units=2400, value=7200, paid=7200),
+        backward=FlowView(units=600, value=2400, paid=2000),
+        started_ms=1,
+        stopped_ms=0,
+        stop_reason="",
+        countersigned=False,
+        receipt=None,
+        peer_receipt=None,
+    )
+    play.show_session(view, 3400)
+    # Wh both ways out of the whole story; tokens moved both ways.
+    assert shown == [(3000, 3400, 9200)]

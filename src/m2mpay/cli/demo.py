@@ -42,15 +42,14 @@ def demo_command(
         )
     directory = work_dir or Path(tempfile.mkdtemp(prefix="m2mpay-demo-"))
     out = err_console if as_json else console
-    reports = run(run_scenarios(names, directory, rpc_url=rpc_url, console=out))
-    failed = [r.name for r in reports if not r.passed]
+    demo = run(run_scenarios(names, directory, rpc_url=rpc_url, console=out))
     if as_json:
-        print(json.dumps({"passed": not failed, "scenarios": [r.as_dict() for r in reports]}))
+        print(json.dumps(demo.as_dict()))
     out.rule("summary")
-    for report in reports:
+    for report in demo.scenarios:
         verdict = "[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]"
         out.print(f"{verdict}  {report.name:<24} {report.wall_s:6.1f} s  {report.title}")
-    if failed:
+    if not demo.passed:
         out.print(f"nodes' data and logs kept in {directory}")
         raise typer.Exit(1)
     if work_dir is None:

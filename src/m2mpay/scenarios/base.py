@@ -62,9 +62,6 @@ class Play:
         self.report.story.append(line)
         self._say(line)
 
-    def progress(self, units: int, total: int, paid: int) -> None:
-        self._progress(units, total, paid)
-
     def check(self, what: str, ok: bool, detail: str = "") -> bool:
         self.report.checks.append(Check(what, bool(ok), detail))
         return bool(ok)
@@ -100,6 +97,11 @@ class Play:
         self.say(f"{actor.name} closed channel {channel_id[:10]}… cooperatively")
         return (await actor.api.channel(channel_id)).phase
 
+    def show_session(self, view: SessionView, total: int) -> None:
+        """Progress of a session in both directions: a reversed session keeps counting."""
+        units = view.forward.units + view.backward.units
+        self._progress(units, total, int(view.forward.paid) + int(view.backward.paid))
+
     async def watch_session(
         self, buyer: Actor, session_id: str, total: int, timeout: float = 60
     ) -> SessionView:
@@ -108,7 +110,7 @@ class Play:
             async with asyncio.timeout(timeout):
                 while True:
                     view = await buyer.api.session(session_id)
-                    self.progress(view.forward.units, total, int(view.forward.paid))
+                    self.show_session(view, total)
                     if view.stopped and view.countersigned:
                         return view
                     await asyncio.sleep(0.1)

@@ -7,7 +7,7 @@ from typing import Any
 
 from m2mpay.crypto import Address
 
-__all__ = ["Check", "PartyBalance", "ScenarioReport"]
+__all__ = ["Check", "DemoReport", "PartyBalance", "ScenarioReport"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,4 +80,27 @@ class ScenarioReport:
                 for p in self.parties
             ],
             **({"details": self.extra} if self.extra else {}),
+        }
+
+
+@dataclass(slots=True)
+class DemoReport:
+    """A run of scenarios on one chain and one deployment."""
+
+    chain: str  # CAIP-2
+    ledger: str  # what serves it: embedded, or the RPC node
+    hub: Address
+    scenarios: list[ScenarioReport] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.scenarios) and all(s.passed for s in self.scenarios)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "chain": self.chain,
+            "ledger": self.ledger,
+            "channel_hub": self.hub.checksum,
+            "scenarios": [s.as_dict() for s in self.scenarios],
         }

@@ -15,7 +15,7 @@ from m2mpay.scenarios.base import Play, Scenario
 from m2mpay.scenarios.ev_charging import EvCharging
 from m2mpay.scenarios.ev_malicious import MaliciousCar
 from m2mpay.scenarios.lamp import PaidLight
-from m2mpay.scenarios.report import ScenarioReport
+from m2mpay.scenarios.report import DemoReport, ScenarioReport
 from m2mpay.scenarios.stage import Stage
 from m2mpay.scenarios.vehicle_to_grid import VehicleToGrid
 from m2mpay.scenarios.wind_to_car import WindToCar
@@ -31,17 +31,14 @@ SCENARIO_TIMEOUT_S = 120
 
 async def run_scenarios(
     names: Sequence[str], work_dir: Path, *, rpc_url: str | None, console: Console
-) -> list[ScenarioReport]:
-    reports: list[ScenarioReport] = []
+) -> DemoReport:
     console.print("starting the chain and deploying the contracts …")
     async with Stage.open(work_dir, rpc_url=rpc_url) as stage:
-        console.print(
-            f"chain {stage.ledger.caip2} ({stage.ledger.description}); "
-            f"ChannelHub {stage.deployment.hub.checksum}"
-        )
+        demo = DemoReport(stage.ledger.caip2, stage.ledger.description, stage.deployment.hub)
+        console.print(f"chain {demo.chain} ({demo.ledger}); ChannelHub {demo.hub.checksum}")
         for name in names:
-            reports.append(await _run_one(SCENARIOS[name](), stage, console))
-    return reports
+            demo.scenarios.append(await _run_one(SCENARIOS[name](), stage, console))
+    return demo
 
 
 async def _run_one(scenario: Scenario, stage: Stage, console: Console) -> ScenarioReport:

@@ -84,7 +84,7 @@ class VehicleToGrid(Scenario):
 
             async def reached(after: int = after) -> bool:
                 view = await car.api.session(sid)
-                play.progress(view.forward.units, TOTAL_WH, int(view.forward.paid))
+                play.show_session(view, TOTAL_WH)
                 if view.stopped_ms:
                     raise ScenarioFailed(f"session stopped early: {view.stop_reason}")
                 return view.forward.units >= after
@@ -100,8 +100,7 @@ class VehicleToGrid(Scenario):
 
         async def fed_back() -> bool:
             view = await car.api.session(sid)
-            done = view.forward.units + view.backward.units
-            play.progress(done, TOTAL_WH, int(view.forward.paid))
+            play.show_session(view, TOTAL_WH)
             return view.backward.units >= FED_BACK_WH
 
         await until(fed_back, f"the car to feed back {FED_BACK_WH} Wh")

@@ -83,6 +83,10 @@ class DurableEngine(Generic[K, S, I, O]):
         self._durable_waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self.failure: BaseException | None = None
 
+    def state(self, key: K) -> S | None:
+        """One key's state (`states` itself is replaced when a snapshot is recovered)."""
+        return self.states.get(key)
+
     async def recover(self) -> Recovered:
         """Rebuild the states from the store; returns what was read (meta included)."""
         recovered = await self.store.load()

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import secrets
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -41,7 +40,6 @@ from m2mpay.channel.outputs import (
     ChannelEvent,
     Notify,
     Output,
-    PaymentAcknowledged,
     ProposalReceived,
     Rejected,
     Send,
@@ -58,6 +56,7 @@ from m2mpay.errors import (
 from m2mpay.node.chain_link import ChainInput, ChainLink
 from m2mpay.node.engine import DurableEngine, EngineFailed
 from m2mpay.node.info import ChannelInfo, PaymentHandle
+from m2mpay.node.notifier import ChannelListener, ChannelNotifier
 from m2mpay.node.peers import Peers, PeersConfig
 from m2mpay.node.records import ChannelMachine
 from m2mpay.store import Store
@@ -135,12 +134,9 @@ class Node:
             snapshot_every=self.config.snapshot_every,
         )
         self._timed: set[bytes] = set()
-        self._acks: dict[bytes, deque[tuple[int, asyncio.Future[None]]]] = {}
-        self._changed: dict[bytes, set[asyncio.Event]] = {}
+        self._notifier = ChannelNotifier(self._engine.state, lambda: self._failure)
         self._unfinished_tx: list[tuple[bytes, str]] = []
         self._tx_failures: dict[tuple[bytes, str], str] = {}
-        self._subscribers: set[asyncio.Queue[ChannelEvent]] = set()
-        self._listeners: list[Callable[[ChannelEvent, ChannelState], None]] = []
         self._endpoints: dict[Address, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._cursor = self.config.start_block - 1
@@ -194,12 +190,7 @@ class Node:
         await self.peers.stop()
         await self._store.close()
         await self._chain.stop()
-        for waiters in self._acks.values():
-            for _, future in waiters:
-                if not future.done():
-                    future.set_exception(ChannelError("stopped", "the node stopped"))
-                    future.exception()  # nobody may be waiting; that is not an error
-        self._acks.clear()
+        self._notifier.fail_payments(ChannelError("stopped", "the node stopped"))
 
     async def __aenter__(self) -> Node:
         await self.start()
@@ -329,33 +320,11 @@ class Node:
             self._handle(TxMined(output.channel_id, tx.kind))
 
     def _notify(self, event: ChannelEvent) -> None:
-        channel = getattr(event, "channel_id", None)
-        if isinstance(event, PaymentAcknowledged):
-            self._resolve_acks(event.channel_id, event.seq)
-        elif isinstance(event, ProposalReceived):
+        if isinstance(event, ProposalReceived):
             self._decide(event)
         elif isinstance(event, TransactionFailed):
             self._tx_failures[(event.channel_id, event.kind)] = event.reason
-        if channel is not None:
-            for changed in self._changed.get(channel, ()):
-                changed.set()
-            state = self._channels.get(channel)
-            if state is not None:
-                for listener in self._listeners:
-                    listener(event, state)
-        for queue in self._subscribers:
-            if queue.full():
-                queue.get_nowait()  # a subscriber that does not keep up loses the oldest
-            queue.put_nowait(event)
-
-    def _resolve_acks(self, channel: bytes, seq: int) -> None:
-        waiters = self._acks.get(channel)
-        while waiters and waiters[0][0] <= seq:
-            _, future = waiters.popleft()
-            if not future.done():
-                future.set_result(None)
-        if waiters is not None and not waiters:
-            del self._acks[channel]
+        self._notifier.publish(event)
 
     def _decide(self, event: ProposalReceived) -> None:
         policy = self.config.accept
@@ -450,32 +419,6 @@ class Node:
             if isinstance(output, Rejected):
                 raise ChannelError(output.code.value, output.message)
 
-    async def _wait(
-        self, channel: bytes, done: Callable[[ChannelState], bool], timeout: float
-    ) -> ChannelState:
-        changed = asyncio.Event()
-        self._changed.setdefault(channel, set()).add(changed)
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    state = self._channels.get(channel)
-                    if state is not None and done(state):
-                        return state
-                    if self._failure is not None:
-                        raise ChannelError("node_failed", str(self._failure))
-                    changed.clear()
-                    await changed.wait()
-        except TimeoutError:
-            state = self._channels.get(channel)
-            phase = state.phase.value if state else "unknown"
-            raise ChannelError("timeout", f"channel still {phase} after {timeout:g} s") from None
-        finally:
-            waiting = self._changed.get(channel)
-            if waiting is not None:
-                waiting.discard(changed)
-                if not waiting:
-                    del self._changed[channel]
-
     async def open_channel(
         self,
         peer: Address,
@@ -509,7 +452,7 @@ class Node:
         self._raise_if_rejected(self._handle(inp))
         channel = channel_key(self._ensure_running(), inp)
         assert channel is not None
-        state = await self._wait(
+        state = await self._notifier.wait(
             channel,
             lambda s: (
                 s.phase not in (Phase.PROPOSED, Phase.ACCEPTED)
@@ -530,13 +473,11 @@ class Node:
         open, a non-positive amount or one above our balance, and when
         `max_in_flight` payments already await acknowledgement.
         """
-        waiters = self._acks.get(channel_id)
-        if waiters is not None and len(waiters) >= self.config.max_in_flight:
+        if self._notifier.in_flight(channel_id) >= self.config.max_in_flight:
             raise ChannelError("backpressure", "too many payments await acknowledgement")
         self._raise_if_rejected(self._handle(Pay(channel_id, amount)))
         state = self._channels[channel_id]
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._acks.setdefault(channel_id, deque()).append((state.sent_seq, future))
+        future = self._notifier.expect_ack(channel_id, state.sent_seq)
         return PaymentHandle(channel_id, amount, state.sent_total, state.sent_seq, future)
 
     async def pay(
@@ -550,11 +491,11 @@ class Node:
         """
         # asyncio.timeout rather than wait_for: on Python 3.11, wait_for loses a
         # cancellation that arrives just as the awaited future completes.
-        waiters = self._acks.get(channel_id)
-        while waiters and len(waiters) >= self.config.max_in_flight:
+        while self._notifier.in_flight(channel_id) >= self.config.max_in_flight:
+            oldest = self._notifier.oldest_unacknowledged(channel_id)
+            assert oldest is not None
             async with asyncio.timeout(timeout):
-                await asyncio.shield(waiters[0][1])
-            waiters = self._acks.get(channel_id)
+                await asyncio.shield(oldest)
         handle = self.pay_nowait(channel_id, amount)
         await self._yield_if_busy()
         if wait:
@@ -572,7 +513,7 @@ class Node:
         target = (before.my_deposit if before else 0) + amount
         self._tx_failures.pop((channel_id, "deposit"), None)
         self._raise_if_rejected(self._handle(TopUp(channel_id, amount)))
-        state = await self._wait(
+        state = await self._notifier.wait(
             channel_id,
             lambda s: s.my_deposit >= target or (channel_id, "deposit") in self._tx_failures,
             timeout,
@@ -586,7 +527,7 @@ class Node:
         """Close cooperatively (falling back to a unilateral close if the peer does not
         answer); returns once the chain shows the channel closed or in dispute."""
         self._raise_if_rejected(self._handle(RequestClose(channel_id, _now_ms())))
-        state = await self._wait(
+        state = await self._notifier.wait(
             channel_id,
             lambda s: s.phase in (Phase.CLOSED, Phase.SETTLED, Phase.DISPUTED),
             timeout,
@@ -597,7 +538,7 @@ class Node:
         """Close unilaterally with our newest proofs; returns once the close is on chain."""
         self._tx_failures.pop((channel_id, "close"), None)
         self._raise_if_rejected(self._handle(ForceClose(channel_id)))
-        state = await self._wait(
+        state = await self._notifier.wait(
             channel_id,
             lambda s: (
                 s.phase in (Phase.DISPUTED, Phase.SETTLED, Phase.CLOSED)
@@ -612,23 +553,22 @@ class Node:
 
     async def wait_closed(self, channel_id: bytes, *, timeout: float = 120.0) -> ChannelInfo:
         """Wait until the channel is paid out (cooperatively or after a dispute)."""
-        state = await self._wait(
+        state = await self._notifier.wait(
             channel_id, lambda s: s.phase in (Phase.CLOSED, Phase.SETTLED), timeout
         )
         return ChannelInfo.of(state)
 
-    def add_listener(self, listener: Callable[[ChannelEvent, ChannelState], None]) -> None:
+    def add_listener(self, listener: ChannelListener) -> None:
         """Call `listener(event, state)` for every channel event, once it is durable.
 
         Synchronous and on the node's loop: a listener that has I/O to do queues
         it (a watcher feed, say) instead of blocking the dispatcher.
         """
-        self._listeners.append(listener)
+        self._notifier.add_listener(listener)
 
-    def remove_listener(self, listener: Callable[[ChannelEvent, ChannelState], None]) -> None:
+    def remove_listener(self, listener: ChannelListener) -> None:
         """Stop calling a listener given to `add_listener` (unknown ones are ignored)."""
-        if listener in self._listeners:
-            self._listeners.remove(listener)
+        self._notifier.remove_listener(listener)
 
     def channel_states(self) -> list[ChannelState]:
         """Every channel's whole state, with the newest proof the peer signed us.
@@ -640,10 +580,5 @@ class Node:
 
     async def events(self, *, buffer: int = 10_000) -> AsyncIterator[ChannelEvent]:
         """Every channel event from now on (payments received, opened, closed, …)."""
-        queue: asyncio.Queue[ChannelEvent] = asyncio.Queue(buffer)
-        self._subscribers.add(queue)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            self._subscribers.discard(queue)
+        async for event in self._notifier.events(buffer):
+            yield event

@@ -36,6 +36,7 @@ from m2mpay.errors import ChannelError, StoreError, StreamError
 from m2mpay.node import Node
 from m2mpay.node.engine import DurableEngine, EngineFailed
 from m2mpay.node.info import ChannelInfo
+from m2mpay.node.waits import StateWaits
 from m2mpay.store import Store
 from m2mpay.stream.context import SessionConfig, SessionContext
 from m2mpay.stream.info import SessionInfo
@@ -127,7 +128,7 @@ class SessionManager:
         self._early_requests: dict[bytes, tuple[Address, SessionRequest]] = {}
         self._feed_back_for: dict[bytes, SupplyFactory] = {}
         self._listeners: list[SessionListener] = []
-        self._changed: dict[bytes, set[asyncio.Event]] = {}
+        self._waits: StateWaits[bytes, SessionState] = StateWaits(self._engine.state)
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = False
         node.peers.route(SESSION_MESSAGE_TYPES, self._on_message)
@@ -388,26 +389,12 @@ class SessionManager:
     async def _wait(
         self, session_id: bytes, done: Callable[[SessionState], bool], timeout: float
     ) -> SessionState:
-        changed = asyncio.Event()
-        self._changed.setdefault(session_id, set()).add(changed)
         try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    state = self._engine.states.get(session_id)
-                    if state is not None and done(state):
-                        return state
-                    changed.clear()
-                    await changed.wait()
+            return await self._waits.until(session_id, done, timeout)
         except TimeoutError:
             state = self._engine.states.get(session_id)
             phase = state.phase.value if state else "unknown"
             raise StreamError("timeout", f"session still {phase} after {timeout:g} s") from None
-        finally:
-            waiting = self._changed.get(session_id)
-            if waiting is not None:
-                waiting.discard(changed)
-                if not waiting:
-                    del self._changed[session_id]
 
     # ------------------------------------------------------------------ inputs
 
@@ -577,8 +564,7 @@ class SessionManager:
                 supply = self._supplies.pop((event.session_id, reversed_flow), None)
                 if supply is not None:
                     await supply.stop()
-        for changed in self._changed.get(event.session_id, ()):
-            changed.set()
+        self._waits.changed(event.session_id)
         if state is not None:
             info = SessionInfo.of(state)
             for listener in self._listeners:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from m2mpay.bench import GAS_BUDGET
 from m2mpay.cli import app
+from m2mpay.cli.lazy import LAZY_COMMANDS
 
 runner = CliRunner()
 
@@ -22,8 +23,28 @@ def test_installed_entry_point_prints_help() -> None:
     command = [str(executable)] if executable.exists() else [shutil.which("m2mpay") or "m2mpay"]
     result = subprocess.run([*command, "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    for group in ("ledger", "bench", "contracts"):
+    for group in ("ledger", "bench", "contracts", "node", "demo", "watcher", "channel"):
         assert group in result.stdout
+
+
+def test_every_lazy_command_loads_and_helps() -> None:
+    for name in LAZY_COMMANDS:
+        result = runner.invoke(app, [name, "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        assert f"m2mpay {name}" in result.stdout
+
+
+def test_the_api_clients_commands_do_not_load_the_chain() -> None:
+    # py-evm and web3 take over a second to import; `m2mpay channel pay` needs neither.
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from m2mpay.cli import app\n"
+        "CliRunner().invoke(app, ['channel', 'pay', '--help'])\n"
+        "print(sorted(m for m in ('eth', 'web3', 'm2mpay.chain') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_ledger_deploy_records_and_info_verifies(tmp_path: Path) -> None:

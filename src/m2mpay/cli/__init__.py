@@ -7,17 +7,12 @@ from typing import Annotated
 import typer
 
 from m2mpay import __version__
-from m2mpay.cli.bench import bench_app
 from m2mpay.cli.channel import channel_app
-from m2mpay.cli.contracts import contracts_app
-from m2mpay.cli.demo import demo_command
 from m2mpay.cli.device import device_app
-from m2mpay.cli.ledger import ledger_app
-from m2mpay.cli.node import node_command
+from m2mpay.cli.lazy import LazyGroup
 from m2mpay.cli.offer import offer_app
 from m2mpay.cli.session import session_app
 from m2mpay.cli.wallet import wallet_app
-from m2mpay.cli.watcher import watcher_app
 
 __all__ = ["app", "main"]
 
@@ -26,13 +21,8 @@ app = typer.Typer(
     help="Machines selling metered services to each other over EVM payment channels.",
     no_args_is_help=True,
     add_completion=False,
+    cls=LazyGroup,  # node, demo, ledger, bench, contracts, watcher: imported when run
 )
-app.add_typer(ledger_app, name="ledger")
-app.add_typer(bench_app, name="bench")
-app.add_typer(contracts_app, name="contracts")
-app.add_typer(watcher_app, name="watcher")
-app.command("node")(node_command)
-app.command("demo")(demo_command)
 # Clients of a running node's API (`--url`, `--token`):
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(channel_app, name="channel")

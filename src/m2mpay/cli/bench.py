@@ -15,7 +15,7 @@ from m2mpay.bench.pay import measure_pay
 from m2mpay.bench.sessions import measure_sessions
 from m2mpay.bench.watcher import measure_watcher
 from m2mpay.cli.common import AnvilOption, JsonOption, RpcUrlOption, console, err_console, run
-from m2mpay.cli.common import open_ledger as _open_ledger
+from m2mpay.cli.ledger_access import open_ledger as _open_ledger
 
 __all__ = ["bench_app"]
 

@@ -31,8 +31,11 @@ def demo_command(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run the scenarios: nodes in their own processes paying each other through their
-    APIs, devices on their buses; each checks its own outcome. Exit code 1 if any fails."""
+    """Run the machine-economy scenarios; PASS or FAIL for each.
+
+    Nodes in their own processes pay each other through their APIs, devices sit on
+    their buses, and each scenario checks its own outcome. Exit code 1 if any fails.
+    """
     names = scenarios or list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:

@@ -18,17 +18,15 @@ from m2mpay.chain.deploy import (
 )
 from m2mpay.cli.common import (
     DEFAULT_DATA_DIR,
-    DEV_CHAIN_IDS,
     DataDirOption,
     JsonOption,
     KeyEnvOption,
     RpcUrlOption,
     console,
     err_console,
-    open_ledger,
     run,
-    signing_key,
 )
+from m2mpay.cli.ledger_access import DEV_CHAIN_IDS, open_ledger, signing_key
 from m2mpay.errors import DeploymentNotFound
 
 __all__ = ["ledger_app"]

@@ -22,7 +22,6 @@ from m2mpay.chain.ledger import Ledger
 from m2mpay.chain.shared import ledger_session
 from m2mpay.cli.common import (
     DEFAULT_DATA_DIR,
-    DEV_CHAIN_IDS,
     DataDirOption,
     JsonOption,
     RpcUrlOption,
@@ -30,6 +29,7 @@ from m2mpay.cli.common import (
     err_console,
     run,
 )
+from m2mpay.cli.ledger_access import DEV_CHAIN_IDS
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import CryptoError
 from m2mpay.store import open_store

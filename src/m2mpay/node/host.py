@@ -133,6 +133,7 @@ class DeviceHost:
         self._parties: dict[bytes, tuple[Address, Address]] = {}
         self._devices: dict[Address, PeerSession] = {}
         self._subscribed: set[Address] = set()
+        self._feed = asyncio.Lock()  # what devices get from the chain goes out in order
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchtower = watchtower
         self._watcher: Address | None = None
@@ -213,10 +214,11 @@ class DeviceHost:
             inp = hub_event_input(event) if event is not None else None
             if inp is None:
                 continue
-            self._learn(inp)
-            for device in list(self._subscribed):
-                if self._concerns(device, inp):
-                    await self._send(device, HostEvents((inp,), entry.block_number))
+            async with self._feed:
+                self._learn(inp)
+                for device in list(self._subscribed):
+                    if self._concerns(device, inp):
+                        await self._send(device, HostEvents((inp,), entry.block_number))
 
     async def _send_status(self) -> None:
         while True:
@@ -256,6 +258,8 @@ class DeviceHost:
             return
         old = self._devices.get(device)
         self._devices[device] = session
+        # A new session gets live events only once its hello is answered (see `_hello`).
+        self._subscribed.discard(device)
         if old is not None:
             await old.close()
         try:
@@ -277,20 +281,32 @@ class DeviceHost:
 
     async def _handle(self, device: Address, message: object) -> None:
         if isinstance(message, HostHello):
-            self._subscribed.add(device)  # live events from now on; history next
-            head = await self._ledger.block_number()
-            history = [
-                inp
-                for inp in await self._inputs(message.start_block, head)
-                if self._concerns(device, inp)
-            ]
-            await self._send(device, HostEvents(tuple(history), head))
+            await self._hello(device, message.start_block)
         elif isinstance(message, HostExecute):
             self._spawn(self._execute(device, message))
         elif isinstance(message, HostWatchRegister | HostWatchProof):
             self._spawn(self._relay(device, message))
         else:
             await self._send(device, HostRefused(f"{type(message).__name__} is not for a host"))
+
+    async def _hello(self, device: Address, start_block: int) -> None:
+        """Answer with the history from `start_block`, then stream live events.
+
+        A device resuming after a lost session relies on this order: the history
+        first, then live events in chain order with none left out in between (repeats
+        of the history's blocks it skips). Holding `_feed` keeps `_follow` from sending
+        meanwhile; whatever it sent before is in the history (mined by `head`), and
+        whatever it sends after is either in it too or newer.
+        """
+        async with self._feed:
+            head = await self._ledger.block_number()
+            history = []
+            for inp in await self._inputs(start_block, head):
+                self._learn(inp)  # `_follow` may not have seen this channel's opening yet
+                if self._concerns(device, inp):
+                    history.append(inp)
+            await self._send(device, HostEvents(tuple(history), head))
+            self._subscribed.add(device)
 
     async def _execute(self, device: Address, request: HostExecute) -> None:
         refusal = self._policy(device, request.tx)

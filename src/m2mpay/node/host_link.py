@@ -1,6 +1,16 @@
 """The device side of the device/host split: the chain (and a watcher) through the host.
 
-See `m2mpay.node.host` for the whole picture.
+See `m2mpay.node.host` for the whole picture. The session to the host comes back by
+itself: once it is lost, the link dials again with capped exponential backoff, asks
+the new session for the history since where its feed stopped, and `follow` goes on
+with no input lost and none repeated (`m2mpay.node.host_feed`).
+
+Meanwhile requests fail at once with `LedgerUnavailable` (`WatchUnavailable` for the
+watcher) rather than wait for the host: the node turns a failed transaction into a
+machine input and the watcher feed retries with its own backoff, so each caller
+keeps its own retry policy instead of waiting blind on a host that may be gone for
+good. A request the lost session carried fails too and is never sent again: the
+host may already have carried it out, and a resend could pay twice.
 """
 
 from __future__ import annotations
@@ -9,17 +19,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Final
 
 from m2mpay.channel.outputs import TxRequest
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import (
-    AuthenticationFailed,
     LedgerUnavailable,
     MalformedMessage,
+    ProtocolError,
     TransactionReverted,
     TransportError,
 )
 from m2mpay.node.chain_link import ChainInput, ChainLink
+from m2mpay.node.host_feed import HostFeed
 from m2mpay.node.host_protocol import (
     HostEvents,
     HostExecute,
@@ -45,9 +57,11 @@ __all__ = ["HostLink"]
 
 log = logging.getLogger("m2mpay.host")
 
+_BACKOFF_S: Final = (0.1, 5.0)  # first pause before dialling again, and the longest
+
 
 class HostLink(ChainLink):
-    """The chain as a device sees it: through one session to its host."""
+    """The chain as a device sees it: through one session to its host, redialled when lost."""
 
     def __init__(
         self,
@@ -58,6 +72,7 @@ class HostLink(ChainLink):
         host: Address | None = None,
         codec: str = "cbor",
         request_timeout: float = 120.0,
+        reconnect_backoff: tuple[float, float] = _BACKOFF_S,
     ) -> None:
         self._key = key
         self._transport = transport
@@ -65,13 +80,16 @@ class HostLink(ChainLink):
         self._host = host
         self._codec = codec_by_name(codec)
         self._timeout = request_timeout
-        self._session: PeerSession | None = None
-        self._status: HostStatus | None = None
-        self._status_seen = asyncio.Event()
-        self._events: asyncio.Queue[HostEvents] = asyncio.Queue()
+        self._backoff = reconnect_backoff
+        self._session: PeerSession | None = None  # None while reconnecting
+        self._status: HostStatus | None = None  # the newest; kept (stale) while away
+        self._said_hello = False  # on the current session
+        self._reply_due = False  # the next HostEvents answers that hello
+        self._feed = HostFeed()
         self._requests: dict[int, asyncio.Future[HostResult | HostWatchResult]] = {}
         self._next_request = 1
-        self._receiver: asyncio.Task[None] | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._stopped = False
         self._watchtower = _RelayedWatchtower(self)
 
     @property
@@ -91,6 +109,11 @@ class HostLink(ChainLink):
     def endpoint(self) -> str:
         return self._endpoint
 
+    @property
+    def connected(self) -> bool:
+        """Whether a session to the host is up (False while reconnecting)."""
+        return self._session is not None
+
     def _require_status(self) -> HostStatus:
         if self._status is None:
             raise LedgerUnavailable(f"no word from the host at {self._endpoint} yet")
@@ -98,30 +121,82 @@ class HostLink(ChainLink):
 
     async def start(self) -> None:
         await self._transport.start()
-        link = await self._transport.connect(self._endpoint)
-        self._session = await open_session(link, self._key, self._codec, expected_peer=self._host)
-        self._receiver = asyncio.ensure_future(self._receive(self._session))
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self._status_seen.wait()
-        except TimeoutError:
-            raise LedgerUnavailable(f"the host at {self._endpoint} sent no status") from None
+        session = await self._open()
+        self._runner = asyncio.ensure_future(self._run(session))
 
     async def stop(self) -> None:
-        if self._receiver is not None:
-            self._receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._receiver
+        self._stopped = True
+        if self._runner is not None:
+            self._runner.cancel()
+            # wait(), not `await`: a cancellation of stop() itself must not be swallowed.
+            await asyncio.wait({self._runner})
         if self._session is not None:
             await self._session.close()
+            self._session = None
         await self._transport.stop()
-        for future in self._requests.values():
-            if not future.done():
-                future.set_exception(LedgerUnavailable("the host link stopped"))
-                future.exception()
+        self._fail_requests("the host link stopped")
+        self._feed.give_up_history("the host link stopped")
 
-    async def _receive(self, session: PeerSession) -> None:
+    async def _open(self) -> PeerSession:
+        """Dial the host, check who and which chain it is, and make it the current session."""
+        link = await self._transport.connect(self._endpoint)
+        session = await open_session(link, self._key, self._codec, expected_peer=self._host)
         try:
+            async with asyncio.timeout(self._timeout):
+                status = await session.recv()  # a host begins with its status
+        except TimeoutError:
+            await session.close()
+            raise LedgerUnavailable(f"the host at {self._endpoint} sent no status") from None
+        except BaseException:
+            await session.close()
+            raise
+        known = self._status
+        if not isinstance(status, HostStatus):
+            await session.close()
+            raise MalformedMessage(f"the host began with {type(status).__name__}, not its status")
+        if known is not None and (status.chain_id, status.hub) != (known.chain_id, known.hub):
+            await session.close()
+            # Our channels are bound to one chain and hub: another's events would be nonsense.
+            raise LedgerUnavailable(
+                f"the host at {self._endpoint} now serves hub {status.hub} on chain"
+                f" {status.chain_id}, not hub {known.hub} on chain {known.chain_id}"
+            )
+        self._host = session.peer  # every later session must reach this same host
+        self._status = status
+        self._session, self._said_hello, self._reply_due = session, False, False
+        return session
+
+    async def _run(self, session: PeerSession) -> None:
+        """Serve the session, and a new one each time it is lost, until stopped."""
+        while True:
+            reason = await self._serve(session)
+            self._session = None
+            log.warning("lost the host at %s: %s; reconnecting", self._endpoint, reason)
+            # The host may have acted on what it got: a resend could pay twice.
+            self._fail_requests(f"lost the host before it answered: {reason}")
+            await session.close()
+            session = await self._reconnect()
+
+    async def _reconnect(self) -> PeerSession:
+        delay, longest = self._backoff
+        failed: type[Exception] | None = None
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                session = await self._open()
+            except (TransportError, ProtocolError, LedgerUnavailable) as exc:
+                if type(exc) is not failed:  # one line per kind of failure, not per attempt
+                    log.info("the host at %s is not back: %s; retrying", self._endpoint, exc)
+                    failed = type(exc)
+                delay = min(delay * 2, longest)
+                continue
+            log.info("reconnected to the host at %s", self._endpoint)
+            return session
+
+    async def _serve(self, session: PeerSession) -> str:
+        """Receive until the session is lost; returns why."""
+        try:
+            await self._say_hello()
             while True:
                 try:
                     message = await session.recv()
@@ -130,45 +205,56 @@ class HostLink(ChainLink):
                     continue
                 if isinstance(message, HostStatus):
                     self._status = message
-                    self._status_seen.set()
                 elif isinstance(message, HostEvents):
-                    self._events.put_nowait(message)
+                    # The host sends nothing live before it answers a session's hello.
+                    reply, self._reply_due = self._reply_due, False
+                    self._feed.received(message, reply=reply)
                 elif isinstance(message, HostResult | HostWatchResult):
                     future = self._requests.pop(message.request_id, None)
                     if future is not None and not future.done():
                         future.set_result(message)
                 elif isinstance(message, HostRefused):
                     log.warning("host refused: %s", message.reason)
-        except (TransportError, AuthenticationFailed) as exc:
-            log.warning("lost the host at %s: %s", self._endpoint, exc)
-            for future in self._requests.values():
-                if not future.done():
-                    future.set_exception(LedgerUnavailable(f"lost the host: {exc}"))
+        except (TransportError, ProtocolError) as exc:
+            return str(exc)
 
-    async def _send(
-        self, message: HostHello | HostExecute | HostWatchRegister | HostWatchProof
-    ) -> None:
-        if self._session is None:
-            raise LedgerUnavailable("the host link is not started")
-        try:
-            await send_on(self._session, message)
-        except TransportError as exc:
-            raise LedgerUnavailable(f"cannot reach the host: {exc}") from exc
+    async def _say_hello(self) -> None:
+        """Ask the current session, once, for the history the feed lacks (if it follows)."""
+        if self._session is None or self._said_hello:
+            return
+        start = self._feed.hello_from()
+        if start is not None:
+            self._said_hello = self._reply_due = True
+            await send_on(self._session, HostHello(start))
+
+    def _fail_requests(self, reason: str) -> None:
+        for future in self._requests.values():
+            if not future.done():
+                future.set_exception(LedgerUnavailable(reason))
+                future.exception()  # the caller may be gone; that is not an error
+        self._requests.clear()
 
     async def catch_up(self, from_block: int) -> tuple[list[ChainInput], int]:
-        await self._send(HostHello(from_block))
-        async with asyncio.timeout(self._timeout):
-            history = await self._events.get()
-        return list(history.inputs), history.head
+        history = self._feed.ask_history(from_block)
+        with contextlib.suppress(TransportError):  # then the next session asks
+            await self._say_hello()
+        try:
+            async with asyncio.timeout(self._timeout):
+                events = await history
+        except TimeoutError:
+            self._feed.give_up_history("catch_up gave up")
+            raise LedgerUnavailable(f"no history from the host at {self._endpoint}") from None
+        return list(events.inputs), events.head
 
     async def follow(self, from_block: int) -> AsyncIterator[ChainInput]:
         while True:
-            batch = await self._events.get()
-            for inp in batch.inputs:
-                if inp.block_number >= from_block:
-                    yield inp
+            inp = await self._feed.next()
+            if inp.block_number >= from_block:
+                yield inp
 
     async def chain_time(self) -> int:
+        # While away, the last clock the host sent: behind the chain, so a deadline
+        # never looks passed too early.
         return self._require_status().chain_time
 
     async def request(
@@ -176,15 +262,30 @@ class HostLink(ChainLink):
         make: Callable[[int], HostExecute | HostWatchRegister | HostWatchProof],
     ) -> HostResult | HostWatchResult:
         """Send the request `make(request_id)` builds and wait for the host's answer."""
+        session = self._session
+        if session is None:
+            if self._stopped or self._runner is None:
+                raise LedgerUnavailable("the host link is not running")
+            raise LedgerUnavailable(f"no session with the host at {self._endpoint}: reconnecting")
         request_id = self._next_request
         self._next_request += 1
         future: asyncio.Future[HostResult | HostWatchResult]
         future = asyncio.get_running_loop().create_future()
-        self._requests[request_id] = future
+        self._requests[request_id] = future  # before sending: a loss now fails it
         try:
-            await self._send(make(request_id))
-            async with asyncio.timeout(self._timeout):
-                return await future
+            try:
+                await send_on(session, make(request_id))
+            except TransportError as exc:
+                raise LedgerUnavailable(f"cannot reach the host: {exc}") from exc
+            try:
+                async with asyncio.timeout(self._timeout):
+                    return await future
+            except TimeoutError:
+                # A LedgerError, as the node expects of any ChainLink: it turns it
+                # into a failed transaction instead of losing the submitting task.
+                raise LedgerUnavailable(
+                    f"the host at {self._endpoint} did not answer in {self._timeout:g} s"
+                ) from None
         finally:
             self._requests.pop(request_id, None)
 

@@ -39,8 +39,10 @@ async def open_ledger(
             node.stop()
 
 
-def signing_key(ledger: Ledger, key_env: str) -> PrivateKey:
-    """The key named by `key_env`, or dev account 0 on a dev chain."""
+def signing_key(
+    ledger: Ledger, key_env: str, *, dev_account: int = 0, what: str = "the signing key"
+) -> PrivateKey:
+    """The key in $`key_env`, or on a dev chain the dev account `dev_account`."""
     secret = os.environ.get(key_env)
     if secret:
         try:
@@ -48,7 +50,5 @@ def signing_key(ledger: Ledger, key_env: str) -> PrivateKey:
         except CryptoError as exc:
             raise typer.BadParameter(f"${key_env}: {exc}") from None
     if ledger.chain_id in DEV_CHAIN_IDS and ledger.dev_accounts():
-        return ledger.dev_accounts()[0]
-    raise typer.BadParameter(
-        f"{ledger.caip2} is not a dev chain: put the signing key in ${key_env}"
-    )
+        return ledger.dev_accounts()[dev_account]
+    raise typer.BadParameter(f"{ledger.caip2} is not a dev chain: put {what} in ${key_env}")

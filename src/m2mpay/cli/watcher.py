@@ -29,9 +29,8 @@ from m2mpay.cli.common import (
     err_console,
     run,
 )
-from m2mpay.cli.ledger_access import DEV_CHAIN_IDS
+from m2mpay.cli.ledger_access import signing_key
 from m2mpay.crypto import Address, PrivateKey
-from m2mpay.errors import CryptoError
 from m2mpay.store import open_store
 from m2mpay.watcher import Watcher, WatcherClient, WatcherConfig, WatcherServer
 
@@ -49,17 +48,7 @@ def watcher_key(ledger: Ledger, key_env: str) -> PrivateKey:
     The last one, because tests and demos use the first dev accounts as parties and a
     watcher must not share a key (or a nonce sequence) with a party.
     """
-    secret = os.environ.get(key_env)
-    if secret:
-        try:
-            return PrivateKey.from_hex(secret.strip())
-        except CryptoError as exc:
-            raise typer.BadParameter(f"${key_env}: {exc}") from None
-    if ledger.chain_id in DEV_CHAIN_IDS and ledger.dev_accounts():
-        return ledger.dev_accounts()[-1]
-    raise typer.BadParameter(
-        f"{ledger.caip2} is not a dev chain: put the watcher's key (it pays gas) in ${key_env}"
-    )
+    return signing_key(ledger, key_env, dev_account=-1, what="the watcher's key (it pays gas)")
 
 
 @watcher_app.command("serve")

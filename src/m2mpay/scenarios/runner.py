@@ -55,8 +55,10 @@ async def _run_one(scenario: Scenario, stage: Stage, console: Console) -> Scenar
         bar = progress.add_task(scenario.name, total=1, paid="")
 
         def show(units: int, total: int, paid: int) -> None:
+            # A meter overshoots its target by up to one reading: the bar ends full.
+            whole = max(total, units, 1)
             progress.update(
-                bar, completed=units, total=max(total, 1), paid=f"{paid / TOKEN:.4f} tokens paid"
+                bar, completed=units, total=whole, paid=f"{paid / TOKEN:.4f} tokens paid"
             )
 
         play = Play(stage, report, show)

@@ -18,9 +18,9 @@ from tests.gateway.conftest import (  # noqa: F401 (fixtures)
     DeviceFactory,
     RawDevice,
     connect_device,
-    eventually,
     make_bus,
 )
+from tests.waiting import eventually
 
 PRICE = 1_000  # per Wh
 REVERSE_PRICE = 500  # per Wh fed back

@@ -187,25 +187,3 @@ async def connect_device() -> AsyncIterator[DeviceFactory]:
     yield open_device
     for device in opened:
         await device.close()
-
-
-async def eventually_async(
-    condition: Callable[[], Awaitable[bool]], *, timeout: float = 30.0
-) -> None:
-    """`eventually` for a condition that must ask something (the chain, a store)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"still not so after {timeout:g} s")
-        await asyncio.sleep(0.01)
-
-
-async def eventually(condition: Callable[[], bool], *, timeout: float = 30.0) -> None:
-    """Wait until `condition()` holds (the bus and devices move on their own)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"still not so after {timeout:g} s")
-        await asyncio.sleep(0.01)

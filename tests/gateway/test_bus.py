@@ -26,8 +26,8 @@ from tests.gateway.conftest import (
     SERVER_KEY,
     BusFactory,
     DeviceFactory,
-    eventually,
 )
+from tests.waiting import eventually
 
 LAMP = PrivateKey(bytes([1]) * 32)
 OTHER = PrivateKey(bytes([2]) * 32)

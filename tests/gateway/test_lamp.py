@@ -17,9 +17,10 @@ from m2mpay.gateway.bus_events import BusEvent, DeviceRegistered
 from m2mpay.gateway.telemetry import TelemetryConfig, verify_anchored
 from m2mpay.node import ChannelInfo
 from m2mpay.stream import Leader, Offer, ServiceKind, SessionInfo, SessionPhase, new_offer
-from tests.gateway.conftest import ASSET, PRICE, BusFactory, BusHost, eventually, eventually_async
+from tests.gateway.conftest import ASSET, PRICE, BusFactory, BusHost
 from tests.node.conftest import UNIT, Chain
 from tests.stream.conftest import Party, PartyFactory
+from tests.waiting import eventually, eventually_async
 
 SPEED = 60.0  # a lamp minute each second
 

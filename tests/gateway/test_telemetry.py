@@ -17,7 +17,7 @@ from m2mpay.gateway.bus_messages import TelemetryMessage
 from m2mpay.gateway.device_sqlite import SqliteDeviceStore
 from m2mpay.gateway.device_store import NewBatch
 from m2mpay.gateway.telemetry import TelemetryBatcher, TelemetryConfig, verify_anchored
-from tests.gateway.conftest import eventually_async
+from tests.waiting import eventually_async
 
 LAMP = Address(bytes([1]) * 20)
 METER = Address(bytes([2]) * 20)

@@ -24,6 +24,7 @@ from m2mpay.node.host_protocol import send_on
 from m2mpay.store import open_store
 from m2mpay.wire import JsonCodec, PeerSession, WebSocketTransport, open_session
 from tests.node.conftest import Chain, NodeFactory
+from tests.waiting import eventually
 
 QUICK = (0.05, 0.5)  # reconnect backoff for these tests: first pause, longest pause
 
@@ -57,16 +58,6 @@ def _port(endpoint: str) -> int:
     return int(endpoint.rsplit(":", 1)[1])
 
 
-async def _eventually(condition: Callable[[], bool], *, timeout: float = 30.0) -> None:
-    """Wait until `condition()` holds (the link reconnects on its own)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"still not so after {timeout:g} s")
-        await asyncio.sleep(0.01)
-
-
 async def test_device_gets_the_outages_events_and_transacts_again_once_its_host_is_back(
     chain: Chain, make_node: NodeFactory, start_host: StartHost, tmp_path: Path
 ) -> None:
@@ -91,7 +82,7 @@ async def test_device_gets_the_outages_events_and_transacts_again_once_its_host_
         )
         channel = info.channel_id
         await first.stop()
-        await _eventually(lambda: not link.connected)
+        await eventually(lambda: not link.connected)
 
         # While the device is cut off, its peer funds the channel on chain, twice.
         await charger.top_up(channel, 30)
@@ -101,7 +92,7 @@ async def test_device_gets_the_outages_events_and_transacts_again_once_its_host_
         assert device.channel(channel).deposit_peer == 0
 
         await start_host(_port(first.endpoint))  # same key, same ledger, same endpoint
-        await _eventually(lambda: device.channel(channel).deposit_peer == 50)
+        await eventually(lambda: device.channel(channel).deposit_peer == 50)
         topped = await device.top_up(channel, 25)  # through the new host, seen through it
         assert topped.deposit_mine == 125
     finally:
@@ -140,12 +131,12 @@ async def test_followed_inputs_are_the_chains_exactly_across_host_restarts(
 
         async def all_in() -> list[ChainInput]:
             expected, _ = await truth.catch_up(0)
-            await _eventually(lambda: len(seen) >= len(expected))
+            await eventually(lambda: len(seen) >= len(expected))
             return expected
 
         async def restart() -> None:
             await host.stop()
-            await _eventually(lambda: not link.connected)
+            await eventually(lambda: not link.connected)
 
         await alice.top_up(first.channel_id, 5)  # live; the resumed session repeats its block
         assert seen == await all_in()
@@ -222,17 +213,17 @@ async def test_a_request_in_flight_when_the_host_dies_fails_and_is_not_sent_agai
         await link.start()
         lost = _open_tx(device_key.address, 1)
         in_flight = asyncio.ensure_future(link.execute(lost))
-        await _eventually(lambda: bool(first.received))
+        await eventually(lambda: bool(first.received))
         assert [type(m) for m in first.received] == [HostExecute]
         await first.stop()  # the host dies before it answers
         with pytest.raises(LedgerUnavailable, match="lost the host"):
             await asyncio.wait_for(in_flight, 30)
 
         await second.start()
-        await _eventually(lambda: link.connected)
+        await eventually(lambda: link.connected)
         fresh = _open_tx(device_key.address, 2)
         asked = asyncio.ensure_future(link.execute(fresh))
-        await _eventually(lambda: bool(second.received))
+        await eventually(lambda: bool(second.received))
         request = second.received[0]
         assert isinstance(request, HostExecute)
         assert request.tx == fresh  # the first thing the new session carries is the new request
@@ -276,7 +267,7 @@ async def test_stop_during_the_backoff_returns_at_once_and_leaves_no_task(
     )
     await link.start()
     await host.stop()
-    await _eventually(lambda: not link.connected)
+    await eventually(lambda: not link.connected)
     with pytest.raises(LedgerUnavailable, match="reconnecting"):
         await link.execute(_open_tx(PrivateKey.generate().address, 1))
     stopping = asyncio.ensure_future(link.stop())

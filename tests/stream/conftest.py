@@ -3,7 +3,6 @@ manager on its own SQLite store, and a fast simulation clock for the devices."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from m2mpay.stream.context import SessionConfig
 from m2mpay.stream.simulated import Simulation
 from m2mpay.stream.supply import SupplyFactory
 from tests.node.conftest import UNIT, Chain, NodeFactory, chain, make_node  # noqa: F401
+from tests.waiting import eventually
 
 __all__ = ["UNIT", "Chain", "Party", "PartyFactory", "eventually"]
 
@@ -70,13 +70,3 @@ async def make_party(
     yield make
     for manager in reversed(managers):
         await manager.stop()
-
-
-async def eventually(condition: Callable[[], bool], *, timeout: float = 30.0) -> None:
-    """Wait until `condition()` holds (meters move on their own clock)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"still not so after {timeout:g} s")
-        await asyncio.sleep(0.01)

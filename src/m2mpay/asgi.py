@@ -1,5 +1,6 @@
-"""Serving an ASGI app with uvicorn (httptools) inside the caller's event loop, and a
-raw-ASGI fast path for hot routes in front of a FastAPI app.
+"""Serving an ASGI app with uvicorn (httptools) inside the caller's event loop, a
+raw-ASGI fast path for hot routes in front of a FastAPI app, and a guard in front of
+both that bounds what a request may cost before anything reads it.
 
 uvicorn normally owns the process: it installs its own SIGINT/SIGTERM handlers and
 re-raises the signal after shutting down. Our services must stop their parts in
@@ -18,11 +19,13 @@ from typing import Any, Final
 import orjson
 import uvicorn
 
-from m2mpay.errors import TransportError
+from m2mpay.errors import ApiRefusal, TransportError
 
-__all__ = ["AsgiServer", "FastHandler", "FastPath"]
+__all__ = ["AsgiServer", "FastHandler", "FastPath", "RequestGuard"]
 
 _KEEP_ALIVE_S: Final = 75  # longer than clients' idle pools, so they close first
+# Every message a device or client sends on a WebSocket is small; uvicorn's default is 16 MiB.
+_WS_MAX_BYTES: Final = 256 * 1024
 
 
 class _Server(uvicorn.Server):
@@ -46,6 +49,7 @@ class AsgiServer:
             log_level="warning",
             proxy_headers=False,  # served to clients directly, not behind a proxy
             timeout_keep_alive=_KEEP_ALIVE_S,
+            ws_max_size=_WS_MAX_BYTES,
             backlog=4096,
             # Event streams never end by themselves: give them a moment, then close.
             timeout_graceful_shutdown=3,
@@ -119,12 +123,10 @@ class FastPath:
         routes: Sequence[tuple[str, re.Pattern[str], FastHandler]],
         *,
         on_error: Callable[[BaseException], tuple[int, Any]],
-        max_body: int = 16 * 1024,
     ) -> None:
         self.app = app
         self._routes = routes
         self._on_error = on_error
-        self._max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -143,16 +145,108 @@ class FastPath:
         body = b""
         while True:
             message = await receive()
-            body += message.get("body", b"")
-            if len(body) > self._max_body or not message.get("more_body", False):
+            body += message.get("body", b"")  # bounded by the `RequestGuard` in front
+            if not message.get("more_body", False):
                 break
         try:
             status, payload = await handler(match, headers, body)
         except Exception as exc:  # every failure gets the API's error shape
             status, payload = self._on_error(exc)
-        content = orjson.dumps(payload)
-        response = [*_JSON_HEADERS, (b"content-length", str(len(content)).encode())]
-        if status == 401:
-            response.append((b"www-authenticate", b"Bearer"))
-        await send({"type": "http.response.start", "status": status, "headers": response})
-        await send({"type": "http.response.body", "body": content})
+        await _answer(send, status, payload)
+
+
+_SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+_JSON_TYPES: Final = (b"application/json", b"application/problem+json")
+
+
+class RequestGuard:
+    """Bounds what an HTTP request may cost before the app behind it reads a byte of its
+    body: a body is only read for a caller whose credentials `authorize` accepts (every
+    route that takes one changes state), only up to `max_body` bytes, only as JSON, and
+    only if it parses within the depth a bounded parser allows.
+
+    Without it, FastAPI reads and parses a body before the route's dependencies check
+    the token, with the standard library's C parser, whose depth is bounded only by the
+    interpreter's recursion limit, not by the C stack: one unauthenticated request
+    could end the process. `on_error` turns a refusal into a status and a JSON body.
+    """
+
+    def __init__(
+        self,
+        app: Asgi,
+        *,
+        authorize: Callable[[bytes | None], None],
+        on_error: Callable[[BaseException], tuple[int, Any]],
+        max_body: int = 64 * 1024,
+    ) -> None:
+        self.app = app
+        self._authorize = authorize
+        self._on_error = on_error
+        self._max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        has_body = b"content-length" in headers or b"transfer-encoding" in headers
+        if scope["method"] in _SAFE_METHODS and not has_body:
+            await self.app(scope, receive, send)
+            return
+        try:
+            self._authorize(headers.get(b"authorization"))
+            body = await self._read(headers, receive)
+        except Exception as exc:
+            await _answer(send, *self._on_error(exc))
+            return
+        delivered = False
+
+        async def replay() -> MutableMapping[str, Any]:
+            nonlocal delivered
+            if delivered:
+                return await receive()  # only a disconnect is left to come
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _read(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
+        declared = headers.get(b"content-length", b"0")
+        if not declared.isdigit():
+            raise ApiRefusal(400, "bad_request", "Content-Length is not a number")
+        if int(declared) > self._max_body:
+            raise ApiRefusal(413, "body_too_large", f"a body is at most {self._max_body} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ApiRefusal(400, "disconnected", "the client went away")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body:
+                raise ApiRefusal(413, "body_too_large", f"a body is at most {self._max_body} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if body:
+            kind = headers.get(b"content-type", b"application/json").split(b";")[0].strip()
+            if kind.lower() not in _JSON_TYPES:
+                raise ApiRefusal(
+                    415, "unsupported_media_type", "bodies are JSON (application/json)"
+                )
+            try:
+                orjson.loads(body)  # bounded at depth 1024, which any parser after it honours
+            except orjson.JSONDecodeError as exc:
+                raise ApiRefusal(422, "invalid_input", f"body: not JSON: {exc}", "body") from None
+        return body
+
+
+async def _answer(send: Send, status: int, payload: Any) -> None:
+    content = orjson.dumps(payload)
+    response = [*_JSON_HEADERS, (b"content-length", str(len(content)).encode())]
+    if status == 401:
+        response.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": status, "headers": response})
+    await send({"type": "http.response.body", "body": content})

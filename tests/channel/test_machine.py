@@ -373,6 +373,8 @@ def _proposal(net: Network, **change: object) -> ChannelProposal:
         ({"hub": Address("0x" + "01" * 20)}, ErrorCode.WRONG_CONTRACT),
         ({"challenge_period": 1}, ErrorCode.INVALID_PROPOSAL),
         ({"deposit_a": 0}, ErrorCode.INVALID_PROPOSAL),
+        ({"deposit_a": 2**256}, ErrorCode.INVALID_PROPOSAL),
+        ({"deposit_b": 2**256}, ErrorCode.INVALID_PROPOSAL),
         ({"b": Address("0x" + "02" * 20)}, ErrorCode.NOT_A_PARTY),
     ],
 )
@@ -381,6 +383,21 @@ def test_bad_proposals_are_refused(change: dict[str, object], code: ErrorCode) -
     outputs = net.apply(net.bob, Received(net.alice.address, _proposal(net, **change), net.now_ms))
     assert [o.code for o in outputs if isinstance(o, Rejected)] == [code]
     assert net.bob.channels == {}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"peer_deposit": 2**256}, {"deposit": 2**256}, {"peer_deposit": -1}, {"peer": "self"}],
+)
+def test_a_proposal_that_could_never_open_is_refused_at_once(change: dict[str, object]) -> None:
+    net = Network()
+    if change.get("peer") == "self":
+        change = {"peer": net.alice.address}
+    propose = Propose(net.bob.address, TOKEN, 100, 0, 100, 7, net.now_ms, 10_000)
+    outputs = net.apply(net.alice, replace(propose, **change))  # type: ignore[arg-type]
+    assert [o.code for o in outputs if isinstance(o, Rejected)] == [ErrorCode.INVALID_PROPOSAL]
+    assert not any(isinstance(o, Send) for o in outputs)
+    assert net.alice.channels == {}
 
 
 def test_rejected_proposal_ends_on_both_sides() -> None:

@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from eth import EVM_RECURSION_LIMIT
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
 from eth.db.schema import SchemaV1
@@ -44,6 +46,12 @@ from m2mpay.chain.logindex import IndexedLog, LogIndex, TopicFilter
 from m2mpay.chain.web3_ledger import Web3Ledger
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import LedgerError
+
+# py_ecc, imported with py-evm, raises the interpreter's recursion limit to 100,000, far
+# beyond what the 8 MiB C stack holds for parsers that recurse in C (the standard
+# library's JSON among them): one deeply nested body would end the process. The EVM's
+# own need (1024 nested calls) is py-evm's figure, which the C stack honours.
+sys.setrecursionlimit(min(sys.getrecursionlimit(), EVM_RECURSION_LIMIT))
 
 __all__ = ["DEFAULT_EMBEDDED_CHAIN_ID", "EmbeddedLedger"]
 

@@ -55,6 +55,7 @@ from m2mpay.channel.rules import (
 )
 from m2mpay.channel.state import ChannelState, OnchainClose, Phase
 from m2mpay.crypto import (
+    UINT256_MAX,
     ZERO_ADDRESS,
 )
 
@@ -80,7 +81,9 @@ def propose(ctx: ChannelContext, state: ChannelState | None, inp: Propose) -> Re
     channel = channel_key(ctx, inp)
     if state is not None:
         return refuse(state, ErrorCode.DUPLICATE_CHANNEL, "channel id already in use", channel)
-    problem = _terms_problem(ctx, inp.peer, inp.deposit, inp.challenge_period)
+    problem = _terms_problem(ctx, inp.peer, inp.deposit, inp.peer_deposit, inp.challenge_period)
+    if inp.peer == ctx.me:
+        problem = "a channel needs two parties"
     if problem:
         return refuse(state, ErrorCode.INVALID_PROPOSAL, problem, channel)
     terms = ChannelTerms(
@@ -99,12 +102,17 @@ def propose(ctx: ChannelContext, state: ChannelState | None, inp: Propose) -> Re
     return new, (Send(inp.peer, ChannelProposal(terms, expires)),)
 
 
-def _terms_problem(ctx: ChannelContext, peer: Any, deposit_a: int, period: int) -> str | None:
+def _terms_problem(
+    ctx: ChannelContext, peer: Any, deposit_a: int, deposit_b: int, period: int
+) -> str | None:
     config = ctx.config
     if peer == ZERO_ADDRESS:
         return "peer is the zero address"
     if deposit_a <= 0:
         return "party a must deposit something"
+    if deposit_b < 0 or max(deposit_a, deposit_b) > UINT256_MAX:
+        # No hub holds it: such a proposal could only wait until it expires.
+        return "deposits must be below 2^256"
     if not config.min_challenge_period <= period <= config.max_challenge_period:
         return (
             f"challenge period must be {config.min_challenge_period}"
@@ -131,7 +139,7 @@ def received_proposal(ctx: ChannelContext, state: ChannelState | None, inp: Rece
         return refuse_peer(state, inp, ErrorCode.NOT_A_PARTY, "proposal must be from a to us as b")
     if terms.a == terms.b:
         return refuse_peer(state, inp, ErrorCode.INVALID_PROPOSAL, "parties must differ")
-    problem = _terms_problem(ctx, terms.a, terms.deposit_a, terms.challenge_period)
+    problem = _terms_problem(ctx, terms.a, terms.deposit_a, terms.deposit_b, terms.challenge_period)
     if problem:
         return refuse_peer(state, inp, ErrorCode.INVALID_PROPOSAL, problem)
     if message.expires_at_ms <= inp.now_ms:

@@ -2,6 +2,7 @@
 
 from m2mpay.crypto.address import ZERO_ADDRESS, Address
 from m2mpay.crypto.eip712 import (
+    UINT256_MAX,
     Eip712Domain,
     balance_proof_digest,
     balance_proof_typed_data,
@@ -22,6 +23,7 @@ from m2mpay.crypto.merkle import merkle_proof, merkle_root, verify_merkle_proof
 from m2mpay.crypto.signature import Signature, recover_signer
 
 __all__ = [
+    "UINT256_MAX",
     "ZERO_ADDRESS",
     "Address",
     "Eip712Domain",

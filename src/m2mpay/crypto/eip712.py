@@ -21,6 +21,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "SESSION_RECEIPT_TYPE",
     "SETTLEMENT_TYPE",
+    "UINT256_MAX",
     "WATCH_REGISTRATION_TYPE",
     "Eip712Domain",
     "balance_proof_digest",
@@ -64,7 +65,7 @@ _SETTLEMENT_TYPEHASH: Final = keccak256(SETTLEMENT_TYPE)
 _PERMIT_TYPEHASH: Final = keccak256(PERMIT_TYPE)
 _WATCH_REGISTRATION_TYPEHASH: Final = keccak256(WATCH_REGISTRATION_TYPE)
 _SESSION_RECEIPT_TYPEHASH: Final = keccak256(SESSION_RECEIPT_TYPE)
-_UINT256_LIMIT: Final = 1 << 256
+UINT256_MAX: Final = (1 << 256) - 1  # the largest amount any contract or signed state holds
 
 _EIP712_DOMAIN_FIELDS: Final = [
     {"name": "name", "type": "string"},
@@ -76,7 +77,7 @@ _EIP712_DOMAIN_FIELDS: Final = [
 
 def uint256_word(value: int) -> bytes:
     """ABI word of an unsigned integer; refuses negatives and values past 2**256 - 1."""
-    if not 0 <= value < _UINT256_LIMIT:
+    if not 0 <= value <= UINT256_MAX:
         raise ValueError(f"not a uint256: {value}")
     return value.to_bytes(32, "big")
 

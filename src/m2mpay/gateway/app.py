@@ -45,6 +45,8 @@ _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
         (401, "Missing or wrong bearer token"),
         (404, "Unknown channel, session or offer"),
         (409, "Not possible now: closed channel, busy, not enough funds, peer unreachable…"),
+        (413, "The body is larger than the API takes"),
+        (415, "The body is not JSON"),
         (422, "Malformed input; `field` names it"),
         (502, "The chain failed"),
         (503, "The node is not running"),

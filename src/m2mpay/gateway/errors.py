@@ -9,6 +9,7 @@ Validation errors are 422 and name the field; nothing is answered with a stack t
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Final
 
 from fastapi import FastAPI, Request
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from m2mpay.errors import (
+    ApiRefusal,
     ChannelError,
     CryptoError,
     DeviceError,
@@ -25,6 +27,7 @@ from m2mpay.errors import (
     LedgerError,
     LedgerUnavailable,
     M2MPayError,
+    ProtocolError,
     StreamError,
     TransactionReverted,
     TransportError,
@@ -75,13 +78,10 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 
 def error_of(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """The status and body an exception from a handler is answered with."""
-    if isinstance(exc, ApiError):
+    if isinstance(exc, ApiError | ApiRefusal):
         return exc.status, error_body(exc.code, exc.message, exc.field)
-    if isinstance(exc, ValidationError):
-        errors = exc.errors()
-        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
-        field = _field_of(tuple(first.get("loc", ("body",))))
-        return 422, error_body("invalid_input", f"{field}: {first.get('msg')}", field)
+    if isinstance(exc, ValidationError | RequestValidationError):
+        return 422, _invalid_body(exc.errors())
     if isinstance(exc, TimeoutError):
         return 504, error_body("timeout", str(exc) or "the operation did not finish in time")
     if isinstance(exc, M2MPayError):
@@ -119,7 +119,19 @@ def _status_of(exc: M2MPayError) -> tuple[int, str]:
         return 409, "peer_unreachable"
     if isinstance(exc, CryptoError):
         return 422, "invalid_input"
+    if isinstance(exc, ProtocolError):
+        # A peer refused or failed its side of the protocol: the peer's state, not ours.
+        return 409, code if isinstance(code, str) else "peer_refused"
     return 500, "internal"
+
+
+def _invalid_body(errors: Sequence[Any]) -> dict[str, Any]:
+    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+    if first.get("type") == "json_invalid":
+        field = "body"  # its location is a character position, not a field
+    else:
+        field = _field_of(tuple(first.get("loc", ("body",))))
+    return error_body("invalid_input", f"{field}: {first.get('msg')}", field)
 
 
 def _field_of(location: tuple[Any, ...]) -> str:
@@ -134,19 +146,13 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(body, status_code=status, headers=headers)
 
-    async def invalid(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        errors = exc.errors()
-        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
-        field = _field_of(tuple(first.get("loc", ("body",))))
-        return error_response(422, "invalid_input", f"{field}: {first.get('msg')}", field)
-
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        answer = error_response(exc.status_code, code, str(exc.detail))
+        answer.headers.update(exc.headers or {})  # 405 names the methods allowed (`Allow`)
+        return answer
 
-    app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)
-    for kind in (ApiError, M2MPayError, TimeoutError, Exception):
+    for kind in (RequestValidationError, ApiError, M2MPayError, TimeoutError, Exception):
         app.add_exception_handler(kind, answer)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
+
+from m2mpay.crypto import UINT256_MAX
 
 __all__ = [
     "AMOUNT",
@@ -22,6 +24,7 @@ __all__ = [
     "ChannelOpen",
     "ChannelView",
     "ContractsView",
+    "Count",
     "DeviceList",
     "DeviceServiceView",
     "DeviceView",
@@ -54,11 +57,28 @@ __all__ = [
     "WalletView",
 ]
 
+UINT64_MAX: Final = 2**64 - 1
+
+
+def _uint256(value: str) -> str:
+    # 78 digits pass the pattern; 2^256 and above fit no contract and no signed state.
+    if int(value) > UINT256_MAX:
+        raise ValueError("must be at most 2^256 - 1")
+    return value
+
+
 AMOUNT = r"^(0|[1-9][0-9]{0,77})$"
-Amount = Annotated[str, Field(pattern=AMOUNT, description="Integer in the smallest unit.")]
-PositiveAmount = Annotated[
-    str, Field(pattern=r"^[1-9][0-9]{0,77}$", description="Positive integer, smallest unit.")
+Amount = Annotated[
+    str,
+    Field(pattern=AMOUNT, description="Integer in the smallest unit, at most 2^256 - 1."),
+    AfterValidator(_uint256),
 ]
+PositiveAmount = Annotated[
+    str,
+    Field(pattern=r"^[1-9][0-9]{0,77}$", description="Positive integer, smallest unit, < 2^256."),
+    AfterValidator(_uint256),
+]
+Count = Annotated[int, Field(ge=0, le=UINT64_MAX)]
 Address = Annotated[
     str,
     Field(
@@ -183,7 +203,7 @@ class ChannelList(BaseModel):
 
 class PaymentRequest(_Request):
     amount: PositiveAmount
-    wait: bool = Field(
+    wait: StrictBool = Field(
         True,
         description="Answer once the payee holds the payment durably; false: once it is "
         "durable here and sent.",
@@ -211,12 +231,14 @@ class OfferCreate(_Request):
     price: PositiveAmount = Field(description="Per unit.")
     asset: Address | None = Field(None, description="Default: the deployment's token.")
     window: int = Field(ge=1, le=1_000_000, description="Credit window in units.")
-    batch: int = Field(1, ge=1, description="Units per report and payment; at most the window.")
+    batch: int = Field(
+        1, ge=1, le=1_000_000, description="Units per report and payment; at most the window."
+    )
     leader: LeaderName = "deliverer"
-    min_units: int = Field(0, ge=0)
-    max_units: int = Field(0, ge=0, description="0: no limit.")
+    min_units: Count = 0
+    max_units: Count = Field(0, description="0: no limit.")
     reverse_price: Amount = Field("0", description="Paid per unit fed back; 0: not offered.")
-    valid_for_s: int = Field(86_400, ge=1)
+    valid_for_s: int = Field(86_400, ge=1, le=10 * 366 * 86_400)
     device: str | None = Field(
         None, description="A registered device's service that delivers it: `device/service`."
     )
@@ -229,13 +251,13 @@ class OfferView(BaseModel):
     unit: str
     price: Amount
     asset: Address
-    min_units: int
-    max_units: int
-    window: int
+    min_units: Count
+    max_units: Count
+    window: Count
     leader: LeaderName
-    batch: int
+    batch: Count
     reverse_price: Amount
-    valid_until_ms: int
+    valid_until_ms: Count
 
 
 class OfferList(BaseModel):
@@ -250,9 +272,9 @@ class SessionStart(_Request):
     )
     deposit: Amount = Field("0", description="Open a channel with this deposit if none is free.")
     budget: Amount = Field("0", description="The most to pay; 0: no limit.")
-    target_units: int = Field(0, ge=0, description="Stop once delivered; 0: no target.")
+    target_units: Count = Field(0, description="Stop once delivered; 0: no target.")
     limit_price: Amount | None = Field(None, description="The highest price accepted.")
-    allow_reverse: bool = Field(False, description="The seller may reverse the flow.")
+    allow_reverse: StrictBool = Field(False, description="The seller may reverse the flow.")
     feed_back_device: str | None = Field(
         None,
         max_length=200,
@@ -263,7 +285,7 @@ class SessionStart(_Request):
 
 class SessionStop(_Request):
     reason: str = Field("stopped through the API", max_length=200)
-    wait: bool = Field(True, description="Answer once the receipt is signed.")
+    wait: StrictBool = Field(True, description="Answer once the receipt is signed.")
 
 
 class FlowView(BaseModel):

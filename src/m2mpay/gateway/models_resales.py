@@ -30,7 +30,7 @@ class ResaleCreate(_Request):
         None, ge=1, le=1_000_000, description="Credit window in units; default: the source's."
     )
     batch: int | None = Field(
-        None, ge=1, description="Units per report and payment; default: the source's."
+        None, ge=1, le=1_000_000, description="Units per report and payment; default: the source's."
     )
 
 

@@ -6,8 +6,10 @@ import asyncio
 
 from fastapi import APIRouter, Depends
 
-from m2mpay.crypto import Address
+from m2mpay.crypto import ZERO_ADDRESS, Address
+from m2mpay.errors import AuthenticationFailed
 from m2mpay.gateway.context import Gateway
+from m2mpay.gateway.errors import ApiError
 from m2mpay.gateway.models import (
     ChannelList,
     ChannelOpen,
@@ -51,16 +53,27 @@ def channel_routes(gw: Gateway) -> APIRouter:
         summary="Open a channel with a peer and fund it on chain",
     )
     async def open_channel(body: ChannelOpen) -> ChannelView:
+        peer = Address(body.peer)
+        if peer == ZERO_ADDRESS:
+            raise ApiError(422, "invalid_input", "peer: the zero address is nobody", "peer")
+        if peer == gw.node.address:
+            raise ApiError(422, "invalid_input", "peer: this node cannot pay itself", "peer")
         asset = Address(body.asset) if body.asset else gw.deployment.token
         await require_funds(gw, asset, int(body.deposit), "deposit")
-        info = await gw.node.open_channel(
-            Address(body.peer),
-            asset,
-            int(body.deposit),
-            peer_deposit=int(body.peer_deposit),
-            challenge_period=body.challenge_period,
-            endpoint=body.endpoint,
-        )
+        try:
+            info = await gw.node.open_channel(
+                peer,
+                asset,
+                int(body.deposit),
+                peer_deposit=int(body.peer_deposit),
+                challenge_period=body.challenge_period,
+                endpoint=body.endpoint,
+            )
+        except AuthenticationFailed as exc:
+            where = body.endpoint or "its known endpoint"
+            raise ApiError(
+                409, "peer_mismatch", f"peer: the node at {where} is not {peer}: {exc}", "peer"
+            ) from None
         return channel_view(info)
 
     @router.get("/v1/channels", response_model=ChannelList, dependencies=[reader])

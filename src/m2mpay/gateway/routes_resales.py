@@ -14,7 +14,7 @@ from typing import Final
 
 from fastapi import APIRouter, Depends
 
-from m2mpay.crypto import Address
+from m2mpay.crypto import UINT256_MAX, Address
 from m2mpay.gateway.context import Gateway
 from m2mpay.gateway.errors import ApiError
 from m2mpay.gateway.models_resales import (
@@ -30,7 +30,6 @@ from m2mpay.stream.resale import Resale
 
 __all__ = ["resale_routes", "resale_view"]
 
-_UINT256_LIMIT: Final = 2**256
 _IN_MEMORY: Final = (
     "The link from this offer to its source is kept in memory only: a restart of this "
     "node loses it (create the resale again); the sessions themselves are durable."
@@ -99,7 +98,7 @@ def resale_routes(gw: Gateway) -> APIRouter:
         if problem is not None:
             raise ApiError(422, "invalid_offer", f"the source offer: {problem}", "source")
         commission = int(body.commission)
-        if source.price + commission >= _UINT256_LIMIT:
+        if source.price + commission > UINT256_MAX:
             raise ApiError(422, "invalid_input", "the price would overflow", "commission")
         window, batch = body.window or source.window, body.batch or source.batch
         if batch > window:

@@ -10,7 +10,8 @@ can catch the family it cares about:
 - `ContractError`: contract artifacts or deployments are missing or do not match
   (`ArtifactMismatch`, `DeploymentNotFound`).
 - `ProtocolError`: something a peer sent is not acceptable (`MalformedMessage`,
-  `AuthenticationFailed`, `ChannelRejection` with a machine-readable `code`).
+  `AuthenticationFailed`, `WrongChain`, `ChannelRejection` with a machine-readable
+  `code`).
 - `ChannelError`: a local request on a channel cannot be done (`code` says why).
 - `StreamError`: a local request on a metered session cannot be done (`code` says why).
 - `DeviceError`: a local request on the device bus cannot be done (`code` says why).
@@ -55,6 +56,7 @@ __all__ = [
     "TransactionReverted",
     "TransportError",
     "UnsupportedOperation",
+    "WrongChain",
 ]
 
 
@@ -126,6 +128,12 @@ class MalformedMessage(ProtocolError):
 
 class AuthenticationFailed(ProtocolError):
     """A peer could not prove it holds the key of the address it claims, or a frame was forged."""
+
+
+class WrongChain(AuthenticationFailed):
+    """A peer settles on another chain (its genesis block differs from ours)."""
+
+    code = "wrong_chain"
 
 
 class ChannelRejection(ProtocolError):

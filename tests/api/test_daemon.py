@@ -12,6 +12,7 @@ import pytest
 
 from m2mpay.bench.daemons import NodeProcess
 from m2mpay.errors import M2MPayError
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -98,3 +99,83 @@ def test_a_wrong_passphrase_is_refused(tmp_path: Path) -> None:
     intruder = NodeProcess(tmp_path / "node", passphrase="guess")
     with pytest.raises(M2MPayError, match="wrong passphrase"):
         intruder.start()
+
+
+def test_a_node_on_another_embedded_chain_is_refused_at_once_by_name(tmp_path: Path) -> None:
+    # The mistake as a newcomer makes it: the second node without --chain-dir runs a
+    # chain of its own, with the same chain id and the same contract addresses.
+    car, charger = NodeProcess(tmp_path / "car"), NodeProcess(tmp_path / "charger")
+    try:
+        car.start()
+        charger.start()
+        assert car.ready["chain"] == charger.ready["chain"]
+        assert car.ready["hub"] == charger.ready["hub"]
+        with _auth(car, car.ready["api_token"]) as api, httpx.Client() as public:
+            ours = api.get("/v1/info").json()["genesis_hash"]
+            theirs = public.get(f"{charger.url}/v1/info").json()["genesis_hash"]
+            assert ours != theirs
+            api.post("/v1/wallet/faucet", json={}).raise_for_status()
+            opened = api.post(
+                "/v1/channels",
+                json={
+                    "peer": charger.ready["address"],
+                    "endpoint": charger.ready["peer_endpoint"],
+                    "deposit": "1000",
+                },
+            )
+            assert opened.status_code == 409, opened.text
+            error = opened.json()["error"]
+            assert error["code"] == "wrong_chain"
+            assert f"its genesis is {theirs}" in error["message"]
+            assert api.get("/v1/channels").json()["channels"] == []
+    finally:
+        charger.stop()
+        car.stop()
+
+
+async def test_the_node_hosting_the_chain_restarts_where_it_was_and_the_others_carry_on(
+    two_daemons: tuple[NodeProcess, NodeProcess], tmp_path: Path
+) -> None:
+    car, charger = two_daemons  # the car's node hosts the embedded chain
+    rpc_url = (tmp_path / "chain" / "chain.rpc").read_text()
+    with _auth(car, car.ready["api_token"]) as api:
+        api.post("/v1/wallet/faucet", json={}).raise_for_status()
+        opened = api.post(
+            "/v1/channels",
+            json={
+                "peer": charger.ready["address"],
+                "endpoint": charger.ready["peer_endpoint"],
+                "deposit": "1000000",
+            },
+        )
+        assert opened.status_code == 201, opened.text
+        channel = opened.json()["channel_id"]
+        api.post(f"/v1/channels/{channel}/payments", json={"amount": "250"}).raise_for_status()
+
+    first = car.ready
+    assert car.process is not None
+    car.process.kill()  # SIGKILL: the chain goes with it
+    car.process.wait()
+    with _auth(charger, charger.ready["api_token"]) as other:
+        away = other.get("/v1/wallet")
+        assert away.status_code == 503, away.text
+        assert away.json()["error"]["code"] == "ledger_unavailable"
+
+        again = car.start()
+        assert (car.url, again["peer_endpoint"]) == (first["url"], first["peer_endpoint"])
+        assert (tmp_path / "chain" / "chain.rpc").read_text() == rpc_url
+        await eventually(lambda: other.get("/v1/wallet").status_code == 200, timeout=30)
+        other.post("/v1/wallet/faucet", json={}).raise_for_status()  # gas for its close
+        with _auth(car, first["api_token"]) as api:
+            paid = api.post(f"/v1/channels/{channel}/payments", json={"amount": "50"})
+            assert paid.status_code == 201, paid.text
+            assert paid.json()["acknowledged"] is True
+        # The charger closes: its transaction and the chain's events reach it again.
+        closed = other.post(f"/v1/channels/{channel}/close")
+        assert closed.status_code == 200, closed.text
+        assert closed.json()["phase"] == "closed"
+        assert closed.json()["received_total"] == "300"
+    with _auth(car, first["api_token"]) as api:
+        await eventually(
+            lambda: api.get(f"/v1/channels/{channel}").json()["phase"] == "closed", timeout=30
+        )

@@ -10,8 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from m2mpay.crypto import PrivateKey
-from m2mpay.errors import AuthenticationFailed, ConnectionClosed, MalformedMessage
-from m2mpay.wire import CborCodec, Link, MemoryTransport, Transport, open_session
+from m2mpay.errors import AuthenticationFailed, ConnectionClosed, MalformedMessage, WrongChain
+from m2mpay.wire import (
+    UNKNOWN_CHAIN,
+    CborCodec,
+    Link,
+    MemoryTransport,
+    Transport,
+    open_session,
+)
 from m2mpay.wire.handshake import (
     Hello,
     auth_digest,
@@ -136,7 +143,7 @@ def _hello_bytes(**changes: object) -> bytes:
         raw[5] = int(str(changes["version"]))
     if "codec" in changes:
         name = str(changes["codec"]).encode("latin-1")
-        raw[122:] = bytes([len(name)]) + name
+        raw[154:] = bytes([len(name)]) + name
     if "public_key" in changes:
         raw[26:90] = bytes(64)
     return bytes(raw)
@@ -236,3 +243,34 @@ def test_transcript_is_symmetric_and_keys_mirror() -> None:
     assert send_a != recv_a
     signature = HONEST.sign_digest(auth_digest(transcript, HONEST.address))
     assert decode_auth(encode_auth(signature)) == signature
+
+
+CHAIN_ONE, CHAIN_TWO = b"\x01" * 32, b"\x02" * 32
+
+
+@pytest.mark.parametrize(
+    ("honest", "peer", "refused"),
+    [
+        (CHAIN_ONE, CHAIN_TWO, True),
+        (CHAIN_TWO, CHAIN_ONE, True),
+        (CHAIN_ONE, CHAIN_ONE, False),
+        (CHAIN_ONE, UNKNOWN_CHAIN, False),  # a device that has not heard from its host yet
+        (UNKNOWN_CHAIN, CHAIN_TWO, False),
+    ],
+)
+async def test_peers_on_different_chains_refuse_each_other_by_name(
+    honest: bytes, peer: bytes, refused: bool
+) -> None:
+    async with MemoryTransport() as t0, MemoryTransport() as t1:
+        link_honest, link_peer = await linked(t0, t1)
+        outcomes = await asyncio.gather(
+            open_session(link_honest, HONEST, CborCodec(), chain=honest, timeout=GUARD),
+            open_session(link_peer, VICTIM, CborCodec(), chain=peer, timeout=GUARD),
+            return_exceptions=True,
+        )
+    if not refused:
+        assert all(not isinstance(o, BaseException) for o in outcomes), outcomes
+        return
+    for outcome, mine, theirs in zip(outcomes, (honest, peer), (peer, honest), strict=True):
+        assert isinstance(outcome, WrongChain), outcome
+        assert f"its genesis is 0x{theirs.hex()}, this node's 0x{mine.hex()}" in str(outcome)

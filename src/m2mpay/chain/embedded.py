@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -132,7 +133,11 @@ class _ChainBackend(PyEVMBackend):  # type: ignore[misc]
         chain_class = _chain_class(self._chain_id_value)
         self.account_keys = tuple(keys)
         if SchemaV1.make_canonical_head_hash_lookup_key() not in self._base_db:
-            genesis = get_default_genesis_params({"timestamp": self.now()})
+            # Every embedded chain has the same id and the same contract addresses;
+            # random extra data makes its genesis, which peers compare, its own.
+            genesis = get_default_genesis_params(
+                {"timestamp": self.now(), "extra_data": secrets.token_bytes(32)}
+            )
             state = dict(generate_genesis_state_for_keys(keys, {"balance": _DEV_BALANCE_WEI}))
             self.chain: MiningChain = chain_class.from_genesis(self._base_db, genesis, state)  # type: ignore[assignment]
         else:

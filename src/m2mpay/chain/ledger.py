@@ -59,6 +59,12 @@ class Ledger(ABC):
         """The EIP-155 chain id; known once started."""
 
     @property
+    @abstractmethod
+    def genesis_hash(self) -> bytes:
+        """The hash of block 0; known once started. Chain ids repeat across dev chains
+        (every embedded chain is 1337), a genesis block names one chain."""
+
+    @property
     def caip2(self) -> str:
         """The chain's CAIP-2 id, e.g. `eip155:31337`."""
         return f"eip155:{self.chain_id}"

@@ -6,14 +6,30 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
 
+import aiohttp
 from web3 import AsyncHTTPProvider, AsyncWeb3
-from web3.types import RPCEndpoint
+from web3.types import RPCEndpoint, RPCResponse
 
 from m2mpay.chain.web3_ledger import Web3Ledger
 from m2mpay.crypto import PrivateKey
 from m2mpay.errors import LedgerUnavailable, UnsupportedOperation
 
 __all__ = ["RpcLedger"]
+
+
+class _Provider(AsyncHTTPProvider):
+    """web3's HTTP provider, whose lost connections are `LedgerUnavailable`: a node that
+    restarts is a chain that is away for a while, not a bug of the caller."""
+
+    async def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        try:
+            return await super().make_request(method, params)
+        except (OSError, aiohttp.ClientError, TimeoutError) as exc:
+            raise LedgerUnavailable(
+                f"the JSON-RPC node at {self.endpoint_uri} did not answer {method}: "
+                f"{exc or type(exc).__name__}"
+            ) from exc
+
 
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
@@ -53,7 +69,7 @@ class RpcLedger(Web3Ledger):
         )
         self._url = url
         self._timeout = request_timeout
-        self._provider: AsyncHTTPProvider | None = None
+        self._provider: _Provider | None = None
 
     @property
     def url(self) -> str:
@@ -64,7 +80,7 @@ class RpcLedger(Web3Ledger):
         return f"JSON-RPC node at {self._url}"
 
     async def _connect(self) -> AsyncWeb3[Any]:
-        self._provider = AsyncHTTPProvider(self._url, request_kwargs={"timeout": self._timeout})
+        self._provider = _Provider(self._url, request_kwargs={"timeout": self._timeout})
         return AsyncWeb3(self._provider)
 
     async def _disconnect(self) -> None:

@@ -5,18 +5,23 @@ on `chain.lock`, runs the EVM in process and serves JSON-RPC on a loopback port
 written to `chain.rpc`. Any other process opening the same data dir finds the
 lock taken and talks to the host with the plain `RpcLedger`. When the host
 exits, the lock goes with it and the next process to open the dir hosts.
+
+The port is chosen once and kept in `chain.port`: a host that restarts serves on
+the same URL, so the processes that used it find their chain again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, Final
+from urllib.parse import urlparse
 
 from m2mpay.chain.devkeys import dev_keys
 from m2mpay.chain.embedded import EmbeddedLedger
@@ -27,8 +32,11 @@ from m2mpay.errors import LedgerError, LedgerUnavailable
 
 __all__ = ["HostedEmbeddedLedger", "connect_ledger", "ledger_session"]
 
+log = logging.getLogger("m2mpay.chain")
+
 _LOCK_FILE: Final = "chain.lock"
 _URL_FILE: Final = "chain.rpc"
+_PORT_FILE: Final = "chain.port"
 
 
 class HostedEmbeddedLedger(EmbeddedLedger):
@@ -58,12 +66,21 @@ class HostedEmbeddedLedger(EmbeddedLedger):
 
     async def start(self) -> None:
         await super().start()
-        self._server = EmbeddedLedgerServer(self)
-        url = await self._server.start()
         assert self.data_dir is not None
-        tmp = self.data_dir / (_URL_FILE + ".tmp")
-        tmp.write_text(url)
-        tmp.replace(self.data_dir / _URL_FILE)
+        kept = _kept_port(self.data_dir / _PORT_FILE)
+        self._server = server = EmbeddedLedgerServer(self, port=kept)
+        try:
+            url = await server.start()
+        except OSError:
+            await server.stop()
+            if not kept:
+                raise
+            # Another program took the port meanwhile: serve elsewhere, and say so.
+            log.warning("the chain's port %d is taken; serving on another", kept)
+            self._server = server = EmbeddedLedgerServer(self)
+            url = await server.start()
+        _write(self.data_dir / _PORT_FILE, str(urlparse(url).port))
+        _write(self.data_dir / _URL_FILE, url)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -73,6 +90,20 @@ class HostedEmbeddedLedger(EmbeddedLedger):
             (self.data_dir / _URL_FILE).unlink(missing_ok=True)
         await super().stop()
         self._lock.close()
+
+
+def _kept_port(path: Path) -> int:
+    try:
+        port = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return 0
+    return port if 0 < port < 65536 else 0
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _try_lock(data_dir: Path) -> IO[bytes] | None:

@@ -87,6 +87,7 @@ class Web3Ledger(Ledger):
     ) -> None:
         self._w3: AsyncWeb3[Any] | None = None
         self._chain_id: int | None = None
+        self._genesis_hash: bytes | None = None
         self._receipt_poll = receipt_poll_interval
         self._block_poll = block_poll_interval
         self._dev_keys = list(dev_keys)
@@ -112,6 +113,7 @@ class Web3Ledger(Ledger):
         w3.middleware_onion.clear()
         try:
             self._chain_id = int(await w3.eth.chain_id)
+            self._genesis_hash = bytes((await w3.eth.get_block(0))["hash"])
         except LedgerError:
             raise
         except Exception as exc:
@@ -136,6 +138,12 @@ class Web3Ledger(Ledger):
         if self._chain_id is None:
             raise LedgerError(f"{self.description}: ledger is not started")
         return self._chain_id
+
+    @property
+    def genesis_hash(self) -> bytes:
+        if self._genesis_hash is None:
+            raise LedgerError(f"{self.description}: ledger is not started")
+        return self._genesis_hash
 
     def dev_accounts(self) -> list[PrivateKey]:
         return list(self._dev_keys)

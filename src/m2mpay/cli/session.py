@@ -23,6 +23,7 @@ from m2mpay.cli.remote import (
     table,
 )
 from m2mpay.client import DEFAULT_URL, FlowView, NodeClient, ReceiptView, SessionView
+from m2mpay.errors import M2MPayError
 
 __all__ = ["follow", "session_app"]
 
@@ -130,7 +131,13 @@ def start(
 
     async def work(node: NodeClient) -> None:
         async with NodeClient(seller) as shop:
-            offers, theirs = await asyncio.gather(shop.offers(), shop.info())
+            offers, theirs, ours = await asyncio.gather(shop.offers(), shop.info(), node.info())
+        if theirs.genesis_hash != ours.genesis_hash:
+            raise M2MPayError(
+                f"the seller at {seller} is on another chain: {theirs.chain} with genesis "
+                f"{theirs.genesis_hash}, this node {ours.chain} with genesis {ours.genesis_hash}"
+                " (start the nodes on one chain: the same --chain-dir or --rpc-url)"
+            )
         chosen = pick_offer(offers, offer)
         view = await node.start_session(
             chosen,

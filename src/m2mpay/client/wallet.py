@@ -37,6 +37,7 @@ class InfoView:
     peer_endpoint: str | None  # where other nodes reach this node's wire
     version: str
     dev_chain: bool
+    genesis_hash: str = ""  # 0x…: dev chains share ids, never genesis blocks
 
 
 @dataclass(frozen=True, slots=True)

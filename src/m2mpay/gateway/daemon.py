@@ -8,7 +8,8 @@ session manager, and serves the API. `stop()` undoes it in reverse order; a new
 
 Data dir layout: `keystore/` (the key, encrypted), `api-token.sha256`,
 `node.sqlite3` (channels), `sessions.sqlite3`, `devices.sqlite3` (the device bus:
-registrations, commands, telemetry), `offers.json`, and, unless `chain_dir` or
+registrations, commands, telemetry), `offers.json`, `ports.json` (the API and peer
+ports the system chose, kept for the next start), and, unless `chain_dir` or
 `rpc_url` says otherwise, the embedded chain with `deployments.json`.
 """
 
@@ -34,6 +35,7 @@ from m2mpay.gateway.context import Gateway
 from m2mpay.gateway.device_sqlite import SqliteDeviceStore
 from m2mpay.gateway.fast import create_asgi
 from m2mpay.gateway.offer_book import OfferBook
+from m2mpay.gateway.ports import KeptPorts
 from m2mpay.gateway.routes_devices import device_routes
 from m2mpay.gateway.telemetry import TelemetryBatcher, TelemetryConfig
 from m2mpay.node import LedgerLink, Node, NodeConfig
@@ -106,6 +108,7 @@ class Daemon:
     async def start(self) -> None:
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ports = KeptPorts(config.data_dir)
         try:
             self._ledger = ledger = await connect_ledger(
                 data_dir=None if config.rpc_url else config.deployments_dir,
@@ -116,7 +119,10 @@ class Daemon:
                 self.key,
                 LedgerLink(ledger, deployment.hub, self.key),
                 open_store(config.store or config.data_dir / "node.sqlite3"),
-                transport=WebSocketTransport(host=config.peer_host, port=config.peer_port),
+                transport=WebSocketTransport(
+                    host=config.peer_host,
+                    port=ports.port("peer", config.peer_host, config.peer_port),
+                ),
                 config=NodeConfig(codec=config.codec),
             )
             await node.start()
@@ -134,10 +140,11 @@ class Daemon:
             self._server = AsgiServer(
                 create_asgi(gateway, create_app(gateway, extra=routes)),
                 host=config.host,
-                port=config.port,
+                port=ports.port("api", config.host, config.port),
                 name="node API",
             )
-            await self._server.start()
+            ports.keep("api", await self._server.start())
+            ports.keep("peer", node.endpoint)
         except BaseException:
             await self.stop()
             raise

@@ -128,6 +128,10 @@ class ContractsView(BaseModel):
 class InfoView(BaseModel):
     address: Address
     chain: str = Field(description="CAIP-2 id, e.g. eip155:1337.")
+    genesis_hash: Hex32 = Field(
+        description="The chain's block 0: dev chains share ids, not genesis blocks. A peer "
+        "on another chain is refused in the handshake (`wrong_chain`)."
+    )
     ledger: str
     contracts: ContractsView
     peer_endpoint: str | None = Field(description="Where other nodes reach this node's wire.")

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Depends
 
 from m2mpay.crypto import ZERO_ADDRESS, Address
-from m2mpay.errors import AuthenticationFailed
+from m2mpay.errors import AuthenticationFailed, WrongChain
 from m2mpay.gateway.context import Gateway
 from m2mpay.gateway.errors import ApiError
 from m2mpay.gateway.models import (
@@ -69,6 +69,8 @@ def channel_routes(gw: Gateway) -> APIRouter:
                 challenge_period=body.challenge_period,
                 endpoint=body.endpoint,
             )
+        except WrongChain as exc:
+            raise ApiError(409, exc.code, str(exc), "peer") from None
         except AuthenticationFailed as exc:
             where = body.endpoint or "its known endpoint"
             raise ApiError(

@@ -59,6 +59,7 @@ def info_routes(gw: Gateway) -> APIRouter:
         return InfoView(
             address=gw.node.address.checksum,
             chain=gw.ledger.caip2,
+            genesis_hash="0x" + gw.ledger.genesis_hash.hex(),
             ledger=gw.ledger.description,
             contracts=ContractsView(
                 hub=gw.deployment.hub.checksum,

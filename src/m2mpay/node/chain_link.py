@@ -99,9 +99,14 @@ class ChainLink(ABC):
     @abstractmethod
     def hub(self) -> Address: ...
 
+    @property
+    @abstractmethod
+    def genesis_hash(self) -> bytes:
+        """The chain's genesis hash, which peers compare in the handshake."""
+
     @abstractmethod
     async def start(self) -> None:
-        """Ready to answer: `chain_id` and `hub` are known after this."""
+        """Ready to answer: `chain_id`, `hub` and `genesis_hash` are known after this."""
 
     @abstractmethod
     async def stop(self) -> None: ...
@@ -142,6 +147,10 @@ class LedgerLink(ChainLink):
     @property
     def hub(self) -> Address:
         return self._hub.address
+
+    @property
+    def genesis_hash(self) -> bytes:
+        return self._ledger.genesis_hash
 
     @property
     def ledger(self) -> Ledger:

@@ -236,7 +236,14 @@ class DeviceHost:
         head = await self._ledger.block_number()
         chain_time = max(await self._ledger.block_timestamp(), int(time.time()))
         self._funder.saw_chain_time(chain_time)
-        return HostStatus(self._ledger.chain_id, self._hub.address, head, chain_time, self._watcher)
+        return HostStatus(
+            self._ledger.chain_id,
+            self._hub.address,
+            head,
+            chain_time,
+            self._watcher,
+            self._ledger.genesis_hash,
+        )
 
     # -- devices
 

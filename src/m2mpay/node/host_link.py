@@ -51,7 +51,7 @@ from m2mpay.node.watch import (
     Watchtower,
     WatchUnavailable,
 )
-from m2mpay.wire import PeerSession, Transport, codec_by_name, open_session
+from m2mpay.wire import UNKNOWN_CHAIN, PeerSession, Transport, codec_by_name, open_session
 
 __all__ = ["HostLink"]
 
@@ -114,6 +114,10 @@ class HostLink(ChainLink):
         """Whether a session to the host is up (False while reconnecting)."""
         return self._session is not None
 
+    @property
+    def genesis_hash(self) -> bytes:
+        return self._require_status().genesis or UNKNOWN_CHAIN
+
     def _require_status(self) -> HostStatus:
         if self._status is None:
             raise LedgerUnavailable(f"no word from the host at {self._endpoint} yet")
@@ -154,7 +158,11 @@ class HostLink(ChainLink):
         if not isinstance(status, HostStatus):
             await session.close()
             raise MalformedMessage(f"the host began with {type(status).__name__}, not its status")
-        if known is not None and (status.chain_id, status.hub) != (known.chain_id, known.hub):
+        if known is not None and (status.chain_id, status.hub, status.genesis) != (
+            known.chain_id,
+            known.hub,
+            known.genesis,
+        ):
             await session.close()
             # Our channels are bound to one chain and hub: another's events would be nonsense.
             raise LedgerUnavailable(

@@ -54,6 +54,7 @@ class HostStatus:
     head: Uint64
     chain_time: Uint64
     watcher: Address | None = None
+    genesis: Bytes32 | None = None  # the chain's genesis hash, which the device's peers check
 
 
 @plain_type("host.events")

@@ -51,6 +51,7 @@ from m2mpay.crypto import Address, PrivateKey, channel_domain
 from m2mpay.errors import (
     ChannelError,
     LedgerError,
+    LedgerUnavailable,
     StoreError,
 )
 from m2mpay.node.chain_link import ChainInput, ChainLink
@@ -69,6 +70,8 @@ log = logging.getLogger("m2mpay.node")
 _TIMED_PHASES: Final = frozenset({Phase.PROPOSED, Phase.ACCEPTED, Phase.CLOSING, Phase.DISPUTED})
 _CURSOR_KEY: Final = "chain.cursor"
 _PEER_KEY: Final = "peer:"
+_CHAIN_RETRY_S: Final = 0.1
+_CHAIN_RETRY_MAX_S: Final = 5.0
 
 AcceptPolicy = Callable[[ChannelTerms], bool]
 
@@ -161,6 +164,7 @@ class Node:
     async def start(self) -> None:
         """Recover from the store, then start listening, following the chain and ticking."""
         await self._chain.start()
+        self.peers.chain = self._chain.genesis_hash
         self._ctx = ChannelContext(
             self.key, channel_domain(self._chain.chain_id, self._chain.hub), self.config.protocol
         )
@@ -358,14 +362,25 @@ class Node:
     # ------------------------------------------------------------------ the chain
 
     async def _follow_chain(self) -> None:
-        inputs, head = await self._chain.catch_up(self._cursor + 1)
-        for inp in inputs:
-            self._on_chain_input(inp)
-        self._set_cursor(head)
-        self._recover_pending_transactions()
-        self.caught_up.set()
-        async for inp in self._chain.follow(head + 1):
-            self._on_chain_input(inp)
+        delay = _CHAIN_RETRY_S
+        while True:
+            try:
+                inputs, head = await self._chain.catch_up(self._cursor + 1)
+                for inp in inputs:
+                    self._on_chain_input(inp)
+                self._set_cursor(head)
+                if not self.caught_up.is_set():
+                    self._recover_pending_transactions()
+                    self.caught_up.set()
+                delay = _CHAIN_RETRY_S
+                async for inp in self._chain.follow(head + 1):
+                    self._on_chain_input(inp)
+            except LedgerUnavailable as exc:
+                # The chain's node restarts (or the process hosting the embedded chain):
+                # follow again from the cursor once it is back; nothing is skipped.
+                log.warning("lost the chain, following again in %.1f s: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, _CHAIN_RETRY_MAX_S)
 
     def _on_chain_input(self, inp: ChainInput) -> None:
         if isinstance(inp, ChainOpened):

@@ -18,7 +18,7 @@ from m2mpay.channel.messages import PeerError
 from m2mpay.channel.outputs import ErrorCode
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import AuthenticationFailed, MalformedMessage, TransportError
-from m2mpay.wire import Codec, Link, PeerSession, Transport, open_session
+from m2mpay.wire import UNKNOWN_CHAIN, Codec, Link, PeerSession, Transport, open_session
 
 __all__ = ["MessageHandler", "Peers", "PeersConfig"]
 
@@ -58,6 +58,9 @@ class Peers:
         self._on_session: list[Callable[[Address], None]] = []
         self._on_endpoint: list[Callable[[Address, str], None]] = []
         self._kept: set[Address] = set()
+        # The genesis hash of the chain this node settles on, named in every handshake
+        # (zero until known: then any chain is accepted, and channels check it later).
+        self.chain = UNKNOWN_CHAIN
 
     @property
     def endpoint(self) -> str | None:
@@ -101,6 +104,7 @@ class Peers:
             self._key,
             self._codec,
             expected_peer=peer,
+            chain=self.chain,
             timeout=self._config.handshake_timeout_s,
         )
         for callback in self._on_endpoint:
@@ -137,7 +141,11 @@ class Peers:
     async def _accept_one(self, link: Link) -> None:
         try:
             session = await open_session(
-                link, self._key, self._codec, timeout=self._config.handshake_timeout_s
+                link,
+                self._key,
+                self._codec,
+                chain=self.chain,
+                timeout=self._config.handshake_timeout_s,
             )
         except (AuthenticationFailed, MalformedMessage, TransportError) as exc:
             log.info("refused an incoming peer: %s", exc)

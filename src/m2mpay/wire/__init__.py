@@ -9,6 +9,7 @@
 """
 
 from m2mpay.wire.codec import CODECS, MAX_MESSAGE_SIZE, CborCodec, Codec, JsonCodec, codec_by_name
+from m2mpay.wire.handshake import UNKNOWN_CHAIN
 from m2mpay.wire.memory import MemoryLink, MemoryTransport
 from m2mpay.wire.mqtt import MqttTransport
 from m2mpay.wire.session import PeerSession, open_session
@@ -19,6 +20,7 @@ __all__ = [
     "CODECS",
     "MAX_FRAME_SIZE",
     "MAX_MESSAGE_SIZE",
+    "UNKNOWN_CHAIN",
     "CborCodec",
     "Codec",
     "FrameData",

@@ -3,7 +3,9 @@
 Both sides run the same steps at the same time (no client or server role):
 
 1. each sends a Hello: protocol version, its address, its 64-byte uncompressed
-   public key, 32 random bytes (nonce) and the name of the codec it writes;
+   public key, 32 random bytes (nonce), the hash of the genesis block of the chain
+   it settles on (zero while it does not know it: a device before its host has
+   told it) and the name of the codec it writes;
 2. each computes the transcript hash over both Hellos, sorted bytewise so both
    sides get the same value whoever spoke first:
    ``T = keccak256("m2mpay/v1/peer-auth/transcript" || min(H1, H2) || max(H1, H2))``;
@@ -26,7 +28,7 @@ an old session never verify in a new one.
 Wire formats (binary, fixed, independent of the codecs):
 
     Hello = "M2MP" | 0x01 | version u8 | address 20 | public key 64 | nonce 32
-            | codec length u8 | codec name (ASCII)
+            | genesis 32 | codec length u8 | codec name (ASCII)
     Auth  = "M2MP" | 0x02 | signature 65 (r || s || v, low s)
 """
 
@@ -47,6 +49,7 @@ from m2mpay.errors import AuthenticationFailed, CryptoError, MalformedMessage
 __all__ = [
     "AUTH_DOMAIN",
     "TRANSCRIPT_DOMAIN",
+    "UNKNOWN_CHAIN",
     "Hello",
     "auth_digest",
     "decode_auth",
@@ -63,7 +66,8 @@ TRANSCRIPT_DOMAIN: Final = b"m2mpay/v1/peer-auth/transcript"
 AUTH_DOMAIN: Final = b"m2mpay/v1/peer-auth"
 KEY_LABEL: Final = b"m2mpay/v1/session-key"
 NONCE_SIZE: Final = 32
-_HELLO_FIXED: Final = len(MAGIC) + 1 + 1 + 20 + 64 + NONCE_SIZE + 1
+UNKNOWN_CHAIN: Final = bytes(32)
+_HELLO_FIXED: Final = len(MAGIC) + 1 + 1 + 20 + 64 + NONCE_SIZE + 32 + 1
 _AUTH_SIZE: Final = len(MAGIC) + 1 + 65
 _MAX_CODEC_NAME: Final = 16
 _CODEC_CHARS: Final = frozenset(string.ascii_lowercase + string.digits + "-_.")
@@ -82,15 +86,19 @@ class Hello:
     public_key: bytes  # 64 bytes, uncompressed without the 0x04 prefix
     nonce: bytes
     codec: str
+    chain: bytes = UNKNOWN_CHAIN  # the genesis hash of the chain it settles on
 
     @classmethod
-    def create(cls, identity: PrivateKey, codec: str) -> Hello:
+    def create(cls, identity: PrivateKey, codec: str, chain: bytes = UNKNOWN_CHAIN) -> Hello:
+        if len(chain) != 32:
+            raise ValueError("a chain is named by its 32-byte genesis hash")
         return cls(
             PROTOCOL_VERSION,
             identity.address,
             _public_key_of(identity),
             secrets.token_bytes(NONCE_SIZE),
             codec,
+            chain,
         )
 
     def encode(self) -> bytes:
@@ -102,6 +110,7 @@ class Hello:
                 bytes(self.address),
                 self.public_key,
                 self.nonce,
+                self.chain,
                 bytes((len(name),)),
                 name,
             )
@@ -121,8 +130,9 @@ class Hello:
         address = Address(frame[6:26])
         public_key = frame[26:90]
         nonce = frame[90:122]
-        name_length = frame[122]
-        raw_name = frame[123:]
+        chain = frame[122:154]
+        name_length = frame[154]
+        raw_name = frame[155:]
         if len(raw_name) != name_length or not 0 < name_length <= _MAX_CODEC_NAME:
             raise MalformedMessage("Hello codec name has a wrong length")
         name = raw_name.decode("latin-1")
@@ -137,7 +147,7 @@ class Hello:
                 f"peer claims address {address.checksum} but sent the public key of "
                 f"{Address.from_public_key(public_key).checksum}"
             )
-        return cls(version, address, public_key, nonce, name)
+        return cls(version, address, public_key, nonce, name, chain)
 
 
 def _check_kind(frame: bytes, kind: int, what: str) -> None:

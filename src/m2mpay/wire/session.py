@@ -36,9 +36,10 @@ from typing import Final, Self
 
 from m2mpay.channel.messages import Message
 from m2mpay.crypto import Address, PrivateKey
-from m2mpay.errors import AuthenticationFailed, ConnectionClosed, MalformedMessage
+from m2mpay.errors import AuthenticationFailed, ConnectionClosed, MalformedMessage, WrongChain
 from m2mpay.wire.codec import Codec, codec_by_name
 from m2mpay.wire.handshake import (
+    UNKNOWN_CHAIN,
     Hello,
     auth_digest,
     decode_auth,
@@ -220,6 +221,7 @@ async def open_session(
     codec: Codec,
     *,
     expected_peer: Address | None = None,
+    chain: bytes = UNKNOWN_CHAIN,
     timeout: float = 10.0,
 ) -> PeerSession:
     """Authenticate both ends of `link` and return the session.
@@ -227,13 +229,15 @@ async def open_session(
     Both peers call this at the same time; there are no roles. Raises
     `AuthenticationFailed` (the peer did not prove the address it claims, is
     not `expected_peer`, or did not finish within `timeout` seconds),
+    `WrongChain` (both sides name the chain they settle on, by its genesis hash, and
+    the two differ: nothing either signs could ever be settled by the other),
     `MalformedMessage` (its handshake frames are not well formed, or it speaks
     another protocol version or an unknown codec) or `ConnectionClosed`; the
     link is closed on any failure.
     """
     try:
         async with asyncio.timeout(timeout):
-            return await _handshake(link, identity, codec, expected_peer)
+            return await _handshake(link, identity, codec, expected_peer, chain)
     except TimeoutError:
         await link.close()
         raise AuthenticationFailed(
@@ -245,9 +249,9 @@ async def open_session(
 
 
 async def _handshake(
-    link: Link, identity: PrivateKey, codec: Codec, expected_peer: Address | None
+    link: Link, identity: PrivateKey, codec: Codec, expected_peer: Address | None, chain: bytes
 ) -> PeerSession:
-    mine = Hello.create(identity, codec.name)
+    mine = Hello.create(identity, codec.name, chain)
     await link.send(mine.encode())
     peer = Hello.decode(await link.recv())
     if peer.address == mine.address:
@@ -257,6 +261,11 @@ async def _handshake(
     if expected_peer is not None and peer.address != expected_peer:
         raise AuthenticationFailed(
             f"peer is {peer.address.checksum}, expected {Address(expected_peer).checksum}"
+        )
+    if UNKNOWN_CHAIN not in (peer.chain, chain) and peer.chain != chain:
+        raise WrongChain(
+            f"peer {peer.address.checksum} settles on another chain: its genesis is "
+            f"0x{peer.chain.hex()}, this node's 0x{chain.hex()}"
         )
     try:
         peer_codec = codec_by_name(peer.codec)

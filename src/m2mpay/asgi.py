@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import orjson
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from m2mpay.errors import ApiRefusal, TransportError
 
@@ -26,6 +27,52 @@ __all__ = ["AsgiServer", "FastHandler", "FastPath", "RequestGuard"]
 _KEEP_ALIVE_S: Final = 75  # longer than clients' idle pools, so they close first
 # Every message a device or client sends on a WebSocket is small; uvicorn's default is 16 MiB.
 _WS_MAX_BYTES: Final = 256 * 1024
+HEAD_TIMEOUT_S: Final = 10.0  # from a connection (or a request's first byte) to its headers
+BODY_TIMEOUT_S: Final = 10.0  # from the headers to the end of the body
+# Beyond this many connections at once uvicorn answers 503 and closes: the sockets and
+# memory a flood can take stay bounded while the head timeout clears slow ones.
+_MAX_CONNECTIONS: Final = 4096
+
+
+class _HeadTimedHttp(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline on each request's head.
+
+    uvicorn closes idle keep-alive connections, but not a client that connects and
+    sends nothing, or sends its headers a byte at a time (slowloris): each would hold a
+    socket and a protocol object for good, and enough of them refuse everyone else.
+    """
+
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._start_head_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._start_head_timer()  # the next request on a kept-alive connection
+
+    def on_headers_complete(self) -> None:
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def _start_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_too_late)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_late(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
 
 
 class _Server(uvicorn.Server):
@@ -42,7 +89,7 @@ class AsgiServer:
             app,
             host=host,
             port=port,
-            http="httptools",
+            http=_HeadTimedHttp,
             ws="websockets-sansio",
             lifespan="off",
             access_log=False,
@@ -51,6 +98,7 @@ class AsgiServer:
             timeout_keep_alive=_KEEP_ALIVE_S,
             ws_max_size=_WS_MAX_BYTES,
             backlog=4096,
+            limit_concurrency=_MAX_CONNECTIONS,
             # Event streams never end by themselves: give them a moment, then close.
             timeout_graceful_shutdown=3,
         )
@@ -195,7 +243,12 @@ class RequestGuard:
             return
         try:
             self._authorize(headers.get(b"authorization"))
-            body = await self._read(headers, receive)
+            try:
+                async with asyncio.timeout(BODY_TIMEOUT_S):
+                    body = await self._read(headers, receive)
+            except TimeoutError:
+                message = f"the body did not arrive within {BODY_TIMEOUT_S:g} s"
+                raise ApiRefusal(408, "request_timeout", message) from None
         except Exception as exc:
             await _answer(send, *self._on_error(exc))
             return

@@ -62,7 +62,9 @@ class AnvilNode:
     """An Anvil process of our own, stopped by PID.
 
     It mines a block per transaction at once (automine), funds the dev accounts
-    of `DEV_MNEMONIC`, and runs the same hardfork as the embedded ledger.
+    of `DEV_MNEMONIC`, and runs the same hardfork as the embedded ledger. With
+    `state`, its chain is written to that file when it stops and read back when it
+    starts, and a restart keeps its port: the same node, back after an outage.
     """
 
     def __init__(
@@ -72,8 +74,11 @@ class AnvilNode:
         hardfork: str = "prague",
         startup_timeout: float = 20.0,
         binary: Path | None = None,
+        state: Path | None = None,
     ) -> None:
         self._binary = binary
+        self._state = state
+        self._kept_port: int | None = None
         self._chain_id = chain_id
         self._hardfork = hardfork
         self._startup_timeout = startup_timeout
@@ -94,10 +99,12 @@ class AnvilNode:
         binary = self._binary or find_anvil()
         last_error = ""
         for _ in range(3):  # another process may grab the free port first
-            port = _free_port()
+            port = self._kept_port or _free_port()
+            state = ["--state", str(self._state)] if self._state is not None else []
             process = subprocess.Popen(
                 [
                     str(binary),
+                    *state,
                     "--host",
                     "127.0.0.1",
                     "--port",
@@ -116,6 +123,8 @@ class AnvilNode:
             )
             if self._wait_ready(process, port):
                 self._process, self._port = process, port
+                if self._state is not None:
+                    self._kept_port = port
                 atexit.register(self.stop)
                 return
             last_error = self._terminate(process)

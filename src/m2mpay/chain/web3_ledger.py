@@ -28,6 +28,7 @@ __all__ = ["Web3Ledger", "revert_reason"]
 _CANNOT_PAY: Final = ("insufficient funds", "cannot afford", "not have enough balance")
 
 _REVERT_PREFIXES = ("execution reverted: ", "execution reverted", "VM Exception while processing")
+_AWAY_POLL_S: Final = 0.1
 _FEE_CACHE_SECONDS = 2.0
 
 
@@ -316,6 +317,12 @@ class Web3Ledger(Ledger):
                 raw = await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
             except TransactionNotFound:
                 raw = None
+            except LedgerUnavailable:
+                # The node restarts: a transaction it took may still be in its chain.
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(_AWAY_POLL_S)
+                continue
             if raw is not None and raw.get("blockNumber") is not None:
                 return self._receipt(raw)
             if time.monotonic() >= deadline:

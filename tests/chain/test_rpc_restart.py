@@ -1,0 +1,127 @@
+"""Chain faults: the JSON-RPC node a ledger uses restarts (a real Anvil that keeps its
+chain in a state file and comes back on its port). A receipt is found across the
+outage, and a node follows the chain again: a stale close made while it was away is
+still challenged before its deadline, and the channel settles as the proofs say."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from m2mpay.chain import AnvilNode, ChannelHub, OnchainChannel, RpcLedger, deploy_contracts
+from m2mpay.chain.devkeys import dev_keys
+from m2mpay.channel.outputs import ChannelDefended
+from m2mpay.errors import LedgerUnavailable
+from m2mpay.node import LedgerLink, Node, NodeConfig
+from m2mpay.store import open_store
+from m2mpay.wire import WebSocketTransport
+from tests.waiting import eventually
+
+UNIT = 10**18
+
+
+@pytest.fixture
+def anvil(tmp_path: Path) -> Iterator[AnvilNode]:
+    node = AnvilNode(state=tmp_path / "anvil-state.json")
+    node.start()
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+async def ledger(anvil: AnvilNode) -> AsyncIterator[RpcLedger]:
+    rpc = RpcLedger(anvil.url, dev_keys=dev_keys())
+    await rpc.start()
+    yield rpc
+    await rpc.stop()
+
+
+async def _restart(anvil: AnvilNode, away_s: float) -> None:
+    await asyncio.to_thread(anvil.stop)  # SIGTERM: Anvil writes its state file
+    await asyncio.sleep(away_s)
+    await asyncio.to_thread(anvil.start)
+
+
+async def test_a_receipt_is_found_across_a_restart_of_the_rpc_node(
+    anvil: AnvilNode, ledger: RpcLedger
+) -> None:
+    sender, receiver = ledger.dev_accounts()[1:3]
+    url = anvil.url
+    tx = await ledger.send(sender, receiver.address, b"", gas=21_000, value=12345)
+    await asyncio.to_thread(anvil.stop)
+    with pytest.raises(LedgerUnavailable):
+        await ledger.block_number()
+    waiting = asyncio.ensure_future(ledger.wait_for_receipt(tx, timeout=30))
+    await asyncio.sleep(0.5)
+    assert not waiting.done()  # it rides out the outage
+    await asyncio.to_thread(anvil.start)
+    assert anvil.url == url
+    receipt = await waiting
+    assert receipt.succeeded
+    assert await ledger.balance(receiver.address) >= 12345
+
+
+async def test_a_stale_close_during_an_rpc_outage_is_still_challenged(
+    anvil: AnvilNode, ledger: RpcLedger, tmp_path: Path
+) -> None:
+    keys = ledger.dev_accounts()
+    _, hub, token = await deploy_contracts(ledger, keys[0], mint={keys[1].address: 100 * UNIT})
+    nodes = [
+        Node(
+            keys[i],
+            LedgerLink(ledger, hub.address, keys[i]),
+            open_store(tmp_path / f"node{i}.sqlite3"),
+            transport=WebSocketTransport(),
+            config=NodeConfig(tick_interval_s=0.05),
+        )
+        for i in (1, 2)
+    ]
+    car, charger = nodes
+    for node in nodes:
+        await node.start()
+    try:
+        opened = await car.open_channel(
+            charger.address, token.address, 10 * UNIT, challenge_period=60,
+            endpoint=charger.endpoint,
+        )  # fmt: skip
+        for _ in range(3):
+            await car.pay(opened.channel_id, UNIT)
+        state = car._channels[opened.channel_id]
+        await car.stop()
+        events = charger.events()
+        # The charger's RPC node goes away; the car's owner closes with an old total
+        # through another connection as soon as it is back.
+        await _restart(anvil, away_s=1.5)
+        rogue = RpcLedger(anvil.url, dev_keys=dev_keys())
+        await rogue.start()
+        onchain = OnchainChannel(
+            state.terms.a, state.terms.b, state.terms.asset, state.terms.challenge_period,
+            state.terms.nonce, state.deposit_a, state.deposit_b,
+        )  # fmt: skip
+        await ChannelHub(rogue, hub.address).close(keys[1], onchain, 0, 0, None)
+        defended = await asyncio.wait_for(_first_defended(events), 30)
+        assert defended.transferred == 3 * UNIT
+
+        def challenged() -> bool:  # on chain, not only sent
+            close = charger._channels[opened.channel_id].onchain_close
+            return close is not None and close.transferred_a == 3 * UNIT
+
+        await eventually(challenged)
+        before = await token.balance_of(charger.address)
+        await rogue.advance_time(61 + charger.config.protocol.settle_grace_s)
+        await rogue.stop()
+        closed = await charger.wait_closed(opened.channel_id, timeout=30)
+        assert closed.balance_mine == 3 * UNIT
+        assert await token.balance_of(charger.address) == before + 3 * UNIT
+    finally:
+        await charger.stop()
+
+
+async def _first_defended(events: AsyncIterator[object]) -> ChannelDefended:
+    async for event in events:
+        if isinstance(event, ChannelDefended):
+            return event
+    raise AssertionError("events ended")

@@ -13,7 +13,7 @@ from web3 import AsyncWeb3
 from web3.exceptions import TransactionNotFound
 
 from m2mpay.chain.ledger import BlockTag, Ledger, LogEntry, Receipt
-from m2mpay.crypto import Address, PrivateKey
+from m2mpay.crypto import Address, PrivateKey, keccak256
 from m2mpay.errors import (
     InsufficientFunds,
     LedgerError,
@@ -25,10 +25,14 @@ from m2mpay.errors import (
 __all__ = ["Web3Ledger", "revert_reason"]
 
 # How nodes say a sender cannot pay value plus gas (geth/anvil, eth-tester, py-evm).
+_NONCE_TAKEN: Final = ("nonce", "replacement transaction underpriced")
+_ALREADY_SENT: Final = ("already known", "already imported")
 _CANNOT_PAY: Final = ("insufficient funds", "cannot afford", "not have enough balance")
 
 _REVERT_PREFIXES = ("execution reverted: ", "execution reverted", "VM Exception while processing")
 _AWAY_POLL_S: Final = 0.1
+# Another process using the same key takes nonces too: ask the node again, a few times.
+_NONCE_TRIES: Final = 8
 _FEE_CACHE_SECONDS = 2.0
 
 
@@ -260,7 +264,8 @@ class Web3Ledger(Ledger):
         sender = signer.address
         lock = self._send_locks.setdefault(sender, asyncio.Lock())
         async with lock:
-            for last_try in (False, True):
+            for attempt in range(_NONCE_TRIES):
+                last_try = attempt == _NONCE_TRIES - 1
                 cached = self._nonces.get(sender)
                 nonce = (
                     cached
@@ -274,7 +279,10 @@ class Web3Ledger(Ledger):
                     # The node may know a different nonce: another process uses the key.
                     self._nonces.pop(sender, None)
                     text = str(exc)
-                    if "nonce" in text.lower() and not last_try:
+                    if any(words in text.lower() for words in _ALREADY_SENT):
+                        self._nonces[sender] = nonce + 1
+                        return keccak256(raw)  # this very transaction: sent before
+                    if any(words in text.lower() for words in _NONCE_TAKEN) and not last_try:
                         continue
                     if any(words in text.lower() for words in _CANNOT_PAY):
                         raise InsufficientFunds(

@@ -125,3 +125,27 @@ async def _first_defended(events: AsyncIterator[object]) -> ChannelDefended:
         if isinstance(event, ChannelDefended):
             return event
     raise AssertionError("events ended")
+
+
+async def test_two_processes_racing_for_one_key_lose_no_transaction(
+    anvil: AnvilNode, ledger: RpcLedger
+) -> None:
+    # Two ledgers stand for two processes: each keeps its own idea of the next nonce.
+    other = RpcLedger(anvil.url, dev_keys=dev_keys())
+    await other.start()
+    sender, receiver = ledger.dev_accounts()[3], ledger.dev_accounts()[4].address
+    before = await ledger.balance(receiver)
+    try:
+        sends = [
+            side.send(sender, receiver, b"", gas=21_000, value=value)
+            for _ in range(10)
+            for value, side in ((1, ledger), (1_000, other))
+        ]
+        outcomes = await asyncio.gather(*sends, return_exceptions=True)
+    finally:
+        await other.stop()
+    sent = [tx for tx in outcomes if isinstance(tx, bytes)]
+    assert len(sent) == len(outcomes), outcomes  # each retried till it landed
+    receipts = [await ledger.wait_for_receipt(tx, timeout=30) for tx in sent]
+    assert all(r.succeeded for r in receipts)
+    assert await ledger.balance(receiver) == before + 10 * 1 + 10 * 1_000

@@ -18,7 +18,7 @@ from m2mpay.errors import LedgerUnavailable
 from m2mpay.node import LedgerLink, Node, NodeConfig
 from m2mpay.store import open_store
 from m2mpay.wire import WebSocketTransport
-from tests.waiting import eventually
+from tests.waiting import eventually, eventually_async
 
 UNIT = 10**18
 
@@ -39,6 +39,10 @@ async def ledger(anvil: AnvilNode) -> AsyncIterator[RpcLedger]:
     await rpc.stop()
 
 
+async def _past(ledger: RpcLedger, block: int) -> bool:
+    return await ledger.block_number() > block
+
+
 async def _restart(anvil: AnvilNode, away_s: float) -> None:
     await asyncio.to_thread(anvil.stop)  # SIGTERM: Anvil writes its state file
     await asyncio.sleep(away_s)
@@ -50,7 +54,10 @@ async def test_a_receipt_is_found_across_a_restart_of_the_rpc_node(
 ) -> None:
     sender, receiver = ledger.dev_accounts()[1:3]
     url = anvil.url
+    head = await ledger.block_number()
     tx = await ledger.send(sender, receiver.address, b"", gas=21_000, value=12345)
+    # Mined, not only taken: a node's state file keeps its chain, not its pending pool.
+    await eventually_async(lambda: _past(ledger, head))
     await asyncio.to_thread(anvil.stop)
     with pytest.raises(LedgerUnavailable):
         await ledger.block_number()

@@ -149,12 +149,12 @@ class AnvilNode:
                 time.sleep(0.02)
         return False
 
-    @staticmethod
-    def _terminate(process: subprocess.Popen[bytes]) -> str:
+    def _terminate(self, process: subprocess.Popen[bytes]) -> str:
         if process.poll() is None:
             process.terminate()
             try:
-                process.wait(timeout=5)
+                # With a state file it writes its chain before it exits: let it finish.
+                process.wait(timeout=5 if self._state is None else 60)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()

@@ -26,6 +26,7 @@ __all__ = [
     "SessionConfig",
     "SessionContext",
     "Step",
+    "due_to_resend",
     "heard",
     "refuse",
     "refuse_peer",
@@ -81,3 +82,7 @@ def refuse_peer(
 
 def heard(state: SessionState, now_ms: int) -> SessionState:
     return state.evolve(heard_ms=max(state.heard_ms, now_ms))
+
+
+def due_to_resend(ctx: SessionContext, state: SessionState, since_ms: int, now: int) -> bool:
+    return now - max(since_ms, state.resent_ms) >= ctx.config.resend_ms

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from m2mpay.crypto import recover_signer, session_receipt_digest
-from m2mpay.errors import InvalidSignature
 from m2mpay.stream.context import (
     LIVE,
     Result,
     SessionContext,
     Step,
+    due_to_resend,
     heard,
     refuse,
-    refuse_peer,
 )
 from m2mpay.stream.flows import (
     Outputs,
@@ -37,10 +35,10 @@ from m2mpay.stream.messages import (
 from m2mpay.stream.outputs import (
     SendSession,
     SessionCode,
-    SessionNotify,
     SessionRefused,
-    SessionStopped,
 )
+from m2mpay.stream.receipts import check_peer_receipt, sign_receipt, stopped_event, view_of
+from m2mpay.stream.reconcile import receipt_after_stop, tick_after_stop
 from m2mpay.stream.state import SessionPhase, SessionState
 
 __all__ = [
@@ -49,13 +47,11 @@ __all__ = [
     "never_started",
     "pay_failed",
     "receipt",
-    "receipt_digest",
     "session_request",
     "stop",
     "stop_for_problem",
     "stop_local",
     "stop_message",
-    "stopped_event",
     "tick",
     "try_receipt",
 ]
@@ -99,19 +95,6 @@ def stop_for_problem(
     return new, (SessionRefused(code, message, state.session_id), error, *outputs)
 
 
-def receipt_digest(ctx: SessionContext, state: SessionState) -> bytes:
-    forward, backward = state.receipt_totals()
-    return session_receipt_digest(
-        ctx.domain,
-        state.session_id,
-        state.channel_id,
-        (forward.units, forward.value, forward.paid),
-        (backward.units, backward.value, backward.paid),
-        state.started_ms,
-        state.stopped_ms,
-    )
-
-
 def is_final(state: SessionState) -> bool:
     return state.forward.final and state.backward.final
 
@@ -120,45 +103,17 @@ def try_receipt(ctx: SessionContext, state: SessionState) -> Step:
     """Once both directions are final, sign our view; stop once the peer signed the same."""
     if state.phase is not SessionPhase.STOPPING or not is_final(state):
         return state, ()
-    forward, backward = state.receipt_totals()
     outputs: Outputs = ()
     mine = state.my_receipt
-    if mine is None or _view(mine) != _view(state):
-        signature = ctx.signer.sign_digest(receipt_digest(ctx, state))
-        mine = SignedReceipt(
-            state.session_id,
-            state.channel_id,
-            forward,
-            backward,
-            state.started_ms,
-            state.stopped_ms,
-            signature,
-        )
+    if mine is None or view_of(mine) != view_of(state):
+        mine = sign_receipt(ctx, state)
         state = state.evolve(my_receipt=mine)
         outputs += (SendSession(state.peer, mine),)
     theirs = state.peer_receipt
-    if theirs is not None and _view(theirs) == _view(state):
+    if theirs is not None and view_of(theirs) == view_of(state):
         state = state.moved_to(SessionPhase.STOPPED)
         outputs += (stopped_event(state, countersigned=True),)
     return state, outputs
-
-
-def _view(of: SessionState | SignedReceipt) -> tuple[object, ...]:
-    """What a receipt states: both directions' totals and the session's times."""
-    if isinstance(of, SignedReceipt):
-        return (of.forward, of.backward, of.started_ms, of.stopped_ms)
-    forward, backward = of.receipt_totals()
-    return (forward, backward, of.started_ms, of.stopped_ms)
-
-
-def stopped_event(state: SessionState, *, countersigned: bool) -> SessionNotify:
-    forward, backward = state.receipt_totals()
-    return SessionNotify(
-        SessionStopped(state.session_id, state.stop_reason, forward, backward, countersigned)
-    )
-
-
-# -- stopping
 
 
 def stop_local(ctx: SessionContext, state: SessionState | None, inp: StopSession) -> Result:
@@ -193,37 +148,13 @@ def stop_message(ctx: SessionContext, state: SessionState, inp: SessionReceived)
 def receipt(ctx: SessionContext, state: SessionState, inp: SessionReceived) -> Result:
     message = inp.message
     assert isinstance(message, SignedReceipt)
+    if state.phase is SessionPhase.STOPPED:
+        return receipt_after_stop(ctx, state, inp)
     if state.phase is not SessionPhase.STOPPING:
         return state, ()
-    if message.channel_id != state.channel_id or message.started_ms != state.started_ms:
-        return refuse_peer(
-            state,
-            inp.sender,
-            state.session_id,
-            SessionCode.RECEIPT_MISMATCH,
-            "the receipt names another channel or another start",
-        )
-    digest = session_receipt_digest(
-        ctx.domain,
-        message.session_id,
-        message.channel_id,
-        (message.forward.units, message.forward.value, message.forward.paid),
-        (message.backward.units, message.backward.value, message.backward.paid),
-        message.started_ms,
-        message.stopped_ms,
-    )
-    try:
-        signer = recover_signer(digest, message.signature)
-    except InvalidSignature:
-        signer = None
-    if signer != state.peer:
-        return refuse_peer(
-            state,
-            inp.sender,
-            state.session_id,
-            SessionCode.BAD_SIGNATURE,
-            "the receipt is not signed by the peer",
-        )
+    refused = check_peer_receipt(ctx, state, inp)
+    if refused is not None:
+        return refused
     return try_receipt(ctx, heard(state.evolve(peer_receipt=message), inp.now_ms))
 
 
@@ -241,6 +172,8 @@ def pay_failed(ctx: SessionContext, state: SessionState | None, inp: PayFailed) 
 def tick(ctx: SessionContext, state: SessionState | None, inp: SessionTick) -> Result:
     if state is None:
         return state, ()
+    if state.phase is SessionPhase.STOPPED:
+        return tick_after_stop(ctx, state, inp)
     config = ctx.config
     now = inp.now_ms
     if state.phase in (SessionPhase.ACTIVE, SessionPhase.REQUESTED):
@@ -256,13 +189,9 @@ def tick(ctx: SessionContext, state: SessionState | None, inp: SessionTick) -> R
     return state, ()
 
 
-def _due_to_resend(ctx: SessionContext, state: SessionState, since_ms: int, now: int) -> bool:
-    return now - max(since_ms, state.resent_ms) >= ctx.config.resend_ms
-
-
 def _resend_request(ctx: SessionContext, state: SessionState, now: int) -> Step:
     """No answer yet: the request, or the seller's acceptance, may have been lost."""
-    if not _due_to_resend(ctx, state, state.heard_ms, now):
+    if not due_to_resend(ctx, state, state.heard_ms, now):
         return state, ()
     return state.evolve(resent_ms=now), (SendSession(state.peer, session_request(state)),)
 
@@ -300,7 +229,7 @@ def end_unstarted(state: SessionState, reason: str) -> Step:
 def _resend_while_stalled(ctx: SessionContext, state: SessionState, now: int) -> Step:
     """A deliverer whose permit ran out waits for money or a price answer; if the peer
     stays quiet, what it waits on may have been lost with a crash, so say it again."""
-    if not _due_to_resend(ctx, state, state.heard_ms, now):
+    if not due_to_resend(ctx, state, state.heard_ms, now):
         return state, ()
     outputs: Outputs = ()
     for reversed_flow in (False, True):
@@ -318,7 +247,7 @@ def _resend_while_stalled(ctx: SessionContext, state: SessionState, now: int) ->
 
 def _resend_ending(ctx: SessionContext, state: SessionState, now: int) -> Step:
     """Until the peer countersigns, repeat the stop, our final reports and our receipt."""
-    if not _due_to_resend(ctx, state, state.stop_seen_ms, now):
+    if not due_to_resend(ctx, state, state.stop_seen_ms, now):
         return state, ()
     outputs: Outputs = (
         SendSession(state.peer, SessionStop(state.session_id, state.stop_reason, state.stopped_ms)),
@@ -336,18 +265,6 @@ def _give_up_waiting(ctx: SessionContext, state: SessionState) -> Step:
     """Keep the last consistent view, signed by us; the peer never countersigned."""
     new = state
     if new.my_receipt is None:
-        signature = ctx.signer.sign_digest(receipt_digest(ctx, new))
-        forward, backward = new.receipt_totals()
-        new = new.evolve(
-            my_receipt=SignedReceipt(
-                new.session_id,
-                new.channel_id,
-                forward,
-                backward,
-                new.started_ms,
-                new.stopped_ms,
-                signature,
-            )
-        )
+        new = new.evolve(my_receipt=sign_receipt(ctx, new))
     new = new.moved_to(SessionPhase.STOPPED)
     return new, (stopped_event(new, countersigned=False),)

@@ -34,7 +34,6 @@ from m2mpay.stream.ending import (
     stop_for_problem,
     stop_local,
     stop_message,
-    stopped_event,
     tick,
     try_receipt,
 )
@@ -82,6 +81,8 @@ from m2mpay.stream.outputs import (
     SessionRefused,
     SessionStarted,
 )
+from m2mpay.stream.receipts import stopped_event
+from m2mpay.stream.reconcile import totals_after_stop
 from m2mpay.stream.state import Flow, SessionPhase, SessionState
 
 __all__ = ["SessionConfig", "SessionContext", "is_session_refusal", "session_key", "transition"]
@@ -334,6 +335,8 @@ def _report(ctx: SessionContext, state: SessionState, inp: SessionReceived) -> R
 
 
 def _channel_totals(ctx: SessionContext, state: SessionState | None, inp: ChannelTotals) -> Result:
+    if state is not None and state.phase is SessionPhase.STOPPED:
+        return totals_after_stop(state, inp), ()
     if state is None or state.phase not in LIVE:
         return state, ()
     new, outputs, problem = on_channel_totals(state, inp.sent_total, inp.received_total)

@@ -65,6 +65,7 @@ from m2mpay.stream.outputs import (
     SessionRefused,
     SessionStopped,
 )
+from m2mpay.stream.reconcile import awaits_countersignature
 from m2mpay.stream.records import SessionMachine
 from m2mpay.stream.state import SessionPhase, SessionState
 from m2mpay.stream.supply import Supply, SupplyFactory, SupplyRequest
@@ -88,6 +89,9 @@ class SessionManagerConfig:
     tick_interval_s: float = 1.0
     snapshot_every: int = 50_000
     session: SessionConfig = field(default_factory=SessionConfig)
+    # A session that ended on our own receipt is reconciled with its peer if the peer
+    # comes back within this long (m2mpay.stream.reconcile).
+    reconcile_for_s: float = 86_400.0
 
 
 class SessionManager:
@@ -123,7 +127,9 @@ class SessionManager:
         self._offers: dict[bytes, tuple[Offer, SupplyFactory]] = {}
         self._supplies: dict[tuple[bytes, bool], Supply] = {}
         self._live: set[bytes] = set()
+        self._reconciling: set[bytes] = set()
         self._by_channel: dict[bytes, bytes] = {}
+        self._newest_on_channel: dict[bytes, tuple[int, bytes]] = {}  # (started, session)
         self._peer_seen: dict[Address, int] = {}
         self._early_requests: dict[bytes, tuple[Address, SessionRequest]] = {}
         self._feed_back_for: dict[bytes, SupplyFactory] = {}
@@ -215,6 +221,14 @@ class SessionManager:
                     supply.permit(output.units)
 
     def _on_change(self, session_id: bytes, state: SessionState) -> None:
+        newest = self._newest_on_channel.get(state.channel_id)
+        if newest is None or newest < (state.started_ms, session_id):
+            self._newest_on_channel[state.channel_id] = (state.started_ms, session_id)
+        recent = _now_ms() - state.stopped_ms < self.config.reconcile_for_s * 1000
+        if awaits_countersignature(state) and recent:
+            self._reconciling.add(session_id)
+        else:
+            self._reconciling.discard(session_id)
         if state.phase in _LIVE:
             self._live.add(session_id)
             self._by_channel[state.channel_id] = session_id
@@ -467,12 +481,26 @@ class SessionManager:
         while True:
             await asyncio.sleep(self.config.tick_interval_s)
             now = _now_ms()
-            for session_id in list(self._live):
+            for session_id in [*self._live, *self._reconciling]:
                 state = self._engine.states[session_id]
                 seen = now if self.node.is_connected(state.peer) else 0
                 seen = max(seen, self._peer_seen.get(state.peer, 0))
+                if session_id in self._reconciling:
+                    self._reconcile_totals(session_id, state, now)
                 self._handle(SessionTick(session_id, now, seen))
                 await self._engine.yield_if_busy()
+
+    def _reconcile_totals(self, session_id: bytes, state: SessionState, now: int) -> None:
+        """Payments in flight when the session ended count once the channel delivers them,
+        unless a later session on the channel owns what arrives now."""
+        if now - state.stopped_ms >= self.config.reconcile_for_s * 1000:
+            self._reconciling.discard(session_id)
+        elif self._newest_on_channel[state.channel_id][1] == session_id:
+            with contextlib.suppress(ChannelError):
+                channel = self.node.channel(state.channel_id)
+                self._handle(
+                    ChannelTotals(session_id, channel.sent_total, channel.received_total, now)
+                )
 
     # ------------------------------------------------------------------ effects
 

@@ -8,8 +8,10 @@ whose lazy fixture loading does not work with this pytest.)"""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -91,3 +93,60 @@ def _without_token(operation: Operation) -> Callable[[], None]:
 def test_without_the_token_only_the_storefront_answers(daemon: NodeProcess) -> None:
     for operation in _operations(daemon):
         _without_token(operation)()
+
+
+def test_linked_operations_in_sequence_keep_every_answer_in_the_schema(
+    daemon: NodeProcess, tmp_path: Path
+) -> None:
+    """Stateful: schemathesis follows the links it infers from the schema (a channel
+    listed or opened → shown, paid, closed; a session → stopped, priced, reversed; an
+    offer → withdrawn) with ids the node really holds: an open channel to a second node
+    on the same chain is there from the start."""
+    token = daemon.ready["api_token"]
+    peer = NodeProcess(tmp_path / "peer", "--chain-dir", str(daemon.data_dir))
+    peer.start()
+    try:
+        with httpx.Client(
+            base_url=daemon.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+        ) as api:
+            api.post("/v1/wallet/faucet", json={}).raise_for_status()
+            opened = api.post(
+                "/v1/channels",
+                json={
+                    "peer": peer.ready["address"],
+                    "endpoint": peer.ready["peer_endpoint"],
+                    "deposit": "1000000",
+                },
+            )
+            assert opened.status_code == 201, opened.text
+        schema = schemathesis.openapi.from_url(f"{daemon.url}/openapi.json")
+        steps: list[tuple[str, int]] = []
+
+        class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+            def get_call_kwargs(self, case: Case) -> dict[str, Any]:
+                return {"headers": {"Authorization": f"Bearer {token}"}}
+
+            def after_call(self, response: Any, case: Case) -> None:
+                steps.append((f"{case.method} {case.path}", response.status_code))
+
+            def validate_response(self, response: Any, case: Case, **kwargs: Any) -> None:
+                # As above: a valid request may still be refused by meaning.
+                case.validate_response(
+                    response, excluded_checks=[positive_data_acceptance], transport_kwargs=kwargs
+                )
+
+        Workflow.run(
+            settings=settings(
+                max_examples=15,
+                stateful_step_count=6,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
+        )
+    finally:
+        peer.stop()
+    assert len(steps) >= 15
+    assert all(status < 500 for _, status in steps), steps
+    reached = {step for step, status in steps if status < 300 and "{channel_id}" in step}
+    assert reached, steps  # the links led to the real channel, not only to 404s

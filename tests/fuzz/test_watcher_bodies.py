@@ -17,7 +17,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from m2mpay.chain import dev_keys
 from m2mpay.watcher.api import MAX_BODY_BYTES
 from m2mpay.watcher.errors import InvalidInput
 from m2mpay.watcher.parsing import (
@@ -36,7 +35,7 @@ from tests.fuzz.hostile import (
     json_nesting_bombs,
     truncations,
 )
-from tests.watcher.served import Registration, ServedWatcher, served_watcher
+from tests.watcher.served import Registration, ServedWatcher, channel, served_watcher
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -153,13 +152,13 @@ def test_fixed_hostile_bodies_are_refused_with_422(
     watcher: ServedWatcher, registration: Registration, http: httpx.Client, route: str
 ) -> None:
     if route == "registration":
-        valid = orjson.dumps(watcher.registration_body(dev_keys()[2], dev_keys()[1].address, 99))
+        valid = orjson.dumps(watcher.registration_body(channel(99)))
 
         def send(content: bytes) -> httpx.Response:
             return http.post("/v1/registrations", content=content)
 
     else:
-        valid = orjson.dumps(watcher.proof_body(registration, 10**6))
+        valid = orjson.dumps(watcher.proof_body(registration.params, 10**6))
 
         def send(content: bytes) -> httpx.Response:
             return http.put(registration.proof_path, content=content, headers=_bearer(registration))
@@ -187,7 +186,7 @@ def test_any_registration_body_is_answered_in_shape(http: httpx.Client, body: by
 def test_any_value_at_any_registration_field_is_answered_in_shape(
     watcher: ServedWatcher, http: httpx.Client, value: Any, data: st.DataObject
 ) -> None:
-    body: dict[str, Any] = watcher.registration_body(dev_keys()[2], dev_keys()[1].address, 7)
+    body: dict[str, Any] = watcher.registration_body(channel(7))
     target = body["channel"] if data.draw(st.booleans()) else body
     target[data.draw(st.sampled_from(sorted(target)))] = value
     _answered(http.post("/v1/registrations", json=body), 201)
@@ -207,7 +206,7 @@ def test_any_proof_body_is_answered_in_shape(
 ) -> None:
     headers = _bearer(registration)
     _answered(http.put(registration.proof_path, content=body, headers=headers), 200)
-    proof: dict[str, Any] = watcher.proof_body(registration, 5)
+    proof: dict[str, Any] = watcher.proof_body(registration.params, 5)
     proof[data.draw(st.sampled_from(sorted(proof)))] = value
     _answered(http.put(registration.proof_path, json=proof, headers=headers), 200)
 

@@ -23,11 +23,17 @@ from typer.testing import CliRunner
 
 from m2mpay.chain import dev_keys
 from m2mpay.cli import app
-from m2mpay.crypto import Address, PrivateKey
+from m2mpay.crypto import Address
 from m2mpay.crypto.eip712 import balance_proof_digest, channel_domain, watch_registration_digest
 from m2mpay.watcher.core import ChannelParams
 
-__all__ = ["Registration", "ServedWatcher", "served_watcher"]
+__all__ = ["Registration", "ServedWatcher", "channel", "served_watcher"]
+
+
+def channel(nonce: int) -> ChannelParams:
+    """A channel between two dev keys, a and b, told apart by `nonce` (never opened)."""
+    a, b = dev_keys()[1].address, dev_keys()[2].address
+    return ChannelParams(a, b, a, 60, nonce)
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,9 @@ class ServedWatcher:
     chain_id: int
     log: Path
 
-    def registration_body(self, party: PrivateKey, peer: Address, nonce: int) -> dict[str, Any]:
-        params = ChannelParams(peer, party.address, peer, 60, nonce)
+    def registration_body(self, params: ChannelParams) -> dict[str, Any]:
+        """Party b's signed registration of `params`."""
+        party = dev_keys()[2]
         issued_at = int(time.time())
         digest = watch_registration_digest(
             channel_domain(self.chain_id, self.hub),
@@ -71,7 +78,7 @@ class ServedWatcher:
                 "b": params.b.checksum,
                 "token": params.token.checksum,
                 "challenge_period": params.challenge_period,
-                "nonce": str(nonce),
+                "nonce": str(params.nonce),
             },
             "party": party.address.checksum,
             "issued_at": issued_at,
@@ -79,18 +86,18 @@ class ServedWatcher:
         }
 
     def register(self, nonce: int) -> Registration:
-        """Party b (a dev key) registers a fresh channel with party a (another)."""
-        a, b = dev_keys()[1], dev_keys()[2]
-        body = self.registration_body(b, a.address, nonce)
-        answer = httpx.post(f"{self.url}/v1/registrations", json=body, timeout=30)
+        """Party b registers `channel(nonce)`."""
+        params = channel(nonce)
+        answer = httpx.post(
+            f"{self.url}/v1/registrations", json=self.registration_body(params), timeout=30
+        )
         assert answer.status_code == 201, answer.text
-        params = ChannelParams(a.address, b.address, a.address, 60, nonce)
         return Registration(params, answer.json()["token"])
 
-    def proof_body(self, registration: Registration, transferred: int) -> dict[str, str]:
+    def proof_body(self, params: ChannelParams, transferred: int) -> dict[str, str]:
         """A proof party a signed for party b: newer than any held if `transferred` is."""
         digest = balance_proof_digest(
-            channel_domain(self.chain_id, self.hub), registration.params.id, transferred
+            channel_domain(self.chain_id, self.hub), params.id, transferred
         )
         signature = dev_keys()[1].sign_digest(digest)
         return {"transferred": str(transferred), "signature": "0x" + bytes(signature).hex()}

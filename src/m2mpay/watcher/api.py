@@ -105,6 +105,35 @@ def _body_schema(model: type[Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
+# The bearer token is read by hand (before the body), so FastAPI does not know it.
+_BEARER_PARAMETER: Final = {
+    "name": "Authorization",
+    "in": "header",
+    "required": True,
+    "description": "`Bearer <token>` with the token the registration returned.",
+    "schema": {"type": "string"},
+}
+
+# What a client does next with a registration's answer, for readers and for
+# stateful test tools (OpenAPI links).
+_REGISTRATION_LINKS: Final = {
+    "UpdateProof": {
+        "operationId": "put_proof",
+        "parameters": {
+            "channel_id": "$response.body#/channel_id",
+            "party": "$response.body#/party",
+            "header.Authorization": "Bearer {$response.body#/token}",
+        },
+        "description": "Hand over the peer's newer proofs with the token.",
+    },
+    "GetChannel": {
+        "operationId": "get_channel",
+        "parameters": {"channel_id": "$response.body#/channel_id"},
+        "description": "What the watcher now knows of the channel.",
+    },
+}
+
+
 def _too_large() -> BodyTooLarge:
     return BodyTooLarge("body_too_large", f"a body is at most {MAX_BODY_BYTES} bytes", "body")
 
@@ -269,7 +298,12 @@ def create_app(watcher: Watcher) -> FastAPI:
         log.exception("unexpected error in the watcher API", exc_info=exc)
         return _error(500, "internal_error", _CRASHED)
 
-    @app.get("/v1/info", response_model=Info, summary="The watcher's address, chain and load")
+    @app.get(
+        "/v1/info",
+        response_model=Info,
+        operation_id="get_info",
+        summary="The watcher's address, chain and load",
+    )
     async def info() -> Response:
         return _json(watcher.info())
 
@@ -277,7 +311,8 @@ def create_app(watcher: Watcher) -> FastAPI:
         "/v1/registrations",
         status_code=201,
         response_model=RegistrationCreated,
-        responses=_ERRORS,
+        responses={**_ERRORS, 201: {"links": _REGISTRATION_LINKS}},
+        operation_id="register",
         openapi_extra=_body_schema(RegistrationRequest),
         summary="Ask the watcher to defend a party of a channel",
     )
@@ -297,7 +332,8 @@ def create_app(watcher: Watcher) -> FastAPI:
         "/v1/channels/{channel_id}/proofs/{party}",
         response_model=ProofStored,
         responses=_ERRORS,
-        openapi_extra=_body_schema(ProofUpdate),
+        operation_id="put_proof",
+        openapi_extra={**_body_schema(ProofUpdate), "parameters": [_BEARER_PARAMETER]},
         summary="Give the watcher a newer proof signed by the party's peer",
     )
     async def put_proof(channel_id: str, party: str, request: Request) -> Response:
@@ -318,12 +354,18 @@ def create_app(watcher: Watcher) -> FastAPI:
         "/v1/channels/{channel_id}",
         response_model=ChannelView,
         responses={404: _ERRORS[404], 422: _ERRORS[422]},
+        operation_id="get_channel",
         summary="What the watcher knows of a channel",
     )
     async def channel(channel_id: str) -> Response:
         return _json(watcher.channel(parse_channel_id(channel_id)))
 
-    @app.get("/v1/disputes", response_model=DisputeList, summary="Every action taken on chain")
+    @app.get(
+        "/v1/disputes",
+        response_model=DisputeList,
+        operation_id="get_disputes",
+        summary="Every action taken on chain",
+    )
     async def disputes() -> Response:
         return _json({"disputes": watcher.disputes()})
 

@@ -63,6 +63,7 @@ __all__ = [
     "WelcomeMessage",
     "canonical_json",
     "login_digest",
+    "parse_bus_message",
     "parse_device_message",
 ]
 
@@ -284,6 +285,10 @@ BusMessage = (
     | TelemetryAckMessage
     | ErrorMessage
 )
+_BUS_MESSAGE: Final[TypeAdapter[BusMessage]] = TypeAdapter(
+    Annotated[BusMessage, Field(discriminator="type")]
+)
+_BUS_TYPES: Final = ("challenge", "welcome", "registered", "command", "telemetry_ack", "error")
 
 
 # ------------------------------------------------------------------ parsing
@@ -302,18 +307,17 @@ class BadMessage(MalformedMessage):
         return ErrorMessage(code=self.code, message=self.message, ref=self.ref)
 
 
-def _ref_of(raw: bytes | str) -> str | None:
+def _ref_of(raw: bytes, types: tuple[str, ...]) -> str | None:
     """The `type` a malformed message claims, to name it in the error (best effort)."""
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
     kind = value.get("type") if isinstance(value, dict) else None
-    return kind if isinstance(kind, str) and kind in _DEVICE_TYPES else None
+    return kind if isinstance(kind, str) and kind in types else None
 
 
-def parse_device_message(raw: bytes | str) -> DeviceMessage:
-    """Decode and validate one message from a device; raises `BadMessage`."""
+def _bounded_bytes(raw: bytes | str) -> bytes:
     if not isinstance(raw, bytes | str):
         raise BadMessage("invalid_message", f"a message is text, not {type(raw).__name__}")
     # Characters first, so a huge text costs nothing; then its UTF-8, which is what
@@ -327,20 +331,40 @@ def parse_device_message(raw: bytes | str) -> DeviceMessage:
             raise BadMessage("invalid_json", "not JSON: a lone surrogate in the text") from None
         if len(raw) > MAX_MESSAGE_BYTES:
             raise BadMessage("too_large", f"a message is at most {MAX_MESSAGE_BYTES} bytes")
+    return raw
+
+
+def _refusal(exc: ValidationError, raw: bytes, types: tuple[str, ...]) -> BadMessage:
+    first = exc.errors(include_url=False)[0]
+    kind = first["type"]
+    if kind == "json_invalid":
+        return BadMessage("invalid_json", f"not JSON: {first['msg']}")
+    if kind in ("dict_type", "model_attributes_type"):
+        return BadMessage("invalid_message", "a message is a JSON object")
+    if kind == "union_tag_not_found":
+        return BadMessage("invalid_message", "a message needs a `type`")
+    if kind == "union_tag_invalid":
+        return BadMessage(
+            "unknown_type", f"unknown message type; expected one of {', '.join(types)}"
+        )
+    where = ".".join(str(part) for part in first["loc"][1:]) or "message"
+    return BadMessage("invalid_message", f"{where}: {first['msg']}", _ref_of(raw, types))
+
+
+def parse_device_message(raw: bytes | str) -> DeviceMessage:
+    """Decode and validate one message from a device; raises `BadMessage`."""
+    data = _bounded_bytes(raw)
     try:
-        return _DEVICE_MESSAGE.validate_json(raw)
+        return _DEVICE_MESSAGE.validate_json(data)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        kind = first["type"]
-        if kind == "json_invalid":
-            raise BadMessage("invalid_json", f"not JSON: {first['msg']}") from None
-        if kind in ("dict_type", "model_attributes_type"):
-            raise BadMessage("invalid_message", "a message is a JSON object") from None
-        if kind == "union_tag_not_found":
-            raise BadMessage("invalid_message", "a message needs a `type`") from None
-        if kind == "union_tag_invalid":
-            raise BadMessage(
-                "unknown_type", f"unknown message type; expected one of {', '.join(_DEVICE_TYPES)}"
-            ) from None
-        where = ".".join(str(part) for part in first["loc"][1:]) or "message"
-        raise BadMessage("invalid_message", f"{where}: {first['msg']}", _ref_of(raw)) from None
+        raise _refusal(exc, data, _DEVICE_TYPES) from None
+
+
+def parse_bus_message(raw: bytes | str) -> BusMessage:
+    """Decode and validate one message from the bus, on the device's side; raises
+    `BadMessage`. A device must not trust the bus's JSON any more than the reverse."""
+    data = _bounded_bytes(raw)
+    try:
+        return _BUS_MESSAGE.validate_json(data)
+    except ValidationError as exc:
+        raise _refusal(exc, data, _BUS_TYPES) from None

@@ -36,7 +36,7 @@ BOMB_DEPTH: Final = 100_000
 TEN_MB: Final = 10 * 1024 * 1024
 
 FUZZ = settings(
-    max_examples=100,
+    max_examples=200,
     # A decoder that takes a second over one small input is a hang in the making;
     # the margin is for a machine shared with other test runs.
     deadline=timedelta(seconds=2),

@@ -39,7 +39,7 @@ from tests.watcher.served import Registration, ServedWatcher, channel, served_wa
 
 pytestmark = pytest.mark.timeout(120)
 
-HTTP: Final = settings(FUZZ, max_examples=60)
+HTTP: Final = settings(FUZZ, max_examples=100)
 
 json_values = st.recursive(
     st.none()

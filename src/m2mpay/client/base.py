@@ -64,8 +64,8 @@ def decode_answer(raw: bytes, what: str) -> Any:
 
 async def read_answer(response: httpx.Response, what: str) -> bytes:
     """The body of a streamed answer, or `MalformedMessage` past `MAX_ANSWER_BYTES`."""
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+    declared = response.headers.get("content-length", "").strip()
+    if declared.isascii() and declared.isdigit() and int(declared[:20]) > MAX_ANSWER_BYTES:
         raise MalformedMessage(f"{what}: an answer of {declared} bytes is above the limit")
     body = bytearray()
     async for chunk in response.aiter_bytes():

@@ -8,7 +8,8 @@ was read whole whatever its size."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 import orjson
@@ -19,9 +20,11 @@ from hypothesis import strategies as st
 
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import M2MPayError, MalformedMessage
+from m2mpay.node.watch import SignedRegistration, WatchUnavailable
 from m2mpay.watcher.client import MAX_ANSWER_BYTES, WatcherClient
 from m2mpay.watcher.core import ChannelParams
 from m2mpay.watcher.errors import WatcherRefusal, WatcherUnavailable
+from m2mpay.watcher.towers import HttpWatchtower
 from tests.fuzz.hostile import FUZZ, json_nesting_bombs
 
 pytestmark = pytest.mark.timeout(60)
@@ -55,9 +58,10 @@ json_values = st.recursive(
 )
 
 
-async def _calls(answer: Answer, *, info: bool = True) -> list[Any]:
-    """Every client call against a watcher that answers `answer` (and, if `info`, a
-    good /v1/info, which a registration reads first)."""
+@contextlib.asynccontextmanager
+async def _watcher(answer: Answer, *, info: bool) -> AsyncIterator[WatcherClient]:
+    """A client of an HTTP server that answers `answer` (and, if `info`, a good
+    /v1/info, which a registration reads first)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         await request.read()
@@ -71,23 +75,29 @@ async def _calls(answer: Answer, *, info: bool = True) -> list[Any]:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     port = runner.addresses[0][1]
-    results: list[Any] = []
     try:
         async with WatcherClient(f"http://127.0.0.1:{port}", timeout=10) as client:
-            calls = [
-                client.info,
-                lambda: client.register(ChannelParams(PEER, KEY.address, PEER, 60, 1), KEY),
-                lambda: client.update(b"\x01" * 32, KEY.address, "token", 5, b"\x00" * 65),
-                lambda: client.channel(b"\x01" * 32),
-                client.disputes,
-            ]
-            for call in calls:
-                try:
-                    results.append(await call())
-                except M2MPayError as error:
-                    results.append(error)
+            yield client
     finally:
         await runner.cleanup()
+
+
+async def _calls(answer: Answer, *, info: bool = True) -> list[Any]:
+    """Every client call against a watcher that answers `answer`."""
+    results: list[Any] = []
+    async with _watcher(answer, info=info) as client:
+        calls = [
+            client.info,
+            lambda: client.register(ChannelParams(PEER, KEY.address, PEER, 60, 1), KEY),
+            lambda: client.update(b"\x01" * 32, KEY.address, "token", 5, b"\x00" * 65),
+            lambda: client.channel(b"\x01" * 32),
+            client.disputes,
+        ]
+        for call in calls:
+            try:
+                results.append(await call())
+            except M2MPayError as error:
+                results.append(error)
     return results
 
 
@@ -159,3 +169,19 @@ def test_an_answer_past_the_limit_is_refused_while_reading() -> None:
     results = asyncio.run(_calls(_flood))
     assert all(isinstance(result, MalformedMessage) for result in results[1:]), results
     assert all("runs past" in str(result) for result in results[1:]), results
+
+
+def test_a_watchtower_over_a_garbling_watcher_is_unavailable() -> None:
+    # What a feed or a host sees: an outage to retry, not an unexpected exception.
+    registration = SignedRegistration(
+        PEER, KEY.address, PEER, 60, 1, KEY.address, 1, KEY.sign_digest(bytes(32))
+    )
+
+    async def scenario() -> None:
+        for info in (False, True):
+            async with _watcher(_fixed(201, b"[]"), info=info) as client:
+                tower = HttpWatchtower(client)
+                with pytest.raises(WatchUnavailable):
+                    await tower.identity() if not info else await tower.register(registration)
+
+    asyncio.run(scenario())

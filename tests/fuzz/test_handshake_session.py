@@ -17,6 +17,7 @@ from m2mpay.crypto import PrivateKey
 from m2mpay.errors import AuthenticationFailed, MalformedMessage
 from m2mpay.wire import CborCodec, JsonCodec, MemoryTransport, PeerSession, open_session
 from m2mpay.wire.handshake import MAX_HELLO_SIZE, Hello, decode_auth, encode_auth
+from m2mpay.wire.transport import MAX_FRAME_SIZE
 from tests.fuzz.hostile import FUZZ, TEN_MB, peak_memory, truncations
 from tests.wire.helpers import payment
 
@@ -153,3 +154,39 @@ def test_a_frame_not_sealed_with_the_session_key_closes_the_session(frame: bytes
             await _stop(transports)
 
     asyncio.run(exchange())
+
+
+def test_a_frame_above_the_link_limit_is_refused_before_it_is_hashed() -> None:
+    # No transport delivers one; a session does not rely on that.
+    link = _Oversized(MAX_FRAME_SIZE + 1)
+    session = PeerSession(
+        link,  # type: ignore[arg-type]
+        BOB.address,
+        ALICE.address,
+        CborCodec(),
+        CborCodec(),
+        bytes(32),
+        bytes(32),
+    )
+
+    async def receive() -> None:
+        with pytest.raises(AuthenticationFailed, match="above the link limit"):
+            await session.recv()
+
+    asyncio.run(receive())
+    assert link.closed
+
+
+class _Oversized:
+    """A link that hands over one frame larger than any transport carries."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.closed = False
+        self.remote = "oversized"
+
+    async def recv(self) -> bytes:
+        return bytes(self.size)
+
+    async def close(self) -> None:
+        self.closed = True

@@ -110,6 +110,19 @@ def _fail(path: str, problem: str) -> MalformedMessage:
     return MalformedMessage(f"{path}: {problem}")
 
 
+def _shown(value: Any) -> str:
+    """A short rendering of a peer's value for an error message.
+
+    `repr` itself fails on an integer of more than 4300 digits (a CBOR bignum) and
+    could be megabytes long, so neither may reach a message unguarded.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"<integer of {value.bit_length()} bits>"
+    if isinstance(value, str | bytes | bytearray | int | float | bool) or value is None:
+        return repr(value[:40] if isinstance(value, str | bytes | bytearray) else value)
+    return f"<{type(value).__name__}>"
+
+
 def _identity(value: Any) -> Any:
     return value
 
@@ -267,7 +280,7 @@ def _codecs_for(hint: Any) -> tuple[Encoder, Encoder, Decoder]:
             try:
                 return enum_type(value)
             except ValueError:
-                raise _fail(path, f"not a valid {enum_type.__name__}: {value!r}") from None
+                raise _fail(path, f"not a valid {enum_type.__name__}: {_shown(value)}") from None
 
         return lambda v: v.value, lambda v: v.value, enum_decode
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
@@ -296,10 +309,18 @@ def _tagged_union(options: tuple[Any, ...], *, optional: bool) -> tuple[Encoder,
     def decode(value: Any, path: str) -> Any:
         if value is None and optional:
             return None
-        obj = from_plain(value)
-        if not isinstance(obj, options):
-            raise _fail(path, f"{type(obj).__name__} is not allowed here")
-        return obj
+        # The tag is checked before anything is built: decoding first and checking
+        # after would let a peer nest any registered type in any other, as deep as
+        # its parser allows (and endlessly through a cyclic CBOR value).
+        if not isinstance(value, dict):
+            raise _fail(path, f"expected an object, got {type(value).__name__}")
+        name = value.get(TYPE_KEY)
+        if not isinstance(name, str):
+            raise _fail(path, "missing type tag")
+        cls = _registry.get(name)
+        if cls is None or cls not in options:
+            raise _fail(path, f"{_shown(name)} is not allowed here")
+        return _decode_fields(cls, value, name)
 
     return (
         lambda v: None if v is None else to_plain(v, binary=True),
@@ -399,7 +420,7 @@ def _decode_slowly(cls: type[T], data: Any, path: str) -> T:
     known = {spec.name for spec in specs}
     unknown = [key for key in data if key not in known and key != TYPE_KEY]
     if unknown:
-        raise _fail(path, f"unknown field {str(unknown[0])[:40]!r}")
+        raise _fail(path, f"unknown field {_shown(unknown[0])}")
     values: dict[str, Any] = {}
     for spec in specs:
         if spec.name in data:
@@ -429,5 +450,5 @@ def from_plain(data: Any) -> Any:
         raise _fail("message", "missing type tag")
     cls = _registry.get(name)
     if cls is None:
-        raise _fail("message", f"unknown message type {name[:40]!r}")
+        raise _fail("message", f"unknown message type {_shown(name)}")
     return _decode_fields(cls, data, name)

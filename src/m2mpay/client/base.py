@@ -1,5 +1,9 @@
 """The HTTP core every resource of `NodeClient` shares: one pooled httpx client, the
-bearer token, and the API's error shape turned into `m2mpay.errors.ApiRefusal`."""
+bearer token, and the API's error shape turned into `m2mpay.errors.ApiRefusal`.
+
+An answer is read in chunks up to `MAX_ANSWER_BYTES` and parsed with orjson, whose
+depth is bounded: the stdlib parser httpx uses recurses in C and, with the recursion
+limit py-evm raises to 100,000, a deeply nested answer would crash the process."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any, Final, Self
 from urllib.parse import quote
 
 import httpx
+import orjson
 
 from m2mpay import __version__
 from m2mpay.crypto import Address
@@ -21,9 +26,22 @@ from m2mpay.errors import (
     NodeUnreachable,
 )
 
-__all__ = ["DEFAULT_URL", "ApiBase", "address_text", "items_of", "path_id", "refusal_of"]
+__all__ = [
+    "DEFAULT_URL",
+    "MAX_ANSWER_BYTES",
+    "ApiBase",
+    "address_text",
+    "decode_answer",
+    "items_of",
+    "path_id",
+    "read_answer",
+    "refusal_from",
+    "refusal_of",
+]
 
 DEFAULT_URL: Final = "http://127.0.0.1:8402"
+MAX_ANSWER_BYTES: Final = 64 * 1024 * 1024
+"""Largest answer read from a node (a listing of thousands of channels takes a few MB)."""
 
 _REFUSALS: Final[dict[int, type[ApiRefusal]]] = {
     401: ApiUnauthorized,
@@ -36,13 +54,32 @@ _REFUSALS: Final[dict[int, type[ApiRefusal]]] = {
 _KEEP_ALIVE_S: Final = 30.0
 
 
-def refusal_of(response: httpx.Response) -> ApiRefusal:
-    """The typed error for a non-2xx answer; bodies not in the API's shape (a proxy's
-    page, say) still give the status, with `http_<status>` as the code."""
-    status = response.status_code
+def decode_answer(raw: bytes, what: str) -> Any:
+    """The JSON value of an answer's bytes; `MalformedMessage` if they are not JSON."""
     try:
-        payload = response.json()
-    except ValueError:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise MalformedMessage(f"{what}: the node's answer is not JSON") from None
+
+
+async def read_answer(response: httpx.Response, what: str) -> bytes:
+    """The body of a streamed answer, or `MalformedMessage` past `MAX_ANSWER_BYTES`."""
+    declared = response.headers.get("content-length", "").strip()
+    if declared.isascii() and declared.isdigit() and int(declared[:20]) > MAX_ANSWER_BYTES:
+        raise MalformedMessage(f"{what}: an answer of {declared} bytes is above the limit")
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise MalformedMessage(f"{what}: the answer runs past {MAX_ANSWER_BYTES} bytes")
+    return bytes(body)
+
+
+def refusal_from(status: int, reason: str, raw: bytes) -> ApiRefusal:
+    """The typed error for a non-2xx answer of `status` whose body is `raw`."""
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         payload = None
     error = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(error, dict) and isinstance(error.get("code"), str):
@@ -50,9 +87,16 @@ def refusal_of(response: httpx.Response) -> ApiRefusal:
         field = error.get("field")
         field = field if isinstance(field, str) else None
     else:
-        code, message, field = f"http_{status}", response.text[:200] or response.reason_phrase, None
+        text = raw[:200].decode("utf-8", "replace")
+        code, message, field = f"http_{status}", text or reason, None
     kind = _REFUSALS.get(status) or (ApiFailure if status >= 500 else ApiRefusal)
     return kind(status, code, message, field)
+
+
+def refusal_of(response: httpx.Response) -> ApiRefusal:
+    """The typed error for a non-2xx answer (already read); bodies not in the API's
+    shape (a proxy's page, say) still give the status, with `http_<status>` as the code."""
+    return refusal_from(response.status_code, response.reason_phrase, response.content)
 
 
 def path_id(value: str | bytes) -> str:
@@ -125,18 +169,17 @@ class ApiBase:
         params: dict[str, str | int] | None = None,
     ) -> Any:
         """One request; the decoded JSON answer (None for an empty one)."""
+        what = f"{method} {path}"
         try:
-            response = await self._http.request(method, path, json=body, params=params)
+            async with self._http.stream(method, path, json=body, params=params) as response:
+                raw = await read_answer(response, what)
         except httpx.TransportError as exc:  # includes timeouts
             raise NodeUnreachable(f"{method} {self.url}{path}: {_describe(exc)}") from exc
         if not response.is_success:
-            raise refusal_of(response)
-        if not response.content:
+            raise refusal_from(response.status_code, response.reason_phrase, raw)
+        if not raw:
             return None
-        try:
-            return response.json()
-        except ValueError:
-            raise MalformedMessage(f"{method} {path}: the node's answer is not JSON") from None
+        return decode_answer(raw, what)
 
 
 def _describe(exc: httpx.TransportError) -> str:

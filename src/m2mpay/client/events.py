@@ -8,23 +8,27 @@ Entering the `async with` returns once the node has answered, and the node
 subscribes the stream before it answers: anything that happens after `__aenter__`
 returns is in the stream. Leaving it closes the connection. Events are
 `{"kind": "channel" | "session", "t": <event type>, ...fields}`; amounts are
-integer strings and ids 0x-hex, as everywhere in the API.
+integer strings and ids 0x-hex, as everywhere in the API. An event larger than
+`MAX_EVENT_BYTES`, or not a JSON object, raises `MalformedMessage`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import httpx
+import orjson
 
-from m2mpay.client.base import ApiBase, refusal_of
+from m2mpay.client.base import ApiBase, read_answer, refusal_from
 from m2mpay.errors import MalformedMessage, NodeUnreachable
 
-__all__ = ["Event", "EventApi", "EventStream"]
+__all__ = ["MAX_EVENT_BYTES", "Event", "EventApi", "EventStream"]
+
+MAX_EVENT_BYTES: Final = 1024 * 1024
+"""Largest event (its data lines together); events are a few hundred bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +72,11 @@ class EventStream:
             raise NodeUnreachable(f"GET {self._url}/v1/events: {exc}") from exc
         self._stack.push_async_callback(response.aclose)
         if not response.is_success:
-            await response.aread()
-            await self._stack.aclose()
-            raise refusal_of(response)
+            try:
+                raw = await read_answer(response, "GET /v1/events")
+            finally:
+                await self._stack.aclose()
+            raise refusal_from(response.status_code, response.reason_phrase, raw)
         self._response = response
         return self
 
@@ -89,12 +95,13 @@ class EventStream:
             raise RuntimeError("use the event stream inside `async with`")
         name = ""
         data: list[str] = []
+        size = 0
         try:
             async for line in self._response.aiter_lines():
                 if not line:  # a blank line ends an event
                     if data:
                         yield _event(name or "message", "\n".join(data))
-                    name, data = "", []
+                    name, data, size = "", [], 0
                     continue
                 if line.startswith(":"):  # a comment: the node's keep-alive
                     continue
@@ -103,6 +110,9 @@ class EventStream:
                 if key == "event":
                     name = value
                 elif key == "data":
+                    size += len(value) + 1
+                    if size > MAX_EVENT_BYTES:
+                        raise MalformedMessage(f"an event above {MAX_EVENT_BYTES} bytes")
                     data.append(value)
         except httpx.TransportError as exc:
             raise NodeUnreachable(f"the event stream of {self._url} broke: {exc}") from exc
@@ -110,8 +120,8 @@ class EventStream:
 
 def _event(name: str, text: str) -> Event:
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
         raise MalformedMessage(f"an event that is not JSON: {text[:80]!r}") from None
     if not isinstance(data, dict):
         raise MalformedMessage(f"an event that is not a JSON object: {text[:80]!r}")

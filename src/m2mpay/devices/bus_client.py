@@ -25,7 +25,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from m2mpay.crypto import Address, PrivateKey
-from m2mpay.gateway.bus_messages import login_digest
+from m2mpay.gateway.bus_messages import (
+    BadMessage,
+    ChallengeMessage,
+    login_digest,
+    parse_bus_message,
+)
 
 __all__ = ["BusClient", "load_device_key"]
 
@@ -178,29 +183,44 @@ class BusClient:
                 await websocket.send(json.dumps(message))
 
     async def _serve(self, websocket: ClientConnection) -> None:
-        hello = json.loads(await websocket.recv())
-        if hello.get("type") != "challenge":
-            log.warning("%s: the bus did not send a challenge: %s", self.address, hello)
+        try:
+            hello = parse_bus_message(await websocket.recv())
+        except BadMessage as exc:
+            log.warning("%s: the bus sent no message: %s", self.address, exc)
             return
-        server = Address(hello["server"])
+        if not isinstance(hello, ChallengeMessage):
+            log.warning("%s: the bus did not send a challenge: %s", self.address, hello.type)
+            return
+        server = Address(hello.server)
         if self.server is not None and server != self.server:
             self.refused.append(server)
             log.warning("%s: refusing bus %s (expected %s)", self.address, server, self.server)
             await websocket.close()
             return
-        challenge = bytes.fromhex(hello["challenge"][2:])
+        challenge = bytes.fromhex(hello.challenge[2:])
         signature = self.key.sign_digest(login_digest(server, challenge, self.address))
         self._websocket = websocket
         await self._send(
             {
                 "type": "login",
                 "address": self.address.checksum,
-                "challenge": hello["challenge"],
+                "challenge": hello.challenge,
                 "signature": "0x" + signature.hex(),
             }
         )
         async for raw in websocket:
-            await self._on_message(json.loads(raw))
+            # The bus's bytes are parsed as a device's are on the bus: a bounded size,
+            # a bounded depth (the stdlib parser recursed in C until the stack broke
+            # on 100,000 levels, with the recursion limit py-evm raises) and the
+            # declared fields; what fails is logged and skipped.
+            try:
+                message = parse_bus_message(raw)
+            except BadMessage as exc:
+                log.warning(
+                    "%s %s: unreadable message from the bus: %s", self.name, self.address, exc
+                )
+                continue
+            await self._on_message(message.model_dump())
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         kind = message.get("type")

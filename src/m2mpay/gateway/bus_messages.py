@@ -31,6 +31,7 @@ asset's smallest unit; units, sequence numbers and times are JSON integers.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Final, Literal
 
 import orjson
@@ -62,6 +63,7 @@ __all__ = [
     "WelcomeMessage",
     "canonical_json",
     "login_digest",
+    "parse_bus_message",
     "parse_device_message",
 ]
 
@@ -69,6 +71,8 @@ PROTOCOL: Final = "m2mpay-device/1"
 LOGIN_DOMAIN: Final = b"m2mpay/v1/device-login"
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 MAX_TELEMETRY_BYTES: Final = 8 * 1024  # one record's data, as canonical JSON
+MAX_DATA_DEPTH: Final = 32
+"""Deepest nesting of a device's free-form JSON (telemetry data, status detail)."""
 
 _ADDRESS = r"^0[xX][0-9a-fA-F]{40}$"
 _HEX32 = r"^0x[0-9a-fA-F]{64}$"
@@ -91,6 +95,33 @@ def login_digest(server: Address, challenge: bytes, device: Address) -> bytes:
 def canonical_json(value: Any) -> bytes:
     """One byte string per JSON value: sorted keys, no spaces (what telemetry hashes)."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+_INT_LOW: Final = -(1 << 63)
+_INT_HIGH: Final = 1 << 64
+
+
+def _check_plain_json(value: Any, what: str) -> None:
+    """`ValueError` unless `value` writes back as the same JSON, within `MAX_DATA_DEPTH`.
+
+    The parser takes `NaN` and `Infinity`, which are not JSON and which orjson writes
+    as `null` (the stored record would not be what the device sent), and integers of
+    any size, which orjson refuses to write (the record could not be stored or
+    shown). Iterative, so a deep value cannot exhaust the stack.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DATA_DEPTH:
+            raise ValueError(f"{what} nests deeper than {MAX_DATA_DEPTH} levels")
+        if isinstance(item, dict):
+            stack.extend((inner, depth + 1) for inner in item.values())
+        elif isinstance(item, list):
+            stack.extend((inner, depth + 1) for inner in item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"{what} holds {item}, which JSON cannot write")
+        elif isinstance(item, int) and not _INT_LOW <= item < _INT_HIGH:
+            raise ValueError(f"{what} holds an integer outside 64 bits")
 
 
 class _Message(BaseModel):
@@ -149,6 +180,12 @@ class DeviceStatusMessage(_Message):
     sessions: list[SessionMeter] = Field(default_factory=list, max_length=256)
     detail: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=32)
 
+    @field_validator("detail")
+    @classmethod
+    def _plain(cls, detail: dict[str, Any]) -> dict[str, Any]:
+        _check_plain_json(detail, "detail")
+        return detail
+
     @field_validator("sessions")
     @classmethod
     def _unique(cls, sessions: list[SessionMeter]) -> list[SessionMeter]:
@@ -167,6 +204,7 @@ class TelemetryMessage(_Message):
     @field_validator("data")
     @classmethod
     def _small(cls, data: dict[str, Any]) -> dict[str, Any]:
+        _check_plain_json(data, "data")
         if len(canonical_json(data)) > MAX_TELEMETRY_BYTES:
             raise ValueError(f"telemetry data is limited to {MAX_TELEMETRY_BYTES} bytes")
         return data
@@ -247,6 +285,10 @@ BusMessage = (
     | TelemetryAckMessage
     | ErrorMessage
 )
+_BUS_MESSAGE: Final[TypeAdapter[BusMessage]] = TypeAdapter(
+    Annotated[BusMessage, Field(discriminator="type")]
+)
+_BUS_TYPES: Final = ("challenge", "welcome", "registered", "command", "telemetry_ack", "error")
 
 
 # ------------------------------------------------------------------ parsing
@@ -265,34 +307,64 @@ class BadMessage(MalformedMessage):
         return ErrorMessage(code=self.code, message=self.message, ref=self.ref)
 
 
-def _ref_of(raw: bytes | str) -> str | None:
+def _ref_of(raw: bytes, types: tuple[str, ...]) -> str | None:
     """The `type` a malformed message claims, to name it in the error (best effort)."""
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
     kind = value.get("type") if isinstance(value, dict) else None
-    return kind if isinstance(kind, str) and kind in _DEVICE_TYPES else None
+    return kind if isinstance(kind, str) and kind in types else None
+
+
+def _bounded_bytes(raw: bytes | str) -> bytes:
+    if not isinstance(raw, bytes | str):
+        raise BadMessage("invalid_message", f"a message is text, not {type(raw).__name__}")
+    # Characters first, so a huge text costs nothing; then its UTF-8, which is what
+    # the limit is about (one character may take four bytes).
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise BadMessage("too_large", f"a message is at most {MAX_MESSAGE_BYTES} bytes")
+    if isinstance(raw, str):
+        try:
+            raw = raw.encode()
+        except UnicodeEncodeError:
+            raise BadMessage("invalid_json", "not JSON: a lone surrogate in the text") from None
+        if len(raw) > MAX_MESSAGE_BYTES:
+            raise BadMessage("too_large", f"a message is at most {MAX_MESSAGE_BYTES} bytes")
+    return raw
+
+
+def _refusal(exc: ValidationError, raw: bytes, types: tuple[str, ...]) -> BadMessage:
+    first = exc.errors(include_url=False)[0]
+    kind = first["type"]
+    if kind == "json_invalid":
+        return BadMessage("invalid_json", f"not JSON: {first['msg']}")
+    if kind in ("dict_type", "model_attributes_type"):
+        return BadMessage("invalid_message", "a message is a JSON object")
+    if kind == "union_tag_not_found":
+        return BadMessage("invalid_message", "a message needs a `type`")
+    if kind == "union_tag_invalid":
+        return BadMessage(
+            "unknown_type", f"unknown message type; expected one of {', '.join(types)}"
+        )
+    where = ".".join(str(part) for part in first["loc"][1:]) or "message"
+    return BadMessage("invalid_message", f"{where}: {first['msg']}", _ref_of(raw, types))
 
 
 def parse_device_message(raw: bytes | str) -> DeviceMessage:
     """Decode and validate one message from a device; raises `BadMessage`."""
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise BadMessage("too_large", f"a message is at most {MAX_MESSAGE_BYTES} bytes")
+    data = _bounded_bytes(raw)
     try:
-        return _DEVICE_MESSAGE.validate_json(raw)
+        return _DEVICE_MESSAGE.validate_json(data)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        kind = first["type"]
-        if kind == "json_invalid":
-            raise BadMessage("invalid_json", f"not JSON: {first['msg']}") from None
-        if kind in ("dict_type", "model_attributes_type"):
-            raise BadMessage("invalid_message", "a message is a JSON object") from None
-        if kind == "union_tag_not_found":
-            raise BadMessage("invalid_message", "a message needs a `type`") from None
-        if kind == "union_tag_invalid":
-            raise BadMessage(
-                "unknown_type", f"unknown message type; expected one of {', '.join(_DEVICE_TYPES)}"
-            ) from None
-        where = ".".join(str(part) for part in first["loc"][1:]) or "message"
-        raise BadMessage("invalid_message", f"{where}: {first['msg']}", _ref_of(raw)) from None
+        raise _refusal(exc, data, _DEVICE_TYPES) from None
+
+
+def parse_bus_message(raw: bytes | str) -> BusMessage:
+    """Decode and validate one message from the bus, on the device's side; raises
+    `BadMessage`. A device must not trust the bus's JSON any more than the reverse."""
+    data = _bounded_bytes(raw)
+    try:
+        return _BUS_MESSAGE.validate_json(data)
+    except ValidationError as exc:
+        raise _refusal(exc, data, _BUS_TYPES) from None

@@ -8,8 +8,10 @@
 
 Every error has one shape, `{"error": {"code", "message"[, "field"]}}`. Bodies are
 parsed by hand with orjson rather than by FastAPI's model binding: a token must be
-checked before the body is looked at, and a refusal must name the field at fault. The
-models in `m2mpay.watcher.models` describe the same shapes in /openapi.json.
+checked before the body is read, and a refusal must name the field at fault. A body is
+read in chunks up to `MAX_BODY_BYTES` and refused with 413 past it (at once when its
+Content-Length says so), so no client makes the watcher hold more. The models in
+`m2mpay.watcher.models` describe the same shapes in /openapi.json.
 
 The proof update is the hot path (thousands a second, one signature recovery each).
 FastAPI's routing, dependency solving and middleware cost more than the recovery, so
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
 import orjson
@@ -33,7 +35,7 @@ from starlette.exceptions import HTTPException
 
 from m2mpay import __version__
 from m2mpay.errors import StoreError
-from m2mpay.watcher.errors import InvalidInput, Unauthorized, WatcherRefusal
+from m2mpay.watcher.errors import BodyTooLarge, InvalidInput, Unauthorized, WatcherRefusal
 from m2mpay.watcher.models import (
     ChannelView,
     DisputeList,
@@ -55,7 +57,7 @@ from m2mpay.watcher.parsing import (
 )
 from m2mpay.watcher.service import Watcher
 
-__all__ = ["create_app", "create_asgi"]
+__all__ = ["MAX_BODY_BYTES", "create_app", "create_asgi"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -64,7 +66,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("m2mpay.watcher")
 
-_MAX_BODY: Final = 16 * 1024
+MAX_BODY_BYTES: Final = 16 * 1024
+"""Largest request body (a registration takes about 600 bytes)."""
 _REGISTRATION_FIELDS: Final = frozenset({"channel", "party", "issued_at", "signature"})
 _PROOF_FIELDS: Final = frozenset({"transferred", "signature"})
 _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
@@ -73,6 +76,7 @@ _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
         (401, "Missing or wrong bearer token"),
         (404, "Unknown registration or channel"),
         (409, "Not newer than what is held"),
+        (413, "Body above the size limit"),
         (422, "Malformed input or wrong signer; `field` names it"),
     )
 }
@@ -101,9 +105,74 @@ def _body_schema(model: type[Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
+# The bearer token is read by hand (before the body), so FastAPI does not know it.
+_BEARER_PARAMETER: Final = {
+    "name": "Authorization",
+    "in": "header",
+    "required": True,
+    "description": "`Bearer <token>` with the token the registration returned.",
+    "schema": {"type": "string"},
+}
+
+# What a client does next with a registration's answer, for readers and for
+# stateful test tools (OpenAPI links).
+_REGISTRATION_LINKS: Final = {
+    "UpdateProof": {
+        "operationId": "put_proof",
+        "parameters": {
+            "channel_id": "$response.body#/channel_id",
+            "party": "$response.body#/party",
+            "header.Authorization": "Bearer {$response.body#/token}",
+        },
+        "description": "Hand over the peer's newer proofs with the token.",
+    },
+    "GetChannel": {
+        "operationId": "get_channel",
+        "parameters": {"channel_id": "$response.body#/channel_id"},
+        "description": "What the watcher now knows of the channel.",
+    },
+}
+
+
+def _too_large() -> BodyTooLarge:
+    return BodyTooLarge("body_too_large", f"a body is at most {MAX_BODY_BYTES} bytes", "body")
+
+
+def _check_declared_length(value: str | None) -> None:
+    """413 for a Content-Length above the limit, before a byte of the body is read.
+
+    Anything but plain ASCII digits is left to the server and the chunked read: `int`
+    takes other digits ("²") and fails on more than 4300 of them.
+    """
+    if value is None:
+        return
+    text = value.strip()
+    if text.isascii() and text.isdigit() and (len(text) > 9 or int(text) > MAX_BODY_BYTES):
+        raise _too_large()
+
+
+async def _read_body(chunks: AsyncIterator[bytes]) -> bytes:
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise _too_large()
+    return bytes(body)
+
+
+async def _asgi_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
 def _parse_json(body: bytes) -> Any:
-    if len(body) > _MAX_BODY:
-        raise InvalidInput("body_too_large", f"a body is at most {_MAX_BODY} bytes", "body")
+    if len(body) > MAX_BODY_BYTES:
+        raise _too_large()
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -120,14 +189,20 @@ def _bearer(header: str | None) -> str:
 
 
 async def _store_proof(
-    watcher: Watcher, channel_id: str, party: str, authorization: str | None, body: bytes
+    watcher: Watcher,
+    channel_id: str,
+    party: str,
+    authorization: str | None,
+    content_length: str | None,
+    body: AsyncIterator[bytes],
 ) -> dict[str, Any]:
     """PUT /v1/channels/{channel_id}/proofs/{party}: the token first, then the body."""
     token = _bearer(authorization)
     channel = parse_channel_id(channel_id)
     address = parse_address(party, "party")
     watcher.authorize(channel, address, token)
-    raw = parse_object(_parse_json(body), "body", _PROOF_FIELDS)
+    _check_declared_length(content_length)
+    raw = parse_object(_parse_json(await _read_body(body)), "body", _PROOF_FIELDS)
     transferred = parse_uint256(raw["transferred"], "transferred")
     signature = parse_signature(raw["signature"])
     await watcher.update(channel, address, token, transferred, signature)
@@ -159,18 +234,21 @@ class _ProofFastPath:
             return
         status = 200
         try:
-            authorization = None
+            authorization = content_length = None
             for name, value in scope["headers"]:
                 if name == b"authorization":
                     authorization = value.decode("latin-1")
-            body = b""
-            while True:
-                message = await receive()
-                body += message.get("body", b"")
-                if len(body) > _MAX_BODY or not message.get("more_body", False):
-                    break
+                elif name == b"content-length":
+                    content_length = value.decode("latin-1")
             channel_id, party = match.group(1), match.group(2)
-            payload = await _store_proof(self._watcher, channel_id, party, authorization, body)
+            payload = await _store_proof(
+                self._watcher,
+                channel_id,
+                party,
+                authorization,
+                content_length,
+                _asgi_chunks(receive),
+            )
         except WatcherRefusal as exc:
             status, payload = exc.status, _error_body(exc.code, exc.message, exc.field)
         except StoreError as exc:
@@ -197,6 +275,9 @@ def create_app(watcher: Watcher) -> FastAPI:
         version=__version__,
         description="A watchtower for m2mpay payment channels: it holds the newest balance"
         " proofs parties give it and challenges stale unilateral closes on their behalf.",
+        # A path with a stray slash is answered 404 in the error shape, not with a
+        # redirect that a client would have to follow with its body again.
+        redirect_slashes=False,
     )
 
     @app.exception_handler(WatcherRefusal)
@@ -224,7 +305,12 @@ def create_app(watcher: Watcher) -> FastAPI:
         log.exception("unexpected error in the watcher API", exc_info=exc)
         return _error(500, "internal_error", _CRASHED)
 
-    @app.get("/v1/info", response_model=Info, summary="The watcher's address, chain and load")
+    @app.get(
+        "/v1/info",
+        response_model=Info,
+        operation_id="get_info",
+        summary="The watcher's address, chain and load",
+    )
     async def info() -> Response:
         return _json(watcher.info())
 
@@ -232,12 +318,15 @@ def create_app(watcher: Watcher) -> FastAPI:
         "/v1/registrations",
         status_code=201,
         response_model=RegistrationCreated,
-        responses=_ERRORS,
+        responses={**_ERRORS, 201: {"links": _REGISTRATION_LINKS}},
+        operation_id="register",
         openapi_extra=_body_schema(RegistrationRequest),
         summary="Ask the watcher to defend a party of a channel",
     )
     async def register(request: Request) -> Response:
-        raw = parse_object(_parse_json(await request.body()), "body", _REGISTRATION_FIELDS)
+        _check_declared_length(request.headers.get("content-length"))
+        body = await _read_body(request.stream())
+        raw = parse_object(_parse_json(body), "body", _REGISTRATION_FIELDS)
         params = parse_channel_params(raw["channel"])
         party = parse_address(raw["party"], "party")
         issued_at = parse_int(raw["issued_at"], "issued_at", 0, 2**63 - 1)
@@ -250,26 +339,40 @@ def create_app(watcher: Watcher) -> FastAPI:
         "/v1/channels/{channel_id}/proofs/{party}",
         response_model=ProofStored,
         responses=_ERRORS,
-        openapi_extra=_body_schema(ProofUpdate),
+        operation_id="put_proof",
+        openapi_extra={**_body_schema(ProofUpdate), "parameters": [_BEARER_PARAMETER]},
         summary="Give the watcher a newer proof signed by the party's peer",
     )
     async def put_proof(channel_id: str, party: str, request: Request) -> Response:
         # Normally answered by `_ProofFastPath`; kept here for the schema and for a
         # bare `create_app`, with the very same handler.
-        authorization = request.headers.get("authorization")
-        body = await request.body()
-        return _json(await _store_proof(watcher, channel_id, party, authorization, body))
+        headers = request.headers
+        stored = await _store_proof(
+            watcher,
+            channel_id,
+            party,
+            headers.get("authorization"),
+            headers.get("content-length"),
+            request.stream(),
+        )
+        return _json(stored)
 
     @app.get(
         "/v1/channels/{channel_id}",
         response_model=ChannelView,
         responses={404: _ERRORS[404], 422: _ERRORS[422]},
+        operation_id="get_channel",
         summary="What the watcher knows of a channel",
     )
     async def channel(channel_id: str) -> Response:
         return _json(watcher.channel(parse_channel_id(channel_id)))
 
-    @app.get("/v1/disputes", response_model=DisputeList, summary="Every action taken on chain")
+    @app.get(
+        "/v1/disputes",
+        response_model=DisputeList,
+        operation_id="get_disputes",
+        summary="Every action taken on chain",
+    )
     async def disputes() -> Response:
         return _json({"disputes": watcher.disputes()})
 

@@ -4,24 +4,31 @@ One keep-alive session per client: `update` is a single PUT on a pooled connecti
 is safe to call concurrently, so a node can push a proof after each durable batch
 without waiting for the previous push. Refusals come back as the same typed errors the
 service raises (`m2mpay.watcher.errors`); a watcher that cannot be reached or fails on
-its side raises `WatcherUnavailable`.
+its side raises `WatcherUnavailable`; an answer that is not what the API writes (not
+JSON, a missing field, more than `MAX_ANSWER_BYTES`) raises `MalformedMessage`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, Self
+from typing import Any, Final, Protocol, Self
 
 import aiohttp
 import orjson
 
 from m2mpay.chain.hub import OnchainChannel
 from m2mpay.crypto import Address, Signature, channel_domain, watch_registration_digest
+from m2mpay.errors import CryptoError, MalformedMessage
 from m2mpay.watcher.core import ChannelParams
 from m2mpay.watcher.errors import WatcherUnavailable, refusal_for
 
-__all__ = ["DigestSigner", "ProofStored", "WatcherClient", "WatcherInfo"]
+__all__ = ["MAX_ANSWER_BYTES", "DigestSigner", "ProofStored", "WatcherClient", "WatcherInfo"]
+
+MAX_ANSWER_BYTES: Final = 16 * 1024 * 1024
+"""Largest answer read from a watcher (its dispute list is the longest)."""
 
 
 class DigestSigner(Protocol):
@@ -103,13 +110,17 @@ class WatcherClient:
             async with self._open().request(
                 method, self._url + path, data=data, headers=send_headers
             ) as response:
-                raw = await response.read()
                 status = response.status
+                raw = await _read_bounded(response, f"{method} {path}")
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise WatcherUnavailable(f"{method} {self._url}{path}: {exc!r}") from exc
         try:
             payload = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
+            if status < 300:
+                raise MalformedMessage(
+                    f"{method} {path}: the watcher's answer is not JSON"
+                ) from None
             payload = None
         if status < 300:
             return payload
@@ -124,17 +135,18 @@ class WatcherClient:
 
     async def info(self) -> WatcherInfo:
         raw = await self._request("GET", "/v1/info")
-        self._info = WatcherInfo(
-            address=Address(raw["address"]),
-            chain=raw["chain"],
-            chain_id=int(raw["chain_id"]),
-            hub=Address(raw["hub"]),
-            channels=int(raw["channels"]),
-            proofs=int(raw["proofs"]),
-            registrations=int(raw["registrations"]),
-            disputes=int(raw["disputes"]),
-            cursor=int(raw["cursor"]),
-        )
+        with _answer_shape("GET /v1/info"):
+            self._info = WatcherInfo(
+                address=Address(raw["address"]),
+                chain=str(raw["chain"]),
+                chain_id=_integer(raw["chain_id"]),
+                hub=Address(raw["hub"]),
+                channels=_integer(raw["channels"]),
+                proofs=_integer(raw["proofs"]),
+                registrations=_integer(raw["registrations"]),
+                disputes=_integer(raw["disputes"]),
+                cursor=_integer(raw["cursor"]),
+            )
         return self._info
 
     async def register(
@@ -187,7 +199,11 @@ class WatcherClient:
             "signature": "0x" + bytes(signature).hex(),
         }
         created = await self._request("POST", "/v1/registrations", body=body)
-        return str(created["token"])
+        with _answer_shape("POST /v1/registrations"):
+            token = created["token"]
+            if not isinstance(token, str):
+                raise TypeError("the token is not text")
+        return token
 
     async def update(
         self,
@@ -220,5 +236,34 @@ class WatcherClient:
     async def disputes(self) -> list[dict[str, Any]]:
         """Every challenge and settlement the watcher sent (the `DisputeView` shape)."""
         raw = await self._request("GET", "/v1/disputes")
-        disputes: list[dict[str, Any]] = raw["disputes"]
+        with _answer_shape("GET /v1/disputes"):
+            disputes: list[dict[str, Any]] = raw["disputes"]
+            if not isinstance(disputes, list):
+                raise TypeError("disputes is not a list")
         return disputes
+
+
+async def _read_bounded(response: aiohttp.ClientResponse, what: str) -> bytes:
+    if (response.content_length or 0) > MAX_ANSWER_BYTES:
+        raise MalformedMessage(f"{what}: an answer of {response.content_length} bytes")
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise MalformedMessage(f"{what}: the answer runs past {MAX_ANSWER_BYTES} bytes")
+    return bytes(body)
+
+
+def _integer(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+@contextlib.contextmanager
+def _answer_shape(what: str) -> Iterator[None]:
+    """`MalformedMessage` for an answer that does not have the API's shape."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError, CryptoError) as exc:
+        raise MalformedMessage(f"{what}: not the watcher's answer ({exc})"[:300]) from None

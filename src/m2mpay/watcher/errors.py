@@ -17,6 +17,7 @@ from typing import ClassVar
 from m2mpay.errors import AuthenticationFailed, ProtocolError, TransportError
 
 __all__ = [
+    "BodyTooLarge",
     "InvalidInput",
     "NotFound",
     "StaleSubmission",
@@ -63,6 +64,12 @@ class InvalidInput(WatcherRefusal):
     status = 422
 
 
+class BodyTooLarge(InvalidInput):
+    """A request body above the API's limit, refused before it is read whole (HTTP 413)."""
+
+    status = 413
+
+
 class WatcherUnavailable(TransportError):
     """The watcher cannot be reached, or failed on its side (HTTP 5xx)."""
 
@@ -73,7 +80,7 @@ class WatcherUnavailable(TransportError):
 
 
 _BY_STATUS: dict[int, type[WatcherRefusal]] = {
-    cls.status: cls for cls in (Unauthorized, NotFound, StaleSubmission, InvalidInput)
+    cls.status: cls for cls in (Unauthorized, NotFound, StaleSubmission, InvalidInput, BodyTooLarge)
 }
 
 

@@ -3,12 +3,13 @@
 `LocalWatchtower` is a `Watcher` in the same process (a host that runs its own
 watcher); `HttpWatchtower` is one reached with `WatcherClient`. Both turn the
 watcher's refusals into `WatchRefused` of the matching kind, and a watcher that
-cannot be reached into `WatchUnavailable`, so that a feed, or a host relaying for its
-devices, handles every watcher alike.
+cannot be reached, or whose answers cannot be read, into `WatchUnavailable`, so that
+a feed, or a host relaying for its devices, handles every watcher alike.
 """
 
 from __future__ import annotations
 
+from m2mpay.errors import MalformedMessage
 from m2mpay.node.watch import (
     ProofUpdate,
     SignedRegistration,
@@ -95,7 +96,7 @@ class HttpWatchtower(Watchtower):
         if self._identity is None:
             try:
                 info = await self.client.info()
-            except WatcherUnavailable as exc:
+            except (WatcherUnavailable, MalformedMessage) as exc:
                 raise WatchUnavailable(str(exc)) from None
             self._identity = TowerIdentity(info.address, info.chain_id, info.hub)
         return self._identity
@@ -110,7 +111,7 @@ class HttpWatchtower(Watchtower):
             )
         except WatcherRefusal as exc:
             raise refused(exc) from None
-        except WatcherUnavailable as exc:
+        except (WatcherUnavailable, MalformedMessage) as exc:
             raise WatchUnavailable(str(exc)) from None
 
     async def update(self, proof: ProofUpdate) -> None:
@@ -124,7 +125,7 @@ class HttpWatchtower(Watchtower):
             )
         except WatcherRefusal as exc:
             raise refused(exc) from None
-        except WatcherUnavailable as exc:
+        except (WatcherUnavailable, MalformedMessage) as exc:
             raise WatchUnavailable(str(exc)) from None
 
 

@@ -48,6 +48,7 @@ from m2mpay.errors import AuthenticationFailed, CryptoError, MalformedMessage
 
 __all__ = [
     "AUTH_DOMAIN",
+    "MAX_HELLO_SIZE",
     "TRANSCRIPT_DOMAIN",
     "UNKNOWN_CHAIN",
     "Hello",
@@ -70,6 +71,8 @@ UNKNOWN_CHAIN: Final = bytes(32)
 _HELLO_FIXED: Final = len(MAGIC) + 1 + 1 + 20 + 64 + NONCE_SIZE + 32 + 1
 _AUTH_SIZE: Final = len(MAGIC) + 1 + 65
 _MAX_CODEC_NAME: Final = 16
+MAX_HELLO_SIZE: Final = _HELLO_FIXED + _MAX_CODEC_NAME
+"""Largest Hello; anything longer is refused before a byte of it is looked at."""
 _CODEC_CHARS: Final = frozenset(string.ascii_lowercase + string.digits + "-_.")
 
 
@@ -119,7 +122,7 @@ class Hello:
     @classmethod
     def decode(cls, frame: bytes) -> Hello:
         """Parse and check a peer's Hello: `MalformedMessage` or `AuthenticationFailed`."""
-        _check_kind(frame, HELLO_KIND, "Hello")
+        _check_kind(frame, HELLO_KIND, "Hello", MAX_HELLO_SIZE)
         if len(frame) < _HELLO_FIXED:
             raise MalformedMessage(f"Hello of {len(frame)} bytes is too short")
         version = frame[5]
@@ -150,8 +153,12 @@ class Hello:
         return cls(version, address, public_key, nonce, name, chain)
 
 
-def _check_kind(frame: bytes, kind: int, what: str) -> None:
-    if not isinstance(frame, bytes) or frame[:4] != MAGIC or len(frame) < 5:
+def _check_kind(frame: bytes, kind: int, what: str, max_size: int) -> None:
+    if not isinstance(frame, bytes):
+        raise MalformedMessage(f"expected a handshake {what}, got {type(frame).__name__}")
+    if len(frame) > max_size:
+        raise MalformedMessage(f"handshake {what} of {len(frame)} bytes is above {max_size}")
+    if frame[:4] != MAGIC or len(frame) < 5:
         raise MalformedMessage(
             f"expected a handshake {what}, got {len(frame)} bytes of something else"
         )
@@ -175,7 +182,7 @@ def encode_auth(signature: Signature) -> bytes:
 
 
 def decode_auth(frame: bytes) -> Signature:
-    _check_kind(frame, AUTH_KIND, "Auth")
+    _check_kind(frame, AUTH_KIND, "Auth", _AUTH_SIZE)
     if len(frame) != _AUTH_SIZE:
         raise MalformedMessage(f"Auth of {len(frame)} bytes, expected {_AUTH_SIZE}")
     try:

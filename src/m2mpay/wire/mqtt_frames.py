@@ -14,7 +14,7 @@ Every MQTT payload starts with a 26-byte header:
     instance 8 B  random id of the sending transport, new at every start
     link     8 B  random id chosen by the side that opened the link
     seq      u64  big-endian; DATA/CLOSE: per-direction counter from 0
-    payload       DATA only: the frame
+    payload       DATA only: the frame (at most `MAX_FRAME_SIZE` bytes)
 
 - OPEN (initiator → responder) asks for a new link; ACCEPT answers it. A
   duplicate OPEN (a redelivery) is answered again and opens nothing.
@@ -43,9 +43,11 @@ from typing import Final
 
 from m2mpay.crypto import Address
 from m2mpay.errors import InvalidAddress
+from m2mpay.wire.transport import MAX_FRAME_SIZE
 
 __all__ = [
     "HEADER",
+    "MAX_PAYLOAD_SIZE",
     "TOPIC_ROOT",
     "FrameKind",
     "Header",
@@ -61,6 +63,8 @@ __all__ = [
 
 TOPIC_ROOT: Final = "m2mpay/v1"
 HEADER: Final = struct.Struct(">BB8s8sQ")
+MAX_PAYLOAD_SIZE: Final = HEADER.size + MAX_FRAME_SIZE
+"""Largest MQTT payload taken: a header and a frame as large as any link carries."""
 _VERSION: Final = 1
 
 
@@ -129,7 +133,9 @@ def pack(kind: FrameKind, instance: bytes, link: bytes, seq: int, payload: bytes
 
 def unpack(data: bytes) -> tuple[Header, bytes] | None:
     """The header and payload of an MQTT payload, or None for anything else (ignored)."""
-    if len(data) < HEADER.size:
+    # A broker passes on payloads of up to 256 MB; no peer of ours sends one above
+    # the link limit, so a larger one is dropped before anything holds it.
+    if not HEADER.size <= len(data) <= MAX_PAYLOAD_SIZE:
         return None
     version, kind, instance, link, seq = HEADER.unpack_from(data)
     if version != _VERSION or kind not in FrameKind._value2member_map_:

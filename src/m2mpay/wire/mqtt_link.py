@@ -18,10 +18,13 @@ from m2mpay.wire.transport import FrameData, Link, check_frame
 if TYPE_CHECKING:
     from m2mpay.wire.mqtt import MqttTransport
 
-__all__ = ["MAX_EARLY_FRAMES", "MqttLink"]
+__all__ = ["MAX_EARLY_BYTES", "MAX_EARLY_FRAMES", "MqttLink"]
 
 MAX_EARLY_FRAMES: Final = 1024
 """Frames held while waiting for a missing earlier one; past this the link is broken."""
+MAX_EARLY_BYTES: Final = 16 * 1024 * 1024
+"""Bytes of early frames held (1024 frames of 1 MiB would be 1 GiB); past this the link is
+broken too."""
 
 
 class _Closed:
@@ -49,6 +52,7 @@ class MqttLink(Link):
         self._send_seq = 0
         self._recv_seq = 0
         self._early: dict[int, tuple[FrameKind, bytes]] = {}
+        self._early_bytes = 0
         self._inbox: asyncio.Queue[bytes | _Closed] = asyncio.Queue()
         self._closed = False
         self._ended: _Closed | None = None  # set once the end is queued
@@ -76,15 +80,23 @@ class MqttLink(Link):
         if self._ended is not None or seq < self._recv_seq:
             return  # after the end, or a redelivery of a frame already delivered
         if seq > self._recv_seq:
-            if len(self._early) >= MAX_EARLY_FRAMES:
+            if seq in self._early:
+                return  # a redelivery of a frame already held
+            if (
+                len(self._early) >= MAX_EARLY_FRAMES
+                or self._early_bytes + len(payload) > MAX_EARLY_BYTES
+            ):
                 self.broken(f"frame {self._recv_seq} never arrived (lost by the broker?)")
                 self._transport._discard(self)
             else:
-                self._early.setdefault(seq, (kind, payload))
+                self._early[seq] = (kind, payload)
+                self._early_bytes += len(payload)
             return
         self._take(kind, payload)
         while self._ended is None and self._recv_seq in self._early:
-            self._take(*self._early.pop(self._recv_seq))
+            held_kind, held = self._early.pop(self._recv_seq)
+            self._early_bytes -= len(held)
+            self._take(held_kind, held)
 
     def _take(self, kind: FrameKind, payload: bytes) -> None:
         self._recv_seq += 1
@@ -98,6 +110,7 @@ class MqttLink(Link):
         if self._ended is None:
             self._ended = _Closed(reason)
             self._early.clear()
+            self._early_bytes = 0
             self._inbox.put_nowait(self._ended)
 
     def broken(self, reason: str) -> None:

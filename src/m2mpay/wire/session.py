@@ -48,7 +48,7 @@ from m2mpay.wire.handshake import (
     transcript_hash,
     verify_auth,
 )
-from m2mpay.wire.transport import Link
+from m2mpay.wire.transport import MAX_FRAME_SIZE, Link
 
 __all__ = ["TAG_SIZE", "PeerSession", "open_session"]
 
@@ -81,6 +81,9 @@ class _FrameSealer:
         """The body of the next frame, or `AuthenticationFailed` saying what is wrong with it."""
         if len(frame) < _OVERHEAD:
             raise AuthenticationFailed(f"frame of {len(frame)} bytes is too short to be sealed")
+        # Every transport keeps to this limit; a link that does not is not hashed through.
+        if len(frame) > MAX_FRAME_SIZE:
+            raise AuthenticationFailed(f"frame of {len(frame)} bytes is above the link limit")
         header = frame[: _COUNTER.size]
         body = frame[_COUNTER.size : -TAG_SIZE]
         if not hmac.compare_digest(self.tag(header, body), frame[-TAG_SIZE:]):

@@ -26,7 +26,7 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
     "node": frozenset({"crypto", "chain", "channel", "wire", "store"}),
     # The watcher defines no tower interface of its own: it implements node.watch's
     # `Watchtower` and feeds it from a `Node` (watcher/feed.py).
-    "watcher": frozenset({"chain", "channel", "store", "crypto", "node"}),
+    "watcher": frozenset({"chain", "channel", "store", "crypto", "node", "asgi"}),
     "stream": frozenset({"node", "crypto", "channel", "store"}),
     # The SDK speaks HTTP to a node; it shares only keys and the error tree.
     "client": frozenset({"crypto"}),

@@ -36,6 +36,7 @@ class PeerProcess:
         host: str | None = None,
         host_address: Address | None = None,
         watcher: str | None = None,
+        reconnect_max_delay: float | None = None,
     ) -> None:
         """A node on the chain of `chain_dir` or `rpc_url` (with the hub at `hub`), or,
         with `host`, a device that reaches the chain only through that `DeviceHost`;
@@ -59,6 +60,8 @@ class PeerProcess:
             self._argv += ["--rpc-url", rpc_url]
         if sessions is not None:
             self._argv += ["--sessions", str(sessions)]
+        if reconnect_max_delay is not None:
+            self._argv += ["--reconnect-max-delay", str(reconnect_max_delay)]
         self._process: asyncio.subprocess.Process | None = None
         self._stderr: deque[str] = deque(maxlen=40)
         self._stderr_task: asyncio.Task[None] | None = None

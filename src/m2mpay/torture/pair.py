@@ -1,0 +1,156 @@
+"""A payer and a payee, each a node in its own process on the run's chain, and what
+the phases do with them: open a fresh channel, agree, close, settle, and read back
+from the chain what the settlement paid."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Final
+
+from m2mpay.bench.processes import PeerProcess
+from m2mpay.chain.events import ChannelChallenged, ChannelClosing
+from m2mpay.errors import M2MPayError
+from m2mpay.torture.phase import Facts
+from m2mpay.torture.world import PATIENCE_S, UNIT, TortureError, World, until
+
+__all__ = ["CHALLENGE_PERIOD", "DEPOSIT", "Pair", "payment_violation"]
+
+DEPOSIT: Final = 10 * UNIT
+CHALLENGE_PERIOD: Final = 3600
+_FINAL: Final = ("closed", "settled")
+
+
+@dataclass
+class Pair:
+    world: World
+    payer: PeerProcess
+    payee: PeerProcess
+
+    @classmethod
+    async def start(cls, world: World, phase: str, *, sessions: bool = False) -> Pair:
+        def make(role: str, key: int) -> PeerProcess:
+            extra: dict[str, Any] = {}
+            if sessions:
+                extra["sessions"] = world.directory / phase / f"{role}-sessions.sqlite3"
+            return world.peer(phase, role, key, **extra)
+
+        pair = cls(world, make("payer", world.keys.payer), make("payee", world.keys.payee))
+        await asyncio.gather(pair.payer.start(), pair.payee.start())
+        return pair
+
+    def process(self, role: str) -> PeerProcess:
+        return self.payer if role == "payer" else self.payee
+
+    async def stop(self) -> None:
+        for process in (self.payer, self.payee):
+            with contextlib.suppress(M2MPayError, OSError):
+                await process.stop()
+
+    async def open(self) -> str:
+        opened = await self.payer.call(
+            {
+                "cmd": "open",
+                "peer": str(self.payee.address),
+                "endpoint": self.payee.endpoint,
+                "asset": str(self.world.token.address),
+                "deposit": str(DEPOSIT),
+                "challenge_period": CHALLENGE_PERIOD,
+            }
+        )
+        channel: str = opened["channel"]
+        return channel
+
+    async def info(self, role: str, channel: str) -> dict[str, Any]:
+        return await self.process(role).call({"cmd": "info", "channel": channel})
+
+    async def restart(self, role: str) -> None:
+        """SIGKILL `role` (if still alive) and start it again on its store and port."""
+        process = self.process(role)
+        await process.kill()
+        await process.start()
+
+    async def agreed(self, channel: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Wait until both sides hold the same newest state, every payment acknowledged;
+        after `PATIENCE_S`, the views as they are (the check then reports the gap)."""
+
+        async def views() -> tuple[dict[str, Any], dict[str, Any]]:
+            return await self.info("payer", channel), await self.info("payee", channel)
+
+        def same(pair: tuple[dict[str, Any], dict[str, Any]]) -> bool:
+            payer, payee = pair
+            return bool(payer["sent_total"] == payer["acked_total"] == payee["received_total"])
+
+        with contextlib.suppress(TortureError):
+            return await until(views, same, what="both sides on the newest state")
+        return await views()
+
+    async def close_and_settle(self, channel: str, since: int) -> Facts:
+        """Close (the payer asks; a dispute is let run out once both sides' newest
+        proofs are on chain) and return what the chain paid."""
+        channel_id = bytes.fromhex(channel[2:])
+        payer = await self.info("payer", channel)
+        if payer["phase"] == "open":
+            with contextlib.suppress(M2MPayError):  # the channel's phase tells below
+                await self.payer.call({"cmd": "close", "channel": channel}, PATIENCE_S)
+        payee = await self.info("payee", channel)
+        advanced = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2 * PATIENCE_S
+        while (settled := await self.world.settled(channel_id, since)) is None:
+            if loop.time() > deadline:
+                raise TortureError(f"channel {channel} not settled; payee sees {payee}")
+            if not advanced and await self._defended(channel_id, since, payee):
+                # Both parties' newest proofs are on chain: the rest of the challenge
+                # period could change nothing, so let chain time run out.
+                await self.world.ledger.advance_time(CHALLENGE_PERIOD + 10)
+                advanced = True
+            await asyncio.sleep(0.1)
+            payee = await self.info("payee", channel)
+        opened = await self.world.onchain_channel(channel_id, since)
+        return {
+            "deposit_a": opened.deposit_a,
+            "settled_a": settled.balance_a,
+            "settled_b": settled.balance_b,
+        }
+
+    async def _defended(self, channel: bytes, since: int, payee: dict[str, Any]) -> bool:
+        closes = [
+            event
+            for event in await self.world.hub.events(since)
+            if isinstance(event, ChannelClosing | ChannelChallenged) and event.channel_id == channel
+        ]
+        if not closes:
+            return False
+        return max(event.transferred_a for event in closes) >= int(payee["received_total"])
+
+
+def payment_violation(victim: str, facts: Facts) -> str | None:
+    """The payment invariants, from the facts a payment trial gathered:
+
+    - `acked`: a lower bound of what the payee had acknowledged when `victim` died;
+    - `restored`: the victim's own total right after its restart (sent by the payer,
+      received by the payee);
+    - `sent`, `acked_total`, `received`: both sides' views once they caught up;
+    - `deposit_a`, `settled_a`, `settled_b`: what the chain's settlement paid.
+    """
+    acked, restored = facts["acked"], facts["restored"]
+    if restored < acked:
+        return (
+            f"acknowledged payment lost: the restarted {victim} holds {restored}, "
+            f"{acked} was acknowledged before the kill"
+        )
+    sent, acked_total, received = facts["sent"], facts["acked_total"], facts["received"]
+    if received < acked:
+        return f"acknowledged payment lost: the payee holds {received} of {acked} acknowledged"
+    if not sent == acked_total == received:
+        return (
+            f"the sides disagree on the newest state: payer sent {sent} "
+            f"(acknowledged {acked_total}), payee received {received}"
+        )
+    expected = (facts["deposit_a"] - received, received)
+    paid = (facts["settled_a"], facts["settled_b"])
+    if paid != expected:
+        return f"settled on chain {paid} differs from the newest proofs, which say {expected}"
+    return None

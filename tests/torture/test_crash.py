@@ -14,6 +14,7 @@ from m2mpay.cli import app
 from m2mpay.torture.crash import PHASES, phase_of, run_crash, trial_seeds
 from m2mpay.torture.pair import payment_violation
 from m2mpay.torture.phase import Facts
+from m2mpay.torture.sessions import PRICE, WINDOW, session_violation
 
 # Seeds 0 … len(PHASES)-1 are one trial of each phase, always the same kill moments.
 SAMPLE_SEED = 0
@@ -97,5 +98,46 @@ GOOD: Facts = {
 def test_each_payment_invariant_can_fail(change: Facts, says: str) -> None:
     assert payment_violation("payee", GOOD) is None
     violation = payment_violation("payee", GOOD | change)
+    assert violation is not None
+    assert says in violation
+
+
+SESSION: Facts = GOOD | {
+    "target": 100,
+    "sent": 100 * PRICE,
+    "acked_total": 100 * PRICE,
+    "received": 100 * PRICE,
+    "deposit_a": 1_000 * PRICE,
+    "settled_a": 900 * PRICE,
+    "settled_b": 100 * PRICE,
+}
+for _side in ("bought", "sold"):
+    SESSION |= {
+        f"{_side}_units": 100,
+        f"{_side}_value": 100 * PRICE,
+        f"{_side}_paid": 100 * PRICE,
+        f"{_side}_stopped": 1,
+        f"{_side}_countersigned": 1,
+        f"{_side}_exposure": WINDOW,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"sold_exposure": WINDOW + 1}, "beyond the credit window"),
+        ({"bought_countersigned": 0}, "receipts both signed"),
+        ({"sold_units": 101}, "disagree on the session"),
+        (
+            {f"{side}_{key}": 99 * PRICE for side in ("bought", "sold") for key in ("paid",)},
+            "paid in full",
+        ),
+        ({"received": 99 * PRICE}, "service released without a durable payment"),
+        ({"received": 101 * PRICE}, "the channel moved"),
+    ],
+)
+def test_each_session_invariant_can_fail(change: Facts, says: str) -> None:
+    assert session_violation("seller", SESSION) is None
+    violation = session_violation("seller", SESSION | change)
     assert violation is not None
     assert says in violation

@@ -20,6 +20,7 @@ from typing import Any
 
 from m2mpay.torture.payments import CloseCrash, DisputeCrash, StreamCrash
 from m2mpay.torture.phase import Facts, Phase
+from m2mpay.torture.sessions import SessionCrash
 from m2mpay.torture.world import World
 
 __all__ = ["PHASES", "CrashReport", "phase_of", "run_crash", "trial_seeds"]
@@ -32,6 +33,8 @@ def _phases() -> list[Phase]:
         CloseCrash("payer"),
         CloseCrash("payee"),
         DisputeCrash(),
+        SessionCrash("buyer"),
+        SessionCrash("seller"),
     ]
 
 
@@ -112,6 +115,7 @@ async def _run_phase(
                 violation = f"trial did not complete: {type(exc).__name__}: {exc}"
                 # Whatever is stuck stays behind: the next trial starts on fresh processes.
                 await phase.teardown()
+                await world.reset()
                 await phase.setup(world)
             else:
                 if tamper is not None:
@@ -139,8 +143,8 @@ async def run_crash(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="m2mpay-torture-", dir=directory) as tmp:
         world = World(Path(tmp))
-        await world.start()
         try:
+            await world.start()
             for phase in _phases():
                 mine = [s for s in seeds if phase_of(s) == phase.name]
                 if mine:

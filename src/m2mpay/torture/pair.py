@@ -29,14 +29,19 @@ class Pair:
     payee: PeerProcess
 
     @classmethod
-    async def start(cls, world: World, phase: str, *, sessions: bool = False) -> Pair:
+    async def shared(cls, world: World) -> Pair:
+        """The pair every payment and session phase uses in turn (each trial opens a
+        fresh channel), started on first use: a phase then costs no start-up."""
+        pair = world.shared.get("pair")
+        if isinstance(pair, Pair):
+            return pair
+
         def make(role: str, key: int) -> PeerProcess:
-            extra: dict[str, Any] = {}
-            if sessions:
-                extra["sessions"] = world.directory / phase / f"{role}-sessions.sqlite3"
-            return world.peer(phase, role, key, **extra)
+            sessions = world.directory / f"pair-{world.generation}" / f"{role}-sessions.sqlite3"
+            return world.peer("pair", role, key, sessions=sessions)
 
         pair = cls(world, make("payer", world.keys.payer), make("payee", world.keys.payee))
+        world.shared["pair"] = pair
         await asyncio.gather(pair.payer.start(), pair.payee.start())
         return pair
 

@@ -36,12 +36,10 @@ class _PairPhase(Phase):
 
     async def setup(self, world: World) -> None:
         self._world = world
-        self._pair = await Pair.start(world, self.name)
+        self._pair = await Pair.shared(world)
 
     async def teardown(self) -> None:
-        if self._pair is not None:
-            await self._pair.stop()
-            self._pair = None
+        self._pair = None  # the pair is the world's, for the next phase
 
     def check(self, facts: Facts) -> str | None:
         return payment_violation(self.victim, facts)

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from m2mpay.bench.processes import PeerProcess
 from m2mpay.chain import ChannelHub, Ledger, OnchainChannel, TokenContract, deploy_contracts
@@ -67,6 +67,12 @@ class PartyKeys:
     reseller: int = 3
 
 
+class Shared(Protocol):
+    """Something several phases use in turn (the node processes of a pair)."""
+
+    async def stop(self) -> None: ...
+
+
 class World:
     """The chain and deployment of one torture run, and a place for the phases' files."""
 
@@ -77,6 +83,8 @@ class World:
         self._ledger: Ledger | None = None
         self._hub: ChannelHub | None = None
         self._token: TokenContract | None = None
+        self.shared: dict[str, Shared] = {}
+        self.generation = 0  # bumped by `reset`: what is started next uses fresh stores
 
     @property
     def ledger(self) -> Ledger:
@@ -103,7 +111,16 @@ class World:
             self._ledger, accounts[0], mint={k.address: 10**6 * UNIT for k in accounts[1:6]}
         )
 
+    async def reset(self) -> None:
+        """Stop what the phases share, after a trial that could not be carried out:
+        whatever it left behind (a half-open channel, a stuck process) goes with it."""
+        for shared in self.shared.values():
+            await shared.stop()
+        self.shared.clear()
+        self.generation += 1
+
     async def stop(self) -> None:
+        await self.reset()
         if self._ledger is not None:
             await self._ledger.stop()
             self._ledger = None
@@ -111,7 +128,7 @@ class World:
     def peer(self, phase: str, role: str, key: int, **options: Any) -> PeerProcess:
         """A node process of `role` in `phase`, on a port of its own that it keeps across
         restarts (its peers find it again where they knew it)."""
-        directory = self.directory / phase
+        directory = self.directory / f"{phase}-{self.generation}"
         directory.mkdir(parents=True, exist_ok=True)
         return PeerProcess(
             key=key,

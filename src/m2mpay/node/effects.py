@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from m2mpay.chain.hub import NATIVE_TOKEN, ChannelHub, Closing, OnchainChannel
@@ -23,6 +23,7 @@ from m2mpay.channel.outputs import (
 )
 from m2mpay.channel.state import OnchainClose
 from m2mpay.crypto import Address, PrivateKey, Signature
+from m2mpay.errors import TransactionReverted
 
 __all__ = ["Funder", "execute"]
 
@@ -72,21 +73,39 @@ class Funder:
 
     async def open(self, channel: OnchainChannel) -> Receipt:
         async with self._lock:
-            permit, deadline = await self._permit(channel.token, channel.deposit_a)
-            return await self._funded(
-                channel.token,
-                self._hub.open(self._key, channel, permit=permit, permit_deadline=deadline),
-            )
+
+            def send(permit: Signature | None, deadline: int) -> Awaitable[Receipt]:
+                return self._hub.open(self._key, channel, permit=permit, permit_deadline=deadline)
+
+            return await self._with_permit(channel.token, channel.deposit_a, send)
 
     async def deposit(self, channel: OnchainChannel, participant: Address, amount: int) -> Receipt:
         async with self._lock:
-            permit, deadline = await self._permit(channel.token, amount)
-            return await self._funded(
-                channel.token,
-                self._hub.deposit(
+
+            def send(permit: Signature | None, deadline: int) -> Awaitable[Receipt]:
+                return self._hub.deposit(
                     self._key, channel, participant, amount, permit=permit, permit_deadline=deadline
-                ),
-            )
+                )
+
+            return await self._with_permit(channel.token, amount, send)
+
+    async def _with_permit(
+        self,
+        asset: Address,
+        amount: int,
+        send: Callable[[Signature | None, int], Awaitable[Receipt]],
+    ) -> Receipt:
+        permit, deadline = await self._permit(asset, amount)
+        try:
+            return await self._funded(asset, send(permit, deadline))
+        except TransactionReverted as exc:
+            if "permit expired" not in str(exc):
+                raise
+        # The chain's clock went past the one read a moment ago: a dev chain's clock
+        # moved ahead (advance_time). Read it now and sign again, once.
+        self.saw_chain_time(await self._hub.ledger.block_timestamp())
+        permit, deadline = await self._permit(asset, amount)
+        return await self._funded(asset, send(permit, deadline))
 
     async def _permit(self, asset: Address, amount: int) -> tuple[Signature | None, int]:
         if asset == NATIVE_TOKEN:

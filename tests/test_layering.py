@@ -41,7 +41,7 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
         {"chain", "channel", "crypto", "node", "store", "stream", "watcher", "wire", "client"}
     ),
     # Drives the benchmarks' process drivers and reads the truth from the chain.
-    "torture": frozenset({"bench", "chain", "crypto"}),
+    "torture": frozenset({"bench", "chain", "crypto", "watcher"}),
 }
 TOP: Final = frozenset({"cli", "__main__", "__init__"})  # may import everything
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from m2mpay.cli import app
 from m2mpay.torture.crash import PHASES, phase_of, run_crash, trial_seeds
+from m2mpay.torture.defence import WatcherCrash
 from m2mpay.torture.pair import payment_violation
 from m2mpay.torture.phase import Facts
 from m2mpay.torture.sessions import PRICE, WINDOW, session_violation
@@ -141,3 +142,11 @@ def test_each_session_invariant_can_fail(change: Facts, says: str) -> None:
     violation = session_violation("seller", SESSION | change)
     assert violation is not None
     assert says in violation
+
+
+def test_the_returning_payee_must_find_what_it_held() -> None:
+    phase = WatcherCrash()
+    assert phase.check(GOOD | {"returned": 100}) is None
+    violation = phase.check(GOOD | {"returned": 99})
+    assert violation is not None
+    assert "returning payee's node says it got 99" in violation

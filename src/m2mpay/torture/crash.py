@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from m2mpay.torture.defence import WatcherCrash
 from m2mpay.torture.payments import CloseCrash, DisputeCrash, StreamCrash
 from m2mpay.torture.phase import Facts, Phase
 from m2mpay.torture.sessions import SessionCrash
@@ -35,6 +36,7 @@ def _phases() -> list[Phase]:
         DisputeCrash(),
         SessionCrash("buyer"),
         SessionCrash("seller"),
+        WatcherCrash(),
     ]
 
 

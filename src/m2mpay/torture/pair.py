@@ -35,15 +35,34 @@ class Pair:
         pair = world.shared.get("pair")
         if isinstance(pair, Pair):
             return pair
-
-        def make(role: str, key: int) -> PeerProcess:
-            sessions = world.directory / f"pair-{world.generation}" / f"{role}-sessions.sqlite3"
-            return world.peer("pair", role, key, sessions=sessions)
-
-        pair = cls(world, make("payer", world.keys.payer), make("payee", world.keys.payee))
+        pair = cls.of(world, "pair", world.keys.payer, world.keys.payee, sessions=True)
         world.shared["pair"] = pair
-        await asyncio.gather(pair.payer.start(), pair.payee.start())
+        await pair.start()
         return pair
+
+    @classmethod
+    def of(
+        cls,
+        world: World,
+        name: str,
+        payer: int,
+        payee: int,
+        *,
+        sessions: bool = False,
+        **payee_options: Any,
+    ) -> Pair:
+        """A pair of node processes (dev accounts `payer` and `payee`), not started."""
+
+        def make(role: str, key: int, **options: Any) -> PeerProcess:
+            if sessions:
+                directory = world.directory / f"{name}-{world.generation}"
+                options["sessions"] = directory / f"{role}-sessions.sqlite3"
+            return world.peer(name, role, key, **options)
+
+        return cls(world, make("payer", payer), make("payee", payee, **payee_options))
+
+    async def start(self) -> None:
+        await asyncio.gather(self.payer.start(), self.payee.start())
 
     def process(self, role: str) -> PeerProcess:
         return self.payer if role == "payer" else self.payee
@@ -91,28 +110,37 @@ class Pair:
             return await until(views, same, what="both sides on the newest state")
         return await views()
 
-    async def close_and_settle(self, channel: str, since: int) -> Facts:
+    async def close_and_settle(
+        self, channel: str, since: int, *, payee_offline: int | None = None
+    ) -> Facts:
         """Close (the payer asks; a dispute is let run out once both sides' newest
-        proofs are on chain) and return what the chain paid."""
+        proofs are on chain) and return what the chain paid. With `payee_offline`
+        (the total the payee last held), the payee is not asked: it is away."""
         channel_id = bytes.fromhex(channel[2:])
         payer = await self.info("payer", channel)
         if payer["phase"] == "open":
             with contextlib.suppress(M2MPayError):  # the channel's phase tells below
                 await self.payer.call({"cmd": "close", "channel": channel}, PATIENCE_S)
-        payee = await self.info("payee", channel)
+
+        async def newest() -> int:
+            if payee_offline is not None:
+                return payee_offline
+            return int((await self.info("payee", channel))["received_total"])
+
         advanced = False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 2 * PATIENCE_S
         while (settled := await self.world.settled(channel_id, since)) is None:
             if loop.time() > deadline:
-                raise TortureError(f"channel {channel} not settled; payee sees {payee}")
-            if not advanced and await self._defended(channel_id, since, payee):
+                raise TortureError(
+                    f"channel {channel} not settled; the payee holds {await newest()}"
+                )
+            if not advanced and await self._defended(channel_id, since, await newest()):
                 # Both parties' newest proofs are on chain: the rest of the challenge
                 # period could change nothing, so let chain time run out.
                 await self.world.ledger.advance_time(CHALLENGE_PERIOD + 10)
                 advanced = True
             await asyncio.sleep(0.1)
-            payee = await self.info("payee", channel)
         opened = await self.world.onchain_channel(channel_id, since)
         return {
             "deposit_a": opened.deposit_a,
@@ -120,7 +148,7 @@ class Pair:
             "settled_b": settled.balance_b,
         }
 
-    async def _defended(self, channel: bytes, since: int, payee: dict[str, Any]) -> bool:
+    async def _defended(self, channel: bytes, since: int, newest: int) -> bool:
         closes = [
             event
             for event in await self.world.hub.events(since)
@@ -128,7 +156,7 @@ class Pair:
         ]
         if not closes:
             return False
-        return max(event.transferred_a for event in closes) >= int(payee["received_total"])
+        return max(event.transferred_a for event in closes) >= newest
 
 
 def payment_violation(victim: str, facts: Facts) -> str | None:

@@ -65,6 +65,10 @@ class PartyKeys:
     payer: int = 1
     payee: int = 2
     reseller: int = 3
+    # A pair of its own for the watcher's phase: nodes of the shared pair would
+    # otherwise see (and act on) its channels, which carry their addresses.
+    guarded_payer: int = 4
+    guarded_payee: int = 5
 
 
 class Shared(Protocol):

@@ -89,7 +89,7 @@ GOOD: Facts = {
 @pytest.mark.parametrize(
     ("change", "says"),
     [
-        ({"restored": 89}, "acknowledged payment lost: the restarted payee"),
+        ({"restored": 89}, "acknowledged payment lost: after the restart the payee holds 89"),
         ({"received": 89, "sent": 89, "acked_total": 89}, "the payee holds 89 of 90"),
         ({"acked_total": 99}, "disagree on the newest state"),
         ({"received": 99}, "disagree on the newest state"),

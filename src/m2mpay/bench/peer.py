@@ -19,6 +19,9 @@ Each command line is answered by one JSON line on stdout:
 With `--sessions STORE` the node also runs metered sessions; their commands
 (`session_…`) are in `m2mpay.bench.session_peer`.
 
+With `--device-host` the process is no node but the `DeviceHost` devices reach the
+chain through (it answers only `stop`).
+
 With `--host ENDPOINT` the node is a device: it has no ledger connection at all and
 reaches the chain through a `DeviceHost` (which funds its channels). `--watcher host`
 keeps the host's watcher up to date through that same host session; `--watcher URL`
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -48,7 +52,7 @@ from m2mpay.chain.shared import connect_ledger
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import M2MPayError
 from m2mpay.node import ChainLink, ChannelInfo, LedgerLink, Node, NodeConfig
-from m2mpay.node.host import HostLink
+from m2mpay.node.host import DeviceHost, HostLink
 from m2mpay.store import open_store
 from m2mpay.wire import WebSocketTransport
 
@@ -246,7 +250,18 @@ async def _chain_link(args: argparse.Namespace, key: PrivateKey) -> tuple[ChainL
     """The node's way to the chain, and the ledger it opened for it (to stop), if any."""
     if args.host:
         host = Address(args.host_address) if args.host_address else None
-        return HostLink(key, WebSocketTransport(), args.host, host=host, codec=args.codec), None
+        if args.reconnect_max_delay is None:
+            link = HostLink(key, WebSocketTransport(), args.host, host=host, codec=args.codec)
+        else:
+            link = HostLink(
+                key,
+                WebSocketTransport(),
+                args.host,
+                host=host,
+                codec=args.codec,
+                reconnect_backoff=(0.1, args.reconnect_max_delay),
+            )
+        return link, None
     if not args.hub:
         raise SystemExit("--hub is needed unless the node is a device (--host)")
     ledger = await connect_ledger(
@@ -255,7 +270,47 @@ async def _chain_link(args: argparse.Namespace, key: PrivateKey) -> tuple[ChainL
     return LedgerLink(ledger, Address(args.hub), key), ledger
 
 
+def _node_config(args: argparse.Namespace) -> NodeConfig:
+    config = NodeConfig(codec=args.codec, max_in_flight=args.window)
+    if args.reconnect_max_delay is not None:
+        config = dataclasses.replace(config, reconnect_max_delay_s=args.reconnect_max_delay)
+    return config
+
+
+async def _serve_host(args: argparse.Namespace) -> None:
+    """`--device-host`: a `DeviceHost` for devices (`--host`) instead of a node; it
+    answers only `stop`, so that it can be killed and started like a node."""
+    key = dev_keys(args.key + 1)[args.key]
+    ledger = await connect_ledger(
+        data_dir=Path(args.chain_dir) if args.chain_dir else None, rpc_url=args.rpc_url
+    )
+    host = DeviceHost(
+        key, ledger, Address(args.hub), WebSocketTransport(port=args.port), codec=args.codec
+    )
+    await host.start()
+    out = sys.stdout
+    out.write(orjson.dumps({"ready": host.endpoint, "address": str(key.address)}).decode() + "\n")
+    out.flush()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        while line := await reader.readline():
+            if orjson.loads(line).get("cmd") == "stop":
+                break
+            out.write(orjson.dumps({"error": "a device host answers only stop"}).decode() + "\n")
+            out.flush()
+    finally:
+        await host.stop()
+        await ledger.stop()
+    out.write(orjson.dumps({"stopped": True}).decode() + "\n")
+    out.flush()
+
+
 async def _serve(args: argparse.Namespace) -> None:
+    if args.device_host:
+        await _serve_host(args)
+        return
     key = dev_keys(args.key + 1)[args.key]
     chain, ledger = await _chain_link(args, key)
     node = Node(
@@ -263,11 +318,7 @@ async def _serve(args: argparse.Namespace) -> None:
         chain,
         open_store(args.store),
         transport=WebSocketTransport(port=args.port),
-        config=NodeConfig(
-            codec=args.codec,
-            max_in_flight=args.window,
-            reconnect_max_delay_s=args.reconnect_max_delay,
-        ),
+        config=_node_config(args),
     )
     await node.start()
     feed, client = _watcher_feed(node, chain, args.watcher) if args.watcher else (None, None)
@@ -323,9 +374,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--codec", default="cbor")
     parser.add_argument("--window", type=int, default=4096)
     parser.add_argument(
-        "--reconnect-max-delay", type=float, default=10.0, help="longest back-off to a peer (s)"
+        "--reconnect-max-delay",
+        type=float,
+        help="longest back-off to a peer, or to the host (--host) (s)",
     )
     parser.add_argument("--sessions", help="store of metered sessions (runs a session manager)")
+    parser.add_argument(
+        "--device-host", action="store_true", help="run a DeviceHost (on --hub) instead of a node"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     profile_to = os.environ.get("M2MPAY_PROFILE")

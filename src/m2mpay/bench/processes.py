@@ -37,10 +37,12 @@ class PeerProcess:
         host_address: Address | None = None,
         watcher: str | None = None,
         reconnect_max_delay: float | None = None,
+        device_host: bool = False,
     ) -> None:
         """A node on the chain of `chain_dir` or `rpc_url` (with the hub at `hub`), or,
         with `host`, a device that reaches the chain only through that `DeviceHost`;
-        `watcher` is "host" (the host's watcher, through the host) or a watcher's URL."""
+        `watcher` is "host" (the host's watcher, through the host) or a watcher's URL.
+        With `device_host`, the process is the `DeviceHost` devices use (on `hub`)."""
         self._argv = [
             sys.executable, "-m", "m2mpay.bench.peer",
             "--key", str(key), "--store", str(store),
@@ -60,6 +62,8 @@ class PeerProcess:
             self._argv += ["--rpc-url", rpc_url]
         if sessions is not None:
             self._argv += ["--sessions", str(sessions)]
+        if device_host:
+            self._argv.append("--device-host")
         if reconnect_max_delay is not None:
             self._argv += ["--reconnect-max-delay", str(reconnect_max_delay)]
         self._process: asyncio.subprocess.Process | None = None

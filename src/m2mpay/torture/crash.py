@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from m2mpay.torture.defence import WatcherCrash
+from m2mpay.torture.device import DeviceCrash
 from m2mpay.torture.payments import CloseCrash, DisputeCrash, StreamCrash
 from m2mpay.torture.phase import Facts, Phase
 from m2mpay.torture.sessions import SessionCrash
@@ -37,6 +38,8 @@ def _phases() -> list[Phase]:
         SessionCrash("buyer"),
         SessionCrash("seller"),
         WatcherCrash(),
+        DeviceCrash("device"),
+        DeviceCrash("host"),
     ]
 
 

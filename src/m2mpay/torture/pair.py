@@ -163,15 +163,15 @@ def payment_violation(victim: str, facts: Facts) -> str | None:
     """The payment invariants, from the facts a payment trial gathered:
 
     - `acked`: a lower bound of what the payee had acknowledged when `victim` died;
-    - `restored`: the victim's own total right after its restart (sent by the payer,
-      received by the payee);
+    - `restored`: a total read right after the restart (the killed payer's sent, the
+      payee's received; for a watcher, the proof it holds);
     - `sent`, `acked_total`, `received`: both sides' views once they caught up;
     - `deposit_a`, `settled_a`, `settled_b`: what the chain's settlement paid.
     """
     acked, restored = facts["acked"], facts["restored"]
     if restored < acked:
         return (
-            f"acknowledged payment lost: the restarted {victim} holds {restored}, "
+            f"acknowledged payment lost: after the restart the {victim} holds {restored}, "
             f"{acked} was acknowledged before the kill"
         )
     sent, acked_total, received = facts["sent"], facts["acked_total"], facts["received"]

@@ -69,6 +69,9 @@ class PartyKeys:
     # otherwise see (and act on) its channels, which carry their addresses.
     guarded_payer: int = 4
     guarded_payee: int = 5
+    device: int = 6  # holds no tokens: its host funds its channels
+    host: int = 7
+    device_peer: int = 8
 
 
 class Shared(Protocol):
@@ -112,7 +115,9 @@ class World:
         self._ledger = await connect_ledger(data_dir=self.chain_dir)
         accounts = self._ledger.dev_accounts()
         _, self._hub, self._token = await deploy_contracts(
-            self._ledger, accounts[0], mint={k.address: 10**6 * UNIT for k in accounts[1:6]}
+            self._ledger,
+            accounts[0],
+            mint={accounts[i].address: 10**6 * UNIT for i in (1, 2, 3, 4, 5, 7)},
         )
 
     async def reset(self) -> None:

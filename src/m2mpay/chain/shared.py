@@ -58,12 +58,23 @@ class HostedEmbeddedLedger(EmbeddedLedger):
 
     async def start(self) -> None:
         await super().start()
-        self._server = EmbeddedLedgerServer(self)
-        url = await self._server.start()
         assert self.data_dir is not None
+        url = await self._serve(_port_left_in(self.data_dir / _URL_FILE))
         tmp = self.data_dir / (_URL_FILE + ".tmp")
         tmp.write_text(url)
         tmp.replace(self.data_dir / _URL_FILE)
+
+    async def _serve(self, port: int) -> str:
+        # A host that died without a word left its URL behind, and the processes that
+        # used the chain keep it: serving where it served lets them find the chain again.
+        if port:
+            self._server = EmbeddedLedgerServer(self, port=port)
+            try:
+                return await self._server.start()
+            except OSError:  # taken by now: anywhere, as a first host would
+                await self._server.stop()
+        self._server = EmbeddedLedgerServer(self)
+        return await self._server.start()
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -73,6 +84,14 @@ class HostedEmbeddedLedger(EmbeddedLedger):
             (self.data_dir / _URL_FILE).unlink(missing_ok=True)
         await super().stop()
         self._lock.close()
+
+
+def _port_left_in(url_file: Path) -> int:
+    """The port of a URL a previous host wrote and never removed (0: none)."""
+    try:
+        return int(url_file.read_text().strip().rsplit(":", 1)[1])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _try_lock(data_dir: Path) -> IO[bytes] | None:

@@ -12,8 +12,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from m2mpay.chain import RpcLedger
 from m2mpay.chain.shared import HostedEmbeddedLedger, connect_ledger
+from m2mpay.errors import LedgerUnavailable
 
 _HOST = textwrap.dedent(
     """
@@ -44,19 +47,32 @@ async def test_a_client_of_a_killed_host_reaches_the_chain_hosted_again(tmp_path
         assert isinstance(client, RpcLedger)
         head = await client.block_number()
         assert head >= 1
+        owner = client.dev_accounts()[0]
+        # A follower of the chain from before the kill, as a node's is: it must ride
+        # the outage out, or the node that runs it is blind to the chain for good.
+        follower = client.subscribe(address=owner.address, from_block=head + 1)
+        following = asyncio.ensure_future(anext(follower))
+        await asyncio.sleep(0.2)
     finally:
         os.kill(host.pid, signal.SIGKILL)  # no goodbye: its chain.rpc stays behind
         await host.wait()
     try:
+        # While no one hosts the chain, the client says so in the ledger's own terms.
+        with pytest.raises(LedgerUnavailable):
+            await client.block_number()
+        await asyncio.sleep(0.3)  # the follower polls through the outage
+        assert not following.done()
         again = await connect_ledger(data_dir=tmp_path)  # this process hosts it now
         try:
             assert isinstance(again, HostedEmbeddedLedger)
-            owner = again.dev_accounts()[0]
-            await again.transact(owner, owner.address, b"", gas=21_000)
+            receipt = await again.transact(owner, owner.address, b"", gas=21_000)
             # The client made before the kill, unchanged, finds the chain where it was.
             async with asyncio.timeout(30):
-                assert await client.block_number() == head + 1
+                assert await client.block_number() == receipt.block_number
+            await asyncio.sleep(0.3)
+            assert not following.done()  # it never gave up (no logs to yield here)
         finally:
             await again.stop()
     finally:
+        following.cancel()
         await client.stop()

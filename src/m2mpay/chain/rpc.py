@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from web3 import AsyncHTTPProvider, AsyncWeb3
-from web3.types import RPCEndpoint
+from web3.types import RPCEndpoint, RPCResponse
 
 from m2mpay.chain.web3_ledger import Web3Ledger
 from m2mpay.crypto import PrivateKey
@@ -21,6 +21,17 @@ _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 def _is_loopback(url: str) -> bool:
     host = urlparse(url).hostname or ""
     return host in _LOOPBACK_HOSTS or host.startswith("127.")
+
+
+class _Provider(AsyncHTTPProvider):
+    """Says that the node cannot be reached in the ledger's terms (`LedgerUnavailable`),
+    not aiohttp's, so that callers that wait an outage out recognise it."""
+
+    async def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        try:
+            return await super().make_request(method, params)
+        except (OSError, TimeoutError) as exc:
+            raise LedgerUnavailable(f"cannot reach {self.endpoint_uri}: {exc}") from exc
 
 
 class RpcLedger(Web3Ledger):
@@ -64,7 +75,7 @@ class RpcLedger(Web3Ledger):
         return f"JSON-RPC node at {self._url}"
 
     async def _connect(self) -> AsyncWeb3[Any]:
-        self._provider = AsyncHTTPProvider(self._url, request_kwargs={"timeout": self._timeout})
+        self._provider = _Provider(self._url, request_kwargs={"timeout": self._timeout})
         return AsyncWeb3(self._provider)
 
     async def _disconnect(self) -> None:

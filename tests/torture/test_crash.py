@@ -32,12 +32,14 @@ def sample() -> dict[str, Any]:
     return report
 
 
+@pytest.mark.slow
 def test_fixed_sample_of_every_phase_shows_no_failure(sample: dict[str, Any]) -> None:
     assert sample["failures"] == 0, sample["failed"]
     assert sample["first_failing_seed"] is None
     assert sample["phases"] == {name: {"trials": 1, "failures": 0} for name in PHASES}
 
 
+@pytest.mark.slow
 def test_json_report_shape(sample: dict[str, Any]) -> None:
     assert {"trials", "failures", "phases", "first_failing_seed"} <= set(sample)
     assert sample["trials"] == len(PHASES)
@@ -55,6 +57,7 @@ def test_a_seed_names_its_phase_and_a_run_keeps_the_asked_phases() -> None:
         trial_seeds(1, 0, ["nap"])
 
 
+@pytest.mark.slow
 async def test_a_violated_invariant_is_reported_with_its_seed(tmp_path: Path) -> None:
     """The same trial as in the sample, but its payee's store is made to report one
     unit less than it acknowledged: the run must count it and name the seed."""

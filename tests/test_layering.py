@@ -49,6 +49,7 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
             "wire",
             "client",
             "gateway",
+            "asgi",
         }
     ),
     # Drives the benchmarks' process drivers and reads the truth from the chain.

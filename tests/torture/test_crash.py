@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from m2mpay.cli import app
+from m2mpay.torture.bus import bus_violation
 from m2mpay.torture.crash import PHASES, phase_of, run_crash, trial_seeds
 from m2mpay.torture.defence import WatcherCrash
 from m2mpay.torture.pair import payment_violation
@@ -153,3 +154,32 @@ def test_the_returning_payee_must_find_what_it_held() -> None:
     violation = phase.check(GOOD | {"returned": 99})
     assert violation is not None
     assert "returning payee's node says it got 99" in violation
+
+
+BUS: Facts = {
+    "permitted": 10,
+    "stored": 1,
+    "received": 1,
+    "acked": 0,
+    "redelivered": 1,
+    "same": 1,
+    "most_units": 10,
+    "pending_after_ack": 0,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"most_units": 11}, "released 11 units, only 10 were permitted"),
+        ({"received": 0, "redelivered": 0}, "said it stored was lost"),
+        ({"redelivered": 0}, "never acknowledged was not sent again"),
+        ({"same": 0}, "not the one the device had received"),
+        ({"pending_after_ack": 1}, "acknowledged command(s) are sent again"),
+    ],
+)
+def test_each_bus_invariant_can_fail(change: Facts, says: str) -> None:
+    assert bus_violation(BUS) is None
+    violation = bus_violation(BUS | change)
+    assert violation is not None
+    assert says in violation

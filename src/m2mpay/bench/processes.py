@@ -38,16 +38,19 @@ class PeerProcess:
         watcher: str | None = None,
         reconnect_max_delay: float | None = None,
         device_host: bool = False,
+        module: str = "m2mpay.bench.peer",
     ) -> None:
         """A node on the chain of `chain_dir` or `rpc_url` (with the hub at `hub`), or,
         with `host`, a device that reaches the chain only through that `DeviceHost`;
         `watcher` is "host" (the host's watcher, through the host) or a watcher's URL.
-        With `device_host`, the process is the `DeviceHost` devices use (on `hub`)."""
+        With `device_host`, the process is the `DeviceHost` devices use (on `hub`).
+        `module` runs another process of the same JSON-lines kind (`bench.bus_peer`)."""
         self._argv = [
-            sys.executable, "-m", "m2mpay.bench.peer",
-            "--key", str(key), "--store", str(store),
-            "--port", str(port), "--codec", codec, "--window", str(window),
+            sys.executable, "-m", module,
+            "--key", str(key), "--store", str(store), "--port", str(port),
         ]  # fmt: skip
+        if module == "m2mpay.bench.peer":
+            self._argv += ["--codec", codec, "--window", str(window)]
         if hub is not None:
             self._argv += ["--hub", str(hub)]
         if host is not None:

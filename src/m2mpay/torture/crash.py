@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from m2mpay.torture.bus import BusCrash
 from m2mpay.torture.chainhost import ChainHostCrash
 from m2mpay.torture.defence import WatcherCrash
 from m2mpay.torture.device import DeviceCrash
@@ -41,6 +42,7 @@ def _phases() -> list[Phase]:
         WatcherCrash(),
         DeviceCrash("device"),
         DeviceCrash("host"),
+        BusCrash(),
         ChainHostCrash(),
     ]
 

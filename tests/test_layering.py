@@ -38,8 +38,22 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
     # attacker would.
     "scenarios": frozenset({"client", "devices", "crypto", "chain", "stream", "bench", "watcher"}),
     "bench": frozenset(
-        {"chain", "channel", "crypto", "node", "store", "stream", "watcher", "wire", "client"}
+        {
+            "chain",
+            "channel",
+            "crypto",
+            "node",
+            "store",
+            "stream",
+            "watcher",
+            "wire",
+            "client",
+            "gateway",
+            "asgi",
+        }
     ),
+    # Drives the benchmarks' process drivers and reads the truth from the chain.
+    "torture": frozenset({"bench", "chain", "crypto", "watcher"}),
 }
 TOP: Final = frozenset({"cli", "__main__", "__init__"})  # may import everything
 

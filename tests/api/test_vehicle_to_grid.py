@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 
+from m2mpay.bench.bus_device import RawDevice
 from m2mpay.crypto import PrivateKey
 from tests.api.conftest import UNIT, Api, ApiFactory, Chain
 from tests.gateway.conftest import (  # noqa: F401 (fixtures)
     BusFactory,
     DeviceFactory,
-    RawDevice,
     connect_device,
     make_bus,
 )

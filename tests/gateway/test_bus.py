@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from m2mpay.bench.bus_device import ASSET, PRICE
 from m2mpay.crypto import PrivateKey
 from m2mpay.errors import DeviceError
 from m2mpay.gateway.bus import BusConfig
@@ -21,8 +22,6 @@ from m2mpay.gateway.bus_events import (
 from m2mpay.gateway.bus_machine import CLOSE_POLICY, CLOSE_REPLACED
 from m2mpay.stream import ServiceKind
 from tests.gateway.conftest import (
-    ASSET,
-    PRICE,
     SERVER_KEY,
     BusFactory,
     DeviceFactory,

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from m2mpay.bench.bus_device import ASSET, PRICE
 from m2mpay.chain import deploy_anchor
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.devices import Lamp
@@ -17,7 +18,7 @@ from m2mpay.gateway.bus_events import BusEvent, DeviceRegistered
 from m2mpay.gateway.telemetry import TelemetryConfig, verify_anchored
 from m2mpay.node import ChannelInfo
 from m2mpay.stream import Leader, Offer, ServiceKind, SessionInfo, SessionPhase, new_offer
-from tests.gateway.conftest import ASSET, PRICE, BusFactory, BusHost
+from tests.gateway.conftest import BusFactory, BusHost
 from tests.node.conftest import UNIT, Chain
 from tests.stream.conftest import Party, PartyFactory
 from tests.waiting import eventually, eventually_async

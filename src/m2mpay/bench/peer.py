@@ -7,6 +7,10 @@ Each command line is answered by one JSON line on stdout:
     {"cmd": "stream", "channel": "0x…", "count": 100000, "amount": "1", "window": 2000}
                                                             → {"payments": n, "seconds": s, …}
     {"cmd": "pay", "channel": "0x…", "amount": "5"}         → {"total": "…", "seq": n}
+    {"cmd": "stream_start", "channel": "0x…", "amount": "1"} → {"streaming": true}
+        (pays in the background until `stream_stop`, so other commands, and a
+        SIGKILL, can come in the middle of a stream)
+    {"cmd": "stream_stop", "channel": "0x…"}                → the channel's state
     {"cmd": "info", "channel": "0x…"}                       → the channel's state
     {"cmd": "close", "channel": "0x…"}                      → {"phase": "closed", …}
     {"cmd": "rss"}                                          → {"rss_bytes": n}
@@ -14,6 +18,9 @@ Each command line is answered by one JSON line on stdout:
 
 With `--sessions STORE` the node also runs metered sessions; their commands
 (`session_…`) are in `m2mpay.bench.session_peer`.
+
+With `--device-host` the process is no node but the `DeviceHost` devices reach the
+chain through (it answers only `stop`).
 
 With `--host ENDPOINT` the node is a device: it has no ledger connection at all and
 reaches the chain through a `DeviceHost` (which funds its channels). `--watcher host`
@@ -25,6 +32,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -40,10 +49,10 @@ from m2mpay.bench.session_peer import SessionPeer
 from m2mpay.chain.devkeys import dev_keys
 from m2mpay.chain.ledger import Ledger
 from m2mpay.chain.shared import connect_ledger
-from m2mpay.crypto import Address
+from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import M2MPayError
 from m2mpay.node import ChainLink, ChannelInfo, LedgerLink, Node, NodeConfig
-from m2mpay.node.host import HostLink
+from m2mpay.node.host import DeviceHost, HostLink
 from m2mpay.store import open_store
 from m2mpay.wire import WebSocketTransport
 
@@ -144,10 +153,49 @@ async def _open_many(node: Node, command: dict[str, Any]) -> dict[str, Any]:
     return {"opened": count, "seconds": time.perf_counter() - started}
 
 
+class _Streams:
+    """Background streams of payments, one per channel, for `stream_start`."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._tasks: dict[bytes, asyncio.Task[None]] = {}
+
+    def start(self, channel: bytes, amount: int) -> None:
+        if channel in self._tasks:
+            raise ValueError("already streaming on this channel")
+        self._node.channel(channel)  # an unknown channel is an error now, not in the task
+        self._tasks[channel] = asyncio.ensure_future(self._pay(channel, amount))
+
+    async def _pay(self, channel: bytes, amount: int) -> None:
+        # pay() waits whenever the window is full, so a dead payee pauses the stream.
+        while True:
+            await self._node.pay(channel, amount, wait=False, timeout=600)
+
+    async def stop(self, channel: bytes | None = None) -> None:
+        for key in [channel] if channel is not None else list(self._tasks):
+            task = self._tasks.pop(key, None)
+            if task is None:
+                continue
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, M2MPayError):
+                await task
+
+
 async def _command(
-    node: Node, command: dict[str, Any], sessions: SessionPeer | None = None
+    node: Node,
+    command: dict[str, Any],
+    sessions: SessionPeer | None = None,
+    streams: _Streams | None = None,
 ) -> dict[str, Any]:
     name = command.get("cmd")
+    if name in ("stream_start", "stream_stop") and streams is not None:
+        channel = bytes.fromhex(command["channel"][2:])
+        if name == "stream_start":
+            streams.start(channel, int(command.get("amount", 1)))
+            return {"streaming": True}
+        await streams.stop(channel)
+        await node.flushed()
+        return info_json(node.channel(channel))
     if isinstance(name, str) and name.startswith("session_"):
         if sessions is None:
             raise ValueError("this node runs no sessions (start it with --sessions)")
@@ -198,31 +246,85 @@ def _watcher_feed(
     return WatcherFeed(node, client), client
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    key = dev_keys(args.key + 1)[args.key]
-    ledger: Ledger | None = None
-    chain: ChainLink
+async def _chain_link(args: argparse.Namespace, key: PrivateKey) -> tuple[ChainLink, Ledger | None]:
+    """The node's way to the chain, and the ledger it opened for it (to stop), if any."""
     if args.host:
         host = Address(args.host_address) if args.host_address else None
-        chain = HostLink(key, WebSocketTransport(), args.host, host=host, codec=args.codec)
-    else:
-        if not args.hub:
-            raise SystemExit("--hub is needed unless the node is a device (--host)")
-        ledger = await connect_ledger(
-            data_dir=Path(args.chain_dir) if args.chain_dir else None, rpc_url=args.rpc_url
-        )
-        chain = LedgerLink(ledger, Address(args.hub), key)
+        if args.reconnect_max_delay is None:
+            link = HostLink(key, WebSocketTransport(), args.host, host=host, codec=args.codec)
+        else:
+            link = HostLink(
+                key,
+                WebSocketTransport(),
+                args.host,
+                host=host,
+                codec=args.codec,
+                reconnect_backoff=(0.1, args.reconnect_max_delay),
+            )
+        return link, None
+    if not args.hub:
+        raise SystemExit("--hub is needed unless the node is a device (--host)")
+    ledger = await connect_ledger(
+        data_dir=Path(args.chain_dir) if args.chain_dir else None, rpc_url=args.rpc_url
+    )
+    return LedgerLink(ledger, Address(args.hub), key), ledger
+
+
+def _node_config(args: argparse.Namespace) -> NodeConfig:
+    config = NodeConfig(codec=args.codec, max_in_flight=args.window)
+    if args.reconnect_max_delay is not None:
+        config = dataclasses.replace(config, reconnect_max_delay_s=args.reconnect_max_delay)
+    return config
+
+
+async def _serve_host(args: argparse.Namespace) -> None:
+    """`--device-host`: a `DeviceHost` for devices (`--host`) instead of a node; it
+    answers only `stop`, so that it can be killed and started like a node."""
+    key = dev_keys(args.key + 1)[args.key]
+    ledger = await connect_ledger(
+        data_dir=Path(args.chain_dir) if args.chain_dir else None, rpc_url=args.rpc_url
+    )
+    host = DeviceHost(
+        key, ledger, Address(args.hub), WebSocketTransport(port=args.port), codec=args.codec
+    )
+    await host.start()
+    out = sys.stdout
+    out.write(orjson.dumps({"ready": host.endpoint, "address": str(key.address)}).decode() + "\n")
+    out.flush()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        while line := await reader.readline():
+            if orjson.loads(line).get("cmd") == "stop":
+                break
+            out.write(orjson.dumps({"error": "a device host answers only stop"}).decode() + "\n")
+            out.flush()
+    finally:
+        await host.stop()
+        await ledger.stop()
+    out.write(orjson.dumps({"stopped": True}).decode() + "\n")
+    out.flush()
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    if args.device_host:
+        await _serve_host(args)
+        return
+    key = dev_keys(args.key + 1)[args.key]
+    chain, ledger = await _chain_link(args, key)
     node = Node(
         key,
         chain,
         open_store(args.store),
         transport=WebSocketTransport(port=args.port),
-        config=NodeConfig(codec=args.codec, max_in_flight=args.window),
+        config=_node_config(args),
     )
     await node.start()
     feed, client = _watcher_feed(node, chain, args.watcher) if args.watcher else (None, None)
     if feed is not None:
         await feed.start()
+    streams = _Streams(node)
     sessions = SessionPeer(node, Path(args.sessions)) if args.sessions else None
     if sessions is not None:
         await sessions.start()
@@ -238,12 +340,13 @@ async def _serve(args: argparse.Namespace) -> None:
             if command.get("cmd") == "stop":
                 break
             try:
-                answer = await _command(node, command, sessions)
+                answer = await _command(node, command, sessions, streams)
             except (M2MPayError, ValueError, KeyError, TimeoutError) as exc:
                 answer = {"error": f"{type(exc).__name__}: {exc}"}
             out.write(orjson.dumps(answer).decode() + "\n")
             out.flush()
     finally:
+        await streams.stop()
         if sessions is not None:
             await sessions.stop()
         if feed is not None:
@@ -270,7 +373,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--codec", default="cbor")
     parser.add_argument("--window", type=int, default=4096)
+    parser.add_argument(
+        "--reconnect-max-delay",
+        type=float,
+        help="longest back-off to a peer, or to the host (--host) (s)",
+    )
     parser.add_argument("--sessions", help="store of metered sessions (runs a session manager)")
+    parser.add_argument(
+        "--device-host", action="store_true", help="run a DeviceHost (on --hub) instead of a node"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     profile_to = os.environ.get("M2MPAY_PROFILE")

@@ -36,15 +36,21 @@ class PeerProcess:
         host: str | None = None,
         host_address: Address | None = None,
         watcher: str | None = None,
+        reconnect_max_delay: float | None = None,
+        device_host: bool = False,
+        module: str = "m2mpay.bench.peer",
     ) -> None:
         """A node on the chain of `chain_dir` or `rpc_url` (with the hub at `hub`), or,
         with `host`, a device that reaches the chain only through that `DeviceHost`;
-        `watcher` is "host" (the host's watcher, through the host) or a watcher's URL."""
+        `watcher` is "host" (the host's watcher, through the host) or a watcher's URL.
+        With `device_host`, the process is the `DeviceHost` devices use (on `hub`).
+        `module` runs another process of the same JSON-lines kind (`bench.bus_peer`)."""
         self._argv = [
-            sys.executable, "-m", "m2mpay.bench.peer",
-            "--key", str(key), "--store", str(store),
-            "--port", str(port), "--codec", codec, "--window", str(window),
+            sys.executable, "-m", module,
+            "--key", str(key), "--store", str(store), "--port", str(port),
         ]  # fmt: skip
+        if module == "m2mpay.bench.peer":
+            self._argv += ["--codec", codec, "--window", str(window)]
         if hub is not None:
             self._argv += ["--hub", str(hub)]
         if host is not None:
@@ -59,6 +65,10 @@ class PeerProcess:
             self._argv += ["--rpc-url", rpc_url]
         if sessions is not None:
             self._argv += ["--sessions", str(sessions)]
+        if device_host:
+            self._argv.append("--device-host")
+        if reconnect_max_delay is not None:
+            self._argv += ["--reconnect-max-delay", str(reconnect_max_delay)]
         self._process: asyncio.subprocess.Process | None = None
         self._stderr: deque[str] = deque(maxlen=40)
         self._stderr_task: asyncio.Task[None] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -34,6 +35,9 @@ _AWAY_POLL_S: Final = 0.1
 # Another process using the same key takes nonces too: ask the node again, a few times.
 _NONCE_TRIES: Final = 8
 _FEE_CACHE_SECONDS = 2.0
+_OUTAGE_POLL_S: Final = (0.05, 1.0)  # a follower's first and longest pause in an outage
+
+log = logging.getLogger("m2mpay.chain")
 
 
 def revert_reason(exc: BaseException) -> str | None:
@@ -217,16 +221,32 @@ class Web3Ledger(Ledger):
         topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
     ) -> AsyncIterator[LogEntry]:
         next_block = (await self.block_number()) + 1 if from_block is None else from_block
+        outage = _OUTAGE_POLL_S[0]
         while True:
-            head = await self.block_number()
-            if head >= next_block:
-                for entry in await self.get_logs(
-                    address=address, from_block=next_block, to_block=head, topics=topics
-                ):
-                    yield entry
-                next_block = head + 1
-            else:
+            try:
+                head = await self.block_number()
+                entries = (
+                    await self.get_logs(
+                        address=address, from_block=next_block, to_block=head, topics=topics
+                    )
+                    if head >= next_block
+                    else None
+                )
+            except LedgerUnavailable as exc:
+                # A follower lives as long as its node: it waits an outage out (a host
+                # restarting) and goes on from the block it had reached, missing nothing.
+                if outage == _OUTAGE_POLL_S[0]:
+                    log.warning("%s: following paused: %s", self.description, exc)
+                await asyncio.sleep(outage)
+                outage = min(outage * 2, _OUTAGE_POLL_S[1])
+                continue
+            outage = _OUTAGE_POLL_S[0]
+            if entries is None:
                 await self._wait_for_block_after(head)
+                continue
+            for entry in entries:
+                yield entry
+            next_block = head + 1
 
     async def _wait_for_block_after(self, head: int) -> None:
         """Return once a block after `head` may exist; polling by default."""

@@ -21,7 +21,7 @@ app = typer.Typer(
     help="Machines selling metered services to each other over EVM payment channels.",
     no_args_is_help=True,
     add_completion=False,
-    cls=LazyGroup,  # node, demo, ledger, bench, contracts, watcher: imported when run
+    cls=LazyGroup,  # node, demo, ledger, bench, contracts, watcher, torture: imported when run
 )
 # Clients of a running node's API (`--url`, `--token`):
 app.add_typer(wallet_app, name="wallet")

@@ -31,6 +31,7 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
     "bench": LazyCommand("m2mpay.cli.bench", "bench_app"),
     "contracts": LazyCommand("m2mpay.cli.contracts", "contracts_app"),
     "watcher": LazyCommand("m2mpay.cli.watcher", "watcher_app"),
+    "torture": LazyCommand("m2mpay.cli.torture", "torture_app"),
 }
 
 

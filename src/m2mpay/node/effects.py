@@ -4,8 +4,9 @@ channel transaction is built and sent."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from m2mpay.chain.hub import NATIVE_TOKEN, ChannelHub, Closing, OnchainChannel
@@ -23,11 +24,20 @@ from m2mpay.channel.outputs import (
 )
 from m2mpay.channel.state import OnchainClose
 from m2mpay.crypto import Address, PrivateKey, Signature
+from m2mpay.errors import LedgerUnavailable, TransactionReverted
 
-__all__ = ["Funder", "execute"]
+__all__ = ["Funder", "execute", "resending"]
+
+log = logging.getLogger("m2mpay.node")
 
 _PERMIT_VALIDITY_S: Final = 3600
 _CHAIN_TIME_TTL_S: Final = 5.0
+# Transactions that only end a channel: sending one again is harmless (the chain
+# refuses a second), so one the chain could not be reached for is sent again once it
+# can, instead of failing a close for a moment's outage (a device's host restarting).
+_RESENT_KINDS: Final = frozenset({"cooperative_close", "close", "challenge", "settle"})
+_RESEND_FOR_S: Final = 30.0
+_RESEND_BACKOFF_S: Final = (0.1, 2.0)
 
 
 def _onchain(terms: ChannelTerms, deposit_a: int, deposit_b: int) -> OnchainChannel:
@@ -72,21 +82,39 @@ class Funder:
 
     async def open(self, channel: OnchainChannel) -> Receipt:
         async with self._lock:
-            permit, deadline = await self._permit(channel.token, channel.deposit_a)
-            return await self._funded(
-                channel.token,
-                self._hub.open(self._key, channel, permit=permit, permit_deadline=deadline),
-            )
+
+            def send(permit: Signature | None, deadline: int) -> Awaitable[Receipt]:
+                return self._hub.open(self._key, channel, permit=permit, permit_deadline=deadline)
+
+            return await self._with_permit(channel.token, channel.deposit_a, send)
 
     async def deposit(self, channel: OnchainChannel, participant: Address, amount: int) -> Receipt:
         async with self._lock:
-            permit, deadline = await self._permit(channel.token, amount)
-            return await self._funded(
-                channel.token,
-                self._hub.deposit(
+
+            def send(permit: Signature | None, deadline: int) -> Awaitable[Receipt]:
+                return self._hub.deposit(
                     self._key, channel, participant, amount, permit=permit, permit_deadline=deadline
-                ),
-            )
+                )
+
+            return await self._with_permit(channel.token, amount, send)
+
+    async def _with_permit(
+        self,
+        asset: Address,
+        amount: int,
+        send: Callable[[Signature | None, int], Awaitable[Receipt]],
+    ) -> Receipt:
+        permit, deadline = await self._permit(asset, amount)
+        try:
+            return await self._funded(asset, send(permit, deadline))
+        except TransactionReverted as exc:
+            if "permit expired" not in str(exc):
+                raise
+        # The chain's clock went past the one read a moment ago: a dev chain's clock
+        # moved ahead (advance_time). Read it now and sign again, once.
+        self.saw_chain_time(await self._hub.ledger.block_timestamp())
+        permit, deadline = await self._permit(asset, amount)
+        return await self._funded(asset, send(permit, deadline))
 
     async def _permit(self, asset: Address, amount: int) -> tuple[Signature | None, int]:
         if asset == NATIVE_TOKEN:
@@ -135,3 +163,23 @@ async def execute(hub: ChannelHub, key: PrivateKey, tx: TxRequest, funder: Funde
     if isinstance(tx, SettleTx):
         return await hub.settle(key, channel, _closing(tx.closing))
     raise TypeError(f"unknown transaction request {tx!r}")
+
+
+async def resending(
+    kind: str, send: Callable[[], Awaitable[None]], running: Callable[[], bool]
+) -> None:
+    """`send()` a transaction of `kind`; one that ends a channel is sent again while the
+    chain cannot be reached (for up to `_RESEND_FOR_S`, and while `running()`)."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + _RESEND_FOR_S
+    delay, longest = _RESEND_BACKOFF_S
+    while True:
+        try:
+            await send()
+            return
+        except LedgerUnavailable as exc:
+            if kind not in _RESENT_KINDS or not running() or loop.time() > give_up:
+                raise
+            log.info("%s transaction waits for the chain: %s", kind, exc)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, longest)

@@ -55,6 +55,7 @@ from m2mpay.errors import (
     StoreError,
 )
 from m2mpay.node.chain_link import ChainInput, ChainLink
+from m2mpay.node.effects import resending
 from m2mpay.node.engine import DurableEngine, EngineFailed
 from m2mpay.node.info import ChannelInfo, PaymentHandle
 from m2mpay.node.notifier import ChannelListener, ChannelNotifier
@@ -311,7 +312,7 @@ class Node:
     async def _submit(self, output: Submit) -> None:
         tx = output.tx
         try:
-            await self._chain.execute(tx)
+            await resending(tx.kind, lambda: self._chain.execute(tx), lambda: self._running)
         except LedgerError as exc:
             reason = getattr(exc, "reason", str(exc))
             log.warning(

@@ -1,0 +1,189 @@
+"""A payer and a payee, each a node in its own process on the run's chain, and what
+the phases do with them: open a fresh channel, agree, close, settle, and read back
+from the chain what the settlement paid."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Final
+
+from m2mpay.bench.processes import PeerProcess
+from m2mpay.chain.events import ChannelChallenged, ChannelClosing
+from m2mpay.errors import M2MPayError
+from m2mpay.torture.phase import Facts
+from m2mpay.torture.world import PATIENCE_S, UNIT, TortureError, World, until
+
+__all__ = ["CHALLENGE_PERIOD", "DEPOSIT", "Pair", "payment_violation"]
+
+DEPOSIT: Final = 10 * UNIT
+CHALLENGE_PERIOD: Final = 3600
+_FINAL: Final = ("closed", "settled")
+
+
+@dataclass
+class Pair:
+    world: World
+    payer: PeerProcess
+    payee: PeerProcess
+
+    @classmethod
+    async def shared(cls, world: World) -> Pair:
+        """The pair every payment and session phase uses in turn (each trial opens a
+        fresh channel), started on first use: a phase then costs no start-up."""
+        pair = world.shared.get("pair")
+        if isinstance(pair, Pair):
+            return pair
+        pair = cls.of(world, "pair", world.keys.payer, world.keys.payee, sessions=True)
+        world.shared["pair"] = pair
+        await pair.start()
+        return pair
+
+    @classmethod
+    def of(
+        cls,
+        world: World,
+        name: str,
+        payer: int,
+        payee: int,
+        *,
+        sessions: bool = False,
+        **payee_options: Any,
+    ) -> Pair:
+        """A pair of node processes (dev accounts `payer` and `payee`), not started."""
+
+        def make(role: str, key: int, **options: Any) -> PeerProcess:
+            if sessions:
+                directory = world.directory / f"{name}-{world.generation}"
+                options["sessions"] = directory / f"{role}-sessions.sqlite3"
+            return world.peer(name, role, key, **options)
+
+        return cls(world, make("payer", payer), make("payee", payee, **payee_options))
+
+    async def start(self) -> None:
+        await asyncio.gather(self.payer.start(), self.payee.start())
+
+    def process(self, role: str) -> PeerProcess:
+        return self.payer if role == "payer" else self.payee
+
+    async def stop(self) -> None:
+        for process in (self.payer, self.payee):
+            with contextlib.suppress(M2MPayError, OSError):
+                await process.stop()
+
+    async def open(self) -> str:
+        opened = await self.payer.call(
+            {
+                "cmd": "open",
+                "peer": str(self.payee.address),
+                "endpoint": self.payee.endpoint,
+                "asset": str(self.world.token.address),
+                "deposit": str(DEPOSIT),
+                "challenge_period": CHALLENGE_PERIOD,
+            }
+        )
+        channel: str = opened["channel"]
+        return channel
+
+    async def info(self, role: str, channel: str) -> dict[str, Any]:
+        return await self.process(role).call({"cmd": "info", "channel": channel})
+
+    async def restart(self, role: str) -> None:
+        """SIGKILL `role` (if still alive) and start it again on its store and port."""
+        process = self.process(role)
+        await process.kill()
+        await process.start()
+
+    async def agreed(self, channel: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Wait until both sides hold the same newest state, every payment acknowledged;
+        after `PATIENCE_S`, the views as they are (the check then reports the gap)."""
+
+        async def views() -> tuple[dict[str, Any], dict[str, Any]]:
+            return await self.info("payer", channel), await self.info("payee", channel)
+
+        def same(pair: tuple[dict[str, Any], dict[str, Any]]) -> bool:
+            payer, payee = pair
+            return bool(payer["sent_total"] == payer["acked_total"] == payee["received_total"])
+
+        with contextlib.suppress(TortureError):
+            return await until(views, same, what="both sides on the newest state")
+        return await views()
+
+    async def close_and_settle(
+        self, channel: str, since: int, *, payee_offline: int | None = None
+    ) -> Facts:
+        """Close (the payer asks; a dispute is let run out once both sides' newest
+        proofs are on chain) and return what the chain paid. With `payee_offline`
+        (the total the payee last held), the payee is not asked: it is away."""
+        channel_id = bytes.fromhex(channel[2:])
+        payer = await self.info("payer", channel)
+        if payer["phase"] == "open":
+            with contextlib.suppress(M2MPayError):  # the channel's phase tells below
+                await self.payer.call({"cmd": "close", "channel": channel}, PATIENCE_S)
+
+        async def newest() -> int:
+            if payee_offline is not None:
+                return payee_offline
+            return int((await self.info("payee", channel))["received_total"])
+
+        advanced = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2 * PATIENCE_S
+        while (settled := await self.world.settled(channel_id, since)) is None:
+            if loop.time() > deadline:
+                raise TortureError(
+                    f"channel {channel} not settled; the payee holds {await newest()}"
+                )
+            if not advanced and await self._defended(channel_id, since, await newest()):
+                # Both parties' newest proofs are on chain: the rest of the challenge
+                # period could change nothing, so let chain time run out.
+                await self.world.ledger.advance_time(CHALLENGE_PERIOD + 10)
+                advanced = True
+            await asyncio.sleep(0.1)
+        opened = await self.world.onchain_channel(channel_id, since)
+        return {
+            "deposit_a": opened.deposit_a,
+            "settled_a": settled.balance_a,
+            "settled_b": settled.balance_b,
+        }
+
+    async def _defended(self, channel: bytes, since: int, newest: int) -> bool:
+        closes = [
+            event
+            for event in await self.world.hub.events(since)
+            if isinstance(event, ChannelClosing | ChannelChallenged) and event.channel_id == channel
+        ]
+        if not closes:
+            return False
+        return max(event.transferred_a for event in closes) >= newest
+
+
+def payment_violation(victim: str, facts: Facts) -> str | None:
+    """The payment invariants, from the facts a payment trial gathered:
+
+    - `acked`: a lower bound of what the payee had acknowledged when `victim` died;
+    - `restored`: a total read right after the restart (the killed payer's sent, the
+      payee's received; for a watcher, the proof it holds);
+    - `sent`, `acked_total`, `received`: both sides' views once they caught up;
+    - `deposit_a`, `settled_a`, `settled_b`: what the chain's settlement paid.
+    """
+    acked, restored = facts["acked"], facts["restored"]
+    if restored < acked:
+        return (
+            f"acknowledged payment lost: after the restart the {victim} holds {restored}, "
+            f"{acked} was acknowledged before the kill"
+        )
+    sent, acked_total, received = facts["sent"], facts["acked_total"], facts["received"]
+    if received < acked:
+        return f"acknowledged payment lost: the payee holds {received} of {acked} acknowledged"
+    if not sent == acked_total == received:
+        return (
+            f"the sides disagree on the newest state: payer sent {sent} "
+            f"(acknowledged {acked_total}), payee received {received}"
+        )
+    expected = (facts["deposit_a"] - received, received)
+    paid = (facts["settled_a"], facts["settled_b"])
+    if paid != expected:
+        return f"settled on chain {paid} differs from the newest proofs, which say {expected}"
+    return None

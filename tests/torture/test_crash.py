@@ -1,0 +1,185 @@
+"""`m2mpay torture crash`: a small fixed sample of every phase, through the command
+itself, and the proof that the checks can fail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from m2mpay.cli import app
+from m2mpay.torture.bus import bus_violation
+from m2mpay.torture.crash import PHASES, phase_of, run_crash, trial_seeds
+from m2mpay.torture.defence import WatcherCrash
+from m2mpay.torture.pair import payment_violation
+from m2mpay.torture.phase import Facts
+from m2mpay.torture.sessions import PRICE, WINDOW, session_violation
+
+# Seeds 0 … len(PHASES)-1 are one trial of each phase, always the same kill moments.
+SAMPLE_SEED = 0
+
+
+@pytest.fixture(scope="module")
+def sample() -> dict[str, Any]:
+    result = CliRunner().invoke(
+        app,
+        ["torture", "crash", "--trials", str(len(PHASES)), "--seed", str(SAMPLE_SEED), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+@pytest.mark.slow
+def test_fixed_sample_of_every_phase_shows_no_failure(sample: dict[str, Any]) -> None:
+    assert sample["failures"] == 0, sample["failed"]
+    assert sample["first_failing_seed"] is None
+    assert sample["phases"] == {name: {"trials": 1, "failures": 0} for name in PHASES}
+
+
+@pytest.mark.slow
+def test_json_report_shape(sample: dict[str, Any]) -> None:
+    assert {"trials", "failures", "phases", "first_failing_seed"} <= set(sample)
+    assert sample["trials"] == len(PHASES)
+    assert sample["seed"] == SAMPLE_SEED
+    assert sample["seconds"] > 0
+    assert sample["trials_per_minute"] > 0
+
+
+def test_a_seed_names_its_phase_and_a_run_keeps_the_asked_phases() -> None:
+    assert [phase_of(s) for s in range(len(PHASES))] == list(PHASES)
+    seeds = trial_seeds(3, 7, ["dispute.payee"])
+    assert [phase_of(s) for s in seeds] == ["dispute.payee"] * 3
+    assert seeds[0] >= 7
+    with pytest.raises(ValueError, match="no such phase"):
+        trial_seeds(1, 0, ["nap"])
+
+
+@pytest.mark.slow
+async def test_a_violated_invariant_is_reported_with_its_seed(tmp_path: Path) -> None:
+    """The same trial as in the sample, but its payee's store is made to report one
+    unit less than it acknowledged: the run must count it and name the seed."""
+    seed = PHASES.index("stream.payee")
+
+    def lose_a_unit(phase: str, facts: Facts) -> Facts:
+        return facts | {"received": facts["received"] - 1}
+
+    report = await run_crash(
+        1, seed=seed, phases=["stream.payee"], tamper=lose_a_unit, directory=tmp_path
+    )
+    assert (report.trials, report.failures) == (1, 1)
+    assert report.first_failing_seed == seed
+    assert report.phases == {"stream.payee": {"trials": 1, "failures": 1}}
+    [failed] = report.failed
+    assert failed["seed"] == seed
+    assert "disagree" in failed["violation"] or "lost" in failed["violation"]
+
+
+GOOD: Facts = {
+    "acked": 90,
+    "restored": 95,
+    "sent": 100,
+    "acked_total": 100,
+    "received": 100,
+    "deposit_a": 1_000,
+    "settled_a": 900,
+    "settled_b": 100,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"restored": 89}, "acknowledged payment lost: after the restart the payee holds 89"),
+        ({"received": 89, "sent": 89, "acked_total": 89}, "the payee holds 89 of 90"),
+        ({"acked_total": 99}, "disagree on the newest state"),
+        ({"received": 99}, "disagree on the newest state"),
+        ({"settled_a": 901, "settled_b": 99}, "settled on chain (901, 99) differs"),
+    ],
+)
+def test_each_payment_invariant_can_fail(change: Facts, says: str) -> None:
+    assert payment_violation("payee", GOOD) is None
+    violation = payment_violation("payee", GOOD | change)
+    assert violation is not None
+    assert says in violation
+
+
+SESSION: Facts = GOOD | {
+    "target": 100,
+    "sent": 100 * PRICE,
+    "acked_total": 100 * PRICE,
+    "received": 100 * PRICE,
+    "deposit_a": 1_000 * PRICE,
+    "settled_a": 900 * PRICE,
+    "settled_b": 100 * PRICE,
+}
+for _side in ("bought", "sold"):
+    SESSION |= {
+        f"{_side}_units": 100,
+        f"{_side}_value": 100 * PRICE,
+        f"{_side}_paid": 100 * PRICE,
+        f"{_side}_stopped": 1,
+        f"{_side}_countersigned": 1,
+        f"{_side}_exposure": WINDOW,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"sold_exposure": WINDOW + 1}, "beyond the credit window"),
+        ({"bought_countersigned": 0}, "receipts both signed"),
+        ({"sold_units": 101}, "disagree on the session"),
+        (
+            {f"{side}_{key}": 99 * PRICE for side in ("bought", "sold") for key in ("paid",)},
+            "paid in full",
+        ),
+        ({"received": 99 * PRICE}, "service released without a durable payment"),
+        ({"received": 101 * PRICE}, "the channel moved"),
+    ],
+)
+def test_each_session_invariant_can_fail(change: Facts, says: str) -> None:
+    assert session_violation("seller", SESSION) is None
+    violation = session_violation("seller", SESSION | change)
+    assert violation is not None
+    assert says in violation
+
+
+def test_the_returning_payee_must_find_what_it_held() -> None:
+    phase = WatcherCrash()
+    assert phase.check(GOOD | {"returned": 100}) is None
+    violation = phase.check(GOOD | {"returned": 99})
+    assert violation is not None
+    assert "returning payee's node says it got 99" in violation
+
+
+BUS: Facts = {
+    "permitted": 10,
+    "stored": 1,
+    "received": 1,
+    "acked": 0,
+    "redelivered": 1,
+    "same": 1,
+    "most_units": 10,
+    "pending_after_ack": 0,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"most_units": 11}, "released 11 units, only 10 were permitted"),
+        ({"received": 0, "redelivered": 0}, "said it stored was lost"),
+        ({"redelivered": 0}, "never acknowledged was not sent again"),
+        ({"same": 0}, "not the one the device had received"),
+        ({"pending_after_ack": 1}, "acknowledged command(s) are sent again"),
+    ],
+)
+def test_each_bus_invariant_can_fail(change: Facts, says: str) -> None:
+    assert bus_violation(BUS) is None
+    violation = bus_violation(BUS | change)
+    assert violation is not None
+    assert says in violation

@@ -14,7 +14,7 @@ import pytest
 from m2mpay.chain import AnvilNode, ChannelHub, OnchainChannel, RpcLedger, deploy_contracts
 from m2mpay.chain.devkeys import dev_keys
 from m2mpay.channel.outputs import ChannelDefended
-from m2mpay.errors import LedgerUnavailable
+from m2mpay.errors import ChannelError, LedgerUnavailable
 from m2mpay.node import LedgerLink, Node, NodeConfig
 from m2mpay.store import open_store
 from m2mpay.wire import WebSocketTransport
@@ -156,3 +156,42 @@ async def test_two_processes_racing_for_one_key_lose_no_transaction(
     receipts = [await ledger.wait_for_receipt(tx, timeout=30) for tx in sent]
     assert all(r.succeeded for r in receipts)
     assert await ledger.balance(receiver) == before + 10 * 1 + 10 * 1_000
+
+
+async def test_an_open_while_the_rpc_node_is_away_moves_nothing_and_works_once_back(
+    anvil: AnvilNode, ledger: RpcLedger, tmp_path: Path
+) -> None:
+    keys = ledger.dev_accounts()
+    _, hub, token = await deploy_contracts(ledger, keys[0], mint={keys[1].address: 100 * UNIT})
+    nodes = [
+        Node(
+            keys[i],
+            LedgerLink(ledger, hub.address, keys[i]),
+            open_store(tmp_path / f"node{i}.sqlite3"),
+            transport=WebSocketTransport(),
+            config=NodeConfig(tick_interval_s=0.05),
+        )
+        for i in (1, 2)
+    ]
+    car, charger = nodes
+    for node in nodes:
+        await node.start()
+    try:
+        before = await token.balance_of(car.address)
+        await asyncio.to_thread(anvil.stop)
+        with pytest.raises(ChannelError) as failed:
+            await car.open_channel(
+                charger.address, token.address, 10 * UNIT, endpoint=charger.endpoint
+            )
+        assert failed.value.code == "expired"  # the open transaction never reached a chain
+        await asyncio.to_thread(anvil.start)
+        assert await token.balance_of(car.address) == before
+        opened = await car.open_channel(
+            charger.address, token.address, 10 * UNIT, endpoint=charger.endpoint
+        )
+        await car.pay(opened.channel_id, UNIT)
+        assert await token.balance_of(car.address) == before - 10 * UNIT
+        assert charger.channel(opened.channel_id).received_total == UNIT
+    finally:
+        for node in nodes:
+            await node.stop()

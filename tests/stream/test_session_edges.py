@@ -1,0 +1,178 @@
+"""Metered sessions at their edges, where a mutation audit found single-character bugs
+slipping through: a report of exactly the credit window and of one unit more, in
+either direction of supply; payments at the window's edge on the deliverer's side;
+reports and prices that go backwards or stay put."""
+
+from __future__ import annotations
+
+import pytest
+
+from m2mpay.stream.inputs import ChannelTotals, Reverse, SessionReceived
+from m2mpay.stream.messages import DeliveryReport, PriceChange
+from m2mpay.stream.offer import Leader
+from m2mpay.stream.outputs import PayUpTo, SessionCode, SessionRefused
+from m2mpay.stream.state import SessionPhase
+from tests.stream.harness import SESSION, Party, SessionNet, make_offer
+
+PRICE = 10
+REVERSE_PRICE = 8
+WINDOW = 10
+
+
+def _active(leader: Leader = Leader.DELIVERER, *, batch: int = 5) -> SessionNet:
+    """A session accepted on both sides, nothing delivered or paid yet."""
+    net = SessionNet()
+    offer = make_offer(
+        net.seller.address,
+        price=PRICE,
+        window=WINDOW,
+        batch=batch,
+        leader=leader,
+        reverse_price=REVERSE_PRICE,
+    )
+    net.start(offer, allow_reverse=True)
+    net.deliver_messages(net.seller)
+    net.deliver_messages(net.buyer)
+    assert net.buyer.state.phase is SessionPhase.ACTIVE
+    assert net.seller.state.phase is SessionPhase.ACTIVE
+    return net
+
+
+def _reversed(net: SessionNet) -> None:
+    """The buyer now feeds back and the seller pays: the roles of the flows swap."""
+    net.apply(net.seller, Reverse(SESSION, True, net.now))
+    net.deliver_messages(net.buyer)
+    assert net.buyer.state.reversed
+
+
+def _report(net: SessionNet, payer: Party, reversed_flow: bool, units: int) -> list[SessionCode]:
+    price = REVERSE_PRICE if reversed_flow else PRICE
+    flow = payer.state.flow(reversed_flow)
+    value = flow.value + (units - flow.units) * price
+    deliverer = net.other(payer)
+    message = DeliveryReport(SESSION, reversed_flow, units, value, False)
+    net.queues[payer.address].append((deliverer.address, message))
+    net.deliver_messages(payer, 1)
+    return [r.code for r in payer.refused]
+
+
+@pytest.mark.parametrize("reversed_flow", [False, True], ids=["forward", "backward"])
+def test_a_report_of_exactly_the_window_is_paid(reversed_flow: bool) -> None:
+    net = _active()
+    if reversed_flow:
+        _reversed(net)
+    payer = net.seller if reversed_flow else net.buyer
+    price = REVERSE_PRICE if reversed_flow else PRICE
+    paid_before = payer.sent_total
+    assert _report(net, payer, reversed_flow, WINDOW) == []
+    assert payer.sent_total - paid_before == WINDOW * price
+    assert payer.state.phase is SessionPhase.ACTIVE
+
+
+@pytest.mark.parametrize("reversed_flow", [False, True], ids=["forward", "backward"])
+def test_a_report_of_one_unit_past_the_window_is_refused(reversed_flow: bool) -> None:
+    net = _active()
+    if reversed_flow:
+        _reversed(net)
+    payer = net.seller if reversed_flow else net.buyer
+    paid_before = payer.sent_total
+    assert _report(net, payer, reversed_flow, WINDOW + 1) == [SessionCode.REPORT_BEYOND_WINDOW]
+    assert payer.sent_total == paid_before
+    assert payer.state.phase is SessionPhase.STOPPING
+
+
+@pytest.mark.parametrize(
+    ("units", "value"),
+    [(2, 30), (3, 29), (2, 20)],
+    ids=["units-down", "value-down", "both-down"],
+)
+def test_a_report_that_goes_backwards_is_refused_as_such(units: int, value: int) -> None:
+    net = _active()
+    assert _report(net, net.buyer, False, 3) == []
+    assert (net.buyer.state.forward.units, net.buyer.state.forward.value) == (3, 30)
+    report = DeliveryReport(SESSION, False, units, value, False)
+    net.queues[net.buyer.address].append((net.seller.address, report))
+    net.deliver_messages(net.buyer, 1)
+    assert [(r.code, r.message) for r in net.buyer.refused] == [
+        (SessionCode.REPORT_MISMATCH, "a report went backwards")
+    ]
+    assert net.buyer.state.forward.units == 3
+
+
+def test_the_same_report_twice_pays_nothing_more() -> None:
+    net = _active()
+    assert _report(net, net.buyer, False, 4) == []
+    again = DeliveryReport(SESSION, False, 4, 4 * PRICE, False)
+    outputs = net.step(net.buyer, SessionReceived(net.seller.address, again, net.now))
+    # A repeated report is normal (lost-report recovery): neither refused nor paid again.
+    assert not any(isinstance(o, PayUpTo | SessionRefused) for o in outputs)
+
+
+def test_a_payer_that_leads_refuses_a_report_past_what_it_paid() -> None:
+    """Paying first means the deliverer gets no credit: the window was paid up front."""
+    net = _active(Leader.PAYER)
+    assert net.buyer.state.forward.paid == WINDOW * PRICE
+    assert _report(net, net.buyer, False, WINDOW) == []
+    assert _report(net, net.buyer, False, 2 * WINDOW + 1) == [SessionCode.REPORT_BEYOND_WINDOW]
+
+
+@pytest.mark.parametrize(
+    ("leader", "over_by", "refused"),
+    [
+        (Leader.DELIVERER, 0, False),
+        (Leader.DELIVERER, 1, True),
+        (Leader.PAYER, 0, False),
+        (Leader.PAYER, 1, True),
+    ],
+)
+def test_a_deliverer_takes_payment_up_to_the_window_edge_and_refuses_one_more(
+    leader: Leader, over_by: int, refused: bool
+) -> None:
+    """Paying ahead is the payer's risk only within the window: a payer that leads may
+    be up to a window ahead of delivery, one that follows not at all."""
+    net = _active(leader)
+    seller = net.seller
+    value = seller.state.forward.value
+    credit = WINDOW * PRICE if leader is Leader.PAYER else 0
+    total = seller.state.buyer_base + value + credit + over_by
+    net.apply(seller, ChannelTotals(SESSION, seller.sent_total, total, net.now))
+    codes = [r.code for r in seller.refused]
+    assert codes == ([SessionCode.PAYMENT_BEYOND_WINDOW] if refused else [])
+    assert (seller.state.phase is SessionPhase.STOPPING) is refused
+
+
+@pytest.mark.parametrize("leader", [Leader.DELIVERER, Leader.PAYER])
+def test_a_payer_that_leads_pays_one_window_ahead_and_one_that_follows_does_not(
+    leader: Leader,
+) -> None:
+    net = _active(leader)
+    ahead = WINDOW * PRICE if leader is Leader.PAYER else 0
+    assert net.buyer.sent_total == ahead
+    assert _report(net, net.buyer, False, 4) == []
+    assert net.buyer.sent_total == 4 * PRICE + ahead
+
+
+@pytest.mark.parametrize(("batch", "units", "reported"), [(5, 4, False), (5, 5, True)])
+def test_a_report_goes_out_when_exactly_a_batch_is_metered(
+    batch: int, units: int, reported: bool
+) -> None:
+    net = _active(batch=batch)
+    assert net.meter(net.seller, False, units) == units
+    sent = [m for _, m in net.queues[net.buyer.address] if isinstance(m, DeliveryReport)]
+    assert bool(sent) is reported
+    if reported:
+        assert (sent[0].units, sent[0].value) == (units, units * PRICE)
+
+
+@pytest.mark.parametrize(("offset", "refused"), [(0, True), (1, False)])
+def test_a_price_change_must_start_after_the_units_already_delivered(
+    offset: int, refused: bool
+) -> None:
+    net = _active()
+    assert _report(net, net.buyer, False, 3) == []
+    change = PriceChange(SESSION, 12, 3 + offset)
+    net.queues[net.buyer.address].append((net.seller.address, change))
+    net.deliver_messages(net.buyer, 1)
+    codes = [r.code for r in net.buyer.refused]
+    assert codes == ([SessionCode.PRICE_IN_THE_PAST] if refused else [])
+    assert net.buyer.state.price == (PRICE if refused else 12)

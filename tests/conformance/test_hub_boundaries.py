@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from m2mpay.chain import Closing, OnchainChannel
+from m2mpay.chain import NATIVE_TOKEN, Closing, OnchainChannel
 from m2mpay.errors import TransactionReverted
 from tests.conformance.exact_clock import EXACT_CLOCK_LEDGERS, next_block_at
 from tests.conftest import UNIT, World
@@ -158,3 +158,32 @@ async def test_a_deposit_by_b_is_credited_to_b_and_by_a_to_a(world: World) -> No
     await world.token.approve(world.carol, world.hub.address, UNIT)
     with pytest.raises(TransactionReverted, match="not a party of the channel"):
         await world.hub.deposit(world.carol, channel, world.carol.address, UNIT)
+
+
+# -- refusals a later check would also stop, named for what they are (errors are part of
+# the interface: a client shows the reason)
+
+
+async def test_a_permit_for_a_native_channel_is_refused_by_name(world: World) -> None:
+    deadline = await world.ledger.block_timestamp() + 600
+    permit = await world.token.sign_permit(world.alice, world.hub.address, UNIT, deadline)
+    native = OnchainChannel(
+        world.alice.address, world.bob.address, NATIVE_TOKEN, 60, 77, deposit_a=UNIT
+    )
+    with pytest.raises(TransactionReverted, match="permit needs a token"):
+        await world.hub.open(world.alice, native, permit=permit, permit_deadline=deadline)
+    opened = await world.channel(UNIT, token=False)
+    with pytest.raises(TransactionReverted, match="permit needs a token"):
+        await world.hub.deposit(
+            world.bob, opened, world.bob.address, UNIT, permit=permit, permit_deadline=deadline
+        )
+
+
+async def test_a_challenge_of_an_open_channel_is_refused_by_name(world: World) -> None:
+    channel = await world.channel(10 * UNIT)
+    proof = world.hub.sign_balance_proof(world.alice, channel.id, UNIT)
+    with pytest.raises(TransactionReverted, match="channel is not closing"):
+        await world.hub.challenge(
+            world.bob, channel, Closing(0, 0, 0), world.alice.address, UNIT, proof
+        )
+    assert await world.hub.state_hash(channel.id) == await world.hub.expected_state_hash(channel)

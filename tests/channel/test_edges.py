@@ -13,13 +13,15 @@ from m2mpay.channel.inputs import (
     Pay,
     Propose,
     Received,
+    RequestClose,
     TxFailed,
 )
-from m2mpay.channel.messages import PaymentAck, PaymentMessage
+from m2mpay.channel.messages import CloseRefusal, PaymentAck, PaymentMessage
 from m2mpay.channel.outputs import (
     ChallengeTx,
     CloseTx,
     ErrorCode,
+    PeerReportedError,
     Rejected,
     SettleTx,
     Submit,
@@ -246,3 +248,26 @@ def test_an_ack_may_not_claim_more_than_was_sent_in_total_or_in_sequence(
     # An older ack arriving late must not move the acknowledged total back.
     net.apply(payer, Received(payee.address, PaymentAck(channel, 100, 1), net.now_ms))
     assert (payer.state(channel).acked_total, payer.state(channel).acked_seq) == (200, 2)
+
+
+@pytest.mark.parametrize("asker", ["alice", "bob"])
+def test_a_refused_close_goes_unilateral_with_the_newest_proofs_for_either_party(
+    asker: str,
+) -> None:
+    net, channel = _funded_both_ways()
+    net.apply(net.alice, Pay(channel, 300))
+    net.apply(net.bob, Pay(channel, 100))
+    net.deliver_all()
+    party, peer = _sides(net, asker)
+    net.apply(party, RequestClose(channel, net.now_ms))
+    net.queues[peer.address].clear()
+    refusal = CloseRefusal(channel, "busy")
+    stranger = net.apply(party, Received(TOKEN, refusal, net.now_ms))
+    assert not _submitted(stranger)  # only the peer can refuse our close
+    outputs = net.apply(party, Received(peer.address, refusal, net.now_ms))
+    assert PeerReportedError(channel, "close_refused", "busy") in party.events
+    closes = [o.tx for o in outputs if isinstance(o, Submit)]
+    assert len(closes) == 1
+    assert isinstance(closes[0], CloseTx)
+    assert (closes[0].transferred_a, closes[0].transferred_b) == (300, 100)
+    assert closes[0].peer_proof == party.state(channel).received_signature

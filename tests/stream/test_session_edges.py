@@ -5,12 +5,14 @@ reports and prices that go backwards or stay put."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from m2mpay.stream.inputs import ChannelTotals, Reverse, SessionReceived
+from m2mpay.stream.inputs import ChannelTotals, PayFailed, Reverse, SessionReceived
 from m2mpay.stream.messages import DeliveryReport, PriceChange
 from m2mpay.stream.offer import Leader
-from m2mpay.stream.outputs import PayUpTo, SessionCode, SessionRefused
+from m2mpay.stream.outputs import PayUpTo, SendSession, SessionCode, SessionRefused
 from m2mpay.stream.state import SessionPhase
 from tests.stream.harness import SESSION, Party, SessionNet, make_offer
 
@@ -176,3 +178,41 @@ def test_a_price_change_must_start_after_the_units_already_delivered(
     codes = [r.code for r in net.buyer.refused]
     assert codes == ([SessionCode.PRICE_IN_THE_PAST] if refused else [])
     assert net.buyer.state.price == (PRICE if refused else 12)
+
+
+@pytest.mark.parametrize("reversed_flow", [False, True], ids=["buyer-pays", "seller-pays"])
+def test_a_failed_payment_lowers_paid_to_what_the_channel_sent_and_stops(
+    reversed_flow: bool,
+) -> None:
+    """The payer must not count money the channel refused: its receipt would claim it."""
+    net = _active()
+    if reversed_flow:
+        _reversed(net)
+    payer = net.seller if reversed_flow else net.buyer
+    assert _report(net, payer, reversed_flow, 6) == []
+    price = REVERSE_PRICE if reversed_flow else PRICE
+    assert payer.state.flow(reversed_flow).paid == 6 * price
+    base = payer.state.seller_base if reversed_flow else payer.state.buyer_base
+    outputs = net.step(payer, PayFailed(SESSION, "channel closing", base + 2 * price, net.now))
+    assert payer.state.flow(reversed_flow).paid == 2 * price
+    assert payer.state.phase is SessionPhase.STOPPING
+    assert payer.state.stop_reason == "payment failed: channel closing"
+    assert any(isinstance(o, SendSession) for o in outputs)  # the peer is told
+    # What the channel says it sent never raises what the payer counts as paid.
+    other = net.step(payer, PayFailed(SESSION, "again", base + 10 * price, net.now))
+    assert payer.state.flow(reversed_flow).paid == 2 * price
+    assert other == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "paid", "price", "exposure"),
+    [(25, 0, 10, (3, 0)), (20, 0, 10, (2, 0)), (10, 31, 10, (0, 3)), (10, 30, 10, (0, 2))],
+)
+def test_exposure_rounds_part_units_up(
+    value: int, paid: int, price: int, exposure: tuple[int, int]
+) -> None:
+    net = _active()
+    state = net.buyer.state
+    state = state.with_flow(False, replace(state.forward, value=value, paid=paid))
+    state = state.evolve(price=price)
+    assert state.exposure_units(False) == exposure

@@ -21,6 +21,8 @@ from m2mpay.channel.outputs import (
     ChallengeTx,
     CloseTx,
     ErrorCode,
+    PaymentAcknowledged,
+    PaymentReceived,
     PeerReportedError,
     Rejected,
     SettleTx,
@@ -271,3 +273,43 @@ def test_a_refused_close_goes_unilateral_with_the_newest_proofs_for_either_party
     assert isinstance(closes[0], CloseTx)
     assert (closes[0].transferred_a, closes[0].transferred_b) == (300, 100)
     assert closes[0].peer_proof == party.state(channel).received_signature
+
+
+@pytest.mark.parametrize("payer_name", ["alice", "bob"])
+def test_each_payment_is_credited_and_acknowledged_with_its_exact_amounts(
+    payer_name: str,
+) -> None:
+    """The payee's node releases service on `PaymentReceived.amount`: a wrong figure
+    there is money, even when the running total is right."""
+    net, channel = _funded_both_ways()
+    payer, payee = _sides(net, payer_name)
+    net.apply(payer, Pay(channel, 100))
+    net.apply(payer, Pay(channel, 30))
+    net.deliver_all()
+    received = [e for e in payee.events if isinstance(e, PaymentReceived)]
+    assert received == [
+        PaymentReceived(channel, 100, 100, 1),
+        PaymentReceived(channel, 30, 130, 2),
+    ]
+    acked = [e for e in payer.events if isinstance(e, PaymentAcknowledged)]
+    assert acked[-1] == PaymentAcknowledged(channel, 130, 2)
+    assert (payer.state(channel).acked_total, payer.state(channel).acked_seq) == (130, 2)
+
+
+@pytest.mark.parametrize("payer_name", ["alice", "bob"])
+def test_a_payment_after_a_lost_one_credits_both(payer_name: str) -> None:
+    """Proofs are cumulative: when payment 2 is lost, payment 3 carries its money too,
+    and its `amount` (its own rise only) is not held against the larger credit."""
+    net, channel = _funded_both_ways()
+    payer, payee = _sides(net, payer_name)
+    for amount in (10, 20, 40):
+        net.apply(payer, Pay(channel, amount))
+    queue = net.queues[payee.address]
+    lost = [m for m in queue if isinstance(m[1], PaymentMessage) and m[1].seq == 2]
+    assert len(lost) == 1
+    queue.remove(lost[0])  # payment 2 never arrives
+    net.deliver(payee)
+    state = payee.state(channel)
+    assert (state.received_total, state.received_seq) == (70, 3)
+    received = [e for e in payee.events if isinstance(e, PaymentReceived)]
+    assert received == [PaymentReceived(channel, 10, 10, 1), PaymentReceived(channel, 60, 70, 3)]

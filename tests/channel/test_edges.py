@@ -4,6 +4,8 @@ well as party a, and totals that go down while the sequence number still grows."
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from m2mpay.channel.context import ProtocolConfig
@@ -16,15 +18,23 @@ from m2mpay.channel.inputs import (
     RequestClose,
     TxFailed,
 )
-from m2mpay.channel.messages import CloseRefusal, PaymentAck, PaymentMessage
+from m2mpay.channel.messages import (
+    CloseProposal,
+    CloseRefusal,
+    CloseReply,
+    PaymentAck,
+    PaymentMessage,
+)
 from m2mpay.channel.outputs import (
     ChallengeTx,
     CloseTx,
+    CooperativeCloseTx,
     ErrorCode,
     PaymentAcknowledged,
     PaymentReceived,
     PeerReportedError,
     Rejected,
+    Send,
     SettleTx,
     Submit,
 )
@@ -313,3 +323,79 @@ def test_a_payment_after_a_lost_one_credits_both(payer_name: str) -> None:
     assert (state.received_total, state.received_seq) == (70, 3)
     received = [e for e in payee.events if isinstance(e, PaymentReceived)]
     assert received == [PaymentReceived(channel, 10, 10, 1), PaymentReceived(channel, 60, 70, 3)]
+
+
+# -- cooperative close, asked by either party
+
+
+def _paid_both_ways() -> tuple[Network, bytes]:
+    net, channel = _funded_both_ways()
+    net.apply(net.alice, Pay(channel, 300))
+    net.apply(net.bob, Pay(channel, 100))
+    net.deliver_all()
+    return net, channel
+
+
+@pytest.mark.parametrize("asker", ["alice", "bob"])
+def test_a_cooperative_close_asked_by_either_party_pays_the_split(asker: str) -> None:
+    net, channel = _paid_both_ways()
+    party, peer = _sides(net, asker)
+    net.apply(party, RequestClose(channel, net.now_ms))
+    net.deliver_all()
+    assert [type(tx) for _, _, tx in net.mempool] == [CooperativeCloseTx]
+    net.mine()
+    assert net.hub.payouts[channel] == (800, 1_200)
+    assert party.state(channel).phase is Phase.CLOSED
+    assert peer.state(channel).phase is Phase.CLOSED
+
+
+@pytest.mark.parametrize("asker", ["alice", "bob"])
+def test_a_close_reply_is_taken_once_and_only_signed_by_the_peer(asker: str) -> None:
+    net, channel = _paid_both_ways()
+    party, peer = _sides(net, asker)
+    net.apply(party, RequestClose(channel, net.now_ms))
+    net.deliver(peer)
+    replies = [m for _, m in net.queues[party.address] if isinstance(m, CloseReply)]
+    assert len(replies) == 1
+    reply = replies[0]
+    forged = replace(reply, signature=party.key.sign_digest(b"\x01" * 32))
+    assert _refusal(net, party, peer, forged) == [ErrorCode.BAD_SIGNATURE]
+    outputs = net.apply(party, Received(peer.address, reply, net.now_ms))
+    assert _submitted(outputs) == ["cooperative_close"]
+    again = net.apply(party, Received(peer.address, reply, net.now_ms))
+    assert _submitted(again) == []
+
+
+@pytest.mark.parametrize("asker", ["alice", "bob"])
+def test_a_repeated_close_proposal_gets_the_split_already_signed(asker: str) -> None:
+    net, channel = _paid_both_ways()
+    party, peer = _sides(net, asker)
+    net.apply(party, RequestClose(channel, net.now_ms))
+    proposal = next(m for _, m in net.queues[peer.address] if isinstance(m, CloseProposal))
+    first = net.apply(peer, Received(party.address, proposal, net.now_ms))
+    second = net.apply(peer, Received(party.address, proposal, net.now_ms))
+    sent = [o.message for o in (*first, *second) if isinstance(o, Send)]
+    assert len(sent) == 2
+    assert sent[0] == sent[1]
+    assert isinstance(sent[0], CloseReply)
+    assert (sent[0].balance_a, sent[0].balance_b) == (800, 1_200)
+
+
+def test_a_payee_never_signs_a_second_split() -> None:
+    """Two signed splits would let the peer submit whichever pays it more: a payment
+    that lands after we signed does not change the split we repeat."""
+    net, channel = _paid_both_ways()
+    net.apply(net.alice, Pay(channel, 50))
+    net.apply(net.alice, RequestClose(channel, net.now_ms))
+    queue = net.queues[net.bob.address]
+    proposal = next(m for _, m in queue if isinstance(m, CloseProposal))
+    payment = next(m for _, m in queue if isinstance(m, PaymentMessage))
+    queue.clear()
+    first = net.apply(net.bob, Received(net.alice.address, proposal, net.now_ms))
+    net.apply(net.bob, Received(net.alice.address, payment, net.now_ms))
+    assert net.bob.state(channel).received_total == 350  # the late payment counts
+    second = net.apply(net.bob, Received(net.alice.address, proposal, net.now_ms))
+    replies = [o.message for o in (*first, *second) if isinstance(o, Send)]
+    replies = [m for m in replies if isinstance(m, CloseReply)]
+    assert len(replies) == 2
+    assert replies[1] == replies[0]

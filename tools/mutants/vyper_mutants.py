@@ -9,7 +9,7 @@ embedded ledger only, through `M2MPAY_CONTRACTS_DIR` (the same switch the artifa
 tests use), stopping at the first failure. A mutant that does not compile, or
 compiles to the original bytecode, is not counted: no test could tell it apart.
 
-    python tools/mutants/vyper_mutants.py [--target ChannelHub] [--limit N] [--json FILE]
+    python tools/mutants/vyper_mutants.py [--target ChannelHub] [--lines 181,205] [--json FILE]
 """
 
 from __future__ import annotations
@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", action="append", choices=TARGETS)
     parser.add_argument("--limit", type=int, default=0, help="at most N mutants per target")
+    parser.add_argument(
+        "--lines", help="only mutants of these source lines, e.g. 181,205 (to re-check survivors)"
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant")
     parser.add_argument("--json", type=Path, help="also write the outcomes here")
     args = parser.parse_args(argv)
@@ -187,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         original = (ROOT / "contracts" / f"{target}.vy").read_text()
         original_code = load_artifact(target).runtime_bytecode
         mutants = list(mutations_of(target, original))
+        if args.lines:
+            wanted = {int(n) for n in args.lines.split(",")}
+            mutants = [m for m in mutants if m.line in wanted]
         if args.limit:
             mutants = mutants[: args.limit]
         for index, mutant in enumerate(mutants, 1):

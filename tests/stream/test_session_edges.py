@@ -9,12 +9,18 @@ from dataclasses import replace
 
 import pytest
 
-from m2mpay.stream.inputs import ChannelTotals, PayFailed, Reverse, SessionReceived
-from m2mpay.stream.messages import DeliveryReport, PriceChange
+from m2mpay.stream.inputs import (
+    ChannelTotals,
+    PayFailed,
+    RequestReceived,
+    Reverse,
+    SessionReceived,
+)
+from m2mpay.stream.messages import DeliveryReport, PriceChange, SessionRequest
 from m2mpay.stream.offer import Leader
 from m2mpay.stream.outputs import PayUpTo, SendSession, SessionCode, SessionRefused
 from m2mpay.stream.state import SessionPhase
-from tests.stream.harness import SESSION, Party, SessionNet, make_offer
+from tests.stream.harness import SESSION, TOKEN, Party, SessionNet, make_offer
 
 PRICE = 10
 REVERSE_PRICE = 8
@@ -216,3 +222,74 @@ def test_exposure_rounds_part_units_up(
     state = state.with_flow(False, replace(state.forward, value=value, paid=paid))
     state = state.evolve(price=price)
     assert state.exposure_units(False) == exposure
+
+
+# -- a seller checks a request at the exact bounds
+
+
+def _request_codes(
+    net: SessionNet,
+    *,
+    budget: int = 0,
+    limit_price: int = 10**6,
+    buyer_paid: int = 0,
+    seller_paid: int = 0,
+    channel_busy: bool = False,
+) -> list[SessionCode]:
+    """What the seller refuses (nothing: it accepts) a request with these figures, the
+    channel totals being what the seller's node sees now."""
+    offer = make_offer(net.seller.address, price=PRICE, window=WINDOW)
+    net.start(offer)
+    request = next(m for _, m in net.queues[net.seller.address] if isinstance(m, SessionRequest))
+    # A buyer of ours would not send these figures; another implementation might.
+    request = replace(request, budget=budget, limit_price=limit_price)
+    received = RequestReceived(
+        net.buyer.address,
+        request,
+        offer,
+        net.buyer.address,
+        TOKEN,
+        request.seller_sent_base + seller_paid,
+        request.buyer_sent_base + buyer_paid,
+        channel_busy,
+        net.now,
+    )
+    outputs = net.step(net.seller, received)
+    return [o.code for o in outputs if isinstance(o, SessionRefused)]
+
+
+@pytest.mark.parametrize(
+    ("budget", "codes"), [(PRICE, []), (PRICE - 1, [SessionCode.INVALID_OFFER])]
+)
+def test_a_budget_must_buy_at_least_one_unit(budget: int, codes: list[SessionCode]) -> None:
+    assert _request_codes(SessionNet(), budget=budget) == codes
+
+
+@pytest.mark.parametrize(
+    ("limit", "codes"), [(PRICE, []), (PRICE - 1, [SessionCode.PRICE_ABOVE_LIMIT])]
+)
+def test_a_limit_price_equal_to_the_price_is_enough(limit: int, codes: list[SessionCode]) -> None:
+    assert _request_codes(SessionNet(), limit_price=limit) == codes
+
+
+@pytest.mark.parametrize(
+    ("buyer_paid", "seller_paid", "codes"),
+    [
+        (0, 0, []),
+        (-1, 0, []),  # the buyer's payment is still on its way to us: not counted in
+        (1, 0, [SessionCode.CHANNEL_BUSY]),  # paid before the session, claimed as in it
+        (0, 1, [SessionCode.CHANNEL_BUSY]),
+        (0, -1, [SessionCode.CHANNEL_BUSY]),
+    ],
+)
+def test_a_request_must_start_from_the_channel_totals_as_the_seller_sees_them(
+    buyer_paid: int, seller_paid: int, codes: list[SessionCode]
+) -> None:
+    net = SessionNet()
+    # Start from non-zero totals so that one unit below them is a valid total.
+    net.buyer.sent_total = net.seller.sent_total = 500
+    assert _request_codes(net, buyer_paid=buyer_paid, seller_paid=seller_paid) == codes
+
+
+def test_a_busy_channel_is_refused() -> None:
+    assert _request_codes(SessionNet(), channel_busy=True) == [SessionCode.CHANNEL_BUSY]

@@ -15,10 +15,18 @@ from m2mpay.stream.inputs import (
     RequestReceived,
     Reverse,
     SessionReceived,
+    SetPrice,
 )
-from m2mpay.stream.messages import DeliveryReport, PriceChange, SessionRequest
+from m2mpay.stream.messages import DeliveryReport, PriceAnswer, PriceChange, SessionRequest
 from m2mpay.stream.offer import Leader
-from m2mpay.stream.outputs import PayUpTo, SendSession, SessionCode, SessionRefused
+from m2mpay.stream.outputs import (
+    PayUpTo,
+    PriceAgreed,
+    SendSession,
+    SessionCode,
+    SessionNotify,
+    SessionRefused,
+)
 from m2mpay.stream.state import SessionPhase
 from tests.stream.harness import SESSION, TOKEN, Party, SessionNet, make_offer
 
@@ -293,3 +301,78 @@ def test_a_request_must_start_from_the_channel_totals_as_the_seller_sees_them(
 
 def test_a_busy_channel_is_refused() -> None:
     assert _request_codes(SessionNet(), channel_busy=True) == [SessionCode.CHANNEL_BUSY]
+
+
+# -- price changes
+
+
+def _price_change(net: SessionNet, price: int) -> PriceChange:
+    net.apply(net.seller, SetPrice(SESSION, price, net.now))
+    changes = [m for _, m in net.queues[net.buyer.address] if isinstance(m, PriceChange)]
+    assert len(changes) == 1
+    return changes[0]
+
+
+@pytest.mark.parametrize(("price", "refused"), [(0, True), (1, False)])
+def test_a_new_price_must_be_positive(price: int, refused: bool) -> None:
+    net = _active()
+    outputs = net.step(net.seller, SetPrice(SESSION, price, net.now))
+    codes = [o.code for o in outputs if isinstance(o, SessionRefused)]
+    assert codes == ([SessionCode.INVALID_OFFER] if refused else [])
+
+
+def test_only_the_seller_sets_the_price() -> None:
+    net = _active()
+    outputs = net.step(net.buyer, SetPrice(SESSION, 12, net.now))
+    assert [o.code for o in outputs if isinstance(o, SessionRefused)] == [SessionCode.INVALID_PHASE]
+
+
+def test_a_proposed_price_holds_delivery_at_the_unit_before_it_until_agreed() -> None:
+    net = _active()
+    allowed = net.seller.state.forward.allowed
+    change = _price_change(net, 12)
+    assert change.from_unit == allowed + 1
+    # Another signal while one is pending, or the same price, proposes nothing.
+    assert net.step(net.seller, SetPrice(SESSION, 13, net.now)) == ()
+    assert net.seller.state.forward.allowed == allowed
+    # Delivered and paid up to the proposal: the old price would permit more, but no
+    # unit past the proposal goes out before the buyer answers.
+    assert net.meter(net.seller, False, allowed) == allowed
+    paid = net.seller.state.buyer_base + allowed * PRICE
+    net.apply(net.seller, ChannelTotals(SESSION, net.seller.sent_total, paid, net.now))
+    assert net.seller.refused == []
+    assert net.seller.state.forward.allowed == allowed
+    answer = PriceAnswer(SESSION, change.from_unit, True)
+    outputs = net.step(net.seller, SessionReceived(net.buyer.address, answer, net.now))
+    state = net.seller.state
+    assert (state.price, state.price_from, state.previous_price) == (12, allowed + 1, PRICE)
+    assert (state.proposed_price, state.proposed_from) == (0, 0)
+    assert SessionNotify(PriceAgreed(SESSION, 12, allowed + 1)) in outputs
+    assert state.forward.allowed > allowed  # agreed: delivery goes on at the new price
+
+
+def test_an_answer_about_another_unit_is_ignored_and_a_refusal_stops() -> None:
+    net = _active()
+    change = _price_change(net, 12)
+    stale = PriceAnswer(SESSION, change.from_unit - 1, True)
+    assert net.step(net.seller, SessionReceived(net.buyer.address, stale, net.now)) == ()
+    assert net.seller.state.price == PRICE
+    refusal = PriceAnswer(SESSION, change.from_unit, False)
+    net.step(net.seller, SessionReceived(net.buyer.address, refusal, net.now))
+    assert net.seller.state.price == PRICE
+    assert net.seller.state.phase is SessionPhase.STOPPING
+    assert net.seller.state.stop_reason == "the buyer refused the price"
+
+
+@pytest.mark.parametrize(("over", "accepted"), [(0, True), (1, False)])
+def test_a_buyer_accepts_a_price_up_to_its_limit(over: int, accepted: bool) -> None:
+    net = SessionNet()
+    offer = make_offer(net.seller.address, price=PRICE, window=WINDOW)
+    net.start(offer, limit_price=15)
+    net.deliver_messages(net.seller)
+    net.deliver_messages(net.buyer)
+    change = PriceChange(SESSION, 15 + over, 1)
+    outputs = net.step(net.buyer, SessionReceived(net.seller.address, change, net.now))
+    answers = [o.message for o in outputs if isinstance(o, SendSession)]
+    assert PriceAnswer(SESSION, 1, accepted) in answers
+    assert net.buyer.state.price == (15 if accepted else PRICE)

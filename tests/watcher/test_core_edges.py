@@ -163,3 +163,22 @@ def test_a_registration_exactly_at_the_window_edge_is_accepted(party: Address, o
 def test_peer_is_symmetric() -> None:
     assert PARAMS.peer(A.address) == B.address
     assert PARAMS.peer(B.address) == A.address
+
+
+@pytest.mark.parametrize("party", ["a", "b"])
+def test_a_challenge_is_planned_when_the_other_total_on_chain_is_larger(party: str) -> None:
+    """The proof is compared with its payer's total, not with the other one: a closing
+    where the beneficiary paid more than it was paid must still be challenged."""
+    if party == "a":  # a holds b's proof of 40; b's total on chain is 10, a's is 60
+        view, beneficiary = _both_paid(60, 10), A.address
+    else:  # b holds a's proof of 40; a's total on chain is 10, b's is 60
+        view, beneficiary = _both_paid(10, 60), B.address
+    action = plan(PARAMS, view, {beneficiary: HeldProof(40, SIG)}, NOW)
+    assert isinstance(action, Challenge)
+    assert (action.transferred, action.replaced) == (40, 10)
+
+
+def test_a_late_deposit_event_does_not_roll_the_deposits_back() -> None:
+    view = fold([opened(1), deposited(2, 100, 50), deposited(3, 100, 80)])
+    assert apply_event(view, deposited(2, 100, 50)) is view
+    assert (view.deposit_a, view.deposit_b) == (100, 80)

@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     for target, prefix in TARGETS.items():
         mine = [(n, s) for n, s in rows if n.startswith(prefix)]
         killed = sum(s in KILLED for _, s in mine)
+        by_mypy = sum(s == "caught by type check" for _, s in mine)
         survivors = [n for n, s in mine if s in SURVIVED]
         counted = killed + len(survivors)
         text_only = {n for n in survivors if _is_message_text(n)}
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         survivors = [n for n in survivors if n not in text_only]
         summary[target] = {
             "killed": killed,
+            "killed_by_tests": killed - by_mypy,
+            "caught_by_mypy": by_mypy,
             "total": counted,
             "kill_rate": round(100 * killed / counted, 1) if counted else None,
             "logic_killed": killed - text_killed,
@@ -147,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{target}: {s['killed']}/{s['total']} mutants killed ({s['kill_rate']} %); "
             f"without message-text mutants {s['logic_killed']}/{s['logic_total']} "
-            f"({s['logic_kill_rate']} %)"
+            f"({s['logic_kill_rate']} %); {s['killed_by_tests']} killed by tests, "
+            f"{s['caught_by_mypy']} rejected by mypy"
         )
         names = s.get("survivors", [])
         if args.survivors and isinstance(names, list):

@@ -14,9 +14,12 @@ from m2mpay.stream.inputs import (
     PayFailed,
     RequestReceived,
     Reverse,
+    SessionInput,
     SessionReceived,
     SetPrice,
+    StopSession,
 )
+from m2mpay.stream.machine import is_session_refusal, session_key, transition
 from m2mpay.stream.messages import DeliveryReport, PriceAnswer, PriceChange, SessionRequest
 from m2mpay.stream.offer import Leader
 from m2mpay.stream.outputs import (
@@ -376,3 +379,50 @@ def test_a_buyer_accepts_a_price_up_to_its_limit(over: int, accepted: bool) -> N
     answers = [o.message for o in outputs if isinstance(o, SendSession)]
     assert PriceAnswer(SESSION, 1, accepted) in answers
     assert net.buyer.state.price == (15 if accepted else PRICE)
+
+
+# -- refusals change nothing and are recognised as such (the engine neither logs nor
+# stores them)
+
+
+def _refused_codes(party: Party, inp: SessionInput) -> list[tuple[SessionCode, bytes | None]]:
+    key = session_key(inp)
+    before = party.states.get(key) if key is not None else None
+    after, outputs = transition(party.ctx, before, inp)
+    assert after is before
+    assert is_session_refusal(before, after, outputs)
+    return [(o.code, o.session_id) for o in outputs if isinstance(o, SessionRefused)]
+
+
+OTHER = b"\x66" * 32
+
+
+@pytest.mark.parametrize(
+    ("inp", "code"),
+    [
+        (SetPrice(OTHER, 12, 0), SessionCode.UNKNOWN_SESSION),
+        (Reverse(OTHER, True, 0), SessionCode.UNKNOWN_SESSION),
+        (SetPrice(SESSION, 0, 0), SessionCode.INVALID_OFFER),
+    ],
+    ids=["price-unknown", "reverse-unknown", "price-zero"],
+)
+def test_a_refused_seller_request_changes_nothing(
+    inp: SetPrice | Reverse, code: SessionCode
+) -> None:
+    net = _active()
+    assert _refused_codes(net.seller, inp) == [(code, inp.session_id)]
+
+
+def test_a_refused_reversal_changes_nothing_on_either_side() -> None:
+    net = SessionNet()
+    net.start(make_offer(net.seller.address, reverse_price=0))
+    net.deliver_messages(net.seller)
+    net.deliver_messages(net.buyer)
+    for party in (net.seller, net.buyer):
+        assert _refused_codes(party, Reverse(SESSION, True, net.now)) == [
+            (SessionCode.REVERSE_NOT_AGREED, SESSION)
+        ]
+    net.apply(net.buyer, StopSession(SESSION, "done", net.now))
+    assert _refused_codes(net.buyer, Reverse(SESSION, True, net.now)) == [
+        (SessionCode.INVALID_PHASE, SESSION)
+    ]

@@ -91,7 +91,7 @@ def mutations_of(target: str, source: str) -> Iterator[Mutant]:
         code = line.split(',"', 1)[0].split(', "', 1)[0]
         for one, other in PARTY_PAIRS:
             for name, swapped in ((one, other), (other, one)):
-                for match in re.finditer(rf"(?<![\w.]){re.escape(name)}(?!\w)", code):
+                for match in re.finditer(rf"(?<!\w){re.escape(name)}(?!\w)", code):
                     after = line[: match.start()] + swapped + line[match.end() :]
                     yield Mutant(target, number, f"{name} -> {swapped}", line, after)
         if line.lstrip().startswith("assert "):
@@ -107,13 +107,19 @@ def _scratch_contracts(base: Path) -> Path:
 
 def _compile_into(scratch: Path, target: str) -> bytes | None:
     """Compile the scratch copy of `target` into its artifact; None if it does not compile."""
-    os.environ["M2MPAY_CONTRACTS_DIR"] = str(scratch)
     from m2mpay.chain.artifacts import compile_contract
 
+    saved = os.environ.get("M2MPAY_CONTRACTS_DIR")
+    os.environ["M2MPAY_CONTRACTS_DIR"] = str(scratch)
     try:
         artifact = compile_contract(target)
     except Exception:  # any compiler refusal makes the mutant invalid, not a result
         return None
+    finally:  # the scratch dir goes away: nothing may keep reading from it
+        if saved is None:
+            del os.environ["M2MPAY_CONTRACTS_DIR"]
+        else:
+            os.environ["M2MPAY_CONTRACTS_DIR"] = saved
     (scratch / "build" / f"{target}.json").write_text(artifact.to_json())
     return artifact.runtime_bytecode
 
@@ -176,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", action="append", choices=TARGETS)
     parser.add_argument("--limit", type=int, default=0, help="at most N mutants per target")
+    parser.add_argument("--kind", help="only mutants whose kind matches this regex")
     parser.add_argument(
         "--lines", help="only mutants of these source lines, e.g. 181,205 (to re-check survivors)"
     )
@@ -185,14 +192,19 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "src"))
     from m2mpay.chain.artifacts import load_artifact
 
+    targets = args.target or list(TARGETS)
+    # The committed artifacts, read before any mutant is compiled.
+    originals = {t: load_artifact(t).runtime_bytecode for t in targets}
     outcomes: list[Outcome] = []
-    for target in args.target or TARGETS:
+    for target in targets:
         original = (ROOT / "contracts" / f"{target}.vy").read_text()
-        original_code = load_artifact(target).runtime_bytecode
+        original_code = originals[target]
         mutants = list(mutations_of(target, original))
         if args.lines:
             wanted = {int(n) for n in args.lines.split(",")}
             mutants = [m for m in mutants if m.line in wanted]
+        if args.kind:
+            mutants = [m for m in mutants if re.search(args.kind, m.kind)]
         if args.limit:
             mutants = mutants[: args.limit]
         for index, mutant in enumerate(mutants, 1):

@@ -9,13 +9,16 @@ PY_STAMP := $(VENV)/.m2mpay-installed
 NODE_STAMP := node_modules/.m2mpay-installed
 PYTEST_ARGS ?=
 
-.PHONY: help demo test lint typecheck unit system-deps contracts lock clean
+.PHONY: help demo test lint typecheck unit system-deps contracts lock clean \
+	mutants mutants-python mutants-contracts
 
 help:
 	@echo "make demo   - set up if needed, run the machine-economy scenarios end to end"
 	@echo "make test   - set up if needed (venv, npm, Debian packages), lint, type-check, run all tests"
 	@echo "make contracts - rebuild contracts/build/*.json from the Vyper sources"
 	@echo "make lock   - re-resolve requirements.lock from pyproject.toml"
+	@echo "make mutants - mutation testing (not part of make test, ~1 h): pure cores and contracts,"
+	@echo "               kill rate per target; or make mutants-python / make mutants-contracts"
 
 # Debian packages the project needs and a fresh machine may lack.
 system-deps:
@@ -65,5 +68,19 @@ lock: $(PY_STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
 		--python-platform x86_64-unknown-linux-gnu --no-header --quiet -o requirements.lock
 
+# Mutation testing, one worker: mutmut over the pure cores ([tool.mutmut] in
+# pyproject.toml), then one mutant at a time of the contracts' checks through the
+# conformance suite on the embedded ledger. Reports land in mutants/.
+mutants: mutants-python mutants-contracts
+
+mutants-python: $(PY_STAMP)
+	rm -rf mutants
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/mutmut run --max-children 1
+	$(BIN)/python tools/mutants/report.py --json mutants/python-report.json
+
+mutants-contracts: $(PY_STAMP)
+	@mkdir -p mutants
+	$(BIN)/python tools/mutants/vyper_mutants.py --json mutants/contracts-report.json
+
 clean:
-	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis mutants

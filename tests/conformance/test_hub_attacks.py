@@ -20,6 +20,7 @@ from m2mpay.chain import (
 )
 from m2mpay.chain.abi import ContractInterface
 from m2mpay.crypto import (
+    Address,
     PrivateKey,
     Signature,
     balance_proof_digest,
@@ -219,6 +220,10 @@ async def test_refused_payout_is_kept_for_withdraw_and_does_not_block_the_peer(
     assert [(e.recipient, e.amount) for e in deferred] == [(world.bob.address, 6 * UNIT)]
     with pytest.raises(TransactionReverted, match="nothing to withdraw"):
         await hub.withdraw(world.carol, token.address, world.carol.address)
+    # Sent to the zero address the payout would be burnt: refused, and still owed.
+    with pytest.raises(TransactionReverted, match="withdraw to zero address"):
+        await hub.withdraw(world.bob, token.address, Address(bytes(20)))
+    assert await hub.deferred(token.address, world.bob.address) == 6 * UNIT
     # Bob takes his money to another address of his.
     withdrawal = await hub.withdraw(world.bob, token.address, world.carol.address)
     assert await token.balance(world.carol.address) == 6 * UNIT

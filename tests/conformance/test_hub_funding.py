@@ -10,7 +10,7 @@ from m2mpay.chain import (
     ChannelOpened,
     OnchainChannel,
 )
-from m2mpay.crypto import channel_domain, channel_id
+from m2mpay.crypto import ZERO_ADDRESS, channel_domain, channel_id
 from m2mpay.errors import TransactionReverted
 from tests.conftest import UNIT, World
 
@@ -141,6 +141,8 @@ async def test_top_up_of_native_channel(world: World) -> None:
         ({"challenge_period": 0}, "zero challenge period"),
         ({"challenge_period": 31536001}, "challenge period too long"),
         ({"deposit_b": 1}, "b funds with deposit"),
+        ({"a": ZERO_ADDRESS}, "zero address party"),
+        ({"b": ZERO_ADDRESS}, "zero address party"),
     ],
 )
 async def test_invalid_open_is_refused(
@@ -162,6 +164,12 @@ async def test_invalid_open_is_refused(
     await world.token.approve(world.alice, world.hub.address, UNIT)
     with pytest.raises(TransactionReverted, match=reason):
         await world.hub.open(world.alice, channel)
+
+
+async def test_the_longest_challenge_period_is_allowed(world: World) -> None:
+    """One second short of the refused period above: the limit itself is valid."""
+    channel = await world.channel(UNIT, period=31_536_000)
+    assert await world.hub.state_hash(channel.id) == await world.hub.expected_state_hash(channel)
 
 
 async def test_a_channel_id_opens_once(world: World) -> None:

@@ -58,9 +58,6 @@ class ChannelTerms:
     def channel_id(self) -> bytes:
         return channel_id(self.a, self.b, self.asset, self.challenge_period, self.nonce)
 
-    def peer_of(self, party: Address) -> Address:
-        return self.b if party == self.a else self.a
-
 
 @plain_type("channel.propose")
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,8 @@ from typing import Any
 from m2mpay.channel.context import ChannelContext
 from m2mpay.channel.inputs import (
     Accept,
-    ChainChallenged,
-    ChainClosing,
     ChainDeposited,
     ChainOpened,
-    ChainSettled,
     Propose,
     Received,
     Reject,
@@ -26,8 +23,6 @@ from m2mpay.channel.messages import (
 )
 from m2mpay.channel.outputs import (
     ChannelAccepted,
-    ChannelClosed,
-    ChannelDisputed,
     ChannelOpened,
     ChannelRejected,
     DepositConfirmed,
@@ -41,19 +36,17 @@ from m2mpay.channel.outputs import (
 )
 from m2mpay.channel.paying import sync_message
 from m2mpay.channel.rules import (
-    MONEY_PHASES,
     NO_OUTPUTS,
     OPENABLE_PHASES,
     Result,
     channel_key,
     check_peer_message,
-    defend,
     onchain_fields,
     refuse,
     refuse_peer,
     submit,
 )
-from m2mpay.channel.state import ChannelState, OnchainClose, Phase
+from m2mpay.channel.state import ChannelState, Phase
 from m2mpay.crypto import (
     UINT256_MAX,
     ZERO_ADDRESS,
@@ -61,11 +54,8 @@ from m2mpay.crypto import (
 
 __all__ = [
     "accept",
-    "chain_challenged",
-    "chain_closing",
     "chain_deposited",
     "chain_opened",
-    "chain_settled",
     "propose",
     "received_accept",
     "received_proposal",
@@ -258,47 +248,3 @@ def chain_deposited(ctx: ChannelContext, state: ChannelState | None, inp: ChainD
     if inp.participant == ctx.me:
         new = new.without_pending("deposit")
     return new, (Notify(DepositConfirmed(new.channel_id, inp.deposit_a, inp.deposit_b)),)
-
-
-def chain_closing(ctx: ChannelContext, state: ChannelState | None, inp: ChainClosing) -> Result:
-    if state is None or state.phase not in MONEY_PHASES:
-        return state, NO_OUTPUTS
-    closing = OnchainClose(inp.closer, inp.deadline, inp.transferred_a, inp.transferred_b)
-    if state.onchain_close == closing:
-        return state, NO_OUTPUTS
-    new = replace(state.moved_to(Phase.DISPUTED), onchain_close=closing).without_pending("close")
-    new, defence = defend(new)
-    event = ChannelDisputed(
-        new.channel_id, inp.closer, inp.deadline, inp.transferred_a, inp.transferred_b
-    )
-    return new, (Notify(event), *defence)
-
-
-def chain_challenged(
-    ctx: ChannelContext, state: ChannelState | None, inp: ChainChallenged
-) -> Result:
-    if state is None or state.onchain_close is None:
-        return state, NO_OUTPUTS
-    closing = replace(
-        state.onchain_close,
-        transferred_a=inp.transferred_a,
-        transferred_b=inp.transferred_b,
-        deadline=inp.deadline,
-    )
-    if closing == state.onchain_close:
-        return state, NO_OUTPUTS
-    new = replace(state, onchain_close=closing).without_pending("challenge")
-    new, defence = defend(new)
-    return new, defence
-
-
-def chain_settled(ctx: ChannelContext, state: ChannelState | None, inp: ChainSettled) -> Result:
-    if state is None or state.phase not in MONEY_PHASES:
-        return state, NO_OUTPUTS
-    if inp.cooperative:
-        new = state.moved_to(Phase.CLOSED)
-    else:
-        new = state.moved_to(Phase.DISPUTED).moved_to(Phase.SETTLED)
-    new = replace(new, final_balance_a=inp.balance_a, final_balance_b=inp.balance_b, pending_tx=())
-    event = ChannelClosed(new.channel_id, inp.balance_a, inp.balance_b, inp.cooperative)
-    return new, (Notify(event),)

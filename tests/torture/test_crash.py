@@ -4,6 +4,7 @@ itself, and the proof that the checks can fail."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,19 @@ from typer.testing import CliRunner
 
 from m2mpay.cli import app
 from m2mpay.torture.bus import bus_violation
-from m2mpay.torture.crash import PHASES, phase_of, run_crash, trial_seeds
+from m2mpay.torture.crash import (
+    PHASES,
+    CrashReport,
+    _run_phase,
+    phase_of,
+    run_crash,
+    trial_seeds,
+)
 from m2mpay.torture.defence import WatcherCrash
 from m2mpay.torture.pair import payment_violation
-from m2mpay.torture.phase import Facts
+from m2mpay.torture.phase import Facts, Phase
 from m2mpay.torture.sessions import PRICE, WINDOW, session_violation
+from m2mpay.torture.world import TortureError, World
 
 # Seeds 0 … len(PHASES)-1 are one trial of each phase, always the same kill moments.
 SAMPLE_SEED = 0
@@ -183,3 +192,28 @@ def test_each_bus_invariant_can_fail(change: Facts, says: str) -> None:
     violation = bus_violation(BUS | change)
     assert violation is not None
     assert says in violation
+
+
+class _CannotStart(Phase):
+    name = "stream.payer"
+
+    async def setup(self, world: World) -> None:
+        raise TortureError("no process would start")
+
+    async def trial(self, rng: random.Random) -> Facts:
+        raise AssertionError("a phase that is not set up runs no trial")
+
+    def check(self, facts: Facts) -> str | None:
+        return None
+
+    async def teardown(self) -> None:
+        return None
+
+
+async def test_a_phase_that_cannot_start_fails_its_trials_and_the_run_goes_on(
+    tmp_path: Path,
+) -> None:
+    report = CrashReport(seed=0)
+    await _run_phase(_CannotStart(), World(tmp_path), [0, 5], report, None, None)
+    assert (report.trials, report.failures, report.first_failing_seed) == (2, 2, 0)
+    assert all("set-up failed: TortureError" in f["violation"] for f in report.failed)

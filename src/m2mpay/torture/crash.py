@@ -114,27 +114,40 @@ async def _run_phase(
     progress: Progress | None,
     tamper: Tamper | None,
 ) -> None:
-    await phase.setup(world)
+    ready = await _set_up(phase, world)
     try:
         for seed in seeds:
             violation: str | None
-            try:
-                facts = await phase.trial(random.Random(seed))
-            except Exception as exc:  # a trial that cannot finish is a failure
-                violation = f"trial did not complete: {type(exc).__name__}: {exc}"
-                # Whatever is stuck stays behind: the next trial starts on fresh processes.
-                await phase.teardown()
-                await world.reset()
-                await phase.setup(world)
+            if ready is not None:
+                violation = f"set-up failed: {ready}"
             else:
-                if tamper is not None:
-                    facts = tamper(phase.name, facts)
-                violation = phase.check(facts)
+                try:
+                    facts = await phase.trial(random.Random(seed))
+                except Exception as exc:  # a trial that cannot finish is a failure
+                    violation = f"trial did not complete: {type(exc).__name__}: {exc}"
+                    # What is stuck stays behind: the next trial starts on fresh processes.
+                    await phase.teardown()
+                    await world.reset()
+                    ready = await _set_up(phase, world)
+                else:
+                    if tamper is not None:
+                        facts = tamper(phase.name, facts)
+                    violation = phase.check(facts)
             report.record(phase.name, seed, violation)
             if progress is not None:
                 progress(phase.name, seed, report.trials, violation)
     finally:
         await phase.teardown()
+
+
+async def _set_up(phase: Phase, world: World) -> str | None:
+    """Set `phase` up; what went wrong, if it could not be (its trials then fail)."""
+    try:
+        await phase.setup(world)
+    except Exception as exc:  # a phase that cannot start fails its trials, not the run
+        await world.reset()
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 async def run_crash(

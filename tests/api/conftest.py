@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from m2mpay.bench.daemons import NodeProcess
 from m2mpay.chain.deploy import Deployment
 from m2mpay.client import NodeClient
 from m2mpay.crypto import Address
@@ -24,7 +25,7 @@ from m2mpay.stream.simulated import EnergyMeter, Simulation, constant_power
 from m2mpay.stream.supply import SupplyFactory
 from tests.node.conftest import UNIT, Chain, NodeFactory, chain, make_node  # noqa: F401
 
-__all__ = ["TOKEN", "UNIT", "Api", "ApiFactory", "Chain"]
+__all__ = ["TOKEN", "UNIT", "Api", "ApiFactory", "Chain", "funded_channel"]
 
 TOKEN = "m2m_test-token"
 
@@ -121,3 +122,20 @@ async def make_api(
         await client.aclose()
         await gateway.close()
         await gateway.sessions.stop()
+
+
+def funded_channel(api: httpx.Client, peer: NodeProcess, deposit: int = 1_000_000) -> str:
+    """Through a daemon's API (`api`, with its token): tokens from the faucet, then a
+    channel to the `peer` daemon funded with `deposit`; returns the channel id."""
+    api.post("/v1/wallet/faucet", json={}).raise_for_status()
+    opened = api.post(
+        "/v1/channels",
+        json={
+            "peer": peer.ready["address"],
+            "endpoint": peer.ready["peer_endpoint"],
+            "deposit": str(deposit),
+        },
+    )
+    assert opened.status_code == 201, opened.text
+    channel: str = opened.json()["channel_id"]
+    return channel

@@ -12,6 +12,7 @@ import pytest
 
 from m2mpay.bench.daemons import NodeProcess
 from m2mpay.errors import M2MPayError
+from tests.api.conftest import funded_channel
 from tests.waiting import eventually
 
 
@@ -51,17 +52,7 @@ def test_a_daemon_pays_another_streams_events_and_resumes_after_a_restart(
     assert car_token not in (car.data_dir / "api-token.sha256").read_text()
 
     with _auth(car, car_token) as api, _auth(charger, charger_token) as other:
-        api.post("/v1/wallet/faucet", json={}).raise_for_status()
-        opened = api.post(
-            "/v1/channels",
-            json={
-                "peer": charger.ready["address"],
-                "endpoint": charger.ready["peer_endpoint"],
-                "deposit": "1000000",
-            },
-        )
-        assert opened.status_code == 201, opened.text
-        channel = opened.json()["channel_id"]
+        channel = funded_channel(api, charger)
         with other.stream("GET", "/v1/events") as events:
             paid = api.post(f"/v1/channels/{channel}/payments", json={"amount": "250"})
             assert paid.status_code == 201, paid.text
@@ -139,17 +130,7 @@ async def test_the_node_hosting_the_chain_restarts_where_it_was_and_the_others_c
     car, charger = two_daemons  # the car's node hosts the embedded chain
     rpc_url = (tmp_path / "chain" / "chain.rpc").read_text()
     with _auth(car, car.ready["api_token"]) as api:
-        api.post("/v1/wallet/faucet", json={}).raise_for_status()
-        opened = api.post(
-            "/v1/channels",
-            json={
-                "peer": charger.ready["address"],
-                "endpoint": charger.ready["peer_endpoint"],
-                "deposit": "1000000",
-            },
-        )
-        assert opened.status_code == 201, opened.text
-        channel = opened.json()["channel_id"]
+        channel = funded_channel(api, charger)
         api.post(f"/v1/channels/{channel}/payments", json={"amount": "250"}).raise_for_status()
 
     first = car.ready

@@ -21,6 +21,7 @@ from schemathesis.core.result import Ok
 
 from m2mpay.bench.daemons import NodeProcess
 from m2mpay.crypto import Address
+from tests.api.conftest import funded_channel
 
 Operation = schemathesis.APIOperation[Any, Any, Any, Any]
 Case = schemathesis.Case[Any]
@@ -109,16 +110,7 @@ def test_linked_operations_in_sequence_keep_every_answer_in_the_schema(
         with httpx.Client(
             base_url=daemon.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
         ) as api:
-            api.post("/v1/wallet/faucet", json={}).raise_for_status()
-            opened = api.post(
-                "/v1/channels",
-                json={
-                    "peer": peer.ready["address"],
-                    "endpoint": peer.ready["peer_endpoint"],
-                    "deposit": "1000000",
-                },
-            )
-            assert opened.status_code == 201, opened.text
+            funded_channel(api, peer)
         schema = schemathesis.openapi.from_url(f"{daemon.url}/openapi.json")
         steps: list[tuple[str, int]] = []
 

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from m2mpay.chain import AnvilNode, ChannelHub, OnchainChannel, RpcLedger, deploy_contracts
+from m2mpay.chain import (
+    AnvilNode,
+    ChannelHub,
+    OnchainChannel,
+    RpcLedger,
+    TokenContract,
+    deploy_contracts,
+)
 from m2mpay.chain.devkeys import dev_keys
 from m2mpay.channel.outputs import ChannelDefended
 from m2mpay.errors import ChannelError, LedgerUnavailable
@@ -37,6 +44,27 @@ async def ledger(anvil: AnvilNode) -> AsyncIterator[RpcLedger]:
     await rpc.start()
     yield rpc
     await rpc.stop()
+
+
+async def _car_and_charger(
+    ledger: RpcLedger, tmp_path: Path
+) -> tuple[ChannelHub, TokenContract, tuple[Node, Node]]:
+    """Contracts on the ledger, and two started nodes on it; the car holds tokens."""
+    keys = ledger.dev_accounts()
+    _, hub, token = await deploy_contracts(ledger, keys[0], mint={keys[1].address: 100 * UNIT})
+    nodes = [
+        Node(
+            keys[i],
+            LedgerLink(ledger, hub.address, keys[i]),
+            open_store(tmp_path / f"node{i}.sqlite3"),
+            transport=WebSocketTransport(),
+            config=NodeConfig(tick_interval_s=0.05),
+        )
+        for i in (1, 2)
+    ]
+    for node in nodes:
+        await node.start()
+    return hub, token, (nodes[0], nodes[1])
 
 
 async def _past(ledger: RpcLedger, block: int) -> bool:
@@ -74,21 +102,7 @@ async def test_a_receipt_is_found_across_a_restart_of_the_rpc_node(
 async def test_a_stale_close_during_an_rpc_outage_is_still_challenged(
     anvil: AnvilNode, ledger: RpcLedger, tmp_path: Path
 ) -> None:
-    keys = ledger.dev_accounts()
-    _, hub, token = await deploy_contracts(ledger, keys[0], mint={keys[1].address: 100 * UNIT})
-    nodes = [
-        Node(
-            keys[i],
-            LedgerLink(ledger, hub.address, keys[i]),
-            open_store(tmp_path / f"node{i}.sqlite3"),
-            transport=WebSocketTransport(),
-            config=NodeConfig(tick_interval_s=0.05),
-        )
-        for i in (1, 2)
-    ]
-    car, charger = nodes
-    for node in nodes:
-        await node.start()
+    hub, token, (car, charger) = await _car_and_charger(ledger, tmp_path)
     try:
         opened = await car.open_channel(
             charger.address, token.address, 10 * UNIT, challenge_period=60,
@@ -108,7 +122,7 @@ async def test_a_stale_close_during_an_rpc_outage_is_still_challenged(
             state.terms.a, state.terms.b, state.terms.asset, state.terms.challenge_period,
             state.terms.nonce, state.deposit_a, state.deposit_b,
         )  # fmt: skip
-        await ChannelHub(rogue, hub.address).close(keys[1], onchain, 0, 0, None)
+        await ChannelHub(rogue, hub.address).close(ledger.dev_accounts()[1], onchain, 0, 0, None)
         defended = await asyncio.wait_for(_first_defended(events), 30)
         assert defended.transferred == 3 * UNIT
 
@@ -161,21 +175,7 @@ async def test_two_processes_racing_for_one_key_lose_no_transaction(
 async def test_an_open_while_the_rpc_node_is_away_moves_nothing_and_works_once_back(
     anvil: AnvilNode, ledger: RpcLedger, tmp_path: Path
 ) -> None:
-    keys = ledger.dev_accounts()
-    _, hub, token = await deploy_contracts(ledger, keys[0], mint={keys[1].address: 100 * UNIT})
-    nodes = [
-        Node(
-            keys[i],
-            LedgerLink(ledger, hub.address, keys[i]),
-            open_store(tmp_path / f"node{i}.sqlite3"),
-            transport=WebSocketTransport(),
-            config=NodeConfig(tick_interval_s=0.05),
-        )
-        for i in (1, 2)
-    ]
-    car, charger = nodes
-    for node in nodes:
-        await node.start()
+    _, token, (car, charger) = await _car_and_charger(ledger, tmp_path)
     try:
         before = await token.balance_of(car.address)
         await asyncio.to_thread(anvil.stop)
@@ -193,5 +193,5 @@ async def test_an_open_while_the_rpc_node_is_away_moves_nothing_and_works_once_b
         assert await token.balance_of(car.address) == before - 10 * UNIT
         assert charger.channel(opened.channel_id).received_total == UNIT
     finally:
-        for node in nodes:
+        for node in (car, charger):
             await node.stop()

@@ -237,7 +237,8 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        has_body = b"content-length" in headers or b"transfer-encoding" in headers
+        # Some clients send "Content-Length: 0" with a GET: that is no body.
+        has_body = headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
         if scope["method"] in _SAFE_METHODS and not has_body:
             await self.app(scope, receive, send)
             return

@@ -146,6 +146,14 @@ async def test_a_peer_that_cannot_be_one_is_refused_by_name(make_api: ApiFactory
     assert buyer.node.channels() == []
 
 
+async def test_a_public_get_with_an_empty_body_header_stays_public(make_api: ApiFactory) -> None:
+    api = await make_api(1)
+    info = await api.anonymous.get("/v1/info", headers={"content-length": "0"})
+    assert info.status_code == 200, info.text
+    with_body = await api.anonymous.request("GET", "/v1/info", content=b"{}")
+    assert with_body.status_code == 401  # a body is read only for the token's holder
+
+
 async def test_405_names_the_methods_allowed(make_api: ApiFactory) -> None:
     api = await make_api(1)
     answer = await api.http.put("/v1/wallet/faucet")

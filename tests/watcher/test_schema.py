@@ -124,7 +124,14 @@ def test_stateful_registration_then_token_then_proofs(watcher: ServedWatcher) ->
                 headers: dict[str, Any] = dict(case.headers or {})
                 params = signed.get(str(path.get("channel_id")))
                 authorization = str(headers.get("Authorization", ""))
-                if params is not None and authorization.startswith("Bearer "):
+                # Generation may replace what the link carried: only the registered
+                # party (b) with a bearer token is a proof update that can be valid.
+                party = str(path.get("party", "")).lower()
+                if (
+                    params is not None
+                    and party == params.b.checksum.lower()
+                    and authorization.startswith("Bearer ")
+                ):
                     followed.append(params.id.hex())  # reached through the link
                     if _coin(case):
                         case.body = dict(watcher.proof_body(params, next(nonces)))

@@ -58,6 +58,15 @@ class _PairPhase(Phase):
         }
         return facts | await self.pair.close_and_settle(channel, since)
 
+    async def _open_streaming(self, rng: random.Random) -> tuple[int, str]:
+        """A fresh channel with payments streaming on it, and the block it began after."""
+        since = await self.world.ledger.block_number()
+        channel = await self.pair.open()
+        await self.pair.payer.call(
+            {"cmd": "stream_start", "channel": channel, "amount": str(rng.randint(1, 10**6))}
+        )
+        return since, channel
+
 
 class StreamCrash(_PairPhase):
     """SIGKILL the payer or the payee while payments stream."""
@@ -68,11 +77,7 @@ class StreamCrash(_PairPhase):
 
     async def trial(self, rng: random.Random) -> Facts:
         pair = self.pair
-        since = await self.world.ledger.block_number()
-        channel = await pair.open()
-        await pair.payer.call(
-            {"cmd": "stream_start", "channel": channel, "amount": str(rng.randint(1, 10**6))}
-        )
+        since, channel = await self._open_streaming(rng)
         await asyncio.sleep(rng.uniform(*_STREAM_S))
         if self.victim == "payer":
             # Read just before the kill: a lower bound of what was acknowledged at it.
@@ -97,11 +102,7 @@ class CloseCrash(_PairPhase):
 
     async def trial(self, rng: random.Random) -> Facts:
         pair = self.pair
-        since = await self.world.ledger.block_number()
-        channel = await pair.open()
-        await pair.payer.call(
-            {"cmd": "stream_start", "channel": channel, "amount": str(rng.randint(1, 10**6))}
-        )
+        since, channel = await self._open_streaming(rng)
         await asyncio.sleep(rng.uniform(0.02, 0.2))
         await pair.payer.call({"cmd": "stream_stop", "channel": channel})
         payer, _ = await pair.agreed(channel)

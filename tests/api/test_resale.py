@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from m2mpay.client import OfferView, ResaleView
 from m2mpay.errors import ApiInvalidInput, ApiNotFound, DeviceError
+from m2mpay.gateway.offer_book import OfferBook
 from m2mpay.stream.simulated import EnergyMeter, PowerLine, RelayMeter, Simulation, wind_power
 from m2mpay.stream.supply import SupplyFactory
 from tests.api.conftest import UNIT, Api, ApiFactory
@@ -145,3 +147,50 @@ async def test_a_resale_is_checked_before_it_is_published(
     assert refused.json()["error"]["field"].startswith("source.")
     assert await charger.client.resales() == []
     assert await turbine.client.resales() == []
+
+
+async def test_a_resale_is_kept_in_the_offer_book_and_published_again_with_its_sales(
+    make_api: ApiFactory, simulation: Simulation, tmp_path: Path
+) -> None:
+    turbine, charger, car = await _value_chain(make_api, simulation)
+    wind = await _wind_offer(turbine)
+    charger.gateway.offer_book = OfferBook(tmp_path / "offers.json")
+    created = await charger.client.publish_resale(
+        wind,
+        commission=COMMISSION,
+        device="relay/energy",
+        endpoint=turbine.node.endpoint,
+        deposit=UNIT,
+    )
+    first = await car.client.start_session(
+        created.offer, endpoint=charger.node.endpoint, deposit=UNIT, target_units=20
+    )
+    await car.sessions.wait_stopped(bytes.fromhex(first.session_id[2:]), timeout=60)
+    await _reconciled(charger)
+
+    # The gateway goes as a process would (the resale relays no more, its offer is
+    # gone), and comes back from what its data dir holds.
+    await charger.gateway.close()
+    charger.sessions.withdraw(bytes.fromhex(created.offer.offer_id[2:]))
+    assert await charger.client.resales() == []
+    book = charger.gateway.offer_book = OfferBook(tmp_path / "offers.json")
+    charger.gateway.publish_saved(book.load())
+
+    [again] = await charger.client.resales()
+    assert again.offer == created.offer
+    assert (again.source_offer_id, again.commission) == (wind.offer_id, COMMISSION)
+    [report] = again.reconciliations
+    assert report.sale_id == first.session_id
+    assert report.balanced
+    # It sells on under the same offer, each sale with its purchase.
+    second = await car.client.start_session(created.offer, target_units=10)
+    await car.sessions.wait_stopped(bytes.fromhex(second.session_id[2:]), timeout=60)
+    async with asyncio.timeout(30):
+        while True:
+            [resale] = await charger.client.resales()
+            if [r.purchase_phase for r in resale.reconciliations] == ["stopped", "stopped"]:
+                break
+            await asyncio.sleep(0.02)
+    assert [r.sale_id for r in resale.reconciliations] == [first.session_id, second.session_id]
+    assert all(r.balanced for r in resale.reconciliations)
+    assert resale.reconciliations[1].units_sold == 10

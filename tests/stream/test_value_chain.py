@@ -5,18 +5,27 @@ from __future__ import annotations
 
 from m2mpay.node import ChannelInfo
 from m2mpay.stream import ServiceKind, SessionPhase, new_offer
+from m2mpay.stream.context import SessionConfig
 from m2mpay.stream.resale import Resale
 from m2mpay.stream.simulated import EnergyMeter, PowerLine, RelayMeter, Simulation, wind_power
-from tests.stream.conftest import UNIT, Chain, Party, PartyFactory, eventually
+from tests.node.conftest import NodeFactory
+from tests.stream.conftest import FAST, UNIT, Chain, Party, PartyFactory, eventually
 
 PRICE = 10**15  # the turbine's price per Wh
 COMMISSION = 2 * 10**14  # the charger's, per Wh
+# Quiet long enough for a reseller to restart without its peers giving up on it.
+PATIENT = SessionConfig(silence_timeout_ms=20_000, receipt_timeout_ms=20_000, resend_ms=300)
 
 
 async def _value_chain(
-    chain: Chain, make_party: PartyFactory, simulation: Simulation
+    chain: Chain,
+    make_party: PartyFactory,
+    simulation: Simulation,
+    session: SessionConfig = FAST,
 ) -> tuple[Party, Party, Party, Resale, ChannelInfo, ChannelInfo]:
-    turbine, charger, car = await make_party(1), await make_party(2), await make_party(3)
+    turbine = await make_party(1, session=session)
+    charger = await make_party(2, session=session)
+    car = await make_party(3, session=session)
     upstream = await charger.node.open_channel(
         turbine.node.address, chain.token.address, UNIT, endpoint=turbine.node.endpoint
     )
@@ -134,3 +143,85 @@ async def test_no_supply_upstream_ends_the_sale(
     sold = await charger.sessions.wait_stopped(sale.session_id, timeout=30)
     assert sold.stop_reason == "no supply upstream"
     await _assert_reconciled(turbine, charger, car, resale, sale.session_id, upstream, downstream)
+
+
+async def _restarted(charger: Party, make_party: PartyFactory, make_node: NodeFactory) -> Party:
+    """The charger's node and sessions stopped at once and started again on their stores
+    (the resale object is dropped as a crash would drop it)."""
+    port = int(str(charger.node.endpoint).rsplit(":", 1)[1])
+    await charger.sessions.stop()
+    await charger.node.stop()
+    node = await make_node(2, port=port)
+    return await make_party(2, session=PATIENT, node=node)
+
+
+def _purchases(charger: Party, sale_id: bytes) -> list[bytes]:
+    return [info.session_id for info in charger.sessions.sessions() if info.supplies == sale_id]
+
+
+async def test_a_restarted_charger_takes_its_sale_up_with_the_purchase_behind_it(
+    chain: Chain, make_party: PartyFactory, simulation: Simulation, make_node: NodeFactory
+) -> None:
+    turbine, charger, car, resale, _, _ = await _value_chain(chain, make_party, simulation, PATIENT)
+    assert resale.offer is not None
+    sale = await car.sessions.start_session(resale.offer, target_units=80)
+    await eventually(lambda: resale.purchase_of(sale.session_id) is not None)
+    purchase_id = resale.purchase_of(sale.session_id)
+    await eventually(lambda: car.sessions.session(sale.session_id).forward.units >= 20)
+
+    charger = await _restarted(charger, make_party, make_node)
+    assert _purchases(charger, sale.session_id) == [purchase_id]
+    again = Resale(
+        charger.sessions,
+        resale.source,
+        commission=resale.commission,
+        meter=resale.meter,
+    )
+    again.publish(offer=resale.offer)
+    assert again.purchase_of(sale.session_id) == purchase_id
+    assert again.sales() == [sale.session_id]
+
+    bought = await car.sessions.wait_stopped(sale.session_id, timeout=60)
+    assert bought.stop_reason == "target reached"
+    assert purchase_id is not None
+    purchase = await charger.sessions.wait_stopped(purchase_id, timeout=30)
+    assert purchase.stop_reason == "the sale ended"
+    # One purchase behind the sale, before and after the restart.
+    assert _purchases(charger, sale.session_id) == [purchase_id]
+    supplied = await turbine.sessions.wait_stopped(purchase_id, timeout=30)
+    assert supplied.forward == purchase.forward
+    # The charger's meter read on after the restart what came through while it was
+    # down: every unit bought was sold, at the commission.
+    report = again.reconcile(sale.session_id)
+    assert report.balanced, report.as_dict()
+    assert report.units_sold == 80
+
+
+async def test_a_purchase_left_running_by_a_crash_stops_once_the_charger_is_back(
+    chain: Chain, make_party: PartyFactory, simulation: Simulation, make_node: NodeFactory
+) -> None:
+    turbine, charger, car, resale, _, _ = await _value_chain(chain, make_party, simulation, PATIENT)
+    assert resale.offer is not None
+    sale = await car.sessions.start_session(resale.offer)
+    await eventually(lambda: resale.purchase_of(sale.session_id) is not None)
+    purchase_id = resale.purchase_of(sale.session_id)
+    assert purchase_id is not None
+    # The charger dies between its sale ending and stopping the purchase: the relay of
+    # stops ends first (close), then the car stops, then the process goes.
+    await resale.close()
+    await car.sessions.stop_session(sale.session_id, "the driver unplugged")
+    await charger.sessions.wait_stopped(sale.session_id, timeout=30)
+    assert charger.sessions.session(purchase_id).phase is SessionPhase.ACTIVE
+
+    charger = await _restarted(charger, make_party, make_node)
+    again = Resale(
+        charger.sessions,
+        resale.source,
+        commission=resale.commission,
+        meter=resale.meter,
+    )
+    again.publish(offer=resale.offer)
+    purchase = await charger.sessions.wait_stopped(purchase_id, timeout=30)
+    assert purchase.stop_reason == "the sale ended"
+    supplied = await turbine.sessions.wait_stopped(purchase_id, timeout=30)
+    assert supplied.forward == purchase.forward

@@ -80,6 +80,7 @@ class SessionView:
     countersigned: bool  # both receipts signed
     receipt: ReceiptView | None
     peer_receipt: ReceiptView | None
+    supplies: str | None = None  # a reseller's purchase: the sale it supplies
 
     @property
     def stopped(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,17 +12,19 @@ from m2mpay.chain import Deployment, Ledger, TokenContract
 from m2mpay.channel.outputs import ChannelEvent
 from m2mpay.channel.plain import to_plain
 from m2mpay.channel.state import ChannelState
-from m2mpay.errors import CryptoError, DeviceError
+from m2mpay.errors import CryptoError, DeviceError, M2MPayError
 from m2mpay.gateway.auth import Credentials
 from m2mpay.gateway.errors import ApiError, error_of
-from m2mpay.gateway.offer_book import OfferBook
+from m2mpay.gateway.offer_book import OfferBook, ResaleTerms, SavedOffer
 from m2mpay.node import Node
-from m2mpay.stream import SessionInfo, SessionManager
+from m2mpay.stream import Offer, SessionInfo, SessionManager
 from m2mpay.stream.outputs import SessionEvent
 from m2mpay.stream.resale import Resale
 from m2mpay.stream.supply import SupplyFactory
 
 __all__ = ["EventHub", "Gateway"]
+
+log = logging.getLogger("m2mpay.gateway")
 
 
 class EventHub:
@@ -76,7 +79,7 @@ class Gateway:
     # The device behind an offer: (device id, service) → what supplies each session.
     supplies: Callable[[str, str], SupplyFactory] | None = None
     offer_book: OfferBook | None = None  # published offers, kept across restarts
-    # Offers resold from another node's, by offer id; in memory only (see routes_resales).
+    # Offers resold from another node's, by offer id; their terms are in the offer book.
     resales: dict[bytes, Resale] = field(default_factory=dict)
 
     @property
@@ -105,8 +108,50 @@ class Gateway:
                 status, body["error"]["code"], body["error"]["message"], field_name
             ) from None
 
+    def resell(
+        self,
+        terms: ResaleTerms,
+        meter: SupplyFactory,
+        *,
+        window: int | None = None,
+        batch: int | None = None,
+        offer: Offer | None = None,
+    ) -> Resale:
+        """Resell `terms.source` metered by `meter`: a new offer, or `offer` again after a
+        restart (the sessions must be running, so that its sales are taken up)."""
+        resale = Resale(
+            self.sessions,
+            terms.source,
+            commission=terms.commission,
+            meter=meter,
+            purchase_budget=terms.purchase_budget,
+            purchase_deposit=terms.purchase_deposit,
+            endpoint=terms.endpoint,
+        )
+        published = resale.publish(window=window, batch=batch, offer=offer)
+        self.resales[published.offer_id] = resale
+        return resale
+
+    def publish_saved(self, entries: list[SavedOffer]) -> None:
+        """Publish again what the offer book kept from before a restart, each offer with
+        its device (resales once the sessions run: see `resell`); an offer whose device
+        is gone leaves the book."""
+        assert self.supplies is not None
+        assert self.offer_book is not None
+        for entry in entries:
+            name, _, service = entry.device.partition("/")
+            try:
+                supply = self.supplies(name, service)
+                if entry.resale is None:
+                    self.sessions.publish(entry.offer, supply)
+                else:
+                    self.resell(entry.resale, supply, offer=entry.offer)
+            except M2MPayError as exc:
+                log.warning("offer 0x%s not published again: %s", entry.offer.offer_id.hex(), exc)
+                self.offer_book.remove(entry.offer.offer_id)
+
     async def close(self) -> None:
-        """Before the sessions stop: end what lives only in memory here (the resales)."""
+        """Before the sessions stop: stop the resales relaying (their links are durable)."""
         resales, self.resales = list(self.resales.values()), {}
         for resale in resales:
             await resale.close()

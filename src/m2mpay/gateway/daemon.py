@@ -27,7 +27,6 @@ from m2mpay.chain import Deployment, Ledger, TelemetryAnchor
 from m2mpay.chain.provision import ensure_deployment, is_dev_chain
 from m2mpay.chain.shared import connect_ledger
 from m2mpay.crypto import PrivateKey
-from m2mpay.errors import M2MPayError
 from m2mpay.gateway.app import create_app
 from m2mpay.gateway.auth import Credentials, new_token
 from m2mpay.gateway.bus import DeviceBus
@@ -134,8 +133,13 @@ class Daemon:
             )
             self.gateway = gateway = self._gateway(ledger, deployment, node, sessions)
             gateway.supplies = bus.supply_factory
-            self._publish_saved_offers(gateway)
+            book = gateway.offer_book = OfferBook(config.data_dir / "offers.json")
+            saved = book.load()
+            gateway.publish_saved([entry for entry in saved if entry.resale is None])
             await sessions.start()
+            # Resales read back which purchase supplies which sale from the recovered
+            # sessions, so they are published once those run.
+            gateway.publish_saved([entry for entry in saved if entry.resale is not None])
             routes = [device_routes(gateway, bus), *self._extra]
             self._server = AsgiServer(
                 create_asgi(gateway, create_app(gateway, extra=routes)),
@@ -160,18 +164,6 @@ class Daemon:
             config=TelemetryConfig(batch_interval_s=self.config.telemetry_interval_s),
         )
         return DeviceBus(self.key.address, store, telemetry=telemetry)
-
-    def _publish_saved_offers(self, gateway: Gateway) -> None:
-        """Publish again what was published before a restart, with its device."""
-        book = gateway.offer_book = OfferBook(self.config.data_dir / "offers.json")
-        assert gateway.supplies is not None
-        for offer, device in book.load():
-            name, _, service = device.partition("/")
-            try:
-                gateway.sessions.publish(offer, gateway.supplies(name, service))
-            except M2MPayError as exc:
-                log.warning("offer 0x%s not published again: %s", offer.offer_id.hex(), exc)
-                book.remove(offer.offer_id)
 
     def _gateway(
         self, ledger: Ledger, deployment: Deployment, node: Node, sessions: SessionManager

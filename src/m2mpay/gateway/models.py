@@ -325,6 +325,9 @@ class SessionView(BaseModel):
     countersigned: bool
     receipt: ReceiptView | None
     peer_receipt: ReceiptView | None
+    supplies: Hex32 | None = Field(
+        None, description="A purchase by a reseller: the sale of this node's it supplies."
+    )
 
 
 class SessionList(BaseModel):

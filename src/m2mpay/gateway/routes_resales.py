@@ -1,10 +1,10 @@
 """Resales: an offer of this node's backed by purchases under another node's offer (a
 charger reselling a wind turbine's energy), each sale reconciled with its purchase.
 
-The link between an offer and its source lives in memory (`Gateway.resales`): a
-restart of this node loses it, and the resale must be created again. The sales and
-purchases themselves are sessions like any other, durable and listed under
-/v1/sessions.
+A resale's terms are kept in the offer book and each purchase names the sale it
+supplies, so a restarted node resells again and takes its sales up where they were.
+The sales and purchases themselves are sessions like any other, listed under
+/v1/sessions (a purchase shows the sale it `supplies`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from m2mpay.gateway.models_resales import (
     ResaleList,
     ResaleView,
 )
+from m2mpay.gateway.offer_book import ResaleTerms
 from m2mpay.gateway.routes_info import require_funds
 from m2mpay.gateway.views import hex32, offer_from_view, offer_view
 from m2mpay.stream.offer import offer_problem
@@ -30,9 +31,9 @@ from m2mpay.stream.resale import Resale
 
 __all__ = ["resale_routes", "resale_view"]
 
-_IN_MEMORY: Final = (
-    "The link from this offer to its source is kept in memory only: a restart of this "
-    "node loses it (create the resale again); the sessions themselves are durable."
+_DURABLE: Final = (
+    "The resale survives a restart of this node: it is published again and each sale "
+    "keeps the purchase behind it."
 )
 
 
@@ -88,7 +89,7 @@ def resale_routes(gw: Gateway) -> APIRouter:
         description="Publishes an offer of this node's at the source's price plus the "
         "commission, metered by `device`; each session sold under it starts a purchase "
         "under the source's offer (over a free channel to the source, or a new one with "
-        "`deposit`), and each ends with the other. " + _IN_MEMORY,
+        "`deposit`), and each ends with the other. " + _DURABLE,
     )
     async def create(body: ResaleCreate) -> ResaleView:
         source = offer_from_view(body.source)
@@ -107,17 +108,18 @@ def resale_routes(gw: Gateway) -> APIRouter:
         await _require_deposit(gw, source.asset, int(body.deposit))
         if body.endpoint and not gw.node.is_connected(source.seller):
             await gw.node.connect(body.endpoint, source.seller)
-        resale = Resale(
-            gw.sessions,
+        terms = ResaleTerms(
             source,
-            commission=commission,
-            meter=meter,
-            purchase_budget=int(body.purchase_budget),
-            purchase_deposit=int(body.deposit),
-            endpoint=body.endpoint,
+            commission,
+            int(body.purchase_budget),
+            int(body.deposit),
+            body.endpoint,
         )
-        offer = resale.publish(window=window, batch=batch)
-        gw.resales[offer.offer_id] = resale
+        resale = gw.resell(terms, meter, window=window, batch=batch)
+        if gw.offer_book is not None:
+            assert resale.offer is not None
+            assert body.device is not None
+            gw.offer_book.add(resale.offer, body.device, terms)
         return resale_view(gw, resale)
 
     @router.get(
@@ -125,7 +127,7 @@ def resale_routes(gw: Gateway) -> APIRouter:
         response_model=ResaleList,
         dependencies=[reader],
         summary="The resales, each sale reconciled with its purchase",
-        description=_IN_MEMORY,
+        description=_DURABLE,
     )
     async def list_resales() -> ResaleList:
         return ResaleList(resales=[resale_view(gw, r) for r in gw.resales.values()])

@@ -132,4 +132,5 @@ def session_view(info: SessionInfo) -> SessionView:
         countersigned=info.countersigned,
         receipt=_receipt(info.receipt),
         peer_receipt=_receipt(info.peer_receipt),
+        supplies=None if info.supplies is None else hex32(info.supplies),
     )

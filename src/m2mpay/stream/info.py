@@ -32,6 +32,7 @@ class SessionInfo:
     stop_reason: str
     receipt: SignedReceipt | None  # ours, once signed
     peer_receipt: SignedReceipt | None  # the peer's, once received
+    supplies: bytes | None = None  # a purchase: the sale of ours it supplies
 
     @classmethod
     def of(cls, state: SessionState) -> SessionInfo:
@@ -51,6 +52,7 @@ class SessionInfo:
             stop_reason=state.stop_reason,
             receipt=state.my_receipt,
             peer_receipt=state.peer_receipt,
+            supplies=state.supplies,
         )
 
     @property

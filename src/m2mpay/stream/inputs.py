@@ -28,7 +28,9 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class StartSession:
     """The buyer starts a session on `offer` over `channel_id`; bases are the channel's
-    running totals now (ours to the seller, the seller's to us)."""
+    running totals now (ours to the seller, the seller's to us). `supplies` names the
+    session of ours this purchase supplies (a reseller's sale), so that the link is
+    logged with the purchase itself and survives a crash."""
 
     session_id: Bytes32
     offer: Offer
@@ -40,6 +42,7 @@ class StartSession:
     buyer_sent_base: Uint256
     seller_sent_base: Uint256
     now_ms: Uint64
+    supplies: Bytes32 | None = None
 
 
 @plain_type("sin.request")

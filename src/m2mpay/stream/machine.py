@@ -173,6 +173,7 @@ def _start(ctx: SessionContext, state: SessionState | None, inp: StartSession) -
         seller_base=inp.seller_sent_base,
         started_ms=inp.now_ms,
         heard_ms=inp.now_ms,
+        supplies=inp.supplies,
     )
     return new, (SendSession(offer.seller, session_request(new)),)
 

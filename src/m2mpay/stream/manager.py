@@ -304,12 +304,14 @@ class SessionManager:
         allow_reverse: bool = False,
         feed_back: SupplyFactory | None = None,
         endpoint: str | None = None,
+        supplies: bytes | None = None,
         timeout: float = 30.0,
     ) -> SessionInfo:
         """Buy under `offer` over a channel with its seller; returns once the seller
         runs the session. Without `channel_id` a free open channel with the seller in
         the offer's asset is used, or, with `deposit`, a new one is opened. `feed_back`
-        makes the device that delivers if the session is reversed (else the manager's)."""
+        makes the device that delivers if the session is reversed (else the manager's).
+        `supplies` names the sale of ours this purchase supplies (see `Resale`)."""
         channel = await self._channel_for(offer, channel_id, deposit, endpoint)
         if budget and budget > channel.balance_mine:
             raise StreamError(
@@ -331,6 +333,7 @@ class SessionManager:
             channel.sent_total,
             channel.received_total,
             _now_ms(),
+            supplies,
         )
         self._raise_if_refused(self._handle(inp))
         state = await self._wait(

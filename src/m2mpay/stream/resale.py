@@ -8,15 +8,23 @@ metered once on each side of the reseller: the source's meter bills the purchase
 the reseller's own `meter` bills the sale, and nothing is stored in between (a cable
 in the field; `RelayMeter` on a `PowerLine` in the simulation), so the two agree to
 the unit and the reseller's margin is its commission on every unit.
+
+The link is durable: a purchase names the sale it supplies in its own `StartSession`,
+logged before its request leaves. A reseller that restarts publishes its offer again
+(`publish(offer=...)`), reads the links back from its sessions and settles what
+changed while it was down: a sale that ended stops its purchase, a purchase that
+ended stops its sale, and a sale still running without a purchase buys one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any, Final
 
-from m2mpay.errors import M2MPayError
+from m2mpay.errors import M2MPayError, StreamError
 from m2mpay.stream.info import SessionInfo
 from m2mpay.stream.manager import SessionManager
 from m2mpay.stream.offer import Offer, new_offer
@@ -27,6 +35,8 @@ from m2mpay.stream.supply import Supply, SupplyFactory, SupplyRequest
 __all__ = ["Reconciliation", "Resale"]
 
 log = logging.getLogger("m2mpay.stream.resale")
+
+_LIVE: Final = frozenset({SessionPhase.REQUESTED, SessionPhase.ACTIVE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +103,7 @@ class Resale:
         self.sessions = sessions
         self.source = source
         self.commission = commission
-        self._meter = meter
+        self.meter = meter
         self._purchase_budget = purchase_budget
         self._purchase_deposit = purchase_deposit
         self._endpoint = endpoint
@@ -103,11 +113,18 @@ class Resale:
         self._closed = False
         self.offer: Offer | None = None
 
-    def publish(self, *, window: int | None = None, batch: int | None = None) -> Offer:
-        """Offer the source's service on at its price plus the commission."""
+    def publish(
+        self,
+        *,
+        window: int | None = None,
+        batch: int | None = None,
+        offer: Offer | None = None,
+    ) -> Offer:
+        """Offer the source's service on at its price plus the commission; or, after a
+        restart, publish `offer` again and take its sales up where they were."""
         source = self.source
-        self.offer = self.sessions.publish(
-            new_offer(
+        if offer is None:
+            offer = new_offer(
                 self.sessions.node.address,
                 source.kind,
                 source.unit,
@@ -116,11 +133,16 @@ class Resale:
                 window=window or source.window,
                 batch=batch or source.batch,
                 leader=source.leader,
-            ),
-            self._relay_for,
-        )
+            )
+        self.offer = offer
+        # Before the manager resumes the sales (it calls `_relay_for` for each), so
+        # that a sale with a purchase behind it does not buy a second one.
+        self._relink(offer.offer_id)
+        self.sessions.publish(offer, self._relay_for)
         self.sessions.add_listener(self._on_event)
-        return self.offer
+        for sale_id, purchase_id in list(self._purchase_of.items()):
+            self._settle(sale_id, purchase_id)
+        return offer
 
     async def close(self) -> None:
         """Sell no more, and stop linking: purchases being started are cancelled and
@@ -157,11 +179,35 @@ class Resale:
 
     # -- the link
 
+    def _relink(self, offer_id: bytes) -> None:
+        """Read back from the sessions which purchase supplies which sale of `offer_id`."""
+        for info in self.sessions.sessions():
+            sale_id = info.supplies
+            if sale_id is None:
+                continue
+            try:
+                sale = self.sessions.session(sale_id)
+            except StreamError:
+                continue
+            if sale.we_sell and sale.offer.offer_id == offer_id:
+                self._link(sale_id, info.session_id)
+
+    def _link(self, sale_id: bytes, purchase_id: bytes) -> None:
+        self._purchase_of[sale_id] = purchase_id
+        self._sale_of[purchase_id] = sale_id
+
+    def _settle(self, sale_id: bytes, purchase_id: bytes) -> None:
+        """End whichever side runs on while the other has ended (after a restart)."""
+        sale, purchase = self.sessions.session(sale_id), self.sessions.session(purchase_id)
+        if sale.phase not in _LIVE and purchase.phase in _LIVE:
+            self._spawn_stop(purchase_id, "the sale ended")
+        elif purchase.phase not in _LIVE and sale.phase in _LIVE:
+            self._spawn_stop(sale_id, "no supply upstream")
+
     def _relay_for(self, request: SupplyRequest) -> Supply:
-        relay = self._meter(request)
-        task = asyncio.ensure_future(self._buy(request.session_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        relay = self.meter(request)
+        if request.session_id not in self._purchase_of:  # resumed sales have theirs
+            self._spawn(self._buy(request.session_id))
         return relay
 
     async def _buy(self, sale_id: bytes) -> None:
@@ -174,13 +220,18 @@ class Resale:
                 budget=self._purchase_budget,
                 deposit=self._purchase_deposit,
                 endpoint=self._endpoint,
+                supplies=sale_id,
             )
         except (M2MPayError, TimeoutError) as exc:
             log.warning("no supply upstream for sale 0x%s: %s", sale_id.hex(), exc)
             await self._stop(sale_id, f"no supply upstream: {exc}")
+            # A request that went out but was not answered in time may still start.
+            for info in self.sessions.sessions():
+                if info.supplies == sale_id:
+                    self._link(sale_id, info.session_id)
+                    await self._stop(info.session_id, "the sale ended")
             return
-        self._purchase_of[sale_id] = purchase.session_id
-        self._sale_of[purchase.session_id] = sale_id
+        self._link(sale_id, purchase.session_id)
         if self.sessions.session(sale_id).phase is not SessionPhase.ACTIVE:
             await self._stop(purchase.session_id, "the sale ended")
 
@@ -195,12 +246,15 @@ class Resale:
             self._spawn_stop(sale, "no supply upstream")
 
     def _spawn_stop(self, session_id: bytes, reason: str) -> None:
-        task = asyncio.ensure_future(self._stop(session_id, reason))
+        self._spawn(self._stop(session_id, reason))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _stop(self, session_id: bytes, reason: str) -> None:
-        if self.sessions.session(session_id).phase in (SessionPhase.ACTIVE, SessionPhase.REQUESTED):
+        if self.sessions.session(session_id).phase in _LIVE:
             try:
                 await self.sessions.stop_session(session_id, reason, wait=False)
             except M2MPayError as exc:

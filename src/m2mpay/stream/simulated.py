@@ -250,9 +250,11 @@ class PowerLine:
         self.fed = 0  # units the source has fed in the current session
         self._far_end: Callable[[int], None] | None = None
 
-    def connect(self, far_end: Callable[[int], None]) -> None:
-        """A new session at the far end: counts start again from zero."""
-        self.limit = self.fed = 0
+    def connect(self, far_end: Callable[[int], None], *, resumed: bool = False) -> None:
+        """A new session at the far end: counts start again from zero; or, `resumed`,
+        the far end's meter restarted within its session and the counts go on."""
+        if not resumed:
+            self.limit = self.fed = 0
         self._far_end = far_end
 
     def feed(self, units: int) -> None:
@@ -269,8 +271,14 @@ class RelayMeter(_MeteredSupply):
     def __init__(self, line: PowerLine) -> None:
         super().__init__()
         self._line = line
-        line.connect(self._reach)
+
+    async def start(self, report: MeterReport, delivered: int) -> None:
+        await super().start(report, delivered)
+        self._line.connect(self._reach, resumed=delivered > 0)
 
     def permit(self, units: int) -> None:
         super().permit(units)
         self._line.limit = self._permit
+        # What came through while this meter was not read (its process restarted) is
+        # on the line's own count, as on a hardware meter's register.
+        self._reach(self._line.fed)

@@ -92,6 +92,7 @@ class SessionState:
     resent_ms: Uint64 = 0  # when we last said our part again to a peer that went quiet
     my_receipt: SignedReceipt | None = None
     peer_receipt: SignedReceipt | None = None
+    supplies: Bytes32 | None = None  # a purchase: the sale of ours it supplies
 
     # -- who does what
 

@@ -11,7 +11,12 @@ Commands, one JSON line each (amounts as decimal strings):
                                                   → {"session": "0x…", …} once running
     {"cmd": "session_info", "session": "0x…"}     → the session as this node sees it
     {"cmd": "session_stop", "session": "0x…"}     → the same, once stopped
-`session_offer` with an `"offer"` publishes that offer again (a seller that restarted).
+    {"cmd": "session_list"}                       → {"sessions": [the same, for each]}
+    {"cmd": "session_resale", "source": {…}, "commission": "…", "rate": 8}
+                                                  → {"offer": {…}} (a reseller: each sale
+                                                    buys its supply under `source`)
+`session_offer` and `resale` with an `"offer"` publish that offer again (a seller that
+restarted).
 Exposure is sampled from every session's view four times a second: for the party
 that delivers, units delivered and not yet paid; for the party that pays, units
 paid and not yet delivered.
@@ -39,7 +44,9 @@ from m2mpay.stream import (
     new_offer,
 )
 from m2mpay.stream.manager import SessionManagerConfig
+from m2mpay.stream.resale import Resale
 from m2mpay.stream.simulated import EnergyMeter, Simulation, constant_power
+from m2mpay.stream.supply import SupplyFactory
 
 __all__ = ["SessionPeer", "exposure_units", "session_json"]
 
@@ -63,6 +70,7 @@ class SessionPeer:
         # Meters step four times a second, as a smart meter reporting in real time might.
         self.simulation = Simulation(step_s=0.25)
         self.max_exposure = 0
+        self._resales: list[Resale] = []
         self._sampler: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -70,6 +78,8 @@ class SessionPeer:
         self._sampler = asyncio.ensure_future(self._sample())
 
     async def stop(self) -> None:
+        for resale in self._resales:
+            await resale.close()
         if self._sampler is not None:
             self._sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -100,6 +110,10 @@ class SessionPeer:
             return session_json(self.sessions.session(_session_of(command)))
         if name == "session_stop":
             return session_json(await self.sessions.stop_session(_session_of(command)))
+        if name == "session_list":
+            return {"sessions": [session_json(info) for info in self.sessions.sessions()]}
+        if name == "session_resale":
+            return self._resale(command)
         if name == "session_stats":
             infos = self.sessions.sessions()
             return {
@@ -109,8 +123,22 @@ class SessionPeer:
             }
         raise ValueError(f"unknown command {name!r}")
 
-    def _offer(self, command: dict[str, Any]) -> dict[str, Any]:
+    def _meter(self, command: dict[str, Any]) -> SupplyFactory:
         watts = float(command["rate"]) * 3600.0  # units of 1 Wh at `rate` per second
+        return lambda _: EnergyMeter(self.simulation, constant_power(watts))
+
+    def _resale(self, command: dict[str, Any]) -> dict[str, Any]:
+        resale = Resale(
+            self.sessions,
+            _offer_of(command, "source"),
+            commission=int(command["commission"]),
+            meter=self._meter(command),
+        )
+        offer = resale.publish(offer=_offer_of(command) if "offer" in command else None)
+        self._resales.append(resale)
+        return {"offer": to_plain(offer, binary=False)}
+
+    def _offer(self, command: dict[str, Any]) -> dict[str, Any]:
         if "offer" in command:
             offer = _offer_of(command)
         else:
@@ -124,7 +152,7 @@ class SessionPeer:
                 batch=int(command["batch"]),
                 leader=Leader(command.get("leader", "deliverer")),
             )
-        self.sessions.publish(offer, lambda _: EnergyMeter(self.simulation, constant_power(watts)))
+        self.sessions.publish(offer, self._meter(command))
         return {"offer": to_plain(offer, binary=False)}
 
     async def _buy(self, command: dict[str, Any]) -> dict[str, Any]:
@@ -161,8 +189,8 @@ class SessionPeer:
         return sum(self.sessions.session(i).forward.units for i in ids)
 
 
-def _offer_of(command: dict[str, Any]) -> Offer:
-    offer = from_plain(command["offer"])
+def _offer_of(command: dict[str, Any], key: str = "offer") -> Offer:
+    offer = from_plain(command[key])
     if not isinstance(offer, Offer):
         raise ValueError("not an offer")
     return offer
@@ -184,4 +212,5 @@ def session_json(info: SessionInfo) -> dict[str, Any]:
         "backward": flow(info.backward),
         "reason": info.stop_reason,
         "countersigned": info.countersigned,
+        "supplies": None if info.supplies is None else "0x" + info.supplies.hex(),
     }

@@ -24,6 +24,7 @@ from m2mpay.torture.defence import WatcherCrash
 from m2mpay.torture.device import DeviceCrash
 from m2mpay.torture.payments import CloseCrash, DisputeCrash, StreamCrash
 from m2mpay.torture.phase import Facts, Phase
+from m2mpay.torture.resale import ResaleCrash
 from m2mpay.torture.sessions import SessionCrash
 from m2mpay.torture.world import World
 
@@ -39,6 +40,7 @@ def _phases() -> list[Phase]:
         DisputeCrash(),
         SessionCrash("buyer"),
         SessionCrash("seller"),
+        ResaleCrash(),
         WatcherCrash(),
         DeviceCrash("device"),
         DeviceCrash("host"),

@@ -1,0 +1,203 @@
+"""The reseller's phase of a value chain: a car buys from a charger that buys the supply
+of each sale from a wind turbine, and the charger is SIGKILLed while both sessions run.
+
+After the restart the sale must keep the one purchase behind it (never a second, and
+never none), both sessions must end with receipts both signed and no unit delivered
+beyond the credit window, the purchase must end with the sale, and each of the two
+channels must pay exactly its session's receipts, its settlement equal to the newest
+proofs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from typing import Any, Final
+
+from m2mpay.bench.processes import PeerProcess
+from m2mpay.errors import M2MPayError
+from m2mpay.torture.pair import Pair, payment_violation
+from m2mpay.torture.phase import Facts, Phase
+from m2mpay.torture.sessions import BATCH, PRICE, RATE, WINDOW
+from m2mpay.torture.world import TortureError, World, until
+
+__all__ = ["ResaleCrash", "resale_violation"]
+
+COMMISSION: Final = PRICE // 5
+# The charger's two channels: it is the payee of the car's and the payer of its own.
+_LEGS: Final = {"sale": ("down", "payee"), "purchase": ("up", "payer")}
+
+
+class ResaleCrash(Phase):
+    """The shared pair's payer is the car and its payee the turbine; the charger (the
+    reseller, the victim) is a process of this phase."""
+
+    name = "session.reseller"
+
+    def __init__(self) -> None:
+        self._world: World | None = None
+        self._charger: PeerProcess | None = None
+        self._source: dict[str, Any] = {}
+        self._offer: dict[str, Any] = {}
+
+    async def setup(self, world: World) -> None:
+        self._world = world
+        pair = await Pair.shared(world)
+        directory = world.directory / f"resale-{world.generation}"
+        self._charger = world.peer(
+            "resale",
+            "charger",
+            world.keys.reseller,
+            sessions=directory / "charger-sessions.sqlite3",
+        )
+        await self._charger.start()
+        offered = await pair.payee.call(
+            {
+                "cmd": "session_offer",
+                "asset": str(world.token.address),
+                "price": str(PRICE),
+                "window": WINDOW,
+                "batch": BATCH,
+                "rate": RATE,
+            }
+        )
+        self._source = offered["offer"]
+        self._offer = (await self._resale())["offer"]
+
+    async def _resale(self, **again: Any) -> dict[str, Any]:
+        return await self.charger.call(
+            {
+                "cmd": "session_resale",
+                "source": self._source,
+                "commission": str(COMMISSION),
+                "rate": RATE,
+                **again,
+            }
+        )
+
+    @property
+    def charger(self) -> PeerProcess:
+        assert self._charger is not None, "the phase is not set up"
+        return self._charger
+
+    def _legs(self) -> tuple[Pair, Pair]:
+        """The car paying the charger, and the charger paying the turbine."""
+        assert self._world is not None, "the phase is not set up"
+        pair = self._world.shared["pair"]
+        assert isinstance(pair, Pair)
+        return Pair(self._world, pair.payer, self.charger), Pair(
+            self._world, self.charger, pair.payee
+        )
+
+    async def teardown(self) -> None:
+        if self._charger is not None:
+            with contextlib.suppress(M2MPayError, OSError):
+                await self._charger.stop()
+        self._charger = None
+
+    def check(self, facts: Facts) -> str | None:
+        return resale_violation(facts)
+
+    async def trial(self, rng: random.Random) -> Facts:
+        assert self._world is not None
+        down, up = self._legs()
+        car, turbine = down.payer, up.payee
+        since = await self._world.ledger.block_number()
+        channels = {"down": await down.open(), "up": await up.open()}
+        target = rng.randint(4 * BATCH, 30 * BATCH)
+        started = await car.call(
+            {"cmd": "session_start", "offer": self._offer, "target_units": target}
+        )
+        sale = started["session"]
+        await asyncio.sleep(rng.uniform(0.0, 1.2 * target / RATE))
+        up_acked = int((await up.info("payer", channels["up"]))["acked_total"])
+        await self.charger.kill()
+        down_acked = int((await down.info("payer", channels["down"]))["acked_total"])
+        await self.charger.start()
+        # Offers are the application's: a restarted reseller resells again.
+        await self._resale(offer=self._offer)
+        facts: Facts = {
+            "target": target,
+            "up_acked": up_acked,
+            "up_restored": int((await up.info("payer", channels["up"]))["sent_total"]),
+            "down_acked": down_acked,
+            "down_restored": int((await down.info("payee", channels["down"]))["received_total"]),
+        }
+        facts |= await self._session("sale", sale, car, self.charger)
+        purchases = [
+            view["session"]
+            for view in (await self.charger.call({"cmd": "session_list"}))["sessions"]
+            if view["supplies"] == sale
+        ]
+        facts["purchases"] = len(purchases)
+        if purchases:
+            facts |= await self._session("purchase", purchases[-1], self.charger, turbine)
+        for process, role in ((car, "car"), (self.charger, "charger"), (turbine, "turbine")):
+            stats = await process.call({"cmd": "session_stats"})
+            facts[f"{role}_exposure"] = int(stats["max_exposure_units"])
+        for leg, pair in (("down", down), ("up", up)):
+            payer, payee = await pair.agreed(channels[leg])
+            facts |= {
+                f"{leg}_sent": int(payer["sent_total"]),
+                f"{leg}_acked_total": int(payer["acked_total"]),
+                f"{leg}_received": int(payee["received_total"]),
+            }
+            settled = await pair.close_and_settle(channels[leg], since)
+            facts |= {f"{leg}_{key}": value for key, value in settled.items()}
+        return facts
+
+    async def _session(
+        self, name: str, session: str, buyer: PeerProcess, seller: PeerProcess
+    ) -> Facts:
+        """Both sides' final view of a session, once both have stopped (or timed out)."""
+        facts: Facts = {}
+        for side, process in (("bought", buyer), ("sold", seller)):
+
+            async def view(p: PeerProcess = process) -> dict[str, Any]:
+                return await p.call({"cmd": "session_info", "session": session})
+
+            with contextlib.suppress(TortureError):
+                await until(
+                    view, lambda v: v["phase"] == "stopped", what=f"the {name} stopped ({side})"
+                )
+            seen = await view()
+            for key in ("units", "value", "paid"):
+                facts[f"{name}_{side}_{key}"] = int(seen["forward"][key])
+            facts[f"{name}_{side}_stopped"] = int(seen["phase"] == "stopped")
+            facts[f"{name}_{side}_countersigned"] = int(bool(seen["countersigned"]))
+        return facts
+
+
+def resale_violation(facts: Facts) -> str | None:
+    """The value chain's invariants, then each session's, then each channel's."""
+    if facts["purchases"] != 1:
+        return f"the sale had {facts['purchases']} purchases behind it, not one"
+    for role in ("car", "charger", "turbine"):
+        if facts[f"{role}_exposure"] > WINDOW:
+            return (
+                f"units delivered beyond the credit window: the {role} saw "
+                f"{facts[f'{role}_exposure']} units unpaid, the window is {WINDOW}"
+            )
+    for name, (leg, victim) in _LEGS.items():
+        for side in ("bought", "sold"):
+            if not (facts[f"{name}_{side}_stopped"] and facts[f"{name}_{side}_countersigned"]):
+                return f"the {name} did not end with receipts both signed ({side} side)"
+        bought = tuple(facts[f"{name}_bought_{key}"] for key in ("units", "value", "paid"))
+        sold = tuple(facts[f"{name}_sold_{key}"] for key in ("units", "value", "paid"))
+        if bought != sold:
+            return f"the sides disagree on the {name}: bought {bought}, sold {sold}"
+        _, value, paid = sold
+        if value != paid:
+            return f"the {name} did not end paid in full: {sold}"
+        received = facts[f"{leg}_received"]
+        if received != paid:
+            return f"the {name}'s channel moved {received}, its receipts say {paid}"
+        prefix = f"{leg}_"
+        leg_facts = {k[len(prefix) :]: v for k, v in facts.items() if k.startswith(prefix)}
+        violation = payment_violation(victim, leg_facts)
+        if violation is not None:
+            return f"the {name}'s channel: {violation}"
+    units, value, _ = (facts[f"sale_sold_{key}"] for key in ("units", "value", "paid"))
+    if units != facts["target"] or value != units * (PRICE + COMMISSION):
+        return f"the sale did not end at its target: {units} units for {value}"
+    return None

@@ -413,6 +413,7 @@ class EmbeddedLedger(Web3Ledger):
                 block_number=log.block_number,
                 tx_hash=log.tx_hash,
                 log_index=log.log_index,
+                block_hash=log.block_hash,
             )
             for log in logs
         ]

@@ -7,12 +7,14 @@ import logging
 import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
+from functools import partial
 from typing import Any, Final
 
 from eth_account import Account
 from web3 import AsyncWeb3
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import BlockNotFound, TransactionNotFound
 
+from m2mpay.chain.forks import BlockWindow, SentTransactions
 from m2mpay.chain.ledger import BlockTag, Ledger, LogEntry, Receipt
 from m2mpay.crypto import Address, PrivateKey, keccak256
 from m2mpay.errors import (
@@ -81,11 +83,15 @@ def _log_entry(raw: Mapping[str, Any]) -> LogEntry:
         block_number=int(raw["blockNumber"]),
         tx_hash=bytes(raw["transactionHash"]),
         log_index=int(raw["logIndex"]),
+        block_hash=bytes(raw.get("blockHash") or b""),
     )
 
 
 class Web3Ledger(Ledger):
     """A `Ledger` over an `AsyncWeb3` connection; subclasses supply the provider."""
+
+    # A chain that may reorganise costs its followers a block read per poll.
+    may_reorganise: bool = True
 
     def __init__(
         self,
@@ -103,6 +109,7 @@ class Web3Ledger(Ledger):
         self._nonces: dict[Address, int] = {}
         self._send_locks: dict[Address, asyncio.Lock] = {}
         self._fees: tuple[float, int, int] | None = None
+        self._sent = SentTransactions()
 
     # -- lifecycle
 
@@ -221,10 +228,32 @@ class Web3Ledger(Ledger):
         topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
     ) -> AsyncIterator[LogEntry]:
         next_block = (await self.block_number()) + 1 if from_block is None else from_block
+        window = BlockWindow() if self.may_reorganise else None
+        # What a reorganisation undid, kept across an outage until it is acted on.
+        retracted: list[LogEntry] = []
+        resend_after: int | None = None
         outage = _OUTAGE_POLL_S[0]
         while True:
             try:
-                head = await self.block_number()
+                if window is None:
+                    head = await self.block_number()
+                else:
+                    # One read gives the head and its hash, which is all a quiet poll checks.
+                    head, head_hash = await self._head()
+                    fork = await window.fork_point(partial(self._hash_known, head, head_hash))
+                    if fork is not None:
+                        log.warning(
+                            "%s: reorganisation: the blocks after %d were replaced",
+                            self.description,
+                            fork,
+                        )
+                        retracted.extend(window.rewind(fork))
+                        next_block = min(next_block, fork + 1)
+                        resend_after = fork if resend_after is None else min(resend_after, fork)
+                    if resend_after is not None:
+                        await self._rebroadcast_dropped(resend_after)
+                        resend_after = None
+                    window.saw_block(head, head_hash)
                 entries = (
                     await self.get_logs(
                         address=address, from_block=next_block, to_block=head, topics=topics
@@ -241,12 +270,56 @@ class Web3Ledger(Ledger):
                 outage = min(outage * 2, _OUTAGE_POLL_S[1])
                 continue
             outage = _OUTAGE_POLL_S[0]
+            while retracted:
+                yield retracted.pop(0)
             if entries is None:
                 await self._wait_for_block_after(head)
                 continue
             for entry in entries:
+                if window is not None:
+                    window.delivered(entry)
                 yield entry
             next_block = head + 1
+
+    async def _head(self) -> tuple[int, bytes]:
+        block = await self.w3.eth.get_block("latest")
+        return int(block["number"]), bytes(block["hash"])
+
+    async def _hash_known(self, head: int, head_hash: bytes, number: int) -> bytes | None:
+        return head_hash if number == head else await self._hash_at(number)
+
+    async def _hash_at(self, number: int) -> bytes | None:
+        try:
+            block = await self.w3.eth.get_block(number)
+        except BlockNotFound:
+            return None
+        return bytes(block["hash"]) if block else None
+
+    async def _rebroadcast_dropped(self, fork: int) -> None:
+        """Send again, byte for byte, our transactions that blocks after `fork` held and
+        the chain no longer does: what we asked of the chain still happens, once."""
+        for tx_hash, tx in self._sent.possibly_dropped(fork):
+            try:
+                raw = await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                raw = None
+            if raw is not None and raw.get("blockNumber") is not None:
+                self._sent.mined(tx_hash, int(raw["blockNumber"]))
+                continue
+            async with self._send_locks.setdefault(tx.sender, asyncio.Lock()):
+                try:
+                    await self.w3.eth.send_raw_transaction(tx.raw)
+                    log.info("%s: sent 0x%s again", self.description, tx_hash.hex())
+                except LedgerUnavailable:
+                    raise
+                except Exception as exc:
+                    text = str(exc).lower()
+                    if not any(words in text for words in _ALREADY_SENT):
+                        log.warning(
+                            "%s: cannot send 0x%s again: %s", self.description, tx_hash.hex(), exc
+                        )
+                # The chain's count of the sender's nonces went back: ask it again.
+                self._nonces.pop(tx.sender, None)
 
     async def _wait_for_block_after(self, head: int) -> None:
         """Return once a block after `head` may exist; polling by default."""
@@ -301,6 +374,7 @@ class Web3Ledger(Ledger):
                     text = str(exc)
                     if any(words in text.lower() for words in _ALREADY_SENT):
                         self._nonces[sender] = nonce + 1
+                        self._sent.sent(keccak256(raw), sender, nonce, raw)
                         return keccak256(raw)  # this very transaction: sent before
                     if any(words in text.lower() for words in _NONCE_TAKEN) and not last_try:
                         continue
@@ -310,6 +384,7 @@ class Web3Ledger(Ledger):
                         ) from exc
                     raise LedgerError(f"{self.description}: transaction refused: {text}") from exc
                 self._nonces[sender] = nonce + 1
+                self._sent.sent(tx_hash, sender, nonce, raw)
                 return tx_hash
         raise AssertionError("the last try returns or raises")
 
@@ -352,6 +427,7 @@ class Web3Ledger(Ledger):
                 await asyncio.sleep(_AWAY_POLL_S)
                 continue
             if raw is not None and raw.get("blockNumber") is not None:
+                self._sent.mined(tx_hash, int(raw["blockNumber"]))
                 return self._receipt(raw)
             if time.monotonic() >= deadline:
                 raise ReceiptTimeout(

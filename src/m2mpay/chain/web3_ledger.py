@@ -318,8 +318,9 @@ class Web3Ledger(Ledger):
                         log.warning(
                             "%s: cannot send 0x%s again: %s", self.description, tx_hash.hex(), exc
                         )
-                # The chain's count of the sender's nonces went back: ask it again.
-                self._nonces.pop(tx.sender, None)
+        # The chain's count of our senders' nonces may have gone back (a dropped
+        # transaction we no longer hold): ask it again rather than leave a gap.
+        self._nonces.clear()
 
     async def _wait_for_block_after(self, head: int) -> None:
         """Return once a block after `head` may exist; polling by default."""

@@ -39,8 +39,12 @@ HashAt = Callable[[int], Awaitable[bytes | None]]
 class BlockWindow:
     """The recent blocks one follower read, and the logs it delivered from them."""
 
-    def __init__(self, depth: int = WINDOW_BLOCKS) -> None:
+    def __init__(self, depth: int = WINDOW_BLOCKS, first_block: int = 0) -> None:
         self._depth = depth
+        # Below the blocks held, the newest block the follower went past: where to
+        # follow again from when none of those held is left in the chain.
+        self._floor = first_block - 1
+        self._trimmed = False
         self._hashes: dict[int, bytes] = {}
         self._delivered: dict[int, list[LogEntry]] = {}
         self._unchecked: set[int] = set()
@@ -54,6 +58,7 @@ class BlockWindow:
             self._unchecked.add(number)
         newest = max(self._hashes)
         for old in [n for n in self._hashes if n <= newest - self._depth]:
+            self._floor, self._trimmed = max(self._floor, old), True
             del self._hashes[old]
             self._delivered.pop(old, None)
             self._unchecked.discard(old)
@@ -79,13 +84,13 @@ class BlockWindow:
         for number in sorted((n for n in self._hashes if n < gone[0]), reverse=True):
             if await hash_at(number) == self._hashes[number]:
                 return number
-        oldest = min(self._hashes)
-        log.warning(
-            "a reorganisation deeper than %d blocks: logs before block %d cannot be retracted",
-            self._depth,
-            oldest,
-        )
-        return oldest - 1
+        if self._trimmed:
+            log.warning(
+                "a reorganisation deeper than %d blocks: logs up to block %d cannot be retracted",
+                self._depth,
+                self._floor,
+            )
+        return self._floor
 
     def rewind(self, fork: int) -> list[LogEntry]:
         """Forget the blocks above `fork`; their delivered logs, newest first, as removed."""

@@ -228,7 +228,7 @@ class Web3Ledger(Ledger):
         topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
     ) -> AsyncIterator[LogEntry]:
         next_block = (await self.block_number()) + 1 if from_block is None else from_block
-        window = BlockWindow() if self.may_reorganise else None
+        window = BlockWindow(first_block=next_block) if self.may_reorganise else None
         # What a reorganisation undid, kept across an outage until it is acted on.
         retracted: list[LogEntry] = []
         resend_after: int | None = None

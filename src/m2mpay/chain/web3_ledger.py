@@ -16,6 +16,7 @@ from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from m2mpay.chain.forks import BlockWindow, SentTransactions
 from m2mpay.chain.ledger import BlockTag, Ledger, LogEntry, Receipt
+from m2mpay.chain.rpc_forms import log_entry, revert_reason, topic_filter
 from m2mpay.crypto import Address, PrivateKey, keccak256
 from m2mpay.errors import (
     InsufficientFunds,
@@ -32,7 +33,6 @@ _NONCE_TAKEN: Final = ("nonce", "replacement transaction underpriced")
 _ALREADY_SENT: Final = ("already known", "already imported")
 _CANNOT_PAY: Final = ("insufficient funds", "cannot afford", "not have enough balance")
 
-_REVERT_PREFIXES = ("execution reverted: ", "execution reverted", "VM Exception while processing")
 _AWAY_POLL_S: Final = 0.1
 # Another process using the same key takes nonces too: ask the node again, a few times.
 _NONCE_TRIES: Final = 8
@@ -40,51 +40,6 @@ _FEE_CACHE_SECONDS = 2.0
 _OUTAGE_POLL_S: Final = (0.05, 1.0)  # a follower's first and longest pause in an outage
 
 log = logging.getLogger("m2mpay.chain")
-
-
-def revert_reason(exc: BaseException) -> str | None:
-    """The contract's revert message inside a client's exception, or None if it is not a revert.
-
-    web3 raises `ContractLogicError` for JSON-RPC nodes, eth-tester raises its own
-    `TransactionFailed`; both carry "execution reverted: <reason>".
-    """
-    name = type(exc).__name__
-    if name not in ("ContractLogicError", "TransactionFailed", "ContractPanicError"):
-        return None
-    message = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
-    for prefix in _REVERT_PREFIXES:
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
-            break
-    return message.strip() or "execution reverted"
-
-
-def _topic_filter(
-    topics: Sequence[bytes | Sequence[bytes] | None] | None,
-) -> list[Any] | None:
-    if topics is None:
-        return None
-    converted: list[Any] = []
-    for topic in topics:
-        if topic is None:
-            converted.append(None)
-        elif isinstance(topic, bytes):
-            converted.append("0x" + topic.hex())
-        else:
-            converted.append(["0x" + t.hex() for t in topic])
-    return converted
-
-
-def _log_entry(raw: Mapping[str, Any]) -> LogEntry:
-    return LogEntry(
-        address=Address(raw["address"]),
-        topics=tuple(bytes(t) for t in raw["topics"]),
-        data=bytes(raw["data"]),
-        block_number=int(raw["blockNumber"]),
-        tx_hash=bytes(raw["transactionHash"]),
-        log_index=int(raw["logIndex"]),
-        block_hash=bytes(raw.get("blockHash") or b""),
-    )
 
 
 class Web3Ledger(Ledger):
@@ -214,11 +169,11 @@ class Web3Ledger(Ledger):
             "fromBlock": from_block,
             "toBlock": to_block,
         }
-        topic_filter = _topic_filter(topics)
-        if topic_filter is not None:
-            params["topics"] = topic_filter
+        wanted = topic_filter(topics)
+        if wanted is not None:
+            params["topics"] = wanted
         raw = await self.w3.eth.get_logs(params)  # type: ignore[arg-type]
-        return [_log_entry(entry) for entry in raw]
+        return [log_entry(entry) for entry in raw]
 
     async def subscribe(
         self,
@@ -446,7 +401,7 @@ class Web3Ledger(Ledger):
             gas_used=int(raw["gasUsed"]),
             effective_gas_price=int(raw.get("effectiveGasPrice") or 0),
             contract_address=Address(contract) if contract else None,
-            logs=tuple(_log_entry(entry) for entry in raw["logs"]),
+            logs=tuple(log_entry(entry) for entry in raw["logs"]),
         )
 
     async def _raise_revert(

@@ -193,9 +193,10 @@ class Web3Ledger(Ledger):
                 if window is None:
                     head = await self.block_number()
                 else:
-                    # One read gives the head and its hash, which is all a quiet poll checks.
-                    head, head_hash = await self._head()
-                    fork = await window.fork_point(partial(self._hash_known, head, head_hash))
+                    # One read gives the head, its hash and its parent's: all a quiet poll checks.
+                    head, head_hash, parent = await self._head()
+                    known = {head: head_hash, head - 1: parent}
+                    fork = await window.fork_point(partial(self._hash_known, known))
                     if fork is not None:
                         log.warning(
                             "%s: reorganisation: the blocks after %d were replaced",
@@ -236,12 +237,15 @@ class Web3Ledger(Ledger):
                 yield entry
             next_block = head + 1
 
-    async def _head(self) -> tuple[int, bytes]:
+    async def _head(self) -> tuple[int, bytes, bytes]:
+        """The newest block's number, hash and parent's hash."""
         block = await self.w3.eth.get_block("latest")
-        return int(block["number"]), bytes(block["hash"])
+        return int(block["number"]), bytes(block["hash"]), bytes(block["parentHash"])
 
-    async def _hash_known(self, head: int, head_hash: bytes, number: int) -> bytes | None:
-        return head_hash if number == head else await self._hash_at(number)
+    async def _hash_known(self, known: Mapping[int, bytes], number: int) -> bytes | None:
+        # A follower one block behind checks the block it read through the head's parent.
+        found = known.get(number)
+        return found if found is not None else await self._hash_at(number)
 
     async def _hash_at(self, number: int) -> bytes | None:
         try:

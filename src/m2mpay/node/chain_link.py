@@ -8,6 +8,7 @@ and hands it transactions to carry out.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
@@ -35,6 +36,7 @@ from m2mpay.channel.inputs import (
 from m2mpay.channel.outputs import TxRequest
 from m2mpay.channel.rewinding import ChainFact, chain_view
 from m2mpay.crypto import Address, PrivateKey
+from m2mpay.errors import LedgerUnavailable
 from m2mpay.node.effects import Funder, execute
 
 __all__ = ["ChainInput", "ChainLink", "LedgerLink", "hub_event_input"]
@@ -137,6 +139,7 @@ class ChainLink(ABC):
 
 
 _NOT_A_CHANNEL: Final = None
+_VIEW_RETRY_S: Final = (0.05, 1.0)  # first and longest pause while the chain is away
 
 
 class LedgerLink(ChainLink):
@@ -190,9 +193,20 @@ class LedgerLink(ChainLink):
             if inp is None:
                 continue
             if entry.removed:
-                yield await self.channel_view(inp.channel_id, entry.block_number)
+                yield await self._view_once_reachable(inp.channel_id, entry.block_number)
             else:
                 yield inp
+
+    async def _view_once_reachable(self, channel_id: bytes, before_block: int) -> ChainRewound:
+        # The follower has already forgotten the retracted log: failing here would lose
+        # the rewind, so an outage is waited out as the follower itself does.
+        delay = _VIEW_RETRY_S[0]
+        while True:
+            try:
+                return await self.channel_view(channel_id, before_block)
+            except LedgerUnavailable:
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, _VIEW_RETRY_S[1])
 
     async def channel_view(self, channel_id: bytes, before_block: int) -> ChainRewound:
         """What the chain now shows of a channel in the blocks before `before_block`."""

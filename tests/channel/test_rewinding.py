@@ -4,6 +4,7 @@ to what the chain holds, and what the dropped events made unnecessary is done ag
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import product
 
 import pytest
 
@@ -26,7 +27,13 @@ from m2mpay.channel.outputs import (
 )
 from m2mpay.channel.plain import from_plain, to_plain
 from m2mpay.channel.rewinding import ChainFact, chain_view
-from m2mpay.channel.state import ChannelState, OnchainClose, Phase
+from m2mpay.channel.state import (
+    ALLOWED_TRANSITIONS,
+    REWIND_TRANSITIONS,
+    ChannelState,
+    OnchainClose,
+    Phase,
+)
 from m2mpay.errors import ChannelError
 from tests.channel.harness import Network, Party
 
@@ -178,13 +185,27 @@ def test_a_channel_that_never_stood_on_the_chain_ignores_a_rewind() -> None:
     assert net.apply(net.alice, other) == ()
 
 
-@pytest.mark.parametrize("phase", [Phase.PROPOSED, Phase.REJECTED, Phase.EXPIRED])
-def test_rewinding_never_moves_a_channel_the_lifecycle_does_not_allow(phase: Phase) -> None:
+@pytest.mark.parametrize(("start", "end"), list(product(Phase, Phase)))
+def test_a_rewind_moves_only_as_the_tables_say(start: Phase, end: Phase) -> None:
     net = Network()
     channel = net.open_channel()
-    state: ChannelState = net.alice.state(channel)
-    with pytest.raises(ChannelError, match="invalid_transition"):
-        state.rewound_to(phase)
+    state: ChannelState = replace(net.alice.state(channel), phase=start)
+    via_dispute = end is Phase.SETTLED and Phase.DISPUTED in ALLOWED_TRANSITIONS[start]
+    if (
+        start is end
+        or end in ALLOWED_TRANSITIONS[start]
+        or end in REWIND_TRANSITIONS.get(start, frozenset())
+        or via_dispute
+    ):
+        assert state.rewound_to(end).phase is end
+    else:
+        with pytest.raises(ChannelError, match="invalid_transition"):
+            state.rewound_to(end)
+
+
+def test_nothing_is_rewound_to_before_accepted() -> None:
+    for targets in REWIND_TRANSITIONS.values():
+        assert not targets & {Phase.PROPOSED, Phase.REJECTED, Phase.EXPIRED}
 
 
 def test_a_rewind_survives_the_log() -> None:

@@ -258,12 +258,7 @@ class Web3Ledger(Ledger):
         """Send again, byte for byte, our transactions that blocks after `fork` held and
         the chain no longer does: what we asked of the chain still happens, once."""
         for tx_hash, tx in self._sent.possibly_dropped(fork):
-            try:
-                raw = await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-            except TransactionNotFound:
-                raw = None
-            if raw is not None and raw.get("blockNumber") is not None:
-                self._sent.mined(tx_hash, int(raw["blockNumber"]))
+            if await self._mined_in(tx_hash) is not None:
                 continue
             async with self._send_locks.setdefault(tx.sender, asyncio.Lock()):
                 try:
@@ -272,14 +267,26 @@ class Web3Ledger(Ledger):
                 except LedgerUnavailable:
                     raise
                 except Exception as exc:
+                    # Another follower of this ledger may have sent it again first.
                     text = str(exc).lower()
-                    if not any(words in text for words in _ALREADY_SENT):
+                    sent = any(words in text for words in _ALREADY_SENT)
+                    if not sent and await self._mined_in(tx_hash) is None:
                         log.warning(
                             "%s: cannot send 0x%s again: %s", self.description, tx_hash.hex(), exc
                         )
         # The chain's count of our senders' nonces may have gone back (a dropped
         # transaction we no longer hold): ask it again rather than leave a gap.
         self._nonces.clear()
+
+    async def _mined_in(self, tx_hash: bytes) -> int | None:
+        try:
+            raw = await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+        if raw is None or raw.get("blockNumber") is None:
+            return None
+        self._sent.mined(tx_hash, int(raw["blockNumber"]))
+        return int(raw["blockNumber"])
 
     async def _wait_for_block_after(self, head: int) -> None:
         """Return once a block after `head` may exist; polling by default."""

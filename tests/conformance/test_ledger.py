@@ -165,6 +165,14 @@ async def test_subscribe_delivers_new_and_missed_logs_in_order(world: World) -> 
     amounts = [int.from_bytes(log.data, "big") for log in received]
     assert amounts == [1, 2, 3]
     assert [log.block_number for log in received] == sorted(log.block_number for log in received)
+    # Nothing reorganised: no log is retracted, and each names its block as the chain does.
+    assert not any(log.removed for log in received)
+    for log in received:
+        chain_view = await world.ledger.get_logs(
+            address=world.token.address, from_block=log.block_number, to_block=log.block_number
+        )
+        assert log.block_hash
+        assert [entry.block_hash for entry in chain_view] == [log.block_hash]
 
 
 async def test_get_logs_topic_alternatives_wildcards_and_several_addresses(world: World) -> None:

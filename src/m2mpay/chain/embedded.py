@@ -310,6 +310,10 @@ def _raw_log(log: IndexedLog) -> dict[str, Any]:
 class EmbeddedLedger(Web3Ledger):
     """py-evm in this process; persistent when `data_dir` is given, in memory otherwise."""
 
+    # One miner, one chain: no block it mined is ever replaced, so followers skip the
+    # per-poll check (its clients over JSON-RPC cannot know that and still check).
+    may_reorganise = False
+
     def __init__(
         self,
         data_dir: Path | None = None,
@@ -413,6 +417,7 @@ class EmbeddedLedger(Web3Ledger):
                 block_number=log.block_number,
                 tx_hash=log.tx_hash,
                 log_index=log.log_index,
+                block_hash=log.block_hash,
             )
             for log in logs
         ]

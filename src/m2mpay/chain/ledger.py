@@ -24,7 +24,11 @@ BlockTag = int | str  # a block number, or "latest" / "pending" / "earliest"
 
 @dataclass(frozen=True, slots=True)
 class LogEntry:
-    """One event log as the chain reports it, undecoded."""
+    """One event log as the chain reports it, undecoded.
+
+    `removed` is set, as in JSON-RPC log subscriptions, when a follower retracts a log
+    it delivered before because a reorganisation dropped its block.
+    """
 
     address: Address
     topics: tuple[bytes, ...]
@@ -32,6 +36,8 @@ class LogEntry:
     block_number: int
     tx_hash: bytes
     log_index: int
+    block_hash: bytes = b""
+    removed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +151,12 @@ class Ledger(ABC):
 
         Logs of blocks mined while nobody iterated are not lost: iteration
         resumes at the block after the last one it delivered.
+
+        When a reorganisation drops blocks it delivered logs from, it delivers those
+        logs again with `removed=True` (newest first), then the new chain's logs from
+        the fork point on. Our own transactions the reorganisation dropped have been
+        broadcast again (the same signed bytes) by then. A chain that never
+        reorganises (the embedded one) never removes a log.
         """
 
     # -- writing

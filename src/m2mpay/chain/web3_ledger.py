@@ -7,13 +7,16 @@ import logging
 import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
+from functools import partial
 from typing import Any, Final
 
 from eth_account import Account
 from web3 import AsyncWeb3
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import BlockNotFound, TransactionNotFound
 
+from m2mpay.chain.forks import BlockWindow, SentTransactions
 from m2mpay.chain.ledger import BlockTag, Ledger, LogEntry, Receipt
+from m2mpay.chain.rpc_forms import log_entry, revert_reason, topic_filter
 from m2mpay.crypto import Address, PrivateKey, keccak256
 from m2mpay.errors import (
     InsufficientFunds,
@@ -30,7 +33,6 @@ _NONCE_TAKEN: Final = ("nonce", "replacement transaction underpriced")
 _ALREADY_SENT: Final = ("already known", "already imported")
 _CANNOT_PAY: Final = ("insufficient funds", "cannot afford", "not have enough balance")
 
-_REVERT_PREFIXES = ("execution reverted: ", "execution reverted", "VM Exception while processing")
 _AWAY_POLL_S: Final = 0.1
 # Another process using the same key takes nonces too: ask the node again, a few times.
 _NONCE_TRIES: Final = 8
@@ -40,52 +42,11 @@ _OUTAGE_POLL_S: Final = (0.05, 1.0)  # a follower's first and longest pause in a
 log = logging.getLogger("m2mpay.chain")
 
 
-def revert_reason(exc: BaseException) -> str | None:
-    """The contract's revert message inside a client's exception, or None if it is not a revert.
-
-    web3 raises `ContractLogicError` for JSON-RPC nodes, eth-tester raises its own
-    `TransactionFailed`; both carry "execution reverted: <reason>".
-    """
-    name = type(exc).__name__
-    if name not in ("ContractLogicError", "TransactionFailed", "ContractPanicError"):
-        return None
-    message = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
-    for prefix in _REVERT_PREFIXES:
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
-            break
-    return message.strip() or "execution reverted"
-
-
-def _topic_filter(
-    topics: Sequence[bytes | Sequence[bytes] | None] | None,
-) -> list[Any] | None:
-    if topics is None:
-        return None
-    converted: list[Any] = []
-    for topic in topics:
-        if topic is None:
-            converted.append(None)
-        elif isinstance(topic, bytes):
-            converted.append("0x" + topic.hex())
-        else:
-            converted.append(["0x" + t.hex() for t in topic])
-    return converted
-
-
-def _log_entry(raw: Mapping[str, Any]) -> LogEntry:
-    return LogEntry(
-        address=Address(raw["address"]),
-        topics=tuple(bytes(t) for t in raw["topics"]),
-        data=bytes(raw["data"]),
-        block_number=int(raw["blockNumber"]),
-        tx_hash=bytes(raw["transactionHash"]),
-        log_index=int(raw["logIndex"]),
-    )
-
-
 class Web3Ledger(Ledger):
     """A `Ledger` over an `AsyncWeb3` connection; subclasses supply the provider."""
+
+    # A chain that may reorganise costs its followers a block read per poll.
+    may_reorganise: bool = True
 
     def __init__(
         self,
@@ -103,6 +64,7 @@ class Web3Ledger(Ledger):
         self._nonces: dict[Address, int] = {}
         self._send_locks: dict[Address, asyncio.Lock] = {}
         self._fees: tuple[float, int, int] | None = None
+        self._sent = SentTransactions()
 
     # -- lifecycle
 
@@ -207,11 +169,11 @@ class Web3Ledger(Ledger):
             "fromBlock": from_block,
             "toBlock": to_block,
         }
-        topic_filter = _topic_filter(topics)
-        if topic_filter is not None:
-            params["topics"] = topic_filter
+        wanted = topic_filter(topics)
+        if wanted is not None:
+            params["topics"] = wanted
         raw = await self.w3.eth.get_logs(params)  # type: ignore[arg-type]
-        return [_log_entry(entry) for entry in raw]
+        return [log_entry(entry) for entry in raw]
 
     async def subscribe(
         self,
@@ -221,10 +183,33 @@ class Web3Ledger(Ledger):
         topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
     ) -> AsyncIterator[LogEntry]:
         next_block = (await self.block_number()) + 1 if from_block is None else from_block
+        window = BlockWindow(first_block=next_block) if self.may_reorganise else None
+        # What a reorganisation undid, kept across an outage until it is acted on.
+        retracted: list[LogEntry] = []
+        resend_after: int | None = None
         outage = _OUTAGE_POLL_S[0]
         while True:
             try:
-                head = await self.block_number()
+                if window is None:
+                    head = await self.block_number()
+                else:
+                    # One read gives the head, its hash and its parent's: all a quiet poll checks.
+                    head, head_hash, parent = await self._head()
+                    known = {head: head_hash, head - 1: parent}
+                    fork = await window.fork_point(partial(self._hash_known, known))
+                    if fork is not None:
+                        log.warning(
+                            "%s: reorganisation: the blocks after %d were replaced",
+                            self.description,
+                            fork,
+                        )
+                        retracted.extend(window.rewind(fork))
+                        next_block = min(next_block, fork + 1)
+                        resend_after = fork if resend_after is None else min(resend_after, fork)
+                    if resend_after is not None:
+                        await self._rebroadcast_dropped(resend_after)
+                        resend_after = None
+                    window.saw_block(head, head_hash)
                 entries = (
                     await self.get_logs(
                         address=address, from_block=next_block, to_block=head, topics=topics
@@ -241,12 +226,67 @@ class Web3Ledger(Ledger):
                 outage = min(outage * 2, _OUTAGE_POLL_S[1])
                 continue
             outage = _OUTAGE_POLL_S[0]
+            while retracted:
+                yield retracted.pop(0)
             if entries is None:
                 await self._wait_for_block_after(head)
                 continue
             for entry in entries:
+                if window is not None:
+                    window.delivered(entry)
                 yield entry
             next_block = head + 1
+
+    async def _head(self) -> tuple[int, bytes, bytes]:
+        """The newest block's number, hash and parent's hash."""
+        block = await self.w3.eth.get_block("latest")
+        return int(block["number"]), bytes(block["hash"]), bytes(block["parentHash"])
+
+    async def _hash_known(self, known: Mapping[int, bytes], number: int) -> bytes | None:
+        # A follower one block behind checks the block it read through the head's parent.
+        found = known.get(number)
+        return found if found is not None else await self._hash_at(number)
+
+    async def _hash_at(self, number: int) -> bytes | None:
+        try:
+            block = await self.w3.eth.get_block(number)
+        except BlockNotFound:
+            return None
+        return bytes(block["hash"]) if block else None
+
+    async def _rebroadcast_dropped(self, fork: int) -> None:
+        """Send again, byte for byte, our transactions that blocks after `fork` held and
+        the chain no longer does: what we asked of the chain still happens, once."""
+        for tx_hash, tx in self._sent.possibly_dropped(fork):
+            if await self._mined_in(tx_hash) is not None:
+                continue
+            async with self._send_locks.setdefault(tx.sender, asyncio.Lock()):
+                try:
+                    await self.w3.eth.send_raw_transaction(tx.raw)
+                    log.info("%s: sent 0x%s again", self.description, tx_hash.hex())
+                except LedgerUnavailable:
+                    raise
+                except Exception as exc:
+                    # Another follower of this ledger may have sent it again first.
+                    text = str(exc).lower()
+                    sent = any(words in text for words in _ALREADY_SENT)
+                    if not sent and await self._mined_in(tx_hash) is None:
+                        log.warning(
+                            "%s: cannot send 0x%s again: %s", self.description, tx_hash.hex(), exc
+                        )
+        # The chain's count of our senders' nonces may have gone back (a dropped
+        # transaction we no longer hold): ask it again rather than leave a gap.
+        self._nonces.clear()
+
+    async def _mined_in(self, tx_hash: bytes) -> int | None:
+        try:
+            raw = await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+        if raw is None or raw.get("blockNumber") is None:
+            return None
+        self._sent.mined(tx_hash, int(raw["blockNumber"]))
+        return int(raw["blockNumber"])
 
     async def _wait_for_block_after(self, head: int) -> None:
         """Return once a block after `head` may exist; polling by default."""
@@ -301,6 +341,7 @@ class Web3Ledger(Ledger):
                     text = str(exc)
                     if any(words in text.lower() for words in _ALREADY_SENT):
                         self._nonces[sender] = nonce + 1
+                        self._sent.sent(keccak256(raw), sender, nonce, raw)
                         return keccak256(raw)  # this very transaction: sent before
                     if any(words in text.lower() for words in _NONCE_TAKEN) and not last_try:
                         continue
@@ -310,6 +351,7 @@ class Web3Ledger(Ledger):
                         ) from exc
                     raise LedgerError(f"{self.description}: transaction refused: {text}") from exc
                 self._nonces[sender] = nonce + 1
+                self._sent.sent(tx_hash, sender, nonce, raw)
                 return tx_hash
         raise AssertionError("the last try returns or raises")
 
@@ -352,6 +394,7 @@ class Web3Ledger(Ledger):
                 await asyncio.sleep(_AWAY_POLL_S)
                 continue
             if raw is not None and raw.get("blockNumber") is not None:
+                self._sent.mined(tx_hash, int(raw["blockNumber"]))
                 return self._receipt(raw)
             if time.monotonic() >= deadline:
                 raise ReceiptTimeout(
@@ -369,7 +412,7 @@ class Web3Ledger(Ledger):
             gas_used=int(raw["gasUsed"]),
             effective_gas_price=int(raw.get("effectiveGasPrice") or 0),
             contract_address=Address(contract) if contract else None,
-            logs=tuple(_log_entry(entry) for entry in raw["logs"]),
+            logs=tuple(log_entry(entry) for entry in raw["logs"]),
         )
 
     async def _raise_revert(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from m2mpay.channel.messages import Message
 from m2mpay.channel.plain import Bytes32, Text, Uint64, Uint256, plain_type
+from m2mpay.channel.state import OnchainClose
 from m2mpay.crypto import Address
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "ChainClosing",
     "ChainDeposited",
     "ChainOpened",
+    "ChainRewound",
     "ChainSettled",
     "ForceClose",
     "Input",
@@ -176,6 +178,29 @@ class ChainSettled:
     block_number: Uint64
 
 
+@plain_type("in.chain_rewound")
+@dataclass(frozen=True, slots=True)
+class ChainRewound:
+    """A reorganisation retracted chain events about the channel: what the chain shows
+    of it in the blocks before `block_number`. Events from that block on arrive again
+    as ordinary inputs, as the new chain holds them.
+
+    Built from the chain's events by `m2mpay.channel.rewinding.chain_view`.
+    """
+
+    channel_id: Bytes32
+    block_number: Uint64
+    opened: bool
+    deposit_a: Uint256
+    deposit_b: Uint256
+    closing: OnchainClose | None
+    settled: bool
+    balance_a: Uint256
+    balance_b: Uint256
+    cooperative: bool
+    now_ms: Uint64
+
+
 # -- our transactions
 
 
@@ -222,6 +247,7 @@ Input = (
     | ChainClosing
     | ChainChallenged
     | ChainSettled
+    | ChainRewound
     | TxMined
     | TxFailed
     | Tick

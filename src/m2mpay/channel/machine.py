@@ -30,6 +30,7 @@ from m2mpay.channel.inputs import (
     ChainClosing,
     ChainDeposited,
     ChainOpened,
+    ChainRewound,
     ChainSettled,
     ForceClose,
     Input,
@@ -81,6 +82,7 @@ from m2mpay.channel.paying import (
     received_sync,
     resync,
 )
+from m2mpay.channel.rewinding import chain_rewound
 from m2mpay.channel.rules import Result, channel_key
 from m2mpay.channel.state import ChannelState
 
@@ -130,6 +132,7 @@ _INPUT_HANDLERS: Final[dict[type[Any], Callable[..., Result]]] = {
     ChainClosing: chain_closing,
     ChainChallenged: chain_challenged,
     ChainSettled: chain_settled,
+    ChainRewound: chain_rewound,
     TxMined: tx_mined,
     TxFailed: tx_failed,
     Tick: tick,

@@ -16,6 +16,7 @@ from m2mpay.channel.state import OnchainClose
 from m2mpay.crypto import Address, Signature
 
 __all__ = [
+    "ChainReorganised",
     "ChallengeTx",
     "ChannelAccepted",
     "ChannelClosed",
@@ -252,6 +253,18 @@ class TransactionFailed:
     reason: Text
 
 
+@plain_type("ev.reorganised")
+@dataclass(frozen=True, slots=True)
+class ChainReorganised:
+    """A chain reorganisation changed what the chain shows of the channel: this is
+    what it shows now (the node's view was set back to it)."""
+
+    channel_id: Bytes32
+    phase: Text
+    deposit_a: Uint256
+    deposit_b: Uint256
+
+
 @plain_type("ev.peer_error")
 @dataclass(frozen=True, slots=True)
 class PeerReportedError:
@@ -275,6 +288,7 @@ ChannelEvent = (
     | ChannelClosed
     | TransactionFailed
     | PeerReportedError
+    | ChainReorganised
 )
 
 # -- outputs

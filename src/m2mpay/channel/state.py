@@ -15,6 +15,7 @@ from m2mpay.errors import ChannelError
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "FINAL_PHASES",
+    "REWIND_TRANSITIONS",
     "ChannelState",
     "CloseState",
     "OnchainClose",
@@ -49,6 +50,21 @@ ALLOWED_TRANSITIONS: Final[dict[Phase, frozenset[Phase]]] = {
     Phase.SETTLED: frozenset(),
 }
 FINAL_PHASES: Final = frozenset({Phase.CLOSED, Phase.SETTLED, Phase.REJECTED})
+
+# The only moves back: a chain reorganisation dropped the open, the close or the
+# settlement a phase stood on (`ChannelState.rewound_to`). Nothing off-chain ever
+# moves a channel back.
+REWIND_TRANSITIONS: Final[dict[Phase, frozenset[Phase]]] = {
+    Phase.OPEN: frozenset({Phase.ACCEPTED}),
+    Phase.CLOSING: frozenset({Phase.ACCEPTED}),
+    Phase.DISPUTED: frozenset({Phase.ACCEPTED, Phase.OPEN, Phase.CLOSING, Phase.CLOSED}),
+    Phase.CLOSED: frozenset(
+        {Phase.ACCEPTED, Phase.OPEN, Phase.CLOSING, Phase.DISPUTED, Phase.SETTLED}
+    ),
+    Phase.SETTLED: frozenset(
+        {Phase.ACCEPTED, Phase.OPEN, Phase.CLOSING, Phase.DISPUTED, Phase.CLOSED}
+    ),
+}
 
 
 @plain_type("channel.close_state")
@@ -169,6 +185,15 @@ class ChannelState:
                 f"a channel cannot go from {self.phase.value} to {phase.value}",
             )
         return replace(self, phase=phase)
+
+    def rewound_to(self, phase: Phase) -> ChannelState:
+        """This state in the phase the chain shows after a reorganisation: a move the
+        lifecycle table allows (via disputed to settled), or one of `REWIND_TRANSITIONS`."""
+        if phase in REWIND_TRANSITIONS.get(self.phase, frozenset()):
+            return replace(self, phase=phase)
+        if phase is Phase.SETTLED and self.phase is not Phase.SETTLED:
+            return self.moved_to(Phase.DISPUTED).moved_to(Phase.SETTLED)
+        return self.moved_to(phase)
 
     def evolve(self, **changes: Any) -> ChannelState:
         """A copy with `changes`; like `dataclasses.replace`, several times faster.

@@ -8,6 +8,8 @@ and hands it transactions to carry out.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from typing import Final
@@ -28,18 +30,21 @@ from m2mpay.channel.inputs import (
     ChainClosing,
     ChainDeposited,
     ChainOpened,
+    ChainRewound,
     ChainSettled,
 )
 from m2mpay.channel.outputs import TxRequest
+from m2mpay.channel.rewinding import ChainFact, chain_view
 from m2mpay.crypto import Address, PrivateKey
+from m2mpay.errors import LedgerUnavailable
 from m2mpay.node.effects import Funder, execute
 
 __all__ = ["ChainInput", "ChainLink", "LedgerLink", "hub_event_input"]
 
-ChainInput = ChainOpened | ChainDeposited | ChainClosing | ChainChallenged | ChainSettled
+ChainInput = ChainFact | ChainRewound
 
 
-def hub_event_input(event: HubEvent) -> ChainInput | None:
+def hub_event_input(event: HubEvent) -> ChainFact | None:
     """The machine input a hub event makes (None for events that are not about a channel)."""
     if isinstance(event, ChannelOpened):
         return ChainOpened(
@@ -117,7 +122,12 @@ class ChainLink(ABC):
 
     @abstractmethod
     def follow(self, from_block: int) -> AsyncIterator[ChainInput]:
-        """Channel inputs as blocks are mined, from `from_block` on."""
+        """Channel inputs as blocks are mined, from `from_block` on.
+
+        When a reorganisation takes back an event it delivered, a `ChainRewound` with
+        the channel's view before the event's block comes first; the new chain's
+        events from that block on follow.
+        """
 
     @abstractmethod
     async def chain_time(self) -> int:
@@ -129,6 +139,7 @@ class ChainLink(ABC):
 
 
 _NOT_A_CHANNEL: Final = None
+_VIEW_RETRY_S: Final = (0.05, 1.0)  # first and longest pause while the chain is away
 
 
 class LedgerLink(ChainLink):
@@ -179,8 +190,39 @@ class LedgerLink(ChainLink):
         async for entry in self._ledger.subscribe(address=self._hub.address, from_block=from_block):
             event = decode_hub_event(entry)
             inp = hub_event_input(event) if event is not None else _NOT_A_CHANNEL
-            if inp is not None:
+            if inp is None:
+                continue
+            if entry.removed:
+                yield await self._view_once_reachable(inp.channel_id, entry.block_number)
+            else:
                 yield inp
+
+    async def _view_once_reachable(self, channel_id: bytes, before_block: int) -> ChainRewound:
+        # The follower has already forgotten the retracted log: failing here would lose
+        # the rewind, so an outage is waited out as the follower itself does.
+        delay = _VIEW_RETRY_S[0]
+        while True:
+            try:
+                return await self.channel_view(channel_id, before_block)
+            except LedgerUnavailable:
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, _VIEW_RETRY_S[1])
+
+    async def channel_view(self, channel_id: bytes, before_block: int) -> ChainRewound:
+        """What the chain now shows of a channel in the blocks before `before_block`."""
+        facts: list[ChainFact] = []
+        if before_block > 0:
+            for entry in await self._ledger.get_logs(
+                address=self._hub.address,
+                from_block=0,
+                to_block=before_block - 1,
+                topics=[None, channel_id],
+            ):
+                event = decode_hub_event(entry)
+                fact = hub_event_input(event) if event is not None else _NOT_A_CHANNEL
+                if fact is not None:
+                    facts.append(fact)
+        return chain_view(channel_id, facts, before_block, int(time.time() * 1000))
 
     async def chain_time(self) -> int:
         timestamp = await self._ledger.block_timestamp()

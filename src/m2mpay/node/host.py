@@ -191,7 +191,7 @@ class DeviceHost:
     async def _inputs(self, from_block: int, to_block: int) -> list[ChainInput]:
         if to_block < from_block:
             return []
-        inputs = []
+        inputs: list[ChainInput] = []
         for entry in await self._ledger.get_logs(
             address=self._hub.address, from_block=from_block, to_block=to_block
         ):
@@ -212,7 +212,9 @@ class DeviceHost:
         async for entry in self._ledger.subscribe(address=self._hub.address, from_block=from_block):
             event = decode_hub_event(entry)
             inp = hub_event_input(event) if event is not None else None
-            if inp is None:
+            if inp is None or entry.removed:
+                # Devices are not told of reorganisations yet: a retracted event is not
+                # passed on as if it were new, the new chain's events are.
                 continue
             async with self._feed:
                 self._learn(inp)

@@ -22,6 +22,7 @@ from m2mpay.channel.context import ChannelContext, ProtocolConfig
 from m2mpay.channel.inputs import (
     Accept,
     ChainOpened,
+    ChainRewound,
     ForceClose,
     Input,
     Pay,
@@ -48,12 +49,7 @@ from m2mpay.channel.outputs import (
 )
 from m2mpay.channel.state import ChannelState, Phase
 from m2mpay.crypto import Address, PrivateKey, channel_domain
-from m2mpay.errors import (
-    ChannelError,
-    LedgerError,
-    LedgerUnavailable,
-    StoreError,
-)
+from m2mpay.errors import ChannelError, LedgerError, LedgerUnavailable, StoreError
 from m2mpay.node.chain_link import ChainInput, ChainLink
 from m2mpay.node.effects import resending
 from m2mpay.node.engine import DurableEngine, EngineFailed
@@ -390,11 +386,11 @@ class Node:
             ours = inp.channel_id in self._channels
         if ours:
             self._handle(inp)
-        # Until a later block is done, events of this block may follow: resume from it.
-        self._set_cursor(inp.block_number - 1)
+        # Until a later block is done, its events may follow; a rewind's come again.
+        self._set_cursor(inp.block_number - 1, rewind=isinstance(inp, ChainRewound))
 
-    def _set_cursor(self, block: int) -> None:
-        if block > self._cursor:
+    def _set_cursor(self, block: int, *, rewind: bool = False) -> None:
+        if block > self._cursor or (rewind and block < self._cursor):
             self._cursor = block
             self._engine.put_meta(_CURSOR_KEY, str(block).encode())
 

@@ -1,0 +1,244 @@
+"""Chain reorganisations on a real Anvil (`anvil_reorg` replaces the newest blocks with
+empty ones and does not put their transactions back in its pool).
+
+The follower retracts what it delivered from dropped blocks, our dropped transactions
+are sent again, and the nodes' channels converge to the chain: a dropped deposit comes
+back, a dropped close is made again and settles as the newest proofs say, a dropped
+challenge still lands before the deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from m2mpay.chain import AnvilNode, ChannelHub, OnchainChannel, RpcLedger, deploy_contracts
+from m2mpay.chain.devkeys import dev_keys
+from m2mpay.chain.events import ChannelChallenged
+from m2mpay.chain.forks import SentTransactions
+from m2mpay.chain.ledger import LogEntry
+from m2mpay.channel.outputs import ChainReorganised, ChannelEvent
+from m2mpay.channel.state import Phase
+from m2mpay.node import Node
+from tests.chain.test_chain_faults import UNIT, _car_and_charger
+from tests.waiting import eventually, eventually_async
+
+
+@pytest.fixture
+def anvil() -> Iterator[AnvilNode]:
+    node = AnvilNode()
+    node.start()
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+async def ledger(anvil: AnvilNode) -> AsyncIterator[RpcLedger]:
+    rpc = RpcLedger(anvil.url, dev_keys=dev_keys())
+    await rpc.start()
+    yield rpc
+    await rpc.stop()
+
+
+async def _reorg_from(ledger: RpcLedger, block: int) -> None:
+    """Replace `block` and every block after it with empty ones."""
+    depth = await ledger.block_number() - block + 1
+    answer: dict[str, Any] = await ledger.w3.provider.make_request("anvil_reorg", [depth, []])
+    assert "error" not in answer, answer
+
+
+async def _first(events: AsyncIterator[ChannelEvent], kind: type[Any]) -> Any:
+    async for event in events:
+        if isinstance(event, kind):
+            return event
+    raise AssertionError("events ended")
+
+
+async def _stop(*nodes: Node) -> None:
+    for node in nodes:
+        await node.stop()
+
+
+# -- the follower
+
+
+async def test_the_follower_retracts_logs_of_dropped_blocks_and_follows_the_new_chain(
+    ledger: RpcLedger,
+) -> None:
+    keys = ledger.dev_accounts()
+    _, _, token = await deploy_contracts(ledger, keys[0], mint={keys[1].address: 100})
+    follower = ledger.subscribe(address=token.address, from_block=await ledger.block_number() + 1)
+    receipt = await token.transfer(keys[1], keys[2].address, 7)
+    seen = await asyncio.wait_for(anext(follower), 10)
+    assert (seen.tx_hash, seen.removed) == (receipt.tx_hash, False)
+    assert seen.block_hash
+
+    await _reorg_from(ledger, receipt.block_number)
+    retracted: LogEntry = await asyncio.wait_for(anext(follower), 10)
+    assert retracted.removed
+    assert (retracted.tx_hash, retracted.block_hash) == (seen.tx_hash, seen.block_hash)
+    # The transfer was ours: sent again as it was, it lands once in the new chain.
+    again = await asyncio.wait_for(anext(follower), 10)
+    assert (again.tx_hash, again.removed) == (seen.tx_hash, False)
+    assert again.block_hash != seen.block_hash
+    assert await token.balance_of(keys[2].address) == 7
+    await follower.aclose()  # type: ignore[attr-defined]
+
+
+# -- the nodes
+
+
+async def test_a_dropped_deposit_vanishes_from_the_view_then_lands_again(
+    ledger: RpcLedger, tmp_path: Path
+) -> None:
+    _, token, (car, charger) = await _car_and_charger(ledger, tmp_path)
+    try:
+        before = await token.balance_of(car.address)
+        opened = await car.open_channel(
+            charger.address, token.address, 10 * UNIT, endpoint=charger.endpoint
+        )
+        channel = opened.channel_id
+        await car.pay(channel, UNIT)
+        events = charger.events()
+        topped = await car.top_up(channel, 5 * UNIT)
+        assert topped.deposit_mine == 15 * UNIT
+        await eventually(lambda: charger.channel(channel).deposit_peer == 15 * UNIT)
+        deposit_block = await ledger.block_number()
+
+        await _reorg_from(ledger, deposit_block)
+        rewound = await asyncio.wait_for(_first(events, ChainReorganised), 10)
+        assert (rewound.phase, rewound.deposit_a) == ("open", 10 * UNIT)
+        # The deposit was sent again and the chain holds it once: the view converges.
+        for node, mine in ((car, True), (charger, False)):
+            await eventually(
+                lambda n=node, m=mine: (  # type: ignore[misc]
+                    (n.channel(channel).deposit_mine if m else n.channel(channel).deposit_peer)
+                    == 15 * UNIT
+                )
+            )
+        assert await token.balance_of(car.address) == before - 15 * UNIT
+        await car.pay(channel, 12 * UNIT)  # the deposit is spendable again
+        closed = await car.close(channel)
+        assert closed.phase is Phase.CLOSED
+        assert await token.balance_of(car.address) == before - 13 * UNIT
+    finally:
+        await _stop(car, charger)
+
+
+async def test_a_dropped_close_is_made_again_and_settles_as_the_newest_proofs_say(
+    ledger: RpcLedger, tmp_path: Path
+) -> None:
+    _, token, (car, charger) = await _car_and_charger(ledger, tmp_path)
+    try:
+        opened = await car.open_channel(
+            charger.address, token.address, 10 * UNIT, challenge_period=60,
+            endpoint=charger.endpoint,
+        )  # fmt: skip
+        channel = opened.channel_id
+        for _ in range(3):
+            await car.pay(channel, UNIT)
+        before = await token.balance_of(charger.address)
+        events = charger.events()
+        disputed = await charger.force_close(channel)
+        assert disputed.phase is Phase.DISPUTED
+        await eventually(lambda: car.channel(channel).phase is Phase.DISPUTED)
+        close_block = await ledger.block_number()
+
+        await _reorg_from(ledger, close_block)
+        rewound = await asyncio.wait_for(_first(events, ChainReorganised), 10)
+        assert rewound.phase == "open"  # the closing view went back with the chain
+        for node in (car, charger):
+            await eventually(lambda n=node: n.channel(channel).phase is Phase.DISPUTED)  # type: ignore[misc]
+        close = charger._channels[channel].onchain_close
+        assert close is not None
+        assert (close.transferred_a, close.transferred_b) == (3 * UNIT, 0)
+
+        await ledger.advance_time(61 + charger.config.protocol.settle_grace_s)
+        closed = await charger.wait_closed(channel, timeout=30)
+        assert (closed.balance_mine, closed.balance_peer) == (3 * UNIT, 7 * UNIT)
+        assert await token.balance_of(charger.address) == before + 3 * UNIT
+    finally:
+        await _stop(car, charger)
+
+
+async def test_a_dropped_challenge_still_lands_before_the_deadline(
+    ledger: RpcLedger, anvil: AnvilNode, tmp_path: Path
+) -> None:
+    hub, token, (car, charger) = await _car_and_charger(ledger, tmp_path)
+    try:
+        opened = await car.open_channel(
+            charger.address, token.address, 10 * UNIT, challenge_period=60,
+            endpoint=charger.endpoint,
+        )  # fmt: skip
+        channel = opened.channel_id
+        for _ in range(3):
+            await car.pay(channel, UNIT)
+        state = car._channels[channel]
+        await car.stop()
+        # The car's owner closes with a stale total through another connection.
+        rogue = RpcLedger(anvil.url, dev_keys=dev_keys())
+        await rogue.start()
+        onchain = OnchainChannel(
+            state.terms.a, state.terms.b, state.terms.asset, state.terms.challenge_period,
+            state.terms.nonce, state.deposit_a, state.deposit_b,
+        )  # fmt: skip
+        await ChannelHub(rogue, hub.address).close(ledger.dev_accounts()[1], onchain, 0, 0, None)
+
+        def challenged() -> bool:
+            close = charger._channels[channel].onchain_close
+            return close is not None and close.transferred_a == 3 * UNIT
+
+        await eventually(challenged)
+        challenge_block = next(
+            e.block_number for e in await hub.events(0) if isinstance(e, ChannelChallenged)
+        )
+        deadline = charger._channels[channel].onchain_close.deadline  # type: ignore[union-attr]
+        events = charger.events()
+        # As if the process that sent the challenge had restarted: nothing to send again,
+        # the channel machine itself must challenge again.
+        ledger._sent = SentTransactions()
+
+        await _reorg_from(ledger, challenge_block)
+        rewound = await asyncio.wait_for(_first(events, ChainReorganised), 10)
+        assert rewound.phase == "disputed"
+        await eventually(challenged)
+        landed = await ledger.block_timestamp()
+        assert landed <= deadline
+
+        before = await token.balance_of(charger.address)
+        await rogue.advance_time(61 + charger.config.protocol.settle_grace_s)
+        await rogue.stop()
+        closed = await charger.wait_closed(channel, timeout=30)
+        assert closed.balance_mine == 3 * UNIT
+        assert await token.balance_of(charger.address) == before + 3 * UNIT
+    finally:
+        await charger.stop()
+
+
+async def _head_moves(ledger: RpcLedger, block: int) -> bool:
+    return await ledger.block_number() > block
+
+
+async def test_the_node_cursor_goes_back_to_the_rewound_block(
+    ledger: RpcLedger, tmp_path: Path
+) -> None:
+    _, token, (car, charger) = await _car_and_charger(ledger, tmp_path)
+    try:
+        opened = await car.open_channel(
+            charger.address, token.address, 10 * UNIT, endpoint=charger.endpoint
+        )
+        events = charger.events()
+        await car.top_up(opened.channel_id, UNIT)
+        block = await ledger.block_number()
+        await eventually(lambda: charger._cursor >= block - 1)
+        await _reorg_from(ledger, block)
+        await asyncio.wait_for(_first(events, ChainReorganised), 10)
+        assert charger._cursor <= block
+        await eventually_async(lambda: _head_moves(ledger, block))
+        assert charger.channel(opened.channel_id).phase is Phase.OPEN
+    finally:
+        await _stop(car, charger)

@@ -61,8 +61,8 @@ class ResaleApi(ApiBase):
         `commission` per unit, metered by this node's `device` (`device-id/service`).
         Each sale buys under `source` over a free channel to its seller, or one opened
         with `deposit` (`endpoint` is the source's wire if not connected), paying at
-        most `purchase_budget` (0: no limit). The node keeps the resale in memory only:
-        a restart of it loses the link."""
+        most `purchase_budget` (0: no limit). The resale survives a restart of the node:
+        it resells again, each running sale with the purchase behind it."""
         body: dict[str, Any] = {
             "source": encode(source),
             "commission": str(commission),

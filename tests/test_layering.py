@@ -1,61 +1,39 @@
-"""The layers of DESIGN.md: an import never points up the table.
-
-Each package lists what it may import, as DESIGN.md's table says; the few
-deviations the code has are listed with the reason, so a new one fails here.
+"""The layers of ARCHITECTURE.md: the test reads its table, so the document and the
+code cannot drift. Every package has a row, imports only what its row lists, and a
+row lists only packages above it in the table (an import never points up).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 from typing import Final
 
 import m2mpay
 
 ROOT: Final = Path(m2mpay.__file__).parent
+DOCUMENT: Final = ROOT.parents[1] / "ARCHITECTURE.md"
 
 # The exception tree, which every layer raises from.
 _LEAVES: Final = frozenset({"errors"})
-
-ALLOWED: Final[dict[str, frozenset[str]]] = {
-    "crypto": frozenset(),
-    "chain": frozenset({"crypto"}),
-    "channel": frozenset({"crypto"}),
-    "wire": frozenset({"crypto", "channel"}),
-    "store": frozenset({"channel"}),
-    "node": frozenset({"crypto", "chain", "channel", "wire", "store"}),
-    # The watcher defines no tower interface of its own: it implements node.watch's
-    # `Watchtower` and feeds it from a `Node` (watcher/feed.py).
-    "watcher": frozenset({"chain", "channel", "store", "crypto", "node", "asgi"}),
-    "stream": frozenset({"node", "crypto", "channel", "store"}),
-    # The SDK speaks HTTP to a node; it shares only keys and the error tree.
-    "client": frozenset({"crypto"}),
-    "asgi": frozenset(),
-    "gateway": frozenset({"node", "stream", "crypto", "chain", "channel", "wire", "store", "asgi"}),
-    "devices": frozenset({"gateway", "stream", "crypto", "client"}),
-    # Scenarios play the machines through the SDK and the daemons' processes; the stage
-    # hosts the chain and the malicious car's owner uses the chain directly, as an
-    # attacker would.
-    "scenarios": frozenset({"client", "devices", "crypto", "chain", "stream", "bench", "watcher"}),
-    "bench": frozenset(
-        {
-            "chain",
-            "channel",
-            "crypto",
-            "node",
-            "store",
-            "stream",
-            "watcher",
-            "wire",
-            "client",
-            "gateway",
-            "asgi",
-        }
-    ),
-    # Drives the benchmarks' process drivers and reads the truth from the chain.
-    "torture": frozenset({"bench", "chain", "crypto", "watcher"}),
-}
 TOP: Final = frozenset({"cli", "__main__", "__init__"})  # may import everything
+
+
+def _table() -> list[tuple[str, frozenset[str]]]:
+    """The layer table's rows, bottom up: (package, what it may import)."""
+    text = DOCUMENT.read_text()
+    section = text.split("## Layers", 1)[1].split("\n## ", 1)[0]
+    rows: list[tuple[str, frozenset[str]]] = []
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not re.fullmatch(r"`[a-z_]+`", cells[0]):
+            continue
+        rows.append((cells[0].strip("`"), frozenset(re.findall(r"`([a-z_]+)`", cells[2]))))
+    return rows
+
+
+ALLOWED: Final = dict(_table())
 
 
 def _layer(path: Path) -> str:
@@ -72,6 +50,22 @@ def _imports(source: Path) -> set[str]:
             names = [node.module]
         layers.update(n.split(".")[1] for n in names if n.startswith("m2mpay."))
     return layers
+
+
+def test_the_table_is_read_and_lists_each_package_once() -> None:
+    rows = [name for name, _ in _table()]
+    assert len(rows) == len(set(rows))
+    assert {"crypto", "channel", "node", "api", "daemon"} <= set(rows)
+
+
+def test_a_row_lists_only_packages_below_it() -> None:
+    seen: set[str] = set()
+    upward: dict[str, list[str]] = {}
+    for name, allowed in _table():
+        if allowed - seen:
+            upward[name] = sorted(allowed - seen)
+        seen.add(name)
+    assert upward == {}
 
 
 def test_every_package_of_ours_has_a_row() -> None:

@@ -21,6 +21,11 @@ can catch the family it cares about:
   `field`): `ApiUnauthorized` (401), `ApiNotFound` (404), `ApiConflict` (409),
   `ApiInvalidInput` (422), `ApiFailure` (5xx); other statuses raise `ApiRefusal` itself.
 - `StoreError`: the durable store failed or holds something unreadable.
+
+Packages raise subclasses of these where they need their own (each beside its code):
+`api.errors.ApiError` (a refusal the HTTP API answers with), `watcher.errors.WatcherRefusal`
+and `WatcherUnavailable`, `node.watch.WatchRefused` and `WatchUnavailable`,
+`node.engine.EngineFailed`, `scenarios.stage.ScenarioFailed`, `torture.world.TortureError`.
 """
 
 from __future__ import annotations

@@ -10,13 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from m2mpay.api import Credentials, Gateway, create_app
+from m2mpay.api.fast import create_asgi
 from m2mpay.bench.daemons import NodeProcess
 from m2mpay.chain.deploy import Deployment
 from m2mpay.client import NodeClient
 from m2mpay.crypto import Address
 from m2mpay.errors import DeviceError
-from m2mpay.gateway import Credentials, Gateway, create_app
-from m2mpay.gateway.fast import create_asgi
 from m2mpay.node import Node
 from m2mpay.store import open_store
 from m2mpay.stream import SessionManager, SessionManagerConfig

@@ -14,7 +14,7 @@ import httpx
 from m2mpay.bench.bus_device import RawDevice
 from m2mpay.crypto import PrivateKey
 from tests.api.conftest import UNIT, Api, ApiFactory, Chain
-from tests.gateway.conftest import (  # noqa: F401 (fixtures)
+from tests.bus.conftest import (  # noqa: F401 (fixtures)
     BusFactory,
     DeviceFactory,
     connect_device,

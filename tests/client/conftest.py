@@ -1,6 +1,6 @@
 """Fixtures of the client tests: real nodes with session managers on an embedded chain,
 each behind the real API (the app and its fast path, built the way
-`m2mpay.gateway.daemon` builds them), and a `NodeClient` talking to it in process
+`m2mpay.daemon.daemon` builds them), and a `NodeClient` talking to it in process
 (`httpx.ASGITransport`) or over TCP."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
+from m2mpay.api import Credentials, Gateway, create_app
+from m2mpay.api.fast import create_asgi
 from m2mpay.asgi import AsgiServer
 from m2mpay.chain import Deployment
 from m2mpay.client import NodeClient
 from m2mpay.errors import DeviceError
-from m2mpay.gateway import Credentials, Gateway, create_app
-from m2mpay.gateway.fast import create_asgi
 from m2mpay.stream.simulated import EnergyMeter, Simulation, constant_power
 from m2mpay.stream.supply import SupplyFactory
 from tests.node.conftest import chain, make_node  # noqa: F401 (fixtures)

@@ -12,6 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 import m2mpay.client as client_views
+from m2mpay.api import models, models_resales
 from m2mpay.client import (
     Amount,
     ChannelView,
@@ -24,7 +25,6 @@ from m2mpay.client import (
 )
 from m2mpay.crypto import Address
 from m2mpay.errors import MalformedMessage
-from m2mpay.gateway import models, models_resales
 
 SELLER = "0x" + "11" * 20
 TOKEN = Address("0x" + "22" * 20)

@@ -16,14 +16,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from websockets.asyncio.server import ServerConnection, serve
 
-from m2mpay.crypto import PrivateKey
-from m2mpay.devices.bus_client import BusClient
-from m2mpay.gateway.bus_messages import (
+from m2mpay.bus.messages import (
     MAX_MESSAGE_BYTES,
     BadMessage,
     BusMessage,
     parse_bus_message,
 )
+from m2mpay.crypto import PrivateKey
+from m2mpay.devices.bus_client import BusClient
 from tests.fuzz.hostile import FUZZ, json_nesting_bombs
 
 pytestmark = pytest.mark.timeout(60)

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from m2mpay.errors import MalformedMessage
-from m2mpay.gateway.bus_messages import (
+from m2mpay.bus.messages import (
     MAX_DATA_DEPTH,
     MAX_MESSAGE_BYTES,
     BadMessage,
@@ -20,6 +19,7 @@ from m2mpay.gateway.bus_messages import (
     canonical_json,
     parse_device_message,
 )
+from m2mpay.errors import MalformedMessage
 from tests.fuzz.hostile import (
     FUZZ,
     TEN_MB,

@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from m2mpay.bus.messages import login_digest
+from m2mpay.bus.server import DeviceBus
 from m2mpay.crypto import Address, PrivateKey
-from m2mpay.gateway.bus import DeviceBus
-from m2mpay.gateway.bus_messages import login_digest
 
 __all__ = ["ASSET", "PRICE", "WS_PATH", "RawDevice", "bus_app"]
 

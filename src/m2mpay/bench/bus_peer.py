@@ -21,11 +21,11 @@ import orjson
 
 from m2mpay.asgi import AsgiServer
 from m2mpay.bench.bus_device import WS_PATH, bus_app
+from m2mpay.bus.server import DeviceBus
+from m2mpay.bus.sqlite import SqliteDeviceStore
+from m2mpay.bus.supply import DeviceSupply
 from m2mpay.chain.devkeys import dev_keys
 from m2mpay.errors import M2MPayError
-from m2mpay.gateway.bus import DeviceBus
-from m2mpay.gateway.bus_supply import DeviceSupply
-from m2mpay.gateway.device_sqlite import SqliteDeviceStore
 
 __all__ = ["main"]
 

@@ -32,6 +32,7 @@ from typing import Any, Final
 
 from m2mpay.channel.plain import from_plain, to_plain
 from m2mpay.crypto import Address
+from m2mpay.market.resale import Resale
 from m2mpay.node import Node
 from m2mpay.store import open_store
 from m2mpay.stream import (
@@ -44,7 +45,6 @@ from m2mpay.stream import (
     new_offer,
 )
 from m2mpay.stream.manager import SessionManagerConfig
-from m2mpay.stream.resale import Resale
 from m2mpay.stream.simulated import EnergyMeter, Simulation, constant_power
 from m2mpay.stream.supply import SupplyFactory
 

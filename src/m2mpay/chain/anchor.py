@@ -22,7 +22,7 @@ __all__ = [
     "deploy_anchor",
 ]
 
-# About 1.5x what each call measures (tests/gateway/test_anchor.py records the
+# About 1.5x what each call measures (tests/bus/test_anchor.py records the
 # receipts), so no transaction pays a round trip for estimation.
 ANCHOR_GAS: Final = {
     "deploy": 300_000,

@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from m2mpay.api.auth import new_token
 from m2mpay.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
@@ -35,8 +36,7 @@ from m2mpay.crypto.keystore import (
     read_passphrase,
     save_keystore,
 )
-from m2mpay.gateway.auth import new_token
-from m2mpay.gateway.daemon import Daemon, DaemonConfig
+from m2mpay.daemon.daemon import Daemon, DaemonConfig
 from m2mpay.watcher import WatcherClient, WatcherFeed
 
 __all__ = ["node_command", "unlock_key"]

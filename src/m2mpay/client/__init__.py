@@ -3,7 +3,7 @@
 `NodeClient(url, token)` covers every route; answers are small frozen dataclasses
 with amounts as `int` and addresses as `Address` (the API writes both as text).
 They are the client's own types, not the gateway's pydantic models: importing
-`m2mpay.gateway.models` runs the gateway package, which loads FastAPI, the node
+`m2mpay.api.models` runs the gateway package, which loads FastAPI, the node
 and the session machinery, several times what a device needs. A test in
 tests/client keeps both sets of types in step.
 """

@@ -1,5 +1,5 @@
 """A device's side of the device bus, speaking only the public protocol: JSON over a
-WebSocket (`m2mpay.gateway.bus_messages` describes every message).
+WebSocket (`m2mpay.bus.messages` describes every message).
 
 `BusClient` logs in with the device's own key (refusing a bus whose address is not
 the pinned one), registers the device's services after each welcome, acknowledges
@@ -24,13 +24,13 @@ from typing import Any, Self
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from m2mpay.crypto import Address, PrivateKey
-from m2mpay.gateway.bus_messages import (
+from m2mpay.bus.messages import (
     BadMessage,
     ChallengeMessage,
     login_digest,
     parse_bus_message,
 )
+from m2mpay.crypto import Address, PrivateKey
 
 __all__ = ["BusClient", "load_device_key"]
 

@@ -1,5 +1,5 @@
 """A simulated lamp on the device bus, speaking only the public protocol: JSON over a
-WebSocket (`m2mpay.gateway.bus_messages` describes every message).
+WebSocket (`m2mpay.bus.messages` describes every message).
 
 The lamp logs in with its own key, registers a `light` service (seconds of light at
 a price), and lights for exactly the seconds it is commanded, on its own clock:

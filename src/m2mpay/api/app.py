@@ -1,0 +1,76 @@
+"""The node's HTTP API (FastAPI): OpenAPI 3 at /openapi.json, docs at /docs.
+
+    GET    /v1/info                         who and where this node is (public)
+    GET    /v1/wallet                       balances on chain and in channels
+    POST   /v1/wallet/transfers             send the native coin or a token on chain
+    POST   /v1/wallet/faucet                dev chains: tokens and coin for this node
+    POST   /v1/channels                     open and fund a channel
+    GET    /v1/channels[/{id}]              list / show
+    POST   /v1/channels/{id}/payments       pay
+    POST   /v1/channels/{id}/close          close
+    GET    /v1/offers                       the storefront (public)
+    POST   /v1/offers, DELETE /v1/offers/{id}
+    POST   /v1/sessions                     buy under an offer
+    GET    /v1/sessions[/{id}[/receipt]]
+    POST   /v1/sessions/{id}/stop|price|reverse
+    POST   /v1/resales, GET /v1/resales     resell another node's offer; reconciliations
+    GET    /v1/events                       Server-Sent Events
+
+Everything that moves money or changes state needs the node's bearer token; reads
+need it unless reads are public. Errors have one shape (`m2mpay.api.errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from fastapi import APIRouter, FastAPI
+
+from m2mpay import __version__
+from m2mpay.api.errors import install_error_handlers
+from m2mpay.api.gateway import Gateway
+from m2mpay.api.models import ErrorBody
+from m2mpay.api.routes_channels import channel_routes
+from m2mpay.api.routes_events import event_routes
+from m2mpay.api.routes_info import info_routes
+from m2mpay.api.routes_resales import resale_routes
+from m2mpay.api.routes_sessions import session_routes
+
+__all__ = ["create_app"]
+
+_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in (
+        (401, "Missing or wrong bearer token"),
+        (404, "Unknown channel, session or offer"),
+        (409, "Not possible now: closed channel, busy, not enough funds, peer unreachable…"),
+        (413, "The body is larger than the API takes"),
+        (415, "The body is not JSON"),
+        (422, "Malformed input; `field` names it"),
+        (502, "The chain failed"),
+        (503, "The node is not running"),
+        (504, "Timed out"),
+    )
+}
+
+
+def create_app(gw: Gateway, *, extra: Sequence[APIRouter] = ()) -> FastAPI:
+    app = FastAPI(
+        title="m2mpay node",
+        version=__version__,
+        summary="Payment channels and metered sessions between machines",
+        responses=_ERRORS,
+    )
+    install_error_handlers(app)
+    for router in (
+        info_routes(gw),
+        channel_routes(gw),
+        session_routes(gw),
+        resale_routes(gw),
+        event_routes(gw),
+        *extra,
+    ):
+        app.include_router(router)
+    app.state.gateway = gw
+    return app

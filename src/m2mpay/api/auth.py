@@ -1,0 +1,80 @@
+"""API credentials: one bearer token per node, made on first run and shown once.
+
+Only its SHA-256 is kept (in `<data dir>/api-token.sha256`), so a copy of the data
+dir does not hand out the token. Anything that moves money or changes state needs
+it; reads need it too unless the node is configured with public reads. The
+storefront (node info, offers) is always public: buyers discover offers there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+from typing import Final
+
+from fastapi import Request
+
+from m2mpay.api.errors import ApiError
+
+__all__ = ["TOKEN_FILE", "Credentials", "new_token"]
+
+TOKEN_FILE: Final = "api-token.sha256"
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token(data_dir: Path) -> str:
+    """Make a new token, keep its hash (replacing any older one), return it to show once."""
+    token = "m2m_" + secrets.token_urlsafe(32)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / TOKEN_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(_digest(token) + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return token
+
+
+class Credentials:
+    """Checks bearer tokens against the stored hash."""
+
+    def __init__(self, token_hash: str, *, public_reads: bool = False) -> None:
+        self._hash = token_hash
+        self.public_reads = public_reads
+
+    @classmethod
+    def for_token(cls, token: str, *, public_reads: bool = False) -> Credentials:
+        return cls(_digest(token), public_reads=public_reads)
+
+    @classmethod
+    def load(cls, data_dir: Path, *, public_reads: bool = False) -> Credentials | None:
+        path = data_dir / TOKEN_FILE
+        if not path.exists():
+            return None
+        return cls(path.read_text().strip(), public_reads=public_reads)
+
+    def check(self, request: Request) -> None:
+        self.check_header(request.headers.get("authorization"))
+
+    def check_header(self, header: str | bytes | None) -> None:
+        """Raise a 401 `ApiError` unless `header` is `Bearer <our token>`."""
+        if isinstance(header, bytes):
+            header = header.decode("latin-1")
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "unauthorized", "a bearer token is required")
+        if not hmac.compare_digest(_digest(token.strip()), self._hash):
+            raise ApiError(401, "unauthorized", "the bearer token is not valid")
+
+    async def writer(self, request: Request) -> None:
+        """FastAPI dependency for anything that moves money or changes state."""
+        self.check(request)
+
+    async def reader(self, request: Request) -> None:
+        """FastAPI dependency for reads: open when reads are public."""
+        if not self.public_reads:
+            self.check(request)

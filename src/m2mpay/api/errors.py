@@ -1,0 +1,159 @@
+"""One error shape for the whole API: `{"error": {"code", "message"[, "field"]}}`.
+
+Library errors map to statuses by what they mean for the caller: a refused request
+is 409 (the state does not allow it, a peer cannot be reached now) or 422 (the input
+is wrong), an unknown thing 404, a chain that fails or cannot be reached 502/503.
+Validation errors are 422 and name the field; nothing is answered with a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+
+from m2mpay.errors import (
+    ApiRefusal,
+    ChannelError,
+    CryptoError,
+    DeviceError,
+    InsufficientFunds,
+    LedgerError,
+    LedgerUnavailable,
+    M2MPayError,
+    ProtocolError,
+    StreamError,
+    TransactionReverted,
+    TransportError,
+)
+
+__all__ = ["ApiError", "error_body", "error_of", "error_response", "install_error_handlers"]
+
+log = logging.getLogger("m2mpay.api")
+
+_NOT_FOUND: Final = frozenset(
+    {
+        "unknown_channel",
+        "unknown_session",
+        "unknown_offer",
+        "unknown_device",
+        "unknown_service",
+        "unknown_record",
+        "not_found",
+    }
+)
+_BAD_INPUT: Final = frozenset(
+    {"invalid_amount", "invalid_offer", "price_above_limit", "invalid_input", "no_route"}
+)
+
+
+class ApiError(M2MPayError):
+    """Raised by handlers: a status, a stable code, a message and maybe the field at fault
+    (the server side of the refusal the SDK raises as an `ApiRefusal`)."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    detail: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        detail["field"] = field
+    return {"error": detail}
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(error_body(code, message, field), status_code=status, headers=headers)
+
+
+def error_of(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """The status and body an exception from a handler is answered with."""
+    if isinstance(exc, ApiError | ApiRefusal):
+        return exc.status, error_body(exc.code, exc.message, exc.field)
+    if isinstance(exc, ValidationError | RequestValidationError):
+        return 422, _invalid_body(exc.errors())
+    if isinstance(exc, TimeoutError):
+        return 504, error_body("timeout", str(exc) or "the operation did not finish in time")
+    if isinstance(exc, M2MPayError):
+        status, code = _status_of(exc)
+        if status >= 500:
+            log.warning("request failed: %s", exc)
+        message = getattr(exc, "message", None) or str(exc)
+        return status, error_body(code, str(message)[:1000])
+    log.error("unexpected error: %r", exc, exc_info=exc)
+    return 500, error_body("internal", "internal error; the node logged it")
+
+
+def _status_of(exc: M2MPayError) -> tuple[int, str]:
+    code = getattr(exc, "code", None)
+    if isinstance(exc, ChannelError | StreamError | DeviceError) and code is not None:
+        if code in _NOT_FOUND:
+            return 404, code
+        if code in _BAD_INPUT:
+            return 422, code
+        if code in ("not_running", "node_failed", "failed"):
+            return 503, code
+        if code == "timeout":
+            return 504, code
+        return 409, code
+    if isinstance(exc, TransactionReverted):
+        return 409, "transaction_reverted"
+    if isinstance(exc, InsufficientFunds):
+        return 409, "insufficient_funds"
+    if isinstance(exc, LedgerUnavailable):
+        return 503, "ledger_unavailable"
+    if isinstance(exc, LedgerError):
+        return 502, "ledger_error"
+    if isinstance(exc, TransportError):
+        # The peer the caller named cannot be reached now: its state, not our failure.
+        return 409, "peer_unreachable"
+    if isinstance(exc, CryptoError):
+        return 422, "invalid_input"
+    if isinstance(exc, ProtocolError):
+        # A peer refused or failed its side of the protocol: the peer's state, not ours.
+        return 409, code if isinstance(code, str) else "peer_refused"
+    return 500, "internal"
+
+
+def _invalid_body(errors: Sequence[Any]) -> dict[str, Any]:
+    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+    if first.get("type") == "json_invalid":
+        field = "body"  # its location is a character position, not a field
+    else:
+        field = _field_of(tuple(first.get("loc", ("body",))))
+    return error_body("invalid_input", f"{field}: {first.get('msg')}", field)
+
+
+def _field_of(location: tuple[Any, ...]) -> str:
+    # ("body", "offer", "price") → "offer.price"; the leading part says where, not what.
+    parts = [str(p) for p in location if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def answer(_: Request, exc: Exception) -> JSONResponse:
+        status, body = error_of(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        answer = error_response(exc.status_code, code, str(exc.detail))
+        answer.headers.update(exc.headers or {})  # 405 names the methods allowed (`Allow`)
+        return answer
+
+    app.add_exception_handler(HTTPException, http_error)
+    for kind in (RequestValidationError, ApiError, M2MPayError, TimeoutError, Exception):
+        app.add_exception_handler(kind, answer)

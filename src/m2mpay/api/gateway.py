@@ -1,0 +1,157 @@
+"""What the API's handlers work with: the node, its sessions, the chain, and an event hub."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from m2mpay.api.auth import Credentials
+from m2mpay.api.errors import ApiError, error_of
+from m2mpay.chain import Deployment, Ledger, TokenContract
+from m2mpay.channel.outputs import ChannelEvent
+from m2mpay.channel.plain import to_plain
+from m2mpay.channel.state import ChannelState
+from m2mpay.errors import CryptoError, DeviceError, M2MPayError
+from m2mpay.market.offer_book import OfferBook, ResaleTerms, SavedOffer
+from m2mpay.market.resale import Resale
+from m2mpay.node import Node
+from m2mpay.stream import Offer, SessionInfo, SessionManager
+from m2mpay.stream.outputs import SessionEvent
+from m2mpay.stream.supply import SupplyFactory
+
+__all__ = ["EventHub", "Gateway"]
+
+log = logging.getLogger("m2mpay.api")
+
+
+class EventHub:
+    """Channel and session events, fanned out to every subscriber of the event stream.
+
+    A subscriber that does not keep up loses its oldest events rather than holding
+    the node back (the stream is for watching, the ledger of record is the node)."""
+
+    def __init__(self, buffer: int = 10_000) -> None:
+        self._buffer = buffer
+        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+
+    def attach(self, node: Node, sessions: SessionManager) -> None:
+        node.add_listener(self._on_channel)
+        sessions.add_listener(self._on_session)
+
+    def _on_channel(self, event: ChannelEvent, _: ChannelState) -> None:
+        self.publish("channel", to_plain(event, binary=False))
+
+    def _on_session(self, event: SessionEvent, _: SessionInfo) -> None:
+        self.publish("session", to_plain(event, binary=False))
+
+    def publish(self, kind: str, data: dict[str, Any]) -> None:
+        if not self._subscribers:
+            return
+        item = {"kind": kind, **data}
+        for queue in self._subscribers:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(item)
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self._buffer)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._subscribers.discard(queue)
+
+
+@dataclass
+class Gateway:
+    """A running node as the API sees it."""
+
+    node: Node
+    sessions: SessionManager
+    ledger: Ledger
+    deployment: Deployment
+    credentials: Credentials
+    dev_chain: bool = False
+    events: EventHub = field(default_factory=EventHub)
+    # The device behind an offer: (device id, service) → what supplies each session.
+    supplies: Callable[[str, str], SupplyFactory] | None = None
+    offer_book: OfferBook | None = None  # published offers, kept across restarts
+    # Offers resold from another node's, by offer id; their terms are in the offer book.
+    resales: dict[bytes, Resale] = field(default_factory=dict)
+
+    @property
+    def token(self) -> TokenContract:
+        return TokenContract(self.ledger, self.deployment.token)
+
+    def device_supply(self, device: str | None, field_name: str) -> SupplyFactory:
+        """What a registered device's service (`device/service`, named by the request
+        field `field_name`) supplies each session with: 422 if malformed, 409 without a
+        device bus, 404 for an unknown device or service, each naming the field."""
+        name, _, service = (device or "").partition("/")
+        if not name or not service or "/" in service:
+            raise ApiError(
+                422,
+                "invalid_input",
+                f"{field_name} must name a registered `device/service`",
+                field_name,
+            )
+        if self.supplies is None:
+            raise ApiError(409, "no_devices", "this node has no device bus")
+        try:
+            return self.supplies(name, service)
+        except (DeviceError, CryptoError) as exc:  # an unknown device or service
+            status, body = error_of(exc)
+            raise ApiError(
+                status, body["error"]["code"], body["error"]["message"], field_name
+            ) from None
+
+    def resell(
+        self,
+        terms: ResaleTerms,
+        meter: SupplyFactory,
+        *,
+        window: int | None = None,
+        batch: int | None = None,
+        offer: Offer | None = None,
+    ) -> Resale:
+        """Resell `terms.source` metered by `meter`: a new offer, or `offer` again after a
+        restart (the sessions must be running, so that its sales are taken up)."""
+        resale = Resale(
+            self.sessions,
+            terms.source,
+            commission=terms.commission,
+            meter=meter,
+            purchase_budget=terms.purchase_budget,
+            purchase_deposit=terms.purchase_deposit,
+            endpoint=terms.endpoint,
+        )
+        published = resale.publish(window=window, batch=batch, offer=offer)
+        self.resales[published.offer_id] = resale
+        return resale
+
+    def publish_saved(self, entries: list[SavedOffer]) -> None:
+        """Publish again what the offer book kept from before a restart, each offer with
+        its device (resales once the sessions run: see `resell`); an offer whose device
+        is gone leaves the book."""
+        assert self.supplies is not None
+        assert self.offer_book is not None
+        for entry in entries:
+            name, _, service = entry.device.partition("/")
+            try:
+                supply = self.supplies(name, service)
+                if entry.resale is None:
+                    self.sessions.publish(entry.offer, supply)
+                else:
+                    self.resell(entry.resale, supply, offer=entry.offer)
+            except M2MPayError as exc:
+                log.warning("offer 0x%s not published again: %s", entry.offer.offer_id.hex(), exc)
+                self.offer_book.remove(entry.offer.offer_id)
+
+    async def close(self) -> None:
+        """Before the sessions stop: stop the resales relaying (their links are durable)."""
+        resales, self.resales = list(self.resales.values()), {}
+        for resale in resales:
+            await resale.close()

@@ -1,0 +1,7 @@
+"""The device WebSocket bus: devices log in, register services, take commands and report
+their meters and telemetry; its store (a conformance-tested interface with SQLite
+behind it) and the telemetry batches anchored on chain."""
+
+from m2mpay.bus.server import DeviceBus
+
+__all__ = ["DeviceBus"]

@@ -1,0 +1,330 @@
+"""Telemetry: stored durably as it arrives, anchored on chain in batches, provable.
+
+A device's records go to the `DeviceStore` before the bus acknowledges them. Once
+`batch_records` records wait, or the oldest has waited `batch_interval_s`, the
+batcher cuts every waiting record into one batch per device (at most `max_batch`
+records each), records the batches with their Merkle roots (so a crash cannot
+regroup them), and then anchors them: one `TelemetryAnchor` transaction for up to
+64 batches. A batch recorded but not seen anchored is looked for on chain when the
+batcher starts again, and submitted again only if it is not there.
+
+`prove(device, seq)` gives a record with its Merkle path to an anchored root;
+`TelemetryProof.verify()` checks the path offline and `verify_anchored()` checks
+the root's event on chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Any, Final
+
+from m2mpay.bus.messages import TelemetryMessage, canonical_json
+from m2mpay.bus.store import (
+    BatchRecord,
+    DeviceStore,
+    NewBatch,
+    TelemetryRecord,
+    telemetry_leaf,
+)
+from m2mpay.chain.anchor import MAX_BATCHES_PER_TX, AnchorBatch, TelemetryAnchor
+from m2mpay.crypto import (
+    Address,
+    PrivateKey,
+    merkle_proof,
+    merkle_root,
+    verify_merkle_proof,
+)
+from m2mpay.errors import DeviceError, LedgerError, M2MPayError
+
+__all__ = ["TelemetryBatcher", "TelemetryConfig", "TelemetryProof", "verify_anchored"]
+
+log = logging.getLogger("m2mpay.bus.telemetry")
+
+_RETRY_S: Final = 5.0  # after a failed anchor transaction
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryConfig:
+    batch_records: int = 256  # anchor once this many records wait …
+    batch_interval_s: float = 60.0  # … or once the oldest has waited this long
+    max_batch: int = 4096  # records in one device's batch
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryProof:
+    """A record, and the path from its leaf to the root of its anchored batch."""
+
+    device: Address
+    seq: int
+    at_ms: int
+    data: bytes  # canonical JSON
+    batch: int
+    index: int  # the leaf's position in the batch
+    count: int
+    first_seq: int
+    siblings: tuple[bytes, ...]
+    root: bytes
+    anchor: Address | None
+    chain_id: int | None
+    tx_hash: bytes | None  # None until the batch is anchored
+    block_number: int | None
+
+    @property
+    def leaf(self) -> bytes:
+        return telemetry_leaf(self.device, self.seq, self.at_ms, self.data)
+
+    def verify(self) -> bool:
+        """Whether this record, as it reads here, is in the batch with `root`."""
+        return verify_merkle_proof(self.leaf, self.index, self.count, self.siblings, self.root)
+
+    def to_dict(self) -> dict[str, Any]:
+        """For the API: hex bytes, integers, the record's data as JSON text."""
+        return {
+            "device": self.device.checksum,
+            "seq": self.seq,
+            "at_ms": self.at_ms,
+            "data": self.data.decode(),
+            "leaf": "0x" + self.leaf.hex(),
+            "batch": self.batch,
+            "index": self.index,
+            "count": self.count,
+            "first_seq": self.first_seq,
+            "siblings": ["0x" + s.hex() for s in self.siblings],
+            "root": "0x" + self.root.hex(),
+            "anchor": self.anchor.checksum if self.anchor else None,
+            "chain_id": self.chain_id,
+            "tx_hash": "0x" + self.tx_hash.hex() if self.tx_hash else None,
+            "block_number": self.block_number,
+        }
+
+
+async def verify_anchored(
+    anchor: TelemetryAnchor, proof: TelemetryProof, submitter: Address
+) -> bool:
+    """Whether the proof holds and `submitter` anchored its root, for its device and
+    count, at the block it names."""
+    if proof.block_number is None or not proof.verify():
+        return False
+    found = await anchor.batches(
+        proof.block_number,
+        proof.block_number,
+        submitter=submitter,
+        device=proof.device,
+        root=proof.root,
+    )
+    return any(b.batch.count == proof.count and b.batch.first_seq == proof.first_seq for b in found)
+
+
+class TelemetryBatcher:
+    """See the module docstring. Without an anchor it only stores and serves records."""
+
+    def __init__(
+        self,
+        store: DeviceStore,
+        *,
+        anchor: TelemetryAnchor | None = None,
+        signer: PrivateKey | None = None,
+        config: TelemetryConfig | None = None,
+    ) -> None:
+        if (anchor is None) != (signer is None):
+            raise ValueError("anchoring needs both the anchor contract and a signing key")
+        self.store = store
+        self.anchor = anchor
+        self.signer = signer
+        self.config = config or TelemetryConfig()
+        self._waiting = 0
+        self._waiting_since = 0.0
+        self._wakeup = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Resume: anchor what a crash left recorded but unanchored, then run (the store
+        is open)."""
+        self._waiting = len(await self.store.unbatched(self.config.batch_records))
+        self._waiting_since = time.monotonic()
+        if self.anchor is not None:
+            try:
+                async with self._lock:
+                    await self._anchor_recorded()
+            except LedgerError as exc:
+                log.warning("anchoring recorded telemetry batches failed, retrying: %s", exc)
+                self._waiting = max(self._waiting, 1)  # so that the loop tries again
+            self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    # ------------------------------------------------------------------ intake and reads
+
+    async def add(self, device: Address, message: TelemetryMessage, received_ms: int) -> bool:
+        """Store one record durably; False if its seq was stored before (a re-send)."""
+        record = TelemetryRecord(
+            device, message.seq, message.at_ms, received_ms, canonical_json(message.data)
+        )
+        stored = await self.store.add_telemetry(record)
+        if stored:
+            if self._waiting == 0:
+                self._waiting_since = time.monotonic()
+            self._waiting += 1
+            if self._waiting >= self.config.batch_records:
+                self._wakeup.set()
+            elif self._waiting == 1:
+                self._wakeup.set()  # start the interval's clock
+        return stored
+
+    async def records(
+        self, device: Address, *, since_ms: int = 0, after_seq: int = 0, limit: int = 1000
+    ) -> list[TelemetryRecord]:
+        return await self.store.telemetry(
+            device, since_ms=since_ms, after_seq=after_seq, limit=limit
+        )
+
+    async def last_seq(self, device: Address) -> int:
+        return await self.store.last_telemetry_seq(device)
+
+    async def prove(self, device: Address, seq: int) -> TelemetryProof:
+        """The record `seq` of `device` with its path to its batch's root."""
+        found = await self.store.telemetry(device, after_seq=seq - 1, limit=1)
+        if not found or found[0].seq != seq:
+            raise DeviceError("unknown_record", f"no telemetry record {seq} of {device}")
+        record = found[0]
+        batch = await self.store.batch(record.batch) if record.batch is not None else None
+        if batch is None:
+            raise DeviceError("not_batched", f"record {seq} of {device} waits for its batch")
+        records = await self.store.batch_records(batch.id)
+        index = next(i for i, r in enumerate(records) if r.seq == seq)
+        return TelemetryProof(
+            device,
+            seq,
+            record.at_ms,
+            record.data,
+            batch.id,
+            index,
+            batch.count,
+            batch.first_seq,
+            tuple(merkle_proof([r.leaf for r in records], index)),
+            batch.root,
+            self.anchor.address if self.anchor else None,
+            self.anchor.ledger.chain_id if self.anchor else None,
+            batch.tx_hash,
+            batch.block_number,
+        )
+
+    # ------------------------------------------------------------------ anchoring
+
+    async def flush(self) -> list[BatchRecord]:
+        """Batch every waiting record and anchor it now; returns the batches anchored."""
+        if self.anchor is None:
+            return []
+        async with self._lock:
+            anchored = await self._anchor_recorded()
+            while True:
+                limit = MAX_BATCHES_PER_TX * self.config.max_batch
+                waiting = await self.store.unbatched(limit)
+                if not waiting:
+                    break
+                from_block = await self.anchor.ledger.block_number()
+                batches = await self.store.create_batches(self._cut(waiting, _now_ms(), from_block))
+                anchored += await self._submit(batches)
+            # Records stored while this ran wait for the next batch: count them again.
+            self._waiting = len(await self.store.unbatched(self.config.batch_records))
+            self._waiting_since = time.monotonic()
+            return anchored
+
+    def _cut(
+        self, records: Sequence[TelemetryRecord], now_ms: int, from_block: int
+    ) -> list[NewBatch]:
+        batches = []
+        for device, group in groupby(records, key=lambda r: r.device):
+            ordered = list(group)
+            for start in range(0, len(ordered), self.config.max_batch):
+                chunk = ordered[start : start + self.config.max_batch]
+                root = merkle_root([r.leaf for r in chunk])
+                batches.append(
+                    NewBatch(device, root, tuple(r.seq for r in chunk), now_ms, from_block)
+                )
+        return batches
+
+    async def _anchor_recorded(self) -> list[BatchRecord]:
+        """Batches recorded before: mark those found on chain, submit the others."""
+        assert self.anchor is not None
+        assert self.signer is not None
+        missing = []
+        done = []
+        for batch in await self.store.unanchored_batches():
+            found = await self.anchor.batches(
+                batch.from_block,
+                submitter=self.signer.address,
+                device=batch.device,
+                root=batch.root,
+            )
+            if found:
+                receipt = await self.anchor.ledger.wait_for_receipt(found[0].tx_hash)
+                await self.store.mark_anchored(
+                    [batch.id], receipt.tx_hash, receipt.block_number, receipt.gas_used
+                )
+                done.append(batch)
+            else:
+                missing.append(batch)
+        return done + await self._submit(missing)
+
+    async def _submit(self, batches: Sequence[BatchRecord]) -> list[BatchRecord]:
+        assert self.anchor is not None
+        assert self.signer is not None
+        anchored: list[BatchRecord] = []
+        for start in range(0, len(batches), MAX_BATCHES_PER_TX):
+            chunk = batches[start : start + MAX_BATCHES_PER_TX]
+            rows = [AnchorBatch(b.device, b.root, b.first_seq, b.count) for b in chunk]
+            if len(rows) == 1:
+                receipt = await self.anchor.anchor(self.signer, rows[0])
+            else:
+                receipt = await self.anchor.anchor_many(self.signer, rows)
+            ids = [b.id for b in chunk]
+            await self.store.mark_anchored(
+                ids, receipt.tx_hash, receipt.block_number, receipt.gas_used
+            )
+            log.info(
+                "anchored %d telemetry batches in block %d (%d gas)",
+                len(ids),
+                receipt.block_number,
+                receipt.gas_used,
+            )
+            for batch_id in ids:
+                batch = await self.store.batch(batch_id)
+                if batch is not None:
+                    anchored.append(batch)
+        return anchored
+
+    async def _run(self) -> None:
+        while True:
+            if self._waiting == 0:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                continue
+            due = self._waiting_since + self.config.batch_interval_s - time.monotonic()
+            if self._waiting >= self.config.batch_records or due <= 0:
+                try:
+                    await self.flush()
+                except M2MPayError as exc:  # the chain or the store: try again later
+                    log.warning("anchoring telemetry failed, retrying: %s", exc)
+                    await asyncio.sleep(_RETRY_S)
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(due):
+                    await self._wakeup.wait()
+            self._wakeup.clear()

@@ -25,7 +25,6 @@ from m2mpay.channel.outputs import (
     CloseTx,
     SettleTx,
 )
-from m2mpay.channel.plain import from_plain, to_plain
 from m2mpay.channel.rewinding import ChainFact, chain_view
 from m2mpay.channel.state import (
     ALLOWED_TRANSITIONS,
@@ -35,6 +34,7 @@ from m2mpay.channel.state import (
     Phase,
 )
 from m2mpay.errors import ChannelError
+from m2mpay.plain import from_plain, to_plain
 from tests.channel.harness import Network, Party
 
 _FACTS = (ChainOpened, ChainDeposited, ChainClosing, ChainChallenged, ChainSettled)

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from m2mpay.channel.plain import from_plain, registered_types, to_plain
 from m2mpay.errors import MalformedMessage
+from m2mpay.plain import from_plain, registered_types, to_plain
 from tests.fuzz.hostile import BOMB_DEPTH, FUZZ
 from tests.fuzz.wire_types import wire_messages
 

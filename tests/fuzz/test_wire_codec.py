@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from m2mpay.channel.messages import PROTOCOL_VERSION
-from m2mpay.channel.plain import Text, registered_types, to_plain, type_name
 from m2mpay.errors import MalformedMessage
+from m2mpay.plain import Text, registered_types, to_plain, type_name
 from m2mpay.wire import MAX_MESSAGE_SIZE, CborCodec, Codec, JsonCodec
 from m2mpay.wire.cbor_check import MAX_BIGNUM_BYTES, check_cbor
 from tests.fuzz.hostile import (

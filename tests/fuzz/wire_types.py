@@ -11,9 +11,9 @@ from typing import Any, Final, Union, get_args, get_origin
 from hypothesis import strategies as st
 
 from m2mpay.channel.messages import MESSAGE_TYPES
-from m2mpay.channel.plain import Bytes32, Text, Uint64, Uint256
 from m2mpay.crypto import Address, PrivateKey, Signature
 from m2mpay.node.host_protocol import HOST_MESSAGE_TYPES
+from m2mpay.plain import Bytes32, Text, Uint64, Uint256
 from m2mpay.stream.messages import SESSION_MESSAGE_TYPES
 
 __all__ = ["WIRE_TYPES", "instances_of", "wire_messages"]

@@ -11,9 +11,9 @@ import pytest
 
 from m2mpay.channel.inputs import Pay
 from m2mpay.channel.messages import ChannelSync, Message, PaymentMessage, PeerError
-from m2mpay.channel.plain import to_plain
 from m2mpay.crypto import PrivateKey, balance_proof_digest, channel_domain
 from m2mpay.node import Node
+from m2mpay.plain import to_plain
 from m2mpay.wire import JsonCodec, PeerSession, WebSocketTransport, open_session
 from tests.node.conftest import UNIT, Chain, NodeFactory
 

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from m2mpay.channel.messages import PROTOCOL_VERSION, Message, PaymentMessage
-from m2mpay.channel.plain import Bytes32, Text, Uint64, Uint256, to_plain
 from m2mpay.crypto import Address, PrivateKey, Signature
 from m2mpay.errors import MalformedMessage
+from m2mpay.plain import Bytes32, Text, Uint64, Uint256, to_plain
 from m2mpay.wire import CODECS, MAX_MESSAGE_SIZE, CborCodec, Codec, JsonCodec, codec_by_name
 
 MESSAGE_TYPES: tuple[type[Any], ...] = get_args(Message)

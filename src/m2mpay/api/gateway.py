@@ -12,12 +12,12 @@ from m2mpay.api.auth import Credentials
 from m2mpay.api.errors import ApiError, error_of
 from m2mpay.chain import Deployment, Ledger, TokenContract
 from m2mpay.channel.outputs import ChannelEvent
-from m2mpay.channel.plain import to_plain
 from m2mpay.channel.state import ChannelState
 from m2mpay.errors import CryptoError, DeviceError, M2MPayError
 from m2mpay.market.offer_book import OfferBook, ResaleTerms, SavedOffer
 from m2mpay.market.resale import Resale
 from m2mpay.node import Node
+from m2mpay.plain import to_plain
 from m2mpay.stream import Offer, SessionInfo, SessionManager
 from m2mpay.stream.outputs import SessionEvent
 from m2mpay.stream.supply import SupplyFactory

@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from m2mpay.channel.plain import from_plain, to_plain
 from m2mpay.crypto import Address
 from m2mpay.market.resale import Resale
 from m2mpay.node import Node
+from m2mpay.plain import from_plain, to_plain
 from m2mpay.store import open_store
 from m2mpay.stream import (
     FlowTotals,

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from m2mpay.channel.messages import Message
-from m2mpay.channel.plain import Bytes32, Text, Uint64, Uint256, plain_type
 from m2mpay.channel.state import OnchainClose
 from m2mpay.crypto import Address
+from m2mpay.plain import Bytes32, Text, Uint64, Uint256, plain_type
 
 __all__ = [
     "Accept",

@@ -11,8 +11,8 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass
 
-from m2mpay.channel.plain import Bytes32, Text, Uint64, Uint256, plain_type
 from m2mpay.crypto import Address, Signature, channel_id
+from m2mpay.plain import Bytes32, Text, Uint64, Uint256, plain_type
 
 __all__ = [
     "MESSAGE_TYPES",

@@ -11,9 +11,9 @@ import enum
 from dataclasses import dataclass
 
 from m2mpay.channel.messages import ChannelTerms, Message
-from m2mpay.channel.plain import Bytes32, Text, Uint64, Uint256, plain_type
 from m2mpay.channel.state import OnchainClose
 from m2mpay.crypto import Address, Signature
+from m2mpay.plain import Bytes32, Text, Uint64, Uint256, plain_type
 
 __all__ = [
     "ChainReorganised",

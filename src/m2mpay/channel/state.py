@@ -8,9 +8,9 @@ from typing import Any, Final
 
 from m2mpay.channel.evolve import make_evolve
 from m2mpay.channel.messages import ChannelTerms
-from m2mpay.channel.plain import Bytes32, Uint64, Uint256, plain_type
 from m2mpay.crypto import Address, Signature
 from m2mpay.errors import ChannelError
+from m2mpay.plain import Bytes32, Uint64, Uint256, plain_type
 
 __all__ = [
     "ALLOWED_TRANSITIONS",

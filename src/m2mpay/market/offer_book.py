@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from m2mpay.channel.plain import from_plain, to_plain
 from m2mpay.errors import StoreError
+from m2mpay.plain import from_plain, to_plain
 from m2mpay.stream import Offer
 
 __all__ = ["OfferBook", "ResaleTerms", "SavedOffer"]

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from m2mpay.channel.outputs import TxRequest
-from m2mpay.channel.plain import Bytes32, Text, Uint64, plain_type
 from m2mpay.crypto import Address
 from m2mpay.node.chain_link import ChainInput
 from m2mpay.node.watch import ProofUpdate, SignedRegistration, WatchError
+from m2mpay.plain import Bytes32, Text, Uint64, plain_type
 from m2mpay.wire import PeerSession
 
 __all__ = [

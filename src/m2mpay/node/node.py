@@ -10,13 +10,12 @@ transactions submitted and the application told.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from m2mpay.channel.context import ChannelContext, ProtocolConfig
 from m2mpay.channel.inputs import (
@@ -49,14 +48,14 @@ from m2mpay.channel.outputs import (
 )
 from m2mpay.channel.state import ChannelState, Phase
 from m2mpay.crypto import Address, PrivateKey, channel_domain
-from m2mpay.errors import ChannelError, LedgerError, LedgerUnavailable, StoreError
+from m2mpay.engine import EngineHost
+from m2mpay.errors import ChannelError, LedgerError, LedgerUnavailable
 from m2mpay.node.chain_link import ChainInput, ChainLink
+from m2mpay.node.channel_machine import ChannelMachine
 from m2mpay.node.effects import resending
-from m2mpay.node.engine import DurableEngine, EngineFailed
 from m2mpay.node.info import ChannelInfo, PaymentHandle
 from m2mpay.node.notifier import ChannelListener, ChannelNotifier
 from m2mpay.node.peers import Peers, PeersConfig
-from m2mpay.node.records import ChannelMachine
 from m2mpay.store import Store
 from m2mpay.wire import Transport, codec_by_name
 
@@ -93,8 +92,11 @@ class NodeConfig:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
 
 
-class Node:
+class Node(EngineHost[bytes, ChannelState, Input, Output]):
     """A party to payment channels: the small Python API over the whole engine."""
+
+    _what = "node"
+    _log = log
 
     def __init__(
         self,
@@ -108,7 +110,10 @@ class Node:
         self.key = key
         self.config = config or NodeConfig()
         self._chain = chain
-        self._store = store
+        self._ctx: ChannelContext | None = None
+        super().__init__(
+            ChannelMachine(lambda: self._ctx), store, snapshot_every=self.config.snapshot_every
+        )
         self.peers = Peers(
             key,
             transport,
@@ -124,24 +129,12 @@ class Node:
         self.peers.route(MESSAGE_TYPES, self._on_channel_message)
         self.peers.on_session(self._on_session)
         self.peers.on_endpoint(self._remember_endpoint)
-        self._ctx: ChannelContext | None = None
-        self._engine: DurableEngine[bytes, ChannelState, Input, Output] = DurableEngine(
-            ChannelMachine(lambda: self._ctx),
-            store,
-            self._perform,
-            on_refusal=self._perform_refusal,
-            on_change=self._on_change,
-            snapshot_every=self.config.snapshot_every,
-        )
         self._timed: set[bytes] = set()
         self._notifier = ChannelNotifier(self._engine.state, lambda: self._failure)
         self._unfinished_tx: list[tuple[bytes, str]] = []
         self._tx_failures: dict[tuple[bytes, str], str] = {}
         self._endpoints: dict[Address, str] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self._cursor = self.config.start_block - 1
-        self._running = False
-        self._failure: BaseException | None = None
         self.caught_up = asyncio.Event()
 
     # ------------------------------------------------------------------ lifecycle
@@ -165,66 +158,30 @@ class Node:
         self._ctx = ChannelContext(
             self.key, channel_domain(self._chain.chain_id, self._chain.hub), self.config.protocol
         )
-        await self._store.open()
+        await self._engine.store.open()
         await self._recover()
-        self._running = True
-        self._spawn(self._engine.run())
+        self._run_engine()
         self._spawn(self._follow_chain())
-        self._spawn(self._ticker())
+        self._spawn(self._every(self.config.tick_interval_s, self._tick))
         await self.peers.start()
         for peer, endpoint in self._endpoints.items():
             self.peers.keep_connected(peer, endpoint)
 
     async def stop(self) -> None:
         """Finish what is durable, snapshot, and release everything."""
-        if not self._running:
+        if not await self._stop_engine():
             return
-        self._running = False
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-        if self._failure is None:
-            with contextlib.suppress(StoreError):
-                await self._engine.drain()
-                await self._engine.snapshot()
         await self.peers.stop()
-        await self._store.close()
+        await self._close_store()
         await self._chain.stop()
         self._notifier.fail_payments(ChannelError("stopped", "the node stopped"))
 
-    async def __aenter__(self) -> Node:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.stop()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            log.error("node task failed: %r", exc, exc_info=exc)
-            if isinstance(exc, StoreError):
-                self._fail(exc)
-
-    def _fail(self, exc: BaseException) -> None:
-        """The store failed: nothing may be acknowledged any more."""
-        self._failure = exc
-        self._running = False
-        for task in list(self._tasks):
-            task.cancel()
+    def _refusal(self, code: str, message: str) -> ChannelError:
+        return ChannelError("node_failed" if code == "failed" else code, message)
 
     def _ensure_running(self) -> ChannelContext:
-        if self._failure is not None:
-            raise ChannelError("node_failed", f"the node stopped after a failure: {self._failure}")
-        if not self._running or self._ctx is None:
+        self._check_running()
+        if self._ctx is None:
             raise ChannelError("not_running", "the node is not running")
         return self._ctx
 
@@ -252,14 +209,6 @@ class Node:
     @property
     def _channels(self) -> dict[bytes, ChannelState]:
         return self._engine.states
-
-    def _handle(self, inp: Input) -> tuple[Output, ...]:
-        """Apply one input durably (see `DurableEngine`)."""
-        self._ensure_running()
-        try:
-            return self._engine.handle(inp)
-        except EngineFailed as exc:
-            raise ChannelError("node_failed", str(exc)) from exc
 
     def _on_change(self, channel: bytes, state: ChannelState) -> None:
         if state.phase in _TIMED_PHASES:
@@ -401,19 +350,17 @@ class Node:
                 self._handle(TxFailed(channel, kind, "interrupted by a restart"))
         self._unfinished_tx = []
 
-    async def _ticker(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.tick_interval_s)
-            if not self._timed:
-                continue
-            try:
-                chain_time = max(await self._chain.chain_time(), int(time.time()))
-            except LedgerError as exc:
-                log.warning("cannot read the chain clock: %s", exc)
-                continue
-            now = _now_ms()
-            for channel in list(self._timed):
-                self._handle(Tick(channel, now, chain_time))
+    async def _tick(self) -> None:
+        if not self._timed:
+            return
+        try:
+            chain_time = max(await self._chain.chain_time(), int(time.time()))
+        except LedgerError as exc:
+            log.warning("cannot read the chain clock: %s", exc)
+            return
+        now = _now_ms()
+        for channel in list(self._timed):
+            self._handle(Tick(channel, now, chain_time))
 
     # ------------------------------------------------------------------ the API
 

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Callable
 
 from m2mpay.channel.outputs import ChannelEvent, PaymentAcknowledged
 from m2mpay.channel.state import ChannelState
+from m2mpay.engine.waits import StateWaits
 from m2mpay.errors import ChannelError
-from m2mpay.node.waits import StateWaits
 
 __all__ = ["ChannelListener", "ChannelNotifier"]
 

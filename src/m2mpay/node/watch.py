@@ -21,9 +21,9 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
-from m2mpay.channel.plain import Bytes32, Text, Uint64, Uint256, plain_type
 from m2mpay.crypto import Address, Signature, channel_id
 from m2mpay.errors import ProtocolError, TransportError
+from m2mpay.plain import Bytes32, Text, Uint64, Uint256, plain_type
 
 __all__ = [
     "ProofUpdate",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from m2mpay.channel.plain import Bytes32, Text, Uint64, Uint256, plain_type
 from m2mpay.crypto import Address
+from m2mpay.plain import Bytes32, Text, Uint64, Uint256, plain_type
 from m2mpay.stream.messages import SessionMessage, SessionRequest
 from m2mpay.stream.offer import Offer
 

@@ -11,14 +11,13 @@ Meters and actuators are `Supply` devices; the machine's permits switch them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from m2mpay.channel.outputs import (
     ChannelClosed,
@@ -30,15 +29,14 @@ from m2mpay.channel.outputs import (
     CloseStarted,
     PaymentReceived,
 )
-from m2mpay.channel.state import ChannelState, Phase
+from m2mpay.channel.state import ChannelState
 from m2mpay.crypto import Address, channel_domain
-from m2mpay.errors import ChannelError, StoreError, StreamError
+from m2mpay.engine import EngineHost, StateWaits
+from m2mpay.errors import ChannelError, StreamError
 from m2mpay.node import Node
-from m2mpay.node.engine import DurableEngine, EngineFailed
-from m2mpay.node.info import ChannelInfo
-from m2mpay.node.waits import StateWaits
 from m2mpay.store import Store
 from m2mpay.stream.context import SessionConfig, SessionContext
+from m2mpay.stream.index import LIVE, SessionIndex
 from m2mpay.stream.info import SessionInfo
 from m2mpay.stream.inputs import (
     ChannelTotals,
@@ -54,6 +52,7 @@ from m2mpay.stream.inputs import (
     StopSession,
 )
 from m2mpay.stream.messages import SESSION_MESSAGE_TYPES, SessionMessage, SessionRequest
+from m2mpay.stream.node_inputs import channel_for, request_received, still_opening
 from m2mpay.stream.offer import Offer, offer_problem
 from m2mpay.stream.outputs import (
     Allow,
@@ -65,16 +64,15 @@ from m2mpay.stream.outputs import (
     SessionRefused,
     SessionStopped,
 )
-from m2mpay.stream.reconcile import awaits_countersignature
-from m2mpay.stream.records import SessionMachine
+from m2mpay.stream.session_machine import SessionMachine
 from m2mpay.stream.state import SessionPhase, SessionState
-from m2mpay.stream.supply import Supply, SupplyFactory, SupplyRequest
+from m2mpay.stream.supplies import Supplies
+from m2mpay.stream.supply import SupplyFactory
 
 __all__ = ["SessionListener", "SessionManager", "SessionManagerConfig"]
 
 log = logging.getLogger("m2mpay.stream")
 
-_LIVE: Final = frozenset({SessionPhase.REQUESTED, SessionPhase.ACTIVE, SessionPhase.STOPPING})
 _CLOSING_EVENTS: Final = (CloseStarted, ChannelDisputed, ChannelClosed)
 
 SessionListener = Callable[[SessionEvent, SessionInfo], None]
@@ -94,13 +92,16 @@ class SessionManagerConfig:
     reconcile_for_s: float = 86_400.0
 
 
-class SessionManager:
+class SessionManager(EngineHost[bytes, SessionState, SessionInput, SessionOutput]):
     """Sells and buys metered services over a node's channels; see the module docstring.
 
     `feed_back` makes the devices through which we, as a buyer, deliver when a
     session is reversed (a car feeding the grid); a seller's devices come with its
     offers (`publish`).
     """
+
+    _what = "session manager"
+    _log = logging.getLogger("m2mpay.stream")
 
     def __init__(
         self,
@@ -112,31 +113,16 @@ class SessionManager:
     ) -> None:
         self.node = node
         self.config = config or SessionManagerConfig()
-        self._feed_back = feed_back
         self._ctx: SessionContext | None = None
-        self._engine: DurableEngine[bytes, SessionState, SessionInput, SessionOutput] = (
-            DurableEngine(
-                SessionMachine(lambda: self._ctx),
-                store,
-                self._perform,
-                on_refusal=self._perform_refusal,
-                on_change=self._on_change,
-                snapshot_every=self.config.snapshot_every,
-            )
+        super().__init__(
+            SessionMachine(lambda: self._ctx), store, snapshot_every=self.config.snapshot_every
         )
-        self._offers: dict[bytes, tuple[Offer, SupplyFactory]] = {}
-        self._supplies: dict[tuple[bytes, bool], Supply] = {}
-        self._live: set[bytes] = set()
-        self._reconciling: set[bytes] = set()
-        self._by_channel: dict[bytes, bytes] = {}
-        self._newest_on_channel: dict[bytes, tuple[int, bytes]] = {}  # (started, session)
+        self._supplies = Supplies(feed_back, self._meter)
+        self._index = SessionIndex(int(self.config.reconcile_for_s * 1000))
         self._peer_seen: dict[Address, int] = {}
         self._early_requests: dict[bytes, tuple[Address, SessionRequest]] = {}
-        self._feed_back_for: dict[bytes, SupplyFactory] = {}
         self._listeners: list[SessionListener] = []
         self._waits: StateWaits[bytes, SessionState] = StateWaits(self._engine.state)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._running = False
         node.peers.route(SESSION_MESSAGE_TYPES, self._on_message)
         node.add_listener(self._on_channel_event)
 
@@ -148,60 +134,25 @@ class SessionManager:
         self._ctx = SessionContext(
             self.node.key, channel_domain(chain.chain_id, chain.hub), self.config.session
         )
-        await self._engine.store.open()
-        await self._engine.recover()
+        await self._open_engine()
         for session_id, state in self._engine.states.items():
             self._on_change(session_id, state)
-        self._running = True
-        self._spawn(self._engine.run())
-        self._spawn(self._ticker())
-        for session_id in list(self._live):
+        self._run_engine()
+        self._spawn(self._every(self.config.tick_interval_s, self._tick))
+        for session_id in list(self._index.live):
             await self._resume(session_id)
 
     async def stop(self) -> None:
-        if not self._running:
+        if not await self._stop_engine():
             return
-        self._running = False
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-        if self._engine.failure is None:
-            with contextlib.suppress(StoreError):
-                await self._engine.drain()
-                await self._engine.snapshot()
-        for supply in list(self._supplies.values()):
-            await supply.stop()
-        self._supplies.clear()
-        await self._engine.store.close()
+        await self._supplies.stop_all()
+        await self._close_store()
 
-    async def __aenter__(self) -> SessionManager:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.stop()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            log.error("session task failed: %r", exc, exc_info=exc)
-            if isinstance(exc, StoreError):
-                self._running = False
+    def _refusal(self, code: str, message: str) -> StreamError:
+        return StreamError(code, message)
 
     def _handle(self, inp: SessionInput) -> tuple[SessionOutput, ...]:
-        if not self._running:
-            raise StreamError("not_running", "the session manager is not running")
-        try:
-            outputs = self._engine.handle(inp)
-        except EngineFailed as exc:
-            raise StreamError("failed", str(exc)) from exc
+        outputs = super()._handle(inp)
         self._freeze_now(outputs)
         return outputs
 
@@ -212,7 +163,7 @@ class SessionManager:
         for output in outputs:
             if isinstance(output, Allow):
                 state = self._engine.states.get(output.session_id)
-                supply = self._supplies.get((output.session_id, output.reversed))
+                supply = self._supplies.running(output.session_id, output.reversed)
                 if (
                     supply is not None
                     and state is not None
@@ -221,28 +172,14 @@ class SessionManager:
                     supply.permit(output.units)
 
     def _on_change(self, session_id: bytes, state: SessionState) -> None:
-        newest = self._newest_on_channel.get(state.channel_id)
-        if newest is None or newest < (state.started_ms, session_id):
-            self._newest_on_channel[state.channel_id] = (state.started_ms, session_id)
-        recent = _now_ms() - state.stopped_ms < self.config.reconcile_for_s * 1000
-        if awaits_countersignature(state) and recent:
-            self._reconciling.add(session_id)
-        else:
-            self._reconciling.discard(session_id)
-        if state.phase in _LIVE:
-            self._live.add(session_id)
-            self._by_channel[state.channel_id] = session_id
-        else:
-            self._live.discard(session_id)
-            if self._by_channel.get(state.channel_id) == session_id:
-                del self._by_channel[state.channel_id]
+        self._index.update(session_id, state, _now_ms())
 
     async def _resume(self, session_id: bytes) -> None:
         """After a restart: switch devices back on, read meters and the channel again."""
         state = self._engine.states[session_id]
         for reversed_flow in (False, True):
             if state.delivers(reversed_flow) and state.phase is not SessionPhase.REQUESTED:
-                supply = await self._supply(state, reversed_flow)
+                supply = await self._supplies.of(state, reversed_flow)
                 if supply is not None:
                     supply.permit(state.flow(reversed_flow).allowed)
                     if supply.delivered > state.flow(reversed_flow).units:
@@ -262,9 +199,9 @@ class SessionManager:
         problem = offer_problem(offer, _now_ms())
         if problem is not None:
             raise StreamError("invalid_offer", problem)
-        self._offers[offer.offer_id] = (offer, supply)
+        self._supplies.publish(offer, supply)
         if self._running:
-            for session_id in list(self._live):
+            for session_id in list(self._index.live):
                 state = self._engine.states[session_id]
                 if state.we_sell and state.offer.offer_id == offer.offer_id:
                     self._spawn(self._resume(session_id))
@@ -272,10 +209,10 @@ class SessionManager:
 
     def withdraw(self, offer_id: bytes) -> None:
         """Accept no new sessions on an offer; running ones go on."""
-        self._offers.pop(offer_id, None)
+        self._supplies.withdraw(offer_id)
 
     def offers(self) -> list[Offer]:
-        return [offer for offer, _ in self._offers.values()]
+        return self._supplies.offers()
 
     # ------------------------------------------------------------------ the API
 
@@ -312,7 +249,9 @@ class SessionManager:
         the offer's asset is used, or, with `deposit`, a new one is opened. `feed_back`
         makes the device that delivers if the session is reversed (else the manager's).
         `supplies` names the sale of ours this purchase supplies (see `Resale`)."""
-        channel = await self._channel_for(offer, channel_id, deposit, endpoint)
+        channel = await channel_for(
+            self.node, offer, channel_id, deposit, endpoint, busy=self._index.by_channel
+        )
         if budget and budget > channel.balance_mine:
             raise StreamError(
                 "insufficient_balance",
@@ -320,8 +259,7 @@ class SessionManager:
             )
         session_id = secrets.token_bytes(32)
         if feed_back is not None:
-            # In memory: after a restart the manager's own `feed_back` stands in.
-            self._feed_back_for[session_id] = feed_back
+            self._supplies.feed_back_for(session_id, feed_back)
         inp = StartSession(
             session_id,
             offer,
@@ -342,35 +280,6 @@ class SessionManager:
         if state.phase is SessionPhase.REJECTED:
             raise StreamError("rejected", state.stop_reason)
         return SessionInfo.of(state)
-
-    async def _channel_for(
-        self, offer: Offer, channel_id: bytes | None, deposit: int, endpoint: str | None
-    ) -> ChannelInfo:
-        if channel_id is not None:
-            channel = self.node.channel(channel_id)
-            if channel.peer != offer.seller or channel.asset != offer.asset:
-                raise StreamError(
-                    "unknown_channel", "the channel is not with the seller in the offer's asset"
-                )
-            if channel.phase is not Phase.OPEN:
-                raise StreamError("unknown_channel", f"the channel is {channel.phase.value}")
-            if channel.channel_id in self._by_channel:
-                raise StreamError("channel_busy", "another session runs on this channel")
-            return channel
-        for channel in self.node.channels():
-            if (
-                channel.peer == offer.seller
-                and channel.asset == offer.asset
-                and channel.phase is Phase.OPEN
-                and channel.channel_id not in self._by_channel
-            ):
-                return channel
-        if not deposit:
-            raise StreamError(
-                "no_channel",
-                "no free open channel with the seller; pass `deposit` to open one",
-            )
-        return await self.node.open_channel(offer.seller, offer.asset, deposit, endpoint=endpoint)
 
     def set_price(self, session_id: bytes, price: int) -> None:
         """A seller's price signal: the buyer accepts it for later units, or stops."""
@@ -395,7 +304,7 @@ class SessionManager:
         return self.session(session_id)
 
     async def wait_stopped(self, session_id: bytes, *, timeout: float = 60.0) -> SessionInfo:
-        state = await self._wait(session_id, lambda s: s.phase not in _LIVE, timeout)
+        state = await self._wait(session_id, lambda s: s.phase not in LIVE, timeout)
         return SessionInfo.of(state)
 
     def _raise_if_refused(self, outputs: tuple[SessionOutput, ...]) -> None:
@@ -421,7 +330,7 @@ class SessionManager:
         if not self._running:
             return
         if isinstance(message, SessionRequest):
-            if self._still_opening(message.channel_id):
+            if still_opening(self.node, message.channel_id):
                 # The buyer saw the channel open on chain before we did: answer once we do.
                 self._early_requests[message.channel_id] = (peer, message)
                 return
@@ -429,39 +338,16 @@ class SessionManager:
         else:
             self._handle(SessionReceived(peer, message, now))
 
-    def _still_opening(self, channel_id: bytes) -> bool:
-        try:
-            phase = self.node.channel(channel_id).phase
-        except ChannelError:
-            return False
-        return phase in (Phase.PROPOSED, Phase.ACCEPTED)
-
     def _request_received(
         self, peer: Address, request: SessionRequest, now: int
     ) -> RequestReceived:
-        offer = self._offers.get(request.offer_id)
-        channel: ChannelInfo | None = None
-        with contextlib.suppress(ChannelError):
-            channel = self.node.channel(request.channel_id)
-        if channel is not None and channel.phase is not Phase.OPEN:
-            channel = None
-        busy = request.channel_id in self._by_channel and (
-            self._by_channel[request.channel_id] != request.session_id
-        )
-        return RequestReceived(
-            peer,
-            request,
-            offer[0] if offer is not None else None,
-            channel.peer if channel is not None else None,
-            channel.asset if channel is not None else None,
-            channel.sent_total if channel is not None else 0,
-            channel.received_total if channel is not None else 0,
-            busy,
-            now,
-        )
+        running = self._index.by_channel.get(request.channel_id)
+        busy = running is not None and running != request.session_id
+        offer = self._supplies.offer(request.offer_id)
+        return request_received(self.node, peer, request, offer, busy=busy, now_ms=now)
 
     def _meter(self, session_id: bytes, reversed_flow: bool, units: int) -> None:
-        if self._running and session_id in self._live:
+        if self._running and session_id in self._index.live:
             self._handle(MeterReading(session_id, reversed_flow, units, _now_ms()))
 
     def _on_channel_event(self, event: ChannelEvent, state: ChannelState) -> None:
@@ -472,7 +358,7 @@ class SessionManager:
             early = self._early_requests.pop(state.channel_id, None)
             if early is not None:
                 self._handle(self._request_received(early[0], early[1], now))
-        session_id = self._by_channel.get(state.channel_id)
+        session_id = self._index.by_channel.get(state.channel_id)
         if session_id is None:
             return
         if isinstance(event, PaymentReceived):
@@ -480,25 +366,23 @@ class SessionManager:
         elif isinstance(event, _CLOSING_EVENTS):
             self._handle(StopSession(session_id, "the channel is closing", now))
 
-    async def _ticker(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.tick_interval_s)
-            now = _now_ms()
-            for session_id in [*self._live, *self._reconciling]:
-                state = self._engine.states[session_id]
-                seen = now if self.node.is_connected(state.peer) else 0
-                seen = max(seen, self._peer_seen.get(state.peer, 0))
-                if session_id in self._reconciling:
-                    self._reconcile_totals(session_id, state, now)
-                self._handle(SessionTick(session_id, now, seen))
-                await self._engine.yield_if_busy()
+    async def _tick(self) -> None:
+        now = _now_ms()
+        for session_id in [*self._index.live, *self._index.reconciling]:
+            state = self._engine.states[session_id]
+            seen = now if self.node.is_connected(state.peer) else 0
+            seen = max(seen, self._peer_seen.get(state.peer, 0))
+            if session_id in self._index.reconciling:
+                self._reconcile_totals(session_id, state, now)
+            self._handle(SessionTick(session_id, now, seen))
+            await self._engine.yield_if_busy()
 
     def _reconcile_totals(self, session_id: bytes, state: SessionState, now: int) -> None:
         """Payments in flight when the session ended count once the channel delivers them,
         unless a later session on the channel owns what arrives now."""
         if now - state.stopped_ms >= self.config.reconcile_for_s * 1000:
-            self._reconciling.discard(session_id)
-        elif self._newest_on_channel[state.channel_id][1] == session_id:
+            self._index.reconciling.discard(session_id)
+        elif self._index.newest_on(state.channel_id) == session_id:
             with contextlib.suppress(ChannelError):
                 channel = self.node.channel(state.channel_id)
                 self._handle(
@@ -518,7 +402,7 @@ class SessionManager:
             elif isinstance(output, Allow):
                 state = self._engine.states.get(output.session_id)
                 if state is not None:
-                    supply = await self._supply(state, output.reversed)
+                    supply = await self._supplies.of(state, output.reversed)
                     if supply is not None:
                         # Never above the newest permit: a stop handled since this was
                         # logged has already switched the device down (`_freeze_now`).
@@ -560,41 +444,10 @@ class SessionManager:
             if self._running:
                 self._handle(PayFailed(output.session_id, str(exc)[:500], sent, _now_ms()))
 
-    async def _supply(self, state: SessionState, reversed_flow: bool) -> Supply | None:
-        """The device delivering a direction of a session, made and started on first use."""
-        key = (state.session_id, reversed_flow)
-        supply = self._supplies.get(key)
-        if supply is not None:
-            return supply
-        if reversed_flow:
-            factory = self._feed_back_for.get(state.session_id, self._feed_back)
-        else:
-            entry = self._offers.get(state.offer.offer_id)
-            factory = entry[1] if entry is not None else None
-        if factory is None:
-            log.warning(
-                "no device for session 0x%s (%s); it delivers nothing until one is published",
-                state.session_id.hex(),
-                "backward" if reversed_flow else "forward",
-            )
-            return None
-        supply = factory(SupplyRequest(state.session_id, state.offer, state.peer, reversed_flow))
-        self._supplies[key] = supply
-        session_id = state.session_id
-        await supply.start(
-            lambda units: self._meter(session_id, reversed_flow, units),
-            state.flow(reversed_flow).units,
-        )
-        return supply
-
     async def _notify(self, event: SessionEvent) -> None:
         state = self._engine.states.get(event.session_id)
         if isinstance(event, SessionStopped):
-            self._feed_back_for.pop(event.session_id, None)
-            for reversed_flow in (False, True):
-                supply = self._supplies.pop((event.session_id, reversed_flow), None)
-                if supply is not None:
-                    await supply.stop()
+            await self._supplies.stop(event.session_id)
         self._waits.changed(event.session_id)
         if state is not None:
             info = SessionInfo.of(state)

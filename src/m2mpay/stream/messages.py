@@ -11,8 +11,8 @@ import typing
 from dataclasses import dataclass
 from typing import Final
 
-from m2mpay.channel.plain import Bytes32, Text, Uint64, Uint256, plain_type
 from m2mpay.crypto import Signature
+from m2mpay.plain import Bytes32, Text, Uint64, Uint256, plain_type
 
 __all__ = [
     "SESSION_MESSAGE_TYPES",

@@ -7,8 +7,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from m2mpay.channel.plain import Bytes32, Text, Uint64, Uint256, plain_type
 from m2mpay.crypto import Address
+from m2mpay.plain import Bytes32, Text, Uint64, Uint256, plain_type
 
 __all__ = ["Leader", "Offer", "ServiceKind", "new_offer", "offer_problem"]
 

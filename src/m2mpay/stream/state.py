@@ -7,9 +7,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from m2mpay.channel.evolve import make_evolve
-from m2mpay.channel.plain import Bytes32, Text, Uint64, Uint256, plain_type
 from m2mpay.crypto import Address
 from m2mpay.errors import ChannelError
+from m2mpay.plain import Bytes32, Text, Uint64, Uint256, plain_type
 from m2mpay.stream.messages import FlowTotals, SignedReceipt
 from m2mpay.stream.offer import Leader, Offer
 

@@ -1,7 +1,7 @@
 """Codecs: protocol-v1 channel messages to bytes and back (JSON and CBOR).
 
 Both codecs write the same envelope, the plain dict of a message
-(`m2mpay.channel.plain`) with its type tag `t` and the protocol version `v`:
+(`m2mpay.plain`) with its type tag `t` and the protocol version `v`:
 
     {"v": 1, "t": "pay", "channel_id": ..., "total": ..., ...}
 
@@ -25,8 +25,8 @@ import cbor2
 import orjson
 
 from m2mpay.channel.messages import PROTOCOL_VERSION, Message
-from m2mpay.channel.plain import from_plain, to_plain
 from m2mpay.errors import MalformedMessage
+from m2mpay.plain import from_plain, to_plain
 from m2mpay.wire.cbor_check import check_cbor
 
 __all__ = [

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from m2mpay.node.waits import StateWaits
+from m2mpay.engine.waits import StateWaits
 
 
 async def test_a_waiter_returns_the_state_once_a_change_satisfies_it() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from m2mpay.engine import PlainLog
 from m2mpay.errors import ChannelError
-from m2mpay.node.records import PlainLog
 from m2mpay.stream.context import SessionContext
 from m2mpay.stream.inputs import SessionInput
 from m2mpay.stream.machine import is_session_refusal, session_key, transition

@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 import orjson
 import pytest
 
+from m2mpay.engine.durable import DurableEngine, EngineFailed
 from m2mpay.errors import StoreError
-from m2mpay.node.engine import DurableEngine, EngineFailed
 from m2mpay.store import MemoryStore
 from m2mpay.store.memory import MemoryDisk
 

@@ -15,15 +15,10 @@ from typing import Any, Final, Generic, TypeVar
 
 import orjson
 
-from m2mpay.channel.context import ChannelContext
-from m2mpay.channel.inputs import Input
-from m2mpay.channel.machine import channel_key, is_refusal, transition
-from m2mpay.channel.outputs import Output
-from m2mpay.channel.plain import from_plain, to_plain
-from m2mpay.channel.state import ChannelState
-from m2mpay.errors import ChannelError, MalformedMessage, StoreError
+from m2mpay.errors import MalformedMessage, StoreError
+from m2mpay.plain import from_plain, to_plain
 
-__all__ = ["ChannelMachine", "PlainLog"]
+__all__ = ["PlainLog"]
 
 _SNAPSHOT_VERSION: Final = 1
 
@@ -72,31 +67,3 @@ class PlainLog(Generic[K, S, I, O]):
             return states
         except (MalformedMessage, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"unreadable snapshot: {exc}") from exc
-
-
-class ChannelMachine(PlainLog[bytes, ChannelState, Input, Output]):
-    """The channel protocol as a `Machine` for the engine: its transition, and its log."""
-
-    def __init__(self, context: Callable[[], ChannelContext | None]) -> None:
-        super().__init__(ChannelState, lambda state: state.channel_id)
-        self._context = context
-
-    @property
-    def _ctx(self) -> ChannelContext:
-        ctx = self._context()
-        if ctx is None:
-            raise ChannelError("not_running", "the node is not started")
-        return ctx
-
-    def key(self, inp: Input) -> bytes | None:
-        return channel_key(self._ctx, inp)
-
-    def transition(
-        self, state: ChannelState | None, inp: Input
-    ) -> tuple[ChannelState | None, tuple[Output, ...]]:
-        return transition(self._ctx, state, inp)
-
-    def is_refusal(
-        self, before: ChannelState | None, after: ChannelState | None, outputs: tuple[Output, ...]
-    ) -> bool:
-        return is_refusal(before, after, outputs)

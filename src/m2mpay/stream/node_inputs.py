@@ -1,0 +1,96 @@
+"""What the session manager reads from its node's channels: the channel a purchase runs
+on, and what the session machine must know of a buyer's request (the channel the
+request names, as this node holds it)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Container
+
+from m2mpay.channel.state import Phase
+from m2mpay.crypto import Address
+from m2mpay.errors import ChannelError, StreamError
+from m2mpay.node import Node
+from m2mpay.node.info import ChannelInfo
+from m2mpay.stream.inputs import RequestReceived
+from m2mpay.stream.messages import SessionRequest
+from m2mpay.stream.offer import Offer
+
+__all__ = ["channel_for", "request_received", "still_opening"]
+
+
+async def channel_for(
+    node: Node,
+    offer: Offer,
+    channel_id: bytes | None,
+    deposit: int,
+    endpoint: str | None,
+    *,
+    busy: Container[bytes],
+) -> ChannelInfo:
+    """The channel a purchase under `offer` runs on: `channel_id`, else a free open one
+    with the seller in the offer's asset, else (with `deposit`) a new one. `busy`
+    holds the channels another session runs on."""
+    if channel_id is not None:
+        channel = node.channel(channel_id)
+        if channel.peer != offer.seller or channel.asset != offer.asset:
+            raise StreamError(
+                "unknown_channel", "the channel is not with the seller in the offer's asset"
+            )
+        if channel.phase is not Phase.OPEN:
+            raise StreamError("unknown_channel", f"the channel is {channel.phase.value}")
+        if channel.channel_id in busy:
+            raise StreamError("channel_busy", "another session runs on this channel")
+        return channel
+    for channel in node.channels():
+        if (
+            channel.peer == offer.seller
+            and channel.asset == offer.asset
+            and channel.phase is Phase.OPEN
+            and channel.channel_id not in busy
+        ):
+            return channel
+    if not deposit:
+        raise StreamError(
+            "no_channel",
+            "no free open channel with the seller; pass `deposit` to open one",
+        )
+    return await node.open_channel(offer.seller, offer.asset, deposit, endpoint=endpoint)
+
+
+def still_opening(node: Node, channel_id: bytes) -> bool:
+    """Whether the channel is one this node is still opening (a buyer may see it open
+    on chain before we do)."""
+    try:
+        phase = node.channel(channel_id).phase
+    except ChannelError:
+        return False
+    return phase in (Phase.PROPOSED, Phase.ACCEPTED)
+
+
+def request_received(
+    node: Node,
+    peer: Address,
+    request: SessionRequest,
+    offer: Offer | None,
+    *,
+    busy: bool,
+    now_ms: int,
+) -> RequestReceived:
+    """The input a buyer's request makes, with the open channel it names (if any)."""
+    channel: ChannelInfo | None = None
+    with contextlib.suppress(ChannelError):
+        channel = node.channel(request.channel_id)
+    if channel is not None and channel.phase is not Phase.OPEN:
+        channel = None
+    return RequestReceived(
+        peer,
+        request,
+        offer,
+        channel.peer if channel is not None else None,
+        channel.asset if channel is not None else None,
+        channel.sent_total if channel is not None else 0,
+        channel.received_total if channel is not None else 0,
+        busy,
+        now_ms,
+    )

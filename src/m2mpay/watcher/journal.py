@@ -86,6 +86,12 @@ class Journal:
             self.cursor = block
             self._store.put_meta(_CURSOR_KEY, str(block).encode())
 
+    def rewind_cursor(self, block: int) -> None:
+        """A reorganisation replaced the blocks after `block`: they are read again."""
+        if block < self.cursor:
+            self.cursor = block
+            self._store.put_meta(_CURSOR_KEY, str(block).encode())
+
     async def flush(self) -> None:
         await self._store.flush()
 

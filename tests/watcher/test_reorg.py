@@ -6,13 +6,16 @@ the signed bytes (sent again as they were) or not (a restarted process: the watc
 challenges anew from the view it reads again), and whether its follower had read the
 challenge's block (its block window finds it gone) or only the receipt had told it
 (the follower reads past the block without meeting the challenge), the challenge
-lands before the deadline and settlement pays the newest proof.
+lands before the deadline and settlement pays the newest proof. The same when the
+watcher was stopped while the reorganisation happened: the anchors stored with its
+cursor show that blocks it had read were replaced.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,3 +125,54 @@ async def test_a_dropped_challenge_lands_again_before_the_deadline_and_settles(
     assert await world.token.balance_of(charger.address) == before + PAID
     kinds = [d["kind"] for d in await running.client.disputes() if d["status"] == "mined"]
     assert kinds.count("settle") == 1
+
+
+async def test_a_challenge_dropped_while_the_watcher_is_stopped_is_made_again(
+    reorg_world: World, start_watcher: StartWatcher, tmp_path: Path
+) -> None:
+    world = reorg_world
+    ledger = world.ledger
+    assert isinstance(ledger, RpcLedger)
+    car, charger = world.alice, world.bob
+    channel = await world.channel(10 * UNIT, period=PERIOD)
+    store = tmp_path / "stopped.sqlite3"
+    running = await start_watcher(world, store=store)
+    token = await running.client.register(channel, charger)
+    proof = world.hub.sign_balance_proof(car, channel.id, PAID)
+    await running.client.update(channel.id, charger.address, token, PAID, proof)
+
+    async def backfilled() -> bool:
+        return bool((await running.client.channel(channel.id))["onchain"]["phase"] == "open")
+
+    await wait_for(backfilled, what="the back-fill")
+    close = await world.hub.close(car, channel, 0, 0, None)
+    [closing] = [
+        e for e in await world.hub.events(close.block_number) if isinstance(e, ChannelClosing)
+    ]
+    first = await wait_for(lambda: _challenge_on_chain(world), what="the challenge")
+
+    async def block_read_by_follower() -> bool:
+        return bool((await running.client.info()).cursor >= first.block_number)
+
+    await wait_for(block_read_by_follower, what="the follower reading the block")
+    await running.stop()
+    ledger._sent = SentTransactions()  # the watcher's process is gone with its bytes
+
+    await _reorg_from(ledger, first.block_number)
+    running = await start_watcher(world, store=store)
+
+    async def landed_again() -> ChannelChallenged | None:
+        again = await _challenge_on_chain(world)
+        return again if again is not None and again.transferred_a == PAID else None
+
+    again = await wait_for(landed_again, what="the challenge made again")
+    assert await ledger.block_timestamp(again.block_number) <= closing.deadline
+
+    before = await world.token.balance_of(charger.address)
+    await ledger.advance_time(PERIOD + 1)
+
+    async def settled() -> bool:
+        return bool((await running.client.channel(channel.id))["onchain"]["phase"] == "settled")
+
+    await wait_for(settled, what="the settlement")
+    assert await world.token.balance_of(charger.address) == before + PAID

@@ -94,7 +94,7 @@ class ChainDuty:
         self._head = -1
         self._head_time: tuple[int, float] | None = None  # (timestamp, monotonic when read)
         self._warned_behind = False
-        self._forks = ForkWatch(ledger, hub.address, journal.cursor + 1)
+        self._forks = ForkWatch(ledger, hub.address, journal.cursor + 1, journal.anchors)
         self.caught_up = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -160,7 +160,9 @@ class ChainDuty:
                 touched: set[Watched] = set()
                 fork = await self._forks.fork_point()
                 if fork is not None:
-                    touched |= await self._rewind(fork, self._forks.rewind(fork))
+                    channels = self._forks.rewind(fork, self._state.channels.keys())
+                    touched |= await self._rewind(fork, channels)
+                await self._forks.saw_head(head)
                 while self._journal.cursor < head:
                     start = self._journal.cursor + 1
                     end = min(head, start + self._config.max_log_range - 1)
@@ -170,7 +172,6 @@ class ChainDuty:
                     self._forks.read(logs)
                     touched |= self._fold(logs)
                     self._journal.set_cursor(end)
-                await self._forks.saw_head(head)
                 overdue = self._forks.overdue(self._journal.cursor)
                 if overdue:
                     touched |= await self._rewind(min(overdue.values()) - 1, set(overdue))
@@ -196,7 +197,7 @@ class ChainDuty:
         """The blocks after `fork` were replaced: what we sent there goes again, and the
         views of `channels` are read afresh from the chain; the cursor goes back."""
         log.warning("reorganisation: the blocks after %d were replaced", fork)
-        await self._ledger.resend_dropped(fork)
+        await self._ledger.resend_dropped(max(fork, 0))
         touched: set[Watched] = set()
         seen_at = _now_ms()
         for channel in channels:
@@ -207,7 +208,7 @@ class ChainDuty:
             if view != watched.view:
                 self._set_view(watched, view, seen_at)
                 touched.add(watched)
-        self._journal.rewind_cursor(fork)
+        self._journal.rewind_cursor(max(fork, self._config.start_block - 1))
         return touched
 
     def _fold(self, logs: Iterable[LogEntry]) -> set[Watched]:

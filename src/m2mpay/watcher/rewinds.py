@@ -8,6 +8,11 @@ from the chain as it now is; the watcher's own transactions the reorganisation
 dropped are broadcast again (`Ledger.resend_dropped`), so a challenge still lands
 with the nonce it had and later ones do not wait behind a gap.
 
+The window starts empty when the watcher starts; what it had read before it stopped
+is vouched for by the anchors stored with its cursor (`m2mpay.chain.anchors`). If the
+newest is no longer in the chain, every watched channel's view is read again and the
+follower reads on from the newest anchor still there.
+
 One case the window cannot see: the watcher folds the events of its own transaction
 from the receipt, possibly before the follower reads that block, and a block the
 follower never read cannot be found missing. So each mined transaction of ours stays
@@ -18,9 +23,10 @@ sent again and the channel's view read again, as after any reorganisation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Final
 
+from m2mpay.chain.anchors import Anchors
 from m2mpay.chain.events import decode_hub_event
 from m2mpay.chain.forks import WINDOW_BLOCKS, BlockWindow
 from m2mpay.chain.ledger import Ledger, LogEntry
@@ -35,10 +41,13 @@ _RECENT_BLOCKS: Final = WINDOW_BLOCKS
 class ForkWatch:
     """What the watcher's follower read recently, checked against the chain each poll."""
 
-    def __init__(self, ledger: Ledger, hub: Address, first_block: int) -> None:
+    def __init__(self, ledger: Ledger, hub: Address, first_block: int, anchors: Anchors) -> None:
         self._ledger = ledger
         self._hub = hub
         self._window = BlockWindow(first_block=first_block) if ledger.may_reorganise else None
+        self._anchors = anchors
+        self._resumed = False  # whether the anchors of before the start were checked
+        self._unknown_fork = False  # the fork was found by anchors: any channel may be hit
         self._head = -1
         # Transactions the follower delivered a log of recently: tx hash -> block.
         self._delivered: dict[bytes, int] = {}
@@ -47,15 +56,24 @@ class ForkWatch:
 
     async def fork_point(self) -> int | None:
         """The newest block read that the chain still holds, if some read block left it."""
+        if not self._resumed:
+            self._resumed = True
+            fork = await self._anchors.fork_point(self._ledger.block_hash)
+            if fork is not None:
+                self._unknown_fork = True
+                return fork
         if self._window is None:
             return None
         return await self._window.fork_point(self._ledger.block_hash)
 
-    def rewind(self, fork: int) -> set[bytes]:
-        """Forget what was read above `fork`; the channels whose logs it retracted."""
+    def rewind(self, fork: int, watched: Collection[bytes]) -> set[bytes]:
+        """Forget what was read above `fork`; the channels whose logs it retracted (all
+        of `watched` when the logs read before the start are not known)."""
+        self._anchors.forget_from(fork + 1)
         if self._window is None:
             return set()
-        channels = set()
+        channels = set(watched) if self._unknown_fork else set()
+        self._unknown_fork = False
         for entry in self._window.rewind(fork):
             self._delivered.pop(entry.tx_hash, None)
             if len(entry.topics) >= 2:
@@ -76,7 +94,8 @@ class ForkWatch:
             self._unconfirmed.pop(entry.tx_hash, None)
 
     async def saw_head(self, head: int) -> None:
-        """Note the head read this poll, so the next poll can tell whether it was replaced."""
+        """Note the head of this poll, read before its logs: the next poll tells whether it
+        was replaced, and the cursor stored up to it is vouched for by its hash."""
         if head == self._head:
             return
         self._head = head
@@ -86,6 +105,7 @@ class ForkWatch:
             block_hash = await self._ledger.block_hash(head)
             if block_hash is not None:
                 self._window.saw_block(head, block_hash)
+                self._anchors.saw(head, block_hash)
 
     def mined(self, tx_hash: bytes, channel: bytes, block: int) -> None:
         """Our transaction's receipt named `block`; its events were folded from it."""

@@ -17,6 +17,8 @@ from m2mpay.node import LedgerLink
 class _RetractingLedger:
     """A ledger whose follower retracts `retracted` and whose first log query fails."""
 
+    may_reorganise = True
+
     def __init__(self, ledger: Ledger, retracted: LogEntry) -> None:
         self._ledger = ledger
         self._retracted = retracted

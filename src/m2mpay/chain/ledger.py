@@ -59,6 +59,9 @@ class Ledger(ABC):
     Use it as an async context manager, or call `start` and `stop`.
     """
 
+    # A chain whose newest blocks may be replaced: its followers check block hashes.
+    may_reorganise: bool = True
+
     @property
     @abstractmethod
     def chain_id(self) -> int:
@@ -107,6 +110,10 @@ class Ledger(ABC):
     @abstractmethod
     async def block_timestamp(self, block: BlockTag = "latest") -> int:
         """A mined block's timestamp in seconds: the chain's clock."""
+
+    @abstractmethod
+    async def block_hash(self, block: int) -> bytes | None:
+        """The hash of the block the chain holds at number `block` now (None: not that long)."""
 
     @abstractmethod
     async def balance(self, address: Address, block: BlockTag = "latest") -> int:
@@ -160,6 +167,15 @@ class Ledger(ABC):
         """
 
     # -- writing
+
+    @abstractmethod
+    async def resend_dropped(self, fork: int) -> None:
+        """Broadcast again, byte for byte, the transactions this ledger sent that were
+        mined after block `fork` (or not seen mined) and that the chain no longer holds.
+
+        `subscribe` does it itself when it notices a reorganisation; a reader that
+        follows the chain by other means calls it when it notices one.
+        """
 
     @abstractmethod
     async def send(

@@ -45,9 +45,6 @@ log = logging.getLogger("m2mpay.chain")
 class Web3Ledger(Ledger):
     """A `Ledger` over an `AsyncWeb3` connection; subclasses supply the provider."""
 
-    # A chain that may reorganise costs its followers a block read per poll.
-    may_reorganise: bool = True
-
     def __init__(
         self,
         *,
@@ -207,7 +204,7 @@ class Web3Ledger(Ledger):
                         next_block = min(next_block, fork + 1)
                         resend_after = fork if resend_after is None else min(resend_after, fork)
                     if resend_after is not None:
-                        await self._rebroadcast_dropped(resend_after)
+                        await self.resend_dropped(resend_after)
                         resend_after = None
                     window.saw_block(head, head_hash)
                 entries = (
@@ -245,16 +242,16 @@ class Web3Ledger(Ledger):
     async def _hash_known(self, known: Mapping[int, bytes], number: int) -> bytes | None:
         # A follower one block behind checks the block it read through the head's parent.
         found = known.get(number)
-        return found if found is not None else await self._hash_at(number)
+        return found if found is not None else await self.block_hash(number)
 
-    async def _hash_at(self, number: int) -> bytes | None:
+    async def block_hash(self, block: int) -> bytes | None:
         try:
-            block = await self.w3.eth.get_block(number)
+            found = await self.w3.eth.get_block(block)
         except BlockNotFound:
             return None
-        return bytes(block["hash"]) if block else None
+        return bytes(found["hash"]) if found else None
 
-    async def _rebroadcast_dropped(self, fork: int) -> None:
+    async def resend_dropped(self, fork: int) -> None:
         """Send again, byte for byte, our transactions that blocks after `fork` held and
         the chain no longer does: what we asked of the chain still happens, once."""
         for tx_hash, tx in self._sent.possibly_dropped(fork):

@@ -9,11 +9,13 @@ and hands it transactions to carry out.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Final
 
+from m2mpay.chain.anchors import Anchors, parse_cursor
 from m2mpay.chain.events import (
     ChannelChallenged,
     ChannelClosing,
@@ -24,7 +26,7 @@ from m2mpay.chain.events import (
     decode_hub_event,
 )
 from m2mpay.chain.hub import ChannelHub
-from m2mpay.chain.ledger import Ledger
+from m2mpay.chain.ledger import Ledger, LogEntry
 from m2mpay.channel.inputs import (
     ChainChallenged,
     ChainClosing,
@@ -42,6 +44,8 @@ from m2mpay.node.effects import Funder, execute
 __all__ = ["ChainInput", "ChainLink", "LedgerLink", "hub_event_input"]
 
 ChainInput = ChainFact | ChainRewound
+
+log = logging.getLogger("m2mpay.node")
 
 
 def hub_event_input(event: HubEvent) -> ChainFact | None:
@@ -93,6 +97,11 @@ def hub_event_input(event: HubEvent) -> ChainFact | None:
     return None
 
 
+def _fact(entry: LogEntry) -> ChainFact | None:
+    event = decode_hub_event(entry)
+    return hub_event_input(event) if event is not None else None
+
+
 class ChainLink(ABC):
     """The chain as a node sees it."""
 
@@ -120,6 +129,22 @@ class ChainLink(ABC):
     async def catch_up(self, from_block: int) -> tuple[list[ChainInput], int]:
         """Every channel input from `from_block` to the head, and the head's number."""
 
+    def restore_cursor(self, stored: bytes) -> int:
+        """The cursor from its stored form (`cursor_record`), keeping what vouches for it."""
+        return parse_cursor(stored)[0]
+
+    def cursor_record(self, cursor: int) -> bytes:
+        """The stored form of `cursor`: a link that sees block hashes adds some."""
+        return str(cursor).encode()
+
+    async def resume(
+        self, from_block: int, channels: Collection[bytes]
+    ) -> tuple[list[ChainInput], int]:
+        """`catch_up`, after checking that the blocks before `from_block` are still those
+        read: if not, `ChainRewound` inputs for `channels` come first, then the events
+        from the fork point on. A link that cannot tell just catches up."""
+        return await self.catch_up(from_block)
+
     @abstractmethod
     def follow(self, from_block: int) -> AsyncIterator[ChainInput]:
         """Channel inputs as blocks are mined, from `from_block` on.
@@ -140,6 +165,7 @@ class ChainLink(ABC):
 
 _NOT_A_CHANNEL: Final = None
 _VIEW_RETRY_S: Final = (0.05, 1.0)  # first and longest pause while the chain is away
+_VIEW_BATCH: Final = 1_000  # channel ids per topic-filtered log request
 
 
 class LedgerLink(ChainLink):
@@ -150,6 +176,7 @@ class LedgerLink(ChainLink):
         self._hub = ChannelHub(ledger, hub)
         self._key = key
         self._funder = Funder(self._hub, key)
+        self._anchors = Anchors()
 
     @property
     def chain_id(self) -> int:
@@ -173,8 +200,19 @@ class LedgerLink(ChainLink):
     async def stop(self) -> None:
         """The ledger's lifecycle belongs to whoever created it."""
 
+    def restore_cursor(self, stored: bytes) -> int:
+        cursor, anchors = parse_cursor(stored)
+        self._anchors = Anchors(anchors)
+        return cursor
+
+    def cursor_record(self, cursor: int) -> bytes:
+        return self._anchors.record(cursor)
+
     async def catch_up(self, from_block: int) -> tuple[list[ChainInput], int]:
         head = await self._ledger.block_number()
+        # Read before the logs: if the head is replaced meanwhile, this hash is the old
+        # one and the next start reads again rather than trust a block it never read.
+        head_hash = await self._ledger.block_hash(head) if self._ledger.may_reorganise else None
         inputs: list[ChainInput] = []
         if head >= from_block:
             for entry in await self._ledger.get_logs(
@@ -184,10 +222,34 @@ class LedgerLink(ChainLink):
                 inp = hub_event_input(event) if event is not None else _NOT_A_CHANNEL
                 if inp is not None:
                     inputs.append(inp)
+        if head_hash is not None:
+            self._anchors.saw(head, head_hash)
         return inputs, head
 
+    async def resume(
+        self, from_block: int, channels: Collection[bytes]
+    ) -> tuple[list[ChainInput], int]:
+        # A chain that never reorganises leaves no anchors: nothing to check.
+        fork = await self._anchors.fork_point(self._ledger.block_hash)
+        if fork is None:
+            return await self.catch_up(from_block)
+        fork = min(fork, from_block - 1)
+        log.warning(
+            "the chain replaced blocks this node had read (after block %d): reading again", fork
+        )
+        # Ours that the new chain lacks go again, as they would had we been following.
+        await self._ledger.resend_dropped(max(fork, 0))
+        rewinds: list[ChainInput] = list(await self.channel_views(channels, fork + 1))
+        inputs, head = await self.catch_up(fork + 1)
+        return rewinds + inputs, head
+
     async def follow(self, from_block: int) -> AsyncIterator[ChainInput]:
+        vouch = self._ledger.may_reorganise
         async for entry in self._ledger.subscribe(address=self._hub.address, from_block=from_block):
+            if vouch and entry.removed:
+                self._anchors.forget_from(entry.block_number)
+            elif vouch:
+                self._anchors.saw(entry.block_number, entry.block_hash)
             event = decode_hub_event(entry)
             inp = hub_event_input(event) if event is not None else _NOT_A_CHANNEL
             if inp is None:
@@ -210,19 +272,27 @@ class LedgerLink(ChainLink):
 
     async def channel_view(self, channel_id: bytes, before_block: int) -> ChainRewound:
         """What the chain now shows of a channel in the blocks before `before_block`."""
-        facts: list[ChainFact] = []
-        if before_block > 0:
+        [view] = await self.channel_views([channel_id], before_block)
+        return view
+
+    async def channel_views(
+        self, channels: Collection[bytes], before_block: int
+    ) -> list[ChainRewound]:
+        """`channel_view` of many channels, with one log request per batch of them."""
+        ids = list(channels)
+        facts: dict[bytes, list[ChainFact]] = {channel: [] for channel in ids}
+        for start in range(0, len(ids) if before_block > 0 else 0, _VIEW_BATCH):
             for entry in await self._ledger.get_logs(
                 address=self._hub.address,
                 from_block=0,
                 to_block=before_block - 1,
-                topics=[None, channel_id],
+                topics=[None, ids[start : start + _VIEW_BATCH]],
             ):
-                event = decode_hub_event(entry)
-                fact = hub_event_input(event) if event is not None else _NOT_A_CHANNEL
-                if fact is not None:
-                    facts.append(fact)
-        return chain_view(channel_id, facts, before_block, int(time.time() * 1000))
+                fact = _fact(entry)
+                if fact is not None and fact.channel_id in facts:
+                    facts[fact.channel_id].append(fact)
+        now_ms = int(time.time() * 1000)
+        return [chain_view(channel, facts[channel], before_block, now_ms) for channel in ids]
 
     async def chain_time(self) -> int:
         timestamp = await self._ledger.block_timestamp()

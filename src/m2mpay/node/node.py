@@ -191,7 +191,7 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
         recovered = await self._engine.recover()
         cursor = recovered.meta.get(_CURSOR_KEY)
         if cursor is not None:
-            self._cursor = int(cursor.decode())
+            self._cursor = self._chain.restore_cursor(cursor)
         for meta_key, value in recovered.meta.items():
             if meta_key.startswith(_PEER_KEY):
                 self._endpoints[Address(meta_key[len(_PEER_KEY) :])] = value.decode()
@@ -311,7 +311,7 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
         delay = _CHAIN_RETRY_S
         while True:
             try:
-                inputs, head = await self._chain.catch_up(self._cursor + 1)
+                inputs, head = await self._chain.resume(self._cursor + 1, list(self._channels))
                 for inp in inputs:
                     self._on_chain_input(inp)
                 self._set_cursor(head)
@@ -341,7 +341,7 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
     def _set_cursor(self, block: int, *, rewind: bool = False) -> None:
         if block > self._cursor or (rewind and block < self._cursor):
             self._cursor = block
-            self._engine.put_meta(_CURSOR_KEY, str(block).encode())
+            self._engine.put_meta(_CURSOR_KEY, self._chain.cursor_record(block))
 
     def _recover_pending_transactions(self) -> None:
         """Transactions logged before a restart and still not seen on chain never made it."""

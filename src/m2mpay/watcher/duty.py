@@ -4,7 +4,10 @@ Three loops and one dispatcher, all on the event loop:
 
 - the follower reads hub logs from the durable cursor to the head (catching up what
   happened while the watcher was down), folds events of watched channels into their
-  views, commits views and cursor together, then plans for what changed;
+  views, commits views and cursor together, then plans for what changed. Each poll it
+  first checks that the blocks it read are still in the chain (`ForkWatch`): after a
+  reorganisation, the views of the channels it touched are read again and our dropped
+  transactions sent again, so a dropped close or challenge is answered anew;
 - the back-fill reads the past events of newly registered channels with a topic filter
   on their indexed ids (many channels per request), so a channel registered after it
   was opened, or even closed, is known at once;
@@ -28,8 +31,17 @@ from m2mpay.chain.hub import ChannelHub
 from m2mpay.chain.ledger import Ledger, LogEntry, Receipt
 from m2mpay.crypto import PrivateKey
 from m2mpay.errors import StoreError, TransactionReverted
-from m2mpay.watcher.core import ChainTime, Challenge, Phase, Settle, apply_event, plan
+from m2mpay.watcher.core import (
+    ChainTime,
+    ChainView,
+    Challenge,
+    Phase,
+    Settle,
+    apply_event,
+    plan,
+)
 from m2mpay.watcher.journal import Journal
+from m2mpay.watcher.rewinds import ForkWatch
 from m2mpay.watcher.state import Dispute, Watched, WatcherState
 
 __all__ = ["ChainDuty", "DutyConfig"]
@@ -82,6 +94,7 @@ class ChainDuty:
         self._head = -1
         self._head_time: tuple[int, float] | None = None  # (timestamp, monotonic when read)
         self._warned_behind = False
+        self._forks = ForkWatch(ledger, hub.address, journal.cursor + 1, journal.anchors)
         self.caught_up = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -145,14 +158,23 @@ class ChainDuty:
                         self._journal.cursor + 1,
                     )
                 touched: set[Watched] = set()
+                fork = await self._forks.fork_point()
+                if fork is not None:
+                    channels = self._forks.rewind(fork, self._state.channels.keys())
+                    touched |= await self._rewind(fork, channels)
+                await self._forks.saw_head(head)
                 while self._journal.cursor < head:
                     start = self._journal.cursor + 1
                     end = min(head, start + self._config.max_log_range - 1)
                     logs = await self._ledger.get_logs(
                         address=self._hub.address, from_block=start, to_block=end
                     )
+                    self._forks.read(logs)
                     touched |= self._fold(logs)
                     self._journal.set_cursor(end)
+                overdue = self._forks.overdue(self._journal.cursor)
+                if overdue:
+                    touched |= await self._rewind(min(overdue.values()) - 1, set(overdue))
                 await self._journal.flush()
                 if head != self._head:
                     self._head = head
@@ -170,6 +192,24 @@ class ChainDuty:
                 log.warning("following the chain failed, retrying: %s", exc)
                 await asyncio.sleep(self._config.retry_base_s)
             await asyncio.sleep(self._config.poll_interval_s)
+
+    async def _rewind(self, fork: int, channels: set[bytes]) -> set[Watched]:
+        """The blocks after `fork` were replaced: what we sent there goes again, and the
+        views of `channels` are read afresh from the chain; the cursor goes back."""
+        log.warning("reorganisation: the blocks after %d were replaced", fork)
+        await self._ledger.resend_dropped(max(fork, 0))
+        touched: set[Watched] = set()
+        seen_at = _now_ms()
+        for channel in channels:
+            watched = self._state.channels.get(channel)
+            if watched is None:
+                continue
+            view = await self._forks.view_of(channel, self._config.start_block)
+            if view != watched.view:
+                self._set_view(watched, view, seen_at)
+                touched.add(watched)
+        self._journal.rewind_cursor(max(fork, self._config.start_block - 1))
+        return touched
 
     def _fold(self, logs: Iterable[LogEntry]) -> set[Watched]:
         """Fold hub logs into the views of watched channels; return those that changed."""
@@ -192,12 +232,15 @@ class ChainDuty:
         view = apply_event(watched.view, event)
         if view is watched.view:
             return False
+        self._set_view(watched, view, seen_at)
+        return True
+
+    def _set_view(self, watched: Watched, view: ChainView, seen_at: int) -> None:
         self._journal.append(self._state.set_view(watched, view, seen_at))
         if view.phase is Phase.CLOSING:
             self._closing.add(watched.params.id)
         else:
             self._closing.discard(watched.params.id)
-        return True
 
     # -- back-fill -------------------------------------------------------------------
 
@@ -328,6 +371,8 @@ class ChainDuty:
         dispute.tx_hash, dispute.block = receipt.tx_hash, receipt.block_number
         dispute.mined_at_ms = _now_ms()
         watched.failures = 0
+        # Until the follower reads them too, a reorganisation may take them back unseen.
+        self._forks.mined(receipt.tx_hash, watched.params.id, receipt.block_number)
         # Fold the receipt's own events now, so the next plan starts from them.
         for entry in receipt.logs:
             event = decode_hub_event(entry)

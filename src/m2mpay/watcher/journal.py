@@ -15,6 +15,7 @@ from typing import Final
 
 import orjson
 
+from m2mpay.chain.anchors import Anchors, parse_cursor
 from m2mpay.errors import StoreError
 from m2mpay.store import Store
 from m2mpay.watcher.state import Record, WatcherState
@@ -37,6 +38,7 @@ class Journal:
         self._last_seq = 0
         self._since_snapshot = 0
         self.cursor = -1
+        self.anchors = Anchors()  # block hashes stored with the cursor, vouching for it
 
     @property
     def location(self) -> str:
@@ -61,7 +63,11 @@ class Journal:
         self._last_seq = recovered.last_seq
         self._since_snapshot = len(recovered.records)
         cursor = recovered.meta.get(_CURSOR_KEY)
-        self.cursor = int(cursor.decode()) if cursor is not None else start_block - 1
+        if cursor is not None:
+            self.cursor, anchors = parse_cursor(cursor)
+            self.anchors = Anchors(anchors)
+        else:
+            self.cursor = start_block - 1
         self._store.put_meta(_FORMAT_KEY, _FORMAT)
         for closed in state.interrupted():
             self.append(closed)
@@ -84,7 +90,13 @@ class Journal:
         """Every block up to `block` has been read; durable with the next `flush`."""
         if block > self.cursor:
             self.cursor = block
-            self._store.put_meta(_CURSOR_KEY, str(block).encode())
+            self._store.put_meta(_CURSOR_KEY, self.anchors.record(block))
+
+    def rewind_cursor(self, block: int) -> None:
+        """A reorganisation replaced the blocks after `block`: they are read again."""
+        if block < self.cursor:
+            self.cursor = block
+            self._store.put_meta(_CURSOR_KEY, self.anchors.record(block))
 
     async def flush(self) -> None:
         await self._store.flush()

@@ -503,7 +503,8 @@ def test_a_payer_that_leads_lets_delivery_run_to_exactly_what_was_paid() -> None
     assert net.seller.state.forward.allowed == WINDOW
     assert net.meter(net.seller, False, WINDOW + 5) == WINDOW
     # A report one unit past what was paid is beyond the window of a payer that leads.
-    beyond = DeliveryReport(SESSION, False, 2 * WINDOW + 1, 2 * WINDOW + 1, False)
+    # (The buyer has heard of no unit yet: it paid the window, no more.)
+    beyond = DeliveryReport(SESSION, False, WINDOW + 1, WINDOW + 1, False)
     outputs = net.step(net.buyer, _received(net, net.buyer, beyond))
     assert SessionCode.REPORT_BEYOND_WINDOW in [
         o.code for o in outputs if isinstance(o, SessionRefused)
@@ -513,11 +514,13 @@ def test_a_payer_that_leads_lets_delivery_run_to_exactly_what_was_paid() -> None
 def test_a_reversal_reports_the_flow_that_stops_and_the_new_payer_prepays() -> None:
     net = _net(Leader.PAYER)
     net.settle_payments(net.seller)
-    assert net.meter(net.seller, False, 3) == 3
+    assert net.meter(net.seller, False, 5) == 5
+    net.deliver_messages(net.buyer)  # the buyer heard of the 5 units, and paid ahead
+    assert net.buyer.state.forward.units == 5
     net.queues.clear()
     outputs = net.step(net.seller, Reverse(SESSION, True, net.now))
     reports = [m for m in _sent(outputs) if isinstance(m, DeliveryReport)]
-    assert reports == [DeliveryReport(SESSION, False, 3, 3 * PRICE, False)]
+    assert reports == [DeliveryReport(SESSION, False, 5, 5 * PRICE, False)]
     # The seller now pays first for the backward flow: one window ahead.
     ahead = WINDOW * REVERSE_PRICE
     assert PayUpTo(SESSION, CHANNEL, True, ahead) in outputs
@@ -842,3 +845,75 @@ def test_outputs_of_a_meter_reading_keep_the_report_when_it_also_stops() -> None
     outputs = net.step(net.seller, MeterReading(SESSION, False, 5, net.now))
     reports = [m for m in _sent(outputs) if isinstance(m, DeliveryReport)]
     assert [r.final for r in reports] == [False, True]
+
+
+def test_a_second_price_may_be_proposed_from_the_report_of_the_unit_before_the_first() -> None:
+    net = _net(allow_reverse=False, reverse_price=0, batch=1)
+    net.apply(net.seller, SetPrice(SESSION, 12, net.now))
+    net.deliver_messages(net.buyer)
+    net.deliver_messages(net.seller)
+    boundary = net.seller.state.price_from - 1  # the last unit at the old price
+    assert net.meter(net.seller, False, boundary - 1) == boundary - 1
+    assert net.seller.state.forward.reported == boundary - 1
+    assert net.step(net.seller, SetPrice(SESSION, 15, net.now)) == ()
+    assert net.meter(net.seller, False, 1) == 1
+    outputs = net.step(net.seller, SetPrice(SESSION, 15, net.now))
+    assert [type(m) for m in _sent(outputs)] == [PriceChange]
+
+
+def test_a_reading_of_a_meter_we_do_not_run_changes_nothing() -> None:
+    net = _net()
+    state = net.buyer.state
+    assert transition(net.buyer.ctx, state, MeterReading(SESSION, False, 3, net.now)) == (
+        state,
+        (),
+    )
+
+
+def test_a_seller_allows_no_reversal_the_offer_does_not_price_whatever_the_request() -> None:
+    net = SessionNet()
+    offer = make_offer(net.seller.address, reverse_price=0)
+    net.offer = offer
+    request = SessionRequest(SESSION, offer.offer_id, CHANNEL, 10**6, 0, 0, True, 0, 0, NOW)
+    received = RequestReceived(
+        net.buyer.address, request, offer, net.buyer.address, TOKEN, 0, 0, False, net.now
+    )
+    net.apply(net.seller, received)
+    assert _phase(net.seller) is SessionPhase.ACTIVE
+    assert not net.seller.state.allow_reverse
+
+
+def test_a_repeated_report_after_the_receipts_are_signed_is_neither_paid_nor_refused() -> None:
+    net = _net()
+    net.meter(net.seller, False, 2)
+    net.apply(net.seller, StopSession(SESSION, "done", net.now))
+    net.run()
+    assert _phase(net.buyer) is SessionPhase.STOPPED
+    again = DeliveryReport(SESSION, False, 2, 2 * PRICE, True)
+    state = net.buyer.state
+    assert transition(net.buyer.ctx, state, _received(net, net.buyer, again)) == (state, ())
+
+
+def test_payments_in_flight_at_the_cut_count_from_the_payer_s_base_in_either_direction() -> None:
+    net = _net(bases=BASES)
+    net.meter(net.seller, False, 3)  # no report yet (a batch is 5), nothing paid
+    _cut_off(net, seller_meters=0)
+    assert net.seller.state.forward.paid == 0
+    assert net.seller.state.forward.value == 3 * PRICE
+    before = net.seller.state
+    net.apply(net.seller, ChannelTotals(SESSION, BASES[1], BASES[0], net.now))
+    assert net.seller.state is before  # nothing arrived: nothing counts
+    net.apply(net.seller, ChannelTotals(SESSION, BASES[1], BASES[0] + 2 * PRICE, net.now))
+    assert net.seller.state.forward.paid == 2 * PRICE
+    before = net.seller.state
+    net.apply(net.seller, ChannelTotals(SESSION, BASES[1], BASES[0] + 2 * PRICE, net.now))
+    assert net.seller.state is before  # the same total again changes nothing
+    # Reversed: the buyer delivers, and counts the seller's payments from the seller's base.
+    net = _net(bases=BASES)
+    net.apply(net.seller, Reverse(SESSION, True, net.now))
+    net.deliver_messages(net.buyer)
+    assert net.meter(net.buyer, True, 3) == 3
+    _cut_off(net, seller_meters=0)
+    assert net.buyer.state.backward.paid == 0
+    net.apply(net.buyer, ChannelTotals(SESSION, BASES[0], BASES[1] + REVERSE_PRICE, net.now))
+    assert net.buyer.state.backward.paid == REVERSE_PRICE

@@ -917,3 +917,32 @@ def test_payments_in_flight_at_the_cut_count_from_the_payer_s_base_in_either_dir
     assert net.buyer.state.backward.paid == 0
     net.apply(net.buyer, ChannelTotals(SESSION, BASES[0], BASES[1] + REVERSE_PRICE, net.now))
     assert net.buyer.state.backward.paid == REVERSE_PRICE
+
+
+def test_a_receipt_that_adds_nothing_to_our_view_is_not_answered_with_ours_again() -> None:
+    net = _drifted()
+    seller = net.seller.state
+    theirs = net.buyer.state.my_receipt
+    assert theirs is not None
+    assert theirs.stopped_ms == seller.stopped_ms
+    assert theirs.forward.units < seller.forward.units  # the buyer heard of fewer units
+    outputs = net.step(net.seller, _received(net, net.seller, theirs))
+    assert outputs == ()
+    assert net.seller.state.my_receipt == seller.my_receipt
+
+
+def test_a_seller_adopts_the_units_the_buyer_fed_back_during_a_cut() -> None:
+    net = _net()
+    net.apply(net.seller, Reverse(SESSION, True, net.now))
+    net.deliver_messages(net.buyer)
+    assert net.meter(net.buyer, True, 3) == 3  # never reported: a batch is 5
+    _cut_off(net, seller_meters=0)
+    assert net.seller.state.backward.units == 0
+    net.now += RESEND_MS
+    for party in (net.seller, net.buyer):
+        net.apply(party, SessionTick(SESSION, net.now, net.now))
+    net.run()
+    seller, buyer = net.seller.state, net.buyer.state
+    assert seller.backward.units == buyer.backward.units == 3
+    assert seller.peer_receipt == buyer.my_receipt
+    assert buyer.peer_receipt == seller.my_receipt

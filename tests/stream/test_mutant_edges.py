@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from m2mpay.channel.plain import from_plain, to_plain
 from m2mpay.stream.inputs import (
     ChannelTotals,
     MeterReading,
@@ -946,3 +947,13 @@ def test_a_seller_adopts_the_units_the_buyer_fed_back_during_a_cut() -> None:
     assert seller.backward.units == buyer.backward.units == 3
     assert seller.peer_receipt == buyer.my_receipt
     assert buyer.peer_receipt == seller.my_receipt
+
+
+def test_a_stop_drops_a_pending_price_and_the_stopped_record_round_trips() -> None:
+    net = _net()
+    net.apply(net.seller, SetPrice(SESSION, 12, net.now))
+    assert net.seller.state.proposed_price == 12
+    net.apply(net.seller, StopSession(SESSION, "done", net.now))
+    state = net.seller.state
+    assert state.proposed_price == 0
+    assert from_plain(to_plain(state)) == state

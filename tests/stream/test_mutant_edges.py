@@ -957,3 +957,23 @@ def test_a_stop_drops_a_pending_price_and_the_stopped_record_round_trips() -> No
     state = net.seller.state
     assert state.proposed_price == 0
     assert from_plain(to_plain(state)) == state
+
+
+def test_a_price_refused_by_the_buyer_leaves_a_stopped_record_that_round_trips() -> None:
+    net = _net()
+    net.apply(net.seller, SetPrice(SESSION, 12, net.now))
+    change = next(m for _, m in net.queues[net.buyer.address] if isinstance(m, PriceChange))
+    refusal = PriceAnswer(SESSION, change.from_unit, False)
+    net.apply(net.seller, _received(net, net.seller, refusal))
+    state = net.seller.state
+    assert state.phase is SessionPhase.STOPPING
+    assert state.proposed_price == 0
+    assert from_plain(to_plain(state)) == state
+
+
+def test_a_repeated_meter_reading_leaves_the_state_object_as_it_was() -> None:
+    net = _net()
+    assert net.meter(net.seller, False, 3) == 3
+    state = net.seller.state
+    reading = MeterReading(SESSION, False, 3, net.now)
+    assert transition(net.seller.ctx, state, reading) == (state, ())

@@ -209,8 +209,14 @@ def on_channel_totals(
 
 
 def propose_price(state: SessionState, price: int) -> tuple[SessionState, Outputs]:
-    """The seller moves its price for every unit it has not yet permitted."""
+    """The seller moves its price for every unit it has not yet permitted.
+
+    Prices are kept as one boundary (the previous price before `price_from`, the price
+    from it on): while the buyer has not yet been told of units up to the last agreed
+    boundary, a second one would reprice the units before it, so none is proposed."""
     if price == state.price or state.proposed_price:
+        return state, ()
+    if state.forward.reported < state.price_from - 1:
         return state, ()
     from_unit = state.forward.allowed + 1
     state = state.evolve(proposed_price=price, proposed_from=from_unit)

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from m2mpay.channel.plain import from_plain, to_plain
+from m2mpay.plain import from_plain, to_plain
 from m2mpay.stream.inputs import (
     ChannelTotals,
     MeterReading,

@@ -234,10 +234,10 @@ async def test_the_node_cursor_goes_back_to_the_rewound_block(
         events = charger.events()
         await car.top_up(opened.channel_id, UNIT)
         block = await ledger.block_number()
-        await eventually(lambda: charger._cursor >= block - 1)
+        await eventually(lambda: charger._follower.cursor >= block - 1)
         await _reorg_from(ledger, block)
         await asyncio.wait_for(_first(events, ChainReorganised), 10)
-        assert charger._cursor <= block
+        assert charger._follower.cursor <= block
         await eventually_async(lambda: _head_moves(ledger, block))
         assert charger.channel(opened.channel_id).phase is Phase.OPEN
     finally:

@@ -82,7 +82,7 @@ async def test_a_deposit_dropped_while_stopped_is_sent_again_or_leaves_the_view(
         await car.top_up(channel, 5 * UNIT)
         deposit_block = await ledger.block_number()
         for node in (car, charger):
-            await eventually(lambda n=node: n._cursor >= deposit_block - 1)  # type: ignore[misc]
+            await eventually(lambda n=node: n._follower.cursor >= deposit_block - 1)  # type: ignore[misc]
             await eventually(lambda n=node: n._channels[channel].deposit_a == 15 * UNIT)  # type: ignore[misc]
             await node.stop()
         if not bytes_kept:
@@ -117,7 +117,7 @@ async def test_a_close_dropped_while_stopped_is_made_again_and_settles_at_the_ne
         disputed = await charger.force_close(channel)
         assert disputed.phase is Phase.DISPUTED
         close_block = await ledger.block_number()
-        await eventually(lambda: charger._cursor >= close_block - 1)
+        await eventually(lambda: charger._follower.cursor >= close_block - 1)
         for node in (car, charger):
             await node.stop()
         ledger._sent = SentTransactions()  # only the channel machine can close again

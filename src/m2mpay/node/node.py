@@ -20,8 +20,6 @@ from typing import Final
 from m2mpay.channel.context import ChannelContext, ProtocolConfig
 from m2mpay.channel.inputs import (
     Accept,
-    ChainOpened,
-    ChainRewound,
     ForceClose,
     Input,
     Pay,
@@ -49,8 +47,9 @@ from m2mpay.channel.outputs import (
 from m2mpay.channel.state import ChannelState, Phase
 from m2mpay.crypto import Address, PrivateKey, channel_domain
 from m2mpay.engine import EngineHost
-from m2mpay.errors import ChannelError, LedgerError, LedgerUnavailable
-from m2mpay.node.chain_link import ChainInput, ChainLink
+from m2mpay.errors import ChannelError, LedgerError
+from m2mpay.node.chain_follow import ChainFollower
+from m2mpay.node.chain_link import ChainLink
 from m2mpay.node.channel_machine import ChannelMachine
 from m2mpay.node.effects import resending
 from m2mpay.node.info import ChannelInfo, PaymentHandle
@@ -64,10 +63,7 @@ __all__ = ["Node", "NodeConfig"]
 log = logging.getLogger("m2mpay.node")
 
 _TIMED_PHASES: Final = frozenset({Phase.PROPOSED, Phase.ACCEPTED, Phase.CLOSING, Phase.DISPUTED})
-_CURSOR_KEY: Final = "chain.cursor"
 _PEER_KEY: Final = "peer:"
-_CHAIN_RETRY_S: Final = 0.1
-_CHAIN_RETRY_MAX_S: Final = 5.0
 
 AcceptPolicy = Callable[[ChannelTerms], bool]
 
@@ -131,11 +127,17 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
         self.peers.on_endpoint(self._remember_endpoint)
         self._timed: set[bytes] = set()
         self._notifier = ChannelNotifier(self._engine.state, lambda: self._failure)
-        self._unfinished_tx: list[tuple[bytes, str]] = []
         self._tx_failures: dict[tuple[bytes, str], str] = {}
         self._endpoints: dict[Address, str] = {}
-        self._cursor = self.config.start_block - 1
-        self.caught_up = asyncio.Event()
+        self._follower = ChainFollower(
+            chain,
+            key.address,
+            lambda: self._engine.states,
+            self._handle,
+            self._engine.put_meta,
+            start_block=self.config.start_block,
+        )
+        self.caught_up = self._follower.caught_up
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -161,7 +163,7 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
         await self._engine.store.open()
         await self._recover()
         self._run_engine()
-        self._spawn(self._follow_chain())
+        self._spawn(self._follower.run())
         self._spawn(self._every(self.config.tick_interval_s, self._tick))
         await self.peers.start()
         for peer, endpoint in self._endpoints.items():
@@ -189,14 +191,11 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
 
     async def _recover(self) -> None:
         recovered = await self._engine.recover()
-        cursor = recovered.meta.get(_CURSOR_KEY)
-        if cursor is not None:
-            self._cursor = self._chain.restore_cursor(cursor)
+        self._follower.restore(recovered.meta)
         for meta_key, value in recovered.meta.items():
             if meta_key.startswith(_PEER_KEY):
                 self._endpoints[Address(meta_key[len(_PEER_KEY) :])] = value.decode()
         self._timed = {c for c, s in self._channels.items() if s.phase in _TIMED_PHASES}
-        self._unfinished_tx = [(c, k) for c, s in self._channels.items() for k in s.pending_tx]
         if recovered.records or recovered.snapshot:
             log.info(
                 "recovered %d channels from %d log records",
@@ -306,49 +305,6 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
             self._engine.put_meta(_PEER_KEY + peer.checksum, endpoint.encode())
 
     # ------------------------------------------------------------------ the chain
-
-    async def _follow_chain(self) -> None:
-        delay = _CHAIN_RETRY_S
-        while True:
-            try:
-                inputs, head = await self._chain.resume(self._cursor + 1, list(self._channels))
-                for inp in inputs:
-                    self._on_chain_input(inp)
-                self._set_cursor(head)
-                if not self.caught_up.is_set():
-                    self._recover_pending_transactions()
-                    self.caught_up.set()
-                delay = _CHAIN_RETRY_S
-                async for inp in self._chain.follow(head + 1):
-                    self._on_chain_input(inp)
-            except LedgerUnavailable as exc:
-                # The chain's node restarts (or the process hosting the embedded chain):
-                # follow again from the cursor once it is back; nothing is skipped.
-                log.warning("lost the chain, following again in %.1f s: %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, _CHAIN_RETRY_MAX_S)
-
-    def _on_chain_input(self, inp: ChainInput) -> None:
-        if isinstance(inp, ChainOpened):
-            ours = self.address in (inp.a, inp.b)
-        else:
-            ours = inp.channel_id in self._channels
-        if ours:
-            self._handle(inp)
-        # Until a later block is done, its events may follow; a rewind's come again.
-        self._set_cursor(inp.block_number - 1, rewind=isinstance(inp, ChainRewound))
-
-    def _set_cursor(self, block: int, *, rewind: bool = False) -> None:
-        if block > self._cursor or (rewind and block < self._cursor):
-            self._cursor = block
-            self._engine.put_meta(_CURSOR_KEY, self._chain.cursor_record(block))
-
-    def _recover_pending_transactions(self) -> None:
-        """Transactions logged before a restart and still not seen on chain never made it."""
-        for channel, kind in self._unfinished_tx:
-            if kind in self._channels[channel].pending_tx:
-                self._handle(TxFailed(channel, kind, "interrupted by a restart"))
-        self._unfinished_tx = []
 
     async def _tick(self) -> None:
         if not self._timed:

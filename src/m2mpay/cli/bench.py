@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Coroutine
 from typing import Annotated, Any
 
 import typer
@@ -72,8 +73,10 @@ def _say(message: str) -> None:
     err_console.print(f"· {message}")
 
 
-def _report(title: str, result: dict[str, Any], as_json: bool) -> None:
-    """The result as one JSON object on stdout with --json, else as a table."""
+def _measure(title: str, measuring: Coroutine[Any, Any, dict[str, Any]], *, as_json: bool) -> None:
+    """Run a benchmark; its result as one JSON object on stdout with --json, else as a
+    table (its progress goes to stderr either way: stdout is the result)."""
+    result = run(measuring)
     if as_json:
         print(json.dumps(result))
         return
@@ -96,8 +99,11 @@ def pay(
     if codec not in ("cbor", "json"):
         raise typer.BadParameter("codec must be cbor or json")
     progress = None if as_json else _say
-    result = run(measure_pay(payments=payments, window=window, codec=codec, progress=progress))
-    _report("payment throughput (two processes, WebSocket, SQLite)", result, as_json)
+    _measure(
+        "payment throughput (two processes, WebSocket, SQLite)",
+        measure_pay(payments=payments, window=window, codec=codec, progress=progress),
+        as_json=as_json,
+    )
 
 
 @bench_app.command("channels")
@@ -108,8 +114,11 @@ def channels(
 ) -> None:
     """Resident memory per open channel in one node (its own process, on Anvil)."""
     progress = None if as_json else _say
-    result = run(measure_channels(channels=count, concurrency=concurrency, progress=progress))
-    _report("memory per channel", result, as_json)
+    _measure(
+        "memory per channel",
+        measure_channels(channels=count, concurrency=concurrency, progress=progress),
+        as_json=as_json,
+    )
 
 
 @bench_app.command("watcher")
@@ -123,16 +132,17 @@ def watcher(
     as_json: JsonOption = False,
 ) -> None:
     """Watcher update throughput over HTTP, dispute latency and memory (its own process)."""
-    result = run(
+    _measure(
+        "watcher (own process, HTTP, SQLite, embedded chain)",
         measure_watcher(
             channels=count,
             opened=opened,
             updates_per_channel=updates,
             concurrency=concurrency,
-            progress=_say,  # on stderr, even with --json: stdout is the result
-        )
+            progress=_say,
+        ),
+        as_json=as_json,
     )
-    _report("watcher (own process, HTTP, SQLite, embedded chain)", result, as_json)
 
 
 @bench_app.command("sessions")
@@ -150,18 +160,16 @@ def sessions(
         raise typer.BadParameter("leader must be deliverer or payer")
     if batch > window:
         raise typer.BadParameter("a batch cannot be larger than the window")
-    result = run(
-        measure_sessions(
-            sessions=count,
-            seconds=seconds,
-            rate=rate,
-            window=window,
-            batch=batch,
-            leader=leader,
-            progress=_say,  # on stderr, even with --json: stdout is the result
-        )
+    measuring = measure_sessions(
+        sessions=count,
+        seconds=seconds,
+        rate=rate,
+        window=window,
+        batch=batch,
+        leader=leader,
+        progress=_say,
     )
-    _report("metered sessions (two processes, WebSocket, SQLite)", result, as_json)
+    _measure("metered sessions (two processes, WebSocket, SQLite)", measuring, as_json=as_json)
 
 
 @bench_app.command("api")
@@ -174,7 +182,8 @@ def api(
     as_json: JsonOption = False,
 ) -> None:
     """Payments per second and latency through the node daemon's HTTP API."""
-    result = run(  # progress on stderr, even with --json: stdout is the result
-        measure_api(payments=payments, concurrency=concurrency, wait=wait, progress=_say)
+    _measure(
+        "payments through the HTTP API",
+        measure_api(payments=payments, concurrency=concurrency, wait=wait, progress=_say),
+        as_json=as_json,
     )
-    _report("payments through the HTTP API", result, as_json)

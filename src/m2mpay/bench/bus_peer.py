@@ -17,15 +17,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from m2mpay.asgi import AsgiServer
 from m2mpay.bench.bus_device import WS_PATH, bus_app
+from m2mpay.bench.lines import answer_lines, say
 from m2mpay.bus.server import DeviceBus
 from m2mpay.bus.sqlite import SqliteDeviceStore
 from m2mpay.bus.supply import DeviceSupply
 from m2mpay.chain.devkeys import dev_keys
-from m2mpay.errors import M2MPayError
 
 __all__ = ["main"]
 
@@ -65,30 +63,17 @@ async def _serve(args: argparse.Namespace) -> None:
     await bus.start()
     server = AsgiServer(bus_app(bus), port=args.port, name="device bus")
     base = await server.start()
-    out = sys.stdout
     url = base.replace("http://", "ws://") + WS_PATH
-    out.write(orjson.dumps({"ready": url, "address": str(bus.server)}).decode() + "\n")
-    out.flush()
     supplies: dict[bytes, DeviceSupply] = {}
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     try:
-        while line := await reader.readline():
-            command = orjson.loads(line)
-            if command.get("cmd") == "stop":
-                break
-            try:
-                answer = await _command(bus, supplies, command)
-            except (M2MPayError, ValueError, KeyError, TimeoutError) as exc:
-                answer = {"error": f"{type(exc).__name__}: {exc}"}
-            out.write(orjson.dumps(answer).decode() + "\n")
-            out.flush()
+        await answer_lines(
+            {"ready": url, "address": str(bus.server)},
+            lambda command: _command(bus, supplies, command),
+        )
     finally:
         await server.stop()
         await bus.stop()
-    out.write(orjson.dumps({"stopped": True}).decode() + "\n")
-    out.flush()
+    say({"stopped": True})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,15 +7,12 @@ count: its resident memory with no channel is subtracted from its memory with
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from m2mpay.bench.processes import PeerProcess
+from m2mpay.bench.processes import running
+from m2mpay.bench.rig import PAYER, set_up_rig
 from m2mpay.chain.anvil import AnvilNode
-from m2mpay.chain.deploy import deploy_contracts
-from m2mpay.chain.shared import connect_ledger
 
 __all__ = ["measure_channels"]
 
@@ -26,30 +23,17 @@ async def measure_channels(
     *, channels: int = 10_000, concurrency: int = 64, progress: Progress | None = None
 ) -> dict[str, Any]:
     say = progress or (lambda _msg: None)
-    with tempfile.TemporaryDirectory(prefix="m2mpay-bench-") as tmp, AnvilNode() as anvil:
-        root = Path(tmp)
+    with AnvilNode() as anvil:
         say(f"Anvil at {anvil.url}; deploying the contracts")
-        ledger = await connect_ledger(rpc_url=anvil.url)
-        try:
-            keys = ledger.dev_accounts()
-            _, hub, token = await deploy_contracts(
-                ledger, keys[0], mint={keys[1].address: channels * 10}
-            )
-            where = {"hub": hub.address, "rpc_url": anvil.url}
-            peer = PeerProcess(key=2, store=root / "peer.sqlite3", **where)  # type: ignore[arg-type]
-            node = PeerProcess(key=1, store=root / "node.sqlite3", **where)  # type: ignore[arg-type]
-            await peer.start()
-            await node.start()
-            try:
+        async with set_up_rig(payer_tokens=channels * 10, rpc_url=anvil.url) as rig:
+            peer, node = rig.peer(2, "peer"), rig.peer(PAYER, "node")
+            async with running(peer, node):
                 empty = (await node.call({"cmd": "rss"}))["rss_bytes"]
                 say(f"opening {channels:,} channels ({concurrency} at a time)")
                 opened = await node.call(
                     {
                         "cmd": "open_many",
-                        "peer": str(peer.address),
-                        "endpoint": peer.endpoint,
-                        "asset": str(token.address),
-                        "deposit": "1",
+                        **peer.channel_to(rig.token.address, 1),
                         "count": channels,
                         "concurrency": concurrency,
                     },
@@ -57,11 +41,6 @@ async def measure_channels(
                 )
                 full = (await node.call({"cmd": "rss"}))["rss_bytes"]
                 counted = (await node.call({"cmd": "channels"}))["count"]
-            finally:
-                await node.stop()
-                await peer.stop()
-        finally:
-            await ledger.stop()
     per_channel = (full - empty) / channels
     return {
         "channels": channels,

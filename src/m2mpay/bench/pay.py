@@ -9,15 +9,12 @@ measured in the same run: the bound a payment protocol needing both cannot beat.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from m2mpay.bench.processes import PeerProcess
-from m2mpay.chain.deploy import deploy_contracts
-from m2mpay.chain.shared import connect_ledger
+from m2mpay.bench.processes import running
+from m2mpay.bench.rig import PAYER, set_up_rig
 from m2mpay.crypto import PrivateKey, recover_signer
 
 __all__ = ["measure_crypto_limit", "measure_pay"]
@@ -57,55 +54,34 @@ async def measure_pay(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     say = progress or (lambda _msg: None)
-    with tempfile.TemporaryDirectory(prefix="m2mpay-bench-") as tmp:
-        root = Path(tmp)
-        say("hosting an embedded chain and deploying the contracts")
-        ledger = await connect_ledger(data_dir=root / "chain")
-        try:
-            keys = ledger.dev_accounts()
-            deposit = payments * 2 + 10_000
-            _, hub, token = await deploy_contracts(
-                ledger, keys[0], mint={keys[1].address: deposit * 2}
+    deposit = payments * 2 + 10_000
+    say("hosting an embedded chain and deploying the contracts")
+    async with set_up_rig(payer_tokens=deposit * 2) as rig:
+        payee = rig.peer(2, "payee", window=window, codec=codec)
+        payer = rig.peer(PAYER, "payer", window=window, codec=codec)
+        say("starting the payee and payer processes")
+        async with running(payee, payer):
+            opened = await payer.call(
+                {"cmd": "open", **payee.channel_to(rig.token.address, deposit)}
             )
-            common = {"hub": hub.address, "chain_dir": root / "chain", "codec": codec}
-            payee = PeerProcess(key=2, store=root / "payee.sqlite3", window=window, **common)  # type: ignore[arg-type]
-            payer = PeerProcess(key=1, store=root / "payer.sqlite3", window=window, **common)  # type: ignore[arg-type]
-            say("starting the payee and payer processes")
-            await payee.start()
-            await payer.start()
-            try:
-                opened = await payer.call(
-                    {
-                        "cmd": "open",
-                        "peer": str(payee.address),
-                        "endpoint": payee.endpoint,
-                        "asset": str(token.address),
-                        "deposit": str(deposit),
-                    }
-                )
-                channel = opened["channel"]
-                say("warming up")
-                await payer.call({"cmd": "stream", "channel": channel, "count": 2000, "amount": 1})
-                # The payments the payee must have: warm-up, stream and latency runs.
-                expected = 2000 + payments + 1000
-                say(f"streaming {payments:,} payments")
-                result = await payer.call(
-                    {"cmd": "stream", "channel": channel, "count": payments, "amount": 1}
-                )
-                say("measuring unloaded latency (one payment at a time)")
-                unloaded = await payer.call(
-                    {"cmd": "latency", "channel": channel, "count": 1000, "amount": 1}
-                )
-                received = await payee.call({"cmd": "info", "channel": channel})
-                say("measuring the crypto limit")
-                crypto = measure_crypto_limit()
-                say("closing the channel")
-                closed = await payer.call({"cmd": "close", "channel": channel})
-            finally:
-                await payer.stop()
-                await payee.stop()
-        finally:
-            await ledger.stop()
+            channel = opened["channel"]
+            say("warming up")
+            await payer.call({"cmd": "stream", "channel": channel, "count": 2000, "amount": 1})
+            # The payments the payee must have: warm-up, stream and latency runs.
+            expected = 2000 + payments + 1000
+            say(f"streaming {payments:,} payments")
+            result = await payer.call(
+                {"cmd": "stream", "channel": channel, "count": payments, "amount": 1}
+            )
+            say("measuring unloaded latency (one payment at a time)")
+            unloaded = await payer.call(
+                {"cmd": "latency", "channel": channel, "count": 1000, "amount": 1}
+            )
+            received = await payee.call({"cmd": "info", "channel": channel})
+            say("measuring the crypto limit")
+            crypto = measure_crypto_limit()
+            say("closing the channel")
+            closed = await payer.call({"cmd": "close", "channel": channel})
     rate = result["payments_per_s"]
     return {
         "payments": payments,

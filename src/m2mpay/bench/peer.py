@@ -43,8 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from m2mpay.bench.lines import answer_lines, say
 from m2mpay.bench.session_peer import SessionPeer
 from m2mpay.chain.devkeys import dev_keys
 from m2mpay.chain.ledger import Ledger
@@ -288,23 +287,16 @@ async def _serve_host(args: argparse.Namespace) -> None:
         key, ledger, Address(args.hub), WebSocketTransport(port=args.port), codec=args.codec
     )
     await host.start()
-    out = sys.stdout
-    out.write(orjson.dumps({"ready": host.endpoint, "address": str(key.address)}).decode() + "\n")
-    out.flush()
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    async def refuse(_: dict[str, Any]) -> dict[str, Any]:
+        return {"error": "a device host answers only stop"}
+
     try:
-        while line := await reader.readline():
-            if orjson.loads(line).get("cmd") == "stop":
-                break
-            out.write(orjson.dumps({"error": "a device host answers only stop"}).decode() + "\n")
-            out.flush()
+        await answer_lines({"ready": host.endpoint, "address": str(key.address)}, refuse)
     finally:
         await host.stop()
         await ledger.stop()
-    out.write(orjson.dumps({"stopped": True}).decode() + "\n")
-    out.flush()
+    say({"stopped": True})
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -328,23 +320,9 @@ async def _serve(args: argparse.Namespace) -> None:
     sessions = SessionPeer(node, Path(args.sessions)) if args.sessions else None
     if sessions is not None:
         await sessions.start()
-    out = sys.stdout
-    out.write(orjson.dumps({"ready": node.endpoint, "address": str(node.address)}).decode() + "\n")
-    out.flush()
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    ready = {"ready": node.endpoint, "address": str(node.address)}
     try:
-        while line := await reader.readline():
-            command = orjson.loads(line)
-            if command.get("cmd") == "stop":
-                break
-            try:
-                answer = await _command(node, command, sessions, streams)
-            except (M2MPayError, ValueError, KeyError, TimeoutError) as exc:
-                answer = {"error": f"{type(exc).__name__}: {exc}"}
-            out.write(orjson.dumps(answer).decode() + "\n")
-            out.flush()
+        await answer_lines(ready, lambda command: _command(node, command, sessions, streams))
     finally:
         await streams.stop()
         if sessions is not None:
@@ -356,8 +334,7 @@ async def _serve(args: argparse.Namespace) -> None:
         await node.stop()
         if ledger is not None:
             await ledger.stop()
-    out.write(orjson.dumps({"stopped": True}).decode() + "\n")
-    out.flush()
+    say({"stopped": True})
 
 
 def main(argv: list[str] | None = None) -> None:

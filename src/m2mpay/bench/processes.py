@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 from collections import deque
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,76 @@ import orjson
 from m2mpay.crypto import Address
 from m2mpay.errors import M2MPayError
 
-__all__ = ["PeerProcess"]
+__all__ = ["ChildProcess", "PeerProcess", "flags", "running"]
 
 
-class PeerProcess:
+def flags(**given: object) -> list[str]:
+    """Command-line options for the values given (`chain_dir` → `--chain-dir`), in
+    their order; those that are None are left to the child's defaults."""
+    argv: list[str] = []
+    for name, value in given.items():
+        if value is not None:
+            argv += ["--" + name.replace("_", "-"), str(value)]
+    return argv
+
+
+class ChildProcess:
+    """A child process that answers on stdout and logs on stderr; the log's last
+    `kept_lines` lines are kept for error reports."""
+
+    def __init__(self, argv: list[str], *, kept_lines: int) -> None:
+        self._argv = argv
+        self._process: asyncio.subprocess.Process | None = None
+        self._stderr: deque[str] = deque(maxlen=kept_lines)
+        self._stderr_task: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    async def _spawn(self, *, stdin: int, limit: int = 2**16) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            *self._argv,
+            stdin=stdin,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=limit,
+        )
+        self._stderr_task = asyncio.ensure_future(self._drain_stderr(self._process))
+
+    async def _drain_stderr(self, process: asyncio.subprocess.Process) -> None:
+        # Keep the child's log readable for error reports, and never let a full
+        # pipe block the child.
+        assert process.stderr is not None
+        while line := await process.stderr.readline():
+            self._stderr.append(line.decode(errors="replace").rstrip())
+
+    def stderr_tail(self) -> str:
+        """The last lines the child wrote to stderr (its log)."""
+        return "\n".join(self._stderr)
+
+    async def _line(self, timeout: float) -> bytes:
+        """The child's next line on stdout; empty once the child has exited, then
+        reaped and its log read to the end (for the report)."""
+        assert self._process is not None
+        assert self._process.stdout is not None
+        async with asyncio.timeout(timeout):
+            line = await self._process.stdout.readline()
+        if not line:
+            await self._process.wait()
+            if self._stderr_task is not None:
+                await self._stderr_task
+        return line
+
+    async def kill(self) -> None:
+        """SIGKILL: no chance to flush, snapshot or say goodbye."""
+        if self._process is not None and self._process.returncode is None:
+            os.kill(self._process.pid, signal.SIGKILL)
+            await self._process.wait()
+
+
+class PeerProcess(ChildProcess):
     """One node process; `call` sends a command line and returns the answer."""
 
     def __init__(
@@ -45,85 +113,57 @@ class PeerProcess:
         `watcher` is "host" (the host's watcher, through the host) or a watcher's URL.
         With `device_host`, the process is the `DeviceHost` devices use (on `hub`).
         `module` runs another process of the same JSON-lines kind (`bench.bus_peer`)."""
-        self._argv = [
+        argv = [
             sys.executable, "-m", module,
             "--key", str(key), "--store", str(store), "--port", str(port),
         ]  # fmt: skip
         if module == "m2mpay.bench.peer":
-            self._argv += ["--codec", codec, "--window", str(window)]
-        if hub is not None:
-            self._argv += ["--hub", str(hub)]
-        if host is not None:
-            self._argv += ["--host", host]
-        if host_address is not None:
-            self._argv += ["--host-address", str(host_address)]
-        if watcher is not None:
-            self._argv += ["--watcher", watcher]
-        if chain_dir is not None:
-            self._argv += ["--chain-dir", str(chain_dir)]
-        if rpc_url is not None:
-            self._argv += ["--rpc-url", rpc_url]
-        if sessions is not None:
-            self._argv += ["--sessions", str(sessions)]
+            argv += ["--codec", codec, "--window", str(window)]
+        argv += flags(
+            hub=hub,
+            host=host,
+            host_address=host_address,
+            watcher=watcher,
+            chain_dir=chain_dir,
+            rpc_url=rpc_url,
+            sessions=sessions,
+        )
         if device_host:
-            self._argv.append("--device-host")
-        if reconnect_max_delay is not None:
-            self._argv += ["--reconnect-max-delay", str(reconnect_max_delay)]
-        self._process: asyncio.subprocess.Process | None = None
-        self._stderr: deque[str] = deque(maxlen=40)
-        self._stderr_task: asyncio.Task[None] | None = None
+            argv.append("--device-host")
+        argv += flags(reconnect_max_delay=reconnect_max_delay)
+        super().__init__(argv, kept_lines=40)
         self.endpoint = ""
         self.address: Address | None = None
 
-    @property
-    def pid(self) -> int:
-        assert self._process is not None
-        return self._process.pid
-
     async def start(self, timeout: float = 60.0) -> None:
-        self._process = await asyncio.create_subprocess_exec(
-            *self._argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=2**24,
-        )
         self._stderr.clear()
-        self._stderr_task = asyncio.ensure_future(self._drain_stderr(self._process))
+        await self._spawn(stdin=asyncio.subprocess.PIPE, limit=2**24)
         try:
             ready = await self._read(timeout)
         except TimeoutError:
-            self._process.kill()
-            await self._process.wait()
+            await self.kill()
             raise M2MPayError(
                 f"node process not ready after {timeout:g} s: {self.stderr_tail()}"
             ) from None
         self.endpoint = ready["ready"]
         self.address = Address(ready["address"])
 
-    async def _drain_stderr(self, process: asyncio.subprocess.Process) -> None:
-        # Keep the child's log readable for error reports, and never let a full
-        # pipe block the child.
-        assert process.stderr is not None
-        while line := await process.stderr.readline():
-            self._stderr.append(line.decode(errors="replace").rstrip())
-
-    def stderr_tail(self) -> str:
-        """The last lines the child wrote to stderr (its log)."""
-        return "\n".join(self._stderr)
-
     async def _read(self, timeout: float) -> dict[str, Any]:
-        assert self._process is not None
-        assert self._process.stdout is not None
-        async with asyncio.timeout(timeout):
-            line = await self._process.stdout.readline()
+        line = await self._line(timeout)
         if not line:
-            await self._process.wait()
-            if self._stderr_task is not None:
-                await self._stderr_task
             raise M2MPayError(f"node process exited: {self.stderr_tail()}")
         answer: dict[str, Any] = orjson.loads(line)
         return answer
+
+    def channel_to(self, asset: Address, deposit: int) -> dict[str, str]:
+        """What an `open` (or `open_many`) command needs to open a channel to this node."""
+        assert self.address is not None, "the node is not started"
+        return {
+            "peer": str(self.address),
+            "endpoint": self.endpoint,
+            "asset": str(asset),
+            "deposit": str(deposit),
+        }
 
     async def call(self, command: dict[str, Any], timeout: float = 300.0) -> dict[str, Any]:
         assert self._process is not None
@@ -147,8 +187,13 @@ class PeerProcess:
             self._process.kill()
         await self._process.wait()
 
-    async def kill(self) -> None:
-        """SIGKILL: no chance to flush, snapshot or say goodbye."""
-        if self._process is not None and self._process.returncode is None:
-            os.kill(self._process.pid, signal.SIGKILL)
-            await self._process.wait()
+
+@contextlib.asynccontextmanager
+async def running(*processes: PeerProcess) -> AsyncIterator[None]:
+    """`processes` started in order and stopped in the reverse order, however the block
+    ends: a later one leans on the earlier ones (a payer dials its payee)."""
+    async with contextlib.AsyncExitStack() as started:
+        for process in processes:
+            await process.start()
+            started.push_async_callback(process.stop)
+        yield

@@ -10,14 +10,11 @@ runs; exposure is sampled on both sides (see `m2mpay.bench.session_peer`).
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from m2mpay.bench.processes import PeerProcess
-from m2mpay.chain.deploy import deploy_contracts
-from m2mpay.chain.shared import connect_ledger
+from m2mpay.bench.processes import running
+from m2mpay.bench.rig import PAYER, set_up_rig
 
 __all__ = ["measure_sessions"]
 
@@ -37,68 +34,46 @@ async def measure_sessions(
 ) -> dict[str, Any]:
     say = progress or (lambda _msg: None)
     deposit = int(rate * (seconds + 60) * PRICE * 2) + window * PRICE
-    with tempfile.TemporaryDirectory(prefix="m2mpay-bench-") as tmp:
-        root = Path(tmp)
-        say("hosting an embedded chain and deploying the contracts")
-        ledger = await connect_ledger(data_dir=root / "chain")
-        try:
-            keys = ledger.dev_accounts()
-            _, hub, token = await deploy_contracts(
-                ledger, keys[0], mint={keys[1].address: deposit * sessions}
+    say("hosting an embedded chain and deploying the contracts")
+    async with set_up_rig(payer_tokens=deposit * sessions) as rig:
+        seller = rig.peer(2, "seller", sessions=rig.root / "seller-s.sqlite3")
+        buyer = rig.peer(PAYER, "buyer", sessions=rig.root / "buyer-s.sqlite3")
+        say("starting the seller and buyer processes")
+        async with running(seller, buyer):
+            say(f"opening {sessions:,} channels, one per session")
+            opened = await buyer.call(
+                {
+                    "cmd": "open_many",
+                    **seller.channel_to(rig.token.address, deposit),
+                    "count": sessions,
+                    "concurrency": 64,
+                },
+                timeout=3600,
             )
-            common: dict[str, Any] = {"hub": hub.address, "chain_dir": root / "chain"}
-            seller = PeerProcess(
-                key=2, store=root / "seller.sqlite3", sessions=root / "seller-s.sqlite3", **common
+            offer = await seller.call(
+                {
+                    "cmd": "session_offer",
+                    "asset": str(rig.token.address),
+                    "price": str(PRICE),
+                    "window": window,
+                    "batch": batch,
+                    "rate": rate,
+                    "leader": leader,
+                }
             )
-            buyer = PeerProcess(
-                key=1, store=root / "buyer.sqlite3", sessions=root / "buyer-s.sqlite3", **common
+            say(f"running {sessions:,} sessions for {seconds:g} s at {rate:g} units/s each")
+            bought = await buyer.call(
+                {
+                    "cmd": "session_buy",
+                    "offer": offer["offer"],
+                    "count": sessions,
+                    "seconds": seconds,
+                },
+                timeout=seconds + 1800,
             )
-            say("starting the seller and buyer processes")
-            await seller.start()
-            await buyer.start()
-            try:
-                say(f"opening {sessions:,} channels, one per session")
-                opened = await buyer.call(
-                    {
-                        "cmd": "open_many",
-                        "peer": str(seller.address),
-                        "endpoint": seller.endpoint,
-                        "asset": str(token.address),
-                        "deposit": str(deposit),
-                        "count": sessions,
-                        "concurrency": 64,
-                    },
-                    timeout=3600,
-                )
-                offer = await seller.call(
-                    {
-                        "cmd": "session_offer",
-                        "asset": str(token.address),
-                        "price": str(PRICE),
-                        "window": window,
-                        "batch": batch,
-                        "rate": rate,
-                        "leader": leader,
-                    }
-                )
-                say(f"running {sessions:,} sessions for {seconds:g} s at {rate:g} units/s each")
-                bought = await buyer.call(
-                    {
-                        "cmd": "session_buy",
-                        "offer": offer["offer"],
-                        "count": sessions,
-                        "seconds": seconds,
-                    },
-                    timeout=seconds + 1800,
-                )
-                sold = await seller.call({"cmd": "session_stats"})
-                rss_seller = (await seller.call({"cmd": "rss"}))["rss_bytes"]
-                rss_buyer = (await buyer.call({"cmd": "rss"}))["rss_bytes"]
-            finally:
-                await buyer.stop()
-                await seller.stop()
-        finally:
-            await ledger.stop()
+            sold = await seller.call({"cmd": "session_stats"})
+            rss_seller = (await seller.call({"cmd": "rss"}))["rss_bytes"]
+            rss_buyer = (await buyer.call({"cmd": "rss"}))["rss_bytes"]
     exposure = max(int(bought["max_exposure_units"]), int(sold["max_exposure_units"]))
     return {
         "sessions": sessions,

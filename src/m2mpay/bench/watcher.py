@@ -24,24 +24,22 @@ store. This process then
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import statistics
 import sys
-import tempfile
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from m2mpay.chain.deploy import deploy_contracts
+from m2mpay.bench.processes import ChildProcess, flags
+from m2mpay.bench.rig import PAYER, Rig, set_up_rig
 from m2mpay.chain.events import ChannelClosing, decode_hub_event
 from m2mpay.chain.hub import ChannelHub, Closing, OnchainChannel
-from m2mpay.chain.ledger import Ledger
 from m2mpay.chain.shared import connect_ledger
+from m2mpay.chain.token import TokenContract
 from m2mpay.crypto import Address, PrivateKey, Signature
 from m2mpay.errors import M2MPayError
 from m2mpay.watcher.client import WatcherClient
@@ -59,7 +57,7 @@ def process_rss_bytes(pid: int) -> int:
     return 0
 
 
-class WatcherProcess:
+class WatcherProcess(ChildProcess):
     """`m2mpay watcher serve --json` as a child process; `start` returns its ready line."""
 
     def __init__(
@@ -71,60 +69,29 @@ class WatcherProcess:
         rpc_url: str | None = None,
         extra: tuple[str, ...] = (),
     ) -> None:
-        self._argv = [sys.executable, "-m", "m2mpay.cli.watcher", "serve", "--json", "--port", "0"]
-        if hub is not None:  # else the data dir's deployments.json
-            self._argv += ["--hub", hub.checksum]
-        if store is not None:  # else the data dir's watcher.sqlite3
-            self._argv += ["--store", str(store)]
-        if data_dir is not None:
-            self._argv += ["--data-dir", str(data_dir)]
-        if rpc_url is not None:
-            self._argv += ["--rpc-url", rpc_url]
-        self._argv += list(extra)
-        self._process: asyncio.subprocess.Process | None = None
-        self._stderr: deque[str] = deque(maxlen=200)
-        self._drain: asyncio.Task[None] | None = None
+        argv = [sys.executable, "-m", "m2mpay.cli.watcher", "serve", "--json", "--port", "0"]
+        # Without a hub or a store: the data dir's deployments.json and watcher.sqlite3.
+        argv += flags(hub=hub, store=store, data_dir=data_dir, rpc_url=rpc_url)
+        super().__init__([*argv, *extra], kept_lines=200)
         self.url = ""
         self.address: Address | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self._process is not None
-        return self._process.pid
 
     def log_lines(self) -> list[str]:
         """The last lines the watcher logged (stderr)."""
         return list(self._stderr)
 
     async def start(self, timeout: float = 60.0) -> dict[str, Any]:
-        self._process = await asyncio.create_subprocess_exec(
-            *self._argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        self._drain = asyncio.ensure_future(self._drain_stderr(self._process))
-        assert self._process.stdout is not None
+        await self._spawn(stdin=asyncio.subprocess.DEVNULL)
         try:
-            async with asyncio.timeout(timeout):
-                line = await self._process.stdout.readline()
+            line = await self._line(timeout)
         except TimeoutError:
             await self.kill()
             raise M2MPayError(f"watcher not ready after {timeout:g} s") from None
         if not line:
-            await self._process.wait()
-            if self._drain is not None:
-                await self._drain
-            raise M2MPayError("watcher process exited:\n" + "\n".join(self._stderr))
+            raise M2MPayError("watcher process exited:\n" + self.stderr_tail())
         ready: dict[str, Any] = orjson.loads(line)
         self.url, self.address = ready["url"], Address(ready["address"])
         return ready
-
-    async def _drain_stderr(self, process: asyncio.subprocess.Process) -> None:
-        # Keep the log for reports, and never let a full pipe block the child.
-        assert process.stderr is not None
-        while line := await process.stderr.readline():
-            self._stderr.append(line.decode(errors="replace").rstrip())
 
     async def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM (a graceful stop) and the exit code; SIGKILL if it does not stop."""
@@ -139,12 +106,6 @@ class WatcherProcess:
         except TimeoutError:
             await self.kill()
             return -signal.SIGKILL
-
-    async def kill(self) -> None:
-        """SIGKILL: no flush, no snapshot, no goodbye."""
-        if self._process is not None and self._process.returncode is None:
-            os.kill(self._process.pid, signal.SIGKILL)
-            await self._process.wait()
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -163,7 +124,7 @@ async def _in_parallel(jobs: list[Any], concurrency: int, run: Callable[[Any], A
 
 
 async def _open_channels(
-    ledger: Ledger, hub: ChannelHub, token: Any, payer: PrivateKey, channels: list[OnchainChannel]
+    hub: ChannelHub, token: TokenContract, payer: PrivateKey, channels: list[OnchainChannel]
 ) -> None:
     await token.approve(payer, hub.address, sum(c.deposit_a for c in channels))
     for channel in channels:
@@ -180,53 +141,39 @@ async def measure_watcher(
 ) -> dict[str, Any]:
     say = progress or (lambda _msg: None)
     opened = min(opened, channels)
-    with tempfile.TemporaryDirectory(prefix="m2mpay-bench-") as tmp:
-        root = Path(tmp)
-        say("hosting an embedded chain and deploying the contracts")
-        ledger = await connect_ledger(data_dir=root / "chain")
+    deposit = 1_000
+    say("hosting an embedded chain and deploying the contracts")
+    async with set_up_rig(payer_tokens=opened * deposit) as rig:
+        payer, payee = rig.keys[PAYER], rig.keys[2]
+        all_channels = [
+            OnchainChannel(
+                payer.address,
+                payee.address,
+                rig.token.address,
+                3600,
+                nonce,
+                deposit_a=deposit if nonce < opened else 0,
+            )
+            for nonce in range(channels)
+        ]
+        process = WatcherProcess(
+            hub=rig.hub.address, store=rig.root / "watcher.sqlite3", data_dir=rig.chain_dir
+        )
+        say("starting the watcher process")
+        await process.start()
         try:
-            keys = ledger.dev_accounts()
-            payer, payee = keys[1], keys[2]
-            deposit = 1_000
-            _, hub, token = await deploy_contracts(
-                ledger, keys[0], mint={payer.address: opened * deposit}
+            result = await _drive(
+                rig,
+                process,
+                all_channels[:opened],
+                all_channels,
+                updates_per_channel,
+                concurrency,
+                say,
             )
-            all_channels = [
-                OnchainChannel(
-                    payer.address,
-                    payee.address,
-                    token.address,
-                    3600,
-                    nonce,
-                    deposit_a=deposit if nonce < opened else 0,
-                )
-                for nonce in range(channels)
-            ]
-            process = WatcherProcess(
-                hub=hub.address, store=root / "watcher.sqlite3", data_dir=root / "chain"
-            )
-            say("starting the watcher process")
-            await process.start()
-            try:
-                result = await _drive(
-                    ledger,
-                    root / "chain",
-                    hub,
-                    token,
-                    process,
-                    all_channels[:opened],
-                    all_channels,
-                    payer,
-                    payee,
-                    updates_per_channel,
-                    concurrency,
-                    say,
-                )
-                result["rss_mb"] = round(process_rss_bytes(process.pid) / 2**20, 1)
-            finally:
-                exit_code = await process.stop()
+            result["rss_mb"] = round(process_rss_bytes(process.pid) / 2**20, 1)
         finally:
-            await ledger.stop()
+            exit_code = await process.stop()
     result.update(
         watcher_exit_code=exit_code,
         limits={
@@ -251,19 +198,15 @@ async def measure_watcher(
 
 
 async def _drive(
-    ledger: Ledger,
-    chain_dir: Path,
-    hub: ChannelHub,
-    token: Any,
+    rig: Rig,
     process: WatcherProcess,
     opened: list[OnchainChannel],
     channels: list[OnchainChannel],
-    payer: PrivateKey,
-    payee: PrivateKey,
     updates_per_channel: int,
     concurrency: int,
     say: Progress,
 ) -> dict[str, Any]:
+    hub, payer, payee = rig.hub, rig.keys[PAYER], rig.keys[2]
     async with WatcherClient(process.url, connections=concurrency) as client:
         tokens: dict[bytes, str] = {}
 
@@ -277,7 +220,7 @@ async def _drive(
 
         say(f"opening {len(opened)} of them on chain")
         started = time.perf_counter()
-        await _open_channels(ledger, hub, token, payer, opened)
+        await _open_channels(hub, rig.token, payer, opened)
         open_s = time.perf_counter() - started
 
         say(f"signing {len(channels) * updates_per_channel:,} balance proofs")
@@ -304,7 +247,7 @@ async def _drive(
         # The closer is another client of the chain's JSON-RPC endpoint, like the watcher:
         # the embedded chain mines in this event loop without yielding, so closes sent
         # in process would hold the chain until all of them are mined.
-        closer_ledger = await connect_ledger(data_dir=chain_dir)
+        closer_ledger = await connect_ledger(data_dir=rig.chain_dir)
         try:
             closer_hub = ChannelHub(closer_ledger, hub.address)
             latencies, defended = await _burst(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -45,8 +46,7 @@ def gas(
 
     async def go() -> None:
         async with _open_ledger(None, rpc_url, anvil) as ledger:
-            progress = None if as_json else (lambda msg: err_console.print(f"· {msg}"))
-            result = await measure_gas(ledger, progress)
+            result = await measure_gas(ledger, None if as_json else _say)
         if as_json:
             print(json.dumps(result))
             return
@@ -69,7 +69,17 @@ def gas(
     run(go())
 
 
-def _print_result(title: str, result: dict[str, object]) -> None:
+def _say(message: str) -> None:
+    err_console.print(f"· {message}")
+
+
+def _measure(title: str, measuring: Coroutine[Any, Any, dict[str, Any]], *, as_json: bool) -> None:
+    """Run a benchmark; its result as one JSON object on stdout with --json, else as a
+    table (its progress goes to stderr either way: stdout is the result)."""
+    result = run(measuring)
+    if as_json:
+        print(json.dumps(result))
+        return
     table = Table(title=title, show_header=False)
     for key, value in result.items():
         table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
@@ -88,12 +98,12 @@ def pay(
     """Payments per second and latency between two node processes over WebSocket."""
     if codec not in ("cbor", "json"):
         raise typer.BadParameter("codec must be cbor or json")
-    progress = None if as_json else (lambda msg: err_console.print(f"· {msg}"))
-    result = run(measure_pay(payments=payments, window=window, codec=codec, progress=progress))
-    if as_json:
-        print(json.dumps(result))
-    else:
-        _print_result("payment throughput (two processes, WebSocket, SQLite)", result)
+    progress = None if as_json else _say
+    _measure(
+        "payment throughput (two processes, WebSocket, SQLite)",
+        measure_pay(payments=payments, window=window, codec=codec, progress=progress),
+        as_json=as_json,
+    )
 
 
 @bench_app.command("channels")
@@ -103,12 +113,12 @@ def channels(
     as_json: JsonOption = False,
 ) -> None:
     """Resident memory per open channel in one node (its own process, on Anvil)."""
-    progress = None if as_json else (lambda msg: err_console.print(f"· {msg}"))
-    result = run(measure_channels(channels=count, concurrency=concurrency, progress=progress))
-    if as_json:
-        print(json.dumps(result))
-    else:
-        _print_result("memory per channel", result)
+    progress = None if as_json else _say
+    _measure(
+        "memory per channel",
+        measure_channels(channels=count, concurrency=concurrency, progress=progress),
+        as_json=as_json,
+    )
 
 
 @bench_app.command("watcher")
@@ -122,23 +132,17 @@ def watcher(
     as_json: JsonOption = False,
 ) -> None:
     """Watcher update throughput over HTTP, dispute latency and memory (its own process)."""
-
-    def progress(msg: str) -> None:  # on stderr, even with --json: stdout is the result
-        err_console.print(f"· {msg}")
-
-    result = run(
+    _measure(
+        "watcher (own process, HTTP, SQLite, embedded chain)",
         measure_watcher(
             channels=count,
             opened=opened,
             updates_per_channel=updates,
             concurrency=concurrency,
-            progress=progress,
-        )
+            progress=_say,
+        ),
+        as_json=as_json,
     )
-    if as_json:
-        print(json.dumps(result))
-    else:
-        _print_result("watcher (own process, HTTP, SQLite, embedded chain)", result)
 
 
 @bench_app.command("sessions")
@@ -156,22 +160,16 @@ def sessions(
         raise typer.BadParameter("leader must be deliverer or payer")
     if batch > window:
         raise typer.BadParameter("a batch cannot be larger than the window")
-    progress = lambda msg: err_console.print(f"· {msg}")  # noqa: E731 (stderr, even with --json)
-    result = run(
-        measure_sessions(
-            sessions=count,
-            seconds=seconds,
-            rate=rate,
-            window=window,
-            batch=batch,
-            leader=leader,
-            progress=progress,
-        )
+    measuring = measure_sessions(
+        sessions=count,
+        seconds=seconds,
+        rate=rate,
+        window=window,
+        batch=batch,
+        leader=leader,
+        progress=_say,
     )
-    if as_json:
-        print(json.dumps(result))
-    else:
-        _print_result("metered sessions (two processes, WebSocket, SQLite)", result)
+    _measure("metered sessions (two processes, WebSocket, SQLite)", measuring, as_json=as_json)
 
 
 @bench_app.command("api")
@@ -184,11 +182,8 @@ def api(
     as_json: JsonOption = False,
 ) -> None:
     """Payments per second and latency through the node daemon's HTTP API."""
-    progress = lambda msg: err_console.print(f"· {msg}")  # noqa: E731 (stderr, even with --json)
-    result = run(
-        measure_api(payments=payments, concurrency=concurrency, wait=wait, progress=progress)
+    _measure(
+        "payments through the HTTP API",
+        measure_api(payments=payments, concurrency=concurrency, wait=wait, progress=_say),
+        as_json=as_json,
     )
-    if as_json:
-        print(json.dumps(result))
-    else:
-        _print_result("payments through the HTTP API", result)

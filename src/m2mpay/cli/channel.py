@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Annotated
 
 import typer
@@ -18,15 +16,16 @@ from rich.progress import (
 
 from m2mpay.cli.common import JsonOption, console, err_console
 from m2mpay.cli.remote import (
+    AssetOption,
     TokenOption,
     UrlOption,
+    answer,
     asset_address,
-    call,
-    emit,
+    busy,
     kv_table,
+    listing,
     resolve_id,
     short,
-    table,
 )
 from m2mpay.client import DEFAULT_URL, ChannelView, NodeClient, PaymentMade
 from m2mpay.crypto import Address
@@ -47,16 +46,6 @@ async def channel_id_of(node: NodeClient, given: str) -> str:
     return resolve_id(given, [c.channel_id for c in await node.channels()], "channel")
 
 
-@contextlib.contextmanager
-def _busy(message: str, quiet: bool) -> Iterator[None]:
-    """A spinner on stderr while the node works on chain (not with --json)."""
-    if quiet:
-        yield
-        return
-    with err_console.status(message):
-        yield
-
-
 def _show(channel: ChannelView, title: str = "channel") -> None:
     kv_table(
         title,
@@ -75,6 +64,18 @@ def _show(channel: ChannelView, title: str = "channel") -> None:
     )
 
 
+def _row(channel: ChannelView) -> list[str]:
+    return [
+        short(channel.channel_id),
+        short(channel.peer.checksum),
+        channel.phase,
+        str(channel.balance_mine),
+        str(channel.balance_peer),
+        str(channel.sent_total),
+        str(channel.received_total),
+    ]
+
+
 @channel_app.command("open")
 def open_channel(
     peer: Annotated[
@@ -89,9 +90,7 @@ def open_channel(
         str | None, typer.Option(help="The peer's wire endpoint (ws://host:port).")
     ] = None,
     peer_deposit: Annotated[int, typer.Option(min=0, help="What the peer deposits.")] = 0,
-    asset: Annotated[
-        str | None, typer.Option(help="Token address or symbol (default: the node's token).")
-    ] = None,
+    asset: AssetOption = None,
     challenge_period: Annotated[
         int | None, typer.Option(min=10, help="Seconds (default: the node's).")
     ] = None,
@@ -101,17 +100,16 @@ def open_channel(
 ) -> None:
     """Open a channel with a peer and fund it on chain."""
 
-    async def work(node: NodeClient) -> None:
+    async def opened(node: NodeClient) -> ChannelView:
         address: Address | str = peer
         reach = endpoint
         if peer.startswith(("http://", "https://")):
             async with NodeClient(peer) as other:
                 theirs = await other.info()
             address, reach = theirs.address, endpoint or theirs.peer_endpoint
-        info = await node.info()
-        chosen = asset_address(asset, info.contracts.token, info.contracts.token_symbol)
-        with _busy("opening the channel on chain …", as_json):
-            channel = await node.open_channel(
+        chosen = asset_address(asset, await node.info())
+        with busy("opening the channel on chain …", as_json):
+            return await node.open_channel(
                 address,
                 deposit,
                 endpoint=reach,
@@ -119,12 +117,8 @@ def open_channel(
                 peer_deposit=peer_deposit,
                 challenge_period=challenge_period,
             )
-        if as_json:
-            emit(channel)
-        else:
-            _show(channel, "channel opened")
 
-    call(url, token, work, as_json=as_json)
+    answer(url, token, opened, lambda c: _show(c, "channel opened"), as_json=as_json)
 
 
 @channel_app.command("list")
@@ -132,33 +126,16 @@ def list_channels(
     url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
 ) -> None:
     """Every channel of the node (ids are cut; commands accept the prefix shown)."""
-
-    async def work(node: NodeClient) -> None:
-        channels = await node.channels()
-        if as_json:
-            emit({"channels": channels})
-            return
-        if not channels:
-            console.print("no channels")
-            return
-        shown = table(
-            f"{len(channels)} channel(s)",
-            keep="id peer phase",
-            numbers="mine peer's sent received",
-        )
-        for c in channels:
-            shown.add_row(
-                short(c.channel_id),
-                short(c.peer.checksum),
-                c.phase,
-                str(c.balance_mine),
-                str(c.balance_peer),
-                str(c.sent_total),
-                str(c.received_total),
-            )
-        console.print(shown)
-
-    call(url, token, work, as_json=as_json)
+    answer(
+        url,
+        token,
+        lambda node: node.channels(),
+        lambda channels: listing(
+            "channel", channels, _row, keep="id peer phase", numbers="mine peer's sent received"
+        ),
+        as_json=as_json,
+        key="channels",
+    )
 
 
 @channel_app.command("show")
@@ -170,14 +147,10 @@ def show_channel(
 ) -> None:
     """One channel in full."""
 
-    async def work(node: NodeClient) -> None:
-        view = await node.channel(await channel_id_of(node, channel))
-        if as_json:
-            emit(view)
-        else:
-            _show(view)
+    async def view(node: NodeClient) -> ChannelView:
+        return await node.channel(await channel_id_of(node, channel))
 
-    call(url, token, work, as_json=as_json)
+    answer(url, token, view, _show, as_json=as_json)
 
 
 @channel_app.command("pay")
@@ -194,7 +167,7 @@ def pay(
 ) -> None:
     """Pay the peer over the channel, `--count` times; a progress bar shows the stream."""
 
-    async def work(node: NodeClient) -> None:
+    async def paid(node: NodeClient) -> dict[str, str | int]:
         channel_id = await channel_id_of(node, channel)
         made: list[PaymentMade] = []
         progress = Progress(
@@ -212,7 +185,7 @@ def pay(
                 made.append(await node.pay(channel_id, amount, wait=wait))
                 progress.update(task, advance=1, paid=amount * len(made))
         last = made[-1]
-        summary = {
+        return {
             "channel_id": channel_id,
             "payments": len(made),
             "amount": str(amount * len(made)),
@@ -220,15 +193,15 @@ def pay(
             "seq": last.seq,
             "acknowledged": sum(p.acknowledged for p in made),
         }
-        if as_json:
-            emit(summary)
-        else:
-            console.print(
-                f"paid {amount * len(made)} in {len(made)} payment(s) on {short(channel_id)}; "
-                f"{summary['acknowledged']} acknowledged, {last.sent_total} sent in all"
-            )
 
-    call(url, token, work, as_json=as_json)
+    def said(summary: dict[str, str | int]) -> None:
+        console.print(
+            f"paid {summary['amount']} in {summary['payments']} payment(s) on "
+            f"{short(str(summary['channel_id']))}; {summary['acknowledged']} acknowledged, "
+            f"{summary['sent_total']} sent in all"
+        )
+
+    answer(url, token, paid, said, as_json=as_json)
 
 
 @channel_app.command("close")
@@ -240,13 +213,9 @@ def close(
 ) -> None:
     """Close cooperatively (unilaterally if the peer does not answer) and settle on chain."""
 
-    async def work(node: NodeClient) -> None:
+    async def closed(node: NodeClient) -> ChannelView:
         channel_id = await channel_id_of(node, channel)
-        with _busy(f"closing {escape(short(channel_id))} on chain …", as_json):
-            view = await node.close_channel(channel_id)
-        if as_json:
-            emit(view)
-        else:
-            _show(view, "channel closed")
+        with busy(f"closing {escape(short(channel_id))} on chain …", as_json):
+            return await node.close_channel(channel_id)
 
-    call(url, token, work, as_json=as_json)
+    answer(url, token, closed, lambda c: _show(c, "channel closed"), as_json=as_json)

@@ -7,7 +7,11 @@ so `m2mpay channel pay` starts in a fraction of a second. Opening a ledger is in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import json
+import logging
+import signal
+import sys
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Final, TypeVar
 
@@ -24,7 +28,10 @@ __all__ = [
     "RpcUrlOption",
     "console",
     "err_console",
+    "log_to_stderr",
     "run",
+    "serve_until",
+    "stop_on_signals",
 ]
 
 T = TypeVar("T")
@@ -71,3 +78,39 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except M2MPayError as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from None
+
+
+def log_to_stderr(level: int) -> None:
+    """A daemon's log: on stderr, as stdout carries its ready line for programs."""
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGINT (Ctrl-C) or SIGTERM sets: a daemon runs until then."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve_until(
+    stop: asyncio.Event,
+    ready: dict[str, Any],
+    people: Sequence[str],
+    *,
+    as_json: bool,
+    what: str,
+) -> None:
+    """Say that the daemon (`what`) is ready, as one JSON line for programs or as the
+    lines of `people`, and serve until `stop` is set."""
+    if as_json:
+        print(json.dumps(ready), flush=True)
+    else:
+        for line in people:
+            console.print(line)
+    await stop.wait()
+    if not as_json:
+        err_console.print(f"stopping the {what} …")

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from m2mpay.cli.common import JsonOption, console
-from m2mpay.cli.remote import TokenOption, UrlOption, call, emit, kv_table, short, table
-from m2mpay.client import DEFAULT_URL, DeviceView, NodeClient
+from m2mpay.cli.common import JsonOption
+from m2mpay.cli.remote import TokenOption, UrlOption, answer, kv_table, listing, short
+from m2mpay.client import DEFAULT_URL, DeviceView, TelemetryRecord
 
 __all__ = ["device_app"]
 
@@ -23,32 +23,49 @@ def _services(device: DeviceView) -> str:
     return ", ".join(f"{s.name} ({s.price}/{s.unit})" for s in device.services) or "—"
 
 
+def _row(device: DeviceView) -> list[str]:
+    return [
+        short(device.device_id),
+        "yes" if device.online else "no",
+        escape(device.name),
+        escape(device.state),
+        escape(_services(device)),
+    ]
+
+
+def _show(device: DeviceView) -> None:
+    kv_table(
+        f"device {device.device_id}",
+        [
+            ("name", device.name),
+            ("online", device.online),
+            ("state", device.state),
+            ("services", _services(device)),
+            ("last seen", device.last_seen_ms),
+        ],
+    )
+
+
+def _record_row(record: TelemetryRecord) -> list[str]:
+    return [str(record.seq), str(record.at_ms), escape(json.dumps(dict(record.data)))]
+
+
 @device_app.command("list")
 def list_devices(
     url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
 ) -> None:
     """Every device the node knows, online or not."""
 
-    async def work(node: NodeClient) -> None:
-        devices = await node.devices()
-        if as_json:
-            emit({"devices": devices})
-            return
-        if not devices:
-            console.print("no devices")
-            return
-        shown = table(f"{len(devices)} device(s)", keep="id online", fold="name state services")
-        for d in devices:
-            shown.add_row(
-                short(d.device_id),
-                "yes" if d.online else "no",
-                escape(d.name),
-                escape(d.state),
-                escape(_services(d)),
-            )
-        console.print(shown)
-
-    call(url, token, work, as_json=as_json)
+    answer(
+        url,
+        token,
+        lambda node: node.devices(),
+        lambda devices: listing(
+            "device", devices, _row, keep="id online", fold="name state services"
+        ),
+        as_json=as_json,
+        key="devices",
+    )
 
 
 @device_app.command("show")
@@ -60,23 +77,7 @@ def show(
 ) -> None:
     """One device: its services and state."""
 
-    async def work(node: NodeClient) -> None:
-        view = await node.device(device)
-        if as_json:
-            emit(view)
-            return
-        kv_table(
-            f"device {view.device_id}",
-            [
-                ("name", view.name),
-                ("online", view.online),
-                ("state", view.state),
-                ("services", _services(view)),
-                ("last seen", view.last_seen_ms),
-            ],
-        )
-
-    call(url, token, work, as_json=as_json)
+    answer(url, token, lambda node: node.device(device), _show, as_json=as_json)
 
 
 @device_app.command("telemetry")
@@ -90,17 +91,19 @@ def telemetry(
 ) -> None:
     """A device's telemetry records, oldest first."""
 
-    async def work(node: NodeClient) -> None:
-        records = await node.telemetry(device, after=after, limit=limit)
-        if as_json:
-            emit({"records": records})
-            return
-        if not records:
-            console.print(f"no telemetry from {escape(device)} after {after}")
-            return
-        shown = table(f"telemetry of {short(device, 14)}", keep="seq at_ms", fold="data")
-        for r in records:
-            shown.add_row(str(r.seq), str(r.at_ms), escape(json.dumps(dict(r.data))))
-        console.print(shown)
-
-    call(url, token, work, as_json=as_json)
+    answer(
+        url,
+        token,
+        lambda node: node.telemetry(device, after=after, limit=limit),
+        lambda records: listing(
+            "record",
+            records,
+            _record_row,
+            title=f"telemetry of {short(device, 14)}",
+            empty=f"no telemetry from {escape(device)} after {after}",
+            keep="seq at_ms",
+            fold="data",
+        ),
+        as_json=as_json,
+        key="records",
+    )

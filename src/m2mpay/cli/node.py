@@ -8,11 +8,8 @@ once (`--new-token` makes a new one).
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -24,9 +21,10 @@ from m2mpay.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
     RpcUrlOption,
-    console,
-    err_console,
+    log_to_stderr,
     run,
+    serve_until,
+    stop_on_signals,
 )
 from m2mpay.crypto import PrivateKey
 from m2mpay.crypto.keystore import (
@@ -101,11 +99,7 @@ def node_command(
     ] = False,
 ) -> None:
     """Run this machine's node: channels, metered sessions and the HTTP API, until Ctrl-C."""
-    logging.basicConfig(
-        level=logging.WARNING if as_json else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_to_stderr(logging.WARNING if as_json else logging.INFO)
     key, new_key = unlock_key(data_dir, passphrase_file)
     token = new_token(data_dir) if reset_token else None
     config = DaemonConfig(
@@ -120,10 +114,7 @@ def node_command(
     )
 
     async def go() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         daemon = Daemon(config, key)
         await daemon.start()
         client = WatcherClient(watcher) if watcher else None
@@ -147,26 +138,16 @@ def node_command(
                 "watcher": watcher,
                 "pid": os.getpid(),
             }
-            if as_json:
-                print(json.dumps(ready), flush=True)
-            else:
-                console.print(
-                    f"node [bold]{ready['address']}[/] on {ready['chain']} ({ready['ledger']})\n"
-                    f"  API {ready['url']} (docs at {ready['url']}/docs), "
-                    f"peers reach it at {ready['peer_endpoint']}\n"
-                    f"  ChannelHub {ready['hub']}, token {ready['token_contract']}"
-                    + (
-                        "\n  contracts deployed now on this dev chain"
-                        if daemon.deployed_now
-                        else ""
-                    )
-                )
-                if shown:
-                    console.print(f"  API token (shown once, keep it): [bold yellow]{shown}[/]")
-                console.print("  Ctrl-C stops it")
-            await stop.wait()
-            if not as_json:
-                err_console.print("stopping the node …")
+            people = [
+                f"node [bold]{ready['address']}[/] on {ready['chain']} ({ready['ledger']})\n"
+                f"  API {ready['url']} (docs at {ready['url']}/docs), "
+                f"peers reach it at {ready['peer_endpoint']}\n"
+                f"  ChannelHub {ready['hub']}, token {ready['token_contract']}"
+                + ("\n  contracts deployed now on this dev chain" if daemon.deployed_now else ""),
+                *([f"  API token (shown once, keep it): [bold yellow]{shown}[/]"] if shown else []),
+                "  Ctrl-C stops it",
+            ]
+            await serve_until(stop, ready, people, as_json=as_json, what="node")
         finally:
             if feed is not None:
                 await feed.stop()

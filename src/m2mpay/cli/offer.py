@@ -11,11 +11,11 @@ from rich.markup import escape
 
 from m2mpay.cli.common import JsonOption, console
 from m2mpay.cli.remote import (
+    AssetOption,
     TokenOption,
     UrlOption,
+    answer,
     asset_address,
-    call,
-    emit,
     kv_table,
     resolve_id,
     short,
@@ -83,14 +83,14 @@ def list_offers(
 ) -> None:
     """The node's storefront (public: any node's URL will do, no token needed)."""
 
-    async def work(node: NodeClient) -> None:
-        offers = await node.offers()
-        if as_json:
-            emit({"offers": offers})
-        else:
-            offer_table(offers, f"offers at {url}")
-
-    call(url, token, work, as_json=as_json)
+    answer(
+        url,
+        token,
+        lambda node: node.offers(),
+        lambda offers: offer_table(offers, f"offers at {url}"),
+        as_json=as_json,
+        key="offers",
+    )
 
 
 @offer_app.command("publish")
@@ -106,9 +106,7 @@ def publish(
     leader: Annotated[
         Literal["deliverer", "payer"], typer.Option(help="Who moves first in each batch.")
     ] = "deliverer",
-    asset: Annotated[
-        str | None, typer.Option(help="Token address or symbol (default: the node's token).")
-    ] = None,
+    asset: AssetOption = None,
     min_units: Annotated[int, typer.Option(min=0)] = 0,
     max_units: Annotated[int, typer.Option(min=0, help="0: no limit.")] = 0,
     reverse_price: Annotated[
@@ -121,9 +119,9 @@ def publish(
 ) -> None:
     """Sell a registered device's service under an offer."""
 
-    async def work(node: NodeClient) -> None:
-        info = await node.info()
-        offer = await node.publish_offer(
+    async def published(node: NodeClient) -> OfferView:
+        chosen = asset_address(asset, await node.info())
+        return await node.publish_offer(
             kind=kind,
             unit=unit,
             price=price,
@@ -131,18 +129,17 @@ def publish(
             device=device,
             batch=batch,
             leader=leader,
-            asset=asset_address(asset, info.contracts.token, info.contracts.token_symbol),
+            asset=chosen,
             min_units=min_units,
             max_units=max_units,
             reverse_price=reverse_price,
             valid_for_s=valid_for,
         )
-        if as_json:
-            emit(offer)
-        else:
-            kv_table("offer published", [("id", offer.offer_id), ("price", offer.price)])
 
-    call(url, token, work, as_json=as_json)
+    def said(offer: OfferView) -> None:
+        kv_table("offer published", [("id", offer.offer_id), ("price", offer.price)])
+
+    answer(url, token, published, said, as_json=as_json)
 
 
 @offer_app.command("withdraw")
@@ -154,12 +151,15 @@ def withdraw(
 ) -> None:
     """Take an offer out of the storefront (running sessions go on)."""
 
-    async def work(node: NodeClient) -> None:
+    async def withdrawn(node: NodeClient) -> dict[str, str | bool]:
         offer_id = offer if len(offer) == 66 else pick_offer(await node.offers(), offer).offer_id
         await node.withdraw_offer(offer_id)
-        if as_json:
-            emit({"offer_id": offer_id, "withdrawn": True})
-        else:
-            console.print(f"withdrew offer {offer_id}")
+        return {"offer_id": offer_id, "withdrawn": True}
 
-    call(url, token, work, as_json=as_json)
+    answer(
+        url,
+        token,
+        withdrawn,
+        lambda done: console.print(f"withdrew offer {done['offer_id']}"),
+        as_json=as_json,
+    )

@@ -10,32 +10,40 @@ stderr (as the API's error object with `--json`) and exits with 1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import is_dataclass
-from typing import Annotated, Any, Final, NoReturn
+from typing import Annotated, Any, Final, NoReturn, TypeVar
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from m2mpay.cli.common import console, err_console
-from m2mpay.client import DEFAULT_URL, NATIVE, NodeClient, encode
+from m2mpay.client import DEFAULT_URL, NATIVE, InfoView, NodeClient, encode
 from m2mpay.crypto import Address
 from m2mpay.errors import ApiRefusal, M2MPayError, NodeUnreachable
 
 __all__ = [
+    "AssetOption",
     "TokenOption",
     "UrlOption",
+    "answer",
     "asset_address",
+    "busy",
     "call",
     "emit",
+    "emit_or_show",
     "fail",
     "kv_table",
+    "listing",
     "resolve_id",
     "short",
     "table",
 ]
+
+T = TypeVar("T")
 
 UrlOption = Annotated[
     str,
@@ -49,6 +57,10 @@ TokenOption = Annotated[
         help="The node's API token (shown once when the node first starts).",
         show_default=False,
     ),
+]
+
+AssetOption = Annotated[
+    str | None, typer.Option(help="Token address or symbol (default: the node's token).")
 ]
 
 _FULL_ID_LENGTH: Final = 66  # 0x + 32 bytes of hex
@@ -89,6 +101,38 @@ def call(
         fail(str(exc), as_json=as_json)
 
 
+def answer(
+    url: str,
+    token: str | None,
+    fetch: Callable[[NodeClient], Awaitable[T]],
+    show: Callable[[T], None],
+    *,
+    as_json: bool,
+    key: str | None = None,
+) -> None:
+    """Run `fetch` with a client of the node and print what it returns: one JSON object
+    with `--json` (a list under `key`, as the API answers lists), else `show` it."""
+
+    async def work(node: NodeClient) -> None:
+        value = await fetch(node)
+        if as_json:
+            emit({key: value} if key else value)
+        else:
+            show(value)
+
+    call(url, token, work, as_json=as_json)
+
+
+@contextlib.contextmanager
+def busy(message: str, quiet: bool) -> Iterator[None]:
+    """A spinner on stderr while the node works on chain (not with --json)."""
+    if quiet:
+        yield
+        return
+    with err_console.status(message):
+        yield
+
+
 def fail(message: str, code: str = "cli_error", *, as_json: bool = False) -> NoReturn:
     """Print an error for people, or with `--json` in the API's error shape, and exit 1."""
     if as_json:
@@ -101,6 +145,14 @@ def fail(message: str, code: str = "cli_error", *, as_json: bool = False) -> NoR
 def emit(value: Any) -> None:
     """Print one JSON object: client dataclasses in the API's form."""
     typer.echo(json.dumps(_plain(value)))
+
+
+def emit_or_show(value: T, show: Callable[[T], None], *, as_json: bool) -> None:
+    """One JSON object with `--json`, else `show` the value for people."""
+    if as_json:
+        emit(value)
+    else:
+        show(value)
 
 
 def _plain(value: Any) -> Any:
@@ -132,18 +184,19 @@ def resolve_id(given: str, known: Iterable[str], what: str) -> str:
     raise M2MPayError(f"{len(matches)} {what}s start with {given}: give more of the id")
 
 
-def asset_address(text: str | None, token: Address, token_symbol: str) -> Address | None:
-    """`--asset` as given: an address, `ETH` for the chain's coin, or the token's symbol;
-    None when not given (the node's default, its token)."""
+def asset_address(text: str | None, info: InfoView) -> Address | None:
+    """`--asset` as given: an address, `ETH` for the chain's coin, or the symbol of the
+    node's token (`info`); None when not given (the node's default, its token)."""
     if text is None:
         return None
     if text.lower().startswith("0x"):
         return Address(text)
     if text.upper() == "ETH":
         return NATIVE
-    if text == token_symbol:
-        return token
-    raise M2MPayError(f"unknown asset {text!r}: give an address, ETH or {token_symbol}")
+    symbol = info.contracts.token_symbol
+    if text == symbol:
+        return info.contracts.token
+    raise M2MPayError(f"unknown asset {text!r}: give an address, ETH or {symbol}")
 
 
 def table(title: str, *, keep: str = "", fold: str = "", numbers: str = "") -> Table:
@@ -172,3 +225,25 @@ def kv_table(title: str, rows: Iterable[tuple[str, object]]) -> None:
     for key, value in rows:
         made.add_row(key, escape("—" if value is None else str(value)))
     console.print(made)
+
+
+def listing(
+    what: str,
+    items: Sequence[T],
+    row: Callable[[T], Sequence[str]],
+    *,
+    title: str | None = None,
+    empty: str | None = None,
+    keep: str = "",
+    fold: str = "",
+    numbers: str = "",
+) -> None:
+    """A table of `items`, a row each (columns as in `table`), or a line saying there
+    are none; both say what the items are (`what`) unless `title` and `empty` do."""
+    if not items:
+        console.print(empty or f"no {what}s")
+        return
+    shown = table(title or f"{len(items)} {what}(s)", keep=keep, fold=fold, numbers=numbers)
+    for item in items:
+        shown.add_row(*row(item))
+    console.print(shown)

@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from m2mpay.cli.channel import channel_id_of
-from m2mpay.cli.common import JsonOption, console, err_console
+from m2mpay.cli.common import JsonOption, err_console
 from m2mpay.cli.offer import pick_offer
 from m2mpay.cli.remote import (
     TokenOption,
     UrlOption,
-    call,
-    emit,
+    answer,
+    busy,
     kv_table,
+    listing,
     resolve_id,
     short,
-    table,
 )
 from m2mpay.client import DEFAULT_URL, FlowView, NodeClient, ReceiptView, SessionView
 from m2mpay.errors import M2MPayError
 
 __all__ = ["follow", "session_app"]
+
+T = TypeVar("T")
 
 session_app = typer.Typer(help="Metered sessions bought or sold by a node.", no_args_is_help=True)
 
@@ -41,6 +44,17 @@ async def _session_id(node: NodeClient, given: str) -> str:
     if len(given) == 66:
         return given
     return resolve_id(given, [s.session_id for s in await node.sessions()], "session")
+
+
+def _on_session(
+    given: str, act: Callable[[NodeClient, str], Awaitable[T]]
+) -> Callable[[NodeClient], Awaitable[T]]:
+    """`act` on the session `given` names (a full id, or a prefix)."""
+
+    async def acted(node: NodeClient) -> T:
+        return await act(node, await _session_id(node, given))
+
+    return acted
 
 
 def _flow(flow: FlowView) -> str:
@@ -65,6 +79,19 @@ def _show(view: SessionView, title: str = "session") -> None:
             ("countersigned", view.countersigned),
         ],
     )
+
+
+def _row(view: SessionView) -> list[str]:
+    return [
+        short(view.session_id),
+        short(view.peer.checksum),
+        view.role,
+        view.phase,
+        escape(view.stop_reason),
+        str(view.price),
+        str(view.forward.units),
+        str(view.forward.paid),
+    ]
 
 
 async def follow(
@@ -129,7 +156,7 @@ def start(
 ) -> None:
     """Buy under a seller's offer: this node pays the seller as the service is delivered."""
 
-    async def work(node: NodeClient) -> None:
+    async def started(node: NodeClient) -> SessionView:
         async with NodeClient(seller) as shop:
             offers, theirs, ours = await asyncio.gather(shop.offers(), shop.info(), node.info())
         if theirs.genesis_hash != ours.genesis_hash:
@@ -153,12 +180,12 @@ def start(
             view = await follow(
                 node, view.session_id, target_units=target_units, interval=interval, quiet=as_json
             )
-        if as_json:
-            emit(view)
-        else:
-            _show(view, "session stopped" if view.stopped else "session started")
+        return view
 
-    call(url, token, work, as_json=as_json)
+    def said(view: SessionView) -> None:
+        _show(view, "session stopped" if view.stopped else "session started")
+
+    answer(url, token, started, said, as_json=as_json)
 
 
 @session_app.command("watch")
@@ -171,16 +198,16 @@ def watch(
 ) -> None:
     """Show a session's progress until it stops (Ctrl-C leaves it running)."""
 
-    async def work(node: NodeClient) -> None:
-        view = await follow(
-            node, await _session_id(node, session), interval=interval, quiet=as_json
-        )
-        if as_json:
-            emit(view)
-        else:
-            _show(view, "session stopped")
+    async def followed(node: NodeClient, session_id: str) -> SessionView:
+        return await follow(node, session_id, interval=interval, quiet=as_json)
 
-    call(url, token, work, as_json=as_json)
+    answer(
+        url,
+        token,
+        _on_session(session, followed),
+        lambda view: _show(view, "session stopped"),
+        as_json=as_json,
+    )
 
 
 @session_app.command("list")
@@ -188,35 +215,21 @@ def list_sessions(
     url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
 ) -> None:
     """Every session of the node, bought or sold."""
-
-    async def work(node: NodeClient) -> None:
-        sessions = await node.sessions()
-        if as_json:
-            emit({"sessions": sessions})
-            return
-        if not sessions:
-            console.print("no sessions")
-            return
-        shown = table(
-            f"{len(sessions)} session(s)",
+    answer(
+        url,
+        token,
+        lambda node: node.sessions(),
+        lambda sessions: listing(
+            "session",
+            sessions,
+            _row,
             keep="id peer role phase",
             fold="stop_reason",
             numbers="price units paid",
-        )
-        for s in sessions:
-            shown.add_row(
-                short(s.session_id),
-                short(s.peer.checksum),
-                s.role,
-                s.phase,
-                escape(s.stop_reason),
-                str(s.price),
-                str(s.forward.units),
-                str(s.forward.paid),
-            )
-        console.print(shown)
-
-    call(url, token, work, as_json=as_json)
+        ),
+        as_json=as_json,
+        key="sessions",
+    )
 
 
 @session_app.command("show")
@@ -228,14 +241,9 @@ def show(
 ) -> None:
     """One session in full."""
 
-    async def work(node: NodeClient) -> None:
-        view = await node.session(await _session_id(node, session))
-        if as_json:
-            emit(view)
-        else:
-            _show(view)
-
-    call(url, token, work, as_json=as_json)
+    answer(
+        url, token, _on_session(session, lambda node, s: node.session(s)), _show, as_json=as_json
+    )
 
 
 def _show_receipt(receipt: ReceiptView) -> None:
@@ -261,14 +269,8 @@ def receipt(
 ) -> None:
     """Our signed receipt of a stopped session."""
 
-    async def work(node: NodeClient) -> None:
-        signed = await node.receipt(await _session_id(node, session))
-        if as_json:
-            emit(signed)
-        else:
-            _show_receipt(signed)
-
-    call(url, token, work, as_json=as_json)
+    receipt_of = _on_session(session, lambda node, s: node.receipt(s))
+    answer(url, token, receipt_of, _show_receipt, as_json=as_json)
 
 
 @session_app.command("stop")
@@ -282,19 +284,17 @@ def stop(
 ) -> None:
     """Stop a session; both sides sign a receipt of what was delivered and paid."""
 
-    async def work(node: NodeClient) -> None:
-        session_id = await _session_id(node, session)
-        if as_json:
-            view = await node.stop_session(session_id, reason=reason, wait=wait)
-        else:
-            with err_console.status("stopping; waiting for the receipt …"):
-                view = await node.stop_session(session_id, reason=reason, wait=wait)
-        if as_json:
-            emit(view)
-        else:
-            _show(view, "session stopped")
+    async def stopped(node: NodeClient, session_id: str) -> SessionView:
+        with busy("stopping; waiting for the receipt …", as_json):
+            return await node.stop_session(session_id, reason=reason, wait=wait)
 
-    call(url, token, work, as_json=as_json)
+    answer(
+        url,
+        token,
+        _on_session(session, stopped),
+        lambda view: _show(view, "session stopped"),
+        as_json=as_json,
+    )
 
 
 @session_app.command("price")
@@ -307,14 +307,8 @@ def price(
 ) -> None:
     """A seller's new price for the units not yet delivered."""
 
-    async def work(node: NodeClient) -> None:
-        view = await node.set_price(await _session_id(node, session), new_price)
-        if as_json:
-            emit(view)
-        else:
-            _show(view)
-
-    call(url, token, work, as_json=as_json)
+    repriced = _on_session(session, lambda node, s: node.set_price(s, new_price))
+    answer(url, token, repriced, _show, as_json=as_json)
 
 
 @session_app.command("reverse")
@@ -329,11 +323,5 @@ def reverse(
 ) -> None:
     """Switch the direction of supply (and of payment): the buyer feeds back."""
 
-    async def work(node: NodeClient) -> None:
-        view = await node.reverse(await _session_id(node, session), not back)
-        if as_json:
-            emit(view)
-        else:
-            _show(view)
-
-    call(url, token, work, as_json=as_json)
+    turned = _on_session(session, lambda node, s: node.reverse(s, not back))
+    answer(url, token, turned, _show, as_json=as_json)

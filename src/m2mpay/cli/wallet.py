@@ -9,8 +9,16 @@ import typer
 from rich.markup import escape
 
 from m2mpay.cli.common import JsonOption, console
-from m2mpay.cli.remote import TokenOption, UrlOption, asset_address, call, emit, table
-from m2mpay.client import DEFAULT_URL, NATIVE, InfoView, NodeClient, WalletView
+from m2mpay.cli.remote import (
+    TokenOption,
+    UrlOption,
+    answer,
+    asset_address,
+    call,
+    emit_or_show,
+    table,
+)
+from m2mpay.client import DEFAULT_URL, NATIVE, InfoView, NodeClient, TransferView, WalletView
 
 __all__ = ["wallet_app"]
 
@@ -46,10 +54,7 @@ def show(
 
     async def work(node: NodeClient) -> None:
         wallet, info = await asyncio.gather(node.wallet(), node.info())
-        if as_json:
-            emit(wallet)
-        else:
-            _show(wallet, info)
+        emit_or_show(wallet, lambda shown: _show(shown, info), as_json=as_json)
 
     call(url, token, work, as_json=as_json)
 
@@ -73,12 +78,8 @@ def faucet(
 
     async def work(node: NodeClient) -> None:
         info = await node.info()
-        chosen = asset_address(asset, info.contracts.token, info.contracts.token_symbol)
-        wallet = await node.faucet(amount=amount, native=native, asset=chosen)
-        if as_json:
-            emit(wallet)
-        else:
-            _show(wallet, info)
+        wallet = await node.faucet(amount=amount, native=native, asset=asset_address(asset, info))
+        emit_or_show(wallet, lambda shown: _show(shown, info), as_json=as_json)
 
     call(url, token, work, as_json=as_json)
 
@@ -96,16 +97,14 @@ def transfer(
 ) -> None:
     """Send coin or tokens on chain; returns once the transaction is mined."""
 
-    async def work(node: NodeClient) -> None:
-        info = await node.info()
-        chosen = asset_address(asset, info.contracts.token, info.contracts.token_symbol)
-        sent = await node.transfer(to, amount, asset=chosen or NATIVE)
-        if as_json:
-            emit(sent)
-        else:
-            console.print(
-                f"sent {amount} {escape(asset)} to {escape(to)} in block {sent.block} "
-                f"(tx {sent.tx_hash}, gas {sent.gas_used})"
-            )
+    async def sent(node: NodeClient) -> TransferView:
+        chosen = asset_address(asset, await node.info())
+        return await node.transfer(to, amount, asset=chosen or NATIVE)
 
-    call(url, token, work, as_json=as_json)
+    def said(done: TransferView) -> None:
+        console.print(
+            f"sent {amount} {escape(asset)} to {escape(to)} in block {done.block} "
+            f"(tx {done.tx_hash}, gas {done.gas_used})"
+        )
+
+    answer(url, token, sent, said, as_json=as_json)

@@ -6,12 +6,9 @@ entry point (the benchmark starts watcher processes that way).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
-import signal
-import sys
 from typing import Annotated
 
 import typer
@@ -26,8 +23,10 @@ from m2mpay.cli.common import (
     JsonOption,
     RpcUrlOption,
     console,
-    err_console,
+    log_to_stderr,
     run,
+    serve_until,
+    stop_on_signals,
 )
 from m2mpay.cli.ledger_access import signing_key
 from m2mpay.crypto import Address, PrivateKey
@@ -87,17 +86,10 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the watcher's HTTP API and defend registered channels until SIGINT/SIGTERM."""
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_to_stderr(logging.INFO)
 
     async def go() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         async with ledger_session(data_dir=data_dir, rpc_url=rpc_url) as ledger:
             hub_address = Address(hub) if hub else load_deployment(data_dir, ledger.chain_id).hub
             location = store or str(data_dir / "watcher.sqlite3")
@@ -121,18 +113,13 @@ def serve(
                     "ledger": ledger.description,
                     "pid": os.getpid(),
                 }
-                if as_json:
-                    print(json.dumps(ready), flush=True)
-                else:
-                    console.print(
-                        f"watcher listening at [bold]{url}[/] as [bold]{ready['address']}[/]\n"
-                        f"  chain {ready['chain']} ({ready['ledger']}), hub {ready['hub']}\n"
-                        f"  store {ready['store']}; API schema at {url}/openapi.json;"
-                        " Ctrl-C stops it"
-                    )
-                await stop.wait()
-                if not as_json:
-                    err_console.print("stopping the watcher …")
+                people = (
+                    f"watcher listening at [bold]{url}[/] as [bold]{ready['address']}[/]\n"
+                    f"  chain {ready['chain']} ({ready['ledger']}), hub {ready['hub']}\n"
+                    f"  store {ready['store']}; API schema at {url}/openapi.json;"
+                    " Ctrl-C stops it"
+                )
+                await serve_until(stop, ready, [people], as_json=as_json, what="watcher")
             finally:
                 await server.stop()
                 await watcher.stop()

@@ -18,7 +18,7 @@ from m2mpay.bench.bus_device import RawDevice
 from m2mpay.bench.processes import PeerProcess
 from m2mpay.crypto import PrivateKey
 from m2mpay.errors import M2MPayError
-from m2mpay.torture.phase import Facts, Phase
+from m2mpay.torture.phase import Facts, OnShared
 from m2mpay.torture.world import World, free_port
 
 __all__ = ["BusCrash", "bus_violation"]
@@ -28,11 +28,9 @@ _LAMP = PrivateKey(bytes([11]) * 32)
 
 class _Bus:
     def __init__(self, world: World) -> None:
-        directory = world.directory / f"bus-{world.generation}"
-        directory.mkdir(parents=True, exist_ok=True)
         self.process = PeerProcess(
             key=9,
-            store=directory / "devices.sqlite3",
+            store=world.files("bus") / "devices.sqlite3",
             port=free_port(),  # kept across restarts: the device dials it again
             module="m2mpay.bench.bus_peer",
         )
@@ -57,29 +55,17 @@ class _Bus:
             await self.process.stop()
 
 
-class BusCrash(Phase):
+class BusCrash(OnShared[_Bus]):
     name = "bus.command"
 
-    def __init__(self) -> None:
-        self._bus: _Bus | None = None
-
-    async def setup(self, world: World) -> None:
-        bus = world.shared.get("bus")
-        if not isinstance(bus, _Bus):
-            bus = _Bus(world)
-            world.shared["bus"] = bus
-            await bus.start()
-        self._bus = bus
-
-    async def teardown(self) -> None:
-        self._bus = None  # the world stops it with the rest
+    async def _share(self, world: World) -> _Bus:
+        return await world.share("bus", _Bus, lambda: _Bus(world))
 
     def check(self, facts: Facts) -> str | None:
         return bus_violation(facts)
 
     async def trial(self, rng: random.Random) -> Facts:
-        assert self._bus is not None
-        bus = self._bus
+        bus = self.shared
         session = "0x" + rng.randbytes(32).hex()
         units = rng.randint(1, 60)
         acks = rng.random() < 0.5

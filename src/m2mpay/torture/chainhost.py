@@ -15,7 +15,7 @@ from m2mpay.chain import ChannelHub, TokenContract
 from m2mpay.chain.shared import connect_ledger
 from m2mpay.errors import M2MPayError
 from m2mpay.torture.pair import Pair, payment_violation
-from m2mpay.torture.phase import Facts, Phase
+from m2mpay.torture.phase import Facts, OnShared
 from m2mpay.torture.world import World
 
 __all__ = ["ChainHostCrash"]
@@ -57,47 +57,23 @@ class _HostedChain(World):
             await super().stop()
 
 
-class ChainHostCrash(Phase):
+class ChainHostCrash(OnShared[_HostedChain]):
     name = "chain.host"
 
-    def __init__(self) -> None:
-        self._chain: _HostedChain | None = None
-
-    async def setup(self, world: World) -> None:
-        chain = world.shared.get("hosted-chain")
-        if not isinstance(chain, _HostedChain):
-            chain = _HostedChain(world)
-            world.shared["hosted-chain"] = chain
-            await chain.start()
-        self._chain = chain
-
-    async def teardown(self) -> None:
-        self._chain = None  # the world stops it with the rest
+    async def _share(self, world: World) -> _HostedChain:
+        return await world.share("hosted-chain", _HostedChain, lambda: _HostedChain(world))
 
     def check(self, facts: Facts) -> str | None:
         return payment_violation("payee", facts)
 
     async def trial(self, rng: random.Random) -> Facts:
-        assert self._chain is not None
-        assert self._chain.pair is not None
-        chain, pair = self._chain, self._chain.pair
-        since = await chain.ledger.block_number()
-        channel = await pair.open()
-        await pair.payer.call(
-            {"cmd": "stream_start", "channel": channel, "amount": str(rng.randint(1, 10**6))}
-        )
+        chain, pair = self.shared, self.shared.pair
+        assert pair is not None
+        since, channel = await pair.open_streaming(rng.randint(1, 10**6))
         await asyncio.sleep(rng.uniform(0.1, 0.8))
-        await pair.payee.kill()  # the chain goes with it
-        acked = int((await pair.info("payer", channel))["acked_total"])
-        await pair.payee.start()
+        acked = await pair.crash(pair.payee, channel)  # the chain goes with it
         await chain.attach()
-        restored = int((await pair.info("payee", channel))["received_total"])
+        restored = await pair.total("payee", channel)
+        await pair.stop_stream(channel)
         facts: Facts = {"acked": acked, "restored": restored}
-        await pair.payer.call({"cmd": "stream_stop", "channel": channel})
-        payer, payee = await pair.agreed(channel)
-        facts |= {
-            "sent": int(payer["sent_total"]),
-            "acked_total": int(payer["acked_total"]),
-            "received": int(payee["received_total"]),
-        }
-        return facts | await pair.close_and_settle(channel, since)
+        return facts | await pair.settled_facts(channel, since)

@@ -6,26 +6,24 @@ with the newest proof before the deadline."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from typing import Any
 
 from m2mpay.bench.watcher import WatcherProcess
 from m2mpay.errors import M2MPayError
-from m2mpay.torture.pair import Pair, payment_violation
-from m2mpay.torture.phase import Facts, Phase
+from m2mpay.torture.pair import Attended, Pair, payment_violation
+from m2mpay.torture.phase import Facts, OnShared
 from m2mpay.torture.world import TortureError, World, free_port, until
 from m2mpay.watcher import WatcherClient
 
 __all__ = ["WatcherCrash"]
 
 
-class _Guarded:
+class _Guarded(Attended):
     """The watcher process and the pair whose payee feeds it (`--watcher URL`)."""
 
     def __init__(self, world: World) -> None:
-        directory = world.directory / f"watcher-{world.generation}"
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = world.files("watcher")
         port = free_port()  # kept across restarts: the payee's feed knows this URL
         self.watcher = WatcherProcess(
             hub=world.hub.address,
@@ -35,38 +33,15 @@ class _Guarded:
         )
         self.url = f"http://127.0.0.1:{port}"
         keys = world.keys
-        self.pair = Pair.of(
-            world, "guarded", keys.guarded_payer, keys.guarded_payee, watcher=self.url
-        )
-
-    async def start(self) -> None:
-        await self.watcher.start()
-        await self.pair.start()
-
-    async def stop(self) -> None:
-        await self.pair.stop()
-        with contextlib.suppress(M2MPayError, OSError):
-            await self.watcher.stop()
+        pair = Pair.of(world, "guarded", keys.guarded_payer, keys.guarded_payee, watcher=self.url)
+        super().__init__(self.watcher, pair)
 
 
-class WatcherCrash(Phase):
+class WatcherCrash(OnShared[_Guarded]):
     name = "watcher.defending"
 
-    def __init__(self) -> None:
-        self._world: World | None = None
-        self._guarded: _Guarded | None = None
-
-    async def setup(self, world: World) -> None:
-        self._world = world
-        guarded = world.shared.get("guarded")
-        if not isinstance(guarded, _Guarded):
-            guarded = _Guarded(world)
-            world.shared["guarded"] = guarded
-            await guarded.start()
-        self._guarded = guarded
-
-    async def teardown(self) -> None:
-        self._guarded = None  # the world stops it with the rest
+    async def _share(self, world: World) -> _Guarded:
+        return await world.share("guarded", _Guarded, lambda: _Guarded(world))
 
     def check(self, facts: Facts) -> str | None:
         violation = payment_violation("watcher", facts)
@@ -79,10 +54,10 @@ class WatcherCrash(Phase):
 
     async def _held(self, channel: str) -> int:
         """The newest total the watcher holds for the payee (-1: none yet)."""
-        assert self._guarded is not None
-        payee = self._guarded.pair.payee.address
+        guarded = self.shared
+        payee = guarded.pair.payee.address
         assert payee is not None
-        async with WatcherClient(self._guarded.url) as client:
+        async with WatcherClient(guarded.url) as client:
             try:
                 view: dict[str, Any] = await client.channel(channel)
             except M2MPayError:
@@ -93,33 +68,19 @@ class WatcherCrash(Phase):
         return -1
 
     async def trial(self, rng: random.Random) -> Facts:
-        assert self._world is not None
-        assert self._guarded is not None
-        world, pair, watcher = self._world, self._guarded.pair, self._guarded.watcher
-        since = await world.ledger.block_number()
-        channel = await pair.open()
-        await pair.payer.call({"cmd": "stream_start", "channel": channel, "amount": "1000"})
+        pair, watcher = self.shared.pair, self.shared.watcher
+        since, channel = await pair.open_streaming(1000)
         await asyncio.sleep(rng.uniform(0.05, 0.3))
-        await pair.payer.call({"cmd": "stream_stop", "channel": channel})
+        await pair.stop_stream(channel)
         payer, payee = await pair.agreed(channel)
         acked, received = int(payer["acked_total"]), int(payee["received_total"])
         # The payee goes away only once its watcher holds its newest proof.
         await until(lambda: self._held(channel), lambda held: held >= received, what="the feed")
         await pair.payee.stop()
-        stale = rng.randint(0, max(0, acked - 1))
-        onchain = await world.onchain_channel(bytes.fromhex(channel[2:]), since)
-        cheater = world.key(world.keys.guarded_payer)
-
-        async def cheat() -> None:
-            await asyncio.sleep(0.3)
-            await world.hub.close(cheater, onchain, stale, 0, None)
-
-        async def kill() -> None:
-            # From before the stale close lands to while the watcher challenges it.
-            await asyncio.sleep(rng.uniform(0.0, 1.5))
-            await watcher.kill()
-
-        await asyncio.gather(cheat(), kill())
+        payer_key = self.world.keys.guarded_payer
+        await pair.stale_close(
+            rng, channel, since, acked=acked, payer_key=payer_key, kill=watcher.kill
+        )
         await watcher.start()
         facts: Facts = {"acked": acked, "restored": await self._held(channel)}
         facts |= await pair.close_and_settle(channel, since, payee_offline=received)

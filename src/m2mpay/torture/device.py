@@ -6,24 +6,21 @@ close, through the host, with the chain paying what the newest proofs say."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 
 from m2mpay.bench.processes import PeerProcess
-from m2mpay.errors import M2MPayError
-from m2mpay.torture.pair import Pair, payment_violation
-from m2mpay.torture.phase import Facts, Phase
+from m2mpay.torture.pair import Attended, Pair, payment_violation
+from m2mpay.torture.phase import Facts, OnShared
 from m2mpay.torture.world import World, free_port
 
 __all__ = ["DeviceCrash"]
 
 
-class _Hosted:
+class _Hosted(Attended):
     """The host process, the device on it (the payer) and the device's peer (the payee)."""
 
     def __init__(self, world: World) -> None:
-        directory = world.directory / f"device-{world.generation}"
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = world.files("device")
         keys = world.keys
         port = free_port()  # kept across restarts: the device reconnects to it
         self.host = PeerProcess(
@@ -42,66 +39,33 @@ class _Hosted:
             reconnect_max_delay=0.5,
             host=f"ws://127.0.0.1:{port}",
         )
-        self.pair = Pair(world, self.device, world.peer("device", "peer", keys.device_peer))
-
-    async def start(self) -> None:
-        await self.host.start()
-        await self.pair.start()
-
-    async def stop(self) -> None:
-        await self.pair.stop()
-        with contextlib.suppress(M2MPayError, OSError):
-            await self.host.stop()
+        peer = world.peer("device", "peer", keys.device_peer)
+        super().__init__(self.host, Pair(world, self.device, peer))
 
 
-class DeviceCrash(Phase):
+class DeviceCrash(OnShared[_Hosted]):
     def __init__(self, victim: str) -> None:
+        super().__init__()
         self.victim = victim
         self.name = f"device.{victim}"
-        self._hosted: _Hosted | None = None
-        self._world: World | None = None
 
-    async def setup(self, world: World) -> None:
-        hosted = world.shared.get("hosted")
-        if not isinstance(hosted, _Hosted):
-            hosted = _Hosted(world)
-            world.shared["hosted"] = hosted
-            await hosted.start()
-        self._hosted = hosted
-        self._world = world
-
-    async def teardown(self) -> None:
-        self._hosted = None  # the world stops it with the rest
+    async def _share(self, world: World) -> _Hosted:
+        return await world.share("hosted", _Hosted, lambda: _Hosted(world))
 
     def check(self, facts: Facts) -> str | None:
         return payment_violation("device" if self.victim == "device" else "peer", facts)
 
     async def trial(self, rng: random.Random) -> Facts:
-        assert self._hosted is not None
-        hosted, pair = self._hosted, self._hosted.pair
-        assert self._world is not None
-        since = await self._world.ledger.block_number()
-        channel = await pair.open()  # funded by the host
-        await pair.payer.call(
-            {"cmd": "stream_start", "channel": channel, "amount": str(rng.randint(1, 10**6))}
-        )
+        hosted, pair = self.shared, self.shared.pair
+        since, channel = await pair.open_streaming(rng.randint(1, 10**6))  # host-funded
         await asyncio.sleep(rng.uniform(0.1, 0.8))
         if self.victim == "device":
-            acked = int((await pair.info("payer", channel))["acked_total"])
-            await pair.restart("payer")
-            restored = int((await pair.info("payer", channel))["sent_total"])
+            acked = await pair.crash(pair.payer, channel)
+            restored = await pair.total("payer", channel)
         else:
-            await hosted.host.kill()
-            acked = int((await pair.info("payer", channel))["acked_total"])
-            await hosted.host.start()
+            acked = await pair.crash(hosted.host, channel)
             # The host holds no payments: the peer's store must still hold them all.
-            restored = int((await pair.info("payee", channel))["received_total"])
+            restored = await pair.total("payee", channel)
+        await pair.stop_stream(channel)
         facts: Facts = {"acked": acked, "restored": restored}
-        await pair.payer.call({"cmd": "stream_stop", "channel": channel})
-        payer, payee = await pair.agreed(channel)
-        facts |= {
-            "sent": int(payer["sent_total"]),
-            "acked_total": int(payer["acked_total"]),
-            "received": int(payee["received_total"]),
-        }
-        return facts | await pair.close_and_settle(channel, since)
+        return facts | await pair.settled_facts(channel, since)

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from m2mpay.bench.processes import PeerProcess
 from m2mpay.chain.events import ChannelChallenged, ChannelClosing
 from m2mpay.errors import M2MPayError
-from m2mpay.torture.phase import Facts
+from m2mpay.torture.phase import Facts, OnShared
 from m2mpay.torture.world import PATIENCE_S, UNIT, TortureError, World, until
 
-__all__ = ["CHALLENGE_PERIOD", "DEPOSIT", "Pair", "payment_violation"]
+__all__ = ["CHALLENGE_PERIOD", "DEPOSIT", "Attended", "Pair", "PairPhase", "payment_violation"]
 
 DEPOSIT: Final = 10 * UNIT
 CHALLENGE_PERIOD: Final = 3600
@@ -32,13 +34,10 @@ class Pair:
     async def shared(cls, world: World) -> Pair:
         """The pair every payment and session phase uses in turn (each trial opens a
         fresh channel), started on first use: a phase then costs no start-up."""
-        pair = world.shared.get("pair")
-        if isinstance(pair, Pair):
-            return pair
-        pair = cls.of(world, "pair", world.keys.payer, world.keys.payee, sessions=True)
-        world.shared["pair"] = pair
-        await pair.start()
-        return pair
+        keys = world.keys
+        return await world.share(
+            "pair", cls, lambda: cls.of(world, "pair", keys.payer, keys.payee, sessions=True)
+        )
 
     @classmethod
     def of(
@@ -55,8 +54,7 @@ class Pair:
 
         def make(role: str, key: int, **options: Any) -> PeerProcess:
             if sessions:
-                directory = world.directory / f"{name}-{world.generation}"
-                options["sessions"] = directory / f"{role}-sessions.sqlite3"
+                options["sessions"] = world.files(name) / f"{role}-sessions.sqlite3"
             return world.peer(name, role, key, **options)
 
         return cls(world, make("payer", payer), make("payee", payee, **payee_options))
@@ -73,27 +71,49 @@ class Pair:
                 await process.stop()
 
     async def open(self) -> str:
+        opening = self.payee.channel_to(self.world.token.address, DEPOSIT)
         opened = await self.payer.call(
-            {
-                "cmd": "open",
-                "peer": str(self.payee.address),
-                "endpoint": self.payee.endpoint,
-                "asset": str(self.world.token.address),
-                "deposit": str(DEPOSIT),
-                "challenge_period": CHALLENGE_PERIOD,
-            }
+            {"cmd": "open", **opening, "challenge_period": CHALLENGE_PERIOD}
         )
         channel: str = opened["channel"]
         return channel
 
+    async def open_streaming(self, amount: int) -> tuple[int, str]:
+        """A fresh channel with payments of `amount` streaming on it, and the block it
+        began after."""
+        since = await self.world.ledger.block_number()
+        channel = await self.open()
+        await self.payer.call({"cmd": "stream_start", "channel": channel, "amount": str(amount)})
+        return since, channel
+
+    async def stop_stream(self, channel: str) -> None:
+        await self.payer.call({"cmd": "stream_stop", "channel": channel})
+
     async def info(self, role: str, channel: str) -> dict[str, Any]:
         return await self.process(role).call({"cmd": "info", "channel": channel})
 
-    async def restart(self, role: str) -> None:
-        """SIGKILL `role` (if still alive) and start it again on its store and port."""
-        process = self.process(role)
-        await process.kill()
-        await process.start()
+    async def acked(self, channel: str) -> int:
+        """What the payer holds acknowledged by the payee."""
+        return int((await self.info("payer", channel))["acked_total"])
+
+    async def total(self, role: str, channel: str) -> int:
+        """`role`'s own total: what the payer sent, what the payee received."""
+        info = await self.info(role, channel)
+        return int(info["sent_total" if role == "payer" else "received_total"])
+
+    async def crash(self, victim: PeerProcess, channel: str) -> int:
+        """SIGKILL `victim` (if still alive) and start it again on its store and port;
+        a lower bound of what the payee had acknowledged at the kill."""
+        if victim is self.payer:
+            # Read just before the kill: a lower bound of what was acknowledged at it.
+            acked = await self.acked(channel)
+            await victim.kill()
+        else:
+            await victim.kill()
+            # Every acknowledgement the payer holds came from the payee before it died.
+            acked = await self.acked(channel)
+        await victim.start()
+        return acked
 
     async def agreed(self, channel: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """Wait until both sides hold the same newest state, every payment acknowledged;
@@ -109,6 +129,44 @@ class Pair:
         with contextlib.suppress(TortureError):
             return await until(views, same, what="both sides on the newest state")
         return await views()
+
+    async def settled_facts(self, channel: str, since: int) -> Facts:
+        """Both sides' totals once they agree, and what the chain paid once the channel
+        is closed and settled."""
+        payer, payee = await self.agreed(channel)
+        facts: Facts = {
+            "sent": int(payer["sent_total"]),
+            "acked_total": int(payer["acked_total"]),
+            "received": int(payee["received_total"]),
+        }
+        return facts | await self.close_and_settle(channel, since)
+
+    async def stale_close(
+        self,
+        rng: random.Random,
+        channel: str,
+        since: int,
+        *,
+        acked: int,
+        payer_key: int,
+        kill: Callable[[], Awaitable[None]],
+    ) -> None:
+        """The payer (dev account `payer_key`) closes on chain with a total below the
+        `acked` one, while `kill` SIGKILLs the party that must challenge it."""
+        stale = rng.randint(0, max(0, acked - 1))
+        onchain = await self.world.onchain_channel(bytes.fromhex(channel[2:]), since)
+        cheater = self.world.key(payer_key)
+
+        async def cheat() -> None:
+            await asyncio.sleep(0.3)
+            await self.world.hub.close(cheater, onchain, stale, 0, None)
+
+        async def killing() -> None:
+            # From before the stale close lands to while the challenge is under way.
+            await asyncio.sleep(rng.uniform(0.0, 1.5))
+            await kill()
+
+        await asyncio.gather(cheat(), killing())
 
     async def close_and_settle(
         self, channel: str, since: int, *, payee_offline: int | None = None
@@ -157,6 +215,58 @@ class Pair:
         if not closes:
             return False
         return max(event.transferred_a for event in closes) >= newest
+
+
+class _Process(Protocol):
+    async def start(self) -> object: ...
+
+    async def stop(self) -> object: ...
+
+
+class Attended:
+    """A pair and the process it leans on (a device's host, a payee's watcher): started
+    before the pair, stopped after it."""
+
+    def __init__(self, attendant: _Process, pair: Pair) -> None:
+        self._attendant = attendant
+        self.pair = pair
+
+    async def start(self) -> None:
+        await self._attendant.start()
+        await self.pair.start()
+
+    async def stop(self) -> None:
+        await self.pair.stop()
+        with contextlib.suppress(M2MPayError, OSError):
+            await self._attendant.stop()
+
+
+class PairPhase(OnShared[Pair]):
+    """A phase on the pair every payment and session phase uses in turn; each trial
+    opens a fresh channel. `victim` is the one killed; the phase is named after it."""
+
+    kind: str  # what the trials do while the victim dies
+
+    def __init__(self, victim: str) -> None:
+        super().__init__()
+        self.victim = victim
+        self.name = f"{self.kind}.{victim}"
+
+    @property
+    def pair(self) -> Pair:
+        return self.shared
+
+    async def _share(self, world: World) -> Pair:
+        return await Pair.shared(world)
+
+    def check(self, facts: Facts) -> str | None:
+        return payment_violation(self.victim, facts)
+
+    async def _finish(self, channel: str, since: int, acked: int) -> Facts:
+        """The facts of a trial once the victim is back: its own total right after the
+        restart, then both sides' once they agree and what the chain paid."""
+        facts: Facts = {"acked": acked, "restored": await self.pair.total(self.victim, channel)}
+        return facts | await self.pair.settled_facts(channel, since)
 
 
 def payment_violation(victim: str, facts: Facts) -> str | None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import abc
 import random
+from typing import Generic
 
-from m2mpay.torture.world import World
+from m2mpay.torture.world import S, World
 
-__all__ = ["Facts", "Phase"]
+__all__ = ["Facts", "OnShared", "Phase"]
 
 # What a trial observed, from the processes' stores and from the chain: integers only
 # (token amounts, units, phases encoded by the phase), so that a check is a pure function.
@@ -37,3 +38,33 @@ class Phase(abc.ABC):
     @abc.abstractmethod
     async def teardown(self) -> None:
         """Stop what `setup` started (processes that died are simply reaped)."""
+
+
+class OnShared(Phase, Generic[S]):
+    """A phase whose trials all run on one thing of the world's (a pair of nodes, a
+    device bus…), which the world keeps for the next phase and stops at the end."""
+
+    def __init__(self) -> None:
+        self._world: World | None = None
+        self._shared: S | None = None
+
+    @property
+    def world(self) -> World:
+        assert self._world is not None, "the phase is not set up"
+        return self._world
+
+    @property
+    def shared(self) -> S:
+        assert self._shared is not None, "the phase is not set up"
+        return self._shared
+
+    @abc.abstractmethod
+    async def _share(self, world: World) -> S:
+        """The shared thing, from `world.share` (started there on first use)."""
+
+    async def setup(self, world: World) -> None:
+        self._world = world
+        self._shared = await self._share(world)
+
+    async def teardown(self) -> None:
+        self._shared = None  # the world's, for the next phase; it stops it at the end

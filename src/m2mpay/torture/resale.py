@@ -18,8 +18,17 @@ from m2mpay.bench.processes import PeerProcess
 from m2mpay.errors import M2MPayError
 from m2mpay.torture.pair import Pair, payment_violation
 from m2mpay.torture.phase import Facts, Phase
-from m2mpay.torture.sessions import BATCH, PRICE, RATE, WINDOW
-from m2mpay.torture.world import TortureError, World, until
+from m2mpay.torture.sessions import (
+    BATCH,
+    PRICE,
+    RATE,
+    beyond_window,
+    exposure,
+    flows,
+    offer_energy,
+    session_ends,
+)
+from m2mpay.torture.world import World
 
 __all__ = ["ResaleCrash", "resale_violation"]
 
@@ -43,7 +52,7 @@ class ResaleCrash(Phase):
     async def setup(self, world: World) -> None:
         self._world = world
         pair = await Pair.shared(world)
-        directory = world.directory / f"resale-{world.generation}"
+        directory = world.files("resale")
         self._charger = world.peer(
             "resale",
             "charger",
@@ -51,17 +60,7 @@ class ResaleCrash(Phase):
             sessions=directory / "charger-sessions.sqlite3",
         )
         await self._charger.start()
-        offered = await pair.payee.call(
-            {
-                "cmd": "session_offer",
-                "asset": str(world.token.address),
-                "price": str(PRICE),
-                "window": WINDOW,
-                "batch": BATCH,
-                "rate": RATE,
-            }
-        )
-        self._source = offered["offer"]
+        self._source = await offer_energy(world, pair.payee)
         self._offer = (await self._resale())["offer"]
 
     async def _resale(self, **again: Any) -> dict[str, Any]:
@@ -110,20 +109,20 @@ class ResaleCrash(Phase):
         )
         sale = started["session"]
         await asyncio.sleep(rng.uniform(0.0, 1.2 * target / RATE))
-        up_acked = int((await up.info("payer", channels["up"]))["acked_total"])
+        up_acked = await up.acked(channels["up"])
         await self.charger.kill()
-        down_acked = int((await down.info("payer", channels["down"]))["acked_total"])
+        down_acked = await down.acked(channels["down"])
         await self.charger.start()
         # Offers are the application's: a restarted reseller resells again.
         await self._resale(offer=self._offer)
         facts: Facts = {
             "target": target,
             "up_acked": up_acked,
-            "up_restored": int((await up.info("payer", channels["up"]))["sent_total"]),
+            "up_restored": await up.total("payer", channels["up"]),
             "down_acked": down_acked,
-            "down_restored": int((await down.info("payee", channels["down"]))["received_total"]),
+            "down_restored": await down.total("payee", channels["down"]),
         }
-        facts |= await self._session("sale", sale, car, self.charger)
+        facts |= await session_ends(sale, {"bought": car, "sold": self.charger}, "sale_")
         purchases = [
             view["session"]
             for view in (await self.charger.call({"cmd": "session_list"}))["sessions"]
@@ -131,40 +130,13 @@ class ResaleCrash(Phase):
         ]
         facts["purchases"] = len(purchases)
         if purchases:
-            facts |= await self._session("purchase", purchases[-1], self.charger, turbine)
+            sides = {"bought": self.charger, "sold": turbine}
+            facts |= await session_ends(purchases[-1], sides, "purchase_")
         for process, role in ((car, "car"), (self.charger, "charger"), (turbine, "turbine")):
-            stats = await process.call({"cmd": "session_stats"})
-            facts[f"{role}_exposure"] = int(stats["max_exposure_units"])
+            facts[f"{role}_exposure"] = await exposure(process, role)
         for leg, pair in (("down", down), ("up", up)):
-            payer, payee = await pair.agreed(channels[leg])
-            facts |= {
-                f"{leg}_sent": int(payer["sent_total"]),
-                f"{leg}_acked_total": int(payer["acked_total"]),
-                f"{leg}_received": int(payee["received_total"]),
-            }
-            settled = await pair.close_and_settle(channels[leg], since)
+            settled = await pair.settled_facts(channels[leg], since)
             facts |= {f"{leg}_{key}": value for key, value in settled.items()}
-        return facts
-
-    async def _session(
-        self, name: str, session: str, buyer: PeerProcess, seller: PeerProcess
-    ) -> Facts:
-        """Both sides' final view of a session, once both have stopped (or timed out)."""
-        facts: Facts = {}
-        for side, process in (("bought", buyer), ("sold", seller)):
-
-            async def view(p: PeerProcess = process) -> dict[str, Any]:
-                return await p.call({"cmd": "session_info", "session": session})
-
-            with contextlib.suppress(TortureError):
-                await until(
-                    view, lambda v: v["phase"] == "stopped", what=f"the {name} stopped ({side})"
-                )
-            seen = await view()
-            for key in ("units", "value", "paid"):
-                facts[f"{name}_{side}_{key}"] = int(seen["forward"][key])
-            facts[f"{name}_{side}_stopped"] = int(seen["phase"] == "stopped")
-            facts[f"{name}_{side}_countersigned"] = int(bool(seen["countersigned"]))
         return facts
 
 
@@ -173,17 +145,14 @@ def resale_violation(facts: Facts) -> str | None:
     if facts["purchases"] != 1:
         return f"the sale had {facts['purchases']} purchases behind it, not one"
     for role in ("car", "charger", "turbine"):
-        if facts[f"{role}_exposure"] > WINDOW:
-            return (
-                f"units delivered beyond the credit window: the {role} saw "
-                f"{facts[f'{role}_exposure']} units unpaid, the window is {WINDOW}"
-            )
+        violation = beyond_window(role, facts[f"{role}_exposure"])
+        if violation is not None:
+            return violation
     for name, (leg, victim) in _LEGS.items():
         for side in ("bought", "sold"):
             if not (facts[f"{name}_{side}_stopped"] and facts[f"{name}_{side}_countersigned"]):
                 return f"the {name} did not end with receipts both signed ({side} side)"
-        bought = tuple(facts[f"{name}_bought_{key}"] for key in ("units", "value", "paid"))
-        sold = tuple(facts[f"{name}_sold_{key}"] for key in ("units", "value", "paid"))
+        bought, sold = flows(facts, f"{name}_")
         if bought != sold:
             return f"the sides disagree on the {name}: bought {bought}, sold {sold}"
         _, value, paid = sold
@@ -197,7 +166,7 @@ def resale_violation(facts: Facts) -> str | None:
         violation = payment_violation(victim, leg_facts)
         if violation is not None:
             return f"the {name}'s channel: {violation}"
-    units, value, _ = (facts[f"sale_sold_{key}"] for key in ("units", "value", "paid"))
+    units, value, _ = flows(facts, "sale_")[1]
     if units != facts["target"] or value != units * (PRICE + COMMISSION):
         return f"the sale did not end at its target: {units} units for {value}"
     return None

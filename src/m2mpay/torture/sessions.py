@@ -7,65 +7,117 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Mapping
 from typing import Any, Final
 
+from m2mpay.bench.processes import PeerProcess
 from m2mpay.errors import M2MPayError
-from m2mpay.torture.pair import Pair, payment_violation
-from m2mpay.torture.phase import Facts, Phase
+from m2mpay.torture.pair import Pair, PairPhase, payment_violation
+from m2mpay.torture.phase import Facts
 from m2mpay.torture.world import TortureError, World, until
 
-__all__ = ["SessionCrash", "session_violation"]
+__all__ = [
+    "BATCH",
+    "PRICE",
+    "RATE",
+    "WINDOW",
+    "SessionCrash",
+    "beyond_window",
+    "exposure",
+    "flows",
+    "offer_energy",
+    "session_ends",
+    "session_violation",
+]
 
 PRICE: Final = 10**12  # per unit (1 Wh)
 WINDOW: Final = 20  # units the seller delivers ahead of payment
 BATCH: Final = 5
 RATE: Final = 60  # units per second from the seller's simulated meter
 _ROLE: Final = {"buyer": "payer", "seller": "payee"}
+_FLOW: Final = ("units", "value", "paid")
 
 
-class SessionCrash(Phase):
+async def offer_energy(world: World, seller: PeerProcess) -> dict[str, Any]:
+    """The offer `seller` publishes: energy at `PRICE` per unit, delivered at `RATE`."""
+    offered = await seller.call(
+        {
+            "cmd": "session_offer",
+            "asset": str(world.token.address),
+            "price": str(PRICE),
+            "window": WINDOW,
+            "batch": BATCH,
+            "rate": RATE,
+        }
+    )
+    offer: dict[str, Any] = offered["offer"]
+    return offer
+
+
+async def session_ends(session: str, sides: Mapping[str, PeerProcess], prefix: str = "") -> Facts:
+    """Each side's final view of the session (`sides`: bought and sold), once it has
+    stopped or after `PATIENCE_S`: the forward flow, stopped, countersigned."""
+    facts: Facts = {}
+    for side, process in sides.items():
+
+        async def view(p: PeerProcess = process) -> dict[str, Any]:
+            return await p.call({"cmd": "session_info", "session": session})
+
+        with contextlib.suppress(TortureError):
+            await until(view, lambda v: v["phase"] == "stopped", what=f"{prefix}{side} stopped")
+        seen = await view()
+        for key in _FLOW:
+            facts[f"{prefix}{side}_{key}"] = int(seen["forward"][key])
+        facts[f"{prefix}{side}_stopped"] = int(seen["phase"] == "stopped")
+        facts[f"{prefix}{side}_countersigned"] = int(bool(seen["countersigned"]))
+    return facts
+
+
+async def exposure(process: PeerProcess, who: str) -> int:
+    """The most units `process` saw delivered and unpaid (or paid and undelivered)."""
+    try:
+        stats = await process.call({"cmd": "session_stats"})
+    except M2MPayError as exc:
+        raise TortureError(f"session_stats of the {who}: {exc}") from exc
+    return int(stats["max_exposure_units"])
+
+
+def flows(facts: Facts, prefix: str = "") -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(units, value, paid) as the buyer saw them, and as the seller did."""
+    return tuple(facts[f"{prefix}bought_{key}"] for key in _FLOW), tuple(
+        facts[f"{prefix}sold_{key}"] for key in _FLOW
+    )
+
+
+def beyond_window(who: str, units: int) -> str | None:
+    if units > WINDOW:
+        return (
+            f"units delivered beyond the credit window: the {who} saw "
+            f"{units} units unpaid, the window is {WINDOW}"
+        )
+    return None
+
+
+class SessionCrash(PairPhase):
     """The buyer (the payer of the pair) buys a target of units from the seller."""
 
+    kind = "session"
+
     def __init__(self, victim: str) -> None:
-        self.victim = victim
-        self.name = f"session.{victim}"
-        self._world: World | None = None
-        self._pair: Pair | None = None
+        super().__init__(victim)
         self._offer: dict[str, Any] = {}
 
-    @property
-    def pair(self) -> Pair:
-        assert self._pair is not None, "the phase is not set up"
-        return self._pair
-
-    async def setup(self, world: World) -> None:
-        self._world = world
-        self._pair = await Pair.shared(world)
-        offered = await self._pair.payee.call(
-            {
-                "cmd": "session_offer",
-                "asset": str(world.token.address),
-                "price": str(PRICE),
-                "window": WINDOW,
-                "batch": BATCH,
-                "rate": RATE,
-            }
-        )
-        self._offer = offered["offer"]
-
-    async def teardown(self) -> None:
-        self._pair = None  # the pair is the world's, for the next phase
+    async def _share(self, world: World) -> Pair:
+        pair = await Pair.shared(world)
+        self._offer = await offer_energy(world, pair.payee)
+        return pair
 
     def check(self, facts: Facts) -> str | None:
         return session_violation(self.victim, facts)
 
-    async def _session(self, role: str, session: str) -> dict[str, Any]:
-        return await self.pair.process(role).call({"cmd": "session_info", "session": session})
-
     async def trial(self, rng: random.Random) -> Facts:
         pair = self.pair
-        assert self._world is not None
-        since = await self._world.ledger.block_number()
+        since = await self.world.ledger.block_number()
         channel = await pair.open()
         target = rng.randint(4 * BATCH, 30 * BATCH)
         started = await pair.payer.call(
@@ -75,68 +127,30 @@ class SessionCrash(Phase):
         # Anywhere from the first reports to the last receipts.
         await asyncio.sleep(rng.uniform(0.0, 1.2 * target / RATE))
         role = _ROLE[self.victim]
-        if role == "payer":
-            acked = int((await pair.info("payer", channel))["acked_total"])
-            await pair.restart("payer")
-        else:
-            await pair.payee.kill()
-            acked = int((await pair.info("payer", channel))["acked_total"])
-            await pair.payee.start()
+        acked = await pair.crash(pair.process(role), channel)
+        if role == "payee":
             # Offers are the application's: a restarted seller publishes its offer again.
             await pair.payee.call({"cmd": "session_offer", "offer": self._offer, "rate": RATE})
-        restored = await pair.info(role, channel)
         facts: Facts = {
             "target": target,
             "acked": acked,
-            "restored": int(restored["sent_total" if role == "payer" else "received_total"]),
+            "restored": await pair.total(role, channel),
         }
-        facts |= await self._ended(session)
-        payer, payee = await pair.agreed(channel)
-        facts |= {
-            "sent": int(payer["sent_total"]),
-            "acked_total": int(payer["acked_total"]),
-            "received": int(payee["received_total"]),
-        }
-        return facts | await pair.close_and_settle(channel, since)
-
-    async def _ended(self, session: str) -> Facts:
-        """Both sides' final view of the session, and the largest exposure each saw."""
-        views: dict[str, dict[str, Any]] = {}
-        for role in ("payer", "payee"):
-            with contextlib.suppress(TortureError):
-                await until(
-                    lambda r=role: self._session(r, session),  # type: ignore[misc]
-                    lambda view: view["phase"] == "stopped",
-                    what=f"the {role}'s session stopped",
-                )
-            views[role] = await self._session(role, session)
-        facts: Facts = {}
-        for role, name in (("payer", "bought"), ("payee", "sold")):
-            view = views[role]
-            for key in ("units", "value", "paid"):
-                facts[f"{name}_{key}"] = int(view["forward"][key])
-            facts[f"{name}_stopped"] = int(view["phase"] == "stopped")
-            facts[f"{name}_countersigned"] = int(bool(view["countersigned"]))
-            try:
-                stats = await self.pair.process(role).call({"cmd": "session_stats"})
-            except M2MPayError as exc:
-                raise TortureError(f"session_stats of the {role}: {exc}") from exc
-            facts[f"{name}_exposure"] = int(stats["max_exposure_units"])
-        return facts
+        facts |= await session_ends(session, {"bought": pair.payer, "sold": pair.payee})
+        facts["bought_exposure"] = await exposure(pair.payer, "payer")
+        facts["sold_exposure"] = await exposure(pair.payee, "payee")
+        return facts | await pair.settled_facts(channel, since)
 
 
 def session_violation(victim: str, facts: Facts) -> str | None:
     """The session invariants, then the payment invariants of its channel."""
     for name in ("bought", "sold"):
-        if facts[f"{name}_exposure"] > WINDOW:
-            return (
-                f"units delivered beyond the credit window: the {name[:-1] or name} side saw "
-                f"{facts[f'{name}_exposure']} units unpaid, the window is {WINDOW}"
-            )
+        violation = beyond_window(f"{name[:-1] or name} side", facts[f"{name}_exposure"])
+        if violation is not None:
+            return violation
         if not (facts[f"{name}_stopped"] and facts[f"{name}_countersigned"]):
             return f"the {name} side's session did not end with receipts both signed"
-    bought = tuple(facts[f"bought_{key}"] for key in ("units", "value", "paid"))
-    sold = tuple(facts[f"sold_{key}"] for key in ("units", "value", "paid"))
+    bought, sold = flows(facts)
     if bought != sold:
         return f"the sides disagree on the session: bought {bought}, sold {sold}"
     units, value, paid = sold

@@ -77,7 +77,12 @@ class PartyKeys:
 class Shared(Protocol):
     """Something several phases use in turn (the node processes of a pair)."""
 
+    async def start(self) -> None: ...
+
     async def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Shared)
 
 
 class World:
@@ -128,21 +133,36 @@ class World:
         self.shared.clear()
         self.generation += 1
 
+    async def share(self, name: str, kind: type[S], make: Callable[[], S]) -> S:
+        """What the phases share under `name`, made and started by the first to ask: a
+        phase then costs no start-up. `reset` stops it with the rest."""
+        held = self.shared.get(name)
+        if isinstance(held, kind):
+            return held
+        made = make()
+        self.shared[name] = made
+        await made.start()
+        return made
+
     async def stop(self) -> None:
         await self.reset()
         if self._ledger is not None:
             await self._ledger.stop()
             self._ledger = None
 
+    def files(self, phase: str) -> Path:
+        """Where `phase` keeps its processes' stores; fresh after each `reset`."""
+        directory = self.directory / f"{phase}-{self.generation}"
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+
     def peer(self, phase: str, role: str, key: int, **options: Any) -> PeerProcess:
         """A node process of `role` in `phase`, on a port of its own that it keeps across
         restarts (its peers find it again where they knew it)."""
-        directory = self.directory / f"{phase}-{self.generation}"
-        directory.mkdir(parents=True, exist_ok=True)
         return PeerProcess(
             key=key,
             hub=self.hub.address,
-            store=directory / f"{role}.sqlite3",
+            store=self.files(phase) / f"{role}.sqlite3",
             chain_dir=self.chain_dir,
             port=free_port(),
             window=256,

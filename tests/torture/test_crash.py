@@ -139,7 +139,7 @@ for _side in ("bought", "sold"):
 @pytest.mark.parametrize(
     ("change", "says"),
     [
-        ({"sold_exposure": WINDOW + 1}, "beyond the credit window"),
+        ({"sold_exposure": WINDOW + 1}, "beyond the credit window: the seller's side saw"),
         ({"bought_countersigned": 0}, "receipts both signed"),
         ({"sold_units": 101}, "disagree on the session"),
         (

@@ -144,8 +144,8 @@ class SessionCrash(PairPhase):
 
 def session_violation(victim: str, facts: Facts) -> str | None:
     """The session invariants, then the payment invariants of its channel."""
-    for name in ("bought", "sold"):
-        violation = beyond_window(f"{name[:-1] or name} side", facts[f"{name}_exposure"])
+    for name, side in (("bought", "buyer"), ("sold", "seller")):
+        violation = beyond_window(f"{side}'s side", facts[f"{name}_exposure"])
         if violation is not None:
             return violation
         if not (facts[f"{name}_stopped"] and facts[f"{name}_countersigned"]):

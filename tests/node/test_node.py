@@ -14,7 +14,7 @@ from m2mpay.channel.context import ProtocolConfig
 from m2mpay.channel.outputs import ChannelDefended, ChannelEvent, PaymentReceived
 from m2mpay.channel.state import Phase
 from m2mpay.errors import ChannelError
-from m2mpay.node import NodeConfig
+from m2mpay.node import NodeConfig, PaymentWait
 from m2mpay.wire import MqttTransport
 from tests.conftest import Broker
 from tests.node.conftest import UNIT, Chain, NodeFactory
@@ -35,8 +35,8 @@ async def test_ten_thousand_payments_both_ways_then_cooperative_close(
     channel = info.channel_id
     last_a = last_b = None
     for i in range(5_000):
-        last_a = await alice.pay(channel, 3 + i % 7, wait=False)
-        last_b = await bob.pay(channel, 2 + i % 5, wait=False)
+        last_a = await alice.pay(channel, 3 + i % 7, wait=PaymentWait.QUEUED)
+        last_b = await bob.pay(channel, 2 + i % 5, wait=PaymentWait.QUEUED)
     assert last_a is not None
     assert last_b is not None
     await asyncio.wait_for(asyncio.gather(last_a.acknowledged, last_b.acknowledged), 60)
@@ -138,7 +138,7 @@ async def test_a_restarted_node_resumes_its_channels(chain: Chain, make_node: No
         bob.address, chain.token.address, 10 * UNIT, endpoint=bob.endpoint
     )
     for _ in range(50):
-        await alice.pay(info.channel_id, 7, wait=False)
+        await alice.pay(info.channel_id, 7, wait=PaymentWait.QUEUED)
     await (await alice.pay(info.channel_id, 7)).acknowledged
     port = int(str(bob.endpoint).rsplit(":", 1)[1])
     await bob.stop()
@@ -205,11 +205,11 @@ async def test_nodes_talk_over_mqtt_as_well(
     info = await alice.open_channel(bob.address, chain.token.address, 1_000, endpoint=bob.endpoint)
     last_a = last_b = None
     for _ in range(200):
-        last_a = await alice.pay(info.channel_id, 3, wait=False)
+        last_a = await alice.pay(info.channel_id, 3, wait=PaymentWait.QUEUED)
     assert last_a is not None
     await asyncio.wait_for(last_a.acknowledged, 20)
     for _ in range(199):
-        last_b = await bob.pay(info.channel_id, 1, wait=False)
+        last_b = await bob.pay(info.channel_id, 1, wait=PaymentWait.QUEUED)
     assert last_b is not None
     await asyncio.wait_for(last_b.acknowledged, 20)
     closed = await bob.close(info.channel_id)
@@ -225,7 +225,7 @@ async def test_a_node_on_postgresql_resumes_after_restart(
     bob = await make_node(2)
     info = await alice.open_channel(bob.address, chain.token.address, 10_000, endpoint=bob.endpoint)
     for _ in range(300):
-        last = await alice.pay(info.channel_id, 5, wait=False)
+        last = await alice.pay(info.channel_id, 5, wait=PaymentWait.QUEUED)
     await asyncio.wait_for(last.acknowledged, 20)
     await alice.stop()
     alice = await make_node(1, store_location=postgres_url, store_name=namespace)
@@ -233,3 +233,21 @@ async def test_a_node_on_postgresql_resumes_after_restart(
     assert alice.channel(info.channel_id).acked_total == 1_500
     closed = await alice.close(info.channel_id)
     assert closed.final_balance_mine == 8_500
+
+
+async def test_pay_returns_as_far_as_its_wait_says(chain: Chain, make_node: NodeFactory) -> None:
+    alice, bob = await make_node(1), await make_node(2, store_name="bob")
+    info = await alice.open_channel(
+        bob.address, chain.token.address, 10 * UNIT, endpoint=bob.endpoint
+    )
+    queued = await alice.pay(info.channel_id, 1, wait=PaymentWait.QUEUED)
+    assert queued.total == 1  # signed and counted, whatever its log and the payee did since
+    store = alice._engine.store
+    before = store.durable_seq + store.pending_count  # the last record appended
+    durable = await alice.pay(info.channel_id, 2, wait=PaymentWait.DURABLE)
+    # Returned only once our log holds it: its record (after `before`) is on disk.
+    assert store.durable_seq > before
+    assert durable.total == 3
+    acknowledged = await alice.pay(info.channel_id, 3)  # the default
+    assert acknowledged.acknowledged.done()
+    assert bob.channel(info.channel_id).received_total == 6

@@ -14,7 +14,7 @@ import pytest
 from m2mpay.bench.processes import PeerProcess
 from m2mpay.chain import AnvilNode, Ledger, deploy_contracts
 from m2mpay.chain.shared import connect_ledger
-from m2mpay.node import LedgerLink, Node, NodeConfig
+from m2mpay.node import LedgerLink, Node, NodeConfig, PaymentWait
 from m2mpay.store import open_store
 from m2mpay.wire import WebSocketTransport
 
@@ -132,7 +132,7 @@ async def test_payee_killed_at_random_points_loses_no_acknowledged_payment(
 
         async def stream() -> None:
             while True:
-                await payer.pay(channel, rng.randint(1, 1000), wait=False, timeout=60)
+                await payer.pay(channel, rng.randint(1, 1000), wait=PaymentWait.QUEUED, timeout=60)
 
         for _ in range(12):
             streaming = asyncio.ensure_future(stream())

@@ -22,7 +22,7 @@ from m2mpay.chain import OnchainChannel
 from m2mpay.channel.state import ChannelState, Phase
 from m2mpay.crypto import Address
 from m2mpay.errors import ContractError
-from m2mpay.node import Node
+from m2mpay.node import Node, PaymentWait
 from m2mpay.node.watch import (
     ProofUpdate,
     SignedRegistration,
@@ -103,7 +103,7 @@ async def test_feed_registers_an_opened_channel_and_hands_over_the_newest_proof(
         registered = await _party_view(running.client, channel, payee.address)
         assert (registered["role"], registered["held_transferred"]) == ("b", None)
         for _ in range(200):
-            await payer.pay(channel, UNIT // 100, wait=False)
+            await payer.pay(channel, UNIT // 100, wait=PaymentWait.QUEUED)
         await payer.pay(channel, UNIT // 100)  # acknowledged: every payment is durable
         await _synced(feed)
     received = payee.channel(channel).received_total
@@ -150,7 +150,7 @@ async def test_feed_coalesces_payments_that_arrive_during_a_push_into_one_newer_
         await payer.pay(channel, 7)
         await gate.entered.wait()  # the push of total 7 is under way, held at the gate
         for _ in range(499):
-            await payer.pay(channel, 1, wait=False)
+            await payer.pay(channel, 1, wait=PaymentWait.QUEUED)
         await payer.pay(channel, 1)
         gate.open.set()
         await _synced(feed)

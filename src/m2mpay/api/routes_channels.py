@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Depends
 
 from m2mpay.api.errors import ApiError
@@ -20,17 +18,15 @@ from m2mpay.api.routes_info import require_funds
 from m2mpay.api.views import channel_view, parse_hex32
 from m2mpay.crypto import ZERO_ADDRESS, Address
 from m2mpay.errors import AuthenticationFailed, WrongChain
+from m2mpay.node import PaymentWait
 
 __all__ = ["channel_routes", "make_payment"]
 
 
 async def make_payment(gw: Gateway, channel: bytes, body: PaymentRequest) -> PaymentMade:
-    handle = await gw.node.pay(channel, int(body.amount), wait=False)
-    async with asyncio.timeout(30):
-        if body.wait:
-            await asyncio.shield(handle.acknowledged)
-        else:
-            await gw.node.flushed()  # never answer for a payment a crash could still lose
+    # Never answer for a payment a crash could still lose: durable at least.
+    wait = PaymentWait.ACKNOWLEDGED if body.wait else PaymentWait.DURABLE
+    handle = await gw.node.pay(channel, int(body.amount), wait=wait)
     acknowledged = handle.acknowledged
     return PaymentMade(
         channel_id="0x" + channel.hex(),

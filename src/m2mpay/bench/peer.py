@@ -50,7 +50,7 @@ from m2mpay.chain.ledger import Ledger
 from m2mpay.chain.shared import connect_ledger
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import M2MPayError
-from m2mpay.node import ChainLink, ChannelInfo, LedgerLink, Node, NodeConfig
+from m2mpay.node import ChainLink, ChannelInfo, LedgerLink, Node, NodeConfig, PaymentWait
 from m2mpay.node.host import DeviceHost, HostLink
 from m2mpay.store import open_store
 from m2mpay.wire import WebSocketTransport
@@ -106,7 +106,7 @@ async def _stream(node: Node, command: dict[str, Any]) -> dict[str, Any]:
     started = clock()
     for _ in range(count):
         sent_at = clock()
-        handle = await node.pay(channel, amount, wait=False)
+        handle = await node.pay(channel, amount, wait=PaymentWait.QUEUED)
         handle.acknowledged.add_done_callback(on_ack(sent_at))
     await asyncio.wait_for(all_acknowledged.wait(), 120)
     elapsed = clock() - started
@@ -168,7 +168,7 @@ class _Streams:
     async def _pay(self, channel: bytes, amount: int) -> None:
         # pay() waits whenever the window is full, so a dead payee pauses the stream.
         while True:
-            await self._node.pay(channel, amount, wait=False, timeout=600)
+            await self._node.pay(channel, amount, wait=PaymentWait.QUEUED, timeout=600)
 
     async def stop(self, channel: bytes | None = None) -> None:
         for key in [channel] if channel is not None else list(self._tasks):

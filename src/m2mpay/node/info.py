@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 from dataclasses import dataclass
 
 from m2mpay.channel.state import ChannelState, Phase
 from m2mpay.crypto import Address
 
-__all__ = ["ChannelInfo", "PaymentHandle"]
+__all__ = ["ChannelInfo", "PaymentHandle", "PaymentWait"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,14 @@ class ChannelInfo:
     @property
     def id_hex(self) -> str:
         return "0x" + self.channel_id.hex()
+
+
+class PaymentWait(enum.Enum):
+    """How long `Node.pay` waits before it returns a payment."""
+
+    QUEUED = "queued"  # signed and queued: a crash now may still lose it
+    DURABLE = "durable"  # in our own log: it survives our crash
+    ACKNOWLEDGED = "acknowledged"  # the payee holds it durably
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,7 @@ from m2mpay.node.chain_follow import ChainFollower
 from m2mpay.node.chain_link import ChainLink
 from m2mpay.node.channel_machine import ChannelMachine
 from m2mpay.node.effects import resending
-from m2mpay.node.info import ChannelInfo, PaymentHandle
+from m2mpay.node.info import ChannelInfo, PaymentHandle, PaymentWait
 from m2mpay.node.notifier import ChannelListener, ChannelNotifier
 from m2mpay.node.peers import Peers, PeersConfig
 from m2mpay.store import Store
@@ -396,13 +396,19 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
         return PaymentHandle(channel_id, amount, state.sent_total, state.sent_seq, future)
 
     async def pay(
-        self, channel_id: bytes, amount: int, *, wait: bool = True, timeout: float = 30.0
+        self,
+        channel_id: bytes,
+        amount: int,
+        *,
+        wait: PaymentWait = PaymentWait.ACKNOWLEDGED,
+        timeout: float = 30.0,
     ) -> PaymentHandle:
-        """Pay `amount`; with `wait`, return once the payee has acknowledged it durably.
+        """Pay `amount` and return once the payment is as far as `wait` says: queued
+        (signed; a loop of such calls streams payments at full speed), durable in our
+        log, or acknowledged by the payee as durable in its own.
 
-        Without `wait` it returns as soon as the payment is signed and queued, waiting
-        only when `max_in_flight` payments are unacknowledged (backpressure), so a loop
-        of `await pay(..., wait=False)` streams payments at full speed.
+        Whatever `wait` says, it waits while `max_in_flight` payments are
+        unacknowledged (backpressure); `timeout` bounds each wait.
         """
         # asyncio.timeout rather than wait_for: on Python 3.11, wait_for loses a
         # cancellation that arrives just as the awaited future completes.
@@ -413,9 +419,12 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
                 await asyncio.shield(oldest)
         handle = self.pay_nowait(channel_id, amount)
         await self._yield_if_busy()
-        if wait:
+        if wait is PaymentWait.ACKNOWLEDGED:
             async with asyncio.timeout(timeout):
                 await asyncio.shield(handle.acknowledged)
+        elif wait is PaymentWait.DURABLE:
+            async with asyncio.timeout(timeout):
+                await self.flushed()
         return handle
 
     async def flushed(self) -> None:

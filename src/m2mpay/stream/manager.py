@@ -35,13 +35,13 @@ from m2mpay.engine import EngineHost, StateWaits
 from m2mpay.errors import ChannelError, StreamError
 from m2mpay.node import Node
 from m2mpay.store import Store
+from m2mpay.stream.channels import channel_for, pay_up_to, request_received, still_opening
 from m2mpay.stream.context import SessionConfig, SessionContext
 from m2mpay.stream.index import LIVE, SessionIndex
 from m2mpay.stream.info import SessionInfo
 from m2mpay.stream.inputs import (
     ChannelTotals,
     MeterReading,
-    PayFailed,
     RequestReceived,
     Reverse,
     SessionInput,
@@ -52,7 +52,6 @@ from m2mpay.stream.inputs import (
     StopSession,
 )
 from m2mpay.stream.messages import SESSION_MESSAGE_TYPES, SessionMessage, SessionRequest
-from m2mpay.stream.node_inputs import channel_for, request_received, still_opening
 from m2mpay.stream.offer import Offer, offer_problem
 from m2mpay.stream.outputs import (
     Allow,
@@ -430,19 +429,11 @@ class SessionManager(EngineHost[bytes, SessionState, SessionInput, SessionOutput
         state = self._engine.states.get(output.session_id)
         if state is None:
             return
-        base = state.seller_base if output.reversed else state.buyer_base
-        try:
-            channel = self.node.channel(output.channel_id)
-            amount = base + output.total - channel.sent_total
-            if amount > 0:
-                self.node.pay_nowait(output.channel_id, amount)
-        except ChannelError as exc:
-            sent = 0
-            with contextlib.suppress(ChannelError):
-                sent = self.node.channel(output.channel_id).sent_total
-            log.warning("session payment failed: %s", exc)
+        failed = pay_up_to(self.node, state, output, _now_ms())
+        if failed is not None:
+            log.warning("session payment failed: %s", failed.reason)
             if self._running:
-                self._handle(PayFailed(output.session_id, str(exc)[:500], sent, _now_ms()))
+                self._handle(failed)
 
     async def _notify(self, event: SessionEvent) -> None:
         state = self._engine.states.get(event.session_id)

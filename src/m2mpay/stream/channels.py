@@ -1,6 +1,6 @@
-"""What the session manager reads from its node's channels: the channel a purchase runs
-on, and what the session machine must know of a buyer's request (the channel the
-request names, as this node holds it)."""
+"""What the session manager reads from and does to its node's channels: the channel a
+purchase runs on, what the session machine must know of a buyer's request (the
+channel the request names, as this node holds it), and paying up to a session's total."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from m2mpay.crypto import Address
 from m2mpay.errors import ChannelError, StreamError
 from m2mpay.node import Node
 from m2mpay.node.info import ChannelInfo
-from m2mpay.stream.inputs import RequestReceived
+from m2mpay.stream.inputs import PayFailed, RequestReceived
 from m2mpay.stream.messages import SessionRequest
 from m2mpay.stream.offer import Offer
+from m2mpay.stream.outputs import PayUpTo
+from m2mpay.stream.state import SessionState
 
-__all__ = ["channel_for", "request_received", "still_opening"]
+__all__ = ["channel_for", "pay_up_to", "request_received", "still_opening"]
 
 
 async def channel_for(
@@ -94,3 +96,20 @@ def request_received(
         busy,
         now_ms,
     )
+
+
+def pay_up_to(node: Node, state: SessionState, output: PayUpTo, now_ms: int) -> PayFailed | None:
+    """Pay what the channel lacks of the session's total (so a repeat pays nothing
+    twice); the input that tells the machine if the node refused."""
+    base = state.seller_base if output.reversed else state.buyer_base
+    try:
+        channel = node.channel(output.channel_id)
+        amount = base + output.total - channel.sent_total
+        if amount > 0:
+            node.pay_nowait(output.channel_id, amount)
+    except ChannelError as exc:
+        sent = 0
+        with contextlib.suppress(ChannelError):
+            sent = node.channel(output.channel_id).sent_total
+        return PayFailed(output.session_id, str(exc)[:500], sent, now_ms)
+    return None

@@ -16,18 +16,12 @@ from m2mpay.chain import (
     ChannelHub,
     OnchainChannel,
     RpcLedger,
-    TokenContract,
-    deploy_contracts,
 )
 from m2mpay.chain.devkeys import dev_keys
 from m2mpay.channel.outputs import ChannelDefended
 from m2mpay.errors import ChannelError, LedgerUnavailable
-from m2mpay.node import LedgerLink, Node, NodeConfig
-from m2mpay.store import open_store
-from m2mpay.wire import WebSocketTransport
+from tests.chain.anvil_faults import UNIT, anvil_ledger, car_and_charger  # noqa: F401
 from tests.waiting import eventually, eventually_async
-
-UNIT = 10**18
 
 
 @pytest.fixture
@@ -36,35 +30,6 @@ def anvil(tmp_path: Path) -> Iterator[AnvilNode]:
     node.start()
     yield node
     node.stop()
-
-
-@pytest.fixture
-async def ledger(anvil: AnvilNode) -> AsyncIterator[RpcLedger]:
-    rpc = RpcLedger(anvil.url, dev_keys=dev_keys())
-    await rpc.start()
-    yield rpc
-    await rpc.stop()
-
-
-async def _car_and_charger(
-    ledger: RpcLedger, tmp_path: Path
-) -> tuple[ChannelHub, TokenContract, tuple[Node, Node]]:
-    """Contracts on the ledger, and two started nodes on it; the car holds tokens."""
-    keys = ledger.dev_accounts()
-    _, hub, token = await deploy_contracts(ledger, keys[0], mint={keys[1].address: 100 * UNIT})
-    nodes = [
-        Node(
-            keys[i],
-            LedgerLink(ledger, hub.address, keys[i]),
-            open_store(tmp_path / f"node{i}.sqlite3"),
-            transport=WebSocketTransport(),
-            config=NodeConfig(tick_interval_s=0.05),
-        )
-        for i in (1, 2)
-    ]
-    for node in nodes:
-        await node.start()
-    return hub, token, (nodes[0], nodes[1])
 
 
 async def _past(ledger: RpcLedger, block: int) -> bool:
@@ -102,7 +67,7 @@ async def test_a_receipt_is_found_across_a_restart_of_the_rpc_node(
 async def test_a_stale_close_during_an_rpc_outage_is_still_challenged(
     anvil: AnvilNode, ledger: RpcLedger, tmp_path: Path
 ) -> None:
-    hub, token, (car, charger) = await _car_and_charger(ledger, tmp_path)
+    hub, token, (car, charger) = await car_and_charger(ledger, tmp_path)
     try:
         opened = await car.open_channel(
             charger.address, token.address, 10 * UNIT, challenge_period=60,
@@ -175,7 +140,7 @@ async def test_two_processes_racing_for_one_key_lose_no_transaction(
 async def test_an_open_while_the_rpc_node_is_away_moves_nothing_and_works_once_back(
     anvil: AnvilNode, ledger: RpcLedger, tmp_path: Path
 ) -> None:
-    _, token, (car, charger) = await _car_and_charger(ledger, tmp_path)
+    _, token, (car, charger) = await car_and_charger(ledger, tmp_path)
     try:
         before = await token.balance_of(car.address)
         await asyncio.to_thread(anvil.stop)

@@ -24,7 +24,7 @@ from m2mpay.chain.ledger import LogEntry
 from m2mpay.channel.outputs import ChainReorganised, ChannelEvent
 from m2mpay.channel.state import Phase
 from m2mpay.node import Node
-from tests.chain.test_chain_faults import UNIT, _car_and_charger
+from tests.chain.anvil_faults import UNIT, anvil_ledger, car_and_charger, reorg_from  # noqa: F401
 from tests.waiting import eventually, eventually_async
 
 
@@ -34,21 +34,6 @@ def anvil() -> Iterator[AnvilNode]:
     node.start()
     yield node
     node.stop()
-
-
-@pytest.fixture
-async def ledger(anvil: AnvilNode) -> AsyncIterator[RpcLedger]:
-    rpc = RpcLedger(anvil.url, dev_keys=dev_keys())
-    await rpc.start()
-    yield rpc
-    await rpc.stop()
-
-
-async def _reorg_from(ledger: RpcLedger, block: int) -> None:
-    """Replace `block` and every block after it with empty ones."""
-    depth = await ledger.block_number() - block + 1
-    answer: dict[str, Any] = await ledger.w3.provider.make_request("anvil_reorg", [depth, []])
-    assert "error" not in answer, answer
 
 
 async def _first(events: AsyncIterator[ChannelEvent], kind: type[Any]) -> Any:
@@ -77,7 +62,7 @@ async def test_the_follower_retracts_logs_of_dropped_blocks_and_follows_the_new_
     assert (seen.tx_hash, seen.removed) == (receipt.tx_hash, False)
     assert seen.block_hash
 
-    await _reorg_from(ledger, receipt.block_number)
+    await reorg_from(ledger, receipt.block_number)
     retracted: LogEntry = await asyncio.wait_for(anext(follower), 10)
     assert retracted.removed
     assert (retracted.tx_hash, retracted.block_hash) == (seen.tx_hash, seen.block_hash)
@@ -95,7 +80,7 @@ async def test_the_follower_retracts_logs_of_dropped_blocks_and_follows_the_new_
 async def test_a_dropped_deposit_vanishes_from_the_view_then_lands_again(
     ledger: RpcLedger, tmp_path: Path
 ) -> None:
-    _, token, (car, charger) = await _car_and_charger(ledger, tmp_path)
+    _, token, (car, charger) = await car_and_charger(ledger, tmp_path)
     try:
         before = await token.balance_of(car.address)
         opened = await car.open_channel(
@@ -109,7 +94,7 @@ async def test_a_dropped_deposit_vanishes_from_the_view_then_lands_again(
         await eventually(lambda: charger.channel(channel).deposit_peer == 15 * UNIT)
         deposit_block = await ledger.block_number()
 
-        await _reorg_from(ledger, deposit_block)
+        await reorg_from(ledger, deposit_block)
         rewound = await asyncio.wait_for(_first(events, ChainReorganised), 10)
         assert (rewound.phase, rewound.deposit_a) == ("open", 10 * UNIT)
         # The deposit was sent again and the chain holds it once: the view converges.
@@ -132,7 +117,7 @@ async def test_a_dropped_deposit_vanishes_from_the_view_then_lands_again(
 async def test_a_dropped_close_is_made_again_and_settles_as_the_newest_proofs_say(
     ledger: RpcLedger, tmp_path: Path
 ) -> None:
-    _, token, (car, charger) = await _car_and_charger(ledger, tmp_path)
+    _, token, (car, charger) = await car_and_charger(ledger, tmp_path)
     try:
         opened = await car.open_channel(
             charger.address, token.address, 10 * UNIT, challenge_period=60,
@@ -148,7 +133,7 @@ async def test_a_dropped_close_is_made_again_and_settles_as_the_newest_proofs_sa
         await eventually(lambda: car.channel(channel).phase is Phase.DISPUTED)
         close_block = await ledger.block_number()
 
-        await _reorg_from(ledger, close_block)
+        await reorg_from(ledger, close_block)
         rewound = await asyncio.wait_for(_first(events, ChainReorganised), 10)
         assert rewound.phase == "open"  # the closing view went back with the chain
         for node in (car, charger):
@@ -168,7 +153,7 @@ async def test_a_dropped_close_is_made_again_and_settles_as_the_newest_proofs_sa
 async def test_a_dropped_challenge_still_lands_before_the_deadline(
     ledger: RpcLedger, anvil: AnvilNode, tmp_path: Path
 ) -> None:
-    hub, token, (car, charger) = await _car_and_charger(ledger, tmp_path)
+    hub, token, (car, charger) = await car_and_charger(ledger, tmp_path)
     try:
         opened = await car.open_channel(
             charger.address, token.address, 10 * UNIT, challenge_period=60,
@@ -202,7 +187,7 @@ async def test_a_dropped_challenge_still_lands_before_the_deadline(
         # the channel machine itself must challenge again.
         ledger._sent = SentTransactions()
 
-        await _reorg_from(ledger, challenge_block)
+        await reorg_from(ledger, challenge_block)
         rewound = await asyncio.wait_for(_first(events, ChainReorganised), 10)
         assert rewound.phase == "disputed"
         await eventually(challenged)
@@ -226,7 +211,7 @@ async def _head_moves(ledger: RpcLedger, block: int) -> bool:
 async def test_the_node_cursor_goes_back_to_the_rewound_block(
     ledger: RpcLedger, tmp_path: Path
 ) -> None:
-    _, token, (car, charger) = await _car_and_charger(ledger, tmp_path)
+    _, token, (car, charger) = await car_and_charger(ledger, tmp_path)
     try:
         opened = await car.open_channel(
             charger.address, token.address, 10 * UNIT, endpoint=charger.endpoint
@@ -235,7 +220,7 @@ async def test_the_node_cursor_goes_back_to_the_rewound_block(
         await car.top_up(opened.channel_id, UNIT)
         block = await ledger.block_number()
         await eventually(lambda: charger._follower.cursor >= block - 1)
-        await _reorg_from(ledger, block)
+        await reorg_from(ledger, block)
         await asyncio.wait_for(_first(events, ChainReorganised), 10)
         assert charger._follower.cursor <= block
         await eventually_async(lambda: _head_moves(ledger, block))

@@ -10,21 +10,19 @@ again and settles at the newest proofs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from m2mpay.chain import AnvilNode, RpcLedger
-from m2mpay.chain.devkeys import dev_keys
 from m2mpay.chain.events import ChannelClosing
 from m2mpay.chain.forks import SentTransactions
 from m2mpay.channel.state import Phase
 from m2mpay.node import LedgerLink, Node, NodeConfig
 from m2mpay.store import open_store
 from m2mpay.wire import WebSocketTransport
-from tests.chain.test_chain_faults import UNIT, _car_and_charger
+from tests.chain.anvil_faults import UNIT, anvil_ledger, car_and_charger, reorg_from  # noqa: F401
 from tests.waiting import eventually, eventually_async
 
 
@@ -36,23 +34,8 @@ def anvil() -> Iterator[AnvilNode]:
     node.stop()
 
 
-@pytest.fixture
-async def ledger(anvil: AnvilNode) -> AsyncIterator[RpcLedger]:
-    rpc = RpcLedger(anvil.url, dev_keys=dev_keys())
-    await rpc.start()
-    yield rpc
-    await rpc.stop()
-
-
-async def _reorg_from(ledger: RpcLedger, block: int) -> None:
-    """Replace `block` and every block after it with empty ones."""
-    depth = await ledger.block_number() - block + 1
-    answer: dict[str, Any] = await ledger.w3.provider.make_request("anvil_reorg", [depth, []])
-    assert "error" not in answer, answer
-
-
 async def _started_again(ledger: RpcLedger, node: Node, tmp_path: Path) -> Node:
-    """The node of `_car_and_charger` again, from its store, as a new process would be."""
+    """The node of `car_and_charger` again, from its store, as a new process would be."""
     index = 1 if node.address == ledger.dev_accounts()[1].address else 2
     again = Node(
         ledger.dev_accounts()[index],
@@ -70,7 +53,7 @@ async def _started_again(ledger: RpcLedger, node: Node, tmp_path: Path) -> Node:
 async def test_a_deposit_dropped_while_stopped_is_sent_again_or_leaves_the_view(
     ledger: RpcLedger, tmp_path: Path, bytes_kept: bool
 ) -> None:
-    _, token, (car, charger) = await _car_and_charger(ledger, tmp_path)
+    _, token, (car, charger) = await car_and_charger(ledger, tmp_path)
     started: list[Node] = []
     try:
         before = await token.balance_of(car.address)
@@ -88,7 +71,7 @@ async def test_a_deposit_dropped_while_stopped_is_sent_again_or_leaves_the_view(
         if not bytes_kept:
             ledger._sent = SentTransactions()  # the process that sent it is gone
 
-        await _reorg_from(ledger, deposit_block)
+        await reorg_from(ledger, deposit_block)
         expected = 15 * UNIT if bytes_kept else 10 * UNIT
         for node in (car, charger):
             started.append(again := await _started_again(ledger, node, tmp_path))
@@ -104,7 +87,7 @@ async def test_a_deposit_dropped_while_stopped_is_sent_again_or_leaves_the_view(
 async def test_a_close_dropped_while_stopped_is_made_again_and_settles_at_the_newest_proofs(
     ledger: RpcLedger, tmp_path: Path
 ) -> None:
-    hub, token, (car, charger) = await _car_and_charger(ledger, tmp_path)
+    hub, token, (car, charger) = await car_and_charger(ledger, tmp_path)
     started: list[Node] = []
     try:
         opened = await car.open_channel(
@@ -122,7 +105,7 @@ async def test_a_close_dropped_while_stopped_is_made_again_and_settles_at_the_ne
             await node.stop()
         ledger._sent = SentTransactions()  # only the channel machine can close again
 
-        await _reorg_from(ledger, close_block)
+        await reorg_from(ledger, close_block)
         before = await token.balance_of(charger.address)
         again = await _started_again(ledger, charger, tmp_path)
         started.append(again)

@@ -16,13 +16,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from m2mpay.chain import AnvilNode, RpcLedger, dev_keys
 from m2mpay.chain.events import ChannelChallenged, ChannelClosing
 from m2mpay.chain.forks import SentTransactions
+from tests.chain.anvil_faults import reorg_from
 from tests.conftest import UNIT, World
 from tests.watcher.conftest import FAST, StartWatcher, make_world, wait_for
 
@@ -43,13 +43,6 @@ def anvil() -> Iterator[AnvilNode]:
 async def reorg_world(anvil: AnvilNode) -> AsyncIterator[World]:
     async with RpcLedger(anvil.url, dev_keys=dev_keys()) as ledger:
         yield await make_world(ledger)
-
-
-async def _reorg_from(ledger: RpcLedger, block: int) -> None:
-    """Replace `block` and every block after it with empty ones."""
-    depth = await ledger.block_number() - block + 1
-    answer: dict[str, Any] = await ledger.w3.provider.make_request("anvil_reorg", [depth, []])
-    assert "error" not in answer, answer
 
 
 async def _challenge_on_chain(world: World) -> ChannelChallenged | None:
@@ -102,7 +95,7 @@ async def test_a_dropped_challenge_lands_again_before_the_deadline_and_settles(
         # As if the watcher had restarted: nothing to send again, it must challenge anew.
         ledger._sent = SentTransactions()
 
-    await _reorg_from(ledger, first.block_number)
+    await reorg_from(ledger, first.block_number)
     assert await _challenge_on_chain(world) is None
 
     async def landed_again() -> ChannelChallenged | None:
@@ -158,7 +151,7 @@ async def test_a_challenge_dropped_while_the_watcher_is_stopped_is_made_again(
     await running.stop()
     ledger._sent = SentTransactions()  # the watcher's process is gone with its bytes
 
-    await _reorg_from(ledger, first.block_number)
+    await reorg_from(ledger, first.block_number)
     running = await start_watcher(world, store=store)
 
     async def landed_again() -> ChannelChallenged | None:

@@ -1,0 +1,23 @@
+"""Plain-data form of protocol values, shared by the wire codecs and the store (see
+`m2mpay.plain.codec`)."""
+
+from m2mpay.plain.codec import (
+    from_plain,
+    plain_type,
+    registered_types,
+    to_plain,
+    type_name,
+)
+from m2mpay.plain.scalars import Bytes32, Text, Uint64, Uint256
+
+__all__ = [
+    "Bytes32",
+    "Text",
+    "Uint64",
+    "Uint256",
+    "from_plain",
+    "plain_type",
+    "registered_types",
+    "to_plain",
+    "type_name",
+]

@@ -1,0 +1,200 @@
+"""How a metered session starts: the buyer's start, the seller's answer to a request
+(checked against its offer and the channel it names), and the buyer's side of the
+answer. A seller that accepts, and a buyer that hears so, run the session
+(`activate`); from there `m2mpay.stream.machine` takes over."""
+
+from __future__ import annotations
+
+from m2mpay.stream.context import (
+    Result,
+    SessionContext,
+    Step,
+    heard,
+    refuse,
+    refuse_peer,
+)
+from m2mpay.stream.ending import (
+    end_unstarted,
+    never_started,
+    session_request,
+)
+from m2mpay.stream.flows import (
+    Outputs,
+    refresh_allowances,
+)
+from m2mpay.stream.inputs import (
+    RequestReceived,
+    SessionReceived,
+    StartSession,
+)
+from m2mpay.stream.messages import (
+    SessionAccepted,
+    SessionRejected,
+)
+from m2mpay.stream.offer import offer_problem
+from m2mpay.stream.outputs import (
+    PayUpTo,
+    SendSession,
+    SessionCode,
+    SessionNotify,
+    SessionRefused,
+    SessionStarted,
+)
+from m2mpay.stream.receipts import stopped_event
+from m2mpay.stream.state import Flow, SessionPhase, SessionState
+
+__all__ = ["accepted", "activate", "rejected", "request", "start"]
+
+
+def start(ctx: SessionContext, state: SessionState | None, inp: StartSession) -> Result:
+    if state is not None:
+        return refuse(state, SessionCode.INVALID_PHASE, "session id already in use", inp.session_id)
+    offer = inp.offer
+    problem = offer_problem(offer, inp.now_ms)
+    if problem:
+        return refuse(state, SessionCode.INVALID_OFFER, problem, inp.session_id)
+    if offer.price > inp.limit_price:
+        return refuse(
+            state,
+            SessionCode.PRICE_ABOVE_LIMIT,
+            f"offer price {offer.price} is above our limit",
+            inp.session_id,
+        )
+    if inp.budget and inp.budget < offer.price:
+        return refuse(
+            state, SessionCode.INVALID_OFFER, "the budget does not buy one unit", inp.session_id
+        )
+    new = SessionState(
+        session_id=inp.session_id,
+        offer=offer,
+        we_sell=False,
+        peer=offer.seller,
+        channel_id=inp.channel_id,
+        phase=SessionPhase.REQUESTED,
+        price=offer.price,
+        price_from=1,
+        previous_price=offer.price,
+        limit_price=inp.limit_price,
+        budget=inp.budget,
+        target_units=inp.target_units,
+        allow_reverse=inp.allow_reverse and offer.reverse_price > 0,
+        buyer_base=inp.buyer_sent_base,
+        seller_base=inp.seller_sent_base,
+        started_ms=inp.now_ms,
+        heard_ms=inp.now_ms,
+        supplies=inp.supplies,
+    )
+    return new, (SendSession(offer.seller, session_request(new)),)
+
+
+def _request_problem(ctx: SessionContext, inp: RequestReceived) -> tuple[SessionCode, str] | None:
+    offer, request = inp.offer, inp.request
+    if offer is None or offer.seller != ctx.me:
+        return SessionCode.UNKNOWN_OFFER, "no such offer"
+    problem = offer_problem(offer, inp.now_ms)
+    if problem:
+        return SessionCode.INVALID_OFFER, problem
+    if inp.channel_peer != inp.sender:
+        return SessionCode.UNKNOWN_CHANNEL, "no open channel with the buyer under that id"
+    if inp.channel_asset != offer.asset:
+        return SessionCode.UNKNOWN_CHANNEL, "the channel is in another asset than the offer"
+    if inp.channel_busy:
+        return SessionCode.CHANNEL_BUSY, "another session is running on this channel"
+    if inp.seller_sent_total != request.seller_sent_base:
+        return SessionCode.CHANNEL_BUSY, "the channel totals do not match; payments are in flight"
+    if request.buyer_sent_base < inp.buyer_sent_total:
+        # A lower base would count payments made before the session as paid in it.
+        return SessionCode.CHANNEL_BUSY, "the buyer's base is below what it has already paid"
+    if request.limit_price < offer.price:
+        return SessionCode.PRICE_ABOVE_LIMIT, f"the price is {offer.price}"
+    if request.budget and request.budget < offer.price:
+        return SessionCode.INVALID_OFFER, "the budget does not buy one unit"
+    return None
+
+
+def request(ctx: SessionContext, state: SessionState | None, inp: RequestReceived) -> Result:
+    request = inp.request
+    if state is not None:
+        if state.peer == inp.sender:
+            if state.phase is not SessionPhase.ACTIVE:
+                return state, ()  # a repeat; our stop is repeated on its own
+            # A repeat: our acceptance was lost.
+            accepted = SessionAccepted(state.session_id, state.price, state.started_ms)
+            return state, (SendSession(inp.sender, accepted),)
+        return refuse_peer(
+            state,
+            inp.sender,
+            request.session_id,
+            SessionCode.INVALID_PHASE,
+            "session id already in use",
+        )
+    problem = _request_problem(ctx, inp)
+    if problem is not None:
+        code, message = problem
+        return state, (
+            SessionRefused(code, message, request.session_id),
+            SendSession(
+                inp.sender, SessionRejected(request.session_id, f"{code.value}: {message}")
+            ),
+        )
+    offer = inp.offer
+    assert offer is not None
+    new = SessionState(
+        session_id=request.session_id,
+        offer=offer,
+        we_sell=True,
+        peer=inp.sender,
+        channel_id=request.channel_id,
+        phase=SessionPhase.ACTIVE,
+        price=offer.price,
+        price_from=1,
+        previous_price=offer.price,
+        limit_price=request.limit_price,
+        budget=request.budget,
+        target_units=request.target_units,
+        allow_reverse=request.allow_reverse and offer.reverse_price > 0,
+        buyer_base=request.buyer_sent_base,
+        seller_base=request.seller_sent_base,
+        started_ms=request.at_ms,  # the buyer's start: both receipts carry the same times
+        heard_ms=inp.now_ms,
+    )
+    new, permits = refresh_allowances(new)
+    return new, (
+        SendSession(inp.sender, SessionAccepted(new.session_id, new.price, inp.now_ms)),
+        SessionNotify(SessionStarted(new.session_id, new.price)),
+        *permits,
+    )
+
+
+def accepted(ctx: SessionContext, state: SessionState, inp: SessionReceived) -> Result:
+    if state.phase is not SessionPhase.REQUESTED or state.we_sell:
+        return state, ()
+    return activate(heard(state, inp.now_ms))
+
+
+def activate(state: SessionState) -> Step:
+    """The seller runs the session: a buyer that pays first prepays one window."""
+    new = state.moved_to(SessionPhase.ACTIVE)
+    outputs: Outputs = (SessionNotify(SessionStarted(new.session_id, new.price)),)
+    if not new.leader_delivers():
+        ahead = new.offer.window
+        bounds = [b for b in (new.target_units, new.offer.max_units) if b]
+        if bounds:
+            ahead = min(ahead, *bounds)
+        prepaid = ahead * new.price
+        if new.budget:
+            prepaid = min(prepaid, new.budget_cap(0))
+        new = new.evolve(forward=Flow(paid=prepaid))
+        outputs += (PayUpTo(new.session_id, new.channel_id, False, prepaid),)
+    return new, outputs
+
+
+def rejected(ctx: SessionContext, state: SessionState, inp: SessionReceived) -> Result:
+    message = inp.message
+    assert isinstance(message, SessionRejected)
+    if never_started(state):
+        return end_unstarted(state, f"rejected: {message.reason}")
+    if state.phase is not SessionPhase.REQUESTED:
+        return state, ()
+    new = state.moved_to(SessionPhase.REJECTED).evolve(stop_reason=message.reason)
+    return new, (stopped_event(new, countersigned=False),)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import secrets
 import sys
 import time
@@ -256,55 +255,19 @@ class _IndexedTester(EthereumTester):  # type: ignore[misc]
         if addresses is not None and isinstance(addresses, bytes):
             addresses = (addresses,)
         logs = self.backend.logs(first, last, addresses, topic_filter)
-        return tuple(_outbound_log(log) for log in logs)
+        return tuple(log.outbound() for log in logs)
 
     def _add_log_entries_to_filter(self, block: Any, filter_: Any) -> None:
         # eth-tester fills log filters (eth_newFilter) block by block through the
         # same receipt walk as its get_logs.
         number = block["number"]
         for log in self.backend.logs(number, number):
-            filter_.add(_raw_log(log))
+            filter_.add(log.raw())
 
 
 async def _let_others_run() -> None:
     for _ in range(_LOOP_TURNS):
         await asyncio.sleep(0)
-
-
-@functools.lru_cache(maxsize=1024)
-def _checksum(address: bytes) -> str:
-    # A keccak per log otherwise, for the few contracts that emit them all.
-    return Address(address).checksum
-
-
-def _outbound_log(log: IndexedLog) -> dict[str, Any]:
-    """A log as eth-tester returns one (`normalize_outbound_log_entry` of `_raw_log`)."""
-    return {
-        "type": "mined",
-        "log_index": log.log_index,
-        "transaction_index": log.tx_index,
-        "transaction_hash": "0x" + log.tx_hash.hex(),
-        "block_hash": "0x" + log.block_hash.hex(),
-        "block_number": log.block_number,
-        "address": _checksum(log.address),
-        "data": "0x" + log.data.hex(),
-        "topics": ["0x" + topic.hex() for topic in log.topics],
-    }
-
-
-def _raw_log(log: IndexedLog) -> dict[str, Any]:
-    """A log in eth-tester's internal form (as its py-evm backend serializes one)."""
-    return {
-        "type": "mined",
-        "log_index": log.log_index,
-        "transaction_index": log.tx_index,
-        "transaction_hash": log.tx_hash,
-        "block_hash": log.block_hash,
-        "block_number": log.block_number,
-        "address": log.address,
-        "data": log.data,
-        "topics": list(log.topics),
-    }
 
 
 class EmbeddedLedger(Web3Ledger):

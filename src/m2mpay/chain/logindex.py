@@ -15,9 +15,12 @@ caught up once when it is opened.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
+
+from m2mpay.crypto import Address
 
 __all__ = ["IndexedLog", "LogIndex", "TopicFilter"]
 
@@ -45,6 +48,40 @@ class IndexedLog(NamedTuple):
     address: bytes
     data: bytes
     topics: tuple[bytes, ...]
+
+    def outbound(self) -> dict[str, Any]:
+        """This log as eth-tester returns one (`normalize_outbound_log_entry` of `raw`)."""
+        return {
+            "type": "mined",
+            "log_index": self.log_index,
+            "transaction_index": self.tx_index,
+            "transaction_hash": "0x" + self.tx_hash.hex(),
+            "block_hash": "0x" + self.block_hash.hex(),
+            "block_number": self.block_number,
+            "address": _checksum(self.address),
+            "data": "0x" + self.data.hex(),
+            "topics": ["0x" + topic.hex() for topic in self.topics],
+        }
+
+    def raw(self) -> dict[str, Any]:
+        """This log in eth-tester's internal form (as its py-evm backend serializes one)."""
+        return {
+            "type": "mined",
+            "log_index": self.log_index,
+            "transaction_index": self.tx_index,
+            "transaction_hash": self.tx_hash,
+            "block_hash": self.block_hash,
+            "block_number": self.block_number,
+            "address": self.address,
+            "data": self.data,
+            "topics": list(self.topics),
+        }
+
+
+@functools.lru_cache(maxsize=1024)
+def _checksum(address: bytes) -> str:
+    # A keccak per log otherwise, for the few contracts that emit them all.
+    return Address(address).checksum
 
 
 class LogIndex:

@@ -18,6 +18,25 @@ from m2mpay.scenarios.runner import SCENARIOS
 from m2mpay.scenarios.stage import Stage
 
 
+def _failures(stdout: str) -> str:
+    """The failed scenarios' checks and errors from a JSON report ("" if there is none):
+    progress output is long, and the tail of it hides which check failed."""
+    try:
+        report = json.loads(stdout)
+    except ValueError:
+        return ""
+    failed = [
+        {
+            "name": s["name"],
+            "error": s["error"],
+            "checks": [c for c in s["checks"] if not c["ok"]],
+        }
+        for s in report.get("scenarios", [])
+        if not s["passed"]
+    ]
+    return json.dumps(failed, indent=1)
+
+
 def _demo(*options: str) -> tuple[dict[str, Any], str]:
     """Run `m2mpay demo --json` as `make demo` does; its report and its progress output."""
     done = subprocess.run(
@@ -27,7 +46,7 @@ def _demo(*options: str) -> tuple[dict[str, Any], str]:
         timeout=600,
         check=False,
     )
-    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.returncode == 0, _failures(done.stdout) or done.stderr[-4000:]
     report: dict[str, Any] = json.loads(done.stdout)
     assert report["passed"] is True
     assert [s["name"] for s in report["scenarios"]] == list(SCENARIOS)

@@ -82,7 +82,11 @@ class PaidLight(Scenario):
         play.equal("seconds paid", int(bought.forward.paid), SECONDS * PRICE_PER_S)
         play.check("lamp lit for the seconds paid", abs(lit - SECONDS) < 1e-6, f"{lit:.6f} s")
         play.equal("lamp is off again", lamp.is_on, False)
-        play.equal("switch records", [r.data.get("on") for r in records], [True, False])
+        # On, then off; a buyer whose payments lag the lamp's fast clock leaves it dark
+        # for a moment (it lights only for time paid), which adds an off and an on.
+        switches = [r.data.get("on") for r in records]
+        alternating = switches == [True, False] * (len(switches) // 2) and len(switches) >= 2
+        play.check("switch records: on, then off", alternating, str(switches))
         anchored_at = f"{proof.anchor} in tx {proof.tx_hash}"
         play.check("a record is proved against its anchor", proof.anchor is not None, anchored_at)
         await play.settle_balances()

@@ -19,7 +19,6 @@ from typing import Final
 
 from m2mpay.channel.context import ChannelContext, ProtocolConfig
 from m2mpay.channel.inputs import (
-    Accept,
     ForceClose,
     Input,
     Pay,
@@ -29,20 +28,13 @@ from m2mpay.channel.inputs import (
     Resync,
     Tick,
     TopUp,
-    TxFailed,
-    TxMined,
 )
 from m2mpay.channel.machine import channel_key
-from m2mpay.channel.messages import MESSAGE_TYPES, ChannelTerms, Message, PaymentAck
+from m2mpay.channel.messages import MESSAGE_TYPES, ChannelTerms, Message
 from m2mpay.channel.outputs import (
     ChannelEvent,
-    Notify,
     Output,
-    ProposalReceived,
     Rejected,
-    Send,
-    Submit,
-    TransactionFailed,
 )
 from m2mpay.channel.state import ChannelState, Phase
 from m2mpay.crypto import Address, PrivateKey, channel_domain
@@ -51,7 +43,7 @@ from m2mpay.errors import ChannelError, LedgerError
 from m2mpay.node.chain_follow import ChainFollower
 from m2mpay.node.chain_link import ChainLink
 from m2mpay.node.channel_machine import ChannelMachine
-from m2mpay.node.effects import resending
+from m2mpay.node.dispatch import ChannelDispatch
 from m2mpay.node.info import ChannelInfo, PaymentHandle, PaymentWait
 from m2mpay.node.notifier import ChannelListener, ChannelNotifier
 from m2mpay.node.peers import Peers, PeersConfig
@@ -120,14 +112,23 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
                 self.config.reconnect_max_delay_s,
             ),
             spawn=self._spawn,
-            after_message=self._yield_if_busy,
+            after_message=self._engine.yield_if_busy,
         )
         self.peers.route(MESSAGE_TYPES, self._on_channel_message)
         self.peers.on_session(self._on_session)
         self.peers.on_endpoint(self._remember_endpoint)
         self._timed: set[bytes] = set()
         self._notifier = ChannelNotifier(self._engine.state, lambda: self._failure)
-        self._tx_failures: dict[tuple[bytes, str], str] = {}
+        self._dispatch = ChannelDispatch(
+            self.peers,
+            chain,
+            self._notifier,
+            handle=self._handle,
+            spawn=self._spawn,
+            running=lambda: self._running,
+            accept=self.config.accept,
+        )
+        self._tx_failures = self._dispatch.tx_failures
         self._endpoints: dict[Address, str] = {}
         self._follower = ChainFollower(
             chain,
@@ -203,7 +204,7 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
                 len(recovered.records),
             )
 
-    # ------------------------------------------------------------------ the engine
+    # ------------------------------------------------------------------ the engine and effects
 
     @property
     def _channels(self) -> dict[bytes, ChannelState]:
@@ -215,71 +216,11 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
         else:
             self._timed.discard(channel)
 
-    async def _yield_if_busy(self) -> None:
-        await self._engine.yield_if_busy()
-
-    # ------------------------------------------------------------------ effects
-
     async def _perform(self, outputs: list[Output]) -> None:
-        """The one dispatcher: send, submit, notify. Acks are coalesced per channel."""
-        sends: dict[Address, list[Message]] = {}
-        acks: dict[tuple[Address, bytes], PaymentAck] = {}
-        for output in outputs:
-            if isinstance(output, Send):
-                message = output.message
-                if isinstance(message, PaymentAck):
-                    acks[(output.peer, message.channel_id)] = message
-                else:
-                    sends.setdefault(output.peer, []).append(message)
-            elif isinstance(output, Submit):
-                self._spawn(self._submit(output))
-            elif isinstance(output, Notify):
-                self._notify(output.event)
-            elif isinstance(output, Rejected):
-                log.info("refused: %s %s", output.code.value, output.message)
-        for (peer, _), ack in acks.items():
-            sends.setdefault(peer, []).append(ack)
-        for peer, messages in sends.items():
-            # A peer without a session is brought up to date by a resync when it is back.
-            await self.peers.send(peer, messages)
+        await self._dispatch.perform(outputs)
 
     def _perform_refusal(self, outputs: tuple[Output, ...]) -> None:
-        for output in outputs:
-            if isinstance(output, Rejected):
-                log.info("refused: %s %s", output.code.value, output.message)
-            elif isinstance(output, Send) and self.peers.is_connected(output.peer):
-                self._spawn(self._send_refusal(output.peer, output.message))
-
-    async def _send_refusal(self, peer: Address, message: Message) -> None:
-        await self.peers.send(peer, [message])
-
-    async def _submit(self, output: Submit) -> None:
-        tx = output.tx
-        try:
-            await resending(tx.kind, lambda: self._chain.execute(tx), lambda: self._running)
-        except LedgerError as exc:
-            reason = getattr(exc, "reason", str(exc))
-            log.warning(
-                "%s transaction for 0x%s failed: %s", tx.kind, output.channel_id.hex(), reason
-            )
-            if self._running:
-                self._handle(TxFailed(output.channel_id, tx.kind, str(reason)[:1000]))
-            return
-        if self._running:
-            self._handle(TxMined(output.channel_id, tx.kind))
-
-    def _notify(self, event: ChannelEvent) -> None:
-        if isinstance(event, ProposalReceived):
-            self._decide(event)
-        elif isinstance(event, TransactionFailed):
-            self._tx_failures[(event.channel_id, event.kind)] = event.reason
-        self._notifier.publish(event)
-
-    def _decide(self, event: ProposalReceived) -> None:
-        policy = self.config.accept
-        accepted = policy if isinstance(policy, bool) else policy(event.terms)
-        if accepted:
-            self._handle(Accept(event.channel_id))
+        self._dispatch.perform_refusal(outputs)
 
     # ------------------------------------------------------------------ peers
 
@@ -418,7 +359,7 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
             async with asyncio.timeout(timeout):
                 await asyncio.shield(oldest)
         handle = self.pay_nowait(channel_id, amount)
-        await self._yield_if_busy()
+        await self._engine.yield_if_busy()
         if wait is PaymentWait.ACKNOWLEDGED:
             async with asyncio.timeout(timeout):
                 await asyncio.shield(handle.acknowledged)

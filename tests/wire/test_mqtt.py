@@ -135,6 +135,47 @@ async def test_redelivered_open_answers_again_but_opens_nothing(
     assert answers == 2  # both OPENs of the live link were answered
 
 
+async def test_link_opens_past_the_bound_are_neither_answered_nor_held(
+    mosquitto: Broker, raw: aiomqtt.Client
+) -> None:
+    await raw.subscribe(f"m2mpay/v1/0x{ALICE.address.hex()}/in/#", qos=1)
+    async with MqttTransport(mosquitto.host, mosquitto.port, BOB.address, max_incoming=3) as bob:
+        peer = HandRolledPeer(raw, ALICE.address, BOB.address)
+        links = [secrets.token_bytes(8) for _ in range(6)]
+        for link in links[:5]:
+            peer.link = link
+            await peer.publish(FrameKind.OPEN)
+        held = [await asyncio.wait_for(bob.accept(), GUARD) for _ in range(3)]
+        assert bob.incoming_links == 3
+        await held[0].close()
+        assert bob.incoming_links == 2
+        peer.link = links[5]
+        await peer.publish(FrameKind.OPEN)  # topic order: after the two refused ones
+        fourth = await asyncio.wait_for(bob.accept(), GUARD)
+        assert fourth.remote.endswith(f"(link {links[5].hex()})")
+        answered: list[bytes] = []
+        async with asyncio.timeout(GUARD):
+            async for message in raw.messages:
+                assert isinstance(message.payload, bytes)
+                parsed = unpack(message.payload)
+                assert parsed is not None
+                if parsed[0].kind is FrameKind.ACCEPT:
+                    answered.append(parsed[0].link)
+                    if parsed[0].link == links[5]:
+                        break
+        assert answered == [links[0], links[1], links[2], links[5]]
+
+        # Frames other than OPEN from senders it has no link with leave no trace.
+        for kind in (FrameKind.ACCEPT, FrameKind.DATA, FrameKind.CLOSE):
+            forger = HandRolledPeer(raw, PrivateKey.generate().address, BOB.address)
+            await forger.publish(kind)
+        await fourth.close()
+        peer.link = secrets.token_bytes(8)
+        await peer.publish(FrameKind.OPEN)
+        await asyncio.wait_for(bob.accept(), GUARD)
+        assert bob.known_peers == {ALICE.address}
+
+
 async def test_garbage_on_the_inbox_is_ignored(bob: MqttTransport, raw: aiomqtt.Client) -> None:
     inbox = f"m2mpay/v1/0x{BOB.address.hex()}/in/"
     for topic, payload in [

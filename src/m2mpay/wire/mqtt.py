@@ -30,12 +30,11 @@ import socket
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import aiomqtt
 
 from m2mpay.crypto import Address
-from m2mpay.errors import InvalidAddress, TransportError
+from m2mpay.errors import TransportError
 from m2mpay.wire.mqtt_frames import (
     FrameKind,
     Header,
@@ -43,6 +42,7 @@ from m2mpay.wire.mqtt_frames import (
     gone_topic,
     inbox_filter,
     pack,
+    parse_mqtt_endpoint,
     sender_of,
     unpack,
 )
@@ -53,22 +53,14 @@ __all__ = ["MqttTransport", "parse_mqtt_endpoint"]
 
 _log = logging.getLogger(__name__)
 
+# Incoming links held at once (handshaking or in use): anyone who reaches the broker can
+# publish link opens under any sender address, so past this bound OPENs go unanswered and
+# unremembered; an honest peer retries after its connect timeout.
+MAX_INCOMING: Final = 1024
+
 # Link ids a transport closed recently: a late OPEN redelivery for one of them
 # must not open a ghost link.
 _CLOSED_MEMORY: Final = 1024
-
-
-def parse_mqtt_endpoint(endpoint: str) -> tuple[str, int, Address]:
-    """(broker host, broker port, peer address) of ``mqtt://HOST:PORT/<address>``."""
-    parts = urlsplit(endpoint)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise TransportError(f"not an MQTT endpoint: {endpoint!r}")
-    try:
-        return parts.hostname, parts.port or 1883, Address(parts.path.strip("/"))
-    except (InvalidAddress, ValueError):
-        raise TransportError(
-            f"MQTT endpoint must end with the peer's address: {endpoint!r}"
-        ) from None
 
 
 def _dispatching_queue(handler: Callable[[aiomqtt.Message], None]) -> type[Any]:
@@ -86,7 +78,8 @@ class MqttTransport(Transport):
 
     `connect_timeout` bounds reaching the broker and a peer's answer to `connect`;
     `publish_timeout` is how long a PUBACK may take before the broker is deemed
-    lost; `window` is the number of unacknowledged publishes before `send` waits.
+    lost; `window` is the number of unacknowledged publishes before `send` waits;
+    `max_incoming` bounds the incoming links held at once.
     """
 
     def __init__(
@@ -101,6 +94,7 @@ class MqttTransport(Transport):
         username: str | None = None,
         password: str | None = None,
         keepalive: int = 30,
+        max_incoming: int = MAX_INCOMING,
     ) -> None:
         self._host = broker_host
         self._port = broker_port
@@ -111,6 +105,8 @@ class MqttTransport(Transport):
         self._username = username
         self._password = password
         self._keepalive = keepalive
+        self._max_incoming = max_incoming
+        self._incoming_count = 0
         self._instance = secrets.token_bytes(8)
         self._client: aiomqtt.Client | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -135,6 +131,18 @@ class MqttTransport(Transport):
     @property
     def instance(self) -> bytes:
         return self._instance
+
+    @property
+    def incoming_links(self) -> int:
+        """Links peers opened to this transport that are not closed yet."""
+        return self._incoming_count
+
+    @property
+    def known_peers(self) -> frozenset[Address]:
+        """Peers this transport holds anything for: a link, an instance, a will subscription."""
+        return frozenset(
+            {key[0] for key in self._links} | set(self._peer_instances) | self._watched
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -194,6 +202,7 @@ class MqttTransport(Transport):
         for link in list(self._links.values()):
             link.broken(reason)
         self._links.clear()
+        self._incoming_count = 0
         self._incoming.put_nowait(None)
 
     async def stop(self) -> None:
@@ -218,6 +227,7 @@ class MqttTransport(Transport):
         for link in list(self._links.values()):
             link.broken("transport stopped")
         self._links.clear()
+        self._incoming_count = 0
 
     # -- publishing --------------------------------------------------------------------
 
@@ -322,8 +332,32 @@ class MqttTransport(Transport):
     def _discard(self, link: MqttLink) -> None:
         key = (link.peer, link.link_id)
         if self._links.get(key) is link:
-            del self._links[key]
+            self._unlink(key)
+            self._forget_if_unlinked(link.peer)
         self._recently_closed.append(key)
+
+    def _unlink(self, key: tuple[Address, bytes]) -> MqttLink:
+        link = self._links.pop(key)
+        if not link.initiator:
+            self._incoming_count -= 1
+        return link
+
+    def _forget_if_unlinked(self, peer: Address) -> None:
+        """Drops what is kept per peer once its last link is gone, so that strangers
+        publishing under forged addresses leave nothing behind (a returning peer is
+        simply learnt again)."""
+        if any(key[0] == peer for key in self._links):
+            return
+        self._peer_instances.pop(peer, None)
+        if peer in self._watched and self._client is not None and not self._stopped:
+            self._watched.discard(peer)
+            task = asyncio.ensure_future(self._unwatch_peer(self._client, peer))
+            self._background.add(task)
+            task.add_done_callback(self._background_done)
+
+    async def _unwatch_peer(self, client: aiomqtt.Client, peer: Address) -> None:
+        with contextlib.suppress(aiomqtt.MqttError):
+            await client.unsubscribe(gone_topic(peer))
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -350,6 +384,16 @@ class MqttTransport(Transport):
     def _on_frame(self, sender: Address, header: Header, payload: bytes) -> None:
         if self._stopped:
             return
+        key = (sender, header.link)
+        link = self._links.get(key)
+        if link is None:
+            # Only an OPEN may make this transport hold anything for a sender it has no
+            # link with: a forged ACCEPT, DATA or CLOSE is dropped here.
+            if header.kind is not FrameKind.OPEN or key in self._recently_closed:
+                return
+            if self._incoming_count >= self._max_incoming:
+                _log.debug("refused a link open from %s: incoming links at the bound", sender)
+                return
         known = self._peer_instances.get(sender)
         if known != header.instance:
             if header.kind is not FrameKind.OPEN and header.kind is not FrameKind.ACCEPT:
@@ -357,13 +401,13 @@ class MqttTransport(Transport):
             if known is not None:
                 self._peer_restarted(sender)
             self._peer_instances[sender] = header.instance
-        key = (sender, header.link)
-        link = self._links.get(key)
+            link = self._links.get(key)
         if header.kind is FrameKind.OPEN:
-            if link is None and key not in self._recently_closed:
+            if link is None:
                 link = MqttLink(self, sender, header.link, initiator=False)
                 link.peer_instance = header.instance
                 self._links[key] = link
+                self._incoming_count += 1
                 # ACCEPT is started before anyone can accept the link and send on
                 # it, so it reaches the peer before any of our data.
                 self._answer(link)
@@ -388,15 +432,16 @@ class MqttTransport(Transport):
         """The broker published `peer`'s will: links to that instance are dead."""
         for key, link in list(self._links.items()):
             if key[0] == peer and link.peer_instance == instance:
-                del self._links[key]
+                self._unlink(key)
                 link.broken(f"{peer.checksum} went away without closing")
+        self._forget_if_unlinked(peer)
 
     def _peer_restarted(self, peer: Address) -> None:
         # Links still waiting for an ACCEPT are bound to no instance yet: the
         # ACCEPT that revealed the restart may be the answer one of them awaits.
         for key, link in list(self._links.items()):
             if key[0] == peer and link.peer_instance is not None:
-                del self._links[key]
+                self._unlink(key)
                 link.broken(f"{peer.checksum} restarted")
 
     def __repr__(self) -> str:

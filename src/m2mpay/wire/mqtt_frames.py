@@ -32,6 +32,13 @@ A transport that dies without closing its links is noticed through its MQTT
 will: the broker publishes the dead transport's `instance` on
 ``m2mpay/v1/<address>/gone``, which every transport linked to that address
 subscribes to, and the links to that instance break.
+
+Endpoints are ``mqtt://HOST:PORT/<address>``: the broker and the peer's inbox.
+
+A transport holds at most `max_incoming` incoming links at once (1,024 by
+default): since anyone may publish OPENs under any address, OPENs past the bound
+are neither answered nor remembered, and what a transport kept for a peer (its
+instance, the subscription to its will) is dropped with the peer's last link.
 """
 
 from __future__ import annotations
@@ -40,9 +47,10 @@ import enum
 import struct
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urlsplit
 
 from m2mpay.crypto import Address
-from m2mpay.errors import InvalidAddress
+from m2mpay.errors import InvalidAddress, TransportError
 from m2mpay.wire.transport import MAX_FRAME_SIZE
 
 __all__ = [
@@ -56,6 +64,7 @@ __all__ = [
     "gone_topic",
     "inbox_filter",
     "pack",
+    "parse_mqtt_endpoint",
     "sender_of",
     "topic_to",
     "unpack",
@@ -143,3 +152,16 @@ def unpack(data: bytes) -> tuple[Header, bytes] | None:
     if kind != FrameKind.DATA and len(data) != HEADER.size:
         return None
     return Header(FrameKind(kind), instance, link, seq), data[HEADER.size :]
+
+
+def parse_mqtt_endpoint(endpoint: str) -> tuple[str, int, Address]:
+    """(broker host, broker port, peer address) of ``mqtt://HOST:PORT/<address>``."""
+    parts = urlsplit(endpoint)
+    if parts.scheme != "mqtt" or not parts.hostname:
+        raise TransportError(f"not an MQTT endpoint: {endpoint!r}")
+    try:
+        return parts.hostname, parts.port or 1883, Address(parts.path.strip("/"))
+    except (InvalidAddress, ValueError):
+        raise TransportError(
+            f"MQTT endpoint must end with the peer's address: {endpoint!r}"
+        ) from None

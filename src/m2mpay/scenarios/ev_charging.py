@@ -8,9 +8,9 @@ from typing import Final
 
 from m2mpay.client import NodeClient, OfferView
 from m2mpay.devices.metered import MeteredDevice, MeteredService
+from m2mpay.devices.simulated import EnergyMeter, charging_power
 from m2mpay.scenarios.base import Play, Scenario
 from m2mpay.scenarios.stage import Actor
-from m2mpay.stream.simulated import EnergyMeter, charging_power
 
 __all__ = ["EvCharging", "charger_outlet"]
 

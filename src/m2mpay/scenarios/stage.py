@@ -26,8 +26,8 @@ from m2mpay.chain.web3_ledger import Web3Ledger
 from m2mpay.client import NodeClient
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.crypto.keystore import find_keystore, load_keystore
+from m2mpay.devices.simulated import Simulation
 from m2mpay.errors import M2MPayError
-from m2mpay.stream.simulated import Simulation
 
 __all__ = ["Actor", "ChainBooks", "ScenarioFailed", "Stage", "until"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Final
 
 from m2mpay.devices.metered import MeteredService
+from m2mpay.devices.simulated import EnergyMeter, constant_power
 from m2mpay.scenarios.base import Play, Scenario
 from m2mpay.scenarios.stage import ScenarioFailed, until
-from m2mpay.stream.simulated import EnergyMeter, constant_power
 
 __all__ = ["VehicleToGrid"]
 

@@ -11,9 +11,9 @@ from typing import Final
 
 from m2mpay.client import NodeClient, ResaleView
 from m2mpay.devices.metered import MeteredService
+from m2mpay.devices.simulated import EnergyMeter, PowerLine, RelayMeter, wind_power
 from m2mpay.scenarios.base import Play, Scenario
 from m2mpay.scenarios.stage import Actor, until
-from m2mpay.stream.simulated import EnergyMeter, PowerLine, RelayMeter, wind_power
 
 __all__ = ["WindToCar"]
 

@@ -50,7 +50,8 @@ class RogueOwner:
     async def close_stale(self, owner: Actor, channel_id: str) -> int:
         """Close the channel on chain with `owner`'s key claiming nobody paid anybody;
         returns the close's block."""
-        channel = await self._onchain_channel(bytes.fromhex(channel_id.removeprefix("0x")))
+        opened = bytes.fromhex(channel_id.removeprefix("0x"))
+        channel = await _onchain_channel(self.hub, self.since_block, opened)
         close = await self.hub.close(_stolen_key(owner), channel, 0, 0, None)
         self.close_block = close.block_number
         return self.close_block
@@ -79,16 +80,12 @@ class RogueOwner:
     async def _since_close(self, kind: type[_Event]) -> list[_Event]:
         return [e for e in await self.hub.events(self.close_block) if isinstance(e, kind)]
 
-    async def _onchain_channel(self, channel_id: bytes) -> OnchainChannel:
-        """The channel's on-chain parameters, from its ChannelOpened event."""
-        for event in await self.hub.events(self.since_block):
-            if isinstance(event, ChannelOpened) and event.channel_id == channel_id:
-                return OnchainChannel(
-                    event.a,
-                    event.b,
-                    event.token,
-                    event.challenge_period,
-                    event.nonce,
-                    event.deposit_a,
-                )
-        raise ScenarioFailed(f"no ChannelOpened for 0x{channel_id.hex()}")
+
+async def _onchain_channel(hub: ChannelHub, from_block: int, channel_id: bytes) -> OnchainChannel:
+    """The channel's on-chain parameters, from its ChannelOpened event."""
+    for event in await hub.events(from_block):
+        if isinstance(event, ChannelOpened) and event.channel_id == channel_id:
+            return OnchainChannel(
+                event.a, event.b, event.token, event.challenge_period, event.nonce, event.deposit_a
+            )
+    raise ScenarioFailed(f"no ChannelOpened for 0x{channel_id.hex()}")

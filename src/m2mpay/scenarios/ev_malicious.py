@@ -27,15 +27,14 @@ class MaliciousCar(Scenario):
     title = "A car closes with an old state; the watcher defends the charger"
     unit = "Wh"
 
-    async def play(self, play: Play) -> None:  # noqa: PLR0915 (one story, told in order)
+    async def play(self, play: Play) -> None:
         stage = play.stage
         watcher = await stage.watcher()
         watcher_url = str(watcher.ready["url"])
         play.say(f"watcher {str(watcher.ready['address'])[:10]}… serves at {watcher_url}")
-        charger = await stage.actor("charger", "--watcher", watcher_url)
-        car = await stage.actor("car")
-        await play.party(car)
-        await play.party(charger)
+        car, charger = await play.cast(
+            "car", "charger", extra={"charger": ["--watcher", watcher_url]}
+        )
         rogue = await RogueOwner.watching(stage)  # the car's owner, once it goes rogue
 
         outlet, offer = await charger_outlet(play, charger)
@@ -89,14 +88,11 @@ class MaliciousCar(Scenario):
         got = int(view.final_balance_mine or 0) / TOKEN
         play.say(f"charger is back: channel {view.phase}, it got {got:.4f} tokens")
 
-        await play.settle_balances()
-        car_row, charger_row = play.report.parties
         play.report.extra["disputes"] = ", ".join(f"{d['kind']} ({d['status']})" for d in disputes)
         play.equal("stop reason", bought.stop_reason, "target reached")
         play.equal(
             "challenger is the watcher", challenge.challenger.checksum, watcher.ready["address"]
         )
         play.equal("challenge restores what the car paid", challenge.transferred_a, paid)
-        play.equal("charger's tokens on chain", charger_row.change, paid)
-        play.equal("car's tokens on chain", car_row.change, -paid)
+        await play.check_balances({"charger": paid, "car": -paid})
         play.check("settled on chain", await rogue.settled_on_chain(), "")

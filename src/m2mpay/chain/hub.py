@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from m2mpay.chain.abi import ContractInterface
-from m2mpay.chain.artifacts import load_artifact
+from m2mpay.chain.binding import ContractBinding, deploy_binding
 from m2mpay.chain.events import HubEvent, decode_hub_event
 from m2mpay.chain.ledger import BlockTag, Ledger, Receipt
 from m2mpay.crypto import (
@@ -127,13 +127,13 @@ class Closing:
         return (self.deadline, self.transferred_a, self.transferred_b)
 
 
-class ChannelHub:
+class ChannelHub(ContractBinding):
     """Typed access to one deployed ChannelHub."""
 
+    ARTIFACT = "ChannelHub"
+
     def __init__(self, ledger: Ledger, address: Address) -> None:
-        self.ledger = ledger
-        self.address = address
-        self._abi = load_artifact("ChannelHub").interface
+        super().__init__(ledger, address)
         self._domain: Eip712Domain | None = None
 
     @property
@@ -319,8 +319,4 @@ class ChannelHub:
 
 
 async def deploy_hub(ledger: Ledger, deployer: PrivateKey) -> tuple[ChannelHub, Receipt]:
-    artifact = load_artifact("ChannelHub")
-    receipt = await ledger.deploy(deployer, artifact.bytecode, gas=HUB_GAS["deploy"])
-    if receipt.contract_address is None:
-        raise ContractError("ChannelHub deployment produced no contract address")
-    return ChannelHub(ledger, receipt.contract_address), receipt
+    return await deploy_binding(ChannelHub, ledger, deployer, gas=HUB_GAS["deploy"])

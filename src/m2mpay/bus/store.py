@@ -9,14 +9,13 @@ when its coroutine returns: the bus acknowledges nothing before that (log, then 
 from __future__ import annotations
 
 import enum
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from types import TracebackType
-from typing import Self
 
 from m2mpay.crypto import Address
 from m2mpay.errors import StoreError
+from m2mpay.lifecycle import Openable
 from m2mpay.provenance.records import BatchRecord, NewBatch, TelemetryRecord
 from m2mpay.stream import ServiceKind
 
@@ -69,20 +68,8 @@ class CommandRecord:
     created_ms: int
 
 
-class DeviceStore(ABC):
+class DeviceStore(Openable):
     """See the module docstring. Use as an async context manager, or open and close."""
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @abstractmethod
     async def open(self) -> None: ...

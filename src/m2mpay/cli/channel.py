@@ -21,7 +21,6 @@ from m2mpay.cli.remote import (
     asset_address,
     busy,
     kv_table,
-    listing,
     remote_command,
     resolve_id,
     short,
@@ -122,21 +121,17 @@ def open_channel(
 @remote_command(channel_app, "list")
 def list_channels(remote: Remote) -> None:
     """Every channel of the node (ids are cut; commands accept the prefix shown)."""
-    remote.answer(
+    remote.answer_list(
+        "channel",
         lambda node: node.channels(),
-        lambda channels: listing(
-            "channel", channels, _row, keep="id peer phase", numbers="mine peer's sent received"
-        ),
-        key="channels",
+        _row,
+        keep="id peer phase",
+        numbers="mine peer's sent received",
     )
 
 
 @remote_command(channel_app, "show")
-def show_channel(
-    channel: ChannelArg,
-    *,
-    remote: Remote,
-) -> None:
+def show_channel(channel: ChannelArg, *, remote: Remote) -> None:
     """One channel in full."""
 
     async def view(node: NodeClient) -> ChannelView:
@@ -196,11 +191,7 @@ def pay(
 
 
 @remote_command(channel_app, "close")
-def close(
-    channel: ChannelArg,
-    *,
-    remote: Remote,
-) -> None:
+def close(channel: ChannelArg, *, remote: Remote) -> None:
     """Close cooperatively (unilaterally if the peer does not answer) and settle on chain."""
 
     async def closed(node: NodeClient) -> ChannelView:

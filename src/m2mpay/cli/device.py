@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from m2mpay.cli.remote import Remote, kv_table, listing, remote_command, short
+from m2mpay.cli.remote import Remote, kv_table, remote_command, short
 from m2mpay.client import DeviceView, TelemetryRecord
 
 __all__ = ["device_app"]
@@ -53,21 +53,13 @@ def _record_row(record: TelemetryRecord) -> list[str]:
 def list_devices(remote: Remote) -> None:
     """Every device the node knows, online or not."""
 
-    remote.answer(
-        lambda node: node.devices(),
-        lambda devices: listing(
-            "device", devices, _row, keep="id online", fold="name state services"
-        ),
-        key="devices",
+    remote.answer_list(
+        "device", lambda node: node.devices(), _row, keep="id online", fold="name state services"
     )
 
 
 @remote_command(device_app, "show")
-def show(
-    device: DeviceArg,
-    *,
-    remote: Remote,
-) -> None:
+def show(device: DeviceArg, *, remote: Remote) -> None:
     """One device: its services and state."""
 
     remote.answer(lambda node: node.device(device), _show)
@@ -83,16 +75,12 @@ def telemetry(
 ) -> None:
     """A device's telemetry records, oldest first."""
 
-    remote.answer(
+    remote.answer_list(
+        "record",
         lambda node: node.telemetry(device, after=after, limit=limit),
-        lambda records: listing(
-            "record",
-            records,
-            _record_row,
-            title=f"telemetry of {short(device, 14)}",
-            empty=f"no telemetry from {escape(device)} after {after}",
-            keep="seq at_ms",
-            fold="data",
-        ),
-        key="records",
+        _record_row,
+        title=f"telemetry of {short(device, 14)}",
+        empty=f"no telemetry from {escape(device)} after {after}",
+        keep="seq at_ms",
+        fold="data",
     )

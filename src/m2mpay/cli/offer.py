@@ -136,11 +136,7 @@ def publish(
 
 
 @remote_command(offer_app, "withdraw")
-def withdraw(
-    offer: OfferArg,
-    *,
-    remote: Remote,
-) -> None:
+def withdraw(offer: OfferArg, *, remote: Remote) -> None:
     """Take an offer out of the storefront (running sessions go on)."""
 
     async def withdrawn(node: NodeClient) -> dict[str, str | bool]:

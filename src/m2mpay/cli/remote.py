@@ -127,6 +127,17 @@ class Remote:
 
         self.call(work)
 
+    def answer_list(
+        self,
+        what: str,
+        fetch: Callable[[NodeClient], Awaitable[Sequence[T]]],
+        row: Callable[[T], Sequence[str]],
+        **columns: str,
+    ) -> None:
+        """The `what`s that `fetch` returns: a table of a `row` each (`listing` with
+        `columns`), or with `--json` the API's form of a list, `{"<what>s": [...]}`."""
+        self.answer(fetch, lambda items: listing(what, items, row, **columns), key=f"{what}s")
+
     def reply(self, value: T, show: Callable[[T], None]) -> None:
         """One JSON object with `--json`, else `show` the value for people."""
         if self.as_json:

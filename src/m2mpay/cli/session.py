@@ -17,7 +17,6 @@ from m2mpay.cli.remote import (
     Remote,
     busy,
     kv_table,
-    listing,
     remote_command,
     resolve_id,
     short,
@@ -211,26 +210,18 @@ def watch(
 @remote_command(session_app, "list")
 def list_sessions(remote: Remote) -> None:
     """Every session of the node, bought or sold."""
-    remote.answer(
+    remote.answer_list(
+        "session",
         lambda node: node.sessions(),
-        lambda sessions: listing(
-            "session",
-            sessions,
-            _row,
-            keep="id peer role phase",
-            fold="stop_reason",
-            numbers="price units paid",
-        ),
-        key="sessions",
+        _row,
+        keep="id peer role phase",
+        fold="stop_reason",
+        numbers="price units paid",
     )
 
 
 @remote_command(session_app, "show")
-def show(
-    session: SessionArg,
-    *,
-    remote: Remote,
-) -> None:
+def show(session: SessionArg, *, remote: Remote) -> None:
     """One session in full."""
 
     remote.answer(_on_session(session, lambda node, s: node.session(s)), _show)
@@ -251,11 +242,7 @@ def _show_receipt(receipt: ReceiptView) -> None:
 
 
 @remote_command(session_app, "receipt")
-def receipt(
-    session: SessionArg,
-    *,
-    remote: Remote,
-) -> None:
+def receipt(session: SessionArg, *, remote: Remote) -> None:
     """Our signed receipt of a stopped session."""
 
     receipt_of = _on_session(session, lambda node, s: node.receipt(s))

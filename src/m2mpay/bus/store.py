@@ -110,6 +110,19 @@ class NewBatch:
     created_ms: int
     from_block: int  # the chain's height before submitting: where to look for it
 
+    def recorded(self, batch_id: int) -> BatchRecord:
+        """The batch as a store keeps it under `batch_id`, not yet anchored."""
+        return BatchRecord(
+            batch_id,
+            self.device,
+            self.root,
+            self.seqs[0],
+            self.seqs[-1],
+            len(self.seqs),
+            self.created_ms,
+            self.from_block,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class BatchRecord:
@@ -310,16 +323,7 @@ class MemoryDeviceStore(DeviceStore):
         created = []
         for new in batches:
             batch_id = len(self._batches) + 1
-            record = BatchRecord(
-                batch_id,
-                new.device,
-                new.root,
-                new.seqs[0],
-                new.seqs[-1],
-                len(new.seqs),
-                new.created_ms,
-                new.from_block,
-            )
+            record = new.recorded(batch_id)
             self._batches[batch_id] = record
             records = self._telemetry[new.device]
             for seq in new.seqs:

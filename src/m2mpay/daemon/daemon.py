@@ -20,6 +20,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from fastapi import APIRouter
 
@@ -46,6 +47,8 @@ from m2mpay.wire import WebSocketTransport
 __all__ = ["Daemon", "DaemonConfig"]
 
 log = logging.getLogger("m2mpay.daemon")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,21 +95,15 @@ class Daemon:
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the daemon is not running")
-        return self._server.url
+        return _running(self._server).url
 
     @property
     def node(self) -> Node:
-        if self._node is None:
-            raise RuntimeError("the daemon is not running")
-        return self._node
+        return _running(self._node)
 
     @property
     def sessions(self) -> SessionManager:
-        if self._sessions is None:
-            raise RuntimeError("the daemon is not running")
-        return self._sessions
+        return _running(self._sessions)
 
     async def start(self) -> None:
         config = self.config
@@ -209,3 +206,10 @@ class Daemon:
 
     async def __aexit__(self, *_: object) -> None:
         await self.stop()
+
+
+def _running(part: T | None) -> T:
+    """A part of the daemon that exists only between start() and stop()."""
+    if part is None:
+        raise RuntimeError("the daemon is not running")
+    return part

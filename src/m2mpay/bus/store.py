@@ -236,16 +236,7 @@ class MemoryDeviceStore(DeviceStore):
         created = []
         for new in batches:
             batch_id = len(self._batches) + 1
-            record = BatchRecord(
-                batch_id,
-                new.device,
-                new.root,
-                new.seqs[0],
-                new.seqs[-1],
-                len(new.seqs),
-                new.created_ms,
-                new.from_block,
-            )
+            record = new.recorded(batch_id)
             self._batches[batch_id] = record
             records = self._telemetry[new.device]
             for seq in new.seqs:

@@ -112,7 +112,7 @@ class EngineHost(abc.ABC, Generic[K, S, I, O]):
     @abc.abstractmethod
     def _refusal(self, code: str, message: str) -> M2MPayError:
         """The error a caller gets when the host cannot take an input (`not_running`,
-        `failed`)."""
+        `failed`), a wait ran out (`timeout`) or the machine refused (its code)."""
 
     async def _perform(self, outputs: list[O]) -> None:
         await self._dispatch.perform(outputs)

@@ -98,3 +98,22 @@ async def test_a_store_that_fails_makes_the_host_refuse_everything_after() -> No
     await host.stop()
     # Even after a failure, stopping releases the store (a second open would refuse).
     assert not store._attached
+
+
+async def test_a_recovered_host_sees_each_state_change_and_waits_end_in_its_refusals() -> None:
+    disk = MemoryDisk()
+    async with CountingHost(MemoryStore(disk)) as host:
+        host.add("a", 2)
+        host.add("b", 3)
+    again = CountingHost(MemoryStore(disk))
+    async with again:
+        # Recovery tells the host each state as if it had just changed.
+        assert sorted(again.changes) == [("a", 2), ("b", 3)]
+        assert await again._wait("a", lambda total: total == 2, 1) == 2
+        with pytest.raises(StreamError, match=r"state still unknown after 0\.05 s") as late:
+            await again._wait("a", lambda total: total > 2, 0.05)
+        assert late.value.code == "timeout"
+        again._fail(StoreError("the disk is gone"))
+        with pytest.raises(StreamError, match="the disk is gone") as failed:
+            await again._wait("a", lambda total: total > 2, 5)
+        assert failed.value.code == "failed"

@@ -1,11 +1,26 @@
 """Hosting a pure state machine durably: `DurableEngine` (apply, log, act once durable,
 group commit, replay), `PlainLog` (its log and snapshots as JSON of plain data) and
-`StateWaits` (waiting for a keyed state to satisfy a condition), and `EngineHost`,
-the base of every host of a machine (lifecycle, tasks, failing closed)."""
+`StateWaits` (waiting for a keyed state to satisfy a condition), `EngineHost`, the
+base of every host of a machine (lifecycle, tasks, failing closed, refusals, waits),
+and `EventFanOut`/`EventSource` (telling listeners and subscribers of durable events)."""
 
 from m2mpay.engine.durable import DurableEngine, EngineFailed, Machine
-from m2mpay.engine.host import EngineHost
+from m2mpay.engine.events import EventFanOut, EventSource
+from m2mpay.engine.host import Dispatcher, EngineHost, HostCalls, Refusal, now_ms
 from m2mpay.engine.plain_log import PlainLog
 from m2mpay.engine.waits import StateWaits
 
-__all__ = ["DurableEngine", "EngineFailed", "EngineHost", "Machine", "PlainLog", "StateWaits"]
+__all__ = [
+    "Dispatcher",
+    "DurableEngine",
+    "EngineFailed",
+    "EngineHost",
+    "EventFanOut",
+    "EventSource",
+    "HostCalls",
+    "Machine",
+    "PlainLog",
+    "Refusal",
+    "StateWaits",
+    "now_ms",
+]

@@ -6,8 +6,7 @@ comes back as an input (`TxMined`, `TxFailed`)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 from m2mpay.channel.inputs import Accept, Input, TxFailed, TxMined
 from m2mpay.channel.messages import ChannelTerms, Message, PaymentAck
@@ -22,6 +21,7 @@ from m2mpay.channel.outputs import (
     TransactionFailed,
 )
 from m2mpay.crypto import Address
+from m2mpay.engine import HostCalls
 from m2mpay.errors import LedgerError
 from m2mpay.node.chain_link import ChainLink
 from m2mpay.node.effects import resending
@@ -39,18 +39,13 @@ class ChannelDispatch:
         peers: Peers,
         chain: ChainLink,
         notifier: ChannelNotifier,
-        *,
-        handle: Callable[[Input], object],
-        spawn: Callable[[Coroutine[Any, Any, None]], object],
-        running: Callable[[], bool],
+        host: HostCalls[Input],
         accept: Callable[[ChannelTerms], bool] | bool,
     ) -> None:
         self._peers = peers
         self._chain = chain
         self._notifier = notifier
-        self._handle = handle
-        self._spawn = spawn
-        self._running = running
+        self._host = host
         self._accept = accept
         # Why a channel's deposit or close failed, for the call that waits on it.
         self.tx_failures: dict[tuple[bytes, str], str] = {}
@@ -66,7 +61,7 @@ class ChannelDispatch:
                 else:
                     sends.setdefault(output.peer, []).append(message)
             elif isinstance(output, Submit):
-                self._spawn(self._submit(output))
+                self._host.spawn(self._submit(output))
             elif isinstance(output, Notify):
                 self._notify(output.event)
             elif isinstance(output, Rejected):
@@ -81,32 +76,27 @@ class ChannelDispatch:
         for output in outputs:
             if isinstance(output, Rejected):
                 log.info("refused: %s %s", output.code.value, output.message)
-            elif isinstance(output, Send) and self._peers.is_connected(output.peer):
-                self._spawn(self._send(output.peer, output.message))
-
-    async def _send(self, peer: Address, message: Message) -> None:
-        await self._peers.send(peer, [message])
+            elif isinstance(output, Send):
+                self._peers.send_soon(output.peer, output.message)
 
     async def _submit(self, output: Submit) -> None:
         tx = output.tx
         try:
-            await resending(tx.kind, lambda: self._chain.execute(tx), self._running)
+            await resending(tx.kind, lambda: self._chain.execute(tx), self._host.running)
         except LedgerError as exc:
             reason = getattr(exc, "reason", str(exc))
             log.warning(
                 "%s transaction for 0x%s failed: %s", tx.kind, output.channel_id.hex(), reason
             )
-            if self._running():
-                self._handle(TxFailed(output.channel_id, tx.kind, str(reason)[:1000]))
+            self._host.feed_back(TxFailed(output.channel_id, tx.kind, str(reason)[:1000]))
             return
-        if self._running():
-            self._handle(TxMined(output.channel_id, tx.kind))
+        self._host.feed_back(TxMined(output.channel_id, tx.kind))
 
     def _notify(self, event: ChannelEvent) -> None:
         if isinstance(event, ProposalReceived):
             policy = self._accept
             if policy if isinstance(policy, bool) else policy(event.terms):
-                self._handle(Accept(event.channel_id))
+                self._host.handle(Accept(event.channel_id))
         elif isinstance(event, TransactionFailed):
             self.tx_failures[(event.channel_id, event.kind)] = event.reason
         self._notifier.publish(event)

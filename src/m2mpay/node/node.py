@@ -4,7 +4,7 @@ the channel machine, durably, and performs its outputs in one dispatcher.
 Log, then act: the channel machine runs on a `DurableEngine`, which logs every
 input with its outputs before they are performed and shares one flush among
 many inputs (group commit). `_perform` is the one place where messages are sent,
-transactions submitted and the application told.
+transactions submitted and the application told (`ChannelDispatch`, node/dispatch.py).
 """
 
 from __future__ import annotations
@@ -12,12 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Final
 
-from m2mpay.channel.context import ChannelContext, ProtocolConfig
+from m2mpay.channel.context import ChannelContext
 from m2mpay.channel.inputs import (
     ForceClose,
     Input,
@@ -26,65 +22,46 @@ from m2mpay.channel.inputs import (
     Received,
     RequestClose,
     Resync,
-    Tick,
     TopUp,
 )
 from m2mpay.channel.machine import channel_key
-from m2mpay.channel.messages import MESSAGE_TYPES, ChannelTerms, Message
-from m2mpay.channel.outputs import (
-    ChannelEvent,
-    Output,
-    Rejected,
-)
+from m2mpay.channel.messages import MESSAGE_TYPES, Message
+from m2mpay.channel.outputs import ChannelEvent, Output, Rejected
 from m2mpay.channel.state import ChannelState, Phase
 from m2mpay.crypto import Address, PrivateKey, channel_domain
-from m2mpay.engine import EngineHost
-from m2mpay.errors import ChannelError, LedgerError
+from m2mpay.engine import EngineHost, EventFanOut, EventSource, now_ms
+from m2mpay.errors import ChannelError
 from m2mpay.node.chain_follow import ChainFollower
 from m2mpay.node.chain_link import ChainLink
 from m2mpay.node.channel_machine import ChannelMachine
+from m2mpay.node.clock import ChannelClock
+from m2mpay.node.config import NodeConfig
 from m2mpay.node.dispatch import ChannelDispatch
+from m2mpay.node.endpoints import PeerEndpoints
 from m2mpay.node.info import ChannelInfo, PaymentHandle, PaymentWait
-from m2mpay.node.notifier import ChannelListener, ChannelNotifier
-from m2mpay.node.peers import Peers, PeersConfig
+from m2mpay.node.notifier import ChannelNotifier
+from m2mpay.node.peers import Peers
 from m2mpay.store import Store
-from m2mpay.wire import Transport, codec_by_name
+from m2mpay.wire import Transport
 
 __all__ = ["Node", "NodeConfig"]
 
 log = logging.getLogger("m2mpay.node")
 
-_TIMED_PHASES: Final = frozenset({Phase.PROPOSED, Phase.ACCEPTED, Phase.CLOSING, Phase.DISPUTED})
-_PEER_KEY: Final = "peer:"
 
-AcceptPolicy = Callable[[ChannelTerms], bool]
+class Node(
+    EngineHost[bytes, ChannelState, Input, Output],
+    EventSource[ChannelEvent, ChannelState],
+):
+    """A party to payment channels: the small Python API over the whole engine.
 
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-@dataclass(frozen=True, slots=True)
-class NodeConfig:
-    codec: str = "cbor"
-    accept: AcceptPolicy | bool = True  # which proposals to accept (True: all)
-    max_in_flight: int = 4096  # unacknowledged payments per channel before pay() waits
-    tick_interval_s: float = 1.0
-    snapshot_every: int = 50_000  # records between snapshots
-    proposal_ttl_ms: int = 60_000
-    challenge_period: int = 3600  # seconds, for channels we propose
-    start_block: int = 0  # where a new node starts reading hub events
-    reconnect_delay_s: float = 0.5
-    reconnect_max_delay_s: float = 10.0
-    handshake_timeout_s: float = 10.0
-    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
-
-
-class Node(EngineHost[bytes, ChannelState, Input, Output]):
-    """A party to payment channels: the small Python API over the whole engine."""
+    Its listeners and subscribers (`add_listener`, `events`) hear of every channel
+    event (payments received, opened, closed, …) with the channel's state."""
 
     _what = "node"
+    _item = "channel"
     _log = log
+    _refused = Rejected
 
     def __init__(
         self,
@@ -105,31 +82,20 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
         self.peers = Peers(
             key,
             transport,
-            codec_by_name(self.config.codec),
-            PeersConfig(
-                self.config.handshake_timeout_s,
-                self.config.reconnect_delay_s,
-                self.config.reconnect_max_delay_s,
-            ),
+            self.config.peers,
             spawn=self._spawn,
             after_message=self._engine.yield_if_busy,
         )
         self.peers.route(MESSAGE_TYPES, self._on_channel_message)
         self.peers.on_session(self._on_session)
-        self.peers.on_endpoint(self._remember_endpoint)
-        self._timed: set[bytes] = set()
-        self._notifier = ChannelNotifier(self._engine.state, lambda: self._failure)
+        self._endpoints = PeerEndpoints(self.peers, self._engine.put_meta)
+        self._clock = ChannelClock(chain, self._handle)
+        self._events: EventFanOut[ChannelEvent, ChannelState] = EventFanOut()
+        self._notifier = ChannelNotifier(self._engine.state, self._waits, self._events)
         self._dispatch = ChannelDispatch(
-            self.peers,
-            chain,
-            self._notifier,
-            handle=self._handle,
-            spawn=self._spawn,
-            running=lambda: self._running,
-            accept=self.config.accept,
+            self.peers, chain, self._notifier, self._calls, self.config.accept
         )
         self._tx_failures = self._dispatch.tx_failures
-        self._endpoints: dict[Address, str] = {}
         self._follower = ChainFollower(
             chain,
             key.address,
@@ -161,14 +127,14 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
         self._ctx = ChannelContext(
             self.key, channel_domain(self._chain.chain_id, self._chain.hub), self.config.protocol
         )
-        await self._engine.store.open()
-        await self._recover()
+        recovered = await self._open_engine()
+        self._follower.restore(recovered.meta)
+        self._endpoints.restore(recovered.meta)
         self._run_engine()
         self._spawn(self._follower.run())
-        self._spawn(self._every(self.config.tick_interval_s, self._tick))
+        self._spawn(self._every(self.config.tick_interval_s, self._clock.tick))
         await self.peers.start()
-        for peer, endpoint in self._endpoints.items():
-            self.peers.keep_connected(peer, endpoint)
+        self._endpoints.keep_connected()
 
     async def stop(self) -> None:
         """Finish what is durable, snapshot, and release everything."""
@@ -188,22 +154,6 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
             raise ChannelError("not_running", "the node is not running")
         return self._ctx
 
-    # ------------------------------------------------------------------ recovery
-
-    async def _recover(self) -> None:
-        recovered = await self._engine.recover()
-        self._follower.restore(recovered.meta)
-        for meta_key, value in recovered.meta.items():
-            if meta_key.startswith(_PEER_KEY):
-                self._endpoints[Address(meta_key[len(_PEER_KEY) :])] = value.decode()
-        self._timed = {c for c, s in self._channels.items() if s.phase in _TIMED_PHASES}
-        if recovered.records or recovered.snapshot:
-            log.info(
-                "recovered %d channels from %d log records",
-                len(self._channels),
-                len(recovered.records),
-            )
-
     # ------------------------------------------------------------------ the engine and effects
 
     @property
@@ -211,16 +161,7 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
         return self._engine.states
 
     def _on_change(self, channel: bytes, state: ChannelState) -> None:
-        if state.phase in _TIMED_PHASES:
-            self._timed.add(channel)
-        else:
-            self._timed.discard(channel)
-
-    async def _perform(self, outputs: list[Output]) -> None:
-        await self._dispatch.perform(outputs)
-
-    def _perform_refusal(self, outputs: tuple[Output, ...]) -> None:
-        self._dispatch.perform_refusal(outputs)
+        self._clock.changed(channel, state)
 
     # ------------------------------------------------------------------ peers
 
@@ -233,31 +174,12 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
         return self.peers.is_connected(peer)
 
     def _on_channel_message(self, peer: Address, message: Message) -> None:
-        self._handle(Received(peer, message, _now_ms()))
+        self._handle(Received(peer, message, now_ms()))
 
     def _on_session(self, peer: Address) -> None:
         for channel, state in self._channels.items():
             if state.peer == peer:
                 self._handle(Resync(channel))
-
-    def _remember_endpoint(self, peer: Address, endpoint: str) -> None:
-        if self._endpoints.get(peer) != endpoint:
-            self._endpoints[peer] = endpoint
-            self._engine.put_meta(_PEER_KEY + peer.checksum, endpoint.encode())
-
-    # ------------------------------------------------------------------ the chain
-
-    async def _tick(self) -> None:
-        if not self._timed:
-            return
-        try:
-            chain_time = max(await self._chain.chain_time(), int(time.time()))
-        except LedgerError as exc:
-            log.warning("cannot read the chain clock: %s", exc)
-            return
-        now = _now_ms()
-        for channel in list(self._timed):
-            self._handle(Tick(channel, now, chain_time))
 
     # ------------------------------------------------------------------ the API
 
@@ -270,10 +192,13 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
             raise ChannelError("unknown_channel", f"no channel 0x{channel_id.hex()}")
         return ChannelInfo.of(state)
 
-    def _raise_if_rejected(self, outputs: tuple[Output, ...]) -> None:
-        for output in outputs:
-            if isinstance(output, Rejected):
-                raise ChannelError(output.code.value, output.message)
+    def channel_states(self) -> list[ChannelState]:
+        """Every channel's whole state, with the newest proof the peer signed us.
+
+        For services that act on the proofs themselves (a watcher feed); applications
+        want `channels()`.
+        """
+        return list(self._channels.values())
 
     async def open_channel(
         self,
@@ -289,12 +214,7 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
         """Propose a channel, have it accepted, fund it on chain; returns once it is open
         (and, if `peer_deposit` was agreed, once the peer has funded it too)."""
         self._ensure_running()
-        if not self.peers.is_connected(peer):
-            target = endpoint or self._endpoints.get(peer)
-            if target is None:
-                raise ChannelError("no_route", f"no session with {peer} and no endpoint given")
-            await self.connect(target, peer)
-            self.peers.keep_connected(peer, target)
+        await self._endpoints.reach(peer, endpoint)
         inp = Propose(
             peer,
             asset,
@@ -302,13 +222,13 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
             peer_deposit,
             challenge_period or self.config.challenge_period,
             secrets.randbits(64),
-            _now_ms(),
+            now_ms(),
             self.config.proposal_ttl_ms,
         )
-        self._raise_if_rejected(self._handle(inp))
+        self._request(inp)
         channel = channel_key(self._ensure_running(), inp)
         assert channel is not None
-        state = await self._notifier.wait(
+        state = await self._wait(
             channel,
             lambda s: (
                 s.phase not in (Phase.PROPOSED, Phase.ACCEPTED)
@@ -331,7 +251,7 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
         """
         if self._notifier.in_flight(channel_id) >= self.config.max_in_flight:
             raise ChannelError("backpressure", "too many payments await acknowledgement")
-        self._raise_if_rejected(self._handle(Pay(channel_id, amount)))
+        self._request(Pay(channel_id, amount))
         state = self._channels[channel_id]
         future = self._notifier.expect_ack(channel_id, state.sent_seq)
         return PaymentHandle(channel_id, amount, state.sent_total, state.sent_seq, future)
@@ -351,15 +271,11 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
         Whatever `wait` says, it waits while `max_in_flight` payments are
         unacknowledged (backpressure); `timeout` bounds each wait.
         """
-        # asyncio.timeout rather than wait_for: on Python 3.11, wait_for loses a
-        # cancellation that arrives just as the awaited future completes.
-        while self._notifier.in_flight(channel_id) >= self.config.max_in_flight:
-            oldest = self._notifier.oldest_unacknowledged(channel_id)
-            assert oldest is not None
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(oldest)
+        await self._notifier.room_for_payment(channel_id, self.config.max_in_flight, timeout)
         handle = self.pay_nowait(channel_id, amount)
         await self._engine.yield_if_busy()
+        # asyncio.timeout rather than wait_for: on Python 3.11, wait_for loses a
+        # cancellation that arrives just as the awaited future completes.
         if wait is PaymentWait.ACKNOWLEDGED:
             async with asyncio.timeout(timeout):
                 await asyncio.shield(handle.acknowledged)
@@ -377,8 +293,8 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
         before = self._channels.get(channel_id)
         target = (before.my_deposit if before else 0) + amount
         self._tx_failures.pop((channel_id, "deposit"), None)
-        self._raise_if_rejected(self._handle(TopUp(channel_id, amount)))
-        state = await self._notifier.wait(
+        self._request(TopUp(channel_id, amount))
+        state = await self._wait(
             channel_id,
             lambda s: s.my_deposit >= target or (channel_id, "deposit") in self._tx_failures,
             timeout,
@@ -391,8 +307,8 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
     async def close(self, channel_id: bytes, *, timeout: float = 120.0) -> ChannelInfo:
         """Close cooperatively (falling back to a unilateral close if the peer does not
         answer); returns once the chain shows the channel closed or in dispute."""
-        self._raise_if_rejected(self._handle(RequestClose(channel_id, _now_ms())))
-        state = await self._notifier.wait(
+        self._request(RequestClose(channel_id, now_ms()))
+        state = await self._wait(
             channel_id,
             lambda s: s.phase in (Phase.CLOSED, Phase.SETTLED, Phase.DISPUTED),
             timeout,
@@ -402,8 +318,8 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
     async def force_close(self, channel_id: bytes, *, timeout: float = 60.0) -> ChannelInfo:
         """Close unilaterally with our newest proofs; returns once the close is on chain."""
         self._tx_failures.pop((channel_id, "close"), None)
-        self._raise_if_rejected(self._handle(ForceClose(channel_id)))
-        state = await self._notifier.wait(
+        self._request(ForceClose(channel_id))
+        state = await self._wait(
             channel_id,
             lambda s: (
                 s.phase in (Phase.DISPUTED, Phase.SETTLED, Phase.CLOSED)
@@ -418,32 +334,7 @@ class Node(EngineHost[bytes, ChannelState, Input, Output]):
 
     async def wait_closed(self, channel_id: bytes, *, timeout: float = 120.0) -> ChannelInfo:
         """Wait until the channel is paid out (cooperatively or after a dispute)."""
-        state = await self._notifier.wait(
+        state = await self._wait(
             channel_id, lambda s: s.phase in (Phase.CLOSED, Phase.SETTLED), timeout
         )
         return ChannelInfo.of(state)
-
-    def add_listener(self, listener: ChannelListener) -> None:
-        """Call `listener(event, state)` for every channel event, once it is durable.
-
-        Synchronous and on the node's loop: a listener that has I/O to do queues
-        it (a watcher feed, say) instead of blocking the dispatcher.
-        """
-        self._notifier.add_listener(listener)
-
-    def remove_listener(self, listener: ChannelListener) -> None:
-        """Stop calling a listener given to `add_listener` (unknown ones are ignored)."""
-        self._notifier.remove_listener(listener)
-
-    def channel_states(self) -> list[ChannelState]:
-        """Every channel's whole state, with the newest proof the peer signed us.
-
-        For services that act on the proofs themselves (a watcher feed); applications
-        want `channels()`.
-        """
-        return list(self._channels.values())
-
-    async def events(self, *, buffer: int = 10_000) -> AsyncIterator[ChannelEvent]:
-        """Every channel event from now on (payments received, opened, closed, …)."""
-        async for event in self._notifier.events(buffer):
-            yield event

@@ -29,6 +29,7 @@ MessageHandler = Callable[[Address, Any], None]
 
 @dataclass(frozen=True, slots=True)
 class PeersConfig:
+    codec: Codec
     handshake_timeout_s: float = 10.0
     reconnect_delay_s: float = 0.5
     reconnect_max_delay_s: float = 10.0
@@ -41,7 +42,6 @@ class Peers:
         self,
         key: PrivateKey,
         transport: Transport | None,
-        codec: Codec,
         config: PeersConfig,
         *,
         spawn: Callable[[Coroutine[Any, Any, None]], object],
@@ -49,7 +49,6 @@ class Peers:
     ) -> None:
         self._key = key
         self._transport = transport
-        self._codec = codec
         self._config = config
         self._spawn = spawn
         self._after_message = after_message
@@ -102,7 +101,7 @@ class Peers:
         session = await open_session(
             link,
             self._key,
-            self._codec,
+            self._config.codec,
             expected_peer=peer,
             chain=self.chain,
             timeout=self._config.handshake_timeout_s,
@@ -117,6 +116,15 @@ class Peers:
         if peer not in self._kept:
             self._kept.add(peer)
             self._spawn(self._keep_connected(peer, endpoint))
+
+    def send_soon(self, peer: Address, message: Any) -> None:
+        """Send one message in the background if the peer has a session now: the answer
+        to a refused input, which is not logged, so no resync would repeat it."""
+        if self.is_connected(peer):
+            self._spawn(self._send_one(peer, message))
+
+    async def _send_one(self, peer: Address, message: Any) -> None:
+        await self.send(peer, [message])
 
     async def send(self, peer: Address, messages: Sequence[Any]) -> bool:
         """Send in one batch; False if the peer has no session (a resync will catch it up)."""
@@ -143,7 +151,7 @@ class Peers:
             session = await open_session(
                 link,
                 self._key,
-                self._codec,
+                self._config.codec,
                 chain=self.chain,
                 timeout=self._config.handshake_timeout_s,
             )

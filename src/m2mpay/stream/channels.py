@@ -1,6 +1,7 @@
 """What the session manager reads from and does to its node's channels: the channel a
 purchase runs on, what the session machine must know of a buyer's request (the
-channel the request names, as this node holds it), and paying up to a session's total."""
+channel the request names, as this node holds it), what a session's channel shows
+paid, and paying up to a session's total."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from m2mpay.crypto import Address
 from m2mpay.errors import ChannelError, StreamError
 from m2mpay.node import Node
 from m2mpay.node.info import ChannelInfo
-from m2mpay.stream.inputs import PayFailed, RequestReceived
+from m2mpay.stream.inputs import ChannelTotals, PayFailed, RequestReceived
 from m2mpay.stream.messages import SessionRequest
 from m2mpay.stream.offer import Offer
 from m2mpay.stream.outputs import PayUpTo
 from m2mpay.stream.state import SessionState
 
-__all__ = ["channel_for", "pay_up_to", "request_received", "still_opening"]
+__all__ = ["channel_for", "channel_totals", "pay_up_to", "request_received", "still_opening"]
 
 
 async def channel_for(
@@ -96,6 +97,16 @@ def request_received(
         busy,
         now_ms,
     )
+
+
+def channel_totals(node: Node, state: SessionState, now_ms: int) -> ChannelTotals | None:
+    """What the session's channel shows paid each way now (None for a channel the node
+    does not know)."""
+    try:
+        channel = node.channel(state.channel_id)
+    except ChannelError:
+        return None
+    return ChannelTotals(state.session_id, channel.sent_total, channel.received_total, now_ms)
 
 
 def pay_up_to(node: Node, state: SessionState, output: PayUpTo, now_ms: int) -> PayFailed | None:

@@ -50,6 +50,7 @@ __all__ = [
     "session_request",
     "stop",
     "stop_for_problem",
+    "stop_if",
     "stop_local",
     "stop_message",
     "tick",
@@ -84,6 +85,16 @@ def stop(
             outputs += sent
     state, receipts = try_receipt(ctx, state)
     return state, outputs + receipts
+
+
+def stop_if(
+    ctx: SessionContext, state: SessionState, outputs: Outputs, reason: str | None, now_ms: int
+) -> Step:
+    """A step's result, stopped (and the peer told) if the step gave a reason to stop."""
+    if not reason:
+        return state, outputs
+    state, stopped = stop(ctx, state, reason, now_ms, tell_peer=True)
+    return state, outputs + stopped
 
 
 def stop_for_problem(

@@ -28,8 +28,8 @@ from m2mpay.stream.ending import (
     never_started,
     pay_failed,
     receipt,
-    stop,
     stop_for_problem,
+    stop_if,
     stop_local,
     stop_message,
     tick,
@@ -137,10 +137,7 @@ def _meter(ctx: SessionContext, state: SessionState | None, inp: MeterReading) -
     if not state.delivers(inp.reversed) or state.phase is not SessionPhase.ACTIVE:
         return state, ()
     new, outputs, reason = on_meter(state, inp.reversed, inp.units)
-    if reason:
-        new, stopped = stop(ctx, new, reason, inp.now_ms, tell_peer=True)
-        outputs += stopped
-    return new, outputs
+    return stop_if(ctx, new, outputs, reason, inp.now_ms)
 
 
 def _report(ctx: SessionContext, state: SessionState, inp: SessionReceived) -> Result:
@@ -165,9 +162,7 @@ def _report(ctx: SessionContext, state: SessionState, inp: SessionReceived) -> R
     if problem is not None:
         new, outputs = stop_for_problem(ctx, state, problem, inp.now_ms)
         return new, started + outputs
-    if reason:
-        new, stopped = stop(ctx, new, reason, inp.now_ms, tell_peer=True)
-        outputs += stopped
+    new, outputs = stop_if(ctx, new, outputs, reason, inp.now_ms)
     new, receipts = try_receipt(ctx, new)
     return new, started + outputs + receipts
 
@@ -215,10 +210,7 @@ def _price_change(ctx: SessionContext, state: SessionState, inp: SessionReceived
     new, outputs, problem, reason = on_price_change(state, message)
     if problem is not None:
         return stop_for_problem(ctx, state, problem, inp.now_ms)
-    if reason:
-        new, stopped = stop(ctx, new, reason, inp.now_ms, tell_peer=True)
-        outputs += stopped
-    return new, outputs
+    return stop_if(ctx, new, outputs, reason, inp.now_ms)
 
 
 def _price_answer(ctx: SessionContext, state: SessionState, inp: SessionReceived) -> Result:
@@ -227,10 +219,7 @@ def _price_answer(ctx: SessionContext, state: SessionState, inp: SessionReceived
     if not state.we_sell or state.phase is not SessionPhase.ACTIVE:
         return state, ()
     new, outputs, reason = on_price_answer(heard(state, inp.now_ms), message)
-    if reason:
-        new, stopped = stop(ctx, new, reason, inp.now_ms, tell_peer=True)
-        outputs += stopped
-    return new, outputs
+    return stop_if(ctx, new, outputs, reason, inp.now_ms)
 
 
 def _reverse_local(ctx: SessionContext, state: SessionState | None, inp: Reverse) -> Result:

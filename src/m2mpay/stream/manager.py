@@ -1,5 +1,6 @@
 """Metered sessions on a running node: the session machine fed by peers, meters, the
-channel and the clock, durably, with its outputs performed in one dispatcher.
+channel and the clock, durably, with its outputs performed in one dispatcher
+(`SessionDispatch`, stream/dispatch.py).
 
 The session machine runs on its own `DurableEngine` (log, then act) beside the
 node's channel engine. Money moves only as channel payments: a `PayUpTo` is
@@ -11,10 +12,8 @@ Meters and actuators are `Supply` devices; the machine's permits switch them.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -31,12 +30,13 @@ from m2mpay.channel.outputs import (
 )
 from m2mpay.channel.state import ChannelState
 from m2mpay.crypto import Address, channel_domain
-from m2mpay.engine import EngineHost, StateWaits
-from m2mpay.errors import ChannelError, StreamError
+from m2mpay.engine import EngineHost, EventFanOut, EventSource, now_ms
+from m2mpay.errors import StreamError
 from m2mpay.node import Node
 from m2mpay.store import Store
-from m2mpay.stream.channels import channel_for, pay_up_to, request_received, still_opening
+from m2mpay.stream.channels import channel_for, channel_totals, request_received, still_opening
 from m2mpay.stream.context import SessionConfig, SessionContext
+from m2mpay.stream.dispatch import SessionDispatch
 from m2mpay.stream.index import LIVE, SessionIndex
 from m2mpay.stream.info import SessionInfo
 from m2mpay.stream.inputs import (
@@ -53,16 +53,7 @@ from m2mpay.stream.inputs import (
 )
 from m2mpay.stream.messages import SESSION_MESSAGE_TYPES, SessionMessage, SessionRequest
 from m2mpay.stream.offer import Offer, offer_problem
-from m2mpay.stream.outputs import (
-    Allow,
-    PayUpTo,
-    SendSession,
-    SessionEvent,
-    SessionNotify,
-    SessionOutput,
-    SessionRefused,
-    SessionStopped,
-)
+from m2mpay.stream.outputs import SessionEvent, SessionOutput, SessionRefused
 from m2mpay.stream.session_machine import SessionMachine
 from m2mpay.stream.state import SessionPhase, SessionState
 from m2mpay.stream.supplies import Supplies
@@ -70,15 +61,9 @@ from m2mpay.stream.supply import SupplyFactory
 
 __all__ = ["SessionListener", "SessionManager", "SessionManagerConfig"]
 
-log = logging.getLogger("m2mpay.stream")
-
 _CLOSING_EVENTS: Final = (CloseStarted, ChannelDisputed, ChannelClosed)
 
 SessionListener = Callable[[SessionEvent, SessionInfo], None]
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +76,22 @@ class SessionManagerConfig:
     reconcile_for_s: float = 86_400.0
 
 
-class SessionManager(EngineHost[bytes, SessionState, SessionInput, SessionOutput]):
+class SessionManager(
+    EngineHost[bytes, SessionState, SessionInput, SessionOutput],
+    EventSource[SessionEvent, SessionInfo],
+):
     """Sells and buys metered services over a node's channels; see the module docstring.
 
     `feed_back` makes the devices through which we, as a buyer, deliver when a
     session is reversed (a car feeding the grid); a seller's devices come with its
-    offers (`publish`).
+    offers (`publish`). Listeners (`add_listener`) hear of every session event with
+    the session's `SessionInfo`.
     """
 
     _what = "session manager"
+    _item = "session"
     _log = logging.getLogger("m2mpay.stream")
+    _refused = SessionRefused
 
     def __init__(
         self,
@@ -120,8 +111,10 @@ class SessionManager(EngineHost[bytes, SessionState, SessionInput, SessionOutput
         self._index = SessionIndex(int(self.config.reconcile_for_s * 1000))
         self._peer_seen: dict[Address, int] = {}
         self._early_requests: dict[bytes, tuple[Address, SessionRequest]] = {}
-        self._listeners: list[SessionListener] = []
-        self._waits: StateWaits[bytes, SessionState] = StateWaits(self._engine.state)
+        self._events: EventFanOut[SessionEvent, SessionInfo] = EventFanOut()
+        self._dispatch: SessionDispatch = SessionDispatch(
+            node, self._supplies, self._calls, self._engine.state, self._announce
+        )
         node.peers.route(SESSION_MESSAGE_TYPES, self._on_message)
         node.add_listener(self._on_channel_event)
 
@@ -134,8 +127,6 @@ class SessionManager(EngineHost[bytes, SessionState, SessionInput, SessionOutput
             self.node.key, channel_domain(chain.chain_id, chain.hub), self.config.session
         )
         await self._open_engine()
-        for session_id, state in self._engine.states.items():
-            self._on_change(session_id, state)
         self._run_engine()
         self._spawn(self._every(self.config.tick_interval_s, self._tick))
         for session_id in list(self._index.live):
@@ -152,42 +143,24 @@ class SessionManager(EngineHost[bytes, SessionState, SessionInput, SessionOutput
 
     def _handle(self, inp: SessionInput) -> tuple[SessionOutput, ...]:
         outputs = super()._handle(inp)
-        self._freeze_now(outputs)
+        self._dispatch.freeze(outputs)
         return outputs
 
-    def _freeze_now(self, outputs: tuple[SessionOutput, ...]) -> None:
-        """A session that stops switches its devices off at once, not after the flush:
-        stopping risks no money, and every unit a meter adds after the stop would be
-        delivered and never billed."""
-        for output in outputs:
-            if isinstance(output, Allow):
-                state = self._engine.states.get(output.session_id)
-                supply = self._supplies.running(output.session_id, output.reversed)
-                if (
-                    supply is not None
-                    and state is not None
-                    and state.phase is not SessionPhase.ACTIVE
-                ):
-                    supply.permit(output.units)
-
     def _on_change(self, session_id: bytes, state: SessionState) -> None:
-        self._index.update(session_id, state, _now_ms())
+        self._index.update(session_id, state, now_ms())
+
+    def _announce(self, event: SessionEvent) -> None:
+        self._waits.changed(event.session_id)
+        state = self._engine.state(event.session_id)
+        self._events.publish(event, SessionInfo.of(state) if state is not None else None)
 
     async def _resume(self, session_id: bytes) -> None:
         """After a restart: switch devices back on, read meters and the channel again."""
         state = self._engine.states[session_id]
-        for reversed_flow in (False, True):
-            if state.delivers(reversed_flow) and state.phase is not SessionPhase.REQUESTED:
-                supply = await self._supplies.of(state, reversed_flow)
-                if supply is not None:
-                    supply.permit(state.flow(reversed_flow).allowed)
-                    if supply.delivered > state.flow(reversed_flow).units:
-                        self._meter(session_id, reversed_flow, supply.delivered)
-        with contextlib.suppress(ChannelError):
-            channel = self.node.channel(state.channel_id)
-            self._handle(
-                ChannelTotals(session_id, channel.sent_total, channel.received_total, _now_ms())
-            )
+        await self._supplies.resume(state)
+        totals = channel_totals(self.node, state, now_ms())
+        if totals is not None:
+            self._handle(totals)
 
     # ------------------------------------------------------------------ offers
 
@@ -195,7 +168,7 @@ class SessionManager(EngineHost[bytes, SessionState, SessionInput, SessionOutput
         """Sell under `offer`; `supply` makes the device for each session it accepts."""
         if offer.seller != self.node.address:
             raise StreamError("invalid_offer", "an offer must name this node as its seller")
-        problem = offer_problem(offer, _now_ms())
+        problem = offer_problem(offer, now_ms())
         if problem is not None:
             raise StreamError("invalid_offer", problem)
         self._supplies.publish(offer, supply)
@@ -223,10 +196,6 @@ class SessionManager(EngineHost[bytes, SessionState, SessionInput, SessionOutput
         if state is None:
             raise StreamError("unknown_session", f"no session 0x{session_id.hex()}")
         return SessionInfo.of(state)
-
-    def add_listener(self, listener: SessionListener) -> None:
-        """Call `listener(event, info)` for every session event, once it is durable."""
-        self._listeners.append(listener)
 
     async def start_session(
         self,
@@ -269,10 +238,10 @@ class SessionManager(EngineHost[bytes, SessionState, SessionInput, SessionOutput
             allow_reverse,
             channel.sent_total,
             channel.received_total,
-            _now_ms(),
+            now_ms(),
             supplies,
         )
-        self._raise_if_refused(self._handle(inp))
+        self._request(inp)
         state = await self._wait(
             session_id, lambda s: s.phase is not SessionPhase.REQUESTED, timeout
         )
@@ -282,11 +251,11 @@ class SessionManager(EngineHost[bytes, SessionState, SessionInput, SessionOutput
 
     def set_price(self, session_id: bytes, price: int) -> None:
         """A seller's price signal: the buyer accepts it for later units, or stops."""
-        self._raise_if_refused(self._handle(SetPrice(session_id, price, _now_ms())))
+        self._request(SetPrice(session_id, price, now_ms()))
 
     def reverse(self, session_id: bytes, reversed_now: bool) -> None:
         """Switch the direction of supply (and of payment) of a running session."""
-        self._raise_if_refused(self._handle(Reverse(session_id, reversed_now, _now_ms())))
+        self._request(Reverse(session_id, reversed_now, now_ms()))
 
     async def stop_session(
         self,
@@ -297,7 +266,7 @@ class SessionManager(EngineHost[bytes, SessionState, SessionInput, SessionOutput
         timeout: float = 60.0,
     ) -> SessionInfo:
         """Stop; with `wait`, return once the final receipt is signed."""
-        self._raise_if_refused(self._handle(StopSession(session_id, reason, _now_ms())))
+        self._request(StopSession(session_id, reason, now_ms()))
         if wait:
             return await self.wait_stopped(session_id, timeout=timeout)
         return self.session(session_id)
@@ -306,25 +275,10 @@ class SessionManager(EngineHost[bytes, SessionState, SessionInput, SessionOutput
         state = await self._wait(session_id, lambda s: s.phase not in LIVE, timeout)
         return SessionInfo.of(state)
 
-    def _raise_if_refused(self, outputs: tuple[SessionOutput, ...]) -> None:
-        for output in outputs:
-            if isinstance(output, SessionRefused):
-                raise StreamError(output.code.value, output.message)
-
-    async def _wait(
-        self, session_id: bytes, done: Callable[[SessionState], bool], timeout: float
-    ) -> SessionState:
-        try:
-            return await self._waits.until(session_id, done, timeout)
-        except TimeoutError:
-            state = self._engine.states.get(session_id)
-            phase = state.phase.value if state else "unknown"
-            raise StreamError("timeout", f"session still {phase} after {timeout:g} s") from None
-
     # ------------------------------------------------------------------ inputs
 
     def _on_message(self, peer: Address, message: SessionMessage) -> None:
-        now = _now_ms()
+        now = now_ms()
         self._peer_seen[peer] = now
         if not self._running:
             return
@@ -347,12 +301,12 @@ class SessionManager(EngineHost[bytes, SessionState, SessionInput, SessionOutput
 
     def _meter(self, session_id: bytes, reversed_flow: bool, units: int) -> None:
         if self._running and session_id in self._index.live:
-            self._handle(MeterReading(session_id, reversed_flow, units, _now_ms()))
+            self._handle(MeterReading(session_id, reversed_flow, units, now_ms()))
 
     def _on_channel_event(self, event: ChannelEvent, state: ChannelState) -> None:
         if not self._running:
             return
-        now = _now_ms()
+        now = now_ms()
         if isinstance(event, ChannelOpened | ChannelRejected | ChannelExpired):
             early = self._early_requests.pop(state.channel_id, None)
             if early is not None:
@@ -366,7 +320,7 @@ class SessionManager(EngineHost[bytes, SessionState, SessionInput, SessionOutput
             self._handle(StopSession(session_id, "the channel is closing", now))
 
     async def _tick(self) -> None:
-        now = _now_ms()
+        now = now_ms()
         for session_id in [*self._index.live, *self._index.reconciling]:
             state = self._engine.states[session_id]
             seen = now if self.node.is_connected(state.peer) else 0
@@ -382,65 +336,6 @@ class SessionManager(EngineHost[bytes, SessionState, SessionInput, SessionOutput
         if now - state.stopped_ms >= self.config.reconcile_for_s * 1000:
             self._index.reconciling.discard(session_id)
         elif self._index.newest_on(state.channel_id) == session_id:
-            with contextlib.suppress(ChannelError):
-                channel = self.node.channel(state.channel_id)
-                self._handle(
-                    ChannelTotals(session_id, channel.sent_total, channel.received_total, now)
-                )
-
-    # ------------------------------------------------------------------ effects
-
-    async def _perform(self, outputs: list[SessionOutput]) -> None:
-        """The one dispatcher: send, pay, switch devices, notify."""
-        sends: dict[Address, list[SessionMessage]] = {}
-        for output in outputs:
-            if isinstance(output, SendSession):
-                sends.setdefault(output.peer, []).append(output.message)
-            elif isinstance(output, PayUpTo):
-                self._pay(output)
-            elif isinstance(output, Allow):
-                state = self._engine.states.get(output.session_id)
-                if state is not None:
-                    supply = await self._supplies.of(state, output.reversed)
-                    if supply is not None:
-                        # Never above the newest permit: a stop handled since this was
-                        # logged has already switched the device down (`_freeze_now`).
-                        newest = state.flow(output.reversed).allowed
-                        supply.permit(min(output.units, newest))
-            elif isinstance(output, SessionNotify):
-                await self._notify(output.event)
-            elif isinstance(output, SessionRefused):
-                log.info("session refused: %s %s", output.code.value, output.message)
-        for peer, messages in sends.items():
-            # A peer without a session is caught up by the machine's own repeats.
-            await self.node.peers.send(peer, messages)
-
-    def _perform_refusal(self, outputs: tuple[SessionOutput, ...]) -> None:
-        for output in outputs:
-            if isinstance(output, SessionRefused):
-                log.info("session refused: %s %s", output.code.value, output.message)
-            elif isinstance(output, SendSession) and self.node.is_connected(output.peer):
-                self._spawn(self._send(output.peer, output.message))
-
-    async def _send(self, peer: Address, message: SessionMessage) -> None:
-        await self.node.peers.send(peer, [message])
-
-    def _pay(self, output: PayUpTo) -> None:
-        state = self._engine.states.get(output.session_id)
-        if state is None:
-            return
-        failed = pay_up_to(self.node, state, output, _now_ms())
-        if failed is not None:
-            log.warning("session payment failed: %s", failed.reason)
-            if self._running:
-                self._handle(failed)
-
-    async def _notify(self, event: SessionEvent) -> None:
-        state = self._engine.states.get(event.session_id)
-        if isinstance(event, SessionStopped):
-            await self._supplies.stop(event.session_id)
-        self._waits.changed(event.session_id)
-        if state is not None:
-            info = SessionInfo.of(state)
-            for listener in self._listeners:
-                listener(event, info)
+            totals = channel_totals(self.node, state, now)
+            if totals is not None:
+                self._handle(totals)

@@ -5,6 +5,7 @@ answer. A seller that accepts, and a buyer that hears so, run the session
 
 from __future__ import annotations
 
+from m2mpay.crypto import Address
 from m2mpay.stream.context import (
     Result,
     SessionContext,
@@ -30,8 +31,9 @@ from m2mpay.stream.inputs import (
 from m2mpay.stream.messages import (
     SessionAccepted,
     SessionRejected,
+    SessionRequest,
 )
-from m2mpay.stream.offer import offer_problem
+from m2mpay.stream.offer import Offer, offer_problem
 from m2mpay.stream.outputs import (
     PayUpTo,
     SendSession,
@@ -44,6 +46,41 @@ from m2mpay.stream.receipts import stopped_event
 from m2mpay.stream.state import Flow, SessionPhase, SessionState
 
 __all__ = ["accepted", "activate", "rejected", "request", "start"]
+
+
+def _new_session(
+    terms: StartSession | SessionRequest,
+    offer: Offer,
+    *,
+    we_sell: bool,
+    peer: Address,
+    phase: SessionPhase,
+    started_ms: int,
+    heard_ms: int,
+    supplies: bytes | None = None,
+) -> SessionState:
+    """A session as its terms (the buyer's start, or its request as the seller reads
+    it) and the offer make it: at the offer's price from the first unit."""
+    return SessionState(
+        session_id=terms.session_id,
+        offer=offer,
+        we_sell=we_sell,
+        peer=peer,
+        channel_id=terms.channel_id,
+        phase=phase,
+        price=offer.price,
+        price_from=1,
+        previous_price=offer.price,
+        limit_price=terms.limit_price,
+        budget=terms.budget,
+        target_units=terms.target_units,
+        allow_reverse=terms.allow_reverse and offer.reverse_price > 0,
+        buyer_base=terms.buyer_sent_base,
+        seller_base=terms.seller_sent_base,
+        started_ms=started_ms,
+        heard_ms=heard_ms,
+        supplies=supplies,
+    )
 
 
 def start(ctx: SessionContext, state: SessionState | None, inp: StartSession) -> Result:
@@ -64,22 +101,12 @@ def start(ctx: SessionContext, state: SessionState | None, inp: StartSession) ->
         return refuse(
             state, SessionCode.INVALID_OFFER, "the budget does not buy one unit", inp.session_id
         )
-    new = SessionState(
-        session_id=inp.session_id,
-        offer=offer,
+    new = _new_session(
+        inp,
+        offer,
         we_sell=False,
         peer=offer.seller,
-        channel_id=inp.channel_id,
         phase=SessionPhase.REQUESTED,
-        price=offer.price,
-        price_from=1,
-        previous_price=offer.price,
-        limit_price=inp.limit_price,
-        budget=inp.budget,
-        target_units=inp.target_units,
-        allow_reverse=inp.allow_reverse and offer.reverse_price > 0,
-        buyer_base=inp.buyer_sent_base,
-        seller_base=inp.seller_sent_base,
         started_ms=inp.now_ms,
         heard_ms=inp.now_ms,
         supplies=inp.supplies,
@@ -139,22 +166,12 @@ def request(ctx: SessionContext, state: SessionState | None, inp: RequestReceive
         )
     offer = inp.offer
     assert offer is not None
-    new = SessionState(
-        session_id=request.session_id,
-        offer=offer,
+    new = _new_session(
+        request,
+        offer,
         we_sell=True,
         peer=inp.sender,
-        channel_id=request.channel_id,
         phase=SessionPhase.ACTIVE,
-        price=offer.price,
-        price_from=1,
-        previous_price=offer.price,
-        limit_price=request.limit_price,
-        budget=request.budget,
-        target_units=request.target_units,
-        allow_reverse=request.allow_reverse and offer.reverse_price > 0,
-        buyer_base=request.buyer_sent_base,
-        seller_base=request.seller_sent_base,
         started_ms=request.at_ms,  # the buyer's start: both receipts carry the same times
         heard_ms=inp.now_ms,
     )

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 
 from m2mpay.stream.offer import Offer
-from m2mpay.stream.state import SessionState
+from m2mpay.stream.state import SessionPhase, SessionState
 from m2mpay.stream.supply import Supply, SupplyFactory, SupplyRequest
 
 __all__ = ["Supplies"]
@@ -78,6 +78,18 @@ class Supplies:
             state.flow(reversed_flow).units,
         )
         return supply
+
+    async def resume(self, state: SessionState) -> None:
+        """After a restart: a live session's devices switched back on at what it was
+        permitted, and what they delivered meanwhile read."""
+        for reversed_flow in (False, True):
+            if state.delivers(reversed_flow) and state.phase is not SessionPhase.REQUESTED:
+                supply = await self.of(state, reversed_flow)
+                flow = state.flow(reversed_flow)
+                if supply is not None:
+                    supply.permit(flow.allowed)
+                    if supply.delivered > flow.units:
+                        self._meter(state.session_id, reversed_flow, supply.delivered)
 
     async def stop(self, session_id: bytes) -> None:
         """Switch a stopped session's devices off and forget them."""

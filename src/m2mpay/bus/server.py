@@ -68,6 +68,7 @@ from m2mpay.bus.store import CommandRecord, DeviceRecord, DeviceStore, ServiceRe
 from m2mpay.bus.supply import DeviceSupply
 from m2mpay.crypto import Address
 from m2mpay.errors import CryptoError, DeviceError, StoreError
+from m2mpay.lifecycle import Startable
 from m2mpay.provenance.telemetry import TelemetryBatcher, TelemetryProof
 from m2mpay.stream import ServiceKind
 from m2mpay.stream.supply import SupplyFactory, SupplyRequest
@@ -91,7 +92,7 @@ class BusConfig:
     allowed: frozenset[Address] | None = None  # None: any device that proves its key
 
 
-class DeviceBus:
+class DeviceBus(Startable):
     """See the module docstring. `server` is the daemon's address, which devices sign
     into their logins; `start()` opens the store and starts the telemetry batcher."""
 
@@ -133,13 +134,6 @@ class DeviceBus:
         await self.drain()
         await self.telemetry_log.stop()
         await self.store.close()
-
-    async def __aenter__(self) -> DeviceBus:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.stop()
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until every command queued so far is stored (and sent, if it can be)."""

@@ -70,7 +70,6 @@ from m2mpay.crypto import Address
 from m2mpay.errors import CryptoError, DeviceError, StoreError
 from m2mpay.lifecycle import Startable
 from m2mpay.provenance.telemetry import TelemetryBatcher, TelemetryProof
-from m2mpay.stream import ServiceKind
 from m2mpay.stream.supply import SupplyFactory, SupplyRequest
 
 __all__ = ["BusConfig", "DeviceBus"]
@@ -341,10 +340,8 @@ class DeviceBus(Startable):
     async def _register(
         self, link: DeviceLink, device: Address, message: DeviceRegisterMessage
     ) -> None:
-        services = tuple(
-            ServiceRecord(s.name, s.unit, int(s.price), Address(s.asset), ServiceKind(s.kind))
-            for s in message.services
-        )
+        # A device describes its services in their plain form.
+        services = tuple(ServiceRecord.from_dict(s.model_dump()) for s in message.services)
         record = DeviceRecord(device, message.name, services, _now_ms())
         await self.store.save_device(record)
         self._devices[device] = record

@@ -33,16 +33,7 @@ def _view(info: DeviceInfo) -> DeviceView:
         name=info.name,
         online=info.connected,
         state=info.state,
-        services=[
-            DeviceServiceView(
-                name=s.name,
-                unit=s.unit,
-                price=str(s.price),
-                asset=s.asset.checksum,
-                kind=s.kind.value,
-            )
-            for s in info.services
-        ],
+        services=[DeviceServiceView.model_validate(s.to_dict()) for s in info.services],
         registered_ms=info.registered_ms,
         last_seen_ms=info.last_seen_ms,
         detail=info.detail,

@@ -35,16 +35,7 @@ class DeviceInfo(DeviceRecord):
         return {
             "address": self.address.checksum,
             "name": self.name,
-            "services": [
-                {
-                    "name": s.name,
-                    "unit": s.unit,
-                    "price": str(s.price),
-                    "asset": s.asset.checksum,
-                    "kind": s.kind.value,
-                }
-                for s in self.services
-            ],
+            "services": [s.to_dict() for s in self.services],
             "registered_ms": self.registered_ms,
             "connected": self.connected,
             "last_seen_ms": self.last_seen_ms,

@@ -68,8 +68,8 @@ from m2mpay.bus.store import CommandRecord, DeviceRecord, DeviceStore, ServiceRe
 from m2mpay.bus.supply import DeviceSupply
 from m2mpay.crypto import Address
 from m2mpay.errors import CryptoError, DeviceError, StoreError
+from m2mpay.lifecycle import Startable
 from m2mpay.provenance.telemetry import TelemetryBatcher, TelemetryProof
-from m2mpay.stream import ServiceKind
 from m2mpay.stream.supply import SupplyFactory, SupplyRequest
 
 __all__ = ["BusConfig", "DeviceBus"]
@@ -91,7 +91,7 @@ class BusConfig:
     allowed: frozenset[Address] | None = None  # None: any device that proves its key
 
 
-class DeviceBus:
+class DeviceBus(Startable):
     """See the module docstring. `server` is the daemon's address, which devices sign
     into their logins; `start()` opens the store and starts the telemetry batcher."""
 
@@ -133,13 +133,6 @@ class DeviceBus:
         await self.drain()
         await self.telemetry_log.stop()
         await self.store.close()
-
-    async def __aenter__(self) -> DeviceBus:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.stop()
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until every command queued so far is stored (and sent, if it can be)."""
@@ -347,10 +340,8 @@ class DeviceBus:
     async def _register(
         self, link: DeviceLink, device: Address, message: DeviceRegisterMessage
     ) -> None:
-        services = tuple(
-            ServiceRecord(s.name, s.unit, int(s.price), Address(s.asset), ServiceKind(s.kind))
-            for s in message.services
-        )
+        # A device describes its services in their plain form.
+        services = tuple(ServiceRecord.from_dict(s.model_dump()) for s in message.services)
         record = DeviceRecord(device, message.name, services, _now_ms())
         await self.store.save_device(record)
         self._devices[device] = record

@@ -26,7 +26,6 @@ from m2mpay.bus.store import (
 from m2mpay.crypto import Address
 from m2mpay.errors import StoreError
 from m2mpay.provenance.records import BatchRecord, NewBatch, TelemetryRecord
-from m2mpay.stream import ServiceKind
 
 __all__ = ["SqliteDeviceStore"]
 
@@ -151,18 +150,7 @@ class SqliteDeviceStore(DeviceStore):
     # -- devices
 
     async def save_device(self, device: DeviceRecord) -> None:
-        services = json.dumps(
-            [
-                {
-                    "name": s.name,
-                    "unit": s.unit,
-                    "price": str(s.price),
-                    "asset": s.asset.checksum,
-                    "kind": s.kind.value,
-                }
-                for s in device.services
-            ]
-        )
+        services = json.dumps([s.to_dict() for s in device.services])
 
         def work(conn: sqlite3.Connection) -> None:
             conn.execute(
@@ -368,12 +356,7 @@ class SqliteDeviceStore(DeviceStore):
 
 def _services(text: str) -> tuple[ServiceRecord, ...]:
     raw: list[dict[str, Any]] = json.loads(text)
-    return tuple(
-        ServiceRecord(
-            s["name"], s["unit"], int(s["price"]), Address(s["asset"]), ServiceKind(s["kind"])
-        )
-        for s in raw
-    )
+    return tuple(ServiceRecord.from_dict(s) for s in raw)
 
 
 def _command(row: tuple[Any, ...]) -> CommandRecord:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import enum
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from m2mpay.crypto import Address
 from m2mpay.errors import StoreError
@@ -36,6 +37,27 @@ class ServiceRecord:
     price: int  # per unit, in the asset's smallest unit
     asset: Address
     kind: ServiceKind
+
+    def to_dict(self) -> dict[str, str]:
+        """Its plain form (integer string price, checksum address): what the API shows
+        and what the SQLite store keeps, so a change here changes both."""
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "price": str(self.price),
+            "asset": self.asset.checksum,
+            "kind": self.kind.value,
+        }
+
+    @classmethod
+    def from_dict(cls, plain: Mapping[str, Any]) -> ServiceRecord:
+        return cls(
+            plain["name"],
+            plain["unit"],
+            int(plain["price"]),
+            Address(plain["asset"]),
+            ServiceKind(plain["kind"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)

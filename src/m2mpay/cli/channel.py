@@ -20,6 +20,7 @@ from m2mpay.cli.remote import (
     Remote,
     asset_address,
     busy,
+    is_full_id,
     kv_table,
     remote_command,
     resolve_id,
@@ -39,7 +40,7 @@ ChannelArg = Annotated[
 
 async def channel_id_of(node: NodeClient, given: str) -> str:
     """The full id of the channel `given` names (a full id, or a prefix)."""
-    if len(given) == 66:
+    if is_full_id(given):
         return given
     return resolve_id(given, [c.channel_id for c in await node.channels()], "channel")
 

@@ -25,6 +25,7 @@ __all__ = [
     "DataDirOption",
     "JsonOption",
     "KeyEnvOption",
+    "ReadyJsonOption",
     "RpcUrlOption",
     "console",
     "err_console",
@@ -69,6 +70,10 @@ KeyEnvOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+# A daemon's --json: its one ready line (see serve_until), for the program that started it.
+ReadyJsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON line when ready, for programs.")
+]
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -20,6 +20,7 @@ from m2mpay.api.auth import new_token
 from m2mpay.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
+    ReadyJsonOption,
     RpcUrlOption,
     log_to_stderr,
     run,
@@ -94,9 +95,7 @@ def node_command(
         str | None,
         typer.Option(help="A watcher's URL: hand it our newest proofs so it defends us offline."),
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON line when ready, for programs.")
-    ] = False,
+    as_json: ReadyJsonOption = False,
 ) -> None:
     """Run this machine's node: channels, metered sessions and the HTTP API, until Ctrl-C."""
     log_to_stderr(logging.WARNING if as_json else logging.INFO)

@@ -14,6 +14,7 @@ from m2mpay.cli.remote import (
     AssetOption,
     Remote,
     asset_address,
+    is_full_id,
     kv_table,
     remote_command,
     resolve_id,
@@ -140,7 +141,7 @@ def withdraw(offer: OfferArg, *, remote: Remote) -> None:
     """Take an offer out of the storefront (running sessions go on)."""
 
     async def withdrawn(node: NodeClient) -> dict[str, str | bool]:
-        offer_id = offer if len(offer) == 66 else pick_offer(await node.offers(), offer).offer_id
+        offer_id = offer if is_full_id(offer) else pick_offer(await node.offers(), offer).offer_id
         await node.withdraw_offer(offer_id)
         return {"offer_id": offer_id, "withdrawn": True}
 

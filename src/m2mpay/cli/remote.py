@@ -35,6 +35,7 @@ __all__ = [
     "busy",
     "emit",
     "fail",
+    "is_full_id",
     "kv_table",
     "listing",
     "remote_command",
@@ -229,10 +230,16 @@ def short(text: str, keep: int = 10) -> str:
     return text if len(text) <= keep + 1 else text[:keep] + "…"
 
 
+def is_full_id(given: str) -> bool:
+    """Whether `given` is a whole id, not a prefix: no need to ask the node what it
+    names."""
+    return len(given) == _FULL_ID_LENGTH
+
+
 def resolve_id(given: str, known: Iterable[str], what: str) -> str:
     """A full 0x id from a full id or a unique prefix of one of `known` (as shown in
     tables), so that people need not paste 66 characters."""
-    if len(given) == _FULL_ID_LENGTH:
+    if is_full_id(given):
         return given
     wanted = given.lower() if given.lower().startswith("0x") else "0x" + given.lower()
     matches = [k for k in known if k.lower().startswith(wanted)]

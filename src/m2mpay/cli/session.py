@@ -16,6 +16,7 @@ from m2mpay.cli.offer import pick_offer
 from m2mpay.cli.remote import (
     Remote,
     busy,
+    is_full_id,
     kv_table,
     remote_command,
     resolve_id,
@@ -39,7 +40,7 @@ IntervalOption = Annotated[
 
 
 async def _session_id(node: NodeClient, given: str) -> str:
-    if len(given) == 66:
+    if is_full_id(given):
         return given
     return resolve_id(given, [s.session_id for s in await node.sessions()], "session")
 

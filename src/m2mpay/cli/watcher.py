@@ -21,6 +21,7 @@ from m2mpay.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
     JsonOption,
+    ReadyJsonOption,
     RpcUrlOption,
     console,
     log_to_stderr,
@@ -81,9 +82,7 @@ def serve(
             min=0.001, help="Seconds between reads of the chain head (a remote node: 1-2)."
         ),
     ] = 0.05,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON line when ready, for programs.")
-    ] = False,
+    as_json: ReadyJsonOption = False,
 ) -> None:
     """Serve the watcher's HTTP API and defend registered channels until SIGINT/SIGTERM."""
     log_to_stderr(logging.INFO)

@@ -7,13 +7,14 @@ limit py-evm raises to 100,000, a deeply nested answer would crash the process."
 
 from __future__ import annotations
 
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
 import orjson
 
 from m2mpay import __version__
+from m2mpay.client.codec import decode
 from m2mpay.crypto import Address
 from m2mpay.errors import (
     ApiConflict,
@@ -32,8 +33,8 @@ __all__ = [
     "ApiBase",
     "address_text",
     "decode_answer",
+    "decode_items",
     "given",
-    "items_of",
     "path_id",
     "read_answer",
     "refusal_from",
@@ -53,6 +54,8 @@ _REFUSALS: Final[dict[int, type[ApiRefusal]]] = {
 # Idle pooled connections are dropped well before the node's own keep-alive (75 s)
 # ends them, so a request never goes out on a connection the server is closing.
 _KEEP_ALIVE_S: Final = 30.0
+
+T = TypeVar("T")
 
 
 def decode_answer(raw: bytes, what: str) -> Any:
@@ -120,12 +123,12 @@ def given(**fields: object) -> dict[str, object]:
     return {name: value for name, value in fields.items() if value is not None}
 
 
-def items_of(raw: Any, key: str) -> list[Any]:
-    """The array under `key` of a list answer (`{"channels": [...]}`)."""
+def decode_items(cls: type[T], raw: Any, key: str) -> list[T]:
+    """The array under `key` of a list answer (`{"channels": [...]}`), each item a `cls`."""
     items = raw.get(key) if isinstance(raw, dict) else None
     if not isinstance(items, list):
         raise MalformedMessage(f"the node's answer has no `{key}` array")
-    return items
+    return [decode(cls, item, f"{key}[]") for item in items]
 
 
 class ApiBase:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from m2mpay.client.base import ApiBase, address_text, given, items_of, path_id
+from m2mpay.client.base import ApiBase, address_text, decode_items, given, path_id
 from m2mpay.client.codec import Amount, decode
 from m2mpay.crypto import Address
 
@@ -65,8 +65,7 @@ class ChannelApi(ApiBase):
         return decode(ChannelView, await self._call("POST", "/v1/channels", body=body))
 
     async def channels(self) -> list[ChannelView]:
-        raw = await self._call("GET", "/v1/channels")
-        return [decode(ChannelView, c, "channels[]") for c in items_of(raw, "channels")]
+        return decode_items(ChannelView, await self._call("GET", "/v1/channels"), "channels")
 
     async def channel(self, channel_id: str | bytes) -> ChannelView:
         return decode(ChannelView, await self._call("GET", f"/v1/channels/{path_id(channel_id)}"))

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from m2mpay.client.base import ApiBase, items_of, path_id
+from m2mpay.client.base import ApiBase, decode_items, path_id
 from m2mpay.client.codec import Amount, decode
 from m2mpay.crypto import Address
 
@@ -71,8 +71,7 @@ class TelemetryProofView:
 
 class DeviceApi(ApiBase):
     async def devices(self) -> list[DeviceView]:
-        raw = await self._call("GET", "/v1/devices")
-        return [decode(DeviceView, d, "devices[]") for d in items_of(raw, "devices")]
+        return decode_items(DeviceView, await self._call("GET", "/v1/devices"), "devices")
 
     async def device(self, device_id: str) -> DeviceView:
         return decode(DeviceView, await self._call("GET", f"/v1/devices/{path_id(device_id)}"))
@@ -86,7 +85,7 @@ class DeviceApi(ApiBase):
             f"/v1/devices/{path_id(device_id)}/telemetry",
             params={"after": after, "limit": limit},
         )
-        return [decode(TelemetryRecord, r, "records[]") for r in items_of(raw, "records")]
+        return decode_items(TelemetryRecord, raw, "records")
 
     async def telemetry_proof(self, device_id: str, seq: int) -> TelemetryProofView:
         """The proof that record `seq` is in an anchored batch (404 until it is batched)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from m2mpay.client.base import ApiBase, given, items_of
+from m2mpay.client.base import ApiBase, decode_items, given
 from m2mpay.client.codec import Amount, decode, encode
 from m2mpay.client.sessions import OfferView
 from m2mpay.crypto import Address
@@ -74,5 +74,4 @@ class ResaleApi(ApiBase):
         return decode(ResaleView, await self._call("POST", "/v1/resales", body=body))
 
     async def resales(self) -> list[ResaleView]:
-        raw = await self._call("GET", "/v1/resales")
-        return [decode(ResaleView, r, "resales[]") for r in items_of(raw, "resales")]
+        return decode_items(ResaleView, await self._call("GET", "/v1/resales"), "resales")

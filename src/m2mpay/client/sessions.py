@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from m2mpay.client.base import ApiBase, address_text, given, items_of, path_id
+from m2mpay.client.base import ApiBase, address_text, decode_items, given, path_id
 from m2mpay.client.codec import Amount, decode, encode
 from m2mpay.crypto import Address
 
@@ -92,8 +92,7 @@ class SessionApi(ApiBase):
 
     async def offers(self) -> list[OfferView]:
         """The node's storefront (public: no token needed)."""
-        raw = await self._call("GET", "/v1/offers")
-        return [decode(OfferView, o, "offers[]") for o in items_of(raw, "offers")]
+        return decode_items(OfferView, await self._call("GET", "/v1/offers"), "offers")
 
     async def publish_offer(
         self,
@@ -169,8 +168,7 @@ class SessionApi(ApiBase):
         return decode(SessionView, await self._call("POST", "/v1/sessions", body=body))
 
     async def sessions(self) -> list[SessionView]:
-        raw = await self._call("GET", "/v1/sessions")
-        return [decode(SessionView, s, "sessions[]") for s in items_of(raw, "sessions")]
+        return decode_items(SessionView, await self._call("GET", "/v1/sessions"), "sessions")
 
     async def session(self, session_id: str | bytes) -> SessionView:
         return decode(SessionView, await self._call("GET", f"/v1/sessions/{path_id(session_id)}"))

@@ -37,6 +37,7 @@ from m2mpay.chain.provision import ensure_deployment, is_dev_chain
 from m2mpay.chain.shared import connect_ledger
 from m2mpay.crypto import PrivateKey
 from m2mpay.daemon.ports import KeptPorts
+from m2mpay.lifecycle import Startable
 from m2mpay.market.offer_book import OfferBook
 from m2mpay.node import LedgerLink, Node, NodeConfig
 from m2mpay.provenance.telemetry import TelemetryBatcher, TelemetryConfig
@@ -72,7 +73,7 @@ class DaemonConfig:
         return self.chain_dir or self.data_dir
 
 
-class Daemon:
+class Daemon(Startable):
     """See the module docstring. `new_token` is set when this start made the API token."""
 
     def __init__(
@@ -199,13 +200,6 @@ class Daemon:
             await self._started.aclose()
         finally:
             self._server = self._sessions = self._bus = self._node = self._ledger = None
-
-    async def __aenter__(self) -> Daemon:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.stop()
 
 
 def _running(part: T | None) -> T:

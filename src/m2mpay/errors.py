@@ -24,7 +24,8 @@ can catch the family it cares about:
 
 Packages raise subclasses of these where they need their own (each beside its code):
 `api.errors.ApiError` (a refusal the HTTP API answers with), `watcher.errors.WatcherRefusal`
-and `WatcherUnavailable`, `node.watch.WatchRefused` and `WatchUnavailable`,
+(a `ProtocolError`), `watcher_client.errors.WatcherUnavailable` (a `TransportError`),
+`node.watch.WatchRefused` and `WatchUnavailable`,
 `node.engine.EngineFailed`, `scenarios.stage.ScenarioFailed`, `torture.world.TortureError`.
 """
 

@@ -15,7 +15,7 @@ from m2mpay.errors import M2MPayError
 from m2mpay.scenarios.base import Play, Scenario
 from m2mpay.scenarios.ev_charging import TOKEN, charger_outlet
 from m2mpay.scenarios.stage import ScenarioFailed, until
-from m2mpay.watcher.client import WatcherClient
+from m2mpay.watcher_client.client import WatcherClient
 
 __all__ = ["MaliciousCar"]
 

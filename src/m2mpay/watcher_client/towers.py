@@ -19,16 +19,16 @@ from m2mpay.node.watch import (
     Watchtower,
     WatchUnavailable,
 )
-from m2mpay.watcher.client import WatcherClient
 from m2mpay.watcher.core import ChannelParams
 from m2mpay.watcher.errors import (
     NotFound,
     StaleSubmission,
     Unauthorized,
     WatcherRefusal,
-    WatcherUnavailable,
 )
 from m2mpay.watcher.service import Watcher
+from m2mpay.watcher_client.client import WatcherClient
+from m2mpay.watcher_client.errors import WatcherUnavailable
 
 __all__ = ["HttpWatchtower", "LocalWatchtower", "as_watchtower", "refused"]
 

@@ -4,8 +4,9 @@ One keep-alive session per client: `update` is a single PUT on a pooled connecti
 is safe to call concurrently, so a node can push a proof after each durable batch
 without waiting for the previous push. Refusals come back as the same typed errors the
 service raises (`m2mpay.watcher.errors`); a watcher that cannot be reached or fails on
-its side raises `WatcherUnavailable`; an answer that is not what the API writes (not
-JSON, a missing field, more than `MAX_ANSWER_BYTES`) raises `MalformedMessage`.
+its side raises `WatcherUnavailable` (`m2mpay.watcher_client.errors`); an answer that
+is not what the API writes (not JSON, a missing field, more than `MAX_ANSWER_BYTES`)
+raises `MalformedMessage`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from m2mpay.chain.hub import OnchainChannel
 from m2mpay.crypto import Address, Signature, channel_domain, watch_registration_digest
 from m2mpay.errors import CryptoError, MalformedMessage
 from m2mpay.watcher.core import ChannelParams
-from m2mpay.watcher.errors import WatcherUnavailable, refusal_for
+from m2mpay.watcher_client.errors import WatcherUnavailable, refusal_for
 
 __all__ = ["MAX_ANSWER_BYTES", "DigestSigner", "ProofStored", "WatcherClient", "WatcherInfo"]
 

@@ -49,14 +49,14 @@ from m2mpay.node.watch import (
     Watchtower,
     WatchUnavailable,
 )
-from m2mpay.watcher.client import WatcherClient
 from m2mpay.watcher.core import REGISTRATION_WINDOW_S
 from m2mpay.watcher.service import Watcher
-from m2mpay.watcher.towers import as_watchtower
+from m2mpay.watcher_client.client import WatcherClient
+from m2mpay.watcher_client.towers import as_watchtower
 
 __all__ = ["FeedChannel", "FeedConfig", "WatcherFeed"]
 
-log = logging.getLogger("m2mpay.watcher.feed")
+log = logging.getLogger("m2mpay.watcher_client.feed")
 
 _WATCHED_PHASES: Final = frozenset({Phase.OPEN, Phase.CLOSING, Phase.DISPUTED})
 # A re-registration must be dated after the one the watcher holds, which a restart

@@ -1,4 +1,5 @@
-"""One error shape for the whole API: `{"error": {"code", "message"[, "field"]}}`.
+"""How the node's API answers failures, in the project's one error shape
+(`m2mpay.asgi.errors`: `{"error": {"code", "message"[, "field"]}}`).
 
 Library errors map to statuses by what they mean for the caller: a refused request
 is 409 (the state does not allow it, a peer cannot be reached now) or 422 (the input
@@ -12,12 +13,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Final
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from starlette.exceptions import HTTPException
 
+from m2mpay.asgi.errors import error_body, refusal_answer
+from m2mpay.asgi.errors import install_error_handlers as _install
 from m2mpay.errors import (
     ApiRefusal,
     ChannelError,
@@ -33,7 +34,7 @@ from m2mpay.errors import (
     TransportError,
 )
 
-__all__ = ["ApiError", "error_body", "error_of", "error_response", "install_error_handlers"]
+__all__ = ["ApiError", "error_body", "error_of", "install_error_handlers"]
 
 log = logging.getLogger("m2mpay.api")
 
@@ -65,22 +66,10 @@ class ApiError(M2MPayError):
         self.field = field
 
 
-def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    detail: dict[str, Any] = {"code": code, "message": message}
-    if field is not None:
-        detail["field"] = field
-    return {"error": detail}
-
-
-def error_response(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(error_body(code, message, field), status_code=status, headers=headers)
-
-
 def error_of(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """The status and body an exception from a handler is answered with."""
     if isinstance(exc, ApiError | ApiRefusal):
-        return exc.status, error_body(exc.code, exc.message, exc.field)
+        return refusal_answer(exc)
     if isinstance(exc, ValidationError | RequestValidationError):
         return 422, _invalid_body(exc.errors())
     if isinstance(exc, TimeoutError):
@@ -142,18 +131,5 @@ def _field_of(location: tuple[Any, ...]) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def answer(_: Request, exc: Exception) -> JSONResponse:
-        status, body = error_of(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(body, status_code=status, headers=headers)
-
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, HTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        answer = error_response(exc.status_code, code, str(exc.detail))
-        answer.headers.update(exc.headers or {})  # 405 names the methods allowed (`Allow`)
-        return answer
-
-    app.add_exception_handler(HTTPException, http_error)
-    for kind in (RequestValidationError, ApiError, M2MPayError, TimeoutError, Exception):
-        app.add_exception_handler(kind, answer)
+    kinds = (RequestValidationError, ApiError, M2MPayError, TimeoutError, Exception)
+    _install(app, error_of, kinds)

@@ -52,6 +52,23 @@ _NOT_FOUND: Final = frozenset(
 _BAD_INPUT: Final = frozenset(
     {"invalid_amount", "invalid_offer", "price_above_limit", "invalid_input", "no_route"}
 )
+# A local request refused with one of these codes is not a conflict (409).
+_BY_CODE: Final[dict[str, int]] = {
+    **dict.fromkeys(_NOT_FOUND, 404),
+    **dict.fromkeys(_BAD_INPUT, 422),
+    **dict.fromkeys(("not_running", "node_failed", "failed"), 503),
+    "timeout": 504,
+}
+# What the library's other families mean for the caller, the most specific first.
+_BY_FAMILY: Final[tuple[tuple[type[M2MPayError], int, str], ...]] = (
+    (TransactionReverted, 409, "transaction_reverted"),
+    (InsufficientFunds, 409, "insufficient_funds"),
+    (LedgerUnavailable, 503, "ledger_unavailable"),
+    (LedgerError, 502, "ledger_error"),
+    # The peer the caller named cannot be reached now: its state, not our failure.
+    (TransportError, 409, "peer_unreachable"),
+    (CryptoError, 422, "invalid_input"),
+)
 
 
 class ApiError(M2MPayError):
@@ -87,28 +104,10 @@ def error_of(exc: BaseException) -> tuple[int, dict[str, Any]]:
 def _status_of(exc: M2MPayError) -> tuple[int, str]:
     code = getattr(exc, "code", None)
     if isinstance(exc, ChannelError | StreamError | DeviceError) and code is not None:
-        if code in _NOT_FOUND:
-            return 404, code
-        if code in _BAD_INPUT:
-            return 422, code
-        if code in ("not_running", "node_failed", "failed"):
-            return 503, code
-        if code == "timeout":
-            return 504, code
-        return 409, code
-    if isinstance(exc, TransactionReverted):
-        return 409, "transaction_reverted"
-    if isinstance(exc, InsufficientFunds):
-        return 409, "insufficient_funds"
-    if isinstance(exc, LedgerUnavailable):
-        return 503, "ledger_unavailable"
-    if isinstance(exc, LedgerError):
-        return 502, "ledger_error"
-    if isinstance(exc, TransportError):
-        # The peer the caller named cannot be reached now: its state, not our failure.
-        return 409, "peer_unreachable"
-    if isinstance(exc, CryptoError):
-        return 422, "invalid_input"
+        return _BY_CODE.get(code, 409), code
+    for family, status, name in _BY_FAMILY:
+        if isinstance(exc, family):
+            return status, name
     if isinstance(exc, ProtocolError):
         # A peer refused or failed its side of the protocol: the peer's state, not ours.
         return 409, code if isinstance(code, str) else "peer_refused"

@@ -24,6 +24,7 @@ from m2mpay.chain.hub import OnchainChannel
 from m2mpay.crypto import Address, Signature, channel_domain, watch_registration_digest
 from m2mpay.errors import CryptoError, MalformedMessage
 from m2mpay.watcher.core import ChannelParams
+from m2mpay.watcher.state import params_json
 from m2mpay.watcher_client.errors import WatcherUnavailable, refusal_for
 
 __all__ = ["MAX_ANSWER_BYTES", "DigestSigner", "ProofStored", "WatcherClient", "WatcherInfo"]
@@ -188,13 +189,7 @@ class WatcherClient:
         """Register with a registration the party signed elsewhere (a relay's case);
         returns the token."""
         body = {
-            "channel": {
-                "a": params.a.checksum,
-                "b": params.b.checksum,
-                "token": params.token.checksum,
-                "challenge_period": params.challenge_period,
-                "nonce": str(params.nonce),
-            },
+            "channel": params_json(params),
             "party": party.checksum,
             "issued_at": issued_at,
             "signature": "0x" + bytes(signature).hex(),

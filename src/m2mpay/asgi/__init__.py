@@ -9,6 +9,8 @@
 """
 
 from m2mpay.asgi.errors import (
+    ErrorBody,
+    ErrorDetail,
     ErrorOf,
     Refusal,
     error_body,
@@ -24,6 +26,8 @@ __all__ = [
     "BODY_TIMEOUT_S",
     "HEAD_TIMEOUT_S",
     "AsgiServer",
+    "ErrorBody",
+    "ErrorDetail",
     "ErrorOf",
     "FastHandler",
     "FastPath",

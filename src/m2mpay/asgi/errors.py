@@ -5,7 +5,8 @@ request or a raw-ASGI fast path does. What differs between them is only which of
 exceptions means which status and code: each service writes that once, as an `ErrorOf`,
 and this module turns it into answers (`install_error_handlers` for FastAPI,
 `send_json` for raw ASGI). A refusal a service raises on purpose carries its own
-status, code, message and field (`Refusal`; `refusal_answer` writes it).
+status, code, message and field (`Refusal`; `refusal_answer` writes it). `ErrorBody`
+describes the shape in a service's /openapi.json.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from typing import Any, Final, Protocol
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 __all__ = [
+    "ErrorBody",
+    "ErrorDetail",
     "ErrorOf",
     "Refusal",
     "Send",
@@ -36,6 +40,20 @@ ErrorOf = Callable[[BaseException], tuple[int, dict[str, Any]]]
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 # What routing itself refuses with (no such path, a method the path does not take).
 _ROUTING_CODES: Final = {404: "not_found", 405: "method_not_allowed"}
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(description="Stable machine-readable reason, e.g. `not_found`.")
+    message: str
+    field: str | None = Field(None, description="The offending input field, when one is at fault.")
+
+
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorDetail
 
 
 class Refusal(Protocol):

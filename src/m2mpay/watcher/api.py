@@ -34,13 +34,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 
 from m2mpay import __version__
-from m2mpay.asgi.errors import error_body, install_error_handlers, refusal_answer, send_json
+from m2mpay.asgi.errors import (
+    ErrorBody,
+    error_body,
+    install_error_handlers,
+    refusal_answer,
+    send_json,
+)
 from m2mpay.errors import StoreError
 from m2mpay.watcher.errors import BodyTooLarge, InvalidInput, Unauthorized, WatcherRefusal
 from m2mpay.watcher.models import (
     ChannelView,
     DisputeList,
-    ErrorBody,
     Info,
     ProofStored,
     ProofUpdate,

@@ -10,13 +10,12 @@ above `m2mpay.node`, which the service does not import.
   interface, which a device's host also meets by relaying (`m2mpay.node.host`).
 """
 
-from m2mpay.watcher_client.client import DigestSigner, ProofStored, WatcherClient, WatcherInfo
+from m2mpay.watcher_client.client import ProofStored, WatcherClient, WatcherInfo
 from m2mpay.watcher_client.errors import WatcherUnavailable, refusal_for
 from m2mpay.watcher_client.feed import FeedChannel, FeedConfig, WatcherFeed
 from m2mpay.watcher_client.towers import HttpWatchtower, LocalWatchtower, as_watchtower
 
 __all__ = [
-    "DigestSigner",
     "FeedChannel",
     "FeedConfig",
     "HttpWatchtower",

@@ -15,31 +15,23 @@ import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, Self
+from typing import Any, Final, Self
 
 import aiohttp
 import orjson
 
 from m2mpay.chain.hub import OnchainChannel
+from m2mpay.channel.context import Signer
 from m2mpay.crypto import Address, Signature, channel_domain, watch_registration_digest
 from m2mpay.errors import CryptoError, MalformedMessage
 from m2mpay.watcher.core import ChannelParams
 from m2mpay.watcher.state import params_json
 from m2mpay.watcher_client.errors import WatcherUnavailable, refusal_for
 
-__all__ = ["MAX_ANSWER_BYTES", "DigestSigner", "ProofStored", "WatcherClient", "WatcherInfo"]
+__all__ = ["MAX_ANSWER_BYTES", "ProofStored", "WatcherClient", "WatcherInfo"]
 
 MAX_ANSWER_BYTES: Final = 16 * 1024 * 1024
 """Largest answer read from a watcher (its dispute list is the longest)."""
-
-
-class DigestSigner(Protocol):
-    """Anything that signs 32-byte digests for an address; `PrivateKey` is one."""
-
-    @property
-    def address(self) -> Address: ...
-
-    def sign_digest(self, digest: bytes) -> Signature: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +146,7 @@ class WatcherClient:
     async def register(
         self,
         channel: ChannelParams | OnchainChannel,
-        signer: DigestSigner,
+        signer: Signer,
         *,
         issued_at: int | None = None,
     ) -> str:

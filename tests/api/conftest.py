@@ -16,12 +16,12 @@ from m2mpay.bench.daemons import NodeProcess
 from m2mpay.chain.deploy import Deployment
 from m2mpay.client import NodeClient
 from m2mpay.crypto import Address
+from m2mpay.devices.simulated import EnergyMeter, Simulation, constant_power
 from m2mpay.errors import DeviceError
 from m2mpay.node import Node
 from m2mpay.store import open_store
 from m2mpay.stream import SessionManager, SessionManagerConfig
 from m2mpay.stream.context import SessionConfig
-from m2mpay.stream.simulated import EnergyMeter, Simulation, constant_power
 from m2mpay.stream.supply import SupplyFactory
 from tests.node.conftest import UNIT, Chain, NodeFactory, chain, make_node  # noqa: F401
 

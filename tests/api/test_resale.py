@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from m2mpay.client import OfferView, ResaleView
+from m2mpay.devices.simulated import EnergyMeter, PowerLine, RelayMeter, Simulation, wind_power
 from m2mpay.errors import ApiInvalidInput, ApiNotFound, DeviceError
 from m2mpay.market.offer_book import OfferBook
-from m2mpay.stream.simulated import EnergyMeter, PowerLine, RelayMeter, Simulation, wind_power
 from m2mpay.stream.supply import SupplyFactory
 from tests.api.conftest import UNIT, Api, ApiFactory
 

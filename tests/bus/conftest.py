@@ -16,9 +16,9 @@ from m2mpay.bench.bus_device import WS_PATH, RawDevice, bus_app
 from m2mpay.bus.events import BusEvent
 from m2mpay.bus.server import BusConfig, DeviceBus
 from m2mpay.bus.sqlite import SqliteDeviceStore
-from m2mpay.bus.telemetry import TelemetryBatcher, TelemetryConfig
 from m2mpay.chain import TelemetryAnchor
 from m2mpay.crypto import PrivateKey
+from m2mpay.provenance.telemetry import TelemetryBatcher, TelemetryConfig
 from tests.node.conftest import chain, make_node  # noqa: F401 (fixtures, for the end to end)
 from tests.stream.conftest import make_party  # noqa: F401 (a fixture, for the end to end)
 

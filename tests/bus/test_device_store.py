@@ -13,12 +13,11 @@ from m2mpay.bus.store import (
     DeviceRecord,
     DeviceStore,
     MemoryDeviceStore,
-    NewBatch,
     ServiceRecord,
-    TelemetryRecord,
 )
 from m2mpay.crypto import Address
 from m2mpay.errors import StoreError
+from m2mpay.provenance.records import NewBatch, TelemetryRecord
 from m2mpay.stream import ServiceKind
 
 LAMP = Address(bytes([1]) * 20)

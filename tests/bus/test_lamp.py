@@ -12,11 +12,11 @@ from pathlib import Path
 
 from m2mpay.bench.bus_device import ASSET, PRICE
 from m2mpay.bus.events import BusEvent, DeviceRegistered
-from m2mpay.bus.telemetry import TelemetryConfig, verify_anchored
 from m2mpay.chain import deploy_anchor
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.devices import Lamp
 from m2mpay.node import ChannelInfo
+from m2mpay.provenance.telemetry import TelemetryConfig, verify_anchored
 from m2mpay.stream import Leader, Offer, ServiceKind, SessionInfo, SessionPhase, new_offer
 from tests.bus.conftest import BusFactory, BusHost
 from tests.node.conftest import UNIT, Chain

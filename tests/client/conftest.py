@@ -17,8 +17,8 @@ from m2mpay.api.fast import create_asgi
 from m2mpay.asgi import AsgiServer
 from m2mpay.chain import Deployment
 from m2mpay.client import NodeClient
+from m2mpay.devices.simulated import EnergyMeter, Simulation, constant_power
 from m2mpay.errors import DeviceError
-from m2mpay.stream.simulated import EnergyMeter, Simulation, constant_power
 from m2mpay.stream.supply import SupplyFactory
 from tests.node.conftest import chain, make_node  # noqa: F401 (fixtures)
 from tests.stream.conftest import (  # noqa: F401 (fixtures)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from m2mpay.devices.simulated import Simulation
 from m2mpay.node import Node
 from m2mpay.store import open_store
 from m2mpay.stream import SessionManager, SessionManagerConfig
 from m2mpay.stream.context import SessionConfig
-from m2mpay.stream.simulated import Simulation
 from m2mpay.stream.supply import SupplyFactory
 from tests.node.conftest import UNIT, Chain, NodeFactory, chain, make_node  # noqa: F401
 from tests.waiting import eventually

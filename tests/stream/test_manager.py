@@ -8,11 +8,7 @@ import asyncio
 import pytest
 
 from m2mpay.crypto import Address
-from m2mpay.errors import StreamError
-from m2mpay.node import ChannelInfo
-from m2mpay.stream import Leader, Offer, ServiceKind, SessionInfo, SessionPhase, new_offer
-from m2mpay.stream.context import SessionConfig
-from m2mpay.stream.simulated import (
+from m2mpay.devices.simulated import (
     ActuationTimer,
     EnergyMeter,
     MessageCounter,
@@ -20,6 +16,10 @@ from m2mpay.stream.simulated import (
     charging_power,
     constant_power,
 )
+from m2mpay.errors import StreamError
+from m2mpay.node import ChannelInfo
+from m2mpay.stream import Leader, Offer, ServiceKind, SessionInfo, SessionPhase, new_offer
+from m2mpay.stream.context import SessionConfig
 from m2mpay.stream.supply import SupplyRequest
 from tests.node.conftest import NodeFactory
 from tests.stream.conftest import UNIT, Chain, Party, PartyFactory, eventually

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from m2mpay.devices.simulated import EnergyMeter, Simulation, constant_power
 from m2mpay.stream import ServiceKind, new_offer
 from m2mpay.stream.context import SessionConfig
 from m2mpay.stream.inputs import SessionReceived, SessionTick
 from m2mpay.stream.messages import SignedReceipt
 from m2mpay.stream.outputs import SessionCode, SessionStopped
-from m2mpay.stream.simulated import EnergyMeter, Simulation, constant_power
 from m2mpay.stream.state import SessionPhase
 from tests.node.conftest import NodeFactory
 from tests.stream.conftest import UNIT, Chain, PartyFactory, eventually

@@ -3,11 +3,11 @@ energy and money reconcile to the unit, and the charger buys only while it sells
 
 from __future__ import annotations
 
+from m2mpay.devices.simulated import EnergyMeter, PowerLine, RelayMeter, Simulation, wind_power
 from m2mpay.market.resale import Resale
 from m2mpay.node import ChannelInfo
 from m2mpay.stream import ServiceKind, SessionPhase, new_offer
 from m2mpay.stream.context import SessionConfig
-from m2mpay.stream.simulated import EnergyMeter, PowerLine, RelayMeter, Simulation, wind_power
 from tests.node.conftest import NodeFactory
 from tests.stream.conftest import FAST, UNIT, Chain, Party, PartyFactory, eventually
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from m2mpay.crypto import Address
+from m2mpay.devices.simulated import EnergyMeter, Simulation, constant_power
 from m2mpay.market.resale import Resale
 from m2mpay.node import Node
 from m2mpay.plain import from_plain, to_plain
@@ -45,7 +46,6 @@ from m2mpay.stream import (
     new_offer,
 )
 from m2mpay.stream.manager import SessionManagerConfig
-from m2mpay.stream.simulated import EnergyMeter, Simulation, constant_power
 from m2mpay.stream.supply import SupplyFactory
 
 __all__ = ["SessionPeer", "exposure_units", "session_json"]

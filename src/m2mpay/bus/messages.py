@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from m2mpay.crypto import Address, keccak256
 from m2mpay.errors import MalformedMessage
+from m2mpay.provenance.records import canonical_json
 
 __all__ = [
     "LOGIN_DOMAIN",
@@ -90,11 +91,6 @@ def login_digest(server: Address, challenge: bytes, device: Address) -> bytes:
     if len(challenge) != 32:
         raise ValueError("a login challenge is 32 bytes")
     return keccak256(LOGIN_DOMAIN + bytes(server) + challenge + bytes(device))
-
-
-def canonical_json(value: Any) -> bytes:
-    """One byte string per JSON value: sorted keys, no spaces (what telemetry hashes)."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 _INT_LOW: Final = -(1 << 63)

@@ -67,9 +67,9 @@ from m2mpay.bus.messages import (
 )
 from m2mpay.bus.store import CommandRecord, DeviceRecord, DeviceStore, ServiceRecord
 from m2mpay.bus.supply import DeviceSupply
-from m2mpay.bus.telemetry import TelemetryBatcher, TelemetryProof
 from m2mpay.crypto import Address
 from m2mpay.errors import CryptoError, DeviceError, StoreError
+from m2mpay.provenance.telemetry import TelemetryBatcher, TelemetryProof
 from m2mpay.stream import ServiceKind
 from m2mpay.stream.supply import SupplyFactory, SupplyRequest
 

@@ -17,17 +17,15 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from m2mpay.bus.store import (
-    BatchRecord,
     CommandRecord,
     CommandState,
     DeviceRecord,
     DeviceStore,
-    NewBatch,
     ServiceRecord,
-    TelemetryRecord,
 )
 from m2mpay.crypto import Address
 from m2mpay.errors import StoreError
+from m2mpay.provenance.records import BatchRecord, NewBatch, TelemetryRecord
 from m2mpay.stream import ServiceKind
 
 __all__ = ["SqliteDeviceStore"]

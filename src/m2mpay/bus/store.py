@@ -15,36 +15,19 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Self
 
-from m2mpay.crypto import Address, keccak256
+from m2mpay.crypto import Address
 from m2mpay.errors import StoreError
+from m2mpay.provenance.records import BatchRecord, NewBatch, TelemetryRecord
 from m2mpay.stream import ServiceKind
 
 __all__ = [
-    "TELEMETRY_LEAF_DOMAIN",
-    "BatchRecord",
     "CommandRecord",
     "CommandState",
     "DeviceRecord",
     "DeviceStore",
     "MemoryDeviceStore",
-    "NewBatch",
     "ServiceRecord",
-    "TelemetryRecord",
-    "telemetry_leaf",
 ]
-
-TELEMETRY_LEAF_DOMAIN = b"m2mpay/v1/telemetry"
-
-
-def telemetry_leaf(device: Address, seq: int, at_ms: int, data: bytes) -> bytes:
-    """The Merkle leaf of one record: what the device said, bound to the device."""
-    return keccak256(
-        TELEMETRY_LEAF_DOMAIN
-        + bytes(device)
-        + seq.to_bytes(8, "big")
-        + at_ms.to_bytes(8, "big")
-        + keccak256(data)
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,50 +67,6 @@ class CommandRecord:
     until_units: int
     units: int
     created_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class TelemetryRecord:
-    device: Address
-    seq: int
-    at_ms: int
-    received_ms: int
-    data: bytes  # canonical JSON
-    batch: int | None = None
-
-    @property
-    def leaf(self) -> bytes:
-        return telemetry_leaf(self.device, self.seq, self.at_ms, self.data)
-
-
-@dataclass(frozen=True, slots=True)
-class NewBatch:
-    """A batch about to be anchored: its records (seqs, in order) and their root."""
-
-    device: Address
-    root: bytes
-    seqs: tuple[int, ...]
-    created_ms: int
-    from_block: int  # the chain's height before submitting: where to look for it
-
-
-@dataclass(frozen=True, slots=True)
-class BatchRecord:
-    id: int
-    device: Address
-    root: bytes
-    first_seq: int
-    last_seq: int
-    count: int
-    created_ms: int
-    from_block: int
-    tx_hash: bytes | None = None
-    block_number: int | None = None
-    gas_used: int | None = None
-
-    @property
-    def anchored(self) -> bool:
-        return self.block_number is not None
 
 
 class DeviceStore(ABC):

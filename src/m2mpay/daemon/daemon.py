@@ -30,7 +30,6 @@ from m2mpay.api.routes_devices import device_routes
 from m2mpay.asgi import AsgiServer
 from m2mpay.bus.server import DeviceBus
 from m2mpay.bus.sqlite import SqliteDeviceStore
-from m2mpay.bus.telemetry import TelemetryBatcher, TelemetryConfig
 from m2mpay.chain import Deployment, Ledger, TelemetryAnchor
 from m2mpay.chain.provision import ensure_deployment, is_dev_chain
 from m2mpay.chain.shared import connect_ledger
@@ -38,6 +37,7 @@ from m2mpay.crypto import PrivateKey
 from m2mpay.daemon.ports import KeptPorts
 from m2mpay.market.offer_book import OfferBook
 from m2mpay.node import LedgerLink, Node, NodeConfig
+from m2mpay.provenance.telemetry import TelemetryBatcher, TelemetryConfig
 from m2mpay.store import open_store
 from m2mpay.stream import SessionManager
 from m2mpay.wire import WebSocketTransport

@@ -1,7 +1,7 @@
 """A device on the bus whose services are meters: a charging point's outlet, a wind
 turbine's feed-in, a car's inverter feeding the grid back.
 
-Each service makes one `Supply` per session (`m2mpay.stream.simulated` has energy
+Each service makes one `Supply` per session (`m2mpay.devices.simulated` has energy
 meters on power curves, a relay meter on a power line, timers; a real device puts
 its contactor and meter behind the same interface). A command `on` permits the
 session's meter up to `until_units`, `off` holds it at what it delivered, `end`

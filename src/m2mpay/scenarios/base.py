@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import ClassVar, Final
 
-from m2mpay.client import SessionView
+from m2mpay.client import NodeClient, OfferView, SessionView
 from m2mpay.crypto import PrivateKey
 from m2mpay.devices.bus_client import BusClient
 from m2mpay.devices.metered import MeteredDevice, MeteredService
+from m2mpay.devices.simulated import EnergyMeter, PowerCurve, PowerLine
 from m2mpay.scenarios.report import Check, PartyBalance, ScenarioReport
 from m2mpay.scenarios.stage import Actor, ScenarioFailed, Stage, until
 
@@ -18,6 +19,9 @@ __all__ = ["Play", "Progress", "Scenario"]
 
 # (units delivered, units expected in all, tokens paid): the live progress bar.
 Progress = Callable[[int, int, int], None]
+# The demo's energy offers: a buyer may be 50 Wh ahead of its payments, paid 10 Wh at a time.
+ENERGY_WINDOW_WH: Final = 50
+ENERGY_BATCH_WH: Final = 10
 
 
 class Play:
@@ -29,6 +33,17 @@ class Play:
         self._progress = progress
         self._say: Callable[[str], None] = lambda _line: None
         self._devices: list[BusClient] = []
+
+    async def cast(
+        self, *names: str, extra: Mapping[str, Sequence[str]] | None = None
+    ) -> list[Actor]:
+        """A node for each of `names` (with `extra` options of its own), its tokens
+        followed on chain: the report's balance rows are in this order."""
+        options = extra or {}
+        actors = [await self.stage.actor(name, *options.get(name, ())) for name in names]
+        for actor in actors:
+            await self.party(actor)
+        return actors
 
     async def plug_in(self, actor: Actor, device: BusClient) -> None:
         """Connect a device to the actor's bus and wait until it has registered; the
@@ -48,6 +63,44 @@ class Play:
         )
         await self.plug_in(actor, device)
         return device
+
+    async def energy_meter(
+        self,
+        actor: Actor,
+        name: str,
+        service: str,
+        price: int,
+        power: PowerCurve,
+        line: PowerLine | None = None,
+    ) -> MeteredDevice:
+        """A device on the actor's bus whose `service` is energy at `price` per Wh, each
+        session metered on the stage's clock along the `power` curve (into `line`)."""
+
+        def meter(_session: bytes) -> EnergyMeter:
+            return EnergyMeter(self.stage.simulation, power, line=line)
+
+        energy = MeteredService(service, "Wh", price, self.stage.token, meter)
+        return await self.metered(actor, name, energy)
+
+    async def offer_energy(
+        self, seller: Actor, device: MeteredDevice, service: str, price: int, reverse_price: int = 0
+    ) -> OfferView:
+        """Publish the device's `service` for sale by the Wh on the seller's node."""
+        return await seller.api.publish_offer(
+            kind="energy",
+            unit="Wh",
+            price=price,
+            window=ENERGY_WINDOW_WH,
+            batch=ENERGY_BATCH_WH,
+            reverse_price=reverse_price,
+            device=f"{device.address.checksum}/{service}",
+        )
+
+    async def find_offer(self, seller: Actor, offer: OfferView) -> OfferView:
+        """The offer as a buyer finds it: in the seller's public storefront, no token."""
+        async with NodeClient(seller.process.url) as storefront:
+            [found] = [o for o in await storefront.offers() if o.offer_id == offer.offer_id]
+        return found
 
     async def unplug_all(self) -> None:
         for device in reversed(self._devices):
@@ -78,6 +131,14 @@ class Play:
         """Read every followed party's tokens on chain now."""
         for party in self.report.parties:
             party.after = await self.stage.token_balance(party.address)
+
+    async def check_balances(self, changes: Mapping[str, int]) -> None:
+        """Read the followed parties' tokens on chain now and check that each party
+        named in `changes` gained what it says (a loss is negative)."""
+        await self.settle_balances()
+        rows = {party.name: party for party in self.report.parties}
+        for name, change in changes.items():
+            self.equal(f"{name.replace('-', ' ')}'s tokens on chain", rows[name].change, change)
 
     async def count_payments(self, actor: Actor, channel_id: str) -> None:
         """Add the balance proofs that crossed the channel, both ways, to the report."""

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from m2mpay.client import NodeClient, OfferView
-from m2mpay.devices.metered import MeteredDevice, MeteredService
+from m2mpay.client import OfferView
+from m2mpay.devices.metered import MeteredDevice
+from m2mpay.devices.simulated import charging_power
 from m2mpay.scenarios.base import Play, Scenario
 from m2mpay.scenarios.stage import Actor
-from m2mpay.stream.simulated import EnergyMeter, charging_power
 
 __all__ = ["EvCharging", "charger_outlet"]
 
@@ -26,21 +26,9 @@ async def charger_outlet(play: Play, charger: Actor) -> tuple[MeteredDevice, Off
     """The charging point's outlet on its node's bus, offered for sale: it meters the
     energy a car's battery draws (full power to 80 %, then tapering) while its
     session permits."""
-
-    def meter(_session: bytes) -> EnergyMeter:
-        return EnergyMeter(play.stage.simulation, charging_power(CHARGER_W, BATTERY_WH, START_SOC))
-
-    service = MeteredService("charge", "Wh", PRICE_PER_WH, play.stage.token, meter)
-    outlet = await play.metered(charger, "outlet", service)
-    offer = await charger.api.publish_offer(
-        kind="energy",
-        unit="Wh",
-        price=PRICE_PER_WH,
-        window=50,
-        batch=10,
-        device=f"{outlet.address.checksum}/charge",
-    )
-    return outlet, offer
+    battery = charging_power(CHARGER_W, BATTERY_WH, START_SOC)
+    outlet = await play.energy_meter(charger, "outlet", "charge", PRICE_PER_WH, battery)
+    return outlet, await play.offer_energy(charger, outlet, "charge", PRICE_PER_WH)
 
 
 class EvCharging(Scenario):
@@ -49,15 +37,10 @@ class EvCharging(Scenario):
     unit = "Wh"
 
     async def play(self, play: Play) -> None:
-        stage = play.stage
-        charger = await stage.actor("charger")
-        car = await stage.actor("car")
-        await play.party(car)
-        await play.party(charger)
+        car, charger = await play.cast("car", "charger")
         outlet, offer = await charger_outlet(play, charger)
         play.say(f"charger offers energy at {PRICE_PER_WH / TOKEN * 1000:.2f} token/kWh")
-        async with NodeClient(charger.process.url) as storefront:
-            [found] = [o for o in await storefront.offers() if o.offer_id == offer.offer_id]
+        found = await play.find_offer(charger, offer)
         play.say(f"car finds the offer; its battery needs {TO_FULL_WH} Wh to be full")
         session = await car.api.start_session(
             found, endpoint=charger.endpoint, deposit=5 * TOKEN, target_units=TO_FULL_WH
@@ -79,7 +62,4 @@ class EvCharging(Scenario):
         agreed = bought.countersigned and sold.forward == bought.forward
         play.check("both receipts signed and equal", agreed, f"{bought.forward}")
         play.equal("channel closed cooperatively", phase, "closed")
-        await play.settle_balances()
-        car_row, charger_row = play.report.parties
-        play.equal("car's tokens on chain", car_row.change, -paid)
-        play.equal("charger's tokens on chain", charger_row.change, paid)
+        await play.check_balances({"car": -paid, "charger": paid})

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from m2mpay.chain.events import ChannelChallenged, ChannelOpened, ChannelSettled
-from m2mpay.chain.hub import ChannelHub, OnchainChannel
 from m2mpay.errors import M2MPayError
+from m2mpay.scenarios.adversary import RogueOwner
 from m2mpay.scenarios.base import Play, Scenario
 from m2mpay.scenarios.ev_charging import TOKEN, charger_outlet
-from m2mpay.scenarios.stage import ScenarioFailed, until
+from m2mpay.scenarios.stage import until
 from m2mpay.watcher_client.client import WatcherClient
 
 __all__ = ["MaliciousCar"]
@@ -28,17 +27,15 @@ class MaliciousCar(Scenario):
     title = "A car closes with an old state; the watcher defends the charger"
     unit = "Wh"
 
-    async def play(self, play: Play) -> None:  # noqa: PLR0915 (one story, told in order)
+    async def play(self, play: Play) -> None:
         stage = play.stage
         watcher = await stage.watcher()
         watcher_url = str(watcher.ready["url"])
         play.say(f"watcher {str(watcher.ready['address'])[:10]}… serves at {watcher_url}")
-        charger = await stage.actor("charger", "--watcher", watcher_url)
-        car = await stage.actor("car")
-        await play.party(car)
-        await play.party(charger)
-        hub = ChannelHub(stage.ledger, stage.deployment.hub)
-        first_block = await stage.ledger.block_number()
+        car, charger = await play.cast(
+            "car", "charger", extra={"charger": ["--watcher", watcher_url]}
+        )
+        rogue = await RogueOwner.watching(stage)  # the car's owner, once it goes rogue
 
         outlet, offer = await charger_outlet(play, charger)
         opened = await car.api.open_channel(
@@ -69,32 +66,16 @@ class MaliciousCar(Scenario):
             await charger.stop()
             play.say("charger goes offline")
             await play.count_payments(car, opened.channel_id)
-            car_key = car.key()
             await car.stop()
-            channel = await _onchain_channel(hub, first_block, bytes.fromhex(opened.channel_id[2:]))
-            close = await hub.close(car_key, channel, 0, 0, None)
-            play.say(
-                f"car's owner closes on chain claiming it paid nothing (block {close.block_number})"
-            )
-
-            async def challenged() -> bool:
-                events = await hub.events(close.block_number)
-                return any(isinstance(e, ChannelChallenged) for e in events)
-
-            await until(challenged, "the watcher's challenge")
-            [challenge] = [
-                e for e in await hub.events(close.block_number) if isinstance(e, ChannelChallenged)
-            ]
+            close_block = await rogue.close_stale(car, opened.channel_id)
+            play.say(f"car's owner closes on chain claiming it paid nothing (block {close_block})")
+            challenge = await rogue.challenge()
             play.say(
                 f"watcher challenges with the car's proof of {challenge.transferred_a / TOKEN:.4f}"
             )
-            await stage.ledger.advance_time(CHALLENGE_PERIOD_S + 1)
+            await stage.pass_chain_time(CHALLENGE_PERIOD_S + 1)
             play.say(f"{CHALLENGE_PERIOD_S} s of chain time pass: the challenge period is over")
-
-            async def settled() -> bool:
-                return await hub.is_settled(channel.id)
-
-            await until(settled, "the settlement after the challenge period")
+            await rogue.until_settled(opened.channel_id)
             disputes = await tower.disputes()
         await charger.restart()
 
@@ -107,25 +88,11 @@ class MaliciousCar(Scenario):
         got = int(view.final_balance_mine or 0) / TOKEN
         play.say(f"charger is back: channel {view.phase}, it got {got:.4f} tokens")
 
-        await play.settle_balances()
-        car_row, charger_row = play.report.parties
         play.report.extra["disputes"] = ", ".join(f"{d['kind']} ({d['status']})" for d in disputes)
         play.equal("stop reason", bought.stop_reason, "target reached")
         play.equal(
             "challenger is the watcher", challenge.challenger.checksum, watcher.ready["address"]
         )
         play.equal("challenge restores what the car paid", challenge.transferred_a, paid)
-        play.equal("charger's tokens on chain", charger_row.change, paid)
-        play.equal("car's tokens on chain", car_row.change, -paid)
-        events = await hub.events(close.block_number)
-        play.check("settled on chain", any(isinstance(e, ChannelSettled) for e in events), "")
-
-
-async def _onchain_channel(hub: ChannelHub, from_block: int, channel_id: bytes) -> OnchainChannel:
-    """The channel's on-chain parameters, from its ChannelOpened event."""
-    for event in await hub.events(from_block):
-        if isinstance(event, ChannelOpened) and event.channel_id == channel_id:
-            return OnchainChannel(
-                event.a, event.b, event.token, event.challenge_period, event.nonce, event.deposit_a
-            )
-    raise ScenarioFailed(f"no ChannelOpened for 0x{channel_id.hex()}")
+        await play.check_balances({"charger": paid, "car": -paid})
+        play.check("settled on chain", await rogue.settled_on_chain(), "")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Final
 
-from m2mpay.client import NodeClient
 from m2mpay.crypto import PrivateKey
 from m2mpay.devices.lamp import Lamp
 from m2mpay.scenarios.base import Play, Scenario
@@ -26,10 +25,7 @@ class PaidLight(Scenario):
 
     async def play(self, play: Play) -> None:
         stage = play.stage
-        owner = await stage.actor("lamp-owner")
-        buyer = await stage.actor("buyer")
-        await play.party(buyer)
-        await play.party(owner)
+        buyer, owner = await play.cast("buyer", "lamp-owner")
         lamp = Lamp(
             owner.bus_url,
             PrivateKey.generate(),
@@ -49,8 +45,7 @@ class PaidLight(Scenario):
             leader="payer",  # light only once paid
             device=f"{device_id}/light",
         )
-        async with NodeClient(owner.process.url) as storefront:
-            [found] = [o for o in await storefront.offers() if o.offer_id == offer.offer_id]
+        found = await play.find_offer(owner, offer)
         play.say(f"buyer pays for {SECONDS} s of light")
         session = await buyer.api.start_session(
             found,
@@ -89,9 +84,6 @@ class PaidLight(Scenario):
         play.check("switch records: on, then off", alternating, str(switches))
         anchored_at = f"{proof.anchor} in tx {proof.tx_hash}"
         play.check("a record is proved against its anchor", proof.anchor is not None, anchored_at)
-        await play.settle_balances()
         paid = int(bought.forward.paid)
-        buyer_row, owner_row = play.report.parties
         play.equal("channel closed cooperatively", phase, "closed")
-        play.equal("buyer's tokens on chain", buyer_row.change, -paid)
-        play.equal("lamp owner's tokens on chain", owner_row.change, paid)
+        await play.check_balances({"buyer": -paid, "lamp-owner": paid})

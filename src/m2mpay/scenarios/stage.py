@@ -4,7 +4,9 @@ The runner hosts the embedded chain itself (or reaches `--rpc-url`) and deploys
 the contracts once, so that a node going offline in a scenario never takes the
 chain with it. Every actor is an `m2mpay node` process with its own key, store
 and API, reached only through the public API (`m2mpay.client`) and the device
-bus; the stage only reads the chain, to count what each scenario cost on it.
+bus. The stage touches the chain it hosts only as the world around the actors: to
+count what each scenario cost, read token balances and let chain time pass; a
+scenario that cheats on chain does it through `m2mpay.scenarios.adversary`.
 """
 
 from __future__ import annotations
@@ -24,10 +26,9 @@ from m2mpay.chain.shared import ledger_session
 from m2mpay.chain.token import TokenContract
 from m2mpay.chain.web3_ledger import Web3Ledger
 from m2mpay.client import NodeClient
-from m2mpay.crypto import Address, PrivateKey
-from m2mpay.crypto.keystore import find_keystore, load_keystore
+from m2mpay.crypto import Address
+from m2mpay.devices.simulated import Simulation
 from m2mpay.errors import M2MPayError
-from m2mpay.stream.simulated import Simulation
 
 __all__ = ["Actor", "ChainBooks", "ScenarioFailed", "Stage", "until"]
 
@@ -68,13 +69,6 @@ class Actor:
     @property
     def bus_url(self) -> str:
         return self.process.url.replace("http://", "ws://", 1) + "/v1/devices/ws"
-
-    def key(self) -> PrivateKey:
-        """The node's own key, from its keystore: only an owner gone rogue needs it."""
-        path = find_keystore(self.process.data_dir / "keystore")
-        if path is None:
-            raise ScenarioFailed(f"{self.name} has no keystore")
-        return load_keystore(path, PASSPHRASE)
 
     async def stop(self) -> None:
         await self.api.aclose()
@@ -197,6 +191,10 @@ class Stage:
                 books.txs += 1
                 books.gas += int(receipt["gasUsed"])
         return books
+
+    async def pass_chain_time(self, seconds: int) -> None:
+        """Move the chain's clock on, as if `seconds` went by (a challenge period)."""
+        await self.ledger.advance_time(seconds)
 
     async def token_balance(self, address: Address) -> int:
         return await TokenContract(self.ledger, self.token).balance_of(address)

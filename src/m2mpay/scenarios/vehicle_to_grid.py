@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from m2mpay.devices.metered import MeteredService
+from m2mpay.devices.simulated import constant_power
 from m2mpay.scenarios.base import Play, Scenario
 from m2mpay.scenarios.stage import ScenarioFailed, until
-from m2mpay.stream.simulated import EnergyMeter, constant_power
 
 __all__ = ["VehicleToGrid"]
 
@@ -32,36 +31,17 @@ class VehicleToGrid(Scenario):
     title = "A car buys grid energy at market prices and sells some back"
     unit = "Wh"
 
-    async def play(self, play: Play) -> None:  # noqa: PLR0915 (one story, told in order)
-        stage = play.stage
-        grid = await stage.actor("grid")
-        car = await stage.actor("car")
-        await play.party(car)
-        await play.party(grid)
-
-        def outlet_meter(_session: bytes) -> EnergyMeter:
-            return EnergyMeter(stage.simulation, constant_power(GRID_W))
-
-        def inverter_meter(_session: bytes) -> EnergyMeter:
-            return EnergyMeter(stage.simulation, constant_power(INVERTER_W))
-
-        outlet = await play.metered(
-            grid, "outlet", MeteredService("charge", "Wh", PRICE_PER_WH, stage.token, outlet_meter)
+    async def play(self, play: Play) -> None:
+        car, grid = await play.cast("car", "grid")
+        outlet = await play.energy_meter(
+            grid, "outlet", "charge", PRICE_PER_WH, constant_power(GRID_W)
         )
-        inverter = await play.metered(
-            car,
-            "inverter",
-            MeteredService("discharge", "Wh", REVERSE_PRICE_PER_WH, stage.token, inverter_meter),
+        inverter = await play.energy_meter(
+            car, "inverter", "discharge", REVERSE_PRICE_PER_WH, constant_power(INVERTER_W)
         )
         signals: list[int] = []
-        offer = await grid.api.publish_offer(
-            kind="energy",
-            unit="Wh",
-            price=PRICE_PER_WH,
-            window=50,
-            batch=10,
-            reverse_price=REVERSE_PRICE_PER_WH,
-            device=f"{outlet.address.checksum}/charge",
+        offer = await play.offer_energy(
+            grid, outlet, "charge", PRICE_PER_WH, reverse_price=REVERSE_PRICE_PER_WH
         )
         play.say(
             f"grid offers energy at {PRICE_PER_WH / TOKEN * 1000:.2f} token/kWh and buys "
@@ -132,7 +112,4 @@ class VehicleToGrid(Scenario):
         agreed = bought.countersigned and (sold.forward, sold.backward) == (forward, backward)
         play.check("both receipts signed and equal", agreed, f"{forward} / {backward}")
         play.equal("channel closed cooperatively", phase, "closed")
-        await play.settle_balances()
-        car_row, grid_row = play.report.parties
-        play.equal("car's tokens on chain", car_row.change, -net)
-        play.equal("grid's tokens on chain", grid_row.change, net)
+        await play.check_balances({"car": -net, "grid": net})

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from m2mpay.client import NodeClient, ResaleView
+from m2mpay.client import ResaleView
 from m2mpay.devices.metered import MeteredService
+from m2mpay.devices.simulated import PowerLine, RelayMeter, wind_power
 from m2mpay.scenarios.base import Play, Scenario
 from m2mpay.scenarios.stage import Actor, until
-from m2mpay.stream.simulated import EnergyMeter, PowerLine, RelayMeter, wind_power
 
 __all__ = ["WindToCar"]
 
@@ -45,36 +45,22 @@ class WindToCar(Scenario):
 
     async def play(self, play: Play) -> None:
         stage = play.stage
-        turbine = await stage.actor("turbine")
-        charger = await stage.actor("charger")
-        car = await stage.actor("car")
-        for actor in (car, charger, turbine):
-            await play.party(actor)
+        car, charger, turbine = await play.cast("car", "charger", "turbine")
         line = PowerLine()  # the cable from the turbine's meter to the charger's
-
-        def wind(_session: bytes) -> EnergyMeter:
-            return EnergyMeter(stage.simulation, wind_power(TURBINE_W, gust_period_s=30), line=line)
+        wind = wind_power(TURBINE_W, gust_period_s=30)
+        generator = await play.energy_meter(
+            turbine, "generator", "energy", PRICE_PER_WH, wind, line
+        )
 
         def relayed(_session: bytes) -> RelayMeter:
             return RelayMeter(line)
 
-        generator = await play.metered(
-            turbine, "generator", MeteredService("energy", "Wh", PRICE_PER_WH, stage.token, wind)
-        )
         relay = await play.metered(
             charger, "relay", MeteredService("charge", "Wh", PRICE_PER_WH, stage.token, relayed)
         )
-        wind_offer = await turbine.api.publish_offer(
-            kind="energy",
-            unit="Wh",
-            price=PRICE_PER_WH,
-            window=50,
-            batch=10,
-            device=f"{generator.address.checksum}/energy",
-        )
+        wind_offer = await play.offer_energy(turbine, generator, "energy", PRICE_PER_WH)
         play.say(f"turbine offers wind energy at {PRICE_PER_WH / TOKEN * 1000:.2f} token/kWh")
-        async with NodeClient(turbine.process.url) as storefront:
-            [source] = [o for o in await storefront.offers() if o.offer_id == wind_offer.offer_id]
+        source = await play.find_offer(turbine, wind_offer)
         resale = await charger.api.publish_resale(
             source,
             commission=COMMISSION_PER_WH,
@@ -126,8 +112,4 @@ class WindToCar(Scenario):
         play.equal("turbine's view of the purchase", int(sold_upstream.forward.paid), paid_up)
         play.check("both sessions countersigned", bought.countersigned, "")
         play.equal("channels closed cooperatively", (car_phase, charger_phase), ("closed",) * 2)
-        await play.settle_balances()
-        car_row, charger_row, turbine_row = play.report.parties
-        play.equal("car's tokens on chain", car_row.change, -paid_down)
-        play.equal("charger's tokens on chain", charger_row.change, margin)
-        play.equal("turbine's tokens on chain", turbine_row.change, paid_up)
+        await play.check_balances({"car": -paid_down, "charger": margin, "turbine": paid_up})

@@ -4,7 +4,7 @@ A session grants its deliverer a permit, a number of units in all; the device
 delivers while its meter is below the permit and stops there (a contactor opens,
 a lamp goes dark, a feed holds its messages). Whenever its meter advances it
 reports the cumulative units delivered in the session. The session machine does
-the rest: reports, payments, the window. `m2mpay.stream.simulated` has simulated
+the rest: reports, payments, the window. `m2mpay.devices.simulated` has simulated
 devices; a real one implements `Supply` the same way.
 """
 

@@ -22,16 +22,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from m2mpay.bus.messages import TelemetryMessage, canonical_json
-from m2mpay.bus.store import (
-    BatchRecord,
-    DeviceStore,
-    NewBatch,
-    TelemetryRecord,
-    telemetry_leaf,
-)
 from m2mpay.chain.anchor import MAX_BATCHES_PER_TX, AnchorBatch, TelemetryAnchor
 from m2mpay.crypto import (
     Address,
@@ -41,12 +33,39 @@ from m2mpay.crypto import (
     verify_merkle_proof,
 )
 from m2mpay.errors import DeviceError, LedgerError, M2MPayError
+from m2mpay.provenance.records import (
+    BatchRecord,
+    NewBatch,
+    TelemetryRecord,
+    TelemetryStore,
+    canonical_json,
+    telemetry_leaf,
+)
 
-__all__ = ["TelemetryBatcher", "TelemetryConfig", "TelemetryProof", "verify_anchored"]
+__all__ = [
+    "TelemetryBatcher",
+    "TelemetryConfig",
+    "TelemetryProof",
+    "TelemetryReading",
+    "verify_anchored",
+]
 
-log = logging.getLogger("m2mpay.bus.telemetry")
+log = logging.getLogger("m2mpay.provenance.telemetry")
 
 _RETRY_S: Final = 5.0  # after a failed anchor transaction
+
+
+class TelemetryReading(Protocol):
+    """What a device reports: the bus's `TelemetryMessage`, as provenance reads it."""
+
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def at_ms(self) -> int: ...
+
+    @property
+    def data(self) -> Any: ...
 
 
 def _now_ms() -> int:
@@ -130,7 +149,7 @@ class TelemetryBatcher:
 
     def __init__(
         self,
-        store: DeviceStore,
+        store: TelemetryStore,
         *,
         anchor: TelemetryAnchor | None = None,
         signer: PrivateKey | None = None,
@@ -171,7 +190,7 @@ class TelemetryBatcher:
 
     # ------------------------------------------------------------------ intake and reads
 
-    async def add(self, device: Address, message: TelemetryMessage, received_ms: int) -> bool:
+    async def add(self, device: Address, message: TelemetryReading, received_ms: int) -> bool:
         """Store one record durably; False if its seq was stored before (a re-send)."""
         record = TelemetryRecord(
             device, message.seq, message.at_ms, received_ms, canonical_json(message.data)

@@ -12,11 +12,11 @@ import pytest
 
 from m2mpay.bus.messages import TelemetryMessage
 from m2mpay.bus.sqlite import SqliteDeviceStore
-from m2mpay.bus.store import NewBatch
-from m2mpay.bus.telemetry import TelemetryBatcher, TelemetryConfig, verify_anchored
 from m2mpay.chain import AnchorBatch, Ledger, TelemetryAnchor, deploy_anchor
 from m2mpay.crypto import Address, PrivateKey, merkle_root
 from m2mpay.errors import DeviceError
+from m2mpay.provenance.records import NewBatch
+from m2mpay.provenance.telemetry import TelemetryBatcher, TelemetryConfig, verify_anchored
 from tests.waiting import eventually_async
 
 LAMP = Address(bytes([1]) * 20)

@@ -1,0 +1,124 @@
+"""What provenance is made of: a device's telemetry records, the canonical bytes and
+Merkle leaf that bind each to its device, the batches that anchor them on chain, and
+`TelemetryStore`, what a store must keep for them (the device bus's store does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from m2mpay.crypto import Address, keccak256
+
+__all__ = [
+    "TELEMETRY_LEAF_DOMAIN",
+    "BatchRecord",
+    "NewBatch",
+    "TelemetryRecord",
+    "TelemetryStore",
+    "canonical_json",
+    "telemetry_leaf",
+]
+
+TELEMETRY_LEAF_DOMAIN = b"m2mpay/v1/telemetry"
+
+
+def telemetry_leaf(device: Address, seq: int, at_ms: int, data: bytes) -> bytes:
+    """The Merkle leaf of one record: what the device said, bound to the device."""
+    return keccak256(
+        TELEMETRY_LEAF_DOMAIN
+        + bytes(device)
+        + seq.to_bytes(8, "big")
+        + at_ms.to_bytes(8, "big")
+        + keccak256(data)
+    )
+
+
+def canonical_json(value: Any) -> bytes:
+    """One byte string per JSON value: sorted keys, no spaces (what telemetry hashes)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryRecord:
+    device: Address
+    seq: int
+    at_ms: int
+    received_ms: int
+    data: bytes  # canonical JSON
+    batch: int | None = None
+
+    @property
+    def leaf(self) -> bytes:
+        return telemetry_leaf(self.device, self.seq, self.at_ms, self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class NewBatch:
+    """A batch about to be anchored: its records (seqs, in order) and their root."""
+
+    device: Address
+    root: bytes
+    seqs: tuple[int, ...]
+    created_ms: int
+    from_block: int  # the chain's height before submitting: where to look for it
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    id: int
+    device: Address
+    root: bytes
+    first_seq: int
+    last_seq: int
+    count: int
+    created_ms: int
+    from_block: int
+    tx_hash: bytes | None = None
+    block_number: int | None = None
+    gas_used: int | None = None
+
+    @property
+    def anchored(self) -> bool:
+        return self.block_number is not None
+
+
+class TelemetryStore(Protocol):
+    """The durable memory the batcher needs; every write is durable when it returns."""
+
+    async def add_telemetry(self, record: TelemetryRecord) -> bool:
+        """Store a record; False (and nothing stored) if its seq is not above the last."""
+        ...
+
+    async def last_telemetry_seq(self, device: Address) -> int: ...
+
+    async def telemetry(
+        self, device: Address, *, since_ms: int = 0, after_seq: int = 0, limit: int = 1000
+    ) -> list[TelemetryRecord]:
+        """A device's records measured at or after `since_ms`, after `after_seq`, by seq."""
+        ...
+
+    async def unbatched(self, limit: int) -> list[TelemetryRecord]:
+        """Records in no batch yet, by device and seq."""
+        ...
+
+    async def create_batches(self, batches: Sequence[NewBatch]) -> list[BatchRecord]:
+        """Record batches and put their records in them, in one transaction."""
+        ...
+
+    async def mark_anchored(
+        self, batch_ids: Sequence[int], tx_hash: bytes, block_number: int, gas_used: int
+    ) -> None: ...
+
+    async def batch(self, batch_id: int) -> BatchRecord | None: ...
+
+    async def batch_records(self, batch_id: int) -> list[TelemetryRecord]:
+        """A batch's records, in leaf order."""
+        ...
+
+    async def unanchored_batches(self) -> list[BatchRecord]:
+        """Batches recorded but not yet seen on chain, oldest first."""
+        ...

@@ -3,6 +3,8 @@
 Every error the library raises on purpose derives from `M2MPayError`, so a caller
 can catch the family it cares about:
 
+- `CodedError`: the base of the errors below that carry a machine-readable `code` and a
+  `message` (`ChannelRejection`, `ChannelError`, `StreamError`, `DeviceError`, `ApiRefusal`).
 - `CryptoError`: malformed keys, signatures or addresses (`InvalidSignature`).
 - `LedgerError`: the chain refused or could not do something
   (`TransactionReverted`, `ReceiptTimeout`, `LedgerUnavailable`,
@@ -53,6 +55,7 @@ __all__ = [
     "AuthenticationFailed",
     "ChannelError",
     "ChannelRejection",
+    "CodedError",
     "ConnectionClosed",
     "ContractError",
     "CryptoError",
@@ -79,6 +82,15 @@ __all__ = [
 
 class M2MPayError(Exception):
     """Base of every error m2mpay raises on purpose."""
+
+
+class CodedError(M2MPayError):
+    """An error with a machine-readable `code` (stable) and a `message` for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
 
 
 class CryptoError(M2MPayError):
@@ -153,40 +165,20 @@ class WrongChain(AuthenticationFailed):
     code = "wrong_chain"
 
 
-class ChannelRejection(ProtocolError):
+class ChannelRejection(CodedError, ProtocolError):
     """A well-formed message that the channel protocol refuses; `code` says why."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
-
-class ChannelError(M2MPayError):
+class ChannelError(CodedError):
     """A local request on a channel cannot be done (closed, unknown, not enough balance…)."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
-
-class StreamError(M2MPayError):
+class StreamError(CodedError):
     """A local request on a metered session cannot be done (unknown offer, rejected…)."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
-
-class DeviceError(M2MPayError):
+class DeviceError(CodedError):
     """A local request on the device bus cannot be done (unknown device or service…)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 class TransportError(M2MPayError):
@@ -201,15 +193,13 @@ class NodeUnreachable(TransportError):
     """A node's HTTP API could not be reached, or the connection failed mid-request."""
 
 
-class ApiRefusal(M2MPayError):
+class ApiRefusal(CodedError):
     """A node's HTTP API answered with an error; the API's `code` says why (stable),
     `message` explains it to people, `field` names the input at fault when one is."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(f"{code}: {message}")
+        super().__init__(code, message)
         self.status = status
-        self.code = code
-        self.message = message
         self.field = field
 
 

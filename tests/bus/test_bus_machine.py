@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
+from m2mpay.bus.events import CommandAcknowledged
 from m2mpay.bus.machine import (
     CLOSE_POLICY,
     MAX_BAD_MESSAGES,
-    Acknowledged,
     Close,
     Connection,
     ConnectionPhase,
@@ -126,7 +126,7 @@ def test_a_ready_connection_turns_messages_into_facts() -> None:
     connection = _ready()
     ack = json.dumps({"type": "command_ack", "id": "0x" + "ab" * 16, "ok": False, "error": "x"})
     _, outputs = step(connection, Received(ack, NOW))
-    assert outputs == (Acknowledged(DEVICE.address, bytes([0xAB]) * 16, False, "x"),)
+    assert outputs == (CommandAcknowledged(DEVICE.address, bytes([0xAB]) * 16, False, "x"),)
     for message, kind in (
         ({"type": "device_status", "state": "idle"}, StatusReported),
         ({"type": "telemetry", "seq": 3, "at_ms": 4, "data": {"a": [1]}}, TelemetryReceived),

@@ -11,14 +11,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, TypeVar
 
-from fastapi import Request
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
 
 from m2mpay.api.errors import ApiError
 
-__all__ = ["TOKEN_FILE", "Credentials", "new_token"]
+__all__ = ["TOKEN_FILE", "Credentials", "GuardedRoutes", "new_token"]
 
 TOKEN_FILE: Final = "api-token.sha256"
 
@@ -78,3 +80,29 @@ class Credentials:
         """FastAPI dependency for reads: open when reads are public."""
         if not self.public_reads:
             self.check(request)
+
+
+Route = TypeVar("Route", bound=Callable[..., Any])
+
+
+class GuardedRoutes:
+    """A router of the API (its routes tagged `tags` in the schema) whose routes say
+    who may call them: `read` routes need the token unless reads are public, `write`
+    routes always need it. Public routes go on `router` itself."""
+
+    def __init__(self, credentials: Credentials, *tags: str) -> None:
+        self.router = APIRouter(tags=list(tags))
+        self._reader = Depends(credentials.reader)
+        self._writer = Depends(credentials.writer)
+
+    def read(self, path: str, model: type[BaseModel], **route: Any) -> Callable[[Route], Route]:
+        """A GET route answering `model`."""
+        return self.router.get(path, response_model=model, dependencies=[self._reader], **route)
+
+    def write(
+        self, path: str, model: type[BaseModel] | None, *, method: str = "POST", **route: Any
+    ) -> Callable[[Route], Route]:
+        """A POST (or `method`) route answering `model`."""
+        return self.router.api_route(
+            path, methods=[method], response_model=model, dependencies=[self._writer], **route
+        )

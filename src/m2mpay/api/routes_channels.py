@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
+from m2mpay.api.auth import GuardedRoutes
 from m2mpay.api.errors import ApiError
 from m2mpay.api.gateway import Gateway
 from m2mpay.api.models import (
@@ -38,14 +39,12 @@ async def make_payment(gw: Gateway, channel: bytes, body: PaymentRequest) -> Pay
 
 
 def channel_routes(gw: Gateway) -> APIRouter:
-    router = APIRouter(tags=["channels"])
-    reader, writer = Depends(gw.credentials.reader), Depends(gw.credentials.writer)
+    routes = GuardedRoutes(gw.credentials, "channels")
 
-    @router.post(
+    @routes.write(
         "/v1/channels",
-        response_model=ChannelView,
+        ChannelView,
         status_code=201,
-        dependencies=[writer],
         summary="Open a channel with a peer and fund it on chain",
     )
     async def open_channel(body: ChannelOpen) -> ChannelView:
@@ -74,19 +73,18 @@ def channel_routes(gw: Gateway) -> APIRouter:
             ) from None
         return channel_view(info)
 
-    @router.get("/v1/channels", response_model=ChannelList, dependencies=[reader])
+    @routes.read("/v1/channels", ChannelList)
     async def list_channels() -> ChannelList:
         return ChannelList(channels=[channel_view(c) for c in gw.node.channels()])
 
-    @router.get("/v1/channels/{channel_id}", response_model=ChannelView, dependencies=[reader])
+    @routes.read("/v1/channels/{channel_id}", ChannelView)
     async def show_channel(channel_id: Hex32Path) -> ChannelView:
         return channel_view(gw.node.channel(parse_hex32(channel_id, "channel_id")))
 
-    @router.post(
+    @routes.write(
         "/v1/channels/{channel_id}/payments",
-        response_model=PaymentMade,
+        PaymentMade,
         status_code=201,
-        dependencies=[writer],
         summary="Pay the peer; by default answers once the payee holds it durably",
     )
     async def pay(channel_id: Hex32Path, body: PaymentRequest) -> PaymentMade:
@@ -94,13 +92,12 @@ def channel_routes(gw: Gateway) -> APIRouter:
         # for the schema and for the app on its own.
         return await make_payment(gw, parse_hex32(channel_id, "channel_id"), body)
 
-    @router.post(
+    @routes.write(
         "/v1/channels/{channel_id}/close",
-        response_model=ChannelView,
-        dependencies=[writer],
+        ChannelView,
         summary="Close cooperatively (unilaterally if the peer does not answer)",
     )
     async def close(channel_id: Hex32Path) -> ChannelView:
         return channel_view(await gw.node.close(parse_hex32(channel_id, "channel_id")))
 
-    return router
+    return routes.router

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 
+from m2mpay.api.auth import GuardedRoutes
 from m2mpay.api.gateway import Gateway
 from m2mpay.api.models import (
     DeviceList,
@@ -49,23 +50,21 @@ def _view(info: DeviceInfo) -> DeviceView:
 
 
 def device_routes(gw: Gateway, bus: DeviceBus) -> APIRouter:
-    router = APIRouter(tags=["devices"])
-    reader = Depends(gw.credentials.reader)
+    routes = GuardedRoutes(gw.credentials, "devices")
     # Devices authenticate on the socket itself, by signing the bus's challenge.
-    router.add_api_websocket_route("/v1/devices/ws", bus.handle)
+    routes.router.add_api_websocket_route("/v1/devices/ws", bus.handle)
 
-    @router.get("/v1/devices", response_model=DeviceList, dependencies=[reader])
+    @routes.read("/v1/devices", DeviceList)
     async def devices() -> DeviceList:
         return DeviceList(devices=[_view(d) for d in bus.devices()])
 
-    @router.get("/v1/devices/{device_id}", response_model=DeviceView, dependencies=[reader])
+    @routes.read("/v1/devices/{device_id}", DeviceView)
     async def device(device_id: DevicePath) -> DeviceView:
         return _view(bus.device(device_id))
 
-    @router.get(
+    @routes.read(
         "/v1/devices/{device_id}/telemetry",
-        response_model=TelemetryList,
-        dependencies=[reader],
+        TelemetryList,
         summary="Telemetry records after `after` (a seq), oldest first",
     )
     async def telemetry(
@@ -77,10 +76,9 @@ def device_routes(gw: Gateway, bus: DeviceBus) -> APIRouter:
         records = await bus.telemetry(device_id, since_ms, after_seq=after, limit=limit)
         return TelemetryList(records=[TelemetryView(**r) for r in records])
 
-    @router.get(
+    @routes.read(
         "/v1/devices/{device_id}/telemetry/{seq}/proof",
-        response_model=TelemetryProofView,
-        dependencies=[reader],
+        TelemetryProofView,
         summary="A record's Merkle path to the batch root anchored on chain",
     )
     async def proof(
@@ -88,4 +86,4 @@ def device_routes(gw: Gateway, bus: DeviceBus) -> APIRouter:
     ) -> TelemetryProofView:
         return TelemetryProofView(**(await bus.prove(device_id, seq)).to_dict())
 
-    return router
+    return routes.router

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Final
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from m2mpay import __version__
+from m2mpay.api.auth import GuardedRoutes
 from m2mpay.api.errors import ApiError
 from m2mpay.api.gateway import Gateway
 from m2mpay.api.models import (
@@ -51,10 +52,9 @@ async def require_funds(gw: Gateway, asset: Address, amount: int, field: str) ->
 
 
 def info_routes(gw: Gateway) -> APIRouter:
-    router = APIRouter(tags=["node"])
-    reader, writer = Depends(gw.credentials.reader), Depends(gw.credentials.writer)
+    routes = GuardedRoutes(gw.credentials, "node")
 
-    @router.get("/v1/info", response_model=InfoView, summary="Who and where this node is")
+    @routes.router.get("/v1/info", response_model=InfoView, summary="Who and where this node is")
     async def info() -> InfoView:
         return InfoView(
             address=gw.node.address.checksum,
@@ -71,7 +71,7 @@ def info_routes(gw: Gateway) -> APIRouter:
             dev_chain=gw.dev_chain,
         )
 
-    @router.get("/v1/wallet", response_model=WalletView, dependencies=[reader], tags=["wallet"])
+    @routes.read("/v1/wallet", WalletView, tags=["wallet"])
     async def wallet() -> WalletView:
         me = gw.node.address
         in_channels: dict[Address, int] = {}
@@ -96,11 +96,10 @@ def info_routes(gw: Gateway) -> APIRouter:
         ]
         return WalletView(address=me.checksum, balances=balances)
 
-    @router.post(
+    @routes.write(
         "/v1/wallet/transfers",
-        response_model=TransferView,
+        TransferView,
         status_code=201,
-        dependencies=[writer],
         tags=["wallet"],
         summary="Send the native coin or a token on chain",
     )
@@ -118,10 +117,9 @@ def info_routes(gw: Gateway) -> APIRouter:
             gas_used=receipt.gas_used,
         )
 
-    @router.post(
+    @routes.write(
         "/v1/wallet/faucet",
-        response_model=WalletView,
-        dependencies=[writer],
+        WalletView,
         tags=["wallet"],
         summary="Dev chains only: mint tokens and send the native coin to this node",
     )
@@ -139,4 +137,4 @@ def info_routes(gw: Gateway) -> APIRouter:
         await gw.ledger.transact(owner, me, b"", gas=_NATIVE_GAS, value=native)
         return await wallet()
 
-    return router
+    return routes.router

@@ -12,8 +12,9 @@ from __future__ import annotations
 import time
 from typing import Final
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
+from m2mpay.api.auth import GuardedRoutes
 from m2mpay.api.errors import ApiError
 from m2mpay.api.gateway import Gateway
 from m2mpay.api.models_resales import (
@@ -77,14 +78,12 @@ async def _require_deposit(gw: Gateway, asset: Address, deposit: int) -> None:
 
 
 def resale_routes(gw: Gateway) -> APIRouter:
-    router = APIRouter(tags=["resales"])
-    reader, writer = Depends(gw.credentials.reader), Depends(gw.credentials.writer)
+    routes = GuardedRoutes(gw.credentials, "resales")
 
-    @router.post(
+    @routes.write(
         "/v1/resales",
-        response_model=ResaleView,
+        ResaleView,
         status_code=201,
-        dependencies=[writer],
         summary="Resell another node's offer with a commission per unit",
         description="Publishes an offer of this node's at the source's price plus the "
         "commission, metered by `device`; each session sold under it starts a purchase "
@@ -122,14 +121,13 @@ def resale_routes(gw: Gateway) -> APIRouter:
             gw.offer_book.add(resale.offer, body.device, terms)
         return resale_view(gw, resale)
 
-    @router.get(
+    @routes.read(
         "/v1/resales",
-        response_model=ResaleList,
-        dependencies=[reader],
+        ResaleList,
         summary="The resales, each sale reconciled with its purchase",
         description=_DURABLE,
     )
     async def list_resales() -> ResaleList:
         return ResaleList(resales=[resale_view(gw, r) for r in gw.resales.values()])
 
-    return router
+    return routes.router

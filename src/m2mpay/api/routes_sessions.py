@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
+from m2mpay.api.auth import GuardedRoutes
 from m2mpay.api.errors import ApiError
 from m2mpay.api.gateway import Gateway
 from m2mpay.api.models import (
@@ -27,18 +28,18 @@ __all__ = ["session_routes"]
 
 
 def session_routes(gw: Gateway) -> APIRouter:
-    router = APIRouter()
-    reader, writer = Depends(gw.credentials.reader), Depends(gw.credentials.writer)
+    routes = GuardedRoutes(gw.credentials)
 
-    @router.get("/v1/offers", response_model=OfferList, tags=["offers"], summary="The storefront")
+    @routes.router.get(
+        "/v1/offers", response_model=OfferList, tags=["offers"], summary="The storefront"
+    )
     async def list_offers() -> OfferList:
         return OfferList(offers=[offer_view(o) for o in gw.sessions.offers()])
 
-    @router.post(
+    @routes.write(
         "/v1/offers",
-        response_model=OfferView,
+        OfferView,
         status_code=201,
-        dependencies=[writer],
         tags=["offers"],
         summary="Sell a device's service: each session is supplied by the device",
     )
@@ -66,7 +67,7 @@ def session_routes(gw: Gateway) -> APIRouter:
             gw.offer_book.add(offer, device)
         return offer_view(offer)
 
-    @router.delete("/v1/offers/{offer_id}", status_code=204, dependencies=[writer], tags=["offers"])
+    @routes.write("/v1/offers/{offer_id}", None, method="DELETE", status_code=204, tags=["offers"])
     async def withdraw(offer_id: Hex32Path) -> Response:
         offer = parse_hex32(offer_id, "offer_id")
         if all(o.offer_id != offer for o in gw.sessions.offers()):
@@ -76,11 +77,10 @@ def session_routes(gw: Gateway) -> APIRouter:
             gw.offer_book.remove(offer)
         return Response(status_code=204)
 
-    @router.post(
+    @routes.write(
         "/v1/sessions",
-        response_model=SessionView,
+        SessionView,
         status_code=201,
-        dependencies=[writer],
         tags=["sessions"],
         summary="Buy under a seller's offer; answers once the seller runs the session",
         description="With `allow_reverse`, the seller may reverse the flow: then this "
@@ -116,25 +116,17 @@ def session_routes(gw: Gateway) -> APIRouter:
         )
         return session_view(info)
 
-    @router.get(
-        "/v1/sessions", response_model=SessionList, dependencies=[reader], tags=["sessions"]
-    )
+    @routes.read("/v1/sessions", SessionList, tags=["sessions"])
     async def list_sessions() -> SessionList:
         return SessionList(sessions=[session_view(s) for s in gw.sessions.sessions()])
 
-    @router.get(
-        "/v1/sessions/{session_id}",
-        response_model=SessionView,
-        dependencies=[reader],
-        tags=["sessions"],
-    )
+    @routes.read("/v1/sessions/{session_id}", SessionView, tags=["sessions"])
     async def show(session_id: Hex32Path) -> SessionView:
         return session_view(gw.sessions.session(parse_hex32(session_id, "session_id")))
 
-    @router.get(
+    @routes.read(
         "/v1/sessions/{session_id}/receipt",
-        response_model=ReceiptView,
-        dependencies=[reader],
+        ReceiptView,
         tags=["sessions"],
         summary="Our signed receipt, once the session has stopped",
     )
@@ -144,22 +136,16 @@ def session_routes(gw: Gateway) -> APIRouter:
             raise ApiError(404, "not_found", "no receipt yet: the session has not stopped")
         return view.receipt
 
-    @router.post(
-        "/v1/sessions/{session_id}/stop",
-        response_model=SessionView,
-        dependencies=[writer],
-        tags=["sessions"],
-    )
+    @routes.write("/v1/sessions/{session_id}/stop", SessionView, tags=["sessions"])
     async def stop(session_id: Hex32Path, body: SessionStop) -> SessionView:
         info = await gw.sessions.stop_session(
             parse_hex32(session_id, "session_id"), body.reason, wait=body.wait
         )
         return session_view(info)
 
-    @router.post(
+    @routes.write(
         "/v1/sessions/{session_id}/price",
-        response_model=SessionView,
-        dependencies=[writer],
+        SessionView,
         tags=["sessions"],
         summary="A seller's price signal for the units not yet delivered",
     )
@@ -168,10 +154,9 @@ def session_routes(gw: Gateway) -> APIRouter:
         gw.sessions.set_price(session, int(body.price))
         return session_view(gw.sessions.session(session))
 
-    @router.post(
+    @routes.write(
         "/v1/sessions/{session_id}/reverse",
-        response_model=SessionView,
-        dependencies=[writer],
+        SessionView,
         tags=["sessions"],
         summary="Switch the direction of supply (and of payment)",
     )
@@ -180,4 +165,4 @@ def session_routes(gw: Gateway) -> APIRouter:
         gw.sessions.reverse(session, body.reversed)
         return session_view(gw.sessions.session(session))
 
-    return router
+    return routes.router

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from m2mpay.bus.store import ServiceRecord
+from m2mpay.bus.store import DeviceRecord
 from m2mpay.crypto import Address
 
 __all__ = [
@@ -22,20 +22,13 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    """A registered device as the bus knows it now."""
+class DeviceInfo(DeviceRecord):
+    """A registered device as the bus knows it now: its record, and how it is doing."""
 
-    address: Address
-    name: str
-    services: tuple[ServiceRecord, ...]
-    registered_ms: int
     connected: bool
     last_seen_ms: int  # 0: not since the bus started
     state: str  # the device's own word in its last `device_status` ("unknown" before)
     detail: dict[str, Any] = field(default_factory=dict)
-
-    def service(self, name: str) -> ServiceRecord | None:
-        return next((s for s in self.services if s.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
         """For the API: integer strings for prices, checksum addresses."""

@@ -18,6 +18,7 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Final
 
+from m2mpay.bus.events import CommandAcknowledged
 from m2mpay.bus.messages import (
     BadMessage,
     BusMessage,
@@ -38,7 +39,6 @@ from m2mpay.errors import CryptoError
 __all__ = [
     "CLOSE_POLICY",
     "CLOSE_REPLACED",
-    "Acknowledged",
     "BusOutput",
     "Close",
     "Connection",
@@ -120,14 +120,6 @@ class Registered:
 
 
 @dataclass(frozen=True, slots=True)
-class Acknowledged:
-    device: Address
-    command_id: bytes
-    ok: bool
-    error: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class StatusReported:
     device: Address
     message: DeviceStatusMessage
@@ -139,7 +131,11 @@ class TelemetryReceived:
     message: TelemetryMessage
 
 
-BusOutput = Send | Close | LoggedIn | Registered | Acknowledged | StatusReported | TelemetryReceived
+# A device's answer to a command is the bus's own event, passed on once the command
+# it answers is settled in the store.
+BusOutput = (
+    Send | Close | LoggedIn | Registered | CommandAcknowledged | StatusReported | TelemetryReceived
+)
 
 
 # ------------------------------------------------------------------ transitions
@@ -240,7 +236,9 @@ def _ready(
     if isinstance(message, DeviceRegisterMessage):
         output = Registered(device, message)
     elif isinstance(message, CommandAckMessage):
-        output = Acknowledged(device, bytes.fromhex(message.id[2:]), message.ok, message.error)
+        output = CommandAcknowledged(
+            device, bytes.fromhex(message.id[2:]), message.ok, message.error
+        )
     elif isinstance(message, DeviceStatusMessage):
         output = StatusReported(device, message)
     else:

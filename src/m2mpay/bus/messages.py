@@ -32,7 +32,7 @@ asset's smallest unit; units, sequence numbers and times are JSON integers.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Generic, Literal, TypeVar, get_args
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
@@ -74,6 +74,8 @@ MAX_MESSAGE_BYTES: Final = 64 * 1024
 MAX_TELEMETRY_BYTES: Final = 8 * 1024  # one record's data, as canonical JSON
 MAX_DATA_DEPTH: Final = 32
 """Deepest nesting of a device's free-form JSON (telemetry data, status detail)."""
+
+M = TypeVar("M")  # the messages of one direction, a union
 
 _ADDRESS = r"^0[xX][0-9a-fA-F]{40}$"
 _HEX32 = r"^0x[0-9a-fA-F]{64}$"
@@ -213,16 +215,6 @@ DeviceMessage = (
     | DeviceStatusMessage
     | TelemetryMessage
 )
-_DEVICE_MESSAGE: Final[TypeAdapter[DeviceMessage]] = TypeAdapter(
-    Annotated[DeviceMessage, Field(discriminator="type")]
-)
-_DEVICE_TYPES: Final = (
-    "login",
-    "device_register",
-    "command_ack",
-    "device_status",
-    "telemetry",
-)
 
 
 # ------------------------------------------------------------------ bus → device
@@ -281,10 +273,6 @@ BusMessage = (
     | TelemetryAckMessage
     | ErrorMessage
 )
-_BUS_MESSAGE: Final[TypeAdapter[BusMessage]] = TypeAdapter(
-    Annotated[BusMessage, Field(discriminator="type")]
-)
-_BUS_TYPES: Final = ("challenge", "welcome", "registered", "command", "telemetry_ack", "error")
 
 
 # ------------------------------------------------------------------ parsing
@@ -347,20 +335,36 @@ def _refusal(exc: ValidationError, raw: bytes, types: tuple[str, ...]) -> BadMes
     return BadMessage("invalid_message", f"{where}: {first['msg']}", _ref_of(raw, types))
 
 
+class _Parser(Generic[M]):
+    """Decodes the messages of one direction: `messages`, a union of message models told
+    apart by their `type`."""
+
+    def __init__(self, messages: Any) -> None:
+        self._adapter: TypeAdapter[M] = TypeAdapter(
+            Annotated[messages, Field(discriminator="type")]
+        )
+        self.types: tuple[str, ...] = tuple(
+            model.model_fields["type"].default for model in get_args(messages)
+        )
+
+    def parse(self, raw: bytes | str) -> M:
+        data = _bounded_bytes(raw)
+        try:
+            return self._adapter.validate_json(data)
+        except ValidationError as exc:
+            raise _refusal(exc, data, self.types) from None
+
+
+_FROM_DEVICE: Final = _Parser[DeviceMessage](DeviceMessage)
+_FROM_BUS: Final = _Parser[BusMessage](BusMessage)
+
+
 def parse_device_message(raw: bytes | str) -> DeviceMessage:
     """Decode and validate one message from a device; raises `BadMessage`."""
-    data = _bounded_bytes(raw)
-    try:
-        return _DEVICE_MESSAGE.validate_json(data)
-    except ValidationError as exc:
-        raise _refusal(exc, data, _DEVICE_TYPES) from None
+    return _FROM_DEVICE.parse(raw)
 
 
 def parse_bus_message(raw: bytes | str) -> BusMessage:
     """Decode and validate one message from the bus, on the device's side; raises
     `BadMessage`. A device must not trust the bus's JSON any more than the reverse."""
-    data = _bounded_bytes(raw)
-    try:
-        return _BUS_MESSAGE.validate_json(data)
-    except ValidationError as exc:
-        raise _refusal(exc, data, _BUS_TYPES) from None
+    return _FROM_BUS.parse(raw)

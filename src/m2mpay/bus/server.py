@@ -40,7 +40,6 @@ from m2mpay.bus.events import (
 from m2mpay.bus.link import DeviceLink
 from m2mpay.bus.machine import (
     CLOSE_REPLACED,
-    Acknowledged,
     BusOutput,
     Close,
     Connection,
@@ -314,7 +313,7 @@ class DeviceBus:
                     await self._logged_in(link, output.device)
                 elif isinstance(output, Registered):
                     await self._register(link, output.device, output.message)
-                elif isinstance(output, Acknowledged):
+                elif isinstance(output, CommandAcknowledged):
                     await self._acknowledge(output)
                 elif isinstance(output, StatusReported):
                     self._reported(output.device, output.message)
@@ -358,12 +357,12 @@ class DeviceBus:
         await link.send(RegisteredMessage(services=[s.name for s in services]))
         self._emit(DeviceRegistered(self._info(record)))
 
-    async def _acknowledge(self, ack: Acknowledged) -> None:
+    async def _acknowledge(self, ack: CommandAcknowledged) -> None:
         # An ack of a command since replaced by a newer one settles nothing: that is fine.
         if await self.store.settle_command(ack.device, ack.command_id, ack.ok):
             if not ack.ok:
                 log.warning("device %s refused a command: %s", ack.device, ack.error)
-            self._emit(CommandAcknowledged(ack.device, ack.command_id, ack.ok, ack.error))
+            self._emit(ack)
 
     def _reported(self, device: Address, message: DeviceStatusMessage) -> None:
         self._status[device] = message

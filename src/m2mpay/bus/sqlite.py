@@ -319,18 +319,7 @@ class SqliteDeviceStore(DeviceStore):
                     "UPDATE telemetry SET batch = ? WHERE device = ? AND seq = ? AND batch IS NULL",
                     [(batch_id, bytes(new.device), seq) for seq in new.seqs],
                 )
-                created.append(
-                    BatchRecord(
-                        batch_id,
-                        new.device,
-                        new.root,
-                        new.seqs[0],
-                        new.seqs[-1],
-                        len(new.seqs),
-                        new.created_ms,
-                        new.from_block,
-                    )
-                )
+                created.append(new.recorded(batch_id))
             return created
 
         return await self._call(self._write, work)

@@ -9,14 +9,13 @@ when its coroutine returns: the bus acknowledges nothing before that (log, then 
 from __future__ import annotations
 
 import enum
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from types import TracebackType
-from typing import Self
 
 from m2mpay.crypto import Address
 from m2mpay.errors import StoreError
+from m2mpay.lifecycle import Openable
 from m2mpay.provenance.records import BatchRecord, NewBatch, TelemetryRecord
 from m2mpay.stream import ServiceKind
 
@@ -69,20 +68,8 @@ class CommandRecord:
     created_ms: int
 
 
-class DeviceStore(ABC):
+class DeviceStore(Openable):
     """See the module docstring. Use as an async context manager, or open and close."""
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @abstractmethod
     async def open(self) -> None: ...
@@ -249,16 +236,7 @@ class MemoryDeviceStore(DeviceStore):
         created = []
         for new in batches:
             batch_id = len(self._batches) + 1
-            record = BatchRecord(
-                batch_id,
-                new.device,
-                new.root,
-                new.seqs[0],
-                new.seqs[-1],
-                len(new.seqs),
-                new.created_ms,
-                new.from_block,
-            )
+            record = new.recorded(batch_id)
             self._batches[batch_id] = record
             records = self._telemetry[new.device]
             for seq in new.seqs:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from m2mpay.chain.artifacts import load_artifact
+from m2mpay.chain.binding import ContractBinding, deploy_binding
 from m2mpay.chain.ledger import BlockTag, Ledger, LogEntry, Receipt
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import ContractError
@@ -67,11 +67,11 @@ class AnchoredBatch:
     log_index: int
 
 
-class TelemetryAnchor:
+class TelemetryAnchor(ContractBinding):
+    ARTIFACT = "TelemetryAnchor"
+
     def __init__(self, ledger: Ledger, address: Address) -> None:
-        self.ledger = ledger
-        self.address = address
-        self._abi = load_artifact("TelemetryAnchor").interface
+        super().__init__(ledger, address)
         self._topic = self._abi.event_topic("Anchored")
 
     async def anchor(self, signer: PrivateKey, batch: AnchorBatch) -> Receipt:
@@ -135,8 +135,4 @@ def _word(address: Address) -> bytes:
 
 
 async def deploy_anchor(ledger: Ledger, deployer: PrivateKey) -> tuple[TelemetryAnchor, Receipt]:
-    artifact = load_artifact("TelemetryAnchor")
-    receipt = await ledger.deploy(deployer, artifact.bytecode, gas=ANCHOR_GAS["deploy"])
-    if receipt.contract_address is None:
-        raise ContractError("TelemetryAnchor deployment produced no contract address")
-    return TelemetryAnchor(ledger, receipt.contract_address), receipt
+    return await deploy_binding(TelemetryAnchor, ledger, deployer, gas=ANCHOR_GAS["deploy"])

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from m2mpay.chain.abi import ContractInterface
-from m2mpay.chain.artifacts import load_artifact
+from m2mpay.chain.binding import ContractBinding, deploy_binding
 from m2mpay.chain.events import HubEvent, decode_hub_event
 from m2mpay.chain.ledger import BlockTag, Ledger, Receipt
 from m2mpay.crypto import (
@@ -127,13 +127,13 @@ class Closing:
         return (self.deadline, self.transferred_a, self.transferred_b)
 
 
-class ChannelHub:
+class ChannelHub(ContractBinding):
     """Typed access to one deployed ChannelHub."""
 
+    ARTIFACT = "ChannelHub"
+
     def __init__(self, ledger: Ledger, address: Address) -> None:
-        self.ledger = ledger
-        self.address = address
-        self._abi = load_artifact("ChannelHub").interface
+        super().__init__(ledger, address)
         self._domain: Eip712Domain | None = None
 
     @property
@@ -211,20 +211,10 @@ class ChannelHub:
         permit: Signature | None = None,
         permit_deadline: int = 0,
     ) -> Receipt:
-        """Open `channel` with `channel.deposit_a` paid by `funder`.
-
-        The deposit comes as ETH, from an approved token allowance, or with a permit.
-        """
-        if permit is not None:
-            return await self._transact(
-                funder,
-                "open_with_permit",
-                channel.as_abi(),
-                permit_deadline,
-                _signature_tuple(permit),
-            )
-        value = channel.deposit_a if channel.token == NATIVE_TOKEN else 0
-        return await self._transact(funder, "open", channel.as_abi(), value=value)
+        """Open `channel` with `channel.deposit_a` paid by `funder`."""
+        return await self._fund(
+            funder, "open", channel, (channel.as_abi(),), channel.deposit_a, permit, permit_deadline
+        )
 
     async def deposit(
         self,
@@ -237,20 +227,27 @@ class ChannelHub:
         permit_deadline: int = 0,
     ) -> Receipt:
         """Add `amount` from `funder` to `participant`'s deposit; `channel` is the current state."""
+        args = (channel.as_abi(), participant, amount)
+        return await self._fund(funder, "deposit", channel, args, amount, permit, permit_deadline)
+
+    async def _fund(
+        self,
+        funder: PrivateKey,
+        name: str,
+        channel: OnchainChannel,
+        args: tuple[Any, ...],
+        amount: int,
+        permit: Signature | None,
+        permit_deadline: int,
+    ) -> Receipt:
+        """Call `name` (or `name_with_permit`) paying in `amount`: as ETH, from an
+        approved token allowance, or with a permit."""
         if permit is not None:
             return await self._transact(
-                funder,
-                "deposit_with_permit",
-                channel.as_abi(),
-                participant,
-                amount,
-                permit_deadline,
-                _signature_tuple(permit),
+                funder, f"{name}_with_permit", *args, permit_deadline, _signature_tuple(permit)
             )
         value = amount if channel.token == NATIVE_TOKEN else 0
-        return await self._transact(
-            funder, "deposit", channel.as_abi(), participant, amount, value=value
-        )
+        return await self._transact(funder, name, *args, value=value)
 
     async def cooperative_close(
         self,
@@ -319,8 +316,4 @@ class ChannelHub:
 
 
 async def deploy_hub(ledger: Ledger, deployer: PrivateKey) -> tuple[ChannelHub, Receipt]:
-    artifact = load_artifact("ChannelHub")
-    receipt = await ledger.deploy(deployer, artifact.bytecode, gas=HUB_GAS["deploy"])
-    if receipt.contract_address is None:
-        raise ContractError("ChannelHub deployment produced no contract address")
-    return ChannelHub(ledger, receipt.contract_address), receipt
+    return await deploy_binding(ChannelHub, ledger, deployer, gas=HUB_GAS["deploy"])

@@ -9,13 +9,12 @@ slower.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 from m2mpay.crypto import Address, PrivateKey
+from m2mpay.lifecycle import Startable
 
 __all__ = ["BlockTag", "Ledger", "LogEntry", "Receipt"]
 
@@ -53,7 +52,7 @@ class Receipt:
     logs: tuple[LogEntry, ...]
 
 
-class Ledger(ABC):
+class Ledger(Startable):
     """An EVM chain, reached in this process or over JSON-RPC.
 
     Use it as an async context manager, or call `start` and `stop`.
@@ -88,18 +87,6 @@ class Ledger(ABC):
 
     @abstractmethod
     async def stop(self) -> None: ...
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- reading
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from m2mpay.chain.artifacts import load_artifact
+from m2mpay.chain.binding import ContractBinding, deploy_binding
 from m2mpay.chain.ledger import Ledger, Receipt
 from m2mpay.crypto import Address, Eip712Domain, PrivateKey, Signature, permit_digest
-from m2mpay.errors import ContractError
 
 __all__ = ["TOKEN_GAS", "TokenContract", "deploy_token"]
 
@@ -21,11 +20,11 @@ TOKEN_GAS: Final = {
 }
 
 
-class TokenContract:
+class TokenContract(ContractBinding):
+    ARTIFACT = "Token"
+
     def __init__(self, ledger: Ledger, address: Address) -> None:
-        self.ledger = ledger
-        self.address = address
-        self._abi = load_artifact("Token").interface
+        super().__init__(ledger, address)
         self._domain: Eip712Domain | None = None
 
     async def _view(self, name: str, *args: Any) -> Any:
@@ -116,9 +115,6 @@ class TokenContract:
 async def deploy_token(
     ledger: Ledger, deployer: PrivateKey, name: str, symbol: str, decimals: int = 18
 ) -> tuple[TokenContract, Receipt]:
-    artifact = load_artifact("Token")
-    init_code = artifact.bytecode + artifact.interface.encode_constructor(name, symbol, decimals)
-    receipt = await ledger.deploy(deployer, init_code, gas=TOKEN_GAS["deploy"])
-    if receipt.contract_address is None:
-        raise ContractError("Token deployment produced no contract address")
-    return TokenContract(ledger, receipt.contract_address), receipt
+    return await deploy_binding(
+        TokenContract, ledger, deployer, name, symbol, decimals, gas=TOKEN_GAS["deploy"]
+    )

@@ -41,10 +41,11 @@ from m2mpay.channel.rules import (
     MONEY_PHASES,
     NO_OUTPUTS,
     Result,
-    check_peer_message,
     close_unilaterally,
     defend,
+    local_request_in,
     onchain_fields,
+    peer_message_in,
     refuse,
     refuse_peer,
     submit,
@@ -95,13 +96,8 @@ def _sign_split(ctx: ChannelContext, state: ChannelState, split: tuple[int, int]
     return ctx.signer.sign_digest(settlement_digest(ctx.domain, state.channel_id, *split))
 
 
-def received_close_proposal(
-    ctx: ChannelContext, state: ChannelState | None, inp: Received
-) -> Result:
-    refused = check_peer_message(state, inp, CLOSABLE_PHASES)
-    if refused:
-        return refused
-    assert state is not None
+@peer_message_in(CLOSABLE_PHASES)
+def received_close_proposal(ctx: ChannelContext, state: ChannelState, inp: Received) -> Result:
     close = state.close
     if close is not None and close.signature is not None:
         # We never sign a second split; repeat the one we gave.
@@ -122,11 +118,8 @@ def received_close_proposal(
     return new, outputs
 
 
-def received_close_reply(ctx: ChannelContext, state: ChannelState | None, inp: Received) -> Result:
-    refused = check_peer_message(state, inp, frozenset({Phase.CLOSING}))
-    if refused:
-        return refused
-    assert state is not None
+@peer_message_in(frozenset({Phase.CLOSING}))
+def received_close_reply(ctx: ChannelContext, state: ChannelState, inp: Received) -> Result:
     assert state.close is not None
     message = inp.message
     assert isinstance(message, CloseReply)
@@ -168,13 +161,8 @@ def received_close_reply(ctx: ChannelContext, state: ChannelState | None, inp: R
     return new, (submission,)
 
 
-def received_close_refusal(
-    ctx: ChannelContext, state: ChannelState | None, inp: Received
-) -> Result:
-    refused = check_peer_message(state, inp, CLOSABLE_PHASES)
-    if refused:
-        return refused
-    assert state is not None
+@peer_message_in(CLOSABLE_PHASES)
+def received_close_refusal(ctx: ChannelContext, state: ChannelState, inp: Received) -> Result:
     assert isinstance(inp.message, CloseRefusal)
     new, closing = close_unilaterally(state)
     return new, (
@@ -183,13 +171,8 @@ def received_close_refusal(
     )
 
 
-def force_close(ctx: ChannelContext, state: ChannelState | None, inp: ForceClose) -> Result:
-    if state is None:
-        return refuse(state, ErrorCode.UNKNOWN_CHANNEL, "no such channel", inp.channel_id)
-    if state.phase not in CLOSABLE_PHASES:
-        return refuse(
-            state, ErrorCode.INVALID_PHASE, f"channel is {state.phase.value}", inp.channel_id
-        )
+@local_request_in(CLOSABLE_PHASES)
+def force_close(ctx: ChannelContext, state: ChannelState, inp: ForceClose) -> Result:
     new, outputs = close_unilaterally(state)
     return new, outputs
 

@@ -37,11 +37,13 @@ from m2mpay.channel.outputs import (
 from m2mpay.channel.paying import sync_message
 from m2mpay.channel.rules import (
     NO_OUTPUTS,
+    OPEN_PHASE,
     OPENABLE_PHASES,
     Result,
     channel_key,
-    check_peer_message,
+    local_request_in,
     onchain_fields,
+    peer_message_in,
     refuse,
     refuse_peer,
     submit,
@@ -164,11 +166,8 @@ def reject(ctx: ChannelContext, state: ChannelState | None, inp: Reject) -> Resu
     )
 
 
-def received_accept(ctx: ChannelContext, state: ChannelState | None, inp: Received) -> Result:
-    refused = check_peer_message(state, inp, frozenset({Phase.PROPOSED, Phase.ACCEPTED}))
-    if refused:
-        return refused
-    assert state is not None
+@peer_message_in(frozenset({Phase.PROPOSED, Phase.ACCEPTED}))
+def received_accept(ctx: ChannelContext, state: ChannelState, inp: Received) -> Result:
     if state.phase is Phase.ACCEPTED or not state.we_are_a:
         return state, NO_OUTPUTS  # a repeated accept
     new = state.moved_to(Phase.ACCEPTED)
@@ -176,11 +175,8 @@ def received_accept(ctx: ChannelContext, state: ChannelState | None, inp: Receiv
     return new, (submission, Notify(ChannelAccepted(state.channel_id)))
 
 
-def received_reject(ctx: ChannelContext, state: ChannelState | None, inp: Received) -> Result:
-    refused = check_peer_message(state, inp, frozenset({Phase.PROPOSED}))
-    if refused:
-        return refused
-    assert state is not None
+@peer_message_in(frozenset({Phase.PROPOSED}))
+def received_reject(ctx: ChannelContext, state: ChannelState, inp: Received) -> Result:
     assert isinstance(inp.message, ChannelReject)
     new = state.moved_to(Phase.REJECTED)
     return new, (Notify(ChannelRejected(state.channel_id, inp.message.reason)),)
@@ -189,13 +185,8 @@ def received_reject(ctx: ChannelContext, state: ChannelState | None, inp: Receiv
 # -- top-up
 
 
-def top_up(ctx: ChannelContext, state: ChannelState | None, inp: TopUp) -> Result:
-    if state is None:
-        return refuse(state, ErrorCode.UNKNOWN_CHANNEL, "no such channel", inp.channel_id)
-    if state.phase is not Phase.OPEN:
-        return refuse(
-            state, ErrorCode.INVALID_PHASE, f"channel is {state.phase.value}", inp.channel_id
-        )
+@local_request_in(OPEN_PHASE)
+def top_up(ctx: ChannelContext, state: ChannelState, inp: TopUp) -> Result:
     if inp.amount <= 0:
         return refuse(
             state, ErrorCode.NON_POSITIVE_AMOUNT, "amount must be positive", inp.channel_id

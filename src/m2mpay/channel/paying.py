@@ -31,9 +31,12 @@ from m2mpay.channel.outputs import (
 from m2mpay.channel.rules import (
     MONEY_PHASES,
     NO_OUTPUTS,
+    OPEN_PHASE,
     Result,
     check_peer_message,
     defend,
+    local_request_in,
+    peer_message_in,
     proof_signer,
     refuse,
     refuse_peer,
@@ -60,13 +63,8 @@ _BEFORE_OPEN = frozenset({Phase.PROPOSED, Phase.ACCEPTED})
 # -- paying
 
 
-def pay(ctx: ChannelContext, state: ChannelState | None, inp: Pay) -> Result:
-    if state is None:
-        return refuse(state, ErrorCode.UNKNOWN_CHANNEL, "no such channel", inp.channel_id)
-    if state.phase is not Phase.OPEN:
-        return refuse(
-            state, ErrorCode.INVALID_PHASE, f"channel is {state.phase.value}", inp.channel_id
-        )
+@local_request_in(OPEN_PHASE)
+def pay(ctx: ChannelContext, state: ChannelState, inp: Pay) -> Result:
     amount = inp.amount
     if amount <= 0:
         return refuse(
@@ -101,11 +99,8 @@ def payment_message(ctx: ChannelContext, state: ChannelState, amount: int) -> Pa
     )
 
 
-def received_payment(ctx: ChannelContext, state: ChannelState | None, inp: Received) -> Result:
-    refused = check_peer_message(state, inp, MONEY_PHASES)
-    if refused:
-        return refused
-    assert state is not None
+@peer_message_in(MONEY_PHASES)
+def received_payment(ctx: ChannelContext, state: ChannelState, inp: Received) -> Result:
     message = inp.message
     assert isinstance(message, PaymentMessage)
     if message.chain_id != ctx.domain.chain_id:
@@ -163,11 +158,8 @@ def _accept_proof(
     return new, outputs
 
 
-def received_ack(ctx: ChannelContext, state: ChannelState | None, inp: Received) -> Result:
-    refused = check_peer_message(state, inp, MONEY_PHASES)
-    if refused:
-        return refused
-    assert state is not None
+@peer_message_in(MONEY_PHASES)
+def received_ack(ctx: ChannelContext, state: ChannelState, inp: Received) -> Result:
     message = inp.message
     assert isinstance(message, PaymentAck)
     if message.total > state.sent_total or message.seq > state.sent_seq:

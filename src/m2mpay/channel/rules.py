@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+import functools
+from collections.abc import Callable
+from typing import Any, Final, Protocol, TypeVar
 
 from m2mpay.channel.context import ChannelContext
 from m2mpay.channel.inputs import Input, Propose, Received
@@ -30,13 +32,16 @@ __all__ = [
     "MONEY_PHASES",
     "NO_OUTPUTS",
     "OPENABLE_PHASES",
+    "OPEN_PHASE",
     "Result",
     "channel_key",
     "check_peer_message",
     "close_unilaterally",
     "defend",
+    "local_request_in",
     "message_channel",
     "onchain_fields",
+    "peer_message_in",
     "proof_signer",
     "refuse",
     "refuse_peer",
@@ -45,6 +50,7 @@ __all__ = [
 
 Result = tuple[ChannelState | None, tuple[Output, ...]]
 NO_OUTPUTS: Final[tuple[Output, ...]] = ()
+OPEN_PHASE: Final = frozenset({Phase.OPEN})
 MONEY_PHASES: Final = frozenset({Phase.OPEN, Phase.CLOSING, Phase.DISPUTED})
 CLOSABLE_PHASES: Final = frozenset({Phase.OPEN, Phase.CLOSING})
 OPENABLE_PHASES: Final = frozenset({Phase.PROPOSED, Phase.ACCEPTED, Phase.EXPIRED, Phase.REJECTED})
@@ -85,6 +91,66 @@ def check_peer_message(
     if state.phase not in phases:
         return refuse_peer(state, inp, ErrorCode.INVALID_PHASE, f"channel is {state.phase.value}")
     return None
+
+
+MessageHandler = Callable[[ChannelContext, ChannelState | None, Received], Result]
+PeerMessageHandler = Callable[[ChannelContext, ChannelState, Received], Result]
+
+
+def peer_message_in(phases: frozenset[Phase]) -> Callable[[PeerMessageHandler], MessageHandler]:
+    """For a handler of a peer's message about an existing channel: the common refusals of
+    `check_peer_message` come first, so the handler only sees the peer's channel in `phases`."""
+
+    def checked_first(handler: PeerMessageHandler) -> MessageHandler:
+        @functools.wraps(handler)
+        def checked(ctx: ChannelContext, state: ChannelState | None, inp: Received) -> Result:
+            refused = check_peer_message(state, inp, phases)
+            if refused:
+                return refused
+            assert state is not None
+            return handler(ctx, state, inp)
+
+        return checked
+
+    return checked_first
+
+
+class _ChannelRequest(Protocol):
+    @property
+    def channel_id(self) -> bytes: ...
+
+
+R = TypeVar("R", bound=_ChannelRequest)
+
+
+def local_request_in(
+    phases: frozenset[Phase],
+) -> Callable[
+    [Callable[[ChannelContext, ChannelState, R], Result]],
+    Callable[[ChannelContext, ChannelState | None, R], Result],
+]:
+    """For a handler of our own request on a channel: refused unless the channel exists and
+    is in `phases`, so the handler only sees such a channel."""
+
+    def checked_first(
+        handler: Callable[[ChannelContext, ChannelState, R], Result],
+    ) -> Callable[[ChannelContext, ChannelState | None, R], Result]:
+        @functools.wraps(handler)
+        def checked(ctx: ChannelContext, state: ChannelState | None, inp: R) -> Result:
+            if state is None:
+                return refuse(state, ErrorCode.UNKNOWN_CHANNEL, "no such channel", inp.channel_id)
+            if state.phase not in phases:
+                return refuse(
+                    state,
+                    ErrorCode.INVALID_PHASE,
+                    f"channel is {state.phase.value}",
+                    inp.channel_id,
+                )
+            return handler(ctx, state, inp)
+
+        return checked
+
+    return checked_first
 
 
 def onchain_fields(state: ChannelState) -> dict[str, Any]:

@@ -14,20 +14,18 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from m2mpay.cli.common import JsonOption, console, err_console
+from m2mpay.cli.common import console, err_console
 from m2mpay.cli.remote import (
     AssetOption,
-    TokenOption,
-    UrlOption,
-    answer,
+    Remote,
     asset_address,
     busy,
     kv_table,
-    listing,
+    remote_command,
     resolve_id,
     short,
 )
-from m2mpay.client import DEFAULT_URL, ChannelView, NodeClient, PaymentMade
+from m2mpay.client import ChannelView, NodeClient, PaymentMade
 from m2mpay.crypto import Address
 
 __all__ = ["channel_app", "channel_id_of"]
@@ -76,7 +74,7 @@ def _row(channel: ChannelView) -> list[str]:
     ]
 
 
-@channel_app.command("open")
+@remote_command(channel_app, "open")
 def open_channel(
     peer: Annotated[
         str,
@@ -94,9 +92,8 @@ def open_channel(
     challenge_period: Annotated[
         int | None, typer.Option(min=10, help="Seconds (default: the node's).")
     ] = None,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
+    *,
+    remote: Remote,
 ) -> None:
     """Open a channel with a peer and fund it on chain."""
 
@@ -108,7 +105,7 @@ def open_channel(
                 theirs = await other.info()
             address, reach = theirs.address, endpoint or theirs.peer_endpoint
         chosen = asset_address(asset, await node.info())
-        with busy("opening the channel on chain …", as_json):
+        with busy("opening the channel on chain …", remote.as_json):
             return await node.open_channel(
                 address,
                 deposit,
@@ -118,42 +115,32 @@ def open_channel(
                 challenge_period=challenge_period,
             )
 
-    answer(url, token, opened, lambda c: _show(c, "channel opened"), as_json=as_json)
+    remote.answer(opened, lambda c: _show(c, "channel opened"))
 
 
-@channel_app.command("list")
-def list_channels(
-    url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
-) -> None:
+@remote_command(channel_app, "list")
+def list_channels(remote: Remote) -> None:
     """Every channel of the node (ids are cut; commands accept the prefix shown)."""
-    answer(
-        url,
-        token,
+    remote.answer_list(
+        "channel",
         lambda node: node.channels(),
-        lambda channels: listing(
-            "channel", channels, _row, keep="id peer phase", numbers="mine peer's sent received"
-        ),
-        as_json=as_json,
-        key="channels",
+        _row,
+        keep="id peer phase",
+        numbers="mine peer's sent received",
     )
 
 
-@channel_app.command("show")
-def show_channel(
-    channel: ChannelArg,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
-) -> None:
+@remote_command(channel_app, "show")
+def show_channel(channel: ChannelArg, *, remote: Remote) -> None:
     """One channel in full."""
 
     async def view(node: NodeClient) -> ChannelView:
         return await node.channel(await channel_id_of(node, channel))
 
-    answer(url, token, view, _show, as_json=as_json)
+    remote.answer(view, _show)
 
 
-@channel_app.command("pay")
+@remote_command(channel_app, "pay")
 def pay(
     channel: ChannelArg,
     amount: Annotated[int, typer.Argument(min=1, help="Per payment, in the smallest unit.")],
@@ -161,9 +148,8 @@ def pay(
     wait: Annotated[
         bool, typer.Option(help="Answer each payment once the payee holds it durably.")
     ] = True,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
+    *,
+    remote: Remote,
 ) -> None:
     """Pay the peer over the channel, `--count` times; a progress bar shows the stream."""
 
@@ -177,7 +163,7 @@ def pay(
             TextColumn("{task.fields[paid]} paid"),
             TimeElapsedColumn(),
             console=err_console,
-            disable=as_json or count == 1,
+            disable=remote.as_json or count == 1,
         )
         with progress:
             task = progress.add_task("pay", total=count, paid=0)
@@ -201,21 +187,16 @@ def pay(
             f"{summary['sent_total']} sent in all"
         )
 
-    answer(url, token, paid, said, as_json=as_json)
+    remote.answer(paid, said)
 
 
-@channel_app.command("close")
-def close(
-    channel: ChannelArg,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
-) -> None:
+@remote_command(channel_app, "close")
+def close(channel: ChannelArg, *, remote: Remote) -> None:
     """Close cooperatively (unilaterally if the peer does not answer) and settle on chain."""
 
     async def closed(node: NodeClient) -> ChannelView:
         channel_id = await channel_id_of(node, channel)
-        with busy(f"closing {escape(short(channel_id))} on chain …", as_json):
+        with busy(f"closing {escape(short(channel_id))} on chain …", remote.as_json):
             return await node.close_channel(channel_id)
 
-    answer(url, token, closed, lambda c: _show(c, "channel closed"), as_json=as_json)
+    remote.answer(closed, lambda c: _show(c, "channel closed"))

@@ -8,9 +8,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from m2mpay.cli.common import JsonOption
-from m2mpay.cli.remote import TokenOption, UrlOption, answer, kv_table, listing, short
-from m2mpay.client import DEFAULT_URL, DeviceView, TelemetryRecord
+from m2mpay.cli.remote import Remote, kv_table, remote_command, short
+from m2mpay.client import DeviceView, TelemetryRecord
 
 __all__ = ["device_app"]
 
@@ -50,60 +49,38 @@ def _record_row(record: TelemetryRecord) -> list[str]:
     return [str(record.seq), str(record.at_ms), escape(json.dumps(dict(record.data)))]
 
 
-@device_app.command("list")
-def list_devices(
-    url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
-) -> None:
+@remote_command(device_app, "list")
+def list_devices(remote: Remote) -> None:
     """Every device the node knows, online or not."""
 
-    answer(
-        url,
-        token,
-        lambda node: node.devices(),
-        lambda devices: listing(
-            "device", devices, _row, keep="id online", fold="name state services"
-        ),
-        as_json=as_json,
-        key="devices",
+    remote.answer_list(
+        "device", lambda node: node.devices(), _row, keep="id online", fold="name state services"
     )
 
 
-@device_app.command("show")
-def show(
-    device: DeviceArg,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
-) -> None:
+@remote_command(device_app, "show")
+def show(device: DeviceArg, *, remote: Remote) -> None:
     """One device: its services and state."""
 
-    answer(url, token, lambda node: node.device(device), _show, as_json=as_json)
+    remote.answer(lambda node: node.device(device), _show)
 
 
-@device_app.command("telemetry")
+@remote_command(device_app, "telemetry")
 def telemetry(
     device: DeviceArg,
     after: Annotated[int, typer.Option(min=0, help="Records after this sequence number.")] = 0,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 20,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
+    *,
+    remote: Remote,
 ) -> None:
     """A device's telemetry records, oldest first."""
 
-    answer(
-        url,
-        token,
+    remote.answer_list(
+        "record",
         lambda node: node.telemetry(device, after=after, limit=limit),
-        lambda records: listing(
-            "record",
-            records,
-            _record_row,
-            title=f"telemetry of {short(device, 14)}",
-            empty=f"no telemetry from {escape(device)} after {after}",
-            keep="seq at_ms",
-            fold="data",
-        ),
-        as_json=as_json,
-        key="records",
+        _record_row,
+        title=f"telemetry of {short(device, 14)}",
+        empty=f"no telemetry from {escape(device)} after {after}",
+        keep="seq at_ms",
+        fold="data",
     )

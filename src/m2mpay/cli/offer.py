@@ -9,19 +9,18 @@ from typing import Annotated, Literal
 import typer
 from rich.markup import escape
 
-from m2mpay.cli.common import JsonOption, console
+from m2mpay.cli.common import console
 from m2mpay.cli.remote import (
     AssetOption,
-    TokenOption,
-    UrlOption,
-    answer,
+    Remote,
     asset_address,
     kv_table,
+    remote_command,
     resolve_id,
     short,
     table,
 )
-from m2mpay.client import DEFAULT_URL, NodeClient, OfferView
+from m2mpay.client import NodeClient, OfferView
 from m2mpay.errors import M2MPayError
 
 __all__ = ["offer_app", "offer_table", "pick_offer"]
@@ -77,23 +76,18 @@ def _duration(seconds: int) -> str:
     return f"{seconds // 60} min"
 
 
-@offer_app.command("list")
-def list_offers(
-    url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
-) -> None:
+@remote_command(offer_app, "list")
+def list_offers(remote: Remote) -> None:
     """The node's storefront (public: any node's URL will do, no token needed)."""
 
-    answer(
-        url,
-        token,
+    remote.answer(
         lambda node: node.offers(),
-        lambda offers: offer_table(offers, f"offers at {url}"),
-        as_json=as_json,
+        lambda offers: offer_table(offers, f"offers at {remote.url}"),
         key="offers",
     )
 
 
-@offer_app.command("publish")
+@remote_command(offer_app, "publish")
 def publish(
     kind: Annotated[Literal["energy", "actuation", "data"], typer.Option(help="What is sold.")],
     unit: Annotated[str, typer.Option(help="The unit metered: Wh, s, message…")],
@@ -113,9 +107,8 @@ def publish(
         int, typer.Option(min=0, help="Paid per unit fed back; 0: not offered.")
     ] = 0,
     valid_for: Annotated[int, typer.Option(min=1, help="Seconds the offer stands.")] = 86_400,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
+    *,
+    remote: Remote,
 ) -> None:
     """Sell a registered device's service under an offer."""
 
@@ -139,16 +132,11 @@ def publish(
     def said(offer: OfferView) -> None:
         kv_table("offer published", [("id", offer.offer_id), ("price", offer.price)])
 
-    answer(url, token, published, said, as_json=as_json)
+    remote.answer(published, said)
 
 
-@offer_app.command("withdraw")
-def withdraw(
-    offer: OfferArg,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
-) -> None:
+@remote_command(offer_app, "withdraw")
+def withdraw(offer: OfferArg, *, remote: Remote) -> None:
     """Take an offer out of the storefront (running sessions go on)."""
 
     async def withdrawn(node: NodeClient) -> dict[str, str | bool]:
@@ -156,10 +144,7 @@ def withdraw(
         await node.withdraw_offer(offer_id)
         return {"offer_id": offer_id, "withdrawn": True}
 
-    answer(
-        url,
-        token,
+    remote.answer(
         withdrawn,
         lambda done: console.print(f"withdrew offer {done['offer_id']}"),
-        as_json=as_json,
     )

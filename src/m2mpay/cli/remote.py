@@ -11,33 +11,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import is_dataclass
+from dataclasses import dataclass, is_dataclass
 from typing import Annotated, Any, Final, NoReturn, TypeVar
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from m2mpay.cli.common import console, err_console
+from m2mpay.cli.common import JsonOption, console, err_console
 from m2mpay.client import DEFAULT_URL, NATIVE, InfoView, NodeClient, encode
 from m2mpay.crypto import Address
 from m2mpay.errors import ApiRefusal, M2MPayError, NodeUnreachable
 
 __all__ = [
     "AssetOption",
+    "Remote",
     "TokenOption",
     "UrlOption",
-    "answer",
     "asset_address",
     "busy",
-    "call",
     "emit",
-    "emit_or_show",
     "fail",
     "kv_table",
     "listing",
+    "remote_command",
     "resolve_id",
     "short",
     "table",
@@ -66,61 +66,128 @@ AssetOption = Annotated[
 _FULL_ID_LENGTH: Final = 66  # 0x + 32 bytes of hex
 
 
-def call(
-    url: str,
-    token: str | None,
-    work: Callable[[NodeClient], Awaitable[None]],
-    *,
-    as_json: bool = False,
-) -> None:
-    """Run `work` with a client of the node; errors become a message and exit code 1."""
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """The running node a command talks to (`--url`, `--token`) and whether it answers
+    people or, with `--json`, programs."""
 
-    async def go() -> None:
-        async with NodeClient(url, token) as node:
-            await work(node)
+    url: str
+    token: str | None
+    as_json: bool
 
-    try:
-        asyncio.run(go())
-    except ApiRefusal as exc:
-        if as_json:
-            detail: dict[str, Any] = {
-                "status": exc.status,
-                "code": exc.code,
-                "message": exc.message,
-            }
-            if exc.field is not None:
-                detail["field"] = exc.field
-            typer.echo(json.dumps({"error": detail}), err=True)
-            raise typer.Exit(1) from None
-        where = f" (field `{exc.field}`)" if exc.field and exc.field not in exc.message else ""
-        fail(f"{exc.code}: {exc.message}{where}")
-    except NodeUnreachable as exc:
-        hint = "; is `m2mpay node` running here?" if url == DEFAULT_URL else ""
-        fail(f"cannot reach the node at {url}: {exc}{hint}", "node_unreachable", as_json=as_json)
-    except M2MPayError as exc:
-        fail(str(exc), as_json=as_json)
+    def call(self, work: Callable[[NodeClient], Awaitable[None]]) -> None:
+        """Run `work` with a client of the node; errors become a message and exit 1."""
 
+        async def go() -> None:
+            async with NodeClient(self.url, self.token) as node:
+                await work(node)
 
-def answer(
-    url: str,
-    token: str | None,
-    fetch: Callable[[NodeClient], Awaitable[T]],
-    show: Callable[[T], None],
-    *,
-    as_json: bool,
-    key: str | None = None,
-) -> None:
-    """Run `fetch` with a client of the node and print what it returns: one JSON object
-    with `--json` (a list under `key`, as the API answers lists), else `show` it."""
+        try:
+            asyncio.run(go())
+        except ApiRefusal as exc:
+            if self.as_json:
+                detail: dict[str, Any] = {
+                    "status": exc.status,
+                    "code": exc.code,
+                    "message": exc.message,
+                }
+                if exc.field is not None:
+                    detail["field"] = exc.field
+                typer.echo(json.dumps({"error": detail}), err=True)
+                raise typer.Exit(1) from None
+            where = f" (field `{exc.field}`)" if exc.field and exc.field not in exc.message else ""
+            fail(f"{exc.code}: {exc.message}{where}")
+        except NodeUnreachable as exc:
+            hint = "; is `m2mpay node` running here?" if self.url == DEFAULT_URL else ""
+            fail(
+                f"cannot reach the node at {self.url}: {exc}{hint}",
+                "node_unreachable",
+                as_json=self.as_json,
+            )
+        except M2MPayError as exc:
+            fail(str(exc), as_json=self.as_json)
 
-    async def work(node: NodeClient) -> None:
-        value = await fetch(node)
-        if as_json:
-            emit({key: value} if key else value)
+    def answer(
+        self,
+        fetch: Callable[[NodeClient], Awaitable[T]],
+        show: Callable[[T], None],
+        *,
+        key: str | None = None,
+    ) -> None:
+        """Run `fetch` with a client of the node and print what it returns: one JSON
+        object with `--json` (a list under `key`, as the API answers lists), else `show`
+        it."""
+
+        async def work(node: NodeClient) -> None:
+            value = await fetch(node)
+            if self.as_json:
+                emit({key: value} if key else value)
+            else:
+                show(value)
+
+        self.call(work)
+
+    def answer_list(
+        self,
+        what: str,
+        fetch: Callable[[NodeClient], Awaitable[Sequence[T]]],
+        row: Callable[[T], Sequence[str]],
+        **columns: str,
+    ) -> None:
+        """The `what`s that `fetch` returns: a table of a `row` each (`listing` with
+        `columns`), or with `--json` the API's form of a list, `{"<what>s": [...]}`."""
+        self.answer(fetch, lambda items: listing(what, items, row, **columns), key=f"{what}s")
+
+    def reply(self, value: T, show: Callable[[T], None]) -> None:
+        """One JSON object with `--json`, else `show` the value for people."""
+        if self.as_json:
+            emit(value)
         else:
             show(value)
 
-    call(url, token, work, as_json=as_json)
+
+def _remote_options(
+    url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
+) -> None:
+    """Only its signature is used: the options `remote_command` puts in place of `remote`."""
+
+
+# Keyword-only: they follow the command's own options, some of which have defaults.
+_REMOTE_OPTIONS: Final = tuple(
+    option.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+    for option in inspect.signature(_remote_options, eval_str=True).parameters.values()
+)
+
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def remote_command(app: typer.Typer, name: str) -> Callable[[Command], Command]:
+    """Register a command of a running node as `name` in `app`.
+
+    The command takes a last parameter `remote: Remote` (keyword-only after options
+    with defaults); on the command line it is the options `--url`, `--token` and
+    `--json`, after the command's own, so that every such command reads them the same
+    way."""
+
+    def register(command: Command) -> Command:
+        own = inspect.signature(command, eval_str=True)
+        if list(own.parameters)[-1] != "remote":
+            raise TypeError(f"{command.__name__} must take `remote: Remote` last")
+
+        def with_options(
+            *args: Any, url: str, token: str | None, as_json: bool, **kwargs: Any
+        ) -> None:
+            command(*args, **kwargs, remote=Remote(url, token, as_json))
+
+        with_options.__name__ = command.__name__
+        with_options.__doc__ = command.__doc__
+        with_options.__signature__ = own.replace(  # type: ignore[attr-defined]
+            parameters=[*list(own.parameters.values())[:-1], *_REMOTE_OPTIONS]
+        )
+        app.command(name)(with_options)
+        return command
+
+    return register
 
 
 @contextlib.contextmanager
@@ -145,14 +212,6 @@ def fail(message: str, code: str = "cli_error", *, as_json: bool = False) -> NoR
 def emit(value: Any) -> None:
     """Print one JSON object: client dataclasses in the API's form."""
     typer.echo(json.dumps(_plain(value)))
-
-
-def emit_or_show(value: T, show: Callable[[T], None], *, as_json: bool) -> None:
-    """One JSON object with `--json`, else `show` the value for people."""
-    if as_json:
-        emit(value)
-    else:
-        show(value)
 
 
 def _plain(value: Any) -> Any:

@@ -11,19 +11,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from m2mpay.cli.channel import channel_id_of
-from m2mpay.cli.common import JsonOption, err_console
+from m2mpay.cli.common import err_console
 from m2mpay.cli.offer import pick_offer
 from m2mpay.cli.remote import (
-    TokenOption,
-    UrlOption,
-    answer,
+    Remote,
     busy,
     kv_table,
-    listing,
+    remote_command,
     resolve_id,
     short,
 )
-from m2mpay.client import DEFAULT_URL, FlowView, NodeClient, ReceiptView, SessionView
+from m2mpay.client import FlowView, NodeClient, ReceiptView, SessionView
 from m2mpay.errors import M2MPayError
 
 __all__ = ["follow", "session_app"]
@@ -122,7 +120,7 @@ async def follow(
             await asyncio.sleep(interval)
 
 
-@session_app.command("start")
+@remote_command(session_app, "start")
 def start(
     offer: Annotated[
         str, typer.Argument(help="The offer id in the seller's storefront (or a prefix).")
@@ -150,9 +148,8 @@ def start(
         bool, typer.Option("--follow", help="Show progress until the session stops.")
     ] = False,
     interval: IntervalOption = 0.5,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
+    *,
+    remote: Remote,
 ) -> None:
     """Buy under a seller's offer: this node pays the seller as the service is delivered."""
 
@@ -178,72 +175,56 @@ def start(
         )
         if follow_it:
             view = await follow(
-                node, view.session_id, target_units=target_units, interval=interval, quiet=as_json
+                node,
+                view.session_id,
+                target_units=target_units,
+                interval=interval,
+                quiet=remote.as_json,
             )
         return view
 
     def said(view: SessionView) -> None:
         _show(view, "session stopped" if view.stopped else "session started")
 
-    answer(url, token, started, said, as_json=as_json)
+    remote.answer(started, said)
 
 
-@session_app.command("watch")
+@remote_command(session_app, "watch")
 def watch(
     session: SessionArg,
     interval: IntervalOption = 0.5,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
+    *,
+    remote: Remote,
 ) -> None:
     """Show a session's progress until it stops (Ctrl-C leaves it running)."""
 
     async def followed(node: NodeClient, session_id: str) -> SessionView:
-        return await follow(node, session_id, interval=interval, quiet=as_json)
+        return await follow(node, session_id, interval=interval, quiet=remote.as_json)
 
-    answer(
-        url,
-        token,
+    remote.answer(
         _on_session(session, followed),
         lambda view: _show(view, "session stopped"),
-        as_json=as_json,
     )
 
 
-@session_app.command("list")
-def list_sessions(
-    url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
-) -> None:
+@remote_command(session_app, "list")
+def list_sessions(remote: Remote) -> None:
     """Every session of the node, bought or sold."""
-    answer(
-        url,
-        token,
+    remote.answer_list(
+        "session",
         lambda node: node.sessions(),
-        lambda sessions: listing(
-            "session",
-            sessions,
-            _row,
-            keep="id peer role phase",
-            fold="stop_reason",
-            numbers="price units paid",
-        ),
-        as_json=as_json,
-        key="sessions",
+        _row,
+        keep="id peer role phase",
+        fold="stop_reason",
+        numbers="price units paid",
     )
 
 
-@session_app.command("show")
-def show(
-    session: SessionArg,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
-) -> None:
+@remote_command(session_app, "show")
+def show(session: SessionArg, *, remote: Remote) -> None:
     """One session in full."""
 
-    answer(
-        url, token, _on_session(session, lambda node, s: node.session(s)), _show, as_json=as_json
-    )
+    remote.answer(_on_session(session, lambda node, s: node.session(s)), _show)
 
 
 def _show_receipt(receipt: ReceiptView) -> None:
@@ -260,68 +241,57 @@ def _show_receipt(receipt: ReceiptView) -> None:
     )
 
 
-@session_app.command("receipt")
-def receipt(
-    session: SessionArg,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
-) -> None:
+@remote_command(session_app, "receipt")
+def receipt(session: SessionArg, *, remote: Remote) -> None:
     """Our signed receipt of a stopped session."""
 
     receipt_of = _on_session(session, lambda node, s: node.receipt(s))
-    answer(url, token, receipt_of, _show_receipt, as_json=as_json)
+    remote.answer(receipt_of, _show_receipt)
 
 
-@session_app.command("stop")
+@remote_command(session_app, "stop")
 def stop(
     session: SessionArg,
     reason: Annotated[str, typer.Option(help="Told to the peer.")] = "stopped through the CLI",
     wait: Annotated[bool, typer.Option(help="Return once the receipt is signed.")] = True,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
+    *,
+    remote: Remote,
 ) -> None:
     """Stop a session; both sides sign a receipt of what was delivered and paid."""
 
     async def stopped(node: NodeClient, session_id: str) -> SessionView:
-        with busy("stopping; waiting for the receipt …", as_json):
+        with busy("stopping; waiting for the receipt …", remote.as_json):
             return await node.stop_session(session_id, reason=reason, wait=wait)
 
-    answer(
-        url,
-        token,
+    remote.answer(
         _on_session(session, stopped),
         lambda view: _show(view, "session stopped"),
-        as_json=as_json,
     )
 
 
-@session_app.command("price")
+@remote_command(session_app, "price")
 def price(
     session: SessionArg,
     new_price: Annotated[int, typer.Argument(min=1, help="Per unit, in the smallest unit.")],
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
+    *,
+    remote: Remote,
 ) -> None:
     """A seller's new price for the units not yet delivered."""
 
     repriced = _on_session(session, lambda node, s: node.set_price(s, new_price))
-    answer(url, token, repriced, _show, as_json=as_json)
+    remote.answer(repriced, _show)
 
 
-@session_app.command("reverse")
+@remote_command(session_app, "reverse")
 def reverse(
     session: SessionArg,
     back: Annotated[
         bool, typer.Option("--back", help="Switch back to the offer's own direction.")
     ] = False,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
+    *,
+    remote: Remote,
 ) -> None:
     """Switch the direction of supply (and of payment): the buyer feeds back."""
 
     turned = _on_session(session, lambda node, s: node.reverse(s, not back))
-    answer(url, token, turned, _show, as_json=as_json)
+    remote.answer(turned, _show)

@@ -8,17 +8,14 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from m2mpay.cli.common import JsonOption, console
+from m2mpay.cli.common import console
 from m2mpay.cli.remote import (
-    TokenOption,
-    UrlOption,
-    answer,
+    Remote,
     asset_address,
-    call,
-    emit_or_show,
+    remote_command,
     table,
 )
-from m2mpay.client import DEFAULT_URL, NATIVE, InfoView, NodeClient, TransferView, WalletView
+from m2mpay.client import NATIVE, InfoView, NodeClient, TransferView, WalletView
 
 __all__ = ["wallet_app"]
 
@@ -46,20 +43,18 @@ def _show(wallet: WalletView, info: InfoView | None = None) -> None:
         console.print(f"peers reach this node at {escape(info.peer_endpoint)}")
 
 
-@wallet_app.command("show")
-def show(
-    url: UrlOption = DEFAULT_URL, token: TokenOption = None, as_json: JsonOption = False
-) -> None:
+@remote_command(wallet_app, "show")
+def show(remote: Remote) -> None:
     """Balances on chain and in open channels (amounts in the smallest unit)."""
 
     async def work(node: NodeClient) -> None:
         wallet, info = await asyncio.gather(node.wallet(), node.info())
-        emit_or_show(wallet, lambda shown: _show(shown, info), as_json=as_json)
+        remote.reply(wallet, lambda shown: _show(shown, info))
 
-    call(url, token, work, as_json=as_json)
+    remote.call(work)
 
 
-@wallet_app.command("faucet")
+@remote_command(wallet_app, "faucet")
 def faucet(
     amount: Annotated[
         int | None, typer.Option(min=1, help="Tokens to mint (default: 1,000 whole tokens).")
@@ -70,30 +65,28 @@ def faucet(
     asset: Annotated[
         str | None, typer.Option(help="The token to mint (default: the node's token).")
     ] = None,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
+    *,
+    remote: Remote,
 ) -> None:
     """Dev chains only: mint tokens and send coin for gas to the node."""
 
     async def work(node: NodeClient) -> None:
         info = await node.info()
         wallet = await node.faucet(amount=amount, native=native, asset=asset_address(asset, info))
-        emit_or_show(wallet, lambda shown: _show(shown, info), as_json=as_json)
+        remote.reply(wallet, lambda shown: _show(shown, info))
 
-    call(url, token, work, as_json=as_json)
+    remote.call(work)
 
 
-@wallet_app.command("transfer")
+@remote_command(wallet_app, "transfer")
 def transfer(
     to: Annotated[str, typer.Argument(help="The receiver's address.")],
     amount: AmountArg,
     asset: Annotated[
         str, typer.Option(help="ETH (the chain's coin), the token's symbol, or an address.")
     ] = "ETH",
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
+    *,
+    remote: Remote,
 ) -> None:
     """Send coin or tokens on chain; returns once the transaction is mined."""
 
@@ -107,4 +100,4 @@ def transfer(
             f"(tx {done.tx_hash}, gas {done.gas_used})"
         )
 
-    answer(url, token, sent, said, as_json=as_json)
+    remote.answer(sent, said)

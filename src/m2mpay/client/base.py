@@ -32,6 +32,7 @@ __all__ = [
     "ApiBase",
     "address_text",
     "decode_answer",
+    "given",
     "items_of",
     "path_id",
     "read_answer",
@@ -111,6 +112,12 @@ def address_text(address: Address | str) -> str:
     """An address for a request body. Text goes as given, so that the node (not the
     client) judges a malformed one and names the field."""
     return address.checksum if isinstance(address, Address) else address
+
+
+def given(**fields: object) -> dict[str, object]:
+    """The optional fields of a request body that the caller gave: one left out (None)
+    is not sent, so that the node applies its default."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def items_of(raw: Any, key: str) -> list[Any]:

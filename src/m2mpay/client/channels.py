@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from m2mpay.client.base import ApiBase, address_text, items_of, path_id
+from m2mpay.client.base import ApiBase, address_text, given, items_of, path_id
 from m2mpay.client.codec import Amount, decode
 from m2mpay.crypto import Address
 
@@ -58,13 +58,10 @@ class ChannelApi(ApiBase):
             "peer": address_text(peer),
             "deposit": str(deposit),
             "peer_deposit": str(peer_deposit),
+            **given(endpoint=endpoint, challenge_period=challenge_period),
         }
-        if endpoint is not None:
-            body["endpoint"] = endpoint
         if asset is not None:
             body["asset"] = address_text(asset)
-        if challenge_period is not None:
-            body["challenge_period"] = challenge_period
         return decode(ChannelView, await self._call("POST", "/v1/channels", body=body))
 
     async def channels(self) -> list[ChannelView]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from m2mpay.client.base import ApiBase, items_of
+from m2mpay.client.base import ApiBase, given, items_of
 from m2mpay.client.codec import Amount, decode, encode
 from m2mpay.client.sessions import OfferView
 from m2mpay.crypto import Address
@@ -69,13 +69,8 @@ class ResaleApi(ApiBase):
             "device": device,
             "purchase_budget": str(purchase_budget),
             "deposit": str(deposit),
+            **given(endpoint=endpoint, window=window, batch=batch),
         }
-        if endpoint is not None:
-            body["endpoint"] = endpoint
-        if window is not None:
-            body["window"] = window
-        if batch is not None:
-            body["batch"] = batch
         return decode(ResaleView, await self._call("POST", "/v1/resales", body=body))
 
     async def resales(self) -> list[ResaleView]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from m2mpay.client.base import ApiBase, address_text, items_of, path_id
+from m2mpay.client.base import ApiBase, address_text, given, items_of, path_id
 from m2mpay.client.codec import Amount, decode, encode
 from m2mpay.crypto import Address
 
@@ -160,15 +160,12 @@ class SessionApi(ApiBase):
             "budget": str(budget),
             "target_units": target_units,
             "allow_reverse": allow_reverse,
+            **given(endpoint=endpoint, feed_back_device=feed_back_device),
         }
-        if endpoint is not None:
-            body["endpoint"] = endpoint
         if channel_id is not None:
             body["channel_id"] = path_id(channel_id)
         if limit_price is not None:
             body["limit_price"] = str(limit_price)
-        if feed_back_device is not None:
-            body["feed_back_device"] = feed_back_device
         return decode(SessionView, await self._call("POST", "/v1/sessions", body=body))
 
     async def sessions(self) -> list[SessionView]:

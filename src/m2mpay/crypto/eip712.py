@@ -45,19 +45,90 @@ PROTOCOL_VERSION: Final = "1"
 _DOMAIN_TYPE: Final = (
     b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
-BALANCE_PROOF_TYPE: Final = b"BalanceProof(bytes32 channelId,uint256 transferred)"
-SETTLEMENT_TYPE: Final = b"Settlement(bytes32 channelId,uint256 balanceA,uint256 balanceB)"
-WATCH_REGISTRATION_TYPE: Final = (
-    b"WatchRegistration(bytes32 channelId,address party,address watcher,uint256 issuedAt)"
+
+
+@dataclass(frozen=True, slots=True)
+class _Struct:
+    """A signed statement's EIP-712 struct type: its name and its (name, type) fields, in
+    order. The digests below encode the fields by hand for speed; the type string and the
+    typed data given to wallets come from here."""
+
+    name: str
+    fields: tuple[tuple[str, str], ...]
+
+    @property
+    def encoded_type(self) -> bytes:
+        return f"{self.name}({','.join(f'{kind} {name}' for name, kind in self.fields)})".encode()
+
+    def typed_data(self, domain: Eip712Domain, *values: Any) -> dict[str, Any]:
+        """The full message, for wallets (`eth_signTypedData_v4`) and cross-checks."""
+        return {
+            "types": {
+                "EIP712Domain": _EIP712_DOMAIN_FIELDS,
+                self.name: [{"name": name, "type": kind} for name, kind in self.fields],
+            },
+            "primaryType": self.name,
+            "domain": domain.as_dict(),
+            "message": {
+                name: _shown(kind, value)
+                for (name, kind), value in zip(self.fields, values, strict=True)
+            },
+        }
+
+
+def _shown(kind: str, value: Any) -> Any:
+    """A field's value as typed data writes it: bytes as 0x-hex, addresses checksummed."""
+    if kind == "bytes32":
+        return "0x" + value.hex()
+    if kind == "address":
+        return value.checksum
+    return value
+
+
+_BALANCE_PROOF: Final = _Struct(
+    "BalanceProof", (("channelId", "bytes32"), ("transferred", "uint256"))
 )
-SESSION_RECEIPT_TYPE: Final = (
-    b"SessionReceipt(bytes32 sessionId,bytes32 channelId,uint256 unitsForward,"
-    b"uint256 valueForward,uint256 paidForward,uint256 unitsBackward,uint256 valueBackward,"
-    b"uint256 paidBackward,uint256 startedMs,uint256 stoppedMs)"
+_SETTLEMENT: Final = _Struct(
+    "Settlement", (("channelId", "bytes32"), ("balanceA", "uint256"), ("balanceB", "uint256"))
 )
-PERMIT_TYPE: Final = (
-    b"Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)"
+_WATCH_REGISTRATION: Final = _Struct(
+    "WatchRegistration",
+    (
+        ("channelId", "bytes32"),
+        ("party", "address"),
+        ("watcher", "address"),
+        ("issuedAt", "uint256"),
+    ),
 )
+_SESSION_RECEIPT: Final = _Struct(
+    "SessionReceipt",
+    (
+        ("sessionId", "bytes32"),
+        ("channelId", "bytes32"),
+        *(
+            (quantity + direction, "uint256")
+            for direction in ("Forward", "Backward")
+            for quantity in ("units", "value", "paid")
+        ),
+        ("startedMs", "uint256"),
+        ("stoppedMs", "uint256"),
+    ),
+)
+_PERMIT: Final = _Struct(
+    "Permit",
+    (
+        ("owner", "address"),
+        ("spender", "address"),
+        ("value", "uint256"),
+        ("nonce", "uint256"),
+        ("deadline", "uint256"),
+    ),
+)
+BALANCE_PROOF_TYPE: Final = _BALANCE_PROOF.encoded_type
+SETTLEMENT_TYPE: Final = _SETTLEMENT.encoded_type
+WATCH_REGISTRATION_TYPE: Final = _WATCH_REGISTRATION.encoded_type
+SESSION_RECEIPT_TYPE: Final = _SESSION_RECEIPT.encoded_type
+PERMIT_TYPE: Final = _PERMIT.encoded_type
 
 _DOMAIN_TYPEHASH: Final = keccak256(_DOMAIN_TYPE)
 _BALANCE_PROOF_TYPEHASH: Final = keccak256(BALANCE_PROOF_TYPE)
@@ -184,22 +255,7 @@ def watch_registration_digest(
 def watch_registration_typed_data(
     domain: Eip712Domain, channel: bytes, party: Address, watcher: Address, issued_at: int
 ) -> dict[str, Any]:
-    return _typed_data(
-        domain,
-        "WatchRegistration",
-        [
-            {"name": "channelId", "type": "bytes32"},
-            {"name": "party", "type": "address"},
-            {"name": "watcher", "type": "address"},
-            {"name": "issuedAt", "type": "uint256"},
-        ],
-        {
-            "channelId": "0x" + channel.hex(),
-            "party": party.checksum,
-            "watcher": watcher.checksum,
-            "issuedAt": issued_at,
-        },
-    )
+    return _WATCH_REGISTRATION.typed_data(domain, channel, party, watcher, issued_at)
 
 
 def session_receipt_digest(
@@ -230,16 +286,9 @@ def session_receipt_typed_data(
     started_ms: int,
     stopped_ms: int,
 ) -> dict[str, Any]:
-    names = ("units", "value", "paid")
-    fields = [{"name": "sessionId", "type": "bytes32"}, {"name": "channelId", "type": "bytes32"}]
-    message: dict[str, Any] = {"sessionId": "0x" + session.hex(), "channelId": "0x" + channel.hex()}
-    for direction, values in (("Forward", forward), ("Backward", backward)):
-        for name, value in zip(names, values, strict=True):
-            fields.append({"name": name + direction, "type": "uint256"})
-            message[name + direction] = value
-    fields += [{"name": "startedMs", "type": "uint256"}, {"name": "stoppedMs", "type": "uint256"}]
-    message.update(startedMs=started_ms, stoppedMs=stopped_ms)
-    return _typed_data(domain, "SessionReceipt", fields, message)
+    return _SESSION_RECEIPT.typed_data(
+        domain, session, channel, *forward, *backward, started_ms, stopped_ms
+    )
 
 
 def permit_digest(
@@ -263,42 +312,17 @@ def permit_digest(
     )
 
 
-def _typed_data(
-    domain: Eip712Domain, primary: str, fields: list[dict[str, str]], message: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        "types": {"EIP712Domain": _EIP712_DOMAIN_FIELDS, primary: fields},
-        "primaryType": primary,
-        "domain": domain.as_dict(),
-        "message": message,
-    }
-
-
 def balance_proof_typed_data(
     domain: Eip712Domain, channel: bytes, transferred: int
 ) -> dict[str, Any]:
     """The full EIP-712 message, for wallets (`eth_signTypedData_v4`) and cross-checks."""
-    return _typed_data(
-        domain,
-        "BalanceProof",
-        [{"name": "channelId", "type": "bytes32"}, {"name": "transferred", "type": "uint256"}],
-        {"channelId": "0x" + channel.hex(), "transferred": transferred},
-    )
+    return _BALANCE_PROOF.typed_data(domain, channel, transferred)
 
 
 def settlement_typed_data(
     domain: Eip712Domain, channel: bytes, balance_a: int, balance_b: int
 ) -> dict[str, Any]:
-    return _typed_data(
-        domain,
-        "Settlement",
-        [
-            {"name": "channelId", "type": "bytes32"},
-            {"name": "balanceA", "type": "uint256"},
-            {"name": "balanceB", "type": "uint256"},
-        ],
-        {"channelId": "0x" + channel.hex(), "balanceA": balance_a, "balanceB": balance_b},
-    )
+    return _SETTLEMENT.typed_data(domain, channel, balance_a, balance_b)
 
 
 def permit_typed_data(
@@ -309,21 +333,4 @@ def permit_typed_data(
     nonce: int,
     deadline: int,
 ) -> dict[str, Any]:
-    return _typed_data(
-        token_domain,
-        "Permit",
-        [
-            {"name": "owner", "type": "address"},
-            {"name": "spender", "type": "address"},
-            {"name": "value", "type": "uint256"},
-            {"name": "nonce", "type": "uint256"},
-            {"name": "deadline", "type": "uint256"},
-        ],
-        {
-            "owner": owner.checksum,
-            "spender": spender.checksum,
-            "value": value,
-            "nonce": nonce,
-            "deadline": deadline,
-        },
-    )
+    return _PERMIT.typed_data(token_domain, owner, spender, value, nonce, deadline)

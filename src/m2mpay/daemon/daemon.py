@@ -15,10 +15,12 @@ ports the system chose, kept for the next start), and, unless `chain_dir` or
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from fastapi import APIRouter
 
@@ -45,6 +47,8 @@ from m2mpay.wire import WebSocketTransport
 __all__ = ["Daemon", "DaemonConfig"]
 
 log = logging.getLogger("m2mpay.daemon")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,34 +89,33 @@ class Daemon:
         self._bus: DeviceBus | None = None
         self._server: AsgiServer | None = None
         self.gateway: Gateway | None = None
+        # What start() brought up, each pushed as it starts: stop() undoes them in
+        # reverse order, however far start() got.
+        self._started = contextlib.AsyncExitStack()
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the daemon is not running")
-        return self._server.url
+        return _running(self._server).url
 
     @property
     def node(self) -> Node:
-        if self._node is None:
-            raise RuntimeError("the daemon is not running")
-        return self._node
+        return _running(self._node)
 
     @property
     def sessions(self) -> SessionManager:
-        if self._sessions is None:
-            raise RuntimeError("the daemon is not running")
-        return self._sessions
+        return _running(self._sessions)
 
     async def start(self) -> None:
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         ports = KeptPorts(config.data_dir)
+        started = self._started
         try:
             self._ledger = ledger = await connect_ledger(
                 data_dir=None if config.rpc_url else config.deployments_dir,
                 rpc_url=config.rpc_url,
             )
+            started.push_async_callback(ledger.stop)
             deployment, self.deployed_now = await ensure_deployment(ledger, config.deployments_dir)
             self._node = node = Node(
                 self.key,
@@ -124,14 +127,18 @@ class Daemon:
                 ),
                 config=NodeConfig(codec=config.codec),
             )
+            started.push_async_callback(node.stop)
             await node.start()
             # The bus before the sessions: resumed sessions find their devices there.
             self._bus = bus = self._device_bus(ledger, deployment)
+            started.push_async_callback(bus.stop)
             await bus.start()
             self._sessions = sessions = SessionManager(
                 node, open_store(config.data_dir / "sessions.sqlite3")
             )
+            started.push_async_callback(sessions.stop)
             self.gateway = gateway = self._gateway(ledger, deployment, node, sessions)
+            started.push_async_callback(gateway.close)  # the resales, before their sessions
             gateway.supplies = bus.supply_factory
             book = gateway.offer_book = OfferBook(config.data_dir / "offers.json")
             saved = book.load()
@@ -147,6 +154,7 @@ class Daemon:
                 port=ports.port("api", config.host, config.port),
                 name="node API",
             )
+            started.push_async_callback(self._server.stop)
             ports.keep("api", await self._server.start())
             ports.keep("peer", node.endpoint)
         except BaseException:
@@ -185,24 +193,12 @@ class Daemon:
         return gateway
 
     async def stop(self) -> None:
-        """Stop serving, then the sessions, the node and the ledger, in that order."""
-        if self._server is not None:
-            await self._server.stop()
-            self._server = None
-        if self.gateway is not None:
-            await self.gateway.close()  # the resales, before the sessions they link
-        if self._sessions is not None:
-            await self._sessions.stop()
-            self._sessions = None
-        if self._bus is not None:
-            await self._bus.stop()
-            self._bus = None
-        if self._node is not None:
-            await self._node.stop()
-            self._node = None
-        if self._ledger is not None:
-            await self._ledger.stop()
-            self._ledger = None
+        """Stop serving, then the resales, the sessions, the bus, the node and the
+        ledger, in that order."""
+        try:
+            await self._started.aclose()
+        finally:
+            self._server = self._sessions = self._bus = self._node = self._ledger = None
 
     async def __aenter__(self) -> Daemon:
         await self.start()
@@ -210,3 +206,10 @@ class Daemon:
 
     async def __aexit__(self, *_: object) -> None:
         await self.stop()
+
+
+def _running(part: T | None) -> T:
+    """A part of the daemon that exists only between start() and stop()."""
+    if part is None:
+        raise RuntimeError("the daemon is not running")
+    return part

@@ -15,10 +15,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, TypeVar
 
 from m2mpay.engine.durable import DurableEngine, EngineFailed, Machine
 from m2mpay.errors import M2MPayError, StoreError
+from m2mpay.lifecycle import Startable
 from m2mpay.store import Recovered, Store
 
 __all__ = ["EngineHost"]
@@ -29,7 +30,7 @@ I = TypeVar("I")  # noqa: E741 (the input type)
 O = TypeVar("O")  # noqa: E741 (the output type)
 
 
-class EngineHost(abc.ABC, Generic[K, S, I, O]):
+class EngineHost(Startable, Generic[K, S, I, O]):
     """The engine, the tasks and the lifecycle of a host; see the module docstring.
 
     A subclass names itself (`_what`, for logs), says how its refusals look
@@ -100,19 +101,6 @@ class EngineHost(abc.ABC, Generic[K, S, I, O]):
 
     async def _close_store(self) -> None:
         await self._engine.store.close()
-
-    @abc.abstractmethod
-    async def start(self) -> None: ...
-
-    @abc.abstractmethod
-    async def stop(self) -> None: ...
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.stop()
 
     # -- tasks
 

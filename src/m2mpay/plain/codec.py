@@ -25,10 +25,6 @@ from typing import Annotated, Any, Final, TypeVar, Union, get_args, get_origin
 from m2mpay.crypto import Address, Signature
 from m2mpay.errors import CryptoError
 from m2mpay.plain.scalars import (
-    Bytes32,
-    Text,
-    Uint64,
-    Uint256,
     _address_decoder,
     _bool_decoder,
     _bytes_decoder,
@@ -46,10 +42,6 @@ from m2mpay.plain.scalars import (
 )
 
 __all__ = [
-    "Bytes32",
-    "Text",
-    "Uint64",
-    "Uint256",
     "from_plain",
     "plain_type",
     "registered_types",

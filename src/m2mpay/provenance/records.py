@@ -66,6 +66,19 @@ class NewBatch:
     created_ms: int
     from_block: int  # the chain's height before submitting: where to look for it
 
+    def recorded(self, batch_id: int) -> BatchRecord:
+        """The batch as a store keeps it under `batch_id`, not yet anchored."""
+        return BatchRecord(
+            batch_id,
+            self.device,
+            self.root,
+            self.seqs[0],
+            self.seqs[-1],
+            len(self.seqs),
+            self.created_ms,
+            self.from_block,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class BatchRecord:

@@ -18,14 +18,14 @@ PostgreSQL's "fsyncgate": never retry a write whose fate is unknown).
 from __future__ import annotations
 
 import asyncio
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 from m2mpay.errors import StoreError
+from m2mpay.lifecycle import Openable
 
 __all__ = ["Recovered", "Snapshot", "Store", "WalRecord"]
 
@@ -72,7 +72,7 @@ class _State(Enum):
 _MAX_META_KEY: Final = 1024
 
 
-class Store(ABC):
+class Store(Openable):
     """A durable write-ahead log with snapshots and a small key-value side table.
 
     Use it as an async context manager, or call `open` and `close`. A store object is
@@ -140,18 +140,6 @@ class Store(ABC):
             self._pending_meta.clear()
             async with self._io:  # waits for a commit or read still running
                 await self._disconnect()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- the log -----------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable
 from typing import Any, Final, Protocol, runtime_checkable
 
 import cbor2
@@ -97,6 +98,17 @@ def _guarded(codec: str, exc: Exception) -> MalformedMessage:
     return MalformedMessage(f"{codec}: undecodable frame ({type(exc).__name__}: {exc})"[:300])
 
 
+def _decode(data: bytes, codec: str, parse: Callable[[bytes], Any]) -> Message:
+    """The message in `data`; whatever goes wrong, `MalformedMessage` and nothing built."""
+    _checked(data, codec)
+    try:
+        return _open_envelope(parse(data), codec)
+    except MalformedMessage:
+        raise
+    except Exception as exc:
+        raise _guarded(codec, exc) from None
+
+
 def _check_size(frame: bytes, codec: str) -> bytes:
     if len(frame) > MAX_MESSAGE_SIZE:
         raise MalformedMessage(
@@ -119,13 +131,7 @@ class JsonCodec:
         return _check_size(orjson.dumps(_envelope(to_plain(message, binary=False))), "json")
 
     def decode(self, data: bytes) -> Message:
-        _checked(data, "json")
-        try:
-            return _open_envelope(orjson.loads(data), "json")
-        except MalformedMessage:
-            raise
-        except Exception as exc:
-            raise _guarded("json", exc) from None
+        return _decode(data, "json", orjson.loads)
 
     def __repr__(self) -> str:
         return "JsonCodec()"
@@ -167,18 +173,15 @@ class CborCodec:
         return _check_size(buffer.getvalue(), "cbor")
 
     def decode(self, data: bytes) -> Message:
-        _checked(data, "cbor")
-        try:
-            check_cbor(bytes(data), _CBOR_MAX_DEPTH)
-            value = cbor2.loads(data, max_depth=_CBOR_MAX_DEPTH)
-            return _open_envelope(value, "cbor")
-        except MalformedMessage:
-            raise
-        except Exception as exc:
-            raise _guarded("cbor", exc) from None
+        return _decode(data, "cbor", _parse_cbor)
 
     def __repr__(self) -> str:
         return "CborCodec()"
+
+
+def _parse_cbor(data: bytes) -> Any:
+    check_cbor(bytes(data), _CBOR_MAX_DEPTH)
+    return cbor2.loads(data, max_depth=_CBOR_MAX_DEPTH)
 
 
 CODECS: Final[dict[str, Codec]] = {"json": JsonCodec(), "cbor": CborCodec()}

@@ -31,12 +31,12 @@ import hashlib
 import hmac
 import struct
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 from m2mpay.channel.messages import Message
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import AuthenticationFailed, ConnectionClosed, MalformedMessage, WrongChain
+from m2mpay.lifecycle import Closable
 from m2mpay.wire.codec import Codec, codec_by_name
 from m2mpay.wire.handshake import (
     UNKNOWN_CHAIN,
@@ -96,7 +96,7 @@ class _FrameSealer:
         return body
 
 
-class PeerSession:
+class PeerSession(Closable):
     """A link bound to the proven address of its peer; see the module docstring."""
 
     def __init__(
@@ -201,17 +201,6 @@ class PeerSession:
         if self._failure is None:
             self._failure = "closed by this side"
         await self._link.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from m2mpay.errors import TransportError
+from m2mpay.lifecycle import Closable, Startable
 from m2mpay.wire.codec import MAX_MESSAGE_SIZE
 
 __all__ = [
@@ -56,7 +56,7 @@ def check_frame(frame: FrameData) -> bytes:
     return bytes(frame)
 
 
-class Link(abc.ABC):
+class Link(Closable):
     """One ordered, reliable, unauthenticated frame pipe to a remote endpoint."""
 
     @property
@@ -86,23 +86,12 @@ class Link(abc.ABC):
     async def close(self) -> None:
         """Close both directions; idempotent. The other side's `recv` then raises."""
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<{type(self).__name__} {self.remote} {state}>"
 
 
-class Transport(abc.ABC):
+class Transport(Startable):
     """Makes links: listens at `endpoint` and connects to other endpoints."""
 
     @property
@@ -125,18 +114,6 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     async def accept(self) -> Link:
         """The next incoming link; `TransportError` once the transport is stopped."""
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 def open_transport(url_or_kind: str, **options: Any) -> Transport:

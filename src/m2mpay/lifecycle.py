@@ -1,0 +1,53 @@
+"""`async with` for what lives between a start and a stop, or an open and a close.
+
+A transport, a ledger, a store, a link: each says only how it starts and stops, and
+`async with` stops it however the block ends.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Self
+
+__all__ = ["Closable", "Openable", "Startable"]
+
+
+class Closable(ABC):
+    """Usable as soon as it is made (a link, a peer session); closed when the block ends."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+
+class Openable(Closable):
+    """Opened when the block begins (a store) and closed when it ends."""
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+
+class Startable(ABC):
+    """Started when the block begins (a transport, a ledger) and stopped when it ends."""
+
+    @abstractmethod
+    async def start(self) -> None: ...
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()

@@ -15,7 +15,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import aiohttp
 import orjson
@@ -24,6 +24,7 @@ from m2mpay.chain.hub import OnchainChannel
 from m2mpay.channel.context import Signer
 from m2mpay.crypto import Address, Signature, channel_domain, watch_registration_digest
 from m2mpay.errors import CryptoError, MalformedMessage
+from m2mpay.lifecycle import Openable
 from m2mpay.watcher.core import ChannelParams
 from m2mpay.watcher.state import params_json
 from m2mpay.watcher_client.errors import WatcherUnavailable, refusal_for
@@ -60,7 +61,7 @@ def _channel_hex(channel_id: bytes | str) -> str:
     return channel_id if channel_id.startswith("0x") else "0x" + channel_id
 
 
-class WatcherClient:
+class WatcherClient(Openable):
     """Talks to the watcher at `url` (e.g. `http://127.0.0.1:8700`)."""
 
     def __init__(self, url: str, *, timeout: float = 30.0, connections: int = 100) -> None:
@@ -70,12 +71,9 @@ class WatcherClient:
         self._session: aiohttp.ClientSession | None = None
         self._info: WatcherInfo | None = None
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> None:
+        """Open the pooled session now; the first request would open it anyway."""
         self._open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

@@ -24,10 +24,22 @@ can catch the family it cares about:
   `ApiInvalidInput` (422), `ApiFailure` (5xx); other statuses raise `ApiRefusal` itself.
 - `StoreError`: the durable store failed or holds something unreadable.
 
-Packages raise subclasses of these where they need their own (each beside its code):
-`api.errors.ApiError` (a refusal the HTTP API answers with), `watcher.errors.WatcherRefusal`
-and `WatcherUnavailable`, `node.watch.WatchRefused` and `WatchUnavailable`,
-`node.engine.EngineFailed`, `scenarios.stage.ScenarioFailed`, `torture.world.TortureError`.
+Packages raise subclasses of these where they need their own, each beside its code:
+
+- `engine.durable.EngineFailed` (a `StoreError`): the engine stopped because its store failed.
+- `bus.messages.BadMessage` (a `MalformedMessage`): what a device sent and the bus refuses.
+- `node.watch.WatchRefused` (a `ProtocolError`) and `WatchUnavailable` (a `TransportError`):
+  a watchtower as the node layer sees it.
+- `watcher.errors.WatcherRefusal` (a `ProtocolError`): `Unauthorized` (also an
+  `AuthenticationFailed`), `NotFound`, `StaleSubmission`, `InvalidInput` (`BodyTooLarge`).
+- `watcher_client.errors.WatcherUnavailable` (a `TransportError`): a watcher not reached.
+- `api.errors.ApiError`: a refusal the node's HTTP API answers with.
+- `scenarios.stage.ScenarioFailed`, `torture.world.TortureError`.
+
+A refusal an HTTP service raises on purpose (`ApiError`, `WatcherRefusal`) carries its
+`status`, `code`, `message` and `field`; `m2mpay.asgi.errors` answers it in the one error
+shape, `{"error": {"code", "message"[, "field"]}}`, which a client reads back as the
+matching class (`ApiRefusal` and its subclasses; the watcher's own refusal classes).
 """
 
 from __future__ import annotations

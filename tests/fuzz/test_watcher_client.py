@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import M2MPayError, MalformedMessage
 from m2mpay.node.watch import SignedRegistration, WatchUnavailable
-from m2mpay.watcher.client import MAX_ANSWER_BYTES, WatcherClient
 from m2mpay.watcher.core import ChannelParams
-from m2mpay.watcher.errors import WatcherRefusal, WatcherUnavailable
-from m2mpay.watcher.towers import HttpWatchtower
+from m2mpay.watcher.errors import WatcherRefusal
+from m2mpay.watcher_client.client import MAX_ANSWER_BYTES, WatcherClient
+from m2mpay.watcher_client.errors import WatcherUnavailable
+from m2mpay.watcher_client.towers import HttpWatchtower
 from tests.fuzz.hostile import FUZZ, json_nesting_bombs
 
 pytestmark = pytest.mark.timeout(60)

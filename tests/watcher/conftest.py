@@ -17,6 +17,7 @@ import aiohttp
 import orjson
 import pytest
 
+from m2mpay.asgi import ErrorBody
 from m2mpay.chain import (
     AnvilNode,
     EmbeddedLedger,
@@ -28,8 +29,8 @@ from m2mpay.chain import (
 from m2mpay.crypto import PrivateKey
 from m2mpay.node import LedgerLink, Node, NodeConfig
 from m2mpay.store import open_store
-from m2mpay.watcher import Watcher, WatcherClient, WatcherConfig, WatcherServer
-from m2mpay.watcher.models import ErrorBody
+from m2mpay.watcher import Watcher, WatcherConfig, WatcherServer
+from m2mpay.watcher_client import WatcherClient
 from m2mpay.wire import WebSocketTransport
 from tests.conftest import UNIT, World
 

@@ -14,15 +14,9 @@ import pytest
 from m2mpay.chain import OnchainChannel
 from m2mpay.crypto import balance_proof_digest, channel_domain
 from m2mpay.errors import AuthenticationFailed, ProtocolError
-from m2mpay.watcher import (
-    InvalidInput,
-    NotFound,
-    StaleSubmission,
-    Unauthorized,
-    WatcherClient,
-    WatcherUnavailable,
-)
+from m2mpay.watcher import InvalidInput, NotFound, StaleSubmission, Unauthorized
 from m2mpay.watcher.models import ChannelView, DisputeList, Info
+from m2mpay.watcher_client import WatcherClient, WatcherUnavailable
 from tests.conftest import UNIT
 from tests.watcher.conftest import Setup
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from m2mpay.bench.watcher import WatcherProcess
 from m2mpay.chain import dev_keys
 from m2mpay.cli import app
-from m2mpay.watcher import WatcherClient
+from m2mpay.watcher_client import WatcherClient
 
 
 def test_help_lists_the_watcher_commands() -> None:

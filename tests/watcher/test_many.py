@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from m2mpay.chain import OnchainChannel
 from m2mpay.crypto import PrivateKey
-from m2mpay.watcher import WatcherClient
+from m2mpay.watcher_client import WatcherClient
 from tests.conftest import UNIT, World
 from tests.watcher.conftest import StartWatcher, wait_for
 

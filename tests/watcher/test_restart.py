@@ -19,7 +19,7 @@ import orjson
 from m2mpay.bench.watcher import WatcherProcess
 from m2mpay.chain.shared import connect_ledger
 from m2mpay.store import open_store
-from m2mpay.watcher import WatcherClient
+from m2mpay.watcher_client import WatcherClient
 from tests.conftest import UNIT, World
 from tests.watcher.conftest import StartWatcher, make_world, wait_for
 

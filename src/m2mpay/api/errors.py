@@ -1,4 +1,5 @@
-"""One error shape for the whole API: `{"error": {"code", "message"[, "field"]}}`.
+"""How the node's API answers failures, in the project's one error shape
+(`m2mpay.asgi.errors`: `{"error": {"code", "message"[, "field"]}}`).
 
 Library errors map to statuses by what they mean for the caller: a refused request
 is 409 (the state does not allow it, a peer cannot be reached now) or 422 (the input
@@ -12,12 +13,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Final
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from starlette.exceptions import HTTPException
 
+from m2mpay.asgi.errors import error_body, refusal_answer
+from m2mpay.asgi.errors import install_error_handlers as _install
 from m2mpay.errors import (
     ApiRefusal,
     ChannelError,
@@ -33,7 +34,7 @@ from m2mpay.errors import (
     TransportError,
 )
 
-__all__ = ["ApiError", "error_body", "error_of", "error_response", "install_error_handlers"]
+__all__ = ["ApiError", "error_body", "error_of", "install_error_handlers"]
 
 log = logging.getLogger("m2mpay.api")
 
@@ -51,6 +52,23 @@ _NOT_FOUND: Final = frozenset(
 _BAD_INPUT: Final = frozenset(
     {"invalid_amount", "invalid_offer", "price_above_limit", "invalid_input", "no_route"}
 )
+# A local request refused with one of these codes is not a conflict (409).
+_BY_CODE: Final[dict[str, int]] = {
+    **dict.fromkeys(_NOT_FOUND, 404),
+    **dict.fromkeys(_BAD_INPUT, 422),
+    **dict.fromkeys(("not_running", "node_failed", "failed"), 503),
+    "timeout": 504,
+}
+# What the library's other families mean for the caller, the most specific first.
+_BY_FAMILY: Final[tuple[tuple[type[M2MPayError], int, str], ...]] = (
+    (TransactionReverted, 409, "transaction_reverted"),
+    (InsufficientFunds, 409, "insufficient_funds"),
+    (LedgerUnavailable, 503, "ledger_unavailable"),
+    (LedgerError, 502, "ledger_error"),
+    # The peer the caller named cannot be reached now: its state, not our failure.
+    (TransportError, 409, "peer_unreachable"),
+    (CryptoError, 422, "invalid_input"),
+)
 
 
 class ApiError(M2MPayError):
@@ -65,22 +83,10 @@ class ApiError(M2MPayError):
         self.field = field
 
 
-def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    detail: dict[str, Any] = {"code": code, "message": message}
-    if field is not None:
-        detail["field"] = field
-    return {"error": detail}
-
-
-def error_response(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(error_body(code, message, field), status_code=status, headers=headers)
-
-
 def error_of(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """The status and body an exception from a handler is answered with."""
     if isinstance(exc, ApiError | ApiRefusal):
-        return exc.status, error_body(exc.code, exc.message, exc.field)
+        return refusal_answer(exc)
     if isinstance(exc, ValidationError | RequestValidationError):
         return 422, _invalid_body(exc.errors())
     if isinstance(exc, TimeoutError):
@@ -98,28 +104,10 @@ def error_of(exc: BaseException) -> tuple[int, dict[str, Any]]:
 def _status_of(exc: M2MPayError) -> tuple[int, str]:
     code = getattr(exc, "code", None)
     if isinstance(exc, ChannelError | StreamError | DeviceError) and code is not None:
-        if code in _NOT_FOUND:
-            return 404, code
-        if code in _BAD_INPUT:
-            return 422, code
-        if code in ("not_running", "node_failed", "failed"):
-            return 503, code
-        if code == "timeout":
-            return 504, code
-        return 409, code
-    if isinstance(exc, TransactionReverted):
-        return 409, "transaction_reverted"
-    if isinstance(exc, InsufficientFunds):
-        return 409, "insufficient_funds"
-    if isinstance(exc, LedgerUnavailable):
-        return 503, "ledger_unavailable"
-    if isinstance(exc, LedgerError):
-        return 502, "ledger_error"
-    if isinstance(exc, TransportError):
-        # The peer the caller named cannot be reached now: its state, not our failure.
-        return 409, "peer_unreachable"
-    if isinstance(exc, CryptoError):
-        return 422, "invalid_input"
+        return _BY_CODE.get(code, 409), code
+    for family, status, name in _BY_FAMILY:
+        if isinstance(exc, family):
+            return status, name
     if isinstance(exc, ProtocolError):
         # A peer refused or failed its side of the protocol: the peer's state, not ours.
         return 409, code if isinstance(code, str) else "peer_refused"
@@ -142,18 +130,5 @@ def _field_of(location: tuple[Any, ...]) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def answer(_: Request, exc: Exception) -> JSONResponse:
-        status, body = error_of(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(body, status_code=status, headers=headers)
-
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, HTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        answer = error_response(exc.status_code, code, str(exc.detail))
-        answer.headers.update(exc.headers or {})  # 405 names the methods allowed (`Allow`)
-        return answer
-
-    app.add_exception_handler(HTTPException, http_error)
-    for kind in (RequestValidationError, ApiError, M2MPayError, TimeoutError, Exception):
-        app.add_exception_handler(kind, answer)
+    kinds = (RequestValidationError, ApiError, M2MPayError, TimeoutError, Exception)
+    _install(app, error_of, kinds)

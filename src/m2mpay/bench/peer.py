@@ -56,7 +56,7 @@ from m2mpay.store import open_store
 from m2mpay.wire import WebSocketTransport
 
 if TYPE_CHECKING:
-    from m2mpay.watcher import WatcherClient, WatcherFeed
+    from m2mpay.watcher_client import WatcherClient, WatcherFeed
 
 __all__ = ["info_json", "main", "rss_bytes"]
 
@@ -235,7 +235,7 @@ def _watcher_feed(
 ) -> tuple[WatcherFeed, WatcherClient | None]:
     """The feed for `--watcher`, and the HTTP client it uses, if any (to close)."""
     # Imported here: a plain node process has no use for the watcher package.
-    from m2mpay.watcher import WatcherClient, WatcherFeed
+    from m2mpay.watcher_client import WatcherClient, WatcherFeed
 
     if target == "host":
         if not isinstance(chain, HostLink):

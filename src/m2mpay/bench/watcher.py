@@ -42,7 +42,7 @@ from m2mpay.chain.shared import connect_ledger
 from m2mpay.chain.token import TokenContract
 from m2mpay.crypto import Address, PrivateKey, Signature
 from m2mpay.errors import M2MPayError
-from m2mpay.watcher.client import WatcherClient
+from m2mpay.watcher_client.client import WatcherClient
 
 __all__ = ["WatcherProcess", "measure_watcher", "process_rss_bytes"]
 

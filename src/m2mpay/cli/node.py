@@ -36,7 +36,7 @@ from m2mpay.crypto.keystore import (
     save_keystore,
 )
 from m2mpay.daemon.daemon import Daemon, DaemonConfig
-from m2mpay.watcher import WatcherClient, WatcherFeed
+from m2mpay.watcher_client import WatcherClient, WatcherFeed
 
 __all__ = ["node_command", "unlock_key"]
 

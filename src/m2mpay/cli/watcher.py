@@ -32,7 +32,8 @@ from m2mpay.cli.common import (
 from m2mpay.cli.ledger_access import signing_key
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.store import open_store
-from m2mpay.watcher import Watcher, WatcherClient, WatcherConfig, WatcherServer
+from m2mpay.watcher import Watcher, WatcherConfig, WatcherServer
+from m2mpay.watcher_client import WatcherClient
 
 __all__ = ["watcher_app"]
 

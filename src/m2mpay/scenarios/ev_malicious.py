@@ -14,7 +14,7 @@ from m2mpay.scenarios.adversary import RogueOwner
 from m2mpay.scenarios.base import Play, Scenario
 from m2mpay.scenarios.ev_charging import TOKEN, charger_outlet
 from m2mpay.scenarios.stage import until
-from m2mpay.watcher.client import WatcherClient
+from m2mpay.watcher_client.client import WatcherClient
 
 __all__ = ["MaliciousCar"]
 

@@ -8,15 +8,14 @@ deadline, and settles after it so the money reaches the parties.
 
 - `Watcher`: the service (state, durability, chain duty); `WatcherServer`: its HTTP
   API under uvicorn; `create_app`: the FastAPI app alone.
-- `WatcherClient`: the aiohttp client.
-- `WatcherFeed`: keeps a watcher up to date for one node (registrations, newest
-  proofs); `LocalWatchtower` and `HttpWatchtower` meet the node layer's `Watchtower`
-  interface, which a device's host also meets by relaying (`m2mpay.node.host`).
 - `core`: the pure rules (`apply_event`, `plan`), tested without chain or network.
+
+A node's side of a watcher (its HTTP client, the feed that keeps it up to date, the
+node layer's `Watchtower` met by a watcher) is `m2mpay.watcher_client`, a layer up:
+the service does not import the node.
 """
 
 from m2mpay.watcher.api import create_app, create_asgi
-from m2mpay.watcher.client import DigestSigner, ProofStored, WatcherClient, WatcherInfo
 from m2mpay.watcher.core import (
     ChainTime,
     ChainView,
@@ -34,41 +33,27 @@ from m2mpay.watcher.errors import (
     StaleSubmission,
     Unauthorized,
     WatcherRefusal,
-    WatcherUnavailable,
 )
-from m2mpay.watcher.feed import FeedChannel, FeedConfig, WatcherFeed
 from m2mpay.watcher.server import WatcherServer
 from m2mpay.watcher.service import Watcher, WatcherConfig
-from m2mpay.watcher.towers import HttpWatchtower, LocalWatchtower, as_watchtower
 
 __all__ = [
     "ChainTime",
     "ChainView",
     "Challenge",
     "ChannelParams",
-    "DigestSigner",
-    "FeedChannel",
-    "FeedConfig",
     "HeldProof",
-    "HttpWatchtower",
     "InvalidInput",
-    "LocalWatchtower",
     "NotFound",
     "Phase",
-    "ProofStored",
     "Settle",
     "StaleSubmission",
     "Unauthorized",
     "Watcher",
-    "WatcherClient",
     "WatcherConfig",
-    "WatcherFeed",
-    "WatcherInfo",
     "WatcherRefusal",
     "WatcherServer",
-    "WatcherUnavailable",
     "apply_event",
-    "as_watchtower",
     "create_app",
     "create_asgi",
     "plan",

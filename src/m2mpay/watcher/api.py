@@ -6,7 +6,8 @@
     GET  /v1/channels/{channel_id}                  what the watcher knows of a channel
     GET  /v1/disputes                               every challenge and settlement sent
 
-Every error has one shape, `{"error": {"code", "message"[, "field"]}}`. Bodies are
+Every error has the project's one shape (`m2mpay.asgi.errors`), answered from one
+mapping (`_error_of`) by FastAPI and by the fast path alike. Bodies are
 parsed by hand with orjson rather than by FastAPI's model binding: a token must be
 checked before the body is read, and a refusal must name the field at fault. A body is
 read in chunks up to `MAX_BODY_BYTES` and refused with 413 past it (at once when its
@@ -31,15 +32,20 @@ import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from starlette.exceptions import HTTPException
 
 from m2mpay import __version__
+from m2mpay.asgi.errors import (
+    ErrorBody,
+    error_body,
+    install_error_handlers,
+    refusal_answer,
+    send_json,
+)
 from m2mpay.errors import StoreError
 from m2mpay.watcher.errors import BodyTooLarge, InvalidInput, Unauthorized, WatcherRefusal
 from m2mpay.watcher.models import (
     ChannelView,
     DisputeList,
-    ErrorBody,
     Info,
     ProofStored,
     ProofUpdate,
@@ -89,15 +95,19 @@ def _json(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
-def _error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    detail: dict[str, Any] = {"code": code, "message": message}
-    if field is not None:
-        detail["field"] = field
-    return {"error": detail}
-
-
-def _error(status: int, code: str, message: str, field: str | None = None) -> Response:
-    return _json(_error_body(code, message, field), status)
+def _error_of(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """The status and body a failure is answered with; nothing shows a stack trace."""
+    if isinstance(exc, WatcherRefusal):
+        return refusal_answer(exc)
+    if isinstance(exc, RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(part) for part in first["loc"][1:]) or None
+        return 422, error_body("invalid_field", str(first["msg"]), where)
+    if isinstance(exc, StoreError):
+        log.error("the store failed: %s", exc)
+        return 503, error_body("store_unavailable", _STORE_FAILED)
+    log.error("unexpected error in the watcher API", exc_info=exc)
+    return 500, error_body("internal_error", _CRASHED)
 
 
 def _body_schema(model: type[Any]) -> dict[str, Any]:
@@ -215,7 +225,6 @@ async def _store_proof(
 
 
 _PROOF_PATH: Final = re.compile(r"/v1/channels/([^/]+)/proofs/([^/]+)")
-_JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 
 
 class _ProofFastPath:
@@ -232,7 +241,6 @@ class _ProofFastPath:
         if match is None:
             await self.app(scope, receive, send)
             return
-        status = 200
         try:
             authorization = content_length = None
             for name, value in scope["headers"]:
@@ -249,18 +257,10 @@ class _ProofFastPath:
                 content_length,
                 _asgi_chunks(receive),
             )
-        except WatcherRefusal as exc:
-            status, payload = exc.status, _error_body(exc.code, exc.message, exc.field)
-        except StoreError as exc:
-            log.error("the store failed: %s", exc)
-            status, payload = 503, _error_body("store_unavailable", _STORE_FAILED)
-        except Exception:
-            log.exception("unexpected error storing a proof")
-            status, payload = 500, _error_body("internal_error", _CRASHED)
-        content = orjson.dumps(payload)
-        headers = [*_JSON_HEADERS, (b"content-length", str(len(content)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": content})
+        except Exception as exc:  # every failure gets the error shape
+            await send_json(send, *_error_of(exc))
+            return
+        await send_json(send, 200, payload)
 
 
 def create_asgi(watcher: Watcher) -> _ProofFastPath:
@@ -280,30 +280,9 @@ def create_app(watcher: Watcher) -> FastAPI:
         redirect_slashes=False,
     )
 
-    @app.exception_handler(WatcherRefusal)
-    async def _refused(_: Request, exc: WatcherRefusal) -> Response:
-        return _error(exc.status, exc.code, exc.message, exc.field)
-
-    @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail))
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(part) for part in first["loc"][1:]) or None
-        return _error(422, "invalid_field", str(first["msg"]), where)
-
-    @app.exception_handler(StoreError)
-    async def _store_failed(_: Request, exc: StoreError) -> Response:
-        log.error("the store failed: %s", exc)
-        return _error(503, "store_unavailable", _STORE_FAILED)
-
-    @app.exception_handler(Exception)
-    async def _crashed(_: Request, exc: Exception) -> Response:
-        log.exception("unexpected error in the watcher API", exc_info=exc)
-        return _error(500, "internal_error", _CRASHED)
+    install_error_handlers(
+        app, _error_of, (WatcherRefusal, RequestValidationError, StoreError, Exception)
+    )
 
     @app.get(
         "/v1/info",

@@ -7,14 +7,15 @@ watcher over HTTP catches exactly what code calling it in process would catch.
 
 They derive from the existing families of `m2mpay.errors`: a refusal is bad input
 from a client (`ProtocolError`); a wrong or missing token is also an
-`AuthenticationFailed`; a watcher that cannot be reached is a `TransportError`.
+`AuthenticationFailed`. A watcher that cannot be reached is the client side's error
+(`m2mpay.watcher_client.errors.WatcherUnavailable`, a `TransportError`).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from m2mpay.errors import AuthenticationFailed, ProtocolError, TransportError
+from m2mpay.errors import AuthenticationFailed, ProtocolError
 
 __all__ = [
     "BodyTooLarge",
@@ -23,8 +24,6 @@ __all__ = [
     "StaleSubmission",
     "Unauthorized",
     "WatcherRefusal",
-    "WatcherUnavailable",
-    "refusal_for",
 ]
 
 
@@ -68,22 +67,3 @@ class BodyTooLarge(InvalidInput):
     """A request body above the API's limit, refused before it is read whole (HTTP 413)."""
 
     status = 413
-
-
-class WatcherUnavailable(TransportError):
-    """The watcher cannot be reached, or failed on its side (HTTP 5xx)."""
-
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-_BY_STATUS: dict[int, type[WatcherRefusal]] = {
-    cls.status: cls for cls in (Unauthorized, NotFound, StaleSubmission, InvalidInput, BodyTooLarge)
-}
-
-
-def refusal_for(status: int, code: str, message: str, field: str | None) -> WatcherRefusal:
-    """The refusal a watcher answered with `status`, as the service raised it."""
-    return _BY_STATUS.get(status, WatcherRefusal)(code, message, field)

@@ -3,7 +3,8 @@
 Handlers parse request bodies themselves (`m2mpay.watcher.parsing`) so that every
 refusal names its field the same way and the proof update path stays cheap; these
 models describe the same shapes for `/openapi.json`, and the tests check that what the
-service answers validates against them.
+service answers validates against them. Errors are described by the project's one
+error model (`m2mpay.asgi.errors.ErrorBody`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ __all__ = [
     "ClosingView",
     "DisputeList",
     "DisputeView",
-    "ErrorBody",
-    "ErrorDetail",
     "Info",
     "OnchainView",
     "PartyView",
@@ -38,16 +37,6 @@ _SIGNATURE = r"^0[xX][0-9a-fA-F]{130}$"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class ErrorDetail(_Strict):
-    code: str = Field(description="Stable machine-readable reason, e.g. `stale_proof`.")
-    message: str
-    field: str | None = Field(None, description="The offending input field, when one is at fault.")
-
-
-class ErrorBody(_Strict):
-    error: ErrorDetail
 
 
 class ChannelParamsModel(_Strict):

@@ -35,6 +35,7 @@ from m2mpay.crypto import (
     watch_registration_digest,
 )
 from m2mpay.errors import ContractError, InvalidSignature
+from m2mpay.lifecycle import Startable
 from m2mpay.store import Store
 from m2mpay.watcher.core import (
     ChannelParams,
@@ -61,7 +62,7 @@ def _token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-class Watcher:
+class Watcher(Startable):
     """A watchtower for the channels of one ChannelHub.
 
     `store` is unopened (`open_store(...)`); `start` opens it, rebuilds the state, catches
@@ -155,13 +156,6 @@ class Watcher:
             self._duty = None
         await self._journal.close(self._state)
         self._state = None
-
-    async def __aenter__(self) -> Watcher:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     # -- registrations and proofs --------------------------------------------------------
 

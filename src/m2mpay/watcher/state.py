@@ -20,7 +20,7 @@ from m2mpay.chain.hub import Closing
 from m2mpay.crypto import Address, Signature
 from m2mpay.watcher.core import ChainView, ChannelParams, HeldProof
 
-__all__ = ["Dispute", "PartyEntry", "Record", "Watched", "WatcherState"]
+__all__ = ["Dispute", "PartyEntry", "Record", "Watched", "WatcherState", "params_json"]
 
 Record = dict[str, Any]
 
@@ -143,7 +143,9 @@ class Watched:
 # -- the JSON forms of durable values ---------------------------------------------------
 
 
-def _params_json(params: ChannelParams) -> dict[str, Any]:
+def params_json(params: ChannelParams) -> dict[str, Any]:
+    """Channel parameters as the journal keeps them, the API shows them and a registration
+    sends them."""
     return {
         "a": params.a.checksum,
         "b": params.b.checksum,
@@ -218,7 +220,7 @@ class WatcherState:
             entry.token_hash, entry.issued_at = token_hash, issued_at
         record = {
             "t": "reg",
-            "ch": _params_json(params),
+            "ch": params_json(params),
             "party": party.checksum,
             "h": token_hash.hex(),
             "at": issued_at,
@@ -322,7 +324,7 @@ class WatcherState:
                 )
             channels.append(
                 {
-                    "ch": _params_json(watched.params),
+                    "ch": params_json(watched.params),
                     "v": _view_json(watched.view),
                     "p": parties,
                     "bf": watched.backfilled,

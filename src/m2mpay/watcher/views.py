@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from m2mpay.crypto import Address
-from m2mpay.watcher.state import Watched, WatcherState
+from m2mpay.watcher.state import Watched, WatcherState, params_json
 
 __all__ = ["channel_json", "info_json"]
 
@@ -62,13 +62,7 @@ def channel_json(watched: Watched) -> dict[str, Any]:
     known = view.deposits_at is not None
     return {
         "channel_id": "0x" + params.id.hex(),
-        "channel": {
-            "a": params.a.checksum,
-            "b": params.b.checksum,
-            "token": params.token.checksum,
-            "challenge_period": params.challenge_period,
-            "nonce": str(params.nonce),
-        },
+        "channel": params_json(params),
         "parties": parties,
         "onchain": {
             "phase": view.phase.value,

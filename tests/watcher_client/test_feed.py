@@ -32,13 +32,12 @@ from m2mpay.node.watch import (
     Watchtower,
 )
 from m2mpay.store import open_store
-from m2mpay.watcher import (
+from m2mpay.watcher import Watcher, WatcherServer
+from m2mpay.watcher_client import (
     FeedConfig,
     HttpWatchtower,
-    Watcher,
     WatcherClient,
     WatcherFeed,
-    WatcherServer,
     as_watchtower,
 )
 from tests.conftest import UNIT, World

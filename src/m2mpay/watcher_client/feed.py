@@ -32,13 +32,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Self
+from typing import Final
 
 from m2mpay.channel.messages import ChannelTerms
 from m2mpay.channel.outputs import ChannelEvent
 from m2mpay.channel.state import FINAL_PHASES, ChannelState, Phase
 from m2mpay.crypto import Address, Signature, channel_domain, watch_registration_digest
 from m2mpay.errors import ContractError
+from m2mpay.lifecycle import Startable
 from m2mpay.node import Node
 from m2mpay.node.watch import (
     ProofUpdate,
@@ -49,14 +50,14 @@ from m2mpay.node.watch import (
     Watchtower,
     WatchUnavailable,
 )
-from m2mpay.watcher.client import WatcherClient
 from m2mpay.watcher.core import REGISTRATION_WINDOW_S
 from m2mpay.watcher.service import Watcher
-from m2mpay.watcher.towers import as_watchtower
+from m2mpay.watcher_client.client import WatcherClient
+from m2mpay.watcher_client.towers import as_watchtower
 
 __all__ = ["FeedChannel", "FeedConfig", "WatcherFeed"]
 
-log = logging.getLogger("m2mpay.watcher.feed")
+log = logging.getLogger("m2mpay.watcher_client.feed")
 
 _WATCHED_PHASES: Final = frozenset({Phase.OPEN, Phase.CLOSING, Phase.DISPUTED})
 # A re-registration must be dated after the one the watcher holds, which a restart
@@ -107,7 +108,7 @@ class _Channel:
         return self.token is None or self.newest > self.held
 
 
-class WatcherFeed:
+class WatcherFeed(Startable):
     """Keeps `watcher` up to date with `node`'s channels (see the module's docstring).
 
     Start it after the node (it reads the node's recovered channels) and stop it
@@ -161,13 +162,6 @@ class WatcherFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     @staticmethod
     def _task_done(task: asyncio.Task[None]) -> None:

@@ -33,7 +33,13 @@ from m2mpay.node.watch import (
     WatchUnavailable,
 )
 from m2mpay.store import open_store
-from m2mpay.watcher import FeedConfig, HttpWatchtower, LocalWatchtower, WatcherClient, WatcherFeed
+from m2mpay.watcher_client import (
+    FeedConfig,
+    HttpWatchtower,
+    LocalWatchtower,
+    WatcherClient,
+    WatcherFeed,
+)
 from m2mpay.wire import WebSocketTransport
 from tests.conftest import UNIT, World
 from tests.watcher.conftest import MakeNode, StartWatcher, wait_for

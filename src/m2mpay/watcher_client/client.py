@@ -4,8 +4,9 @@ One keep-alive session per client: `update` is a single PUT on a pooled connecti
 is safe to call concurrently, so a node can push a proof after each durable batch
 without waiting for the previous push. Refusals come back as the same typed errors the
 service raises (`m2mpay.watcher.errors`); a watcher that cannot be reached or fails on
-its side raises `WatcherUnavailable`; an answer that is not what the API writes (not
-JSON, a missing field, more than `MAX_ANSWER_BYTES`) raises `MalformedMessage`.
+its side raises `WatcherUnavailable` (`m2mpay.watcher_client.errors`); an answer that
+is not what the API writes (not JSON, a missing field, more than `MAX_ANSWER_BYTES`)
+raises `MalformedMessage`.
 """
 
 from __future__ import annotations
@@ -14,30 +15,24 @@ import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, Self
+from typing import Any, Final
 
 import aiohttp
 import orjson
 
 from m2mpay.chain.hub import OnchainChannel
+from m2mpay.channel.context import Signer
 from m2mpay.crypto import Address, Signature, channel_domain, watch_registration_digest
 from m2mpay.errors import CryptoError, MalformedMessage
+from m2mpay.lifecycle import Openable
 from m2mpay.watcher.core import ChannelParams
-from m2mpay.watcher.errors import WatcherUnavailable, refusal_for
+from m2mpay.watcher.state import params_json
+from m2mpay.watcher_client.errors import WatcherUnavailable, refusal_for
 
-__all__ = ["MAX_ANSWER_BYTES", "DigestSigner", "ProofStored", "WatcherClient", "WatcherInfo"]
+__all__ = ["MAX_ANSWER_BYTES", "ProofStored", "WatcherClient", "WatcherInfo"]
 
 MAX_ANSWER_BYTES: Final = 16 * 1024 * 1024
 """Largest answer read from a watcher (its dispute list is the longest)."""
-
-
-class DigestSigner(Protocol):
-    """Anything that signs 32-byte digests for an address; `PrivateKey` is one."""
-
-    @property
-    def address(self) -> Address: ...
-
-    def sign_digest(self, digest: bytes) -> Signature: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +61,7 @@ def _channel_hex(channel_id: bytes | str) -> str:
     return channel_id if channel_id.startswith("0x") else "0x" + channel_id
 
 
-class WatcherClient:
+class WatcherClient(Openable):
     """Talks to the watcher at `url` (e.g. `http://127.0.0.1:8700`)."""
 
     def __init__(self, url: str, *, timeout: float = 30.0, connections: int = 100) -> None:
@@ -76,12 +71,9 @@ class WatcherClient:
         self._session: aiohttp.ClientSession | None = None
         self._info: WatcherInfo | None = None
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> None:
+        """Open the pooled session now; the first request would open it anyway."""
         self._open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -152,7 +144,7 @@ class WatcherClient:
     async def register(
         self,
         channel: ChannelParams | OnchainChannel,
-        signer: DigestSigner,
+        signer: Signer,
         *,
         issued_at: int | None = None,
     ) -> str:
@@ -187,13 +179,7 @@ class WatcherClient:
         """Register with a registration the party signed elsewhere (a relay's case);
         returns the token."""
         body = {
-            "channel": {
-                "a": params.a.checksum,
-                "b": params.b.checksum,
-                "token": params.token.checksum,
-                "challenge_period": params.challenge_period,
-                "nonce": str(params.nonce),
-            },
+            "channel": params_json(params),
             "party": party.checksum,
             "issued_at": issued_at,
             "signature": "0x" + bytes(signature).hex(),

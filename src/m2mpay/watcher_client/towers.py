@@ -1,4 +1,4 @@
-"""The node layer's `Watchtower` interface, met by a watcher of this package.
+"""The node layer's `Watchtower` interface, met by a watcher (`m2mpay.watcher`).
 
 `LocalWatchtower` is a `Watcher` in the same process (a host that runs its own
 watcher); `HttpWatchtower` is one reached with `WatcherClient`. Both turn the
@@ -9,6 +9,10 @@ a feed, or a host relaying for its devices, handles every watcher alike.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
+
+from m2mpay.crypto import Address, Signature
 from m2mpay.errors import MalformedMessage
 from m2mpay.node.watch import (
     ProofUpdate,
@@ -19,16 +23,16 @@ from m2mpay.node.watch import (
     Watchtower,
     WatchUnavailable,
 )
-from m2mpay.watcher.client import WatcherClient
 from m2mpay.watcher.core import ChannelParams
 from m2mpay.watcher.errors import (
     NotFound,
     StaleSubmission,
     Unauthorized,
     WatcherRefusal,
-    WatcherUnavailable,
 )
 from m2mpay.watcher.service import Watcher
+from m2mpay.watcher_client.client import WatcherClient
+from m2mpay.watcher_client.errors import WatcherUnavailable
 
 __all__ = ["HttpWatchtower", "LocalWatchtower", "as_watchtower", "refused"]
 
@@ -46,6 +50,17 @@ def refused(exc: WatcherRefusal) -> WatchRefused:
     return WatchRefused(kind, exc.code, exc.message, exc.field)
 
 
+@contextlib.contextmanager
+def _in_node_terms() -> Iterator[None]:
+    """A watcher's refusals, and a watcher out of reach, as the node layer's errors."""
+    try:
+        yield
+    except WatcherRefusal as exc:
+        raise refused(exc) from None
+    except (WatcherUnavailable, MalformedMessage) as exc:
+        raise WatchUnavailable(str(exc)) from None
+
+
 def _params(registration: SignedRegistration) -> ChannelParams:
     return ChannelParams(
         registration.a,
@@ -56,39 +71,49 @@ def _params(registration: SignedRegistration) -> ChannelParams:
     )
 
 
-class LocalWatchtower(Watchtower):
-    """A started `Watcher` in this process."""
+_Register = Callable[[ChannelParams, Address, int, Signature], Awaitable[str]]
+_Update = Callable[[bytes, Address, str, int, Signature], Awaitable[object]]
 
-    def __init__(self, watcher: Watcher) -> None:
-        self.watcher = watcher
 
-    async def identity(self) -> TowerIdentity:
-        return TowerIdentity(self.watcher.address, self.watcher.ledger.chain_id, self.watcher.hub)
+class _WatcherTower(Watchtower):
+    """A watcher's two doors, registration and proof update, in the node layer's terms."""
+
+    def __init__(self, register: _Register, update: _Update) -> None:
+        self._register = register
+        self._update = update
 
     async def register(self, registration: SignedRegistration) -> str:
-        try:
-            return await self.watcher.register(
+        with _in_node_terms():
+            return await self._register(
                 _params(registration),
                 registration.party,
                 registration.issued_at,
                 registration.signature,
             )
-        except WatcherRefusal as exc:
-            raise refused(exc) from None
 
     async def update(self, proof: ProofUpdate) -> None:
-        try:
-            await self.watcher.update(
+        with _in_node_terms():
+            await self._update(
                 proof.channel_id, proof.party, proof.token, proof.transferred, proof.signature
             )
-        except WatcherRefusal as exc:
-            raise refused(exc) from None
 
 
-class HttpWatchtower(Watchtower):
+class LocalWatchtower(_WatcherTower):
+    """A started `Watcher` in this process."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        super().__init__(watcher.register, watcher.update)
+        self.watcher = watcher
+
+    async def identity(self) -> TowerIdentity:
+        return TowerIdentity(self.watcher.address, self.watcher.ledger.chain_id, self.watcher.hub)
+
+
+class HttpWatchtower(_WatcherTower):
     """A watcher's HTTP API, through `client` (which the caller closes)."""
 
     def __init__(self, client: WatcherClient) -> None:
+        super().__init__(client.register_signed, client.update)
         self.client = client
         self._identity: TowerIdentity | None = None
 
@@ -100,33 +125,6 @@ class HttpWatchtower(Watchtower):
                 raise WatchUnavailable(str(exc)) from None
             self._identity = TowerIdentity(info.address, info.chain_id, info.hub)
         return self._identity
-
-    async def register(self, registration: SignedRegistration) -> str:
-        try:
-            return await self.client.register_signed(
-                _params(registration),
-                registration.party,
-                registration.issued_at,
-                registration.signature,
-            )
-        except WatcherRefusal as exc:
-            raise refused(exc) from None
-        except (WatcherUnavailable, MalformedMessage) as exc:
-            raise WatchUnavailable(str(exc)) from None
-
-    async def update(self, proof: ProofUpdate) -> None:
-        try:
-            await self.client.update(
-                proof.channel_id,
-                proof.party,
-                proof.token,
-                proof.transferred,
-                proof.signature,
-            )
-        except WatcherRefusal as exc:
-            raise refused(exc) from None
-        except (WatcherUnavailable, MalformedMessage) as exc:
-            raise WatchUnavailable(str(exc)) from None
 
 
 def as_watchtower(watcher: Watchtower | Watcher | WatcherClient) -> Watchtower:

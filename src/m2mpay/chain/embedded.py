@@ -41,7 +41,7 @@ from web3.providers.eth_tester import AsyncEthereumTesterProvider
 
 from m2mpay.chain.chaindb import SqliteChainDB
 from m2mpay.chain.devkeys import DEV_HD_PATH, DEV_MNEMONIC, dev_keys
-from m2mpay.chain.ledger import BlockTag, LogEntry
+from m2mpay.chain.ledger import BlockTag, Emitters, LogEntry, Topics, emitters
 from m2mpay.chain.logindex import IndexedLog, LogIndex, TopicFilter
 from m2mpay.chain.web3_ledger import Web3Ledger
 from m2mpay.crypto import Address, PrivateKey
@@ -362,15 +362,15 @@ class EmbeddedLedger(Web3Ledger):
     async def get_logs(
         self,
         *,
-        address: Address | Sequence[Address],
+        address: Emitters,
         from_block: int,
         to_block: BlockTag = "latest",
-        topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
+        topics: Topics | None = None,
     ) -> list[LogEntry]:
         # Straight from the index: web3's and eth-tester's formatting of each log
         # costs ten times the query. JSON-RPC clients read the same index through
         # `_IndexedTester.get_logs`.
-        addresses = [address] if isinstance(address, Address) else list(address)
+        addresses = emitters(address)
         logs = self._require_backend().logs(from_block, to_block, addresses, topics)
         return [
             LogEntry(

@@ -16,9 +16,17 @@ from dataclasses import dataclass
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.lifecycle import Startable
 
-__all__ = ["BlockTag", "Ledger", "LogEntry", "Receipt"]
+__all__ = ["BlockTag", "Emitters", "Ledger", "LogEntry", "Receipt", "Topics", "emitters"]
 
 BlockTag = int | str  # a block number, or "latest" / "pending" / "earliest"
+# The contracts whose logs are wanted: one, or any of several.
+Emitters = Address | Sequence[Address]
+# Per position: this topic, any of these, or anything (None).
+Topics = Sequence[bytes | Sequence[bytes] | None]
+
+
+def emitters(address: Emitters) -> list[Address]:
+    return [address] if isinstance(address, Address) else list(address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +134,10 @@ class Ledger(Startable):
     async def get_logs(
         self,
         *,
-        address: Address | Sequence[Address],
+        address: Emitters,
         from_block: int,
         to_block: BlockTag = "latest",
-        topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
+        topics: Topics | None = None,
     ) -> list[LogEntry]:
         """Logs emitted by `address` in the block range, in chain order."""
 
@@ -137,9 +145,9 @@ class Ledger(Startable):
     def subscribe(
         self,
         *,
-        address: Address | Sequence[Address],
+        address: Emitters,
         from_block: int | None = None,
-        topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
+        topics: Topics | None = None,
     ) -> AsyncIterator[LogEntry]:
         """Logs as blocks are mined, from `from_block` (default: the next block) on.
 

@@ -15,7 +15,15 @@ from web3 import AsyncWeb3
 from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from m2mpay.chain.forks import BlockWindow, SentTransactions
-from m2mpay.chain.ledger import BlockTag, Ledger, LogEntry, Receipt
+from m2mpay.chain.ledger import (
+    BlockTag,
+    Emitters,
+    Ledger,
+    LogEntry,
+    Receipt,
+    Topics,
+    emitters,
+)
 from m2mpay.chain.rpc_forms import log_entry, revert_reason, topic_filter
 from m2mpay.crypto import Address, PrivateKey, keccak256
 from m2mpay.errors import (
@@ -155,12 +163,12 @@ class Web3Ledger(Ledger):
     async def get_logs(
         self,
         *,
-        address: Address | Sequence[Address],
+        address: Emitters,
         from_block: int,
         to_block: BlockTag = "latest",
-        topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
+        topics: Topics | None = None,
     ) -> list[LogEntry]:
-        addresses = [address] if isinstance(address, Address) else list(address)
+        addresses = emitters(address)
         params: dict[str, Any] = {
             "address": [a.checksum for a in addresses],
             "fromBlock": from_block,
@@ -175,9 +183,9 @@ class Web3Ledger(Ledger):
     async def subscribe(
         self,
         *,
-        address: Address | Sequence[Address],
+        address: Emitters,
         from_block: int | None = None,
-        topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
+        topics: Topics | None = None,
     ) -> AsyncIterator[LogEntry]:
         next_block = (await self.block_number()) + 1 if from_block is None else from_block
         window = BlockWindow(first_block=next_block) if self.may_reorganise else None

@@ -41,7 +41,7 @@ from web3.providers.eth_tester import AsyncEthereumTesterProvider
 
 from m2mpay.chain.chaindb import SqliteChainDB
 from m2mpay.chain.devkeys import DEV_HD_PATH, DEV_MNEMONIC, dev_keys
-from m2mpay.chain.ledger import BlockTag, Emitters, LogEntry, Topics, emitters
+from m2mpay.chain.ledger import BlockTag, LogEntry, Topics
 from m2mpay.chain.logindex import IndexedLog, LogIndex, TopicFilter
 from m2mpay.chain.web3_ledger import Web3Ledger
 from m2mpay.crypto import Address, PrivateKey
@@ -359,18 +359,12 @@ class EmbeddedLedger(Web3Ledger):
             async with asyncio.timeout(self._block_poll * 20):
                 await self._new_block.wait()
 
-    async def get_logs(
-        self,
-        *,
-        address: Emitters,
-        from_block: int,
-        to_block: BlockTag = "latest",
-        topics: Topics | None = None,
+    async def _logs(
+        self, addresses: list[Address], from_block: int, to_block: BlockTag, topics: Topics | None
     ) -> list[LogEntry]:
         # Straight from the index: web3's and eth-tester's formatting of each log
         # costs ten times the query. JSON-RPC clients read the same index through
         # `_IndexedTester.get_logs`.
-        addresses = emitters(address)
         logs = self._require_backend().logs(from_block, to_block, addresses, topics)
         return [
             LogEntry(

@@ -15,15 +15,7 @@ from web3 import AsyncWeb3
 from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from m2mpay.chain.forks import BlockWindow, SentTransactions
-from m2mpay.chain.ledger import (
-    BlockTag,
-    Emitters,
-    Ledger,
-    LogEntry,
-    Receipt,
-    Topics,
-    emitters,
-)
+from m2mpay.chain.ledger import BlockTag, Emitters, Ledger, LogEntry, Receipt, Topics
 from m2mpay.chain.rpc_forms import log_entry, revert_reason, topic_filter
 from m2mpay.crypto import Address, PrivateKey, keccak256
 from m2mpay.errors import (
@@ -160,15 +152,9 @@ class Web3Ledger(Ledger):
                 raise
             raise TransactionReverted(reason) from None
 
-    async def get_logs(
-        self,
-        *,
-        address: Emitters,
-        from_block: int,
-        to_block: BlockTag = "latest",
-        topics: Topics | None = None,
+    async def _logs(
+        self, addresses: list[Address], from_block: int, to_block: BlockTag, topics: Topics | None
     ) -> list[LogEntry]:
-        addresses = emitters(address)
         params: dict[str, Any] = {
             "address": [a.checksum for a in addresses],
             "fromBlock": from_block,

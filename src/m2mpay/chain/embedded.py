@@ -407,14 +407,7 @@ class EmbeddedLedger(Web3Ledger):
 
     def mine(self) -> None:
         """Mine an empty block now."""
-        self._require_tester().mine_blocks(1)
-
-    def _require_tester(self) -> EthereumTester:
-        if self._tester is None:
-            raise LedgerError(f"{self.description}: ledger is not started")
-        return self._tester
+        self._started(self._tester).mine_blocks(1)
 
     def _require_backend(self) -> _ChainBackend:
-        if self._backend is None:
-            raise LedgerError(f"{self.description}: ledger is not started")
-        return self._backend
+        return self._started(self._backend)

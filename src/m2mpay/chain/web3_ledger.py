@@ -8,7 +8,7 @@ import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from eth_account import Account
 from web3 import AsyncWeb3
@@ -40,6 +40,7 @@ _FEE_CACHE_SECONDS = 2.0
 _OUTAGE_POLL_S: Final = (0.05, 1.0)  # a follower's first and longest pause in an outage
 
 log = logging.getLogger("m2mpay.chain")
+T = TypeVar("T")
 
 
 class Web3Ledger(Ledger):
@@ -95,23 +96,23 @@ class Web3Ledger(Ledger):
         self._w3 = None
         await self._disconnect()
 
+    def _started(self, part: T | None) -> T:
+        """`part`, which exists only while the ledger runs."""
+        if part is None:
+            raise LedgerError(f"{self.description}: ledger is not started")
+        return part
+
     @property
     def w3(self) -> AsyncWeb3[Any]:
-        if self._w3 is None:
-            raise LedgerError(f"{self.description}: ledger is not started")
-        return self._w3
+        return self._started(self._w3)
 
     @property
     def chain_id(self) -> int:
-        if self._chain_id is None:
-            raise LedgerError(f"{self.description}: ledger is not started")
-        return self._chain_id
+        return self._started(self._chain_id)
 
     @property
     def genesis_hash(self) -> bytes:
-        if self._genesis_hash is None:
-            raise LedgerError(f"{self.description}: ledger is not started")
-        return self._genesis_hash
+        return self._started(self._genesis_hash)
 
     def dev_accounts(self) -> list[PrivateKey]:
         return list(self._dev_keys)

@@ -52,8 +52,7 @@ async def measure_pay(
 ) -> dict[str, Any]:
     say = narrator(progress)
     deposit = payments * 2 + 10_000
-    say("hosting an embedded chain and deploying the contracts")
-    async with set_up_rig(payer_tokens=deposit * 2) as rig:
+    async with set_up_rig(payer_tokens=deposit * 2, progress=say) as rig:
         payee = rig.peer(2, "payee", window=window, codec=codec)
         payer = rig.peer(PAYER, "payer", window=window, codec=codec)
         say("starting the payee and payer processes")

@@ -53,12 +53,15 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def set_up_rig(*, payer_tokens: int, rpc_url: str | None = None) -> AsyncIterator[Rig]:
+async def set_up_rig(
+    *, payer_tokens: int, rpc_url: str | None = None, progress: Progress | None = None
+) -> AsyncIterator[Rig]:
     """An embedded chain hosted by this process (or the node at `rpc_url`) with the
     contracts deployed and `payer_tokens` minted to `PAYER`, in a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="m2mpay-bench-") as tmp:
         root = Path(tmp)
         if rpc_url is None:
+            narrator(progress)("hosting an embedded chain and deploying the contracts")
             ledger = await connect_ledger(data_dir=root / "chain")
         else:
             ledger = await connect_ledger(rpc_url=rpc_url)

@@ -32,8 +32,7 @@ async def measure_sessions(
 ) -> dict[str, Any]:
     say = narrator(progress)
     deposit = int(rate * (seconds + 60) * PRICE * 2) + window * PRICE
-    say("hosting an embedded chain and deploying the contracts")
-    async with set_up_rig(payer_tokens=deposit * sessions) as rig:
+    async with set_up_rig(payer_tokens=deposit * sessions, progress=say) as rig:
         seller = rig.peer(2, "seller", sessions=rig.root / "seller-s.sqlite3")
         buyer = rig.peer(PAYER, "buyer", sessions=rig.root / "buyer-s.sqlite3")
         say("starting the seller and buyer processes")

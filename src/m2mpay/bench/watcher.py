@@ -140,8 +140,7 @@ async def measure_watcher(
     say = narrator(progress)
     opened = min(opened, channels)
     deposit = 1_000
-    say("hosting an embedded chain and deploying the contracts")
-    async with set_up_rig(payer_tokens=opened * deposit) as rig:
+    async with set_up_rig(payer_tokens=opened * deposit, progress=say) as rig:
         payer, payee = rig.keys[PAYER], rig.keys[2]
         all_channels = [
             OnchainChannel(

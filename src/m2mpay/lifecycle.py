@@ -1,15 +1,29 @@
 """`async with` for what lives between a start and a stop, or an open and a close.
 
 A transport, a ledger, a store, a link: each says only how it starts and stops, and
-`async with` stops it however the block ends.
+`async with` stops it however the block ends. What it ran in the background while it
+lived ends with `cancel_and_wait`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from abc import ABC, abstractmethod
-from typing import Self
+from typing import Any, Self
 
-__all__ = ["Closable", "Openable", "Startable"]
+__all__ = ["Closable", "Openable", "Startable", "cancel_and_wait"]
+
+
+async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
+    """Cancel every task given (None: no task) and wait until each has ended, so that
+    none still runs once its owner has stopped."""
+    running = [task for task in tasks if task is not None]
+    for task in running:
+        task.cancel()
+    for task in running:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class Closable(ABC):

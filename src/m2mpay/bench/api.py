@@ -12,18 +12,16 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from m2mpay.bench.daemons import NodeProcess
+from m2mpay.bench.rig import Progress, narrator
 from m2mpay.errors import M2MPayError
 
 __all__ = ["measure_api"]
-
-Progress = Callable[[str], None]
 
 
 async def _check(response: aiohttp.ClientResponse) -> dict[str, Any]:
@@ -55,7 +53,7 @@ async def measure_api(
     wait: bool = True,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    say = progress or (lambda _msg: None)
+    say = narrator(progress)
     with tempfile.TemporaryDirectory(prefix="m2mpay-bench-") as tmp:
         root = Path(tmp)
         chain = ("--chain-dir", str(root / "chain"))

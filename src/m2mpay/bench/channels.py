@@ -7,22 +7,19 @@ count: its resident memory with no channel is subtracted from its memory with
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from m2mpay.bench.processes import running
-from m2mpay.bench.rig import PAYER, set_up_rig
+from m2mpay.bench.rig import PAYER, Progress, narrator, set_up_rig
 from m2mpay.chain.anvil import AnvilNode
 
 __all__ = ["measure_channels"]
-
-Progress = Callable[[str], None]
 
 
 async def measure_channels(
     *, channels: int = 10_000, concurrency: int = 64, progress: Progress | None = None
 ) -> dict[str, Any]:
-    say = progress or (lambda _msg: None)
+    say = narrator(progress)
     with AnvilNode() as anvil:
         say(f"Anvil at {anvil.url}; deploying the contracts")
         async with set_up_rig(payer_tokens=channels * 10, rpc_url=anvil.url) as rig:

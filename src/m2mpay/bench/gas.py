@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Final
 
+from m2mpay.bench.rig import Progress, narrator
 from m2mpay.chain.deploy import deploy_contracts
 from m2mpay.chain.events import ChannelClosing
 from m2mpay.chain.hub import NATIVE_TOKEN, ChannelHub, Closing, OnchainChannel, deploy_hub
@@ -25,8 +25,6 @@ GAS_BUDGET: Final = {"lifecycle_cooperative": 175_000, "lifecycle_dispute": 300_
 
 _UNIT: Final = 10**18
 _CHALLENGE_PERIOD: Final = 60
-
-Progress = Callable[[str], None]
 
 
 async def _open_with_permit(
@@ -58,7 +56,7 @@ async def measure_gas(ledger: Ledger, progress: Progress | None = None) -> dict[
     signed a permit before and the hub holds other channels' deposits, as in any
     running system. First use (cold storage everywhere) is reported apart.
     """
-    say = progress or (lambda _msg: None)
+    say = narrator(progress)
     keys = ledger.dev_accounts()
     if len(keys) < 5:
         raise LedgerError("the gas bench needs a dev chain with five funded accounts")

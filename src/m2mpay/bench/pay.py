@@ -10,16 +10,13 @@ measured in the same run: the bound a payment protocol needing both cannot beat.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from m2mpay.bench.processes import running
-from m2mpay.bench.rig import PAYER, set_up_rig
+from m2mpay.bench.rig import PAYER, Progress, narrator, set_up_rig
 from m2mpay.crypto import PrivateKey, recover_signer
 
 __all__ = ["measure_crypto_limit", "measure_pay"]
-
-Progress = Callable[[str], None]
 
 
 def measure_crypto_limit(seconds: float = 1.5) -> dict[str, float]:
@@ -53,10 +50,9 @@ async def measure_pay(
     codec: str = "cbor",
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    say = progress or (lambda _msg: None)
+    say = narrator(progress)
     deposit = payments * 2 + 10_000
-    say("hosting an embedded chain and deploying the contracts")
-    async with set_up_rig(payer_tokens=deposit * 2) as rig:
+    async with set_up_rig(payer_tokens=deposit * 2, progress=say) as rig:
         payee = rig.peer(2, "payee", window=window, codec=codec)
         payer = rig.peer(PAYER, "payer", window=window, codec=codec)
         say("starting the payee and payer processes")

@@ -1,11 +1,12 @@
 """What the benchmarks run on: a temporary directory, a chain with the contracts
-deployed and tokens for the paying dev account, and node processes on that chain."""
+deployed and tokens for the paying dev account, and node processes on that chain;
+and who they tell their progress to."""
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,16 @@ from m2mpay.chain.deploy import deploy_contracts
 from m2mpay.chain.shared import connect_ledger
 from m2mpay.crypto import PrivateKey
 
-__all__ = ["PAYER", "Rig", "set_up_rig"]
+__all__ = ["PAYER", "Progress", "Rig", "narrator", "set_up_rig"]
 
 PAYER = 1  # the dev account that pays, and is minted tokens; account 0 deploys
+
+Progress = Callable[[str], None]  # told what a benchmark is doing, a step at a time
+
+
+def narrator(progress: Progress | None) -> Progress:
+    """`progress`, or a listener that hears nothing when the caller gave none."""
+    return progress or (lambda _step: None)
 
 
 @dataclass(frozen=True)
@@ -45,12 +53,15 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def set_up_rig(*, payer_tokens: int, rpc_url: str | None = None) -> AsyncIterator[Rig]:
+async def set_up_rig(
+    *, payer_tokens: int, rpc_url: str | None = None, progress: Progress | None = None
+) -> AsyncIterator[Rig]:
     """An embedded chain hosted by this process (or the node at `rpc_url`) with the
     contracts deployed and `payer_tokens` minted to `PAYER`, in a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="m2mpay-bench-") as tmp:
         root = Path(tmp)
         if rpc_url is None:
+            narrator(progress)("hosting an embedded chain and deploying the contracts")
             ledger = await connect_ledger(data_dir=root / "chain")
         else:
             ledger = await connect_ledger(rpc_url=rpc_url)

@@ -25,13 +25,13 @@ paid and not yet delivered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from pathlib import Path
 from typing import Any, Final
 
 from m2mpay.crypto import Address
 from m2mpay.devices.simulated import EnergyMeter, Simulation, constant_power
+from m2mpay.lifecycle import cancel_and_wait
 from m2mpay.market.resale import Resale
 from m2mpay.node import Node
 from m2mpay.plain import from_plain, to_plain
@@ -80,10 +80,7 @@ class SessionPeer:
     async def stop(self) -> None:
         for resale in self._resales:
             await resale.close()
-        if self._sampler is not None:
-            self._sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sampler
+        await cancel_and_wait(self._sampler)
         await self.simulation.close()
         await self.sessions.stop()
 

@@ -10,15 +10,13 @@ runs; exposure is sampled on both sides (see `m2mpay.bench.session_peer`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from m2mpay.bench.processes import running
-from m2mpay.bench.rig import PAYER, set_up_rig
+from m2mpay.bench.rig import PAYER, Progress, narrator, set_up_rig
 
 __all__ = ["measure_sessions"]
 
-Progress = Callable[[str], None]
 PRICE = 10**12  # token units per unit of the service
 
 
@@ -32,10 +30,9 @@ async def measure_sessions(
     leader: str = "deliverer",
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    say = progress or (lambda _msg: None)
+    say = narrator(progress)
     deposit = int(rate * (seconds + 60) * PRICE * 2) + window * PRICE
-    say("hosting an embedded chain and deploying the contracts")
-    async with set_up_rig(payer_tokens=deposit * sessions) as rig:
+    async with set_up_rig(payer_tokens=deposit * sessions, progress=say) as rig:
         seller = rig.peer(2, "seller", sessions=rig.root / "seller-s.sqlite3")
         buyer = rig.peer(PAYER, "buyer", sessions=rig.root / "buyer-s.sqlite3")
         say("starting the seller and buyer processes")

@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 
 from m2mpay.bench.processes import ChildProcess, flags
-from m2mpay.bench.rig import PAYER, Rig, set_up_rig
+from m2mpay.bench.rig import PAYER, Progress, Rig, narrator, set_up_rig
 from m2mpay.chain.events import ChannelClosing, decode_hub_event
 from m2mpay.chain.hub import ChannelHub, Closing, OnchainChannel
 from m2mpay.chain.shared import connect_ledger
@@ -45,8 +45,6 @@ from m2mpay.errors import M2MPayError
 from m2mpay.watcher_client.client import WatcherClient
 
 __all__ = ["WatcherProcess", "measure_watcher", "process_rss_bytes"]
-
-Progress = Callable[[str], None]
 
 
 def process_rss_bytes(pid: int) -> int:
@@ -139,11 +137,10 @@ async def measure_watcher(
     concurrency: int = 64,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    say = progress or (lambda _msg: None)
+    say = narrator(progress)
     opened = min(opened, channels)
     deposit = 1_000
-    say("hosting an embedded chain and deploying the contracts")
-    async with set_up_rig(payer_tokens=opened * deposit) as rig:
+    async with set_up_rig(payer_tokens=opened * deposit, progress=say) as rig:
         payer, payee = rig.keys[PAYER], rig.keys[2]
         all_channels = [
             OnchainChannel(

@@ -41,7 +41,7 @@ from web3.providers.eth_tester import AsyncEthereumTesterProvider
 
 from m2mpay.chain.chaindb import SqliteChainDB
 from m2mpay.chain.devkeys import DEV_HD_PATH, DEV_MNEMONIC, dev_keys
-from m2mpay.chain.ledger import BlockTag, LogEntry
+from m2mpay.chain.ledger import BlockTag, LogEntry, Topics
 from m2mpay.chain.logindex import IndexedLog, LogIndex, TopicFilter
 from m2mpay.chain.web3_ledger import Web3Ledger
 from m2mpay.crypto import Address, PrivateKey
@@ -359,18 +359,12 @@ class EmbeddedLedger(Web3Ledger):
             async with asyncio.timeout(self._block_poll * 20):
                 await self._new_block.wait()
 
-    async def get_logs(
-        self,
-        *,
-        address: Address | Sequence[Address],
-        from_block: int,
-        to_block: BlockTag = "latest",
-        topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
+    async def _logs(
+        self, addresses: list[Address], from_block: int, to_block: BlockTag, topics: Topics | None
     ) -> list[LogEntry]:
         # Straight from the index: web3's and eth-tester's formatting of each log
         # costs ten times the query. JSON-RPC clients read the same index through
         # `_IndexedTester.get_logs`.
-        addresses = [address] if isinstance(address, Address) else list(address)
         logs = self._require_backend().logs(from_block, to_block, addresses, topics)
         return [
             LogEntry(
@@ -413,14 +407,7 @@ class EmbeddedLedger(Web3Ledger):
 
     def mine(self) -> None:
         """Mine an empty block now."""
-        self._require_tester().mine_blocks(1)
-
-    def _require_tester(self) -> EthereumTester:
-        if self._tester is None:
-            raise LedgerError(f"{self.description}: ledger is not started")
-        return self._tester
+        self._started(self._tester).mine_blocks(1)
 
     def _require_backend(self) -> _ChainBackend:
-        if self._backend is None:
-            raise LedgerError(f"{self.description}: ledger is not started")
-        return self._backend
+        return self._started(self._backend)

@@ -16,9 +16,13 @@ from dataclasses import dataclass
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.lifecycle import Startable
 
-__all__ = ["BlockTag", "Ledger", "LogEntry", "Receipt"]
+__all__ = ["BlockTag", "Emitters", "Ledger", "LogEntry", "Receipt", "Topics"]
 
 BlockTag = int | str  # a block number, or "latest" / "pending" / "earliest"
+# The contracts whose logs are wanted: one, or any of several.
+Emitters = Address | Sequence[Address]
+# Per position: this topic, any of these, or anything (None).
+Topics = Sequence[bytes | Sequence[bytes] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,24 +126,31 @@ class Ledger(Startable):
     ) -> bytes:
         """Run a call without a transaction; raises `TransactionReverted` with the reason."""
 
-    @abstractmethod
     async def get_logs(
         self,
         *,
-        address: Address | Sequence[Address],
+        address: Emitters,
         from_block: int,
         to_block: BlockTag = "latest",
-        topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
+        topics: Topics | None = None,
     ) -> list[LogEntry]:
         """Logs emitted by `address` in the block range, in chain order."""
+        addresses = [address] if isinstance(address, Address) else list(address)
+        return await self._logs(addresses, from_block, to_block, topics)
+
+    @abstractmethod
+    async def _logs(
+        self, addresses: list[Address], from_block: int, to_block: BlockTag, topics: Topics | None
+    ) -> list[LogEntry]:
+        """`get_logs`, with its emitters always a list."""
 
     @abstractmethod
     def subscribe(
         self,
         *,
-        address: Address | Sequence[Address],
+        address: Emitters,
         from_block: int | None = None,
-        topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
+        topics: Topics | None = None,
     ) -> AsyncIterator[LogEntry]:
         """Logs as blocks are mined, from `from_block` (default: the next block) on.
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Final
 
-from m2mpay.chain.ledger import LogEntry
+from m2mpay.chain.ledger import LogEntry, Topics
 from m2mpay.crypto import Address
 
 __all__ = ["log_entry", "revert_reason", "topic_filter"]
@@ -34,9 +34,7 @@ def revert_reason(exc: BaseException) -> str | None:
     return message.strip() or "execution reverted"
 
 
-def topic_filter(
-    topics: Sequence[bytes | Sequence[bytes] | None] | None,
-) -> list[Any] | None:
+def topic_filter(topics: Topics | None) -> list[Any] | None:
     if topics is None:
         return None
     converted: list[Any] = []

@@ -8,14 +8,14 @@ import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from eth_account import Account
 from web3 import AsyncWeb3
 from web3.exceptions import BlockNotFound, TransactionNotFound
 
 from m2mpay.chain.forks import BlockWindow, SentTransactions
-from m2mpay.chain.ledger import BlockTag, Ledger, LogEntry, Receipt
+from m2mpay.chain.ledger import BlockTag, Emitters, Ledger, LogEntry, Receipt, Topics
 from m2mpay.chain.rpc_forms import log_entry, revert_reason, topic_filter
 from m2mpay.crypto import Address, PrivateKey, keccak256
 from m2mpay.errors import (
@@ -40,6 +40,7 @@ _FEE_CACHE_SECONDS = 2.0
 _OUTAGE_POLL_S: Final = (0.05, 1.0)  # a follower's first and longest pause in an outage
 
 log = logging.getLogger("m2mpay.chain")
+T = TypeVar("T")
 
 
 class Web3Ledger(Ledger):
@@ -95,23 +96,23 @@ class Web3Ledger(Ledger):
         self._w3 = None
         await self._disconnect()
 
+    def _started(self, part: T | None) -> T:
+        """`part`, which exists only while the ledger runs."""
+        if part is None:
+            raise LedgerError(f"{self.description}: ledger is not started")
+        return part
+
     @property
     def w3(self) -> AsyncWeb3[Any]:
-        if self._w3 is None:
-            raise LedgerError(f"{self.description}: ledger is not started")
-        return self._w3
+        return self._started(self._w3)
 
     @property
     def chain_id(self) -> int:
-        if self._chain_id is None:
-            raise LedgerError(f"{self.description}: ledger is not started")
-        return self._chain_id
+        return self._started(self._chain_id)
 
     @property
     def genesis_hash(self) -> bytes:
-        if self._genesis_hash is None:
-            raise LedgerError(f"{self.description}: ledger is not started")
-        return self._genesis_hash
+        return self._started(self._genesis_hash)
 
     def dev_accounts(self) -> list[PrivateKey]:
         return list(self._dev_keys)
@@ -152,15 +153,9 @@ class Web3Ledger(Ledger):
                 raise
             raise TransactionReverted(reason) from None
 
-    async def get_logs(
-        self,
-        *,
-        address: Address | Sequence[Address],
-        from_block: int,
-        to_block: BlockTag = "latest",
-        topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
+    async def _logs(
+        self, addresses: list[Address], from_block: int, to_block: BlockTag, topics: Topics | None
     ) -> list[LogEntry]:
-        addresses = [address] if isinstance(address, Address) else list(address)
         params: dict[str, Any] = {
             "address": [a.checksum for a in addresses],
             "fromBlock": from_block,
@@ -175,9 +170,9 @@ class Web3Ledger(Ledger):
     async def subscribe(
         self,
         *,
-        address: Address | Sequence[Address],
+        address: Emitters,
         from_block: int | None = None,
-        topics: Sequence[bytes | Sequence[bytes] | None] | None = None,
+        topics: Topics | None = None,
     ) -> AsyncIterator[LogEntry]:
         next_block = (await self.block_number()) + 1 if from_block is None else from_block
         window = BlockWindow(first_block=next_block) if self.may_reorganise else None

@@ -143,27 +143,31 @@ def received_proposal(ctx: ChannelContext, state: ChannelState | None, inp: Rece
 
 
 def accept(ctx: ChannelContext, state: ChannelState | None, inp: Accept) -> Result:
-    if state is None:
-        return refuse(state, ErrorCode.UNKNOWN_CHANNEL, "no such channel", inp.channel_id)
-    if state.we_are_a or state.phase is not Phase.PROPOSED:
-        return refuse(state, ErrorCode.INVALID_PHASE, "no proposal to accept", inp.channel_id)
-    new = state.moved_to(Phase.ACCEPTED)
-    return new, (
-        Send(state.peer, ChannelAccept(state.channel_id)),
-        Notify(ChannelAccepted(state.channel_id)),
-    )
+    channel = inp.channel_id
+    answer = ChannelAccept(channel), ChannelAccepted(channel)
+    return _answer_proposal(state, channel, "accept", Phase.ACCEPTED, *answer)
 
 
 def reject(ctx: ChannelContext, state: ChannelState | None, inp: Reject) -> Result:
+    channel = inp.channel_id
+    answer = ChannelReject(channel, inp.reason), ChannelRejected(channel, inp.reason)
+    return _answer_proposal(state, channel, "reject", Phase.REJECTED, *answer)
+
+
+def _answer_proposal(
+    state: ChannelState | None,
+    channel: bytes,
+    verb: str,
+    phase: Phase,
+    message: ChannelAccept | ChannelReject,
+    event: ChannelAccepted | ChannelRejected,
+) -> Result:
+    """Only the proposal's receiver answers it, and only while it stands open."""
     if state is None:
-        return refuse(state, ErrorCode.UNKNOWN_CHANNEL, "no such channel", inp.channel_id)
+        return refuse(state, ErrorCode.UNKNOWN_CHANNEL, "no such channel", channel)
     if state.we_are_a or state.phase is not Phase.PROPOSED:
-        return refuse(state, ErrorCode.INVALID_PHASE, "no proposal to reject", inp.channel_id)
-    new = state.moved_to(Phase.REJECTED)
-    return new, (
-        Send(state.peer, ChannelReject(state.channel_id, inp.reason)),
-        Notify(ChannelRejected(state.channel_id, inp.reason)),
-    )
+        return refuse(state, ErrorCode.INVALID_PHASE, f"no proposal to {verb}", channel)
+    return state.moved_to(phase), (Send(state.peer, message), Notify(event))
 
 
 @peer_message_in(frozenset({Phase.PROPOSED, Phase.ACCEPTED}))

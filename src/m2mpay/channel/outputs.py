@@ -72,6 +72,16 @@ class ErrorCode(enum.Enum):
 # -- transactions the node submits (each carries the on-chain pre-image it needs)
 
 
+@dataclass(frozen=True, slots=True)
+class _OnOpenChannel:
+    """A transaction on an opened channel carries the channel's storage pre-image: its terms
+    and the deposits the chain recorded (`OnchainChannel`)."""
+
+    terms: ChannelTerms
+    deposit_a: Uint256
+    deposit_b: Uint256
+
+
 @plain_type("tx.open")
 @dataclass(frozen=True, slots=True)
 class OpenTx:
@@ -82,10 +92,7 @@ class OpenTx:
 
 @plain_type("tx.deposit")
 @dataclass(frozen=True, slots=True)
-class DepositTx:
-    terms: ChannelTerms
-    deposit_a: Uint256
-    deposit_b: Uint256
+class DepositTx(_OnOpenChannel):
     participant: Address
     amount: Uint256
 
@@ -94,10 +101,7 @@ class DepositTx:
 
 @plain_type("tx.cooperative_close")
 @dataclass(frozen=True, slots=True)
-class CooperativeCloseTx:
-    terms: ChannelTerms
-    deposit_a: Uint256
-    deposit_b: Uint256
+class CooperativeCloseTx(_OnOpenChannel):
     balance_a: Uint256
     balance_b: Uint256
     signature_a: Signature
@@ -108,10 +112,7 @@ class CooperativeCloseTx:
 
 @plain_type("tx.close")
 @dataclass(frozen=True, slots=True)
-class CloseTx:
-    terms: ChannelTerms
-    deposit_a: Uint256
-    deposit_b: Uint256
+class CloseTx(_OnOpenChannel):
     transferred_a: Uint256
     transferred_b: Uint256
     peer_proof: Signature | None
@@ -121,10 +122,7 @@ class CloseTx:
 
 @plain_type("tx.challenge")
 @dataclass(frozen=True, slots=True)
-class ChallengeTx:
-    terms: ChannelTerms
-    deposit_a: Uint256
-    deposit_b: Uint256
+class ChallengeTx(_OnOpenChannel):
     closing: OnchainClose
     participant: Address
     transferred: Uint256
@@ -135,10 +133,7 @@ class ChallengeTx:
 
 @plain_type("tx.settle")
 @dataclass(frozen=True, slots=True)
-class SettleTx:
-    terms: ChannelTerms
-    deposit_a: Uint256
-    deposit_b: Uint256
+class SettleTx(_OnOpenChannel):
     closing: OnchainClose
 
     kind = "settle"

@@ -31,6 +31,7 @@ from m2mpay.bus.messages import (
     parse_bus_message,
 )
 from m2mpay.crypto import Address, PrivateKey
+from m2mpay.lifecycle import cancel_and_wait
 
 __all__ = ["BusClient", "load_device_key"]
 
@@ -106,11 +107,7 @@ class BusClient:
         self._tasks = [asyncio.ensure_future(c) for c in (self._connect_loop(), *self.background())]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
         await self._hang_up()
 

@@ -9,11 +9,11 @@ charge a car in a second and a benchmark can run a thousand meters cheaply.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections.abc import Callable
 
+from m2mpay.lifecycle import cancel_and_wait
 from m2mpay.stream.supply import MeterReport, Supply
 
 __all__ = [
@@ -82,11 +82,8 @@ class Simulation:
         self._devices.discard(device)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         last = time.monotonic()

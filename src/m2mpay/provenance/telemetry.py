@@ -33,6 +33,7 @@ from m2mpay.crypto import (
     verify_merkle_proof,
 )
 from m2mpay.errors import DeviceError, LedgerError, M2MPayError
+from m2mpay.lifecycle import cancel_and_wait
 from m2mpay.provenance.records import (
     BatchRecord,
     NewBatch,
@@ -182,11 +183,8 @@ class TelemetryBatcher:
             self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     # ------------------------------------------------------------------ intake and reads
 

@@ -35,6 +35,7 @@ import aiomqtt
 
 from m2mpay.crypto import Address
 from m2mpay.errors import TransportError
+from m2mpay.lifecycle import cancel_and_wait
 from m2mpay.wire.mqtt_frames import (
     FrameKind,
     Header,
@@ -217,10 +218,7 @@ class MqttTransport(Transport):
             await asyncio.wait(list(self._inflight), timeout=self._connect_timeout)
         for task in list(self._background):
             task.cancel()
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+        await cancel_and_wait(self._watch)
         if self._client is not None:
             with contextlib.suppress(aiomqtt.MqttError):
                 await self._client.__aexit__(None, None, None)

@@ -27,7 +27,7 @@ async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
 
 
 class Closable(ABC):
-    """Usable as soon as it is made (a link, a peer session); closed when the block ends."""
+    """Usable as soon as it is made (a link, a peer link); closed when the block ends."""
 
     @abstractmethod
     async def close(self) -> None: ...

@@ -18,7 +18,7 @@ from m2mpay.chain import (
     deploy_contracts,
 )
 from m2mpay.chain.devkeys import dev_keys
-from m2mpay.node import LedgerLink, Node, NodeConfig
+from m2mpay.node import LedgerAccess, Node, NodeConfig
 from m2mpay.store import open_store
 from m2mpay.wire import WebSocketTransport
 
@@ -44,7 +44,7 @@ async def car_and_charger(
     nodes = [
         Node(
             keys[i],
-            LedgerLink(ledger, hub.address, keys[i]),
+            LedgerAccess(ledger, hub.address, keys[i]),
             open_store(tmp_path / f"node{i}.sqlite3"),
             transport=WebSocketTransport(),
             config=NodeConfig(tick_interval_s=0.05),

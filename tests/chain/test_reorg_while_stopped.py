@@ -19,7 +19,7 @@ from m2mpay.chain import AnvilNode, RpcLedger
 from m2mpay.chain.events import ChannelClosing
 from m2mpay.chain.forks import SentTransactions
 from m2mpay.channel.state import Phase
-from m2mpay.node import LedgerLink, Node, NodeConfig
+from m2mpay.node import LedgerAccess, Node, NodeConfig
 from m2mpay.store import open_store
 from m2mpay.wire import WebSocketTransport
 from tests.chain.anvil_faults import UNIT, anvil_ledger, car_and_charger, reorg_from  # noqa: F401
@@ -39,7 +39,7 @@ async def _started_again(ledger: RpcLedger, node: Node, tmp_path: Path) -> Node:
     index = 1 if node.address == ledger.dev_accounts()[1].address else 2
     again = Node(
         ledger.dev_accounts()[index],
-        LedgerLink(ledger, node.chain.hub, ledger.dev_accounts()[index]),
+        LedgerAccess(ledger, node.chain.hub, ledger.dev_accounts()[index]),
         open_store(tmp_path / f"node{index}.sqlite3"),
         transport=WebSocketTransport(),
         config=NodeConfig(tick_interval_s=0.05),

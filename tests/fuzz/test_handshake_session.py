@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from m2mpay.crypto import PrivateKey
 from m2mpay.errors import AuthenticationFailed, MalformedMessage
-from m2mpay.wire import CborCodec, JsonCodec, MemoryTransport, PeerSession, open_session
+from m2mpay.wire import CborCodec, JsonCodec, MemoryTransport, PeerLink, open_peer_link
 from m2mpay.wire.handshake import MAX_HELLO_SIZE, Hello, decode_auth, encode_auth
 from m2mpay.wire.transport import MAX_FRAME_SIZE
 from tests.fuzz.hostile import FUZZ, TEN_MB, peak_memory, truncations
@@ -100,16 +100,14 @@ def test_a_handshake_frame_that_is_not_bytes_is_refused(frame: Any) -> None:
 # -- sealed session frames ------------------------------------------------------------------
 
 
-async def _sessions(
-    codec_a: Any, codec_b: Any
-) -> tuple[PeerSession, PeerSession, list[MemoryTransport]]:
+async def _sessions(codec_a: Any, codec_b: Any) -> tuple[PeerLink, PeerLink, list[MemoryTransport]]:
     server, client = MemoryTransport(), MemoryTransport()
     await server.start()
     await client.start()
     link_a = await client.connect(server.endpoint)
     link_b = await server.accept()
     alice, bob = await asyncio.gather(
-        open_session(link_a, ALICE, codec_a), open_session(link_b, BOB, codec_b)
+        open_peer_link(link_a, ALICE, codec_a), open_peer_link(link_b, BOB, codec_b)
     )
     return alice, bob, [client, server]
 
@@ -159,7 +157,7 @@ def test_a_frame_not_sealed_with_the_session_key_closes_the_session(frame: bytes
 def test_a_frame_above_the_link_limit_is_refused_before_it_is_hashed() -> None:
     # No transport delivers one; a session does not rely on that.
     link = _Oversized(MAX_FRAME_SIZE + 1)
-    session = PeerSession(
+    session = PeerLink(
         link,  # type: ignore[arg-type]
         BOB.address,
         ALICE.address,

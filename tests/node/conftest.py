@@ -11,7 +11,7 @@ import pytest
 
 from m2mpay.chain import ChannelHub, EmbeddedLedger, TokenContract, deploy_contracts
 from m2mpay.crypto import PrivateKey
-from m2mpay.node import LedgerLink, Node, NodeConfig
+from m2mpay.node import LedgerAccess, Node, NodeConfig
 from m2mpay.store import open_store
 from m2mpay.wire import Transport, WebSocketTransport
 from tests.store.conftest import postgres_url  # noqa: F401 (a fixture, for nodes on PostgreSQL)
@@ -58,7 +58,7 @@ async def make_node(chain: Chain, tmp_path: Path) -> AsyncIterator[NodeFactory]:
         store = open_store(location, namespace=store_name or "default")
         node = Node(
             chain.keys[index],
-            LedgerLink(chain.ledger, chain.hub.address, chain.keys[index]),
+            LedgerAccess(chain.ledger, chain.hub.address, chain.keys[index]),
             store,
             transport=transport or WebSocketTransport(port=port),
             config=config or NodeConfig(tick_interval_s=0.05),

@@ -1,4 +1,4 @@
-"""`LedgerLink.follow` turns a retracted hub log into the channel's view before its block,
+"""`LedgerAccess.follow` turns a retracted hub log into the channel's view before its block,
 and waits an outage out rather than lose the rewind (the follower has forgotten the log)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from m2mpay.chain import NATIVE_TOKEN, EmbeddedLedger, Ledger, LogEntry, Onchain
 from m2mpay.chain.hub import deploy_hub
 from m2mpay.channel.inputs import ChainRewound
 from m2mpay.errors import LedgerUnavailable
-from m2mpay.node import LedgerLink
+from m2mpay.node import LedgerAccess
 
 
 class _RetractingLedger:
@@ -45,7 +45,7 @@ async def test_a_retracted_deposit_becomes_the_view_before_it_across_an_outage()
         await hub.open(a, replace(channel, nonce=2))
         [retracted] = deposit.logs
         fake = _RetractingLedger(ledger, retracted)
-        link = LedgerLink(cast(Ledger, fake), hub.address, b)
+        link = LedgerAccess(cast(Ledger, fake), hub.address, b)
 
         [rewound] = [inp async for inp in link.follow(0)]
         assert isinstance(rewound, ChainRewound)

@@ -12,11 +12,11 @@ from pathlib import Path
 from m2mpay.channel.state import Phase
 from m2mpay.crypto import PrivateKey
 from m2mpay.node import Node, NodeConfig
-from m2mpay.node.host import HostLink
+from m2mpay.node.host import HostAccess
 from m2mpay.store import open_store
 from m2mpay.wire import WebSocketTransport
 from tests.node.conftest import Chain, NodeFactory
-from tests.node.test_host_link_reconnect import QUICK, StartHost, _port, start_host  # noqa: F401
+from tests.node.test_host_access_reconnect import QUICK, StartHost, _port, start_host  # noqa: F401
 from tests.waiting import eventually
 
 
@@ -29,7 +29,7 @@ async def test_a_close_asked_while_the_host_is_away_is_cooperative_once_it_is_ba
     first = await start_host()
     charger = await make_node(2)
     device_key = PrivateKey.generate()
-    link = HostLink(
+    link = HostAccess(
         device_key, WebSocketTransport(), first.endpoint, host=first.key.address,
         reconnect_backoff=QUICK,
     )  # fmt: skip

@@ -14,9 +14,9 @@ from m2mpay.channel.state import Phase
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import ChannelError
 from m2mpay.node import Node, NodeConfig
-from m2mpay.node.host import DeviceHost, HostExecute, HostLink, HostResult, default_policy
+from m2mpay.node.host import DeviceHost, HostAccess, HostExecute, HostResult, default_policy
 from m2mpay.store import open_store
-from m2mpay.wire import JsonCodec, WebSocketTransport, open_session
+from m2mpay.wire import JsonCodec, WebSocketTransport, open_peer_link
 from tests.node.conftest import Chain, NodeFactory
 
 
@@ -36,7 +36,7 @@ async def _device(host: DeviceHost, tmp_path: Path, key: PrivateKey) -> Node:
     """A device speaking CBOR, with no ledger connection at all."""
     device = Node(
         key,
-        HostLink(key, WebSocketTransport(), host.endpoint, host=host.key.address, codec="cbor"),
+        HostAccess(key, WebSocketTransport(), host.endpoint, host=host.key.address, codec="cbor"),
         open_store(tmp_path / f"device-{key.address.hex()[:8]}.sqlite3"),
         transport=WebSocketTransport(),
         config=NodeConfig(tick_interval_s=0.05, codec="cbor"),
@@ -95,7 +95,7 @@ async def test_a_device_asking_for_someone_elses_funding_is_refused(
     await transport.start()
     try:
         link = await transport.connect(host.endpoint)
-        session = await open_session(link, rogue, JsonCodec(), expected_peer=host.key.address)
+        session = await open_peer_link(link, rogue, JsonCodec(), expected_peer=host.key.address)
         terms = ChannelTerms(
             chain.ledger.chain_id, chain.hub.address, chain.keys[1].address,
             chain.keys[2].address, chain.token.address, 60, 7, 10**18, 0,

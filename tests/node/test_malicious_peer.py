@@ -14,19 +14,19 @@ from m2mpay.channel.messages import ChannelSync, Message, PaymentMessage, PeerEr
 from m2mpay.crypto import PrivateKey, balance_proof_digest, channel_domain
 from m2mpay.node import Node
 from m2mpay.plain import to_plain
-from m2mpay.wire import JsonCodec, PeerSession, WebSocketTransport, open_session
+from m2mpay.wire import JsonCodec, PeerLink, WebSocketTransport, open_peer_link
 from tests.node.conftest import UNIT, Chain, NodeFactory
 
 
-async def _rogue_session(node: Node, key: PrivateKey) -> tuple[WebSocketTransport, PeerSession]:
+async def _rogue_session(node: Node, key: PrivateKey) -> tuple[WebSocketTransport, PeerLink]:
     transport = WebSocketTransport()
     await transport.start()
     link = await transport.connect(str(node.endpoint))
-    session = await open_session(link, key, JsonCodec(), expected_peer=node.address)
+    session = await open_peer_link(link, key, JsonCodec(), expected_peer=node.address)
     return transport, session
 
 
-async def _next_error(session: PeerSession) -> PeerError:
+async def _next_error(session: PeerLink) -> PeerError:
     while True:
         message = await asyncio.wait_for(session.recv(), 5)
         if isinstance(message, PeerError):

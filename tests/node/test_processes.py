@@ -14,7 +14,7 @@ import pytest
 from m2mpay.bench.processes import PeerProcess
 from m2mpay.chain import AnvilNode, Ledger, deploy_contracts
 from m2mpay.chain.shared import connect_ledger
-from m2mpay.node import LedgerLink, Node, NodeConfig, PaymentWait
+from m2mpay.node import LedgerAccess, Node, NodeConfig, PaymentWait
 from m2mpay.store import open_store
 from m2mpay.wire import WebSocketTransport
 
@@ -114,7 +114,7 @@ async def test_payee_killed_at_random_points_loses_no_acknowledged_payment(
     )
     payer = Node(
         keys[1],
-        LedgerLink(ledger, hub.address, keys[1]),
+        LedgerAccess(ledger, hub.address, keys[1]),
         open_store(tmp_path / "payer.sqlite3"),
         transport=WebSocketTransport(),
         config=NodeConfig(reconnect_delay_s=0.05, reconnect_max_delay_s=0.5, max_in_flight=512),

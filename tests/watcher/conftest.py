@@ -27,7 +27,7 @@ from m2mpay.chain import (
     dev_keys,
 )
 from m2mpay.crypto import PrivateKey
-from m2mpay.node import LedgerLink, Node, NodeConfig
+from m2mpay.node import LedgerAccess, Node, NodeConfig
 from m2mpay.store import open_store
 from m2mpay.watcher import Watcher, WatcherConfig, WatcherServer
 from m2mpay.watcher_client import WatcherClient
@@ -146,7 +146,7 @@ async def make_node(tmp_path: Path) -> AsyncIterator[MakeNode]:
         store = tmp_path / f"{name or key.address.hex()[:8]}.sqlite3"
         node = Node(
             key,
-            LedgerLink(world.ledger, world.hub.address, key),
+            LedgerAccess(world.ledger, world.hub.address, key),
             open_store(store),
             transport=WebSocketTransport(),
             config=NodeConfig(tick_interval_s=0.05),

@@ -22,7 +22,7 @@ from m2mpay.chain import OnchainChannel, dev_keys
 from m2mpay.crypto import Address, PrivateKey, Signature
 from m2mpay.errors import ContractError
 from m2mpay.node import Node, NodeConfig
-from m2mpay.node.host import DeviceHost, HostLink
+from m2mpay.node.host import DeviceHost, HostAccess
 from m2mpay.node.watch import (
     ProofUpdate,
     SignedRegistration,
@@ -68,9 +68,9 @@ async def _host(world: World, watchtower: Watchtower | None) -> DeviceHost:
 
 
 @pytest.fixture
-async def host_links() -> AsyncIterator[list[HostLink]]:
-    """Host links a test starts by hand, stopped at its end (a device node stops its own)."""
-    links: list[HostLink] = []
+async def host_links() -> AsyncIterator[list[HostAccess]]:
+    """Host accesses a test starts by hand, stopped at its end (a device node stops its own)."""
+    links: list[HostAccess] = []
     yield links
     for link in links:
         await link.stop()
@@ -83,7 +83,7 @@ async def test_device_feeds_its_hosts_watcher_through_the_host_session(
     host = await _host(world, LocalWatchtower(running.watcher))
     payer = await make_node(world, world.alice)
     key = PrivateKey.generate()  # no ether, no tokens, no ledger: keys and the wire only
-    link = HostLink(key, WebSocketTransport(), host.endpoint, host=host.key.address, codec="cbor")
+    link = HostAccess(key, WebSocketTransport(), host.endpoint, host=host.key.address, codec="cbor")
     device = Node(
         key,
         link,
@@ -112,14 +112,14 @@ async def test_device_feeds_its_hosts_watcher_through_the_host_session(
 
 
 async def test_host_relays_only_for_the_device_itself_and_says_when_it_has_no_watcher(
-    world: World, start_watcher: StartWatcher, host_links: list[HostLink]
+    world: World, start_watcher: StartWatcher, host_links: list[HostAccess]
 ) -> None:
     running = await start_watcher(world)
     with_watcher = await _host(world, LocalWatchtower(running.watcher))
     without = await _host(world, None)
     try:
         rogue = PrivateKey.generate()
-        link = HostLink(rogue, WebSocketTransport(), with_watcher.endpoint, codec="cbor")
+        link = HostAccess(rogue, WebSocketTransport(), with_watcher.endpoint, codec="cbor")
         host_links.append(link)
         await link.start()
         identity = await link.watchtower.identity()
@@ -141,7 +141,7 @@ async def test_host_relays_only_for_the_device_itself_and_says_when_it_has_no_wa
             "unknown_registration",
         )
 
-        bare = HostLink(rogue, WebSocketTransport(), without.endpoint, codec="cbor")
+        bare = HostAccess(rogue, WebSocketTransport(), without.endpoint, codec="cbor")
         host_links.append(bare)
         await bare.start()
         with pytest.raises(WatchUnavailable, match="relays to no watcher"):

@@ -17,7 +17,7 @@ from m2mpay.wire import (
     Link,
     MemoryTransport,
     Transport,
-    open_session,
+    open_peer_link,
 )
 from m2mpay.wire.handshake import (
     Hello,
@@ -38,8 +38,8 @@ Script = Callable[[Link], Awaitable[None]]
 
 
 async def against(link_honest: Link, link_peer: Link, script: Script) -> BaseException | None:
-    """Run an honest `open_session` against a scripted peer; return what the honest side raised."""
-    honest = asyncio.ensure_future(open_session(link_honest, HONEST, CborCodec(), timeout=GUARD))
+    """Run an honest `open_peer_link` against a scripted peer; what the honest side raised."""
+    honest = asyncio.ensure_future(open_peer_link(link_honest, HONEST, CborCodec(), timeout=GUARD))
     peer = asyncio.ensure_future(script(link_peer))
     async with asyncio.timeout(GUARD):
         await asyncio.wait((honest,))
@@ -120,7 +120,7 @@ async def test_a_silent_peer_times_out_as_authentication_failure() -> None:
     async with MemoryTransport() as t0, MemoryTransport() as t1:
         link_honest, _ = await linked(t0, t1)
         with pytest.raises(AuthenticationFailed, match="did not complete the handshake"):
-            await open_session(link_honest, HONEST, CborCodec(), timeout=0.05)
+            await open_peer_link(link_honest, HONEST, CborCodec(), timeout=0.05)
         assert link_honest.closed
 
 
@@ -264,8 +264,8 @@ async def test_peers_on_different_chains_refuse_each_other_by_name(
     async with MemoryTransport() as t0, MemoryTransport() as t1:
         link_honest, link_peer = await linked(t0, t1)
         outcomes = await asyncio.gather(
-            open_session(link_honest, HONEST, CborCodec(), chain=honest, timeout=GUARD),
-            open_session(link_peer, VICTIM, CborCodec(), chain=peer, timeout=GUARD),
+            open_peer_link(link_honest, HONEST, CborCodec(), chain=honest, timeout=GUARD),
+            open_peer_link(link_peer, VICTIM, CborCodec(), chain=peer, timeout=GUARD),
             return_exceptions=True,
         )
     if not refused:

@@ -13,7 +13,7 @@ import pytest
 
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import AuthenticationFailed, ConnectionClosed, TransportError
-from m2mpay.wire import CborCodec, MqttTransport, open_session, open_transport
+from m2mpay.wire import CborCodec, MqttTransport, open_peer_link, open_transport
 from m2mpay.wire.mqtt_frames import FrameKind, pack, topic_to, unpack
 from m2mpay.wire.mqtt_link import MAX_EARLY_FRAMES
 from tests.conftest import Broker
@@ -264,7 +264,7 @@ async def test_a_third_party_cannot_inject_or_replay_into_a_session(
     async with MqttTransport(mosquitto.host, mosquitto.port, ALICE.address) as alice_transport:
         link_a, link_b = await linked(alice_transport, bob)
         alice, bob_session = await asyncio.gather(
-            open_session(link_a, ALICE, CborCodec()), open_session(link_b, BOB, CborCodec())
+            open_peer_link(link_a, ALICE, CborCodec()), open_peer_link(link_b, BOB, CborCodec())
         )
         await alice.send(payment(1))
         assert await asyncio.wait_for(bob_session.recv(), GUARD) == payment(1)
@@ -295,7 +295,7 @@ async def test_an_injected_forgery_is_refused(
     async with MqttTransport(mosquitto.host, mosquitto.port, ALICE.address) as alice_transport:
         link_a, link_b = await linked(alice_transport, bob)
         _, bob_session = await asyncio.gather(
-            open_session(link_a, ALICE, CborCodec()), open_session(link_b, BOB, CborCodec())
+            open_peer_link(link_a, ALICE, CborCodec()), open_peer_link(link_b, BOB, CborCodec())
         )
         async with asyncio.timeout(GUARD):
             async for message in raw.messages:

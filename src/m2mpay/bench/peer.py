@@ -50,8 +50,8 @@ from m2mpay.chain.ledger import Ledger
 from m2mpay.chain.shared import connect_ledger
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import M2MPayError
-from m2mpay.node import ChainLink, ChannelInfo, LedgerLink, Node, NodeConfig, PaymentWait
-from m2mpay.node.host import DeviceHost, HostLink
+from m2mpay.node import ChainAccess, ChannelInfo, LedgerAccess, Node, NodeConfig, PaymentWait
+from m2mpay.node.host import DeviceHost, HostAccess
 from m2mpay.store import open_store
 from m2mpay.wire import WebSocketTransport
 
@@ -231,28 +231,30 @@ async def _command(
 
 
 def _watcher_feed(
-    node: Node, chain: ChainLink, target: str
+    node: Node, chain: ChainAccess, target: str
 ) -> tuple[WatcherFeed, WatcherClient | None]:
     """The feed for `--watcher`, and the HTTP client it uses, if any (to close)."""
     # Imported here: a plain node process has no use for the watcher package.
     from m2mpay.watcher_client import WatcherClient, WatcherFeed
 
     if target == "host":
-        if not isinstance(chain, HostLink):
+        if not isinstance(chain, HostAccess):
             raise SystemExit("--watcher host needs --host")
         return WatcherFeed(node, chain.watchtower), None
     client = WatcherClient(target)
     return WatcherFeed(node, client), client
 
 
-async def _chain_link(args: argparse.Namespace, key: PrivateKey) -> tuple[ChainLink, Ledger | None]:
+async def _chain_access(
+    args: argparse.Namespace, key: PrivateKey
+) -> tuple[ChainAccess, Ledger | None]:
     """The node's way to the chain, and the ledger it opened for it (to stop), if any."""
     if args.host:
         host = Address(args.host_address) if args.host_address else None
         if args.reconnect_max_delay is None:
-            link = HostLink(key, WebSocketTransport(), args.host, host=host, codec=args.codec)
+            link = HostAccess(key, WebSocketTransport(), args.host, host=host, codec=args.codec)
         else:
-            link = HostLink(
+            link = HostAccess(
                 key,
                 WebSocketTransport(),
                 args.host,
@@ -266,7 +268,7 @@ async def _chain_link(args: argparse.Namespace, key: PrivateKey) -> tuple[ChainL
     ledger = await connect_ledger(
         data_dir=Path(args.chain_dir) if args.chain_dir else None, rpc_url=args.rpc_url
     )
-    return LedgerLink(ledger, Address(args.hub), key), ledger
+    return LedgerAccess(ledger, Address(args.hub), key), ledger
 
 
 def _node_config(args: argparse.Namespace) -> NodeConfig:
@@ -304,7 +306,7 @@ async def _serve(args: argparse.Namespace) -> None:
         await _serve_host(args)
         return
     key = dev_keys(args.key + 1)[args.key]
-    chain, ledger = await _chain_link(args, key)
+    chain, ledger = await _chain_access(args, key)
     node = Node(
         key,
         chain,

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
-from m2mpay.bus.link import DeviceLink
+from m2mpay.bus.connection import DeviceConnection
 from m2mpay.bus.messages import BusMessage, CommandMessage
 from m2mpay.bus.store import CommandRecord, DeviceStore, ServiceRecord
 from m2mpay.bus.supply import DeviceSupply
@@ -37,7 +37,7 @@ class CommandQueue:
         self,
         store: DeviceStore,
         service_of: Callable[[Address, str], ServiceRecord | None],
-        link_of: Callable[[Address], DeviceLink | None],
+        link_of: Callable[[Address], DeviceConnection | None],
     ) -> None:
         self.store = store
         self._service_of = service_of
@@ -115,7 +115,7 @@ class CommandQueue:
         )
 
     async def logged_in(
-        self, device: Address, link: DeviceLink, welcome: Callable[[int], BusMessage]
+        self, device: Address, link: DeviceConnection, welcome: Callable[[int], BusMessage]
     ) -> None:
         """Greet a device with `welcome(pending)`, then send what it has not acknowledged;
         commands issued meanwhile wait, so none is sent twice or out of order."""

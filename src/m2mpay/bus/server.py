@@ -27,6 +27,7 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from m2mpay.bus.commands import CommandQueue
+from m2mpay.bus.connection import DeviceConnection
 from m2mpay.bus.events import (
     BusEvent,
     BusListener,
@@ -37,7 +38,6 @@ from m2mpay.bus.events import (
     DeviceRegistered,
     TelemetryStored,
 )
-from m2mpay.bus.link import DeviceLink
 from m2mpay.bus.machine import (
     CLOSE_REPLACED,
     BusOutput,
@@ -108,7 +108,7 @@ class DeviceBus(Startable):
         self.telemetry_log = telemetry or TelemetryBatcher(store)
         self.config = config or BusConfig()
         self._devices: dict[Address, DeviceRecord] = {}
-        self._links: dict[Address, DeviceLink] = {}
+        self._links: dict[Address, DeviceConnection] = {}
         self._last_seen: dict[Address, int] = {}
         self._status: dict[Address, DeviceStatusMessage] = {}
         self._listeners: list[BusListener] = []
@@ -245,7 +245,7 @@ class DeviceBus(Startable):
             await websocket.close(_CLOSE_TRY_LATER, "the bus is not running")
             return
         await websocket.accept()
-        link = DeviceLink(websocket)
+        link = DeviceConnection(websocket)
         connection, outputs = open_connection(
             self.server,
             secrets.token_bytes(32),
@@ -284,7 +284,7 @@ class DeviceBus(Startable):
         data: str | bytes = text if text is not None else message.get("bytes") or b""
         return Received(data, _now_ms())
 
-    async def _forget(self, link: DeviceLink) -> None:
+    async def _forget(self, link: DeviceConnection) -> None:
         link.closed = True
         device = link.device
         if device is not None and self._links.get(device) is link:
@@ -294,7 +294,7 @@ class DeviceBus(Startable):
 
     # ------------------------------------------------------------------ effects
 
-    async def _perform(self, link: DeviceLink, outputs: tuple[BusOutput, ...]) -> None:
+    async def _perform(self, link: DeviceConnection, outputs: tuple[BusOutput, ...]) -> None:
         """The one place where the bus acts: send, close, store, then answer."""
         try:
             for output in outputs:
@@ -318,7 +318,7 @@ class DeviceBus(Startable):
             await link.send(ErrorMessage(code="unavailable", message="the bus cannot store now"))
             await link.close(_CLOSE_ERROR, "store failure")
 
-    async def _logged_in(self, link: DeviceLink, device: Address) -> None:
+    async def _logged_in(self, link: DeviceConnection, device: Address) -> None:
         link.device = device
         previous = self._links.get(device)
         self._links[device] = link
@@ -338,7 +338,7 @@ class DeviceBus(Startable):
         self._emit(DeviceConnected(device))
 
     async def _register(
-        self, link: DeviceLink, device: Address, message: DeviceRegisterMessage
+        self, link: DeviceConnection, device: Address, message: DeviceRegisterMessage
     ) -> None:
         # A device describes its services in their plain form.
         services = tuple(ServiceRecord.from_dict(s.model_dump()) for s in message.services)
@@ -363,7 +363,7 @@ class DeviceBus(Startable):
             self._commands.reading(device, session, meter.service, meter.delivered)
 
     async def _telemetry_in(
-        self, link: DeviceLink, device: Address, message: TelemetryMessage
+        self, link: DeviceConnection, device: Address, message: TelemetryMessage
     ) -> None:
         stored = await self.telemetry_log.add(device, message, _now_ms())
         self._last_seen[device] = _now_ms()

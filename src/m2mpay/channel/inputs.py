@@ -101,7 +101,7 @@ class ForceClose:
 @plain_type("in.resync")
 @dataclass(frozen=True, slots=True)
 class Resync:
-    """A session with the peer (re)started: tell it what we sent and received."""
+    """A peer link with the peer (re)started: tell it what we sent and received."""
 
     channel_id: Bytes32
 
@@ -112,7 +112,7 @@ class Resync:
 @plain_type("in.received")
 @dataclass(frozen=True, slots=True)
 class Received:
-    """A message from `sender`, whose address the peer session has authenticated."""
+    """A message from `sender`, whose address the peer link has authenticated."""
 
     sender: Address
     message: Message

@@ -2,7 +2,7 @@
 
 Every message names the channel it is about. Only payments and closing splits
 carry signatures, because only they move money; the rest travel over an
-authenticated peer session (see `m2mpay.wire.session`), which binds every frame
+authenticated peer link (see `m2mpay.wire.peer_link`), which binds every frame
 to the peer's address.
 """
 

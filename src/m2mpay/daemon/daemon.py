@@ -39,7 +39,7 @@ from m2mpay.crypto import PrivateKey
 from m2mpay.daemon.ports import KeptPorts
 from m2mpay.lifecycle import Startable
 from m2mpay.market.offer_book import OfferBook
-from m2mpay.node import LedgerLink, Node, NodeConfig
+from m2mpay.node import LedgerAccess, Node, NodeConfig
 from m2mpay.provenance.telemetry import TelemetryBatcher, TelemetryConfig
 from m2mpay.store import open_store
 from m2mpay.stream import SessionManager
@@ -120,7 +120,7 @@ class Daemon(Startable):
             deployment, self.deployed_now = await ensure_deployment(ledger, config.deployments_dir)
             self._node = node = Node(
                 self.key,
-                LedgerLink(ledger, deployment.hub, self.key),
+                LedgerAccess(ledger, deployment.hub, self.key),
                 open_store(config.store or config.data_dir / "node.sqlite3"),
                 transport=WebSocketTransport(
                     host=config.peer_host,

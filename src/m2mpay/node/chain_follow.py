@@ -1,7 +1,7 @@
 """How a node keeps up with its chain: from its stored cursor to the head, then block by
 block, every hub event about one of its channels fed to the machine as an input.
 
-The cursor (with the block hashes the chain link keeps beside it, so that a
+The cursor (with the block hashes the chain access keeps beside it, so that a
 reorganisation while the node was stopped is noticed) is written to the log's meta
 with the inputs it follows, so a restart resumes where the log ends and reads
 nothing twice that counted. A rewind moves it back; an outage of the chain's node is
@@ -19,7 +19,7 @@ from m2mpay.channel.inputs import ChainOpened, ChainRewound, Input, TxFailed
 from m2mpay.channel.state import ChannelState
 from m2mpay.crypto import Address
 from m2mpay.errors import LedgerUnavailable
-from m2mpay.node.chain_link import ChainInput, ChainLink
+from m2mpay.node.chain_access import ChainAccess, ChainInput
 
 __all__ = ["ChainFollower"]
 
@@ -33,7 +33,7 @@ _RETRY_MAX_S: Final = 5.0
 class ChainFollower:
     def __init__(
         self,
-        chain: ChainLink,
+        chain: ChainAccess,
         me: Address,
         channels: Callable[[], Mapping[bytes, ChannelState]],
         handle: Callable[[Input], object],

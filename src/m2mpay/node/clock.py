@@ -14,7 +14,7 @@ from m2mpay.channel.inputs import Input, Tick
 from m2mpay.channel.state import ChannelState, Phase
 from m2mpay.engine import now_ms
 from m2mpay.errors import LedgerError
-from m2mpay.node.chain_link import ChainLink
+from m2mpay.node.chain_access import ChainAccess
 
 __all__ = ["ChannelClock"]
 
@@ -24,7 +24,7 @@ _TIMED_PHASES: Final = frozenset({Phase.PROPOSED, Phase.ACCEPTED, Phase.CLOSING,
 
 
 class ChannelClock:
-    def __init__(self, chain: ChainLink, handle: Callable[[Input], object]) -> None:
+    def __init__(self, chain: ChainAccess, handle: Callable[[Input], object]) -> None:
         self._chain = chain
         self._handle = handle
         self._timed: set[bytes] = set()

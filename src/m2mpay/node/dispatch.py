@@ -23,7 +23,7 @@ from m2mpay.channel.outputs import (
 from m2mpay.crypto import Address
 from m2mpay.engine import HostCalls
 from m2mpay.errors import LedgerError
-from m2mpay.node.chain_link import ChainLink
+from m2mpay.node.chain_access import ChainAccess
 from m2mpay.node.effects import resending
 from m2mpay.node.notifier import ChannelNotifier
 from m2mpay.node.peers import Peers
@@ -37,7 +37,7 @@ class ChannelDispatch:
     def __init__(
         self,
         peers: Peers,
-        chain: ChainLink,
+        chain: ChainAccess,
         notifier: ChannelNotifier,
         host: HostCalls[Input],
         accept: Callable[[ChannelTerms], bool] | bool,

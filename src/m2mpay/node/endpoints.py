@@ -29,17 +29,17 @@ class PeerEndpoints:
                 self._known[Address(meta_key[len(_PEER_KEY) :])] = value.decode()
 
     def keep_connected(self) -> None:
-        """Once the peers run: keep a session with every peer we know."""
+        """Once the peers run: keep a peer link with every peer we know."""
         for peer, endpoint in self._known.items():
             self._peers.keep_connected(peer, endpoint)
 
     async def reach(self, peer: Address, endpoint: str | None) -> None:
-        """A session with `peer`, at `endpoint` or where we last reached it, kept from now on."""
+        """A peer link with `peer`, at `endpoint` or where we last reached it, kept from now on."""
         if self._peers.is_connected(peer):
             return
         target = endpoint or self._known.get(peer)
         if target is None:
-            raise ChannelError("no_route", f"no session with {peer} and no endpoint given")
+            raise ChannelError("no_route", f"no peer link with {peer} and no endpoint given")
         await self._peers.connect(target, peer)
         self._peers.keep_connected(peer, target)
 

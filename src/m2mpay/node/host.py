@@ -1,19 +1,19 @@
 """Device/host split: a device holds keys and speaks the wire protocol; its host reads
 the chain for it and pays for its transactions.
 
-The device runs an ordinary `Node` whose chain link is a `HostLink`: a session to
+The device runs an ordinary `Node` whose chain access is a `HostAccess`: a peer link to
 its host over any transport. The host (`DeviceHost`) streams the device the hub
 events of channels it is a party of, and carries out the transactions its
 channel machine asks for, funded from the host's own account (the contract lets
 anyone fund a party's deposit). Host messages travel in the same authenticated
 sessions as channel messages, each side with its own codec
-(`m2mpay.node.host_protocol`; the device side is `m2mpay.node.host_link`).
+(`m2mpay.node.host_protocol`; the device side is `m2mpay.node.host_access`).
 
 A host given a `Watchtower` also relays its devices' watcher traffic: the device
 signs its registration with its own key and sends it, and later each newer proof,
 over the host session (`HostWatchRegister`, `HostWatchProof`); the host passes them
 on unchanged and answers with the watcher's reply (`HostWatchResult`). The device
-keeps its token. `HostLink.watchtower` is that relay as a `Watchtower`, so the same
+keeps its token. `HostAccess.watchtower` is that relay as a `Watchtower`, so the same
 feed keeps a watcher up to date for a device and for a node with its own ledger.
 """
 
@@ -39,9 +39,9 @@ from m2mpay.errors import (
     MalformedMessage,
     TransportError,
 )
-from m2mpay.node.chain_link import ChainInput, hub_event_input
+from m2mpay.node.chain_access import ChainInput, hub_event_input
 from m2mpay.node.effects import Funder, execute
-from m2mpay.node.host_link import HostLink
+from m2mpay.node.host_access import HostAccess
 from m2mpay.node.host_protocol import (
     HostEvents,
     HostExecute,
@@ -62,15 +62,15 @@ from m2mpay.node.watch import (
     Watchtower,
     WatchUnavailable,
 )
-from m2mpay.wire import Link, PeerSession, Transport, codec_by_name, open_session
+from m2mpay.wire import Link, PeerLink, Transport, codec_by_name, open_peer_link
 
 __all__ = [
     "DeviceHost",
     "DevicePolicy",
+    "HostAccess",
     "HostEvents",
     "HostExecute",
     "HostHello",
-    "HostLink",
     "HostRefused",
     "HostResult",
     "HostStatus",
@@ -131,7 +131,7 @@ class DeviceHost:
         self._start_block = start_block
         self._funder = Funder(self._hub, key)
         self._parties: dict[bytes, tuple[Address, Address]] = {}
-        self._devices: dict[Address, PeerSession] = {}
+        self._devices: dict[Address, PeerLink] = {}
         self._subscribed: set[Address] = set()
         self._feed = asyncio.Lock()  # what devices get from the chain goes out in order
         self._tasks: set[asyncio.Task[None]] = set()
@@ -256,7 +256,7 @@ class DeviceHost:
 
     async def _serve(self, link: Link) -> None:
         try:
-            session = await open_session(link, self.key, self._codec)
+            session = await open_peer_link(link, self.key, self._codec)
         except (AuthenticationFailed, MalformedMessage, TransportError) as exc:
             log.info("refused a device: %s", exc)
             return

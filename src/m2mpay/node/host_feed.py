@@ -1,7 +1,7 @@
-"""What a device's host sessions deliver to `HostLink.follow`: across sessions, no
+"""What a device's host sessions deliver to `HostAccess.follow`: across sessions, no
 input lost and none repeated.
 
-No I/O here: `HostLink` hands in what each session receives and asks where a new
+No I/O here: `HostAccess` hands in what each session receives and asks where a new
 session's history must start.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from m2mpay.errors import LedgerUnavailable, UnsupportedOperation
-from m2mpay.node.chain_link import ChainInput
+from m2mpay.node.chain_access import ChainInput
 from m2mpay.node.host_protocol import HostEvents
 
 __all__ = ["HostFeed"]
@@ -68,7 +68,7 @@ class HostFeed:
     def ask_history(self, from_block: int) -> asyncio.Future[HostEvents]:
         """The future the answer to the catch-up hello (from `from_block`) resolves."""
         if self._history is not None or self._cursor is not None:
-            raise UnsupportedOperation("a HostLink catches up once, then follows")
+            raise UnsupportedOperation("a HostAccess catches up once, then follows")
         self._history = asyncio.get_running_loop().create_future()
         self._history_from = from_block
         return self._history

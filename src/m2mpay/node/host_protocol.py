@@ -1,6 +1,6 @@
 """The messages a device and its host exchange (see `m2mpay.node.host`).
 
-They travel in the same authenticated peer sessions as channel messages, each side
+They travel in the same authenticated peer links as channel messages, each side
 with its own codec: a device may speak CBOR to a host that speaks JSON.
 """
 
@@ -12,10 +12,10 @@ from typing import Final
 
 from m2mpay.channel.outputs import TxRequest
 from m2mpay.crypto import Address
-from m2mpay.node.chain_link import ChainInput
+from m2mpay.node.chain_access import ChainInput
 from m2mpay.node.watch import ProofUpdate, SignedRegistration, WatchError
 from m2mpay.plain import Bytes32, Text, Uint64, plain_type
-from m2mpay.wire import PeerSession
+from m2mpay.wire import PeerLink
 
 __all__ = [
     "HOST_MESSAGE_TYPES",
@@ -134,7 +134,7 @@ HostMessage = (
 HOST_MESSAGE_TYPES: Final[tuple[type, ...]] = typing.get_args(HostMessage)
 
 
-async def send_on(session: PeerSession, message: HostMessage) -> None:
+async def send_on(session: PeerLink, message: HostMessage) -> None:
     # Sessions carry any registered message type; their signature names the channel
     # protocol's union, which host messages are not part of.
     await session.send(message)  # type: ignore[arg-type]

@@ -31,8 +31,8 @@ from m2mpay.channel.state import ChannelState, Phase
 from m2mpay.crypto import Address, PrivateKey, channel_domain
 from m2mpay.engine import EngineHost, EventFanOut, EventSource, now_ms
 from m2mpay.errors import ChannelError
+from m2mpay.node.chain_access import ChainAccess
 from m2mpay.node.chain_follow import ChainFollower
-from m2mpay.node.chain_link import ChainLink
 from m2mpay.node.channel_machine import ChannelMachine
 from m2mpay.node.clock import ChannelClock
 from m2mpay.node.config import NodeConfig
@@ -66,7 +66,7 @@ class Node(
     def __init__(
         self,
         key: PrivateKey,
-        chain: ChainLink,
+        chain: ChainAccess,
         store: Store,
         *,
         transport: Transport | None = None,
@@ -87,7 +87,7 @@ class Node(
             after_message=self._engine.yield_if_busy,
         )
         self.peers.route(MESSAGE_TYPES, self._on_channel_message)
-        self.peers.on_session(self._on_session)
+        self.peers.on_link(self._on_peer_link)
         self._endpoints = PeerEndpoints(self.peers, self._engine.put_meta)
         self._clock = ChannelClock(chain, self._handle)
         self._events: EventFanOut[ChannelEvent, ChannelState] = EventFanOut()
@@ -117,7 +117,7 @@ class Node(
         return self.peers.endpoint
 
     @property
-    def chain(self) -> ChainLink:
+    def chain(self) -> ChainAccess:
         return self._chain
 
     async def start(self) -> None:
@@ -176,7 +176,7 @@ class Node(
     def _on_channel_message(self, peer: Address, message: Message) -> None:
         self._handle(Received(peer, message, now_ms()))
 
-    def _on_session(self, peer: Address) -> None:
+    def _on_peer_link(self, peer: Address) -> None:
         for channel, state in self._channels.items():
             if state.peer == peer:
                 self._handle(Resync(channel))

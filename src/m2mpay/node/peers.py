@@ -1,8 +1,8 @@
-"""A node's authenticated sessions with other nodes: one per peer, kept alive,
+"""A node's authenticated peer links with other nodes: one per peer, kept alive,
 with each received message routed by its type to the protocol that owns it.
 
 The channel protocol is one such protocol; metered sessions ride on the same
-sessions with message types of their own. A message of a type nobody routed is
+peer links with message types of their own. A message of a type nobody routed is
 answered with a `PeerError` and goes no further.
 """
 
@@ -18,7 +18,7 @@ from m2mpay.channel.messages import PeerError
 from m2mpay.channel.outputs import ErrorCode
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import AuthenticationFailed, MalformedMessage, TransportError
-from m2mpay.wire import UNKNOWN_CHAIN, Codec, Link, PeerSession, Transport, open_session
+from m2mpay.wire import UNKNOWN_CHAIN, Codec, Link, PeerLink, Transport, open_peer_link
 
 __all__ = ["MessageHandler", "Peers", "PeersConfig"]
 
@@ -36,7 +36,7 @@ class PeersConfig:
 
 
 class Peers:
-    """Sessions with peers over one transport; see the module docstring."""
+    """Peer links over one transport; see the module docstring."""
 
     def __init__(
         self,
@@ -52,9 +52,9 @@ class Peers:
         self._config = config
         self._spawn = spawn
         self._after_message = after_message
-        self._sessions: dict[Address, PeerSession] = {}
+        self._links: dict[Address, PeerLink] = {}
         self._routes: dict[type, MessageHandler] = {}
-        self._on_session: list[Callable[[Address], None]] = []
+        self._on_link: list[Callable[[Address], None]] = []
         self._on_endpoint: list[Callable[[Address, str], None]] = []
         self._kept: set[Address] = set()
         # The genesis hash of the chain this node settles on, named in every handshake
@@ -70,16 +70,16 @@ class Peers:
         for message_type in types:
             self._routes[message_type] = handler
 
-    def on_session(self, callback: Callable[[Address], None]) -> None:
-        """Call `callback(peer)` whenever a session with a peer (re)starts."""
-        self._on_session.append(callback)
+    def on_link(self, callback: Callable[[Address], None]) -> None:
+        """Call `callback(peer)` whenever a peer link with a peer (re)starts."""
+        self._on_link.append(callback)
 
     def on_endpoint(self, callback: Callable[[Address, str], None]) -> None:
         """Call `callback(peer, endpoint)` when we learn where to dial a peer."""
         self._on_endpoint.append(callback)
 
     def is_connected(self, peer: Address) -> bool:
-        return peer in self._sessions
+        return peer in self._links
 
     async def start(self) -> None:
         if self._transport is not None:
@@ -87,18 +87,18 @@ class Peers:
             self._spawn(self._accept_loop())
 
     async def stop(self) -> None:
-        for session in list(self._sessions.values()):
-            await session.close()
-        self._sessions.clear()
+        for peer_link in list(self._links.values()):
+            await peer_link.close()
+        self._links.clear()
         if self._transport is not None:
             await self._transport.stop()
 
     async def connect(self, endpoint: str, peer: Address | None = None) -> Address:
-        """Open an authenticated session to the node at `endpoint`; returns its address."""
+        """Open an authenticated peer link to the node at `endpoint`; returns its address."""
         if self._transport is None:
             raise TransportError("this node has no transport")
         link = await self._transport.connect(endpoint)
-        session = await open_session(
+        peer_link = await open_peer_link(
             link,
             self._key,
             self._config.codec,
@@ -107,18 +107,18 @@ class Peers:
             timeout=self._config.handshake_timeout_s,
         )
         for callback in self._on_endpoint:
-            callback(session.peer, endpoint)
-        self._attach(session)
-        return session.peer
+            callback(peer_link.peer, endpoint)
+        self._attach(peer_link)
+        return peer_link.peer
 
     def keep_connected(self, peer: Address, endpoint: str) -> None:
-        """Dial `peer` again whenever its session is gone (once per peer)."""
+        """Dial `peer` again whenever its peer link is gone (once per peer)."""
         if peer not in self._kept:
             self._kept.add(peer)
             self._spawn(self._keep_connected(peer, endpoint))
 
     def send_soon(self, peer: Address, message: Any) -> None:
-        """Send one message in the background if the peer has a session now: the answer
+        """Send one message in the background if the peer has a peer link now: the answer
         to a refused input, which is not logged, so no resync would repeat it."""
         if self.is_connected(peer):
             self._spawn(self._send_one(peer, message))
@@ -127,16 +127,16 @@ class Peers:
         await self.send(peer, [message])
 
     async def send(self, peer: Address, messages: Sequence[Any]) -> bool:
-        """Send in one batch; False if the peer has no session (a resync will catch it up)."""
-        session = self._sessions.get(peer)
-        if session is None:
+        """Send in one batch; False if the peer has no peer link (a resync will catch it up)."""
+        peer_link = self._links.get(peer)
+        if peer_link is None:
             return False
         try:
-            await session.send_many(messages)
+            await peer_link.send_many(messages)
         except TransportError as exc:
-            log.info("lost the session with %s: %s", peer, exc)
-            if self._sessions.get(peer) is session:
-                del self._sessions[peer]
+            log.info("lost the peer link with %s: %s", peer, exc)
+            if self._links.get(peer) is peer_link:
+                del self._links[peer]
             return False
         return True
 
@@ -148,7 +148,7 @@ class Peers:
 
     async def _accept_one(self, link: Link) -> None:
         try:
-            session = await open_session(
+            peer_link = await open_peer_link(
                 link,
                 self._key,
                 self._config.codec,
@@ -158,23 +158,23 @@ class Peers:
         except (AuthenticationFailed, MalformedMessage, TransportError) as exc:
             log.info("refused an incoming peer: %s", exc)
             return
-        self._attach(session)
+        self._attach(peer_link)
 
-    def _attach(self, session: PeerSession) -> None:
-        old = self._sessions.get(session.peer)
-        self._sessions[session.peer] = session
-        if old is not None and old is not session:
+    def _attach(self, peer_link: PeerLink) -> None:
+        old = self._links.get(peer_link.peer)
+        self._links[peer_link.peer] = peer_link
+        if old is not None and old is not peer_link:
             self._spawn(old.close())
-        self._spawn(self._receive(session))
-        for callback in self._on_session:
-            callback(session.peer)
+        self._spawn(self._receive(peer_link))
+        for callback in self._on_link:
+            callback(peer_link.peer)
 
-    async def _receive(self, session: PeerSession) -> None:
-        peer = session.peer
+    async def _receive(self, peer_link: PeerLink) -> None:
+        peer = peer_link.peer
         try:
             while True:
                 try:
-                    message = await session.recv()
+                    message = await peer_link.recv()
                     handler = self._routes.get(type(message))
                     if handler is None:
                         raise MalformedMessage(f"{type(message).__name__} is not expected here")
@@ -184,16 +184,16 @@ class Peers:
                 handler(peer, message)
                 await self._after_message()
         except (TransportError, AuthenticationFailed) as exc:
-            log.info("session with %s ended: %s", peer, exc)
+            log.info("the peer link with %s ended: %s", peer, exc)
         finally:
-            if self._sessions.get(peer) is session:
-                del self._sessions[peer]
-            await session.close()
+            if self._links.get(peer) is peer_link:
+                del self._links[peer]
+            await peer_link.close()
 
     async def _keep_connected(self, peer: Address, endpoint: str) -> None:
         delay = self._config.reconnect_delay_s
         while True:
-            if peer not in self._sessions:
+            if peer not in self._links:
                 try:
                     await self.connect(endpoint, peer)
                     delay = self._config.reconnect_delay_s

@@ -7,7 +7,7 @@ values that cross it, and its two errors. The watcher client implements it for a
 watcher in the same process and for one reached over HTTP
 (`m2mpay.watcher_client.towers`), and feeds it from a node
 (`m2mpay.watcher_client.feed`). The node layer implements it once, for a device:
-`HostLink.watchtower` relays to the watcher
+`HostAccess.watchtower` relays to the watcher
 of the device's host over the host session it already has, so a device needs no
 client of the watcher's HTTP API (`m2mpay.node.host`).
 

@@ -1,4 +1,4 @@
-"""Messages of metered sessions, exchanged over the same peer sessions as channel messages.
+"""Messages of metered sessions, exchanged over the same peer links as channel messages.
 
 Money never moves in these messages: payments are channel payments, one
 signature each. These messages say what was delivered, at what price, and when

@@ -20,7 +20,7 @@ only, and a newer registration replaces the old token at the watcher.
   registration is logged and tried again after the longest backoff.
 
 The watcher may be anything the node layer calls a `Watchtower`: a `Watcher` in this
-process, a `WatcherClient` (HTTP), or a device's `HostLink.watchtower`, which relays
+process, a `WatcherClient` (HTTP), or a device's `HostAccess.watchtower`, which relays
 through the device's host so a device needs no HTTP client.
 """
 

@@ -4,7 +4,7 @@ Topics ("topic per peer"): a transport bound to address X subscribes to
 ``m2mpay/v1/<x>/in/+``; a frame from Y to X is published (QoS 1) on
 ``m2mpay/v1/<x>/in/<y>``, where addresses are ``0x`` + 40 lowercase hex digits.
 The sender's address is read from the topic and is *not* proven by anything
-(any client of the broker may publish anywhere): the peer session above proves
+(any client of the broker may publish anywhere): the peer link above proves
 identities, and broker ACLs can restrict who publishes on ``…/in/<y>``.
 
 Every MQTT payload starts with a 26-byte header:

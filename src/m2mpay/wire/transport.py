@@ -3,7 +3,7 @@
 A `Link` moves whole frames (bytes) in order, reliably, both ways, between this
 process and one remote endpoint. It knows nothing of identities: a link is only
 as trustworthy as the network under it, which is why everything above it runs
-through an authenticated `m2mpay.wire.session.PeerSession`.
+through an authenticated `m2mpay.wire.peer_link.PeerLink`.
 
 A `Transport` listens at its `endpoint` (a URL others `connect` to) and hands
 out incoming links through `accept()`.

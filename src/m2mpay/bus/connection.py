@@ -10,10 +10,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from m2mpay.bus.messages import BusMessage
 from m2mpay.crypto import Address
 
-__all__ = ["DeviceLink"]
+__all__ = ["DeviceConnection"]
 
 
-class DeviceLink:
+class DeviceConnection:
     """Sends one message at a time (several tasks send: replies, commands); a dead
     socket just stops taking them, and what was not acknowledged goes again at the
     next login."""

@@ -30,7 +30,7 @@ from m2mpay.errors import (
     TransactionReverted,
     TransportError,
 )
-from m2mpay.node.chain_link import ChainInput, ChainLink
+from m2mpay.node.chain_access import ChainAccess, ChainInput
 from m2mpay.node.host_feed import HostFeed
 from m2mpay.node.host_protocol import (
     HostEvents,
@@ -51,16 +51,16 @@ from m2mpay.node.watch import (
     Watchtower,
     WatchUnavailable,
 )
-from m2mpay.wire import UNKNOWN_CHAIN, PeerSession, Transport, codec_by_name, open_session
+from m2mpay.wire import UNKNOWN_CHAIN, PeerLink, Transport, codec_by_name, open_peer_link
 
-__all__ = ["HostLink"]
+__all__ = ["HostAccess"]
 
 log = logging.getLogger("m2mpay.host")
 
 _BACKOFF_S: Final = (0.1, 5.0)  # first pause before dialling again, and the longest
 
 
-class HostLink(ChainLink):
+class HostAccess(ChainAccess):
     """The chain as a device sees it: through one session to its host, redialled when lost."""
 
     def __init__(
@@ -81,7 +81,7 @@ class HostLink(ChainLink):
         self._codec = codec_by_name(codec)
         self._timeout = request_timeout
         self._backoff = reconnect_backoff
-        self._session: PeerSession | None = None  # None while reconnecting
+        self._session: PeerLink | None = None  # None while reconnecting
         self._status: HostStatus | None = None  # the newest; kept (stale) while away
         self._said_hello = False  # on the current session
         self._reply_due = False  # the next HostEvents answers that hello
@@ -138,13 +138,13 @@ class HostLink(ChainLink):
             await self._session.close()
             self._session = None
         await self._transport.stop()
-        self._fail_requests("the host link stopped")
-        self._feed.give_up_history("the host link stopped")
+        self._fail_requests("the access through the host stopped")
+        self._feed.give_up_history("the access through the host stopped")
 
-    async def _open(self) -> PeerSession:
+    async def _open(self) -> PeerLink:
         """Dial the host, check who and which chain it is, and make it the current session."""
         link = await self._transport.connect(self._endpoint)
-        session = await open_session(link, self._key, self._codec, expected_peer=self._host)
+        session = await open_peer_link(link, self._key, self._codec, expected_peer=self._host)
         try:
             async with asyncio.timeout(self._timeout):
                 status = await session.recv()  # a host begins with its status
@@ -174,7 +174,7 @@ class HostLink(ChainLink):
         self._session, self._said_hello, self._reply_due = session, False, False
         return session
 
-    async def _run(self, session: PeerSession) -> None:
+    async def _run(self, session: PeerLink) -> None:
         """Serve the session, and a new one each time it is lost, until stopped."""
         while True:
             reason = await self._serve(session)
@@ -185,7 +185,7 @@ class HostLink(ChainLink):
             await session.close()
             session = await self._reconnect()
 
-    async def _reconnect(self) -> PeerSession:
+    async def _reconnect(self) -> PeerLink:
         delay, longest = self._backoff
         failed: type[Exception] | None = None
         while True:
@@ -201,7 +201,7 @@ class HostLink(ChainLink):
             log.info("reconnected to the host at %s", self._endpoint)
             return session
 
-    async def _serve(self, session: PeerSession) -> str:
+    async def _serve(self, session: PeerLink) -> str:
         """Receive until the session is lost; returns why."""
         try:
             await self._say_hello()
@@ -273,7 +273,7 @@ class HostLink(ChainLink):
         session = self._session
         if session is None:
             if self._stopped or self._runner is None:
-                raise LedgerUnavailable("the host link is not running")
+                raise LedgerUnavailable("the access through the host is not running")
             raise LedgerUnavailable(f"no session with the host at {self._endpoint}: reconnecting")
         request_id = self._next_request
         self._next_request += 1
@@ -289,7 +289,7 @@ class HostLink(ChainLink):
                 async with asyncio.timeout(self._timeout):
                     return await future
             except TimeoutError:
-                # A LedgerError, as the node expects of any ChainLink: it turns it
+                # A LedgerError, as the node expects of any ChainAccess: it turns it
                 # into a failed transaction instead of losing the submitting task.
                 raise LedgerUnavailable(
                     f"the host at {self._endpoint} did not answer in {self._timeout:g} s"
@@ -306,9 +306,9 @@ class HostLink(ChainLink):
 
 
 class _RelayedWatchtower(Watchtower):
-    """`Watchtower` over a `HostLink`: the host passes everything on to its watcher."""
+    """`Watchtower` over a `HostAccess`: the host passes everything on to its watcher."""
 
-    def __init__(self, link: HostLink) -> None:
+    def __init__(self, link: HostAccess) -> None:
         self._link = link
 
     async def identity(self) -> TowerIdentity:

@@ -1,7 +1,7 @@
 """What a node needs of the chain, behind one small interface.
 
-A node with its own ledger connection uses `LedgerLink`. A device that holds only
-keys uses `m2mpay.node.host.HostLink`: the same needs, met by a host over the
+A node with its own ledger connection uses `LedgerAccess`. A device that holds only
+keys uses `m2mpay.node.host.HostAccess`: the same needs, met by a host over the
 wire. Either way the node sees the chain as machine inputs (decoded hub events)
 and hands it transactions to carry out.
 """
@@ -41,7 +41,7 @@ from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import LedgerUnavailable
 from m2mpay.node.effects import Funder, execute
 
-__all__ = ["ChainInput", "ChainLink", "LedgerLink", "hub_event_input"]
+__all__ = ["ChainAccess", "ChainInput", "LedgerAccess", "hub_event_input"]
 
 ChainInput = ChainFact | ChainRewound
 
@@ -102,7 +102,7 @@ def _fact(entry: LogEntry) -> ChainFact | None:
     return hub_event_input(event) if event is not None else None
 
 
-class ChainLink(ABC):
+class ChainAccess(ABC):
     """The chain as a node sees it."""
 
     @property
@@ -168,7 +168,7 @@ _VIEW_RETRY_S: Final = (0.05, 1.0)  # first and longest pause while the chain is
 _VIEW_BATCH: Final = 1_000  # channel ids per topic-filtered log request
 
 
-class LedgerLink(ChainLink):
+class LedgerAccess(ChainAccess):
     """A direct connection: the node reads the chain and pays for its own transactions."""
 
     def __init__(self, ledger: Ledger, hub: Address, key: PrivateKey) -> None:

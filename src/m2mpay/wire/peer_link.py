@@ -1,7 +1,7 @@
-"""Authenticated peer sessions over any `Link`.
+"""Authenticated peer links over any `Link`.
 
-`open_session` runs the handshake of `m2mpay.wire.handshake` on a raw link and
-returns a `PeerSession` bound to the peer's proven address. After it, every
+`open_peer_link` runs the handshake of `m2mpay.wire.handshake` on a raw link and
+returns a `PeerLink` bound to the peer's proven address. After it, every
 frame is protected:
 
     frame = counter (u64, big-endian) || body || tag (16 bytes)
@@ -10,9 +10,9 @@ frame is protected:
 Counters start at 0 in each direction and must arrive exactly in order: the
 link is ordered and reliable, so any other counter means a frame was replayed,
 dropped, reordered or injected. A frame whose tag or counter is wrong raises
-`AuthenticationFailed` and closes the session, because after it nothing on the
+`AuthenticationFailed` and closes the peer link, because after it nothing on the
 link can be trusted. A frame that is authentic but whose body does not decode
-raises `MalformedMessage` and the session goes on: the peer is who it claims
+raises `MalformedMessage` and the peer link goes on: the peer is who it claims
 to be and merely sent something this node does not understand.
 
 Frames are authenticated, not encrypted: payments and acknowledgements are
@@ -50,7 +50,7 @@ from m2mpay.wire.handshake import (
 )
 from m2mpay.wire.transport import MAX_FRAME_SIZE, Link
 
-__all__ = ["TAG_SIZE", "PeerSession", "open_session"]
+__all__ = ["TAG_SIZE", "PeerLink", "open_peer_link"]
 
 TAG_SIZE: Final = 16
 _COUNTER: Final = struct.Struct(">Q")
@@ -96,7 +96,7 @@ class _FrameSealer:
         return body
 
 
-class PeerSession(Closable):
+class PeerLink(Closable):
     """A link bound to the proven address of its peer; see the module docstring."""
 
     def __init__(
@@ -147,7 +147,9 @@ class PeerSession(Closable):
 
     def _check_usable(self) -> None:
         if self._failure is not None:
-            raise ConnectionClosed(f"session with {self._peer.checksum} is closed: {self._failure}")
+            raise ConnectionClosed(
+                f"peer link with {self._peer.checksum} is closed: {self._failure}"
+            )
 
     async def send(self, message: Message) -> None:
         """Encode, seal and send one message."""
@@ -177,10 +179,10 @@ class PeerSession(Closable):
     async def recv(self) -> Message:
         """The next message from the peer.
 
-        `AuthenticationFailed` (and the session is closed) for a forged, altered,
-        replayed or reordered frame; `MalformedMessage` (and the session goes on)
+        `AuthenticationFailed` (and the peer link is closed) for a forged, altered,
+        replayed or reordered frame; `MalformedMessage` (and the peer link goes on)
         for an authentic frame that does not decode; `ConnectionClosed` once the
-        link or the session is closed.
+        link or the peer link is closed.
         """
         self._check_usable()
         frame = await self._link.recv()
@@ -197,17 +199,17 @@ class PeerSession(Closable):
         await self._link.close()
 
     async def close(self) -> None:
-        """Close the session and its link; idempotent."""
+        """Close the peer link and its transport link; idempotent."""
         if self._failure is None:
             self._failure = "closed by this side"
         await self._link.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        return f"<PeerSession {self._local.checksum} ↔ {self._peer.checksum} {state}>"
+        return f"<PeerLink {self._local.checksum} ↔ {self._peer.checksum} {state}>"
 
 
-async def open_session(
+async def open_peer_link(
     link: Link,
     identity: PrivateKey,
     codec: Codec,
@@ -215,8 +217,8 @@ async def open_session(
     expected_peer: Address | None = None,
     chain: bytes = UNKNOWN_CHAIN,
     timeout: float = 10.0,
-) -> PeerSession:
-    """Authenticate both ends of `link` and return the session.
+) -> PeerLink:
+    """Authenticate both ends of `link` and return the peer link.
 
     Both peers call this at the same time; there are no roles. Raises
     `AuthenticationFailed` (the peer did not prove the address it claims, is
@@ -242,7 +244,7 @@ async def open_session(
 
 async def _handshake(
     link: Link, identity: PrivateKey, codec: Codec, expected_peer: Address | None, chain: bytes
-) -> PeerSession:
+) -> PeerLink:
     mine = Hello.create(identity, codec.name, chain)
     await link.send(mine.encode())
     peer = Hello.decode(await link.recv())
@@ -267,4 +269,4 @@ async def _handshake(
     await link.send(encode_auth(identity.sign_digest(auth_digest(transcript, mine.address))))
     verify_auth(transcript, peer, decode_auth(await link.recv()))
     send_key, recv_key = session_keys(identity, mine, peer, transcript)
-    return PeerSession(link, mine.address, peer.address, codec, peer_codec, send_key, recv_key)
+    return PeerLink(link, mine.address, peer.address, codec, peer_codec, send_key, recv_key)

@@ -16,13 +16,13 @@ from m2mpay.channel.messages import ChannelTerms
 from m2mpay.channel.outputs import OpenTx
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import ChannelError, LedgerUnavailable, TransportError
-from m2mpay.node import LedgerLink, Node, NodeConfig
-from m2mpay.node.chain_link import ChainInput
-from m2mpay.node.host import DeviceHost, HostEvents, HostExecute, HostLink, HostResult, HostStatus
+from m2mpay.node import LedgerAccess, Node, NodeConfig
+from m2mpay.node.chain_access import ChainInput
+from m2mpay.node.host import DeviceHost, HostAccess, HostEvents, HostExecute, HostResult, HostStatus
 from m2mpay.node.host_feed import HostFeed
 from m2mpay.node.host_protocol import send_on
 from m2mpay.store import open_store
-from m2mpay.wire import JsonCodec, PeerSession, WebSocketTransport, open_session
+from m2mpay.wire import JsonCodec, PeerLink, WebSocketTransport, open_peer_link
 from tests.node.conftest import Chain, NodeFactory
 from tests.waiting import eventually
 
@@ -64,7 +64,7 @@ async def test_device_gets_the_outages_events_and_transacts_again_once_its_host_
     first = await start_host()
     charger = await make_node(2)
     device_key = PrivateKey.generate()  # no ether, no tokens: the host pays
-    link = HostLink(
+    link = HostAccess(
         device_key, WebSocketTransport(), first.endpoint, host=first.key.address,
         reconnect_backoff=QUICK,
     )  # fmt: skip
@@ -97,7 +97,7 @@ async def test_device_gets_the_outages_events_and_transacts_again_once_its_host_
         assert topped.deposit_mine == 125
     finally:
         await device.stop()
-    deposits = await LedgerLink(chain.ledger, chain.hub.address, device_key).catch_up(0)
+    deposits = await LedgerAccess(chain.ledger, chain.hub.address, device_key).catch_up(0)
     mine = [
         i
         for i in deposits[0]
@@ -116,8 +116,8 @@ async def test_followed_inputs_are_the_chains_exactly_across_host_restarts(
         bob.address, chain.token.address, 100, peer_deposit=10, endpoint=bob.endpoint
     )
     # A bare link with alice's key sees what alice's device would; alice's node has a ledger.
-    link = HostLink(chain.keys[1], WebSocketTransport(), host.endpoint, reconnect_backoff=QUICK)
-    truth = LedgerLink(chain.ledger, chain.hub.address, chain.keys[1])
+    link = HostAccess(chain.keys[1], WebSocketTransport(), host.endpoint, reconnect_backoff=QUICK)
+    truth = LedgerAccess(chain.ledger, chain.hub.address, chain.keys[1])
     await link.start()
     try:
         seen, head = await link.catch_up(0)
@@ -169,7 +169,7 @@ class _ScriptedHost:
         self.key = key
         self.transport = WebSocketTransport(port=port)
         self.received: list[object] = []
-        self.session: PeerSession | None = None
+        self.session: PeerLink | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -178,7 +178,7 @@ class _ScriptedHost:
 
     async def _serve(self) -> None:
         link = await self.transport.accept()
-        self.session = await open_session(link, self.key, JsonCodec())
+        self.session = await open_peer_link(link, self.key, JsonCodec())
         hub = Address("0x" + "11" * 20)
         await send_on(self.session, HostStatus(1, hub, 0, int(time.time())))
         with contextlib.suppress(TransportError):
@@ -204,7 +204,7 @@ async def test_a_request_in_flight_when_the_host_dies_fails_and_is_not_sent_agai
     host_key, device_key = PrivateKey.generate(), PrivateKey.generate()
     first = _ScriptedHost(host_key)
     await first.start()
-    link = HostLink(
+    link = HostAccess(
         device_key, WebSocketTransport(), first.transport.endpoint, host=host_key.address,
         reconnect_backoff=QUICK,
     )  # fmt: skip
@@ -243,7 +243,7 @@ async def test_a_host_that_never_answers_fails_the_request_as_the_ledger_unavail
     host_key = PrivateKey.generate()
     silent = _ScriptedHost(host_key)
     await silent.start()
-    link = HostLink(
+    link = HostAccess(
         PrivateKey.generate(), WebSocketTransport(), silent.transport.endpoint,
         host=host_key.address, request_timeout=0.5,
     )  # fmt: skip
@@ -262,7 +262,7 @@ async def test_stop_during_the_backoff_returns_at_once_and_leaves_no_task(
 ) -> None:
     host = await start_host()
     pause = 600.0  # a pause no test waits out: stop() must not sit through it
-    link = HostLink(
+    link = HostAccess(
         PrivateKey.generate(), WebSocketTransport(), host.endpoint, reconnect_backoff=(pause, pause)
     )
     await link.start()
@@ -279,7 +279,7 @@ async def test_stop_during_the_backoff_returns_at_once_and_leaves_no_task(
     leftover = [
         task
         for task in asyncio.all_tasks()
-        if "HostLink" in getattr(task.get_coro(), "__qualname__", "") and not task.done()
+        if "HostAccess" in getattr(task.get_coro(), "__qualname__", "") and not task.done()
     ]
     assert leftover == []
     with pytest.raises(LedgerUnavailable, match="not running"):

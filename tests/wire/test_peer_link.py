@@ -9,7 +9,7 @@ import pytest
 from m2mpay.channel.messages import PaymentMessage
 from m2mpay.crypto import PrivateKey
 from m2mpay.errors import AuthenticationFailed, ConnectionClosed, MalformedMessage
-from m2mpay.wire import CborCodec, Codec, JsonCodec, Link, PeerSession, Transport, open_session
+from m2mpay.wire import CborCodec, Codec, JsonCodec, Link, PeerLink, Transport, open_peer_link
 
 from .helpers import GUARD, TamperLink, linked, payment, recorder, sample_messages
 
@@ -23,11 +23,11 @@ async def both_sessions(
     link_b: Link,
     codec_a: Codec | None = None,
     codec_b: Codec | None = None,
-) -> tuple[PeerSession, PeerSession]:
+) -> tuple[PeerLink, PeerLink]:
     async with asyncio.timeout(GUARD):
         return await asyncio.gather(
-            open_session(link_a, ALICE, codec_a or CborCodec(), expected_peer=BOB.address),
-            open_session(link_b, BOB, codec_b or CborCodec(), expected_peer=ALICE.address),
+            open_peer_link(link_a, ALICE, codec_a or CborCodec(), expected_peer=BOB.address),
+            open_peer_link(link_b, BOB, codec_b or CborCodec(), expected_peer=ALICE.address),
         )
 
 
@@ -57,7 +57,7 @@ async def test_handshake_without_expected_peer_learns_the_peer(
 ) -> None:
     link_a, link_b = await linked(transports[0], transports[1])
     alice, bob = await asyncio.gather(
-        open_session(link_a, ALICE, JsonCodec()), open_session(link_b, BOB, JsonCodec())
+        open_peer_link(link_a, ALICE, JsonCodec()), open_peer_link(link_b, BOB, JsonCodec())
     )
     assert alice.peer == BOB.address
     assert bob.peer == ALICE.address
@@ -92,8 +92,8 @@ async def test_each_side_writes_its_own_codec_and_reads_the_peers(
 async def test_expected_peer_mismatch_is_refused(transports: list[Transport]) -> None:
     link_a, link_b = await linked(transports[0], transports[1])
     results = await asyncio.gather(
-        open_session(link_a, ALICE, CborCodec(), expected_peer=MALLORY.address, timeout=GUARD),
-        open_session(link_b, BOB, CborCodec(), timeout=GUARD),
+        open_peer_link(link_a, ALICE, CborCodec(), expected_peer=MALLORY.address, timeout=GUARD),
+        open_peer_link(link_b, BOB, CborCodec(), timeout=GUARD),
         return_exceptions=True,
     )
     assert isinstance(results[0], AuthenticationFailed)

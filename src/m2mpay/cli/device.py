@@ -3,19 +3,43 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from m2mpay.cli.remote import Remote, kv_table, remote_command, short
-from m2mpay.client import DeviceView, TelemetryRecord
+from m2mpay.cli.common import DEFAULT_DATA_DIR, DataDirOption, console, stop_on_signals
+from m2mpay.cli.remote import (
+    ADDRESS_LENGTH,
+    AssetOption,
+    Remote,
+    asset_address,
+    id_of,
+    kv_table,
+    remote_command,
+    short,
+)
+from m2mpay.client import DeviceView, NodeClient, TelemetryRecord
+from m2mpay.devices.catalog import RUNNABLE_DEVICES, Curve
 
-__all__ = ["device_app"]
+__all__ = ["device_app", "device_id_of"]
 
 device_app = typer.Typer(help="Devices connected to a node's device bus.", no_args_is_help=True)
 
-DeviceArg = Annotated[str, typer.Argument(help="The device id (its address).")]
+DeviceArg = Annotated[
+    str, typer.Argument(help="The device id (its address), or a unique prefix of it as listed.")
+]
+
+
+async def device_id_of(node: NodeClient, given: str) -> str:
+    """The full id of the device `given` names (its address, or a prefix of it)."""
+
+    async def listed() -> list[str]:
+        return [d.device_id for d in await node.devices()]
+
+    return await id_of(given, "device", listed, length=ADDRESS_LENGTH)
 
 
 def _services(device: DeviceView) -> str:
@@ -62,7 +86,10 @@ def list_devices(remote: Remote) -> None:
 def show(device: DeviceArg, *, remote: Remote) -> None:
     """One device: its services and state."""
 
-    remote.answer(lambda node: node.device(device), _show)
+    async def shown(node: NodeClient) -> DeviceView:
+        return await node.device(await device_id_of(node, device))
+
+    remote.answer(shown, _show)
 
 
 @remote_command(device_app, "telemetry")
@@ -75,12 +102,141 @@ def telemetry(
 ) -> None:
     """A device's telemetry records, oldest first."""
 
+    async def records(node: NodeClient) -> list[TelemetryRecord]:
+        return await node.telemetry(await device_id_of(node, device), after=after, limit=limit)
+
     remote.answer_list(
         "record",
-        lambda node: node.telemetry(device, after=after, limit=limit),
+        records,
         _record_row,
         title=f"telemetry of {short(device, 14)}",
         empty=f"no telemetry from {escape(device)} after {after}",
         keep="seq at_ms",
         fold="data",
     )
+
+
+def _model(name: str) -> str:
+    if name not in RUNNABLE_DEVICES:
+        raise typer.BadParameter(f"{name!r} is not one of {', '.join(RUNNABLE_DEVICES)}")
+    return name
+
+
+ModelArg = Annotated[
+    str,
+    typer.Argument(
+        parser=_model,
+        metavar="|".join(RUNNABLE_DEVICES),
+        help="Which simulated device: "
+        + "; ".join(f"{name}: {model.summary}" for name, model in RUNNABLE_DEVICES.items()),
+        show_default=False,
+    ),
+]
+
+
+def _people(key_source: str) -> Callable[[dict[str, Any]], None]:
+    """The device's events as lines for people, and what to do next once registered."""
+    from m2mpay.devices.progress import line
+
+    hinted = False
+
+    def say(event: dict[str, Any]) -> None:
+        nonlocal hinted
+        # Unwrapped: an address cut across two lines cannot be pasted back.
+        console.print(line(event), highlight=False, soft_wrap=True)
+        if event["event"] == "starting":
+            console.print(f"  its key: {key_source}; Ctrl-C stops it", soft_wrap=True)
+        if event["event"] == "registered" and not hinted:
+            hinted = True
+            prefix = event["device"][:10]
+            console.print(f"  sell it: m2mpay offer publish --device {prefix} --window 20")
+
+    return say
+
+
+def _programs(event: dict[str, Any]) -> None:
+    typer.echo(json.dumps(event))
+
+
+@remote_command(device_app, "run")
+def run(
+    device: ModelArg,
+    name: Annotated[str | None, typer.Option(help="Its name on the bus (default: DEVICE).")] = None,
+    price: Annotated[
+        int | None,
+        typer.Option(min=1, help="Per unit, in the smallest unit (default: the device's)."),
+    ] = None,
+    unit: Annotated[
+        str | None, typer.Option(help="What it meters in: Wh or kWh; s for a lamp.")
+    ] = None,
+    curve: Annotated[
+        Curve | None,
+        typer.Option(
+            help="Its power curve: constant, charging (a battery tapering from 80 %), wind "
+            "(default: the device's).",
+        ),
+    ] = None,
+    power: Annotated[
+        float | None,
+        typer.Option(min=1, help="Watts at the curve's peak (default: the device's)."),
+    ] = None,
+    battery_wh: Annotated[
+        float, typer.Option(min=1, help="The charging curve's battery, in Wh.")
+    ] = 60_000.0,
+    start_soc: Annotated[
+        float, typer.Option(min=0, max=0.99, help="How full that battery arrives (0–1).")
+    ] = 0.2,
+    speed: Annotated[
+        float, typer.Option(min=0.01, help="Simulated seconds per real second.")
+    ] = 1.0,
+    asset: AssetOption = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File of the device's private key as hex (default: $M2MPAY_DEVICE_KEY, "
+            "else DATA_DIR/devices/NAME.key, made on first run)."
+        ),
+    ] = None,
+    keystore: Annotated[
+        Path | None, typer.Option(help="The device's key in a v3 keystore file instead.")
+    ] = None,
+    passphrase_file: Annotated[
+        Path | None,
+        typer.Option(help="The keystore's passphrase (or $M2MPAY_DEVICE_PASSPHRASE)."),
+    ] = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    *,
+    remote: Remote,
+) -> None:
+    """Run a simulated device on the node's device bus until Ctrl-C: it registers its
+    service, serves the sessions sold under an offer of it, and says what it delivers."""
+    # Loaded here, not with the command line: the device brings the bus and the chain.
+    from m2mpay.devices.runner import DeviceSettings, device_key, run_device
+
+    settings = DeviceSettings(
+        RUNNABLE_DEVICES[device],
+        name or device,
+        price=price,
+        unit=unit,
+        curve=curve,
+        power_w=power,
+        battery_wh=battery_wh,
+        start_soc=start_soc,
+        speed=speed,
+    )
+
+    async def work(node: NodeClient) -> None:
+        stop = stop_on_signals()
+        key, source = device_key(
+            key_file=key_file,
+            keystore=keystore,
+            passphrase_file=passphrase_file,
+            made_in=data_dir / "devices" / f"{settings.name}.key",
+        )
+        say = _programs if remote.as_json else _people(source)
+        chosen = asset_address(asset, await node.info()) if asset else None
+        await run_device(
+            node, settings, key, say, stop, asset=chosen, check_token=bool(remote.token)
+        )
+
+    remote.call(work)

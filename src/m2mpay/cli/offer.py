@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import string
 import time
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal, cast
 
 import typer
 from rich.markup import escape
 
 from m2mpay.cli.common import console
+from m2mpay.cli.device import device_id_of
 from m2mpay.cli.remote import (
-    AssetOption,
+    ADDRESS_LENGTH,
     Remote,
     asset_address,
     is_full_id,
@@ -22,6 +25,7 @@ from m2mpay.cli.remote import (
     table,
 )
 from m2mpay.client import NodeClient, OfferView
+from m2mpay.crypto import Address
 from m2mpay.errors import M2MPayError
 
 __all__ = ["offer_app", "offer_table", "pick_offer"]
@@ -88,20 +92,85 @@ def list_offers(remote: Remote) -> None:
     )
 
 
+Kind = Literal["energy", "actuation", "data"]
+
+
+def _is_id_prefix(text: str) -> bool:
+    digits = text[2:] if text.lower().startswith("0x") else text
+    return len(text) < ADDRESS_LENGTH and all(c in string.hexdigits for c in digits)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sold:
+    """What an offer sells: `device/service` by the device's whole id where the node was
+    asked, and the terms, the device's where the command line left them out."""
+
+    device: str
+    kind: Kind
+    unit: str
+    price: int
+    asset: Address | None  # None: the node's token
+
+
+async def _sold(
+    node: NodeClient, device: str, kind: Kind | None, unit: str | None, price: int | None
+) -> _Sold:
+    given, _, service = device.partition("/")
+    if not _is_id_prefix(given) and service and kind and unit and price:
+        return _Sold(device, kind, unit, price, None)  # nothing to ask: the node judges it
+    device_id = await device_id_of(node, given)
+    registered = (await node.device(device_id)).services
+    if not service and len(registered) == 1:
+        service = registered[0].name
+    found = [s for s in registered if s.name == service]
+    if not found:
+        what = f"no service {service!r}" if service else "several services"
+        names = ", ".join(s.name for s in registered) or "none"
+        raise M2MPayError(
+            f"device {device_id[:10]} has {what} (it registered: {names}): "
+            f"give --device {device_id[:10]}/SERVICE"
+        )
+    terms = found[0]
+    return _Sold(
+        f"{device_id}/{service}",
+        kind or cast(Kind, terms.kind),
+        unit or terms.unit,
+        price or terms.price,
+        Address(terms.asset),
+    )
+
+
 @remote_command(offer_app, "publish")
 def publish(
-    kind: Annotated[Literal["energy", "actuation", "data"], typer.Option(help="What is sold.")],
-    unit: Annotated[str, typer.Option(help="The unit metered: Wh, s, message…")],
-    price: Annotated[int, typer.Option(min=1, help="Per unit, in the smallest unit.")],
-    window: Annotated[int, typer.Option(min=1, help="Credit window, in units.")],
     device: Annotated[
-        str, typer.Option(help="The registered device's service that delivers: device/service.")
+        str,
+        typer.Option(
+            help="The registered device's service that delivers: DEVICE/SERVICE, the device "
+            "by its id or a unique prefix, the service left out when it has one."
+        ),
     ],
+    window: Annotated[int, typer.Option(min=1, help="Credit window, in units.")],
+    kind: Annotated[
+        Kind | None, typer.Option(help="What is sold (default: as the device registered).")
+    ] = None,
+    unit: Annotated[
+        str | None,
+        typer.Option(help="The unit metered: Wh, s, message… (default: the device's)."),
+    ] = None,
+    price: Annotated[
+        int | None,
+        typer.Option(min=1, help="Per unit, in the smallest unit (default: the device's)."),
+    ] = None,
     batch: Annotated[int, typer.Option(min=1, help="Units per report and payment.")] = 1,
     leader: Annotated[
         Literal["deliverer", "payer"], typer.Option(help="Who moves first in each batch.")
     ] = "deliverer",
-    asset: AssetOption = None,
+    asset: Annotated[
+        str | None,
+        typer.Option(
+            help="Token address or symbol (default: the device's, else the node's token)."
+        ),
+    ] = None,
     min_units: Annotated[int, typer.Option(min=0)] = 0,
     max_units: Annotated[int, typer.Option(min=0, help="0: no limit.")] = 0,
     reverse_price: Annotated[
@@ -111,19 +180,20 @@ def publish(
     *,
     remote: Remote,
 ) -> None:
-    """Sell a registered device's service under an offer."""
+    """Sell a registered device's service under an offer; its kind, unit, price and
+    asset are the device's unless given."""
 
     async def published(node: NodeClient) -> OfferView:
-        chosen = asset_address(asset, await node.info())
+        sold = await _sold(node, device, kind, unit, price)
         return await node.publish_offer(
-            kind=kind,
-            unit=unit,
-            price=price,
+            kind=sold.kind,
+            unit=sold.unit,
+            price=sold.price,
             window=window,
-            device=device,
+            device=sold.device,
             batch=batch,
             leader=leader,
-            asset=chosen,
+            asset=asset_address(asset, await node.info()) or sold.asset,
             min_units=min_units,
             max_units=max_units,
             reverse_price=reverse_price,
@@ -131,7 +201,16 @@ def publish(
         )
 
     def said(offer: OfferView) -> None:
-        kv_table("offer published", [("id", offer.offer_id), ("price", offer.price)])
+        kv_table(
+            "offer published",
+            [
+                ("id", offer.offer_id),
+                ("sells", f"{offer.kind} by the {offer.unit}"),
+                ("price", f"{offer.price} per {offer.unit}"),
+                ("asset", offer.asset.checksum),
+                ("window", f"{offer.window} {offer.unit}"),
+            ],
+        )
 
     remote.answer(published, said)
 

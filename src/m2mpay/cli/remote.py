@@ -27,6 +27,8 @@ from m2mpay.crypto import Address
 from m2mpay.errors import ApiRefusal, M2MPayError, NodeUnreachable
 
 __all__ = [
+    "ADDRESS_LENGTH",
+    "FULL_ID_LENGTH",
     "AssetOption",
     "Remote",
     "TokenOption",
@@ -35,6 +37,7 @@ __all__ = [
     "busy",
     "emit",
     "fail",
+    "id_of",
     "is_full_id",
     "kv_table",
     "listing",
@@ -64,7 +67,8 @@ AssetOption = Annotated[
     str | None, typer.Option(help="Token address or symbol (default: the node's token).")
 ]
 
-_FULL_ID_LENGTH: Final = 66  # 0x + 32 bytes of hex
+FULL_ID_LENGTH: Final = 66  # 0x + 32 bytes of hex
+ADDRESS_LENGTH: Final = 42  # 0x + 20 bytes of hex: a device's id
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,24 +234,42 @@ def short(text: str, keep: int = 10) -> str:
     return text if len(text) <= keep + 1 else text[:keep] + "…"
 
 
-def is_full_id(given: str) -> bool:
-    """Whether `given` is a whole id, not a prefix: no need to ask the node what it
-    names."""
-    return len(given) == _FULL_ID_LENGTH
+def is_full_id(given: str, length: int = FULL_ID_LENGTH) -> bool:
+    """Whether `given` is a whole id (`length` characters with 0x: a channel's, a
+    session's, an offer's; `ADDRESS_LENGTH` for a device), not a prefix: no need to
+    ask the node what it names."""
+    return len(given) == length
 
 
 def resolve_id(given: str, known: Iterable[str], what: str) -> str:
     """A full 0x id from a full id or a unique prefix of one of `known` (as shown in
-    tables), so that people need not paste 66 characters."""
-    if is_full_id(given):
-        return given
+    tables), so that people need not paste 66 characters. An unknown or ambiguous
+    prefix is one line that says how many ids it matched among how many."""
+    ids = list(known)
     wanted = given.lower() if given.lower().startswith("0x") else "0x" + given.lower()
-    matches = [k for k in known if k.lower().startswith(wanted)]
+    exact = [k for k in ids if k.lower() == wanted]
+    matches = exact or [k for k in ids if k.lower().startswith(wanted)]
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise M2MPayError(f"no {what} starts with {given}")
+        raise M2MPayError(
+            f"no {what} starts with {given}, of the node's {len(ids)} (`m2mpay {what} list`)"
+        )
     raise M2MPayError(f"{len(matches)} {what}s start with {given}: give more of the id")
+
+
+async def id_of(
+    given: str,
+    what: str,
+    listed: Callable[[], Awaitable[Iterable[str]]],
+    *,
+    length: int = FULL_ID_LENGTH,
+) -> str:
+    """The one rule for ids on the command line: a whole id as given, else the one id
+    among those `listed` (asked of the node only then) that `given` starts."""
+    if is_full_id(given, length):
+        return given
+    return resolve_id(given, await listed(), what)
 
 
 def asset_address(text: str | None, info: InfoView) -> Address | None:

@@ -33,7 +33,7 @@ from m2mpay.bus.messages import (
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.lifecycle import cancel_and_wait
 
-__all__ = ["BusClient", "load_device_key"]
+__all__ = ["BusClient", "DeviceListener", "load_device_key"]
 
 log = logging.getLogger("m2mpay.devices")
 
@@ -43,6 +43,29 @@ class _Telemetry:
     seq: int
     at_ms: int
     data: dict[str, Any]
+
+
+class DeviceListener:
+    """What a device's owner hears of it as it runs (`m2mpay device run` prints it);
+    this one hears nothing. Called on the device's loop, after the fact."""
+
+    def registered(self, device: BusClient, server: Address) -> None:
+        """The bus of `server` (a node's address) took the device's services."""
+
+    def disconnected(self, device: BusClient, reason: str) -> None:
+        """The connection ended or could not be made; the device tries again."""
+
+    def refused(self, device: BusClient, server: Address) -> None:
+        """A bus answered for another node than the pinned one."""
+
+    def commanded(self, device: BusClient, command: dict[str, Any], error: str | None) -> None:
+        """A command was carried out (or refused with `error`)."""
+
+    def reported(self, device: BusClient, meters: list[dict[str, Any]]) -> None:
+        """The meters the device just told the bus (as in `device_status`)."""
+
+    def bus_error(self, device: BusClient, message: dict[str, Any]) -> None:
+        """The bus said an error."""
 
 
 class BusClient:
@@ -69,9 +92,11 @@ class BusClient:
         self.connected = asyncio.Event()
         self._online = True
         self._websocket: ClientConnection | None = None
+        self._server: Address | None = None  # the bus's, as its challenge said
         self._telemetry_seq = 0
         self._unacked: dict[int, _Telemetry] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.listener = DeviceListener()
 
     @property
     def address(self) -> Address:
@@ -89,6 +114,10 @@ class BusClient:
 
     def meters(self) -> list[dict[str, Any]]:
         """Units delivered per session: session, service, delivered, active."""
+        raise NotImplementedError
+
+    def delivered(self, session: bytes | str, service: str) -> int:
+        """Whole units metered in a session of `service` (0 if it never heard of it)."""
         raise NotImplementedError
 
     def state(self) -> str:
@@ -136,14 +165,16 @@ class BusClient:
 
     async def report(self) -> None:
         """Tell the bus the meters (`device_status`)."""
+        meters = self.meters()[-256:]
         await self._send(
             {
                 "type": "device_status",
                 "state": self.state(),
-                "sessions": self.meters()[-256:],
+                "sessions": meters,
                 "detail": self.detail(),
             }
         )
+        self.listener.reported(self, meters)
 
     async def record(self, data: dict[str, Any]) -> None:
         """A telemetry record, kept until the bus acknowledges it."""
@@ -157,6 +188,7 @@ class BusClient:
     async def _connect_loop(self) -> None:
         while True:
             if self._online:
+                ended = "the bus closed the connection"
                 try:
                     async with connect(self.url, proxy=None, open_timeout=5) as websocket:
                         await self._serve(websocket)
@@ -168,9 +200,12 @@ class BusClient:
                     ConnectionClosed,
                 ) as exc:
                     log.info("%s %s: connection ended: %s", self.name, self.address, exc)
+                    ended = str(exc) or type(exc).__name__
                 finally:
                     self._websocket = None
                     self.connected.clear()
+                if self._online:  # not a hang-up of our own
+                    self.listener.disconnected(self, ended)
             await asyncio.sleep(self.reconnect_s)
 
     async def _send(self, message: dict[str, Any]) -> None:
@@ -191,12 +226,14 @@ class BusClient:
         server = Address(hello.server)
         if self.server is not None and server != self.server:
             self.refused.append(server)
+            self.listener.refused(self, server)
             log.warning("%s: refusing bus %s (expected %s)", self.address, server, self.server)
             await websocket.close()
             return
         challenge = bytes.fromhex(hello.challenge[2:])
         signature = self.key.sign_digest(login_digest(server, challenge, self.address))
         self._websocket = websocket
+        self._server = server
         await self._send(
             {
                 "type": "login",
@@ -235,6 +272,8 @@ class BusClient:
             await self.report()
         elif kind == "registered":
             self.connected.set()
+            if self._server is not None:
+                self.listener.registered(self, self._server)
         elif kind == "command":
             self.commands.append(message)
             error = await self.execute(message)
@@ -242,11 +281,13 @@ class BusClient:
             if error is not None:
                 ack["error"] = error
             await self._send(ack)
+            self.listener.commanded(self, message, error)
         elif kind == "telemetry_ack":
             self._unacked.pop(int(message["seq"]), None)
         elif kind == "error":
             self.errors.append(message)
             log.warning("%s %s: the bus says %s", self.name, self.address, message)
+            self.listener.bus_error(self, message)
 
     async def _send_telemetry(self, record: _Telemetry) -> None:
         await self._send(

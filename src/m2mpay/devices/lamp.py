@@ -91,6 +91,9 @@ class Lamp(BusClient):
         found = self.sessions.get(key.lower())
         return found.lit if found is not None else 0.0
 
+    def delivered(self, session: bytes | str, service: str) -> int:
+        return int(self.session_seconds(session) + _EPSILON) if service == SERVICE else 0
+
     # ------------------------------------------------------------------ the bus
 
     def services(self) -> list[dict[str, Any]]:

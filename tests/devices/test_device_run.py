@@ -51,6 +51,7 @@ class DeviceProcess:
     log: Path
     events: list[Event] = field(default_factory=list)
     _changed: threading.Condition = field(default_factory=threading.Condition)
+    _reader: threading.Thread | None = None
 
     @classmethod
     def start(cls, node: NodeProcess, kind: str, data_dir: Path, *extra: str) -> DeviceProcess:
@@ -65,7 +66,8 @@ class DeviceProcess:
                 stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True, env=env,
             )  # fmt: skip
         device = cls(process, log)
-        threading.Thread(target=device._read, daemon=True).start()
+        device._reader = threading.Thread(target=device._read, daemon=True)
+        device._reader.start()
         return device
 
     def _read(self) -> None:
@@ -93,8 +95,17 @@ class DeviceProcess:
         try:
             return self.process.wait(timeout=30)
         finally:
-            if self.process.poll() is None:
-                self.process.kill()
+            self.end()
+
+    def end(self) -> None:
+        """Killed if still running; its output read to the end and closed."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 @pytest.fixture(scope="module")
@@ -122,9 +133,7 @@ def charger(
         device.wait_for("registered")
         yield device
     finally:
-        if device.process.poll() is None:
-            device.process.kill()
-            device.process.wait()
+        device.end()
 
 
 def test_a_charger_run_from_the_shell_sells_a_session_under_an_offer_of_its_defaults(

@@ -1,7 +1,8 @@
 """/docs of a real `m2mpay node` process in headless Chromium (Debian's, driven by
 Playwright) that may reach nothing but the node: the page must render Swagger UI with
-its Authorize button, and "Try it out" must send the token. Any request elsewhere (a
-CDN, a validator, a font) is refused and fails the test. The screenshot is kept in the
+its Authorize button, and "Try it out" must send the token, for a read and for a write
+(its body the schema's example). Any request elsewhere (a CDN, a validator, a font) is
+refused and fails the test. The screenshot is kept in the
 test's tmp_path; its path is printed (pytest -s, or in the captured output)."""
 
 from __future__ import annotations
@@ -78,5 +79,16 @@ def test_the_docs_render_offline_with_authorize_and_try_it_out_sends_the_token(
     assert response.request.headers["authorization"] == f"Bearer {daemon.ready['api_token']}"
     assert response.status == 200
     assert response.json()["address"] == daemon.ready["address"]
+
+    # A write: the faucet, its body prefilled from the schema's example (1,000 tokens).
+    faucet = page.locator('.swagger-ui .opblock-post:has([data-path="/v1/wallet/faucet"])').first
+    faucet.locator(".opblock-summary").click()
+    faucet.locator(".try-out__btn").click()
+    with page.expect_response(f"{daemon.url}/v1/wallet/faucet") as answer:
+        faucet.locator(".btn.execute").click()
+    response = answer.value
+    assert response.request.headers["authorization"] == f"Bearer {daemon.ready['api_token']}"
+    assert response.request.post_data_json == {"amount": "1000000000000000000000"}
+    assert response.status == 200, response.text()
     page.screenshot(path=str(tmp_path / "docs-try-it-out.png"))
     assert elsewhere == []

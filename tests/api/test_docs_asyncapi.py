@@ -82,6 +82,19 @@ def test_it_lists_every_message_the_bus_accepts_and_sends() -> None:
         assert payload["properties"]["type"]["const"] == message["name"]
 
 
+@pytest.mark.parametrize("kind", sorted(bus_asyncapi(host="h")["components"]["messages"]))
+def test_each_example_is_a_message_the_bus_would_take(kind: str) -> None:
+    """Valid by the document's schema and by the bus's (or the device's) own parser."""
+    document = bus_asyncapi(host="node.test:8402")
+    message = document["components"]["messages"][kind]
+    (example,) = message["examples"]
+    _validator(document, example["payload"]).validate(example["payload"])
+    payload = example["payload"]
+    sender = parse_device_message if message["title"].startswith("device") else parse_bus_message
+    parsed = sender(httpx.Response(200, json=payload).content).model_dump(mode="json")
+    assert parsed == {**parsed, **payload}
+
+
 def _validator(document: dict[str, Any], message: dict[str, Any]) -> Any:
     """Checks a frame against the payload schema the document gives its `type`."""
     schema_ref = document["components"]["messages"][message["type"]]["payload"]["$ref"]

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, Route, sync_playwright
+from playwright.sync_api import Page, Response, Route, sync_playwright
 
 from m2mpay.bench.daemons import NodeProcess
 
@@ -50,6 +50,18 @@ def offline_page(daemon: NodeProcess) -> Iterator[tuple[Page, list[str]]]:
             browser.close()
 
 
+def _try_it_out(page: Page, method: str, url: str) -> Response:
+    """Opens an operation, presses Try it out and Execute; the node's answer."""
+    path = "/" + url.split("/", 3)[3]
+    # `.first`: an operation with two tags (`node`, `wallet`) is listed under each.
+    operation = page.locator(f'.swagger-ui .opblock-{method}:has([data-path="{path}"])').first
+    operation.locator(".opblock-summary").click()
+    operation.locator(".try-out__btn").click()
+    with page.expect_response(url) as answer:
+        operation.locator(".btn.execute").click()
+    return answer.value
+
+
 def test_the_docs_render_offline_with_authorize_and_try_it_out_sends_the_token(
     daemon: NodeProcess, offline_page: tuple[Page, list[str]], tmp_path: Path
 ) -> None:
@@ -64,31 +76,18 @@ def test_the_docs_render_offline_with_authorize_and_try_it_out_sends_the_token(
     print(f"screenshot of /docs offline: {screenshot}")
     assert screenshot.stat().st_size > 10_000
 
-    # Authorize with the node's token, then try a read that needs it.
+    # Authorize with the node's token, then try a read and a write that need it.
     authorize.click()
     page.locator(".swagger-ui .modal-ux input").fill(daemon.ready["api_token"])
     page.locator(".swagger-ui .modal-ux .auth-btn-wrapper .btn.authorize").click()
     page.locator(".swagger-ui .modal-ux .btn-done").click()
-    # The first of its tags (node, wallet) lists it.
-    wallet = page.locator('.swagger-ui .opblock-get:has([data-path="/v1/wallet"])').first
-    wallet.locator(".opblock-summary").click()
-    wallet.locator(".try-out__btn").click()
-    with page.expect_response(f"{daemon.url}/v1/wallet") as answer:
-        wallet.locator(".btn.execute").click()
-    response = answer.value
-    assert response.request.headers["authorization"] == f"Bearer {daemon.ready['api_token']}"
-    assert response.status == 200
-    assert response.json()["address"] == daemon.ready["address"]
-
-    # A write: the faucet, its body prefilled from the schema's example (1,000 tokens).
-    faucet = page.locator('.swagger-ui .opblock-post:has([data-path="/v1/wallet/faucet"])').first
-    faucet.locator(".opblock-summary").click()
-    faucet.locator(".try-out__btn").click()
-    with page.expect_response(f"{daemon.url}/v1/wallet/faucet") as answer:
-        faucet.locator(".btn.execute").click()
-    response = answer.value
-    assert response.request.headers["authorization"] == f"Bearer {daemon.ready['api_token']}"
-    assert response.request.post_data_json == {"amount": "1000000000000000000000"}
-    assert response.status == 200, response.text()
+    bearer = f"Bearer {daemon.ready['api_token']}"
+    wallet = _try_it_out(page, "get", f"{daemon.url}/v1/wallet")
+    assert (wallet.status, wallet.request.headers["authorization"]) == (200, bearer)
+    assert wallet.json()["address"] == daemon.ready["address"]
+    # The faucet's body is prefilled from the schema's example (1,000 tokens).
+    faucet = _try_it_out(page, "post", f"{daemon.url}/v1/wallet/faucet")
+    assert (faucet.status, faucet.request.headers["authorization"]) == (200, bearer)
+    assert faucet.request.post_data_json == {"amount": "1000000000000000000000"}
     page.screenshot(path=str(tmp_path / "docs-try-it-out.png"))
     assert elsewhere == []

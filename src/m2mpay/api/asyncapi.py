@@ -13,6 +13,7 @@ from typing import Any, Final, get_args
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from m2mpay.api import examples as ex
 from m2mpay.bus import messages
 from m2mpay.bus.messages import PROTOCOL, BusMessage, DeviceMessage
 
@@ -22,7 +23,8 @@ ASYNCAPI_VERSION: Final = "3.0.0"
 BUS_PATH: Final = "/v1/devices/ws"
 _CHANNEL: Final = "devices"
 
-# One line a message type; a type without one fails here, and so in the tests.
+# One line and one example a message type; a type without them fails here, and so in
+# the tests.
 _SUMMARIES: Final = {
     "challenge": "The bus speaks first: sign this challenge to log in before `expires_ms`.",
     "login": "The device's address and its signature over `login_digest`.",
@@ -36,6 +38,55 @@ _SUMMARIES: Final = {
     "telemetry": "One measurement, numbered by the device; stored and anchored on chain.",
     "telemetry_ack": "A telemetry record is stored (or was, if `duplicate`).",
     "error": "The bus refused a message: `code`, `message` and the `ref`'d type.",
+}
+
+# One message of each type, from a charge point selling energy in the examples' session.
+_COMMAND_ID: Final = "0x" + "5e" * 16
+_EXAMPLES: Final[dict[str, dict[str, Any]]] = {
+    "challenge": {
+        "protocol": PROTOCOL,
+        "server": ex.CHARGER,
+        "challenge": ex.CHANNEL_ID,
+        "expires_ms": ex.STARTED_MS + 30_000,
+    },
+    "login": {"address": ex.CHARGE_POINT, "challenge": ex.CHANNEL_ID, "signature": ex.SIGNATURE},
+    "welcome": {"device": ex.CHARGE_POINT, "telemetry_seq": 41, "pending": 0, "services": []},
+    "device_register": {
+        "name": "bay 2 charger",
+        "services": [
+            {
+                "name": "charging",
+                "unit": "Wh",
+                "price": "250000000000000",
+                "asset": ex.TOKEN,
+                "kind": "energy",
+            }
+        ],
+    },
+    "registered": {"services": ["charging"]},
+    "command": {
+        "id": _COMMAND_ID,
+        "session": ex.SESSION_ID,
+        "service": "charging",
+        "action": "on",
+        "until_units": 50,
+        "units": 50,
+    },
+    "command_ack": {"id": _COMMAND_ID, "ok": True},
+    "device_status": {
+        "state": "charging",
+        "sessions": [
+            {"session": ex.SESSION_ID, "service": "charging", "delivered": 27, "active": True}
+        ],
+        "detail": {"power_w": 11000},
+    },
+    "telemetry": {"seq": 42, "at_ms": ex.STARTED_MS + 60_000, "data": {"power_w": 11000}},
+    "telemetry_ack": {"seq": 42, "duplicate": False},
+    "error": {
+        "code": "invalid_message",
+        "message": "seq: Input should be a valid integer",
+        "ref": "telemetry",
+    },
 }
 
 
@@ -73,6 +124,7 @@ def _components() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
                 "summary": _SUMMARIES[kind],
                 "contentType": "application/json",
                 "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
+                "examples": [{"payload": {"type": kind, **_EXAMPLES[kind]}}],
             }
             channel_messages[kind] = {"$ref": f"#/components/messages/{kind}"}
             operations[kind] = {

@@ -7,6 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.m2mpay-installed
 NODE_STAMP := node_modules/.m2mpay-installed
+# The node serves its API docs from its own package, never from a CDN (m2mpay.api.docs).
+SWAGGER_UI_DIST ?= node_modules/swagger-ui-dist
+DOCS_ASSETS := src/m2mpay/api/docs_assets
+DOCS_STAMP := $(DOCS_ASSETS)/.copied
 PYTEST_ARGS ?=
 
 .PHONY: help demo test lint typecheck unit system-deps contracts lock clean \
@@ -25,6 +29,7 @@ system-deps:
 	@missing=""; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || missing="$$missing mosquitto"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v $(firstword $(PYTHON) python3) >/dev/null 2>&1 || missing="$$missing python3"; \
 	$(firstword $(PYTHON) python3) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
@@ -44,7 +49,14 @@ $(NODE_STAMP): package.json package-lock.json | system-deps
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-demo: $(PY_STAMP)
+# Swagger UI's bundle, stylesheet and icon (and its licence) from the pinned npm package.
+$(DOCS_STAMP): $(NODE_STAMP)
+	@mkdir -p $(DOCS_ASSETS)
+	cp $(addprefix $(SWAGGER_UI_DIST)/,swagger-ui-bundle.js swagger-ui.css favicon-32x32.png \
+		LICENSE NOTICE) $(DOCS_ASSETS)/
+	@touch $@
+
+demo: $(PY_STAMP) $(DOCS_STAMP)
 	$(BIN)/m2mpay demo
 
 lint: $(PY_STAMP)
@@ -57,7 +69,7 @@ typecheck: $(PY_STAMP)
 unit: $(PY_STAMP)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: $(PY_STAMP) $(NODE_STAMP) lint typecheck
+test: $(PY_STAMP) $(NODE_STAMP) $(DOCS_STAMP) lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 contracts: $(PY_STAMP)
@@ -83,4 +95,4 @@ mutants-contracts: $(PY_STAMP)
 	$(BIN)/python tools/mutants/vyper_mutants.py --json mutants/contracts-report.json
 
 clean:
-	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis mutants
+	rm -rf $(VENV) node_modules $(DOCS_ASSETS) .mypy_cache .ruff_cache .pytest_cache .hypothesis mutants

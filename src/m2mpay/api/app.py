@@ -1,4 +1,5 @@
-"""The node's HTTP API (FastAPI): OpenAPI 3 at /openapi.json, docs at /docs.
+"""The node's HTTP API (FastAPI): OpenAPI 3 at /openapi.json, docs at /docs (`/` leads
+there), the device bus's messages in AsyncAPI at /asyncapi.json (`m2mpay.api.docs`).
 
     GET    /v1/info                         who and where this node is (public)
     GET    /v1/wallet                       balances on chain and in channels
@@ -28,6 +29,7 @@ from typing import Any, Final
 from fastapi import APIRouter, FastAPI
 
 from m2mpay import __version__
+from m2mpay.api.docs import install_docs
 from m2mpay.api.errors import install_error_handlers
 from m2mpay.api.gateway import Gateway
 from m2mpay.api.models import ErrorBody
@@ -54,15 +56,31 @@ _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     )
 }
 
+_DESCRIPTION: Final = """\
+Amounts are integer strings in the asset's smallest unit; addresses and ids are 0x-hex.
+Everything that moves money or changes state needs the node's bearer token (**Authorize**
+above): `m2mpay node` prints it once when the node first starts. The node's storefront
+(`/v1/info`, `/v1/offers`) is public. Every error is `{"error": {"code", "message", "field"}}`.
+
+Devices join the node's bus over a WebSocket at `/v1/devices/ws`; its messages are described
+in AsyncAPI at [/asyncapi.json](/asyncapi.json).
+"""
+
 
 def create_app(gw: Gateway, *, extra: Sequence[APIRouter] = ()) -> FastAPI:
     app = FastAPI(
         title="m2mpay node",
         version=__version__,
         summary="Payment channels and metered sessions between machines",
+        description=_DESCRIPTION,
         responses=_ERRORS,
+        # FastAPI's own pages load Swagger UI and ReDoc from a CDN: `install_docs` serves
+        # Swagger UI from the node instead.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app, public_reads=gw.credentials.public_reads)
     for router in (
         info_routes(gw),
         channel_routes(gw),

@@ -13,16 +13,33 @@ import hmac
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from m2mpay.api.errors import ApiError
 
-__all__ = ["TOKEN_FILE", "Credentials", "GuardedRoutes", "new_token"]
+__all__ = ["BEARER", "TOKEN_FILE", "Credentials", "GuardedRoutes", "new_token"]
 
 TOKEN_FILE: Final = "api-token.sha256"
+BEARER: Final = "bearer"
+"""The token's security scheme in the OpenAPI schema: Swagger UI's Authorize button."""
+
+# Declares the token in the schema of every route that checks it; it refuses nothing
+# itself (`Credentials.check` does, as it does for the raw-ASGI fast path).
+_BearerToken = Annotated[
+    HTTPAuthorizationCredentials | None,
+    Security(
+        HTTPBearer(
+            scheme_name=BEARER,
+            auto_error=False,
+            description="The node's API token, printed once when the node first starts "
+            "(`m2mpay node`); the CLI reads it from `M2MPAY_TOKEN` or `--token`.",
+        )
+    ),
+]
 
 
 def _digest(token: str) -> str:
@@ -72,11 +89,11 @@ class Credentials:
         if not hmac.compare_digest(_digest(token.strip()), self._hash):
             raise ApiError(401, "unauthorized", "the bearer token is not valid")
 
-    async def writer(self, request: Request) -> None:
+    async def writer(self, request: Request, _: _BearerToken) -> None:
         """FastAPI dependency for anything that moves money or changes state."""
         self.check(request)
 
-    async def reader(self, request: Request) -> None:
+    async def reader(self, request: Request, _: _BearerToken) -> None:
         """FastAPI dependency for reads: open when reads are public."""
         if not self.public_reads:
             self.check(request)

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Final, Literal
 from fastapi import Path as PathParam
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
+from m2mpay.api import examples as ex
+from m2mpay.api.examples import example
 from m2mpay.crypto import UINT256_MAX
 
 __all__ = [
@@ -107,12 +109,13 @@ class _Request(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    code: str = Field(description="Stable machine-readable reason, e.g. `insufficient_balance`.")
+    code: str = Field(description="Stable machine-readable reason, e.g. `insufficient_funds`.")
     message: str
     field: str | None = Field(None, description="The offending input field, when one is at fault.")
 
 
 class ErrorBody(BaseModel):
+    model_config = example(ex.ERROR)
     error: ErrorDetail
 
 
@@ -126,6 +129,7 @@ class ContractsView(BaseModel):
 
 
 class InfoView(BaseModel):
+    model_config = example(ex.INFO)
     address: Address
     chain: str = Field(description="CAIP-2 id, e.g. eip155:1337.")
     genesis_hash: Hex32 = Field(
@@ -147,23 +151,27 @@ class BalanceView(BaseModel):
 
 
 class WalletView(BaseModel):
+    model_config = example(ex.WALLET)
     address: Address
     balances: list[BalanceView]
 
 
 class TransferRequest(_Request):
+    model_config = example(ex.TRANSFER_REQUEST)
     to: Address
     asset: Address = Field(description="0x000…0 for the native coin.")
     amount: PositiveAmount
 
 
 class TransferView(BaseModel):
+    model_config = example(ex.TRANSFER)
     tx_hash: Hex32
     block: int
     gas_used: int
 
 
 class FaucetRequest(_Request):
+    model_config = example(ex.FAUCET_REQUEST)
     asset: Address | None = Field(
         None, description="The token to mint (default: the deployment's token)."
     )
@@ -175,6 +183,7 @@ class FaucetRequest(_Request):
 
 
 class ChannelOpen(_Request):
+    model_config = example(ex.CHANNEL_OPEN)
     peer: Address
     endpoint: Endpoint | None = None
     asset: Address | None = Field(None, description="Default: the deployment's token.")
@@ -184,6 +193,7 @@ class ChannelOpen(_Request):
 
 
 class ChannelView(BaseModel):
+    model_config = example(ex.CHANNEL)
     channel_id: Hex32
     peer: Address
     phase: str
@@ -202,10 +212,12 @@ class ChannelView(BaseModel):
 
 
 class ChannelList(BaseModel):
+    model_config = example({"channels": [ex.CHANNEL]})
     channels: list[ChannelView]
 
 
 class PaymentRequest(_Request):
+    model_config = example(ex.PAYMENT_REQUEST)
     amount: PositiveAmount
     wait: StrictBool = Field(
         True,
@@ -215,6 +227,7 @@ class PaymentRequest(_Request):
 
 
 class PaymentMade(BaseModel):
+    model_config = example(ex.PAYMENT)
     channel_id: Hex32
     amount: Amount
     sent_total: Amount = Field(description="All we have paid on this channel, this included.")
@@ -230,6 +243,7 @@ LeaderName = Literal["deliverer", "payer"]
 
 
 class OfferCreate(_Request):
+    model_config = example(ex.OFFER_CREATE)
     kind: ServiceKindName
     unit: str = Field(min_length=1, max_length=32, description="Wh, s, message…")
     price: PositiveAmount = Field(description="Per unit.")
@@ -249,6 +263,7 @@ class OfferCreate(_Request):
 
 
 class OfferView(BaseModel):
+    model_config = example(ex.OFFER)
     offer_id: Hex32
     seller: Address
     kind: ServiceKindName
@@ -265,10 +280,12 @@ class OfferView(BaseModel):
 
 
 class OfferList(BaseModel):
+    model_config = example({"offers": [ex.OFFER]})
     offers: list[OfferView]
 
 
 class SessionStart(_Request):
+    model_config = example(ex.SESSION_START)
     offer: OfferView = Field(description="The seller's offer, as its node publishes it.")
     endpoint: Endpoint | None = None
     channel_id: Hex32 | None = Field(
@@ -288,6 +305,7 @@ class SessionStart(_Request):
 
 
 class SessionStop(_Request):
+    model_config = example(ex.SESSION_STOP)
     reason: str = Field("stopped through the API", max_length=200)
     wait: StrictBool = Field(True, description="Answer once the receipt is signed.")
 
@@ -299,6 +317,7 @@ class FlowView(BaseModel):
 
 
 class ReceiptView(BaseModel):
+    model_config = example(ex.RECEIPT)
     session_id: Hex32
     channel_id: Hex32
     forward: FlowView
@@ -309,6 +328,7 @@ class ReceiptView(BaseModel):
 
 
 class SessionView(BaseModel):
+    model_config = example(ex.SESSION)
     session_id: Hex32
     offer_id: Hex32
     channel_id: Hex32
@@ -331,14 +351,17 @@ class SessionView(BaseModel):
 
 
 class SessionList(BaseModel):
+    model_config = example({"sessions": [ex.SESSION]})
     sessions: list[SessionView]
 
 
 class SessionReverse(_Request):
+    model_config = example({"reversed": True})
     reversed: bool
 
 
 class PriceSignal(_Request):
+    model_config = example({"price": "200000000000000"})
     price: PositiveAmount
 
 
@@ -354,6 +377,7 @@ class DeviceServiceView(BaseModel):
 
 
 class DeviceView(BaseModel):
+    model_config = example(ex.DEVICE)
     device_id: Address = Field(description="The device's address: it logs in with its key.")
     name: str
     online: bool
@@ -365,6 +389,7 @@ class DeviceView(BaseModel):
 
 
 class DeviceList(BaseModel):
+    model_config = example({"devices": [ex.DEVICE]})
     devices: list[DeviceView]
 
 

@@ -1,0 +1,185 @@
+"""Examples of the API's bodies, shown in /docs and /openapi.json (`example` puts one on a
+model). One charging session tells them all: a car's node buys energy from a charger's
+node over a channel in the deployment's token (18 decimals). Each example is a valid
+instance of its model (tests/api/test_docs.py checks it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from pydantic import ConfigDict
+
+from m2mpay.crypto import Address, keccak256
+
+__all__ = ["example"]
+
+
+def example(*bodies: dict[str, Any]) -> ConfigDict:
+    """A model's config carrying `bodies` as its JSON schema's examples."""
+    return ConfigDict(json_schema_extra={"examples": list(bodies)})
+
+
+def _address(name: str) -> str:
+    return Address(keccak256(name.encode())[:20]).checksum
+
+
+def _hex32(name: str) -> str:
+    return "0x" + keccak256(name.encode()).hex()
+
+
+NATIVE: Final = "0x" + "00" * 20
+CAR: Final = _address("car")
+CHARGER: Final = _address("charger")
+TOKEN: Final = _address("token")
+HUB: Final = _address("hub")
+CHARGE_POINT: Final = _address("charge point")
+CHANNEL_ID: Final = _hex32("channel")
+OFFER_ID: Final = _hex32("offer")
+SESSION_ID: Final = _hex32("session")
+TX_HASH: Final = _hex32("transaction")
+ONE_TOKEN: Final = "1000000000000000000"
+STARTED_MS: Final = 1_767_225_600_000  # 2026-01-01 00:00 UTC
+SIGNATURE: Final = "0x" + keccak256(b"r").hex() + keccak256(b"s").hex() + "1b"
+
+INFO: Final = {
+    "address": CHARGER,
+    "chain": "eip155:1337",
+    "genesis_hash": _hex32("genesis"),
+    "ledger": "embedded",
+    "contracts": {"hub": HUB, "token": TOKEN, "token_symbol": "M2M"},
+    "peer_endpoint": "ws://127.0.0.1:8403",
+    "version": "0.1.0",
+    "dev_chain": True,
+}
+WALLET: Final = {
+    "address": CAR,
+    "balances": [
+        {"asset": NATIVE, "symbol": "ETH", "on_chain": ONE_TOKEN, "in_channels": "0"},
+        {
+            "asset": TOKEN,
+            "symbol": "M2M",
+            "on_chain": "999000000000000000000",
+            "in_channels": "993250000000000000",
+        },
+    ],
+}
+TRANSFER_REQUEST: Final = {"to": CHARGER, "asset": TOKEN, "amount": "250000000000000000"}
+TRANSFER: Final = {"tx_hash": TX_HASH, "block": 42, "gas_used": 34_507}
+FAUCET_REQUEST: Final = {"amount": "1000000000000000000000"}
+CHANNEL_OPEN: Final = {
+    "peer": CHARGER,
+    "endpoint": "ws://192.168.1.20:8403",
+    "deposit": ONE_TOKEN,
+}
+CHANNEL: Final = {
+    "channel_id": CHANNEL_ID,
+    "peer": CHARGER,
+    "phase": "open",
+    "asset": TOKEN,
+    "challenge_period": 3600,
+    "deposit_mine": ONE_TOKEN,
+    "deposit_peer": "0",
+    "balance_mine": "993250000000000000",
+    "balance_peer": "6750000000000000",
+    "sent_total": "6750000000000000",
+    "received_total": "0",
+    "in_flight": 0,
+    "payments_sent": 27,
+    "payments_received": 0,
+    "final_balance_mine": None,
+}
+PAYMENT_REQUEST: Final = {"amount": "250000000000000"}
+PAYMENT: Final = {
+    "channel_id": CHANNEL_ID,
+    "amount": "250000000000000",
+    "sent_total": "7000000000000000",
+    "seq": 28,
+    "acknowledged": True,
+}
+OFFER_CREATE: Final = {
+    "kind": "energy",
+    "unit": "Wh",
+    "price": "250000000000000",
+    "window": 50,
+    "batch": 10,
+    "device": f"{CHARGE_POINT}/charging",
+}
+OFFER: Final = {
+    "offer_id": OFFER_ID,
+    "seller": CHARGER,
+    "kind": "energy",
+    "unit": "Wh",
+    "price": "250000000000000",
+    "asset": TOKEN,
+    "min_units": 0,
+    "max_units": 0,
+    "window": 50,
+    "leader": "deliverer",
+    "batch": 10,
+    "reverse_price": "0",
+    "valid_until_ms": STARTED_MS + 86_400_000,
+}
+SESSION_START: Final = {
+    "offer": OFFER,
+    "endpoint": "ws://192.168.1.20:8403",
+    "deposit": ONE_TOKEN,
+    "target_units": 2000,
+    "limit_price": "300000000000000",
+}
+SESSION_STOP: Final = {"reason": "battery full", "wait": True}
+_FLOWS: Final = {
+    "forward": {"units": 27, "value": "6750000000000000", "paid": "6750000000000000"},
+    "backward": {"units": 0, "value": "0", "paid": "0"},
+}
+RECEIPT: Final = {
+    "session_id": SESSION_ID,
+    "channel_id": CHANNEL_ID,
+    **_FLOWS,
+    "started_ms": STARTED_MS,
+    "stopped_ms": STARTED_MS + 1_620_000,
+    "signature": SIGNATURE,
+}
+SESSION: Final = {
+    "session_id": SESSION_ID,
+    "offer_id": OFFER_ID,
+    "channel_id": CHANNEL_ID,
+    "peer": CHARGER,
+    "role": "buyer",
+    "phase": "stopped",
+    "price": "250000000000000",
+    "reversed": False,
+    **_FLOWS,
+    "started_ms": STARTED_MS,
+    "stopped_ms": STARTED_MS + 1_620_000,
+    "stop_reason": "battery full",
+    "countersigned": True,
+    "receipt": RECEIPT,
+    "peer_receipt": {**RECEIPT, "signature": "0x" + SIGNATURE[2:][::-1]},
+    "supplies": None,
+}
+DEVICE: Final = {
+    "device_id": CHARGE_POINT,
+    "name": "bay 2 charger",
+    "online": True,
+    "state": "charging",
+    "services": [
+        {
+            "name": "charging",
+            "unit": "Wh",
+            "price": "250000000000000",
+            "asset": TOKEN,
+            "kind": "energy",
+        }
+    ],
+    "registered_ms": STARTED_MS - 3_600_000,
+    "last_seen_ms": STARTED_MS + 60_000,
+    "detail": {"power_w": 11000, "plug": "type 2"},
+}
+ERROR: Final = {
+    "error": {
+        "code": "insufficient_funds",
+        "message": "the channel holds 993250000000000000 of ours, not 2000000000000000000",
+        "field": "amount",
+    }
+}

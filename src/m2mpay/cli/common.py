@@ -12,26 +12,33 @@ import logging
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from m2mpay.errors import M2MPayError
+from m2mpay.cli.explain import Explained, NodeTarget, explain
+from m2mpay.errors import ApiRefusal, M2MPayError
 
 __all__ = [
     "AnvilOption",
     "DataDirOption",
     "JsonOption",
     "KeyEnvOption",
+    "NodeTarget",
+    "PassphraseFileOption",
     "ReadyJsonOption",
     "RpcUrlOption",
     "console",
     "err_console",
     "log_to_stderr",
+    "report_error",
     "run",
     "serve_until",
+    "show_tracebacks",
     "stop_on_signals",
 ]
 
@@ -74,6 +81,56 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.
 ReadyJsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON line when ready, for programs.")
 ]
+PassphraseFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="File whose first line is the keystore passphrase (else $M2MPAY_PASSPHRASE, "
+        "else a prompt)."
+    ),
+]
+
+
+@dataclass(slots=True)
+class _Settings:
+    tracebacks: bool = False  # the root's `--debug`, set on every run
+
+
+_settings = _Settings()
+
+
+def show_tracebacks(on: bool) -> None:
+    """Whether errors end in their traceback (`m2mpay --debug`) or in one or two lines."""
+    _settings.tracebacks = on
+
+
+def report_error(
+    exc: BaseException, node: NodeTarget | None = None, *, as_json: bool = False
+) -> NoReturn:
+    """Print what went wrong and how to fix it, and exit with 1; with `--debug`, raise
+    `exc` again for its traceback. With `--json` the error goes to stderr in the API's
+    error shape (a node's refusal as the node gave it)."""
+    if _settings.tracebacks:
+        raise exc
+    said = explain(exc, node)
+    if as_json:
+        detail: dict[str, Any]
+        if isinstance(exc, ApiRefusal):
+            detail = {"status": exc.status, "code": exc.code, "message": exc.message}
+            if exc.field is not None:
+                detail["field"] = exc.field
+        else:
+            detail = {"code": said.code, "message": said.problem}
+        typer.echo(json.dumps({"error": detail}), err=True)
+    else:
+        _print_error(said)
+    raise typer.Exit(1)
+
+
+def _print_error(said: Explained) -> None:
+    # soft_wrap: a long line stays one line, for people to copy and for grep.
+    err_console.print(f"[bold red]error:[/] {escape(said.problem)}", soft_wrap=True)
+    if said.fix:
+        err_console.print(f"  [bold]fix:[/] {escape(said.fix)}", soft_wrap=True)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -81,8 +138,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
     except M2MPayError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        report_error(exc)
 
 
 def log_to_stderr(level: int) -> None:

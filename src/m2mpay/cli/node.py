@@ -8,9 +8,10 @@ once (`--new-token` makes a new one).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
-import sys
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,7 @@ from m2mpay.api.auth import new_token
 from m2mpay.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
+    PassphraseFileOption,
     ReadyJsonOption,
     RpcUrlOption,
     log_to_stderr,
@@ -27,30 +29,19 @@ from m2mpay.cli.common import (
     serve_until,
     stop_on_signals,
 )
+from m2mpay.cli.explain import CliProblem
+from m2mpay.cli.key import passphrase
 from m2mpay.crypto import PrivateKey
 from m2mpay.crypto.keystore import (
     KEYSTORE_DIR,
     find_keystore,
     load_keystore,
-    read_passphrase,
     save_keystore,
 )
 from m2mpay.daemon.daemon import Daemon, DaemonConfig
 from m2mpay.watcher_client import WatcherClient, WatcherFeed
 
-__all__ = ["node_command", "unlock_key"]
-
-
-def _passphrase(file: Path | None, *, confirm: bool) -> str:
-    passphrase = read_passphrase(file)
-    if passphrase is not None:
-        return passphrase
-    if not sys.stdin.isatty():
-        raise typer.BadParameter(
-            "no passphrase: use --passphrase-file or $M2MPAY_PASSPHRASE (no terminal to ask on)"
-        )
-    answer: str = typer.prompt("keystore passphrase", hide_input=True, confirmation_prompt=confirm)
-    return answer
+__all__ = ["node_command", "require_free_port", "unlock_key"]
 
 
 def unlock_key(data_dir: Path, passphrase_file: Path | None) -> tuple[PrivateKey, bool]:
@@ -59,9 +50,32 @@ def unlock_key(data_dir: Path, passphrase_file: Path | None) -> tuple[PrivateKey
     path = find_keystore(directory)
     if path is None:
         key = PrivateKey.generate()
-        save_keystore(directory, key, _passphrase(passphrase_file, confirm=True))
+        save_keystore(directory, key, passphrase(passphrase_file, confirm=True))
         return key, True
-    return load_keystore(path, _passphrase(passphrase_file, confirm=False)), False
+    return load_keystore(path, passphrase(passphrase_file, confirm=False)), False
+
+
+def require_free_port(host: str, port: int, option: str) -> None:
+    """Refuse a port another program listens on before anything starts, with the fix:
+    the server would find out only after the chain and the node are up, and say it
+    as a traceback."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the servers bind: a port in TIME_WAIT after our own restart is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise CliProblem(f"cannot listen on {host}:{port} ({option}): {exc}") from None
+            raise CliProblem(
+                f"port {port} on {host} ({option}) is already in use, by another "
+                "`m2mpay node` or another program",
+                f"stop that program, or choose another port: {option} {port + 1}, "
+                f"or {option} 0 for any free one",
+            ) from None
 
 
 def node_command(
@@ -82,9 +96,7 @@ def node_command(
     public_reads: Annotated[
         bool, typer.Option(help="Let reads through without the token (writes always need it).")
     ] = False,
-    passphrase_file: Annotated[
-        Path | None, typer.Option(help="File whose first line is the keystore passphrase.")
-    ] = None,
+    passphrase_file: PassphraseFileOption = None,
     reset_token: Annotated[
         bool, typer.Option("--new-token", help="Make a new API token (the old one stops working).")
     ] = False,
@@ -99,8 +111,6 @@ def node_command(
 ) -> None:
     """Run this machine's node: channels, metered sessions and the HTTP API, until Ctrl-C."""
     log_to_stderr(logging.WARNING if as_json else logging.INFO)
-    key, new_key = unlock_key(data_dir, passphrase_file)
-    token = new_token(data_dir) if reset_token else None
     config = DaemonConfig(
         data_dir=data_dir,
         chain_dir=chain_dir,
@@ -111,6 +121,10 @@ def node_command(
         public_reads=public_reads,
         telemetry_interval_s=telemetry_interval,
     )
+    require_free_port(config.host, config.port, "--port")
+    require_free_port(config.peer_host, config.peer_port, "--peer-port")
+    key, new_key = unlock_key(data_dir, passphrase_file)
+    token = new_token(data_dir) if reset_token else None
 
     async def go() -> None:
         stop = stop_on_signals()

@@ -13,7 +13,9 @@ from m2mpay.cli.common import report_error, show_tracebacks
 from m2mpay.cli.device import device_app
 from m2mpay.cli.lazy import LazyGroup
 from m2mpay.cli.offer import offer_app
+from m2mpay.cli.remote import remote_command
 from m2mpay.cli.session import session_app
+from m2mpay.cli.status import status
 from m2mpay.cli.wallet import wallet_app
 
 __all__ = ["app", "main"]
@@ -40,7 +42,7 @@ app = typer.Typer(
     add_completion=False,
     # The traceback of `--debug` without the frames' variables: they hold passphrases.
     pretty_exceptions_show_locals=False,
-    cls=_Root,  # node, demo, ledger, bench, contracts, watcher, torture: imported when run
+    cls=_Root,  # node, demo, ledger, bench, contracts, watcher, torture, key: imported when run
 )
 # Clients of a running node's API (`--url`, `--token`):
 app.add_typer(wallet_app, name="wallet")
@@ -48,6 +50,7 @@ app.add_typer(channel_app, name="channel")
 app.add_typer(offer_app, name="offer")
 app.add_typer(session_app, name="session")
 app.add_typer(device_app, name="device")
+remote_command(app, "status")(status)
 
 
 def _print_version(value: bool) -> None:

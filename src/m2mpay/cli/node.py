@@ -12,12 +12,14 @@ import errno
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from m2mpay.api.auth import new_token
+from m2mpay.api.routes_status import WatcherToCheck, status_routes
 from m2mpay.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
@@ -31,7 +33,7 @@ from m2mpay.cli.common import (
 )
 from m2mpay.cli.explain import CliProblem
 from m2mpay.cli.key import passphrase
-from m2mpay.crypto import PrivateKey
+from m2mpay.crypto import Address, PrivateKey
 from m2mpay.crypto.keystore import (
     KEYSTORE_DIR,
     find_keystore,
@@ -53,6 +55,15 @@ def unlock_key(data_dir: Path, passphrase_file: Path | None) -> tuple[PrivateKey
         save_keystore(directory, key, passphrase(passphrase_file, confirm=True))
         return key, True
     return load_keystore(path, passphrase(passphrase_file, confirm=False)), False
+
+
+def _address_of(watcher: WatcherClient) -> Callable[[], Awaitable[Address]]:
+    """Asks the watcher for its address each time: whether it answers now."""
+
+    async def ask() -> Address:
+        return (await watcher.info()).address
+
+    return ask
 
 
 def require_free_port(host: str, port: int, option: str) -> None:
@@ -128,11 +139,13 @@ def node_command(
 
     async def go() -> None:
         stop = stop_on_signals()
-        daemon = Daemon(config, key)
-        await daemon.start()
         client = WatcherClient(watcher) if watcher else None
-        feed = WatcherFeed(daemon.node, client) if client is not None else None
+        checked = WatcherToCheck(watcher, _address_of(client)) if watcher and client else None
+        daemon = Daemon(config, key, extra=[status_routes(checked)])
+        feed: WatcherFeed | None = None
         try:
+            await daemon.start()
+            feed = WatcherFeed(daemon.node, client) if client is not None else None
             if feed is not None:
                 await feed.start()
             gateway = daemon.gateway

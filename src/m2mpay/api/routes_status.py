@@ -36,15 +36,20 @@ __all__ = [
 _CHECK_TIMEOUT_S: Final = 5.0  # a status must answer even when the chain or watcher hangs
 
 
-class ChainStatus(BaseModel):
+class _Reached(BaseModel):
+    """Whether a service the node relies on answered just now, and if not, why."""
+
+    reachable: bool
+    problem: str | None = Field(description="Why it is not reachable.")
+
+
+class ChainStatus(_Reached):
     chain: str = Field(description="CAIP-2 id, e.g. eip155:1337.")
     genesis_hash: Hex32
     ledger: str
     hub: Address
     token: Address
-    reachable: bool
     block: int | None = Field(description="The newest block, when reachable.")
-    problem: str | None = Field(description="Why the chain is not reachable.")
 
 
 class PeerStatus(BaseModel):
@@ -53,11 +58,9 @@ class PeerStatus(BaseModel):
     channels: int = Field(description="Channels with this peer not yet closed.")
 
 
-class WatcherStatus(BaseModel):
+class WatcherStatus(_Reached):
     url: str
-    reachable: bool
     address: Address | None = Field(description="The watcher's own address, when reachable.")
-    problem: str | None = Field(description="Why the watcher is not reachable.")
 
 
 class NodeStatus(BaseModel):

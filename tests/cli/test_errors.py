@@ -3,11 +3,15 @@ two lines naming the problem and the fix, a traceback only with `--debug`."""
 
 from __future__ import annotations
 
+import http.server
+import socket
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from m2mpay.bench.daemons import NodeProcess
-from m2mpay.cli.explain import explain
+from m2mpay.cli.explain import NodeTarget, explain
+from m2mpay.errors import ApiInvalidInput
 from tests.cli.conftest import cli, m2mpay, made_key
 
 
@@ -110,3 +114,63 @@ def test_an_unexpected_error_asks_for_debug_and_a_report() -> None:
     assert said.problem == "unexpected ZeroDivisionError: division by zero"
     assert said.fix is not None
     assert "m2mpay --debug" in said.fix
+
+
+def test_a_node_not_running_is_asked_about_with_the_url_fix() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    result = cli("channel", "list", "--url", nowhere)
+    assert result.exit_code == 1
+    said = _said(result.stderr)
+    assert f"cannot reach the node at {nowhere}" in said
+    assert "is `m2mpay node` running?" in said
+
+
+class _NotANode(http.server.BaseHTTPRequestHandler):
+    """Some other web server: a page for every request, 404."""
+
+    def do_GET(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b"<html>nothing here</html>"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET  # noqa: N815
+
+    def log_message(self, *args: object) -> None:
+        pass  # not on the stderr the test reads
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, *args: object) -> None:
+        pass  # a client that hangs up early is not the test's business
+
+
+def test_another_web_server_is_not_taken_for_a_node() -> None:
+    server = _QuietServer(("127.0.0.1", 0), _NotANode)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = cli("wallet", "show", "--url", url, M2MPAY_TOKEN="t")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 1
+    said = _said(result.stderr)
+    assert f"{url} answered 404, not as an m2mpay node" in said
+    assert "the API address `m2mpay node` prints" in said
+
+
+def test_a_malformed_id_says_what_an_id_is() -> None:
+    refusal = ApiInvalidInput(
+        422, "invalid_input", "String should match pattern '^0[xX][0-9a-fA-F]{64}$'", "channel_id"
+    )
+    said = explain(refusal, NodeTarget("http://127.0.0.1:8402", "t"))
+    assert said.problem == "invalid_input: `channel_id` is not 0x and 64 hex digits"
+    assert said.fix is not None
+    assert "unique prefix" in said.fix

@@ -90,6 +90,18 @@ def test_a_port_in_use_is_refused_before_starting_with_the_fix(
     assert not (tmp_path / "other" / "keystore").exists()  # refused before making a key
 
 
+def test_a_watcher_on_a_port_in_use_is_refused_the_same_way(tmp_path: Path) -> None:
+    assert cli("ledger", "deploy", "--data-dir", str(tmp_path)).exit_code == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = m2mpay("watcher", "serve", "--data-dir", str(tmp_path), "--port", str(port))
+    assert done.returncode == 1
+    said = _said(done.stderr)
+    assert f"port {port} on 127.0.0.1 (--port) is already in use" in said
+
+
 def test_a_wrong_passphrase_is_two_lines_and_the_traceback_only_with_debug(
     tmp_path: Path,
 ) -> None:

@@ -7,9 +7,11 @@ so `m2mpay channel pay` starts in a fraction of a second. Opening a ledger is in
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from m2mpay.cli.explain import Explained, NodeTarget, explain
+from m2mpay.cli.explain import CliProblem, Explained, NodeTarget, explain
 from m2mpay.errors import ApiRefusal, M2MPayError
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "err_console",
     "log_to_stderr",
     "report_error",
+    "require_free_port",
     "run",
     "serve_until",
     "show_tracebacks",
@@ -139,6 +142,29 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except M2MPayError as exc:
         report_error(exc)
+
+
+def require_free_port(host: str, port: int, option: str) -> None:
+    """Refuse a port another program listens on before anything starts, with the fix:
+    the server would find out only once the chain and the rest are up, and
+    uvicorn's exit on a failed bind escapes the event loop as a traceback."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the servers bind: a port in TIME_WAIT after our own restart is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise CliProblem(f"cannot listen on {host}:{port} ({option}): {exc}") from None
+            raise CliProblem(
+                f"port {port} on {host} ({option}) is already in use, by another "
+                "m2mpay service or another program",
+                f"stop that program, or choose another port with {option}, "
+                f"or {option} 0 for any free one",
+            ) from None
 
 
 def log_to_stderr(level: int) -> None:

@@ -8,10 +8,8 @@ once (`--new-token` makes a new one).
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
@@ -27,11 +25,11 @@ from m2mpay.cli.common import (
     ReadyJsonOption,
     RpcUrlOption,
     log_to_stderr,
+    require_free_port,
     run,
     serve_until,
     stop_on_signals,
 )
-from m2mpay.cli.explain import CliProblem
 from m2mpay.cli.key import passphrase
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.crypto.keystore import (
@@ -43,7 +41,7 @@ from m2mpay.crypto.keystore import (
 from m2mpay.daemon.daemon import Daemon, DaemonConfig
 from m2mpay.watcher_client import WatcherClient, WatcherFeed
 
-__all__ = ["node_command", "require_free_port", "unlock_key"]
+__all__ = ["node_command", "unlock_key"]
 
 
 def unlock_key(data_dir: Path, passphrase_file: Path | None) -> tuple[PrivateKey, bool]:
@@ -64,29 +62,6 @@ def _address_of(watcher: WatcherClient) -> Callable[[], Awaitable[Address]]:
         return (await watcher.info()).address
 
     return ask
-
-
-def require_free_port(host: str, port: int, option: str) -> None:
-    """Refuse a port another program listens on before anything starts, with the fix:
-    the server would find out only after the chain and the node are up, and say it
-    as a traceback."""
-    if port == 0:
-        return
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        # As the servers bind: a port in TIME_WAIT after our own restart is free.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise CliProblem(f"cannot listen on {host}:{port} ({option}): {exc}") from None
-            raise CliProblem(
-                f"port {port} on {host} ({option}) is already in use, by another "
-                "`m2mpay node` or another program",
-                f"stop that program, or choose another port: {option} {port + 1}, "
-                f"or {option} 0 for any free one",
-            ) from None
 
 
 def node_command(

@@ -5,7 +5,8 @@ can catch the family it cares about:
 
 - `CodedError`: the base of the errors below that carry a machine-readable `code` and a
   `message` (`ChannelRejection`, `ChannelError`, `StreamError`, `DeviceError`, `ApiRefusal`).
-- `CryptoError`: malformed keys, signatures or addresses (`InvalidSignature`).
+- `CryptoError`: malformed keys, signatures or addresses (`InvalidSignature`,
+  `InvalidAddress`), a keystore that does not open (`WrongPassphrase`).
 - `LedgerError`: the chain refused or could not do something
   (`TransactionReverted`, `ReceiptTimeout`, `LedgerUnavailable`,
   `UnsupportedOperation`, `InsufficientFunds`).
@@ -44,6 +45,8 @@ matching class (`ApiRefusal` and its subclasses; the watcher's own refusal class
 
 from __future__ import annotations
 
+from pathlib import Path
+
 __all__ = [
     "ApiConflict",
     "ApiFailure",
@@ -77,6 +80,7 @@ __all__ = [
     "TransportError",
     "UnsupportedOperation",
     "WrongChain",
+    "WrongPassphrase",
 ]
 
 
@@ -103,6 +107,14 @@ class InvalidSignature(CryptoError):
 
 class InvalidAddress(CryptoError):
     """A value is not a 20-byte Ethereum address."""
+
+
+class WrongPassphrase(CryptoError):
+    """The keystore at `path` does not open with the passphrase given."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(f"cannot decrypt keystore {path}: wrong passphrase ({detail})")
+        self.path = path
 
 
 class LedgerError(M2MPayError):

@@ -7,31 +7,41 @@ so `m2mpay channel pay` starts in a fraction of a second. Opening a ledger is in
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from m2mpay.errors import M2MPayError
+from m2mpay.cli.explain import CliProblem, Explained, NodeTarget, explain
+from m2mpay.errors import ApiRefusal, M2MPayError
 
 __all__ = [
     "AnvilOption",
     "DataDirOption",
     "JsonOption",
     "KeyEnvOption",
+    "NodeTarget",
+    "PassphraseFileOption",
     "ReadyJsonOption",
     "RpcUrlOption",
     "console",
     "err_console",
     "log_to_stderr",
+    "report_error",
+    "require_free_port",
     "run",
     "serve_until",
+    "show_tracebacks",
     "stop_on_signals",
 ]
 
@@ -74,6 +84,56 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.
 ReadyJsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON line when ready, for programs.")
 ]
+PassphraseFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="File whose first line is the keystore passphrase (else $M2MPAY_PASSPHRASE, "
+        "else a prompt)."
+    ),
+]
+
+
+@dataclass(slots=True)
+class _Settings:
+    tracebacks: bool = False  # the root's `--debug`, set on every run
+
+
+_settings = _Settings()
+
+
+def show_tracebacks(on: bool) -> None:
+    """Whether errors end in their traceback (`m2mpay --debug`) or in one or two lines."""
+    _settings.tracebacks = on
+
+
+def report_error(
+    exc: BaseException, node: NodeTarget | None = None, *, as_json: bool = False
+) -> NoReturn:
+    """Print what went wrong and how to fix it, and exit with 1; with `--debug`, raise
+    `exc` again for its traceback. With `--json` the error goes to stderr in the API's
+    error shape (a node's refusal as the node gave it)."""
+    if _settings.tracebacks:
+        raise exc
+    said = explain(exc, node)
+    if as_json:
+        detail: dict[str, Any]
+        if isinstance(exc, ApiRefusal):
+            detail = {"status": exc.status, "code": exc.code, "message": exc.message}
+            if exc.field is not None:
+                detail["field"] = exc.field
+        else:
+            detail = {"code": said.code, "message": said.problem}
+        typer.echo(json.dumps({"error": detail}), err=True)
+    else:
+        _print_error(said)
+    raise typer.Exit(1)
+
+
+def _print_error(said: Explained) -> None:
+    # soft_wrap: a long line stays one line, for people to copy and for grep.
+    err_console.print(f"[bold red]error:[/] {escape(said.problem)}", soft_wrap=True)
+    if said.fix:
+        err_console.print(f"  [bold]fix:[/] {escape(said.fix)}", soft_wrap=True)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -81,8 +141,30 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
     except M2MPayError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        report_error(exc)
+
+
+def require_free_port(host: str, port: int, option: str) -> None:
+    """Refuse a port another program listens on before anything starts, with the fix:
+    the server would find out only once the chain and the rest are up, and
+    uvicorn's exit on a failed bind escapes the event loop as a traceback."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the servers bind: a port in TIME_WAIT after our own restart is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise CliProblem(f"cannot listen on {host}:{port} ({option}): {exc}") from None
+            raise CliProblem(
+                f"port {port} on {host} ({option}) is already in use, by another "
+                "m2mpay service or another program",
+                f"stop that program, or choose another port with {option}, "
+                f"or {option} 0 for any free one",
+            ) from None
 
 
 def log_to_stderr(level: int) -> None:

@@ -32,6 +32,7 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
     "contracts": LazyCommand("m2mpay.cli.contracts", "contracts_app"),
     "watcher": LazyCommand("m2mpay.cli.watcher", "watcher_app"),
     "torture": LazyCommand("m2mpay.cli.torture", "torture_app"),
+    "key": LazyCommand("m2mpay.cli.key", "key_app"),
 }
 
 

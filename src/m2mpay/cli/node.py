@@ -10,29 +10,32 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from m2mpay.api.auth import new_token
+from m2mpay.api.routes_status import WatcherToCheck, status_routes
 from m2mpay.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
+    PassphraseFileOption,
     ReadyJsonOption,
     RpcUrlOption,
     log_to_stderr,
+    require_free_port,
     run,
     serve_until,
     stop_on_signals,
 )
-from m2mpay.crypto import PrivateKey
+from m2mpay.cli.key import passphrase
+from m2mpay.crypto import Address, PrivateKey
 from m2mpay.crypto.keystore import (
     KEYSTORE_DIR,
     find_keystore,
     load_keystore,
-    read_passphrase,
     save_keystore,
 )
 from m2mpay.daemon.daemon import Daemon, DaemonConfig
@@ -41,27 +44,24 @@ from m2mpay.watcher_client import WatcherClient, WatcherFeed
 __all__ = ["node_command", "unlock_key"]
 
 
-def _passphrase(file: Path | None, *, confirm: bool) -> str:
-    passphrase = read_passphrase(file)
-    if passphrase is not None:
-        return passphrase
-    if not sys.stdin.isatty():
-        raise typer.BadParameter(
-            "no passphrase: use --passphrase-file or $M2MPAY_PASSPHRASE (no terminal to ask on)"
-        )
-    answer: str = typer.prompt("keystore passphrase", hide_input=True, confirmation_prompt=confirm)
-    return answer
-
-
 def unlock_key(data_dir: Path, passphrase_file: Path | None) -> tuple[PrivateKey, bool]:
     """The node's key from its keystore, made on first run; and whether it is new."""
     directory = data_dir / KEYSTORE_DIR
     path = find_keystore(directory)
     if path is None:
         key = PrivateKey.generate()
-        save_keystore(directory, key, _passphrase(passphrase_file, confirm=True))
+        save_keystore(directory, key, passphrase(passphrase_file, confirm=True))
         return key, True
-    return load_keystore(path, _passphrase(passphrase_file, confirm=False)), False
+    return load_keystore(path, passphrase(passphrase_file, confirm=False)), False
+
+
+def _address_of(watcher: WatcherClient) -> Callable[[], Awaitable[Address]]:
+    """Asks the watcher for its address each time: whether it answers now."""
+
+    async def ask() -> Address:
+        return (await watcher.info()).address
+
+    return ask
 
 
 def node_command(
@@ -82,9 +82,7 @@ def node_command(
     public_reads: Annotated[
         bool, typer.Option(help="Let reads through without the token (writes always need it).")
     ] = False,
-    passphrase_file: Annotated[
-        Path | None, typer.Option(help="File whose first line is the keystore passphrase.")
-    ] = None,
+    passphrase_file: PassphraseFileOption = None,
     reset_token: Annotated[
         bool, typer.Option("--new-token", help="Make a new API token (the old one stops working).")
     ] = False,
@@ -99,8 +97,6 @@ def node_command(
 ) -> None:
     """Run this machine's node: channels, metered sessions and the HTTP API, until Ctrl-C."""
     log_to_stderr(logging.WARNING if as_json else logging.INFO)
-    key, new_key = unlock_key(data_dir, passphrase_file)
-    token = new_token(data_dir) if reset_token else None
     config = DaemonConfig(
         data_dir=data_dir,
         chain_dir=chain_dir,
@@ -111,14 +107,20 @@ def node_command(
         public_reads=public_reads,
         telemetry_interval_s=telemetry_interval,
     )
+    require_free_port(config.host, config.port, "--port")
+    require_free_port(config.peer_host, config.peer_port, "--peer-port")
+    key, new_key = unlock_key(data_dir, passphrase_file)
+    token = new_token(data_dir) if reset_token else None
 
     async def go() -> None:
         stop = stop_on_signals()
-        daemon = Daemon(config, key)
-        await daemon.start()
         client = WatcherClient(watcher) if watcher else None
-        feed = WatcherFeed(daemon.node, client) if client is not None else None
+        checked = WatcherToCheck(watcher, _address_of(client)) if watcher and client else None
+        daemon = Daemon(config, key, extra=[status_routes(checked)])
+        feed: WatcherFeed | None = None
         try:
+            await daemon.start()
+            feed = WatcherFeed(daemon.node, client) if client is not None else None
             if feed is not None:
                 await feed.start()
             gateway = daemon.gateway

@@ -21,10 +21,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from m2mpay.cli.common import JsonOption, console, err_console
+from m2mpay.cli.common import JsonOption, NodeTarget, console, err_console, report_error
 from m2mpay.client import DEFAULT_URL, NATIVE, InfoView, NodeClient, encode
 from m2mpay.crypto import Address
-from m2mpay.errors import ApiRefusal, M2MPayError, NodeUnreachable
+from m2mpay.errors import M2MPayError
 
 __all__ = [
     "ADDRESS_LENGTH",
@@ -89,28 +89,8 @@ class Remote:
 
         try:
             asyncio.run(go())
-        except ApiRefusal as exc:
-            if self.as_json:
-                detail: dict[str, Any] = {
-                    "status": exc.status,
-                    "code": exc.code,
-                    "message": exc.message,
-                }
-                if exc.field is not None:
-                    detail["field"] = exc.field
-                typer.echo(json.dumps({"error": detail}), err=True)
-                raise typer.Exit(1) from None
-            where = f" (field `{exc.field}`)" if exc.field and exc.field not in exc.message else ""
-            fail(f"{exc.code}: {exc.message}{where}")
-        except NodeUnreachable as exc:
-            hint = "; is `m2mpay node` running here?" if self.url == DEFAULT_URL else ""
-            fail(
-                f"cannot reach the node at {self.url}: {exc}{hint}",
-                "node_unreachable",
-                as_json=self.as_json,
-            )
         except M2MPayError as exc:
-            fail(str(exc), as_json=self.as_json)
+            report_error(exc, NodeTarget(self.url, self.token), as_json=self.as_json)
 
     def answer(
         self,

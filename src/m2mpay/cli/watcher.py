@@ -25,6 +25,7 @@ from m2mpay.cli.common import (
     RpcUrlOption,
     console,
     log_to_stderr,
+    require_free_port,
     run,
     serve_until,
     stop_on_signals,
@@ -87,6 +88,7 @@ def serve(
 ) -> None:
     """Serve the watcher's HTTP API and defend registered channels until SIGINT/SIGTERM."""
     log_to_stderr(logging.INFO)
+    require_free_port(host, port, "--port")
 
     async def go() -> None:
         stop = stop_on_signals()

@@ -16,6 +16,7 @@ from m2mpay.client.events import Event, EventStream
 from m2mpay.client.node import NodeClient
 from m2mpay.client.resales import ReconciliationView, ResaleView
 from m2mpay.client.sessions import FlowView, OfferView, ReceiptView, SessionView
+from m2mpay.client.status import ChainStatus, NodeStatus, PeerStatus, WatcherStatus
 from m2mpay.client.wallet import (
     NATIVE,
     BalanceView,
@@ -30,6 +31,7 @@ __all__ = [
     "NATIVE",
     "Amount",
     "BalanceView",
+    "ChainStatus",
     "ChannelView",
     "ContractsView",
     "DeviceView",
@@ -38,8 +40,10 @@ __all__ = [
     "FlowView",
     "InfoView",
     "NodeClient",
+    "NodeStatus",
     "OfferView",
     "PaymentMade",
+    "PeerStatus",
     "ReceiptView",
     "ReconciliationView",
     "ResaleView",
@@ -49,6 +53,7 @@ __all__ = [
     "TelemetryRecord",
     "TransferView",
     "WalletView",
+    "WatcherStatus",
     "decode",
     "encode",
 ]

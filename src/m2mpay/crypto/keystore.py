@@ -15,9 +15,15 @@ from typing import Any, Final
 from eth_account import Account
 
 from m2mpay.crypto.keys import PrivateKey
-from m2mpay.errors import CryptoError
+from m2mpay.errors import CryptoError, WrongPassphrase
 
-__all__ = ["KEYSTORE_DIR", "find_keystore", "load_keystore", "read_passphrase", "save_keystore"]
+__all__ = [
+    "KEYSTORE_DIR",
+    "find_keystore",
+    "load_keystore",
+    "read_passphrase",
+    "save_keystore",
+]
 
 KEYSTORE_DIR: Final = "keystore"
 PASSPHRASE_ENV: Final = "M2MPAY_PASSPHRASE"
@@ -48,7 +54,7 @@ def load_keystore(path: Path, passphrase: str) -> PrivateKey:
     try:
         secret = bytes(Account.decrypt(data, passphrase))
     except ValueError as exc:  # eth-keyfile says "MAC mismatch" for a wrong passphrase
-        raise CryptoError(f"cannot decrypt keystore {path}: wrong passphrase ({exc})") from None
+        raise WrongPassphrase(path, str(exc)) from None
     except (KeyError, TypeError) as exc:
         raise CryptoError(f"keystore {path} is not a v3 keystore: {exc}") from None
     return PrivateKey(secret)

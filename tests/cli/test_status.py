@@ -1,0 +1,166 @@
+"""`m2mpay status` (and `GET /v1/status` under it) against real processes: a node fed
+to a watcher on a shared embedded chain, with a channel to a second node; and nodes
+served in this process with a session running."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import BaseModel
+from typer.testing import Result
+
+from m2mpay.api.app import create_app
+from m2mpay.api.fast import create_asgi
+from m2mpay.api.routes_status import (
+    ChainStatus,
+    NodeStatus,
+    PeerStatus,
+    WatcherStatus,
+    status_routes,
+)
+from m2mpay.asgi import AsgiServer
+from m2mpay.bench.daemons import NodeProcess
+from m2mpay.client import status as client_status
+from tests.cli.conftest import cli
+from tests.client.conftest import METER, UNIT, Api, ApiFactory, make_api  # noqa: F401
+from tests.client.test_views import _client_fields, _server_fields
+from tests.node.conftest import chain, make_node  # noqa: F401 (make_api's fixtures)
+from tests.stream.conftest import make_party, simulation  # noqa: F401
+
+
+@pytest.fixture
+def fed_node(tmp_path: Path) -> Iterator[tuple[NodeProcess, NodeProcess, NodeProcess]]:
+    """A watcher and two nodes on one embedded chain; the first node feeds the watcher."""
+    chain_dir = tmp_path / "chain"
+    assert cli("ledger", "deploy", "--data-dir", str(chain_dir)).exit_code == 0
+    watcher = NodeProcess(chain_dir, command=("watcher", "serve"), log_name="watcher")
+    started: list[NodeProcess] = []
+    try:
+        watcher.start()
+        started.append(watcher)
+        on_chain = ("--chain-dir", str(chain_dir))
+        alice = NodeProcess(tmp_path / "alice", *on_chain, "--watcher", watcher.url)
+        alice.start()
+        started.append(alice)
+        bob = NodeProcess(tmp_path / "bob", *on_chain)
+        bob.start()
+        started.append(bob)
+        yield watcher, alice, bob
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+def _status(node: NodeProcess, *args: str) -> Result:
+    return cli("status", *args, M2MPAY_URL=node.url, M2MPAY_TOKEN=node.ready["api_token"])
+
+
+def test_status_names_the_chain_the_connected_peer_and_the_watcher(
+    fed_node: tuple[NodeProcess, NodeProcess, NodeProcess],
+) -> None:
+    watcher, alice, bob = fed_node
+    env = {"M2MPAY_URL": alice.url, "M2MPAY_TOKEN": alice.ready["api_token"]}
+    assert cli("wallet", "faucet", **env).exit_code == 0
+    opened = cli("channel", "open", bob.url, "--deposit", "1000", **env)
+    assert opened.exit_code == 0, opened.output
+
+    result = _status(alice, "--json")
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    genesis = httpx.get(f"{alice.url}/v1/info").json()["genesis_hash"]
+    assert found["address"] == alice.ready["address"]
+    seen = found["chain"]
+    assert (seen["chain"], seen["genesis_hash"], seen["hub"]) == (
+        "eip155:1337",
+        genesis,
+        alice.ready["hub"],
+    )
+    assert seen["reachable"] is True
+    assert seen["block"] > 0
+    assert found["peers"] == [{"address": bob.ready["address"], "connected": True, "channels": 1}]
+    assert found["watcher"] == {
+        "url": watcher.url,
+        "reachable": True,
+        "address": watcher.ready["address"],
+        "problem": None,
+    }
+    assert (found["sessions_running"], found["sessions"]) == (0, [])
+
+    shown = _status(alice)
+    assert shown.exit_code == 0, shown.output
+    for said in ("eip155:1337: reachable, block", genesis[:40], bob.ready["address"], "yes"):
+        assert said in shown.stdout
+    assert f"{watcher.url}: reachable" in shown.stdout
+    assert "no sessions running" in shown.stdout
+    # The route is in the node's schema, behind the token like every read.
+    schema = httpx.get(f"{alice.url}/openapi.json").json()
+    assert "/v1/status" in schema["paths"]
+    assert httpx.get(f"{alice.url}/v1/status").status_code == 401
+
+    lonely = _status(bob, "--json")
+    assert lonely.exit_code == 0, lonely.output
+    assert json.loads(lonely.stdout)["watcher"] is None
+
+    watcher.stop()  # and with it the embedded chain it hosted
+    away = _status(alice)
+    assert away.exit_code == 1  # for scripts and health checks
+    assert away.stdout.count("NOT REACHABLE") == 2
+    gone = json.loads(_status(alice, "--json").stdout)
+    assert gone["watcher"]["reachable"] is False
+    assert gone["watcher"]["problem"]
+    assert gone["chain"]["reachable"] is False
+    assert gone["chain"]["problem"]
+
+
+async def _serve_with_status(api: Api) -> str:
+    """The node's API with the status route, as `m2mpay node` serves it, over TCP."""
+    app = create_asgi(api.gateway, create_app(api.gateway, extra=[status_routes()]))
+    server = AsgiServer(app, port=0, name="test node API")
+    api.servers.append(server)
+    return await server.start()
+
+
+async def _cli(url: str, token: str, *args: str) -> Result:
+    return await asyncio.to_thread(cli, *args, M2MPAY_URL=url, M2MPAY_TOKEN=token)
+
+
+async def test_status_lists_the_sessions_that_run(make_api: ApiFactory) -> None:  # noqa: F811
+    seller, buyer = await make_api(1), await make_api(2)
+    buyer_url = await _serve_with_status(buyer)
+    offer = await seller.client.publish_offer(
+        kind="energy", unit="Wh", price=10**15, window=10, batch=2, device=METER
+    )
+    endpoint = seller.party.node.endpoint
+    session = await buyer.client.start_session(offer, endpoint=endpoint, deposit=UNIT)
+
+    result = await _cli(buyer_url, buyer.token, "status", "--json")
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert found["sessions_running"] == 1
+    assert [s["session_id"] for s in found["sessions"]] == [session.session_id]
+    assert found["peers"] == [
+        {"address": seller.party.node.address.checksum, "connected": True, "channels": 1}
+    ]
+    shown = await _cli(buyer_url, buyer.token, "status")
+    assert session.session_id[:10] in shown.stdout
+    assert "1 running session(s)" in shown.stdout
+
+    await buyer.client.stop_session(session.session_id)
+    stopped = json.loads((await _cli(buyer_url, buyer.token, "status", "--json")).stdout)
+    assert (stopped["sessions_running"], stopped["sessions"]) == (0, [])
+
+
+def test_the_clients_status_types_match_the_routes_models() -> None:
+    pairs: list[tuple[type[object], type[BaseModel]]] = [
+        (client_status.NodeStatus, NodeStatus),
+        (client_status.ChainStatus, ChainStatus),
+        (client_status.PeerStatus, PeerStatus),
+        (client_status.WatcherStatus, WatcherStatus),
+    ]
+    for ours, theirs in pairs:
+        assert _client_fields(ours) == _server_fields(theirs), ours.__name__

@@ -100,6 +100,7 @@ def test_status_names_the_chain_the_connected_peer_and_the_watcher(
     # The route is in the node's schema, behind the token like every read.
     schema = httpx.get(f"{alice.url}/openapi.json").json()
     assert "/v1/status" in schema["paths"]
+    assert schema["paths"]["/v1/status"]["get"]["security"] == [{"bearer": []}]  # Authorize
     assert httpx.get(f"{alice.url}/v1/status").status_code == 401
 
     lonely = _status(bob, "--json")

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from m2mpay.api.errors import ApiError
 
-__all__ = ["BEARER", "TOKEN_FILE", "Credentials", "GuardedRoutes", "new_token"]
+__all__ = ["BEARER", "TOKEN_FILE", "BearerToken", "Credentials", "GuardedRoutes", "new_token"]
 
 TOKEN_FILE: Final = "api-token.sha256"
 BEARER: Final = "bearer"
@@ -29,7 +29,7 @@ BEARER: Final = "bearer"
 
 # Declares the token in the schema of every route that checks it; it refuses nothing
 # itself (`Credentials.check` does, as it does for the raw-ASGI fast path).
-_BearerToken = Annotated[
+BearerToken = Annotated[
     HTTPAuthorizationCredentials | None,
     Security(
         HTTPBearer(
@@ -89,11 +89,11 @@ class Credentials:
         if not hmac.compare_digest(_digest(token.strip()), self._hash):
             raise ApiError(401, "unauthorized", "the bearer token is not valid")
 
-    async def writer(self, request: Request, _: _BearerToken) -> None:
+    async def writer(self, request: Request, _: BearerToken) -> None:
         """FastAPI dependency for anything that moves money or changes state."""
         self.check(request)
 
-    async def reader(self, request: Request, _: _BearerToken) -> None:
+    async def reader(self, request: Request, _: BearerToken) -> None:
         """FastAPI dependency for reads: open when reads are public."""
         if not self.public_reads:
             self.check(request)

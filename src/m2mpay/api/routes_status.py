@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from m2mpay import __version__
+from m2mpay.api.auth import BearerToken
 from m2mpay.api.gateway import Gateway
 from m2mpay.api.models import Address, Hex32
 from m2mpay.channel.state import FINAL_PHASES
@@ -86,8 +87,8 @@ def status_routes(watcher: WatcherToCheck | None = None) -> APIRouter:
     """The status route, reporting on `watcher` too if the node has one."""
     router = APIRouter(tags=["node"])
 
-    async def reader(request: Request) -> None:
-        await _gateway(request).credentials.reader(request)
+    async def reader(request: Request, token: BearerToken) -> None:
+        await _gateway(request).credentials.reader(request, token)
 
     @router.get(
         "/v1/status",

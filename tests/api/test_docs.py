@@ -123,6 +123,15 @@ async def test_the_schema_asks_for_the_token_exactly_where_the_node_does(
     assert (await api.anonymous.get("/v1/offers")).status_code == 200
 
 
+async def test_each_operation_is_listed_once_under_one_tag(make_api: ApiFactory) -> None:
+    api = await make_api(1)
+    schema = (await api.anonymous.get("/openapi.json")).json()
+    tagged = {key: operation.get("tags", []) for key, operation in _operations(schema).items()}
+    assert {key: tags for key, tags in tagged.items() if len(tags) != 1} == {}
+    assert tagged[("get", "/v1/wallet")] == ["wallet"]
+    assert tagged[("get", "/v1/info")] == ["node"]
+
+
 async def test_with_public_reads_the_token_is_optional_for_reads_only(
     make_api: ApiFactory,
 ) -> None:

@@ -21,7 +21,9 @@ from m2mpay.cli.remote import (
     remote_command,
     short,
 )
+from m2mpay.cli.units import Units, local_time
 from m2mpay.client import DeviceView, NodeClient, TelemetryRecord
+from m2mpay.crypto import Address
 from m2mpay.devices.catalog import RUNNABLE_DEVICES, Curve
 
 __all__ = ["device_app", "device_id_of"]
@@ -42,35 +44,42 @@ async def device_id_of(node: NodeClient, given: str) -> str:
     return await id_of(given, "device", listed, length=ADDRESS_LENGTH)
 
 
-def _services(device: DeviceView) -> str:
-    return ", ".join(f"{s.name} ({s.price}/{s.unit})" for s in device.services) or "—"
+def _services(device: DeviceView, units: Units) -> str:
+    return (
+        ", ".join(
+            f"{s.name} ({units.price(s.price, s.unit, Address(s.asset) if s.asset else None)})"
+            for s in device.services
+        )
+        or "—"
+    )
 
 
-def _row(device: DeviceView) -> list[str]:
+def _row(device: DeviceView, units: Units) -> list[str]:
     return [
         short(device.device_id),
         "yes" if device.online else "no",
         escape(device.name),
         escape(device.state),
-        escape(_services(device)),
+        escape(_services(device, units)),
     ]
 
 
-def _show(device: DeviceView) -> None:
+def _show(device: DeviceView, units: Units) -> None:
     kv_table(
         f"device {device.device_id}",
         [
             ("name", device.name),
             ("online", device.online),
             ("state", device.state),
-            ("services", _services(device)),
-            ("last seen", device.last_seen_ms),
+            ("services", _services(device, units)),
+            ("registered", local_time(device.registered_ms)),
+            ("last seen", local_time(device.last_seen_ms)),
         ],
     )
 
 
-def _record_row(record: TelemetryRecord) -> list[str]:
-    return [str(record.seq), str(record.at_ms), escape(json.dumps(dict(record.data)))]
+def _record_row(record: TelemetryRecord, _: Units) -> list[str]:
+    return [str(record.seq), local_time(record.at_ms), escape(json.dumps(dict(record.data)))]
 
 
 @remote_command(device_app, "list")
@@ -89,7 +98,7 @@ def show(device: DeviceArg, *, remote: Remote) -> None:
     async def shown(node: NodeClient) -> DeviceView:
         return await node.device(await device_id_of(node, device))
 
-    remote.answer(shown, _show)
+    remote.answer_in_units(shown, _show)
 
 
 @remote_command(device_app, "telemetry")
@@ -111,7 +120,7 @@ def telemetry(
         _record_row,
         title=f"telemetry of {short(device, 14)}",
         empty=f"no telemetry from {escape(device)} after {after}",
-        keep="seq at_ms",
+        keep="seq measured_at",
         fold="data",
     )
 

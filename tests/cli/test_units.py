@@ -87,3 +87,24 @@ def test_local_time_in_the_machines_zone() -> None:
 
 def test_no_time_is_a_dash() -> None:
     assert local_time(0) == "—"
+
+
+def test_device_run_says_prices_in_the_nodes_token(capsys: pytest.CaptureFixture[str]) -> None:
+    from m2mpay.cli.device import _people
+    from m2mpay.devices.progress import line
+
+    registered = {
+        "event": "registered",
+        "device": OTHER.checksum,
+        "node": TOKEN.checksum,
+        "name": "charger",
+        "services": [
+            {"name": "charge", "unit": "Wh", "price": 300_000_000_000_000, "asset": ""},
+            {"name": "coin", "unit": "Wh", "price": 10**15, "asset": NATIVE.checksum},
+        ],
+    }
+    _people("a test", Units(TOKEN, "M2M", 18))(registered)
+    said = capsys.readouterr().out
+    assert "charge at 0.0003 M2M/Wh, coin at 0.001 ETH/Wh" in said
+    # Without the node's units (its own tests, other callers): the smallest unit.
+    assert "charge at 300000000000000 per Wh" in line(registered)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 
 from m2mpay.cli import app
 from m2mpay.cli.common import console
-from m2mpay.cli.units import local_time
+from m2mpay.cli.units import decimal_amount, local_time
 from tests.client.conftest import METER, UNIT, Api, ApiFactory
 
 PRICE = 10**15
@@ -92,19 +92,36 @@ async def test_selling_and_buying_a_metered_session(make_api: ApiFactory) -> Non
     shown = await _cli(*seller, "session", "show", session)
     assert shown.exit_code == 0, shown.output
     assert "enough" in shown.stdout
-    # For people: the price in tokens with the symbol, times as local times.
-    assert "0.0005 M2M" in shown.stdout  # repriced to PRICE // 2 per unit
-    times = f"{local_time(stopped['started_ms'])} / {local_time(stopped['stopped_ms'])}"
-    assert times in shown.stdout
-    assert str(stopped["started_ms"]) not in shown.stdout
-    receipt_shown = await _cli(*buyer, "session", "receipt", first["session_id"][:12])
-    assert receipt_shown.exit_code == 0, receipt_shown.output
-    assert "20 units worth 0.02 M2M, 0.02 M2M paid" in receipt_shown.stdout
-    assert local_time(receipt["started_ms"]) in receipt_shown.stdout
 
     withdrawn = await _json(*seller, "offer", "withdraw", offer["offer_id"][:12])
     assert withdrawn == {"offer_id": offer["offer_id"], "withdrawn": True}
     assert (await _json(seller[0], None, "offer", "list")) == {"offers": []}
+    await _shown_to_people(buyer, shown.stdout, stopped, receipt)
+
+
+async def _shown_to_people(
+    buyer: tuple[str, str],
+    session_shown: str,
+    stopped: dict[str, Any],
+    receipt: dict[str, Any],
+) -> None:
+    """What the commands above print without `--json`: amounts in tokens with the
+    symbol, exact to the smallest unit, and times as local times."""
+    assert "0.0005 M2M" in session_shown  # repriced to PRICE // 2 per unit
+    times = f"{local_time(stopped['started_ms'])} / {local_time(stopped['stopped_ms'])}"
+    assert times in session_shown
+    assert str(stopped["started_ms"]) not in session_shown
+    receipt_shown = await _cli(*buyer, "session", "receipt", receipt["session_id"][:12])
+    assert receipt_shown.exit_code == 0, receipt_shown.output
+    assert "20 units worth 0.02 M2M, 0.02 M2M paid" in receipt_shown.stdout
+    assert local_time(receipt["started_ms"]) in receipt_shown.stdout
+
+    channel = receipt["channel_id"]
+    sent_before = int((await _json(*buyer, "channel", "show", channel))["sent_total"])
+    paid = await _cli(*buyer, "channel", "pay", channel[:10], "1", "--count", "2")
+    assert paid.exit_code == 0, paid.output
+    assert "paid 0.000000000000000002 M2M in 2 payment(s)" in paid.stdout
+    assert f"{decimal_amount(sent_before + 2, 18)} M2M sent in all" in paid.stdout
 
 
 async def test_errors_name_the_code_and_exit_with_1(make_api: ApiFactory) -> None:

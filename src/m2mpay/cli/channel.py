@@ -157,10 +157,19 @@ def show_channel(channel: ChannelArg, *, remote: Remote) -> None:
     remote.answer_in_units(view, _show)
 
 
+async def _amounts_of(node: NodeClient, channel_id: str) -> Callable[[int], str]:
+    """How people read amounts of the channel's asset."""
+    info, view = await asyncio.gather(node.info(), node.channel(channel_id))
+    units = Units.of(info)
+    return lambda value: units.amount(value, view.asset)
+
+
 @remote_command(channel_app, "pay")
 def pay(
     channel: ChannelArg,
-    amount: Annotated[int, typer.Argument(min=1, help="Per payment, in the smallest unit.")],
+    paid: Annotated[
+        int, typer.Argument(metavar="AMOUNT", min=1, help="Per payment, in the smallest unit.")
+    ],
     count: Annotated[int, typer.Option(min=1, help="Make this many payments, one by one.")] = 1,
     wait: Annotated[
         bool, typer.Option(help="Answer each payment once the payee holds it durably.")
@@ -172,6 +181,7 @@ def pay(
 
     async def work(node: NodeClient) -> None:
         channel_id = await channel_id_of(node, channel)
+        amount = str if remote.as_json else await _amounts_of(node, channel_id)
         made: list[PaymentMade] = []
         progress = Progress(
             TextColumn("paying"),
@@ -183,24 +193,23 @@ def pay(
             disable=remote.as_json or count == 1,
         )
         with progress:
-            task = progress.add_task("pay", total=count, paid=0)
+            task = progress.add_task("pay", total=count, paid=amount(0))
             for _ in range(count):
-                made.append(await node.pay(channel_id, amount, wait=wait))
-                progress.update(task, advance=1, paid=amount * len(made))
+                made.append(await node.pay(channel_id, paid, wait=wait))
+                progress.update(task, advance=1, paid=amount(paid * len(made)))
         last = made[-1]
         summary: dict[str, str | int] = {
             "channel_id": channel_id,
             "payments": len(made),
-            "amount": str(amount * len(made)),
+            "amount": str(paid * len(made)),
             "sent_total": str(last.sent_total),
             "seq": last.seq,
             "acknowledged": sum(p.acknowledged for p in made),
         }
         if remote.as_json:
             emit(summary)
-            return
-        info, view = await asyncio.gather(node.info(), node.channel(channel_id))
-        said(summary, lambda value: Units.of(info).amount(value, view.asset))
+        else:
+            said(summary, amount)
 
     def said(summary: dict[str, str | int], amount: Callable[[int], str]) -> None:
         console.print(

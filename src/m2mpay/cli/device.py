@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,11 +44,15 @@ async def device_id_of(node: NodeClient, given: str) -> str:
     return await id_of(given, "device", listed, length=ADDRESS_LENGTH)
 
 
+def _asset(given: object) -> Address | None:
+    """A service's asset as the device gave it: an address, or none (the node's token)."""
+    return Address(str(given)) if given else None
+
+
 def _services(device: DeviceView, units: Units) -> str:
     return (
         ", ".join(
-            f"{s.name} ({units.price(s.price, s.unit, Address(s.asset) if s.asset else None)})"
-            for s in device.services
+            f"{s.name} ({units.price(s.price, s.unit, _asset(s.asset))})" for s in device.services
         )
         or "—"
     )
@@ -143,16 +147,20 @@ ModelArg = Annotated[
 ]
 
 
-def _people(key_source: str) -> Callable[[dict[str, Any]], None]:
+def _people(key_source: str, units: Units) -> Callable[[dict[str, Any]], None]:
     """The device's events as lines for people, and what to do next once registered."""
     from m2mpay.devices.progress import line
 
     hinted = False
 
+    def price_of(service: Mapping[str, Any]) -> str:
+        asset = service.get("asset")
+        return units.price(int(service["price"]), str(service["unit"]), _asset(asset))
+
     def say(event: dict[str, Any]) -> None:
         nonlocal hinted
         # Unwrapped: an address cut across two lines cannot be pasted back.
-        console.print(line(event), highlight=False, soft_wrap=True)
+        console.print(line(event, price_of), highlight=False, soft_wrap=True)
         if event["event"] == "starting":
             console.print(f"  its key: {key_source}; Ctrl-C stops it", soft_wrap=True)
         if event["event"] == "registered" and not hinted:
@@ -242,8 +250,9 @@ def run(
             passphrase_file=passphrase_file,
             made_in=data_dir / "devices" / f"{settings.name}.key",
         )
-        say = _programs if remote.as_json else _people(source)
-        chosen = asset_address(asset, await node.info()) if asset else None
+        info = await node.info()
+        say = _programs if remote.as_json else _people(source, Units.of(info))
+        chosen = asset_address(asset, info) if asset else None
         await run_device(
             node, settings, key, say, stop, asset=chosen, check_token=bool(remote.token)
         )

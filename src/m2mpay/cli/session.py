@@ -108,8 +108,10 @@ async def follow(
     target_units: int = 0,
     interval: float = 0.5,
     quiet: bool = False,
+    amount: Callable[[int], str] = str,
 ) -> SessionView:
-    """Show units delivered and tokens paid (forward) until the session stops."""
+    """Show units delivered and tokens paid (forward, as `amount` says them, e.g.
+    `Units.amount`) until the session stops."""
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -123,7 +125,7 @@ async def follow(
         task = progress.add_task(f"session {short(session_id)}", total=target_units or None, paid=0)
         while True:
             view = await node.session(session_id)
-            progress.update(task, completed=view.forward.units, paid=view.forward.paid)
+            progress.update(task, completed=view.forward.units, paid=amount(view.forward.paid))
             if view.stopped:
                 return view
             await asyncio.sleep(interval)
@@ -189,6 +191,7 @@ def start(
                 target_units=target_units,
                 interval=interval,
                 quiet=remote.as_json,
+                amount=Units.of(ours).amount,
             )
         return view
 
@@ -208,7 +211,10 @@ def watch(
     """Show a session's progress until it stops (Ctrl-C leaves it running)."""
 
     async def followed(node: NodeClient, session_id: str) -> SessionView:
-        return await follow(node, session_id, interval=interval, quiet=remote.as_json)
+        units = Units.of(await node.info())
+        return await follow(
+            node, session_id, interval=interval, quiet=remote.as_json, amount=units.amount
+        )
 
     remote.answer_in_units(
         _on_session(session, followed),

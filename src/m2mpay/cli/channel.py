@@ -167,9 +167,7 @@ async def _amounts_of(node: NodeClient, channel_id: str) -> Callable[[int], str]
 @remote_command(channel_app, "pay")
 def pay(
     channel: ChannelArg,
-    paid: Annotated[
-        int, typer.Argument(metavar="AMOUNT", min=1, help="Per payment, in the smallest unit.")
-    ],
+    amount: Annotated[int, typer.Argument(min=1, help="Per payment, in the smallest unit.")],
     count: Annotated[int, typer.Option(min=1, help="Make this many payments, one by one.")] = 1,
     wait: Annotated[
         bool, typer.Option(help="Answer each payment once the payee holds it durably.")
@@ -181,7 +179,7 @@ def pay(
 
     async def work(node: NodeClient) -> None:
         channel_id = await channel_id_of(node, channel)
-        amount = str if remote.as_json else await _amounts_of(node, channel_id)
+        in_words = str if remote.as_json else await _amounts_of(node, channel_id)
         made: list[PaymentMade] = []
         progress = Progress(
             TextColumn("paying"),
@@ -193,15 +191,15 @@ def pay(
             disable=remote.as_json or count == 1,
         )
         with progress:
-            task = progress.add_task("pay", total=count, paid=amount(0))
+            task = progress.add_task("pay", total=count, paid=in_words(0))
             for _ in range(count):
-                made.append(await node.pay(channel_id, paid, wait=wait))
-                progress.update(task, advance=1, paid=amount(paid * len(made)))
+                made.append(await node.pay(channel_id, amount, wait=wait))
+                progress.update(task, advance=1, paid=in_words(amount * len(made)))
         last = made[-1]
         summary: dict[str, str | int] = {
             "channel_id": channel_id,
             "payments": len(made),
-            "amount": str(paid * len(made)),
+            "amount": str(amount * len(made)),
             "sent_total": str(last.sent_total),
             "seq": last.seq,
             "acknowledged": sum(p.acknowledged for p in made),
@@ -209,13 +207,13 @@ def pay(
         if remote.as_json:
             emit(summary)
         else:
-            said(summary, amount)
+            said(summary, in_words)
 
-    def said(summary: dict[str, str | int], amount: Callable[[int], str]) -> None:
+    def said(summary: dict[str, str | int], in_words: Callable[[int], str]) -> None:
         console.print(
-            f"paid {amount(int(summary['amount']))} in {summary['payments']} payment(s) on "
+            f"paid {in_words(int(summary['amount']))} in {summary['payments']} payment(s) on "
             f"{short(str(summary['channel_id']))}; {summary['acknowledged']} acknowledged, "
-            f"{amount(int(summary['sent_total']))} sent in all"
+            f"{in_words(int(summary['sent_total']))} sent in all"
         )
 
     remote.call(work)

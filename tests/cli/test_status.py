@@ -97,6 +97,7 @@ def test_status_names_the_chain_the_connected_peer_and_the_watcher(
         assert said in shown.stdout
     assert f"{watcher.url}: reachable" in shown.stdout
     assert "no sessions running" in shown.stdout
+    assert "M2M (18 decimals)" in shown.stdout  # what the token's amounts mean
     # The route is in the node's schema, behind the token like every read.
     schema = httpx.get(f"{alice.url}/openapi.json").json()
     assert "/v1/status" in schema["paths"]

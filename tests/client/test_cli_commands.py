@@ -4,13 +4,17 @@ over TCP in this process; each command runs in a worker thread, as it runs its o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 from typer.testing import CliRunner, Result
 
 from m2mpay.cli import app
+from m2mpay.cli.common import console
+from m2mpay.cli.units import decimal_amount, local_time
 from tests.client.conftest import METER, UNIT, Api, ApiFactory
 
 PRICE = 10**15
@@ -28,6 +32,16 @@ async def _json(url: str, token: str | None, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
+@contextlib.contextmanager
+def _terminal_width(columns: int) -> Iterator[None]:
+    before = console.width
+    console.width = columns
+    try:
+        yield
+    finally:
+        console.width = before
+
+
 async def _served(api: Api) -> tuple[str, str]:
     return await api.serve(), api.token
 
@@ -41,9 +55,12 @@ async def test_selling_and_buying_a_metered_session(make_api: ApiFactory) -> Non
         "--window", "10", "--batch", "2", "--device", METER,
     )  # fmt: skip
     assert offer["price"] == str(PRICE)
-    listed = await _cli(seller[0], None, "offer", "list")  # the storefront is public
+    with _terminal_width(120):  # 80 columns fold the table's every column
+        listed = await _cli(seller[0], None, "offer", "list")  # the storefront is public
     assert listed.exit_code == 0, listed.output
     assert offer["offer_id"][:10] in listed.stdout
+    assert " 0.001 " in listed.stdout  # PRICE per unit, for people
+    assert "prices per unit, in M2M" in listed.stdout
 
     # Bought by a prefix of the offer's id, with a progress bar until the target.
     bought = await _cli(
@@ -79,6 +96,32 @@ async def test_selling_and_buying_a_metered_session(make_api: ApiFactory) -> Non
     withdrawn = await _json(*seller, "offer", "withdraw", offer["offer_id"][:12])
     assert withdrawn == {"offer_id": offer["offer_id"], "withdrawn": True}
     assert (await _json(seller[0], None, "offer", "list")) == {"offers": []}
+    await _shown_to_people(buyer, shown.stdout, stopped, receipt)
+
+
+async def _shown_to_people(
+    buyer: tuple[str, str],
+    session_shown: str,
+    stopped: dict[str, Any],
+    receipt: dict[str, Any],
+) -> None:
+    """What the commands above print without `--json`: amounts in tokens with the
+    symbol, exact to the smallest unit, and times as local times."""
+    assert "0.0005 M2M" in session_shown  # repriced to PRICE // 2 per unit
+    times = f"{local_time(stopped['started_ms'])} / {local_time(stopped['stopped_ms'])}"
+    assert times in session_shown
+    assert str(stopped["started_ms"]) not in session_shown
+    receipt_shown = await _cli(*buyer, "session", "receipt", receipt["session_id"][:12])
+    assert receipt_shown.exit_code == 0, receipt_shown.output
+    assert "20 units worth 0.02 M2M, 0.02 M2M paid" in receipt_shown.stdout
+    assert local_time(receipt["started_ms"]) in receipt_shown.stdout
+
+    channel = receipt["channel_id"]
+    sent_before = int((await _json(*buyer, "channel", "show", channel))["sent_total"])
+    paid = await _cli(*buyer, "channel", "pay", channel[:10], "1", "--count", "2")
+    assert paid.exit_code == 0, paid.output
+    assert "paid 0.000000000000000002 M2M in 2 payment(s)" in paid.stdout
+    assert f"{decimal_amount(sent_before + 2, 18)} M2M sent in all" in paid.stdout
 
 
 async def test_errors_name_the_code_and_exit_with_1(make_api: ApiFactory) -> None:

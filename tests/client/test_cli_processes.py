@@ -142,6 +142,18 @@ def test_open_pay_list_and_close_between_two_node_processes(
     shown = alice.cli("channel", "list")
     assert shown.exit_code == 0, shown.output
     assert channel[:10] in shown.stdout
+    # People read amounts in whole tokens with the symbol; --json above kept the integers.
+    assert "9.5 M2M" in shown.stdout
+    assert "0.5 M2M" in shown.stdout
+    one = alice.cli("channel", "show", channel[:10])
+    assert one.exit_code == 0, one.output
+    assert "10 M2M / 0 M2M" in one.stdout  # deposits
+    assert "9.5 M2M / 0.5 M2M" in one.stdout  # balances
+    wallet = alice.cli("wallet", "show")
+    assert wallet.exit_code == 0, wallet.output
+    assert "990 M2M" in wallet.stdout
+    assert "9.5 M2M" in wallet.stdout  # in the channel
+    assert str(990 * UNIT) not in wallet.stdout
 
     closed = alice.json("channel", "close", channel)
     assert (closed["phase"], closed["final_balance_mine"]) == ("closed", str(19 * UNIT // 2))

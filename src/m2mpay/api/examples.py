@@ -47,7 +47,7 @@ INFO: Final = {
     "chain": "eip155:1337",
     "genesis_hash": _hex32("genesis"),
     "ledger": "embedded",
-    "contracts": {"hub": HUB, "token": TOKEN, "token_symbol": "M2M"},
+    "contracts": {"hub": HUB, "token": TOKEN, "token_symbol": "M2M", "token_decimals": 18},
     "peer_endpoint": "ws://127.0.0.1:8403",
     "version": "0.1.0",
     "dev_chain": True,

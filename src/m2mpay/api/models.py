@@ -126,6 +126,12 @@ class ContractsView(BaseModel):
     hub: Address
     token: Address
     token_symbol: str
+    token_decimals: int = Field(
+        ge=0,
+        le=255,
+        description="Decimal places of the token: amounts are integers in its smallest unit, "
+        "10^token_decimals of which make one token.",
+    )
 
 
 class InfoView(BaseModel):

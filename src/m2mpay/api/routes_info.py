@@ -54,6 +54,13 @@ async def require_funds(gw: Gateway, asset: Address, amount: int, field: str) ->
 def info_routes(gw: Gateway) -> APIRouter:
     # Untagged router: each route says its one tag, or /docs would list the wallet twice.
     routes = GuardedRoutes(gw.credentials)
+    # A token's decimals never change: asked of the chain once, not on every /v1/info.
+    known_decimals: list[int] = []
+
+    async def _token_decimals() -> int:
+        if not known_decimals:
+            known_decimals.append(await gw.token.decimals())
+        return known_decimals[0]
 
     @routes.router.get(
         "/v1/info", response_model=InfoView, summary="Who and where this node is", tags=["node"]
@@ -68,6 +75,7 @@ def info_routes(gw: Gateway) -> APIRouter:
                 hub=gw.deployment.hub.checksum,
                 token=gw.deployment.token.checksum,
                 token_symbol=gw.deployment.token_symbol,
+                token_decimals=await _token_decimals(),
             ),
             peer_endpoint=gw.node.endpoint,
             version=__version__,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -20,12 +22,14 @@ from m2mpay.cli.remote import (
     Remote,
     asset_address,
     busy,
+    emit,
     is_full_id,
     kv_table,
     remote_command,
     resolve_id,
     short,
 )
+from m2mpay.cli.units import Units
 from m2mpay.client import ChannelView, NodeClient, PaymentMade
 from m2mpay.crypto import Address
 
@@ -45,7 +49,14 @@ async def channel_id_of(node: NodeClient, given: str) -> str:
     return resolve_id(given, [c.channel_id for c in await node.channels()], "channel")
 
 
-def _show(channel: ChannelView, title: str = "channel") -> None:
+def _show(channel: ChannelView, units: Units, title: str = "channel") -> None:
+    def amount(value: int) -> str:
+        return units.amount(value, channel.asset)
+
+    def pair(mine: int, peer: int) -> str:
+        return f"{amount(mine)} / {amount(peer)}"
+
+    final = channel.final_balance_mine
     kv_table(
         title,
         [
@@ -54,24 +65,29 @@ def _show(channel: ChannelView, title: str = "channel") -> None:
             ("phase", channel.phase),
             ("asset", channel.asset.checksum),
             ("challenge period", f"{channel.challenge_period} s"),
-            ("deposit (mine / peer)", f"{channel.deposit_mine} / {channel.deposit_peer}"),
-            ("balance (mine / peer)", f"{channel.balance_mine} / {channel.balance_peer}"),
-            ("sent / received", f"{channel.sent_total} / {channel.received_total}"),
+            ("deposit (mine / peer)", pair(channel.deposit_mine, channel.deposit_peer)),
+            ("balance (mine / peer)", pair(channel.balance_mine, channel.balance_peer)),
+            ("sent / received", pair(channel.sent_total, channel.received_total)),
             ("in flight", channel.in_flight),
-            ("final balance (mine)", channel.final_balance_mine),
+            ("final balance (mine)", None if final is None else amount(final)),
         ],
     )
 
 
-def _row(channel: ChannelView) -> list[str]:
+def _row(channel: ChannelView, units: Units) -> list[str]:
     return [
         short(channel.channel_id),
         short(channel.peer.checksum),
         channel.phase,
-        str(channel.balance_mine),
-        str(channel.balance_peer),
-        str(channel.sent_total),
-        str(channel.received_total),
+        *(
+            units.amount(value, channel.asset)
+            for value in (
+                channel.balance_mine,
+                channel.balance_peer,
+                channel.sent_total,
+                channel.received_total,
+            )
+        ),
     ]
 
 
@@ -116,7 +132,7 @@ def open_channel(
                 challenge_period=challenge_period,
             )
 
-    remote.answer(opened, lambda c: _show(c, "channel opened"))
+    remote.answer_in_units(opened, lambda c, units: _show(c, units, "channel opened"))
 
 
 @remote_command(channel_app, "list")
@@ -138,7 +154,14 @@ def show_channel(channel: ChannelArg, *, remote: Remote) -> None:
     async def view(node: NodeClient) -> ChannelView:
         return await node.channel(await channel_id_of(node, channel))
 
-    remote.answer(view, _show)
+    remote.answer_in_units(view, _show)
+
+
+async def _amounts_of(node: NodeClient, channel_id: str) -> Callable[[int], str]:
+    """How people read amounts of the channel's asset."""
+    info, view = await asyncio.gather(node.info(), node.channel(channel_id))
+    units = Units.of(info)
+    return lambda value: units.amount(value, view.asset)
 
 
 @remote_command(channel_app, "pay")
@@ -154,8 +177,9 @@ def pay(
 ) -> None:
     """Pay the peer over the channel, `--count` times; a progress bar shows the stream."""
 
-    async def paid(node: NodeClient) -> dict[str, str | int]:
+    async def work(node: NodeClient) -> None:
         channel_id = await channel_id_of(node, channel)
+        in_words = str if remote.as_json else await _amounts_of(node, channel_id)
         made: list[PaymentMade] = []
         progress = Progress(
             TextColumn("paying"),
@@ -167,12 +191,12 @@ def pay(
             disable=remote.as_json or count == 1,
         )
         with progress:
-            task = progress.add_task("pay", total=count, paid=0)
+            task = progress.add_task("pay", total=count, paid=in_words(0))
             for _ in range(count):
                 made.append(await node.pay(channel_id, amount, wait=wait))
-                progress.update(task, advance=1, paid=amount * len(made))
+                progress.update(task, advance=1, paid=in_words(amount * len(made)))
         last = made[-1]
-        return {
+        summary: dict[str, str | int] = {
             "channel_id": channel_id,
             "payments": len(made),
             "amount": str(amount * len(made)),
@@ -180,15 +204,19 @@ def pay(
             "seq": last.seq,
             "acknowledged": sum(p.acknowledged for p in made),
         }
+        if remote.as_json:
+            emit(summary)
+        else:
+            said(summary, in_words)
 
-    def said(summary: dict[str, str | int]) -> None:
+    def said(summary: dict[str, str | int], in_words: Callable[[int], str]) -> None:
         console.print(
-            f"paid {summary['amount']} in {summary['payments']} payment(s) on "
+            f"paid {in_words(int(summary['amount']))} in {summary['payments']} payment(s) on "
             f"{short(str(summary['channel_id']))}; {summary['acknowledged']} acknowledged, "
-            f"{summary['sent_total']} sent in all"
+            f"{in_words(int(summary['sent_total']))} sent in all"
         )
 
-    remote.answer(paid, said)
+    remote.call(work)
 
 
 @remote_command(channel_app, "close")
@@ -200,4 +228,4 @@ def close(channel: ChannelArg, *, remote: Remote) -> None:
         with busy(f"closing {escape(short(channel_id))} on chain …", remote.as_json):
             return await node.close_channel(channel_id)
 
-    remote.answer(closed, lambda c: _show(c, "channel closed"))
+    remote.answer_in_units(closed, lambda c, units: _show(c, units, "channel closed"))

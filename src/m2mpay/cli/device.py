@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +21,9 @@ from m2mpay.cli.remote import (
     remote_command,
     short,
 )
+from m2mpay.cli.units import Units, local_time
 from m2mpay.client import DeviceView, NodeClient, TelemetryRecord
+from m2mpay.crypto import Address
 from m2mpay.devices.catalog import RUNNABLE_DEVICES, Curve
 
 __all__ = ["device_app", "device_id_of"]
@@ -42,35 +44,46 @@ async def device_id_of(node: NodeClient, given: str) -> str:
     return await id_of(given, "device", listed, length=ADDRESS_LENGTH)
 
 
-def _services(device: DeviceView) -> str:
-    return ", ".join(f"{s.name} ({s.price}/{s.unit})" for s in device.services) or "—"
+def _asset(given: object) -> Address | None:
+    """A service's asset as the device gave it: an address, or none (the node's token)."""
+    return Address(str(given)) if given else None
 
 
-def _row(device: DeviceView) -> list[str]:
+def _services(device: DeviceView, units: Units) -> str:
+    return (
+        ", ".join(
+            f"{s.name} ({units.price(s.price, s.unit, _asset(s.asset))})" for s in device.services
+        )
+        or "—"
+    )
+
+
+def _row(device: DeviceView, units: Units) -> list[str]:
     return [
         short(device.device_id),
         "yes" if device.online else "no",
         escape(device.name),
         escape(device.state),
-        escape(_services(device)),
+        escape(_services(device, units)),
     ]
 
 
-def _show(device: DeviceView) -> None:
+def _show(device: DeviceView, units: Units) -> None:
     kv_table(
         f"device {device.device_id}",
         [
             ("name", device.name),
             ("online", device.online),
             ("state", device.state),
-            ("services", _services(device)),
-            ("last seen", device.last_seen_ms),
+            ("services", _services(device, units)),
+            ("registered", local_time(device.registered_ms)),
+            ("last seen", local_time(device.last_seen_ms)),
         ],
     )
 
 
-def _record_row(record: TelemetryRecord) -> list[str]:
-    return [str(record.seq), str(record.at_ms), escape(json.dumps(dict(record.data)))]
+def _record_row(record: TelemetryRecord, _: Units) -> list[str]:
+    return [str(record.seq), local_time(record.at_ms), escape(json.dumps(dict(record.data)))]
 
 
 @remote_command(device_app, "list")
@@ -89,7 +102,7 @@ def show(device: DeviceArg, *, remote: Remote) -> None:
     async def shown(node: NodeClient) -> DeviceView:
         return await node.device(await device_id_of(node, device))
 
-    remote.answer(shown, _show)
+    remote.answer_in_units(shown, _show)
 
 
 @remote_command(device_app, "telemetry")
@@ -111,7 +124,7 @@ def telemetry(
         _record_row,
         title=f"telemetry of {short(device, 14)}",
         empty=f"no telemetry from {escape(device)} after {after}",
-        keep="seq at_ms",
+        keep="seq measured_at",
         fold="data",
     )
 
@@ -134,16 +147,20 @@ ModelArg = Annotated[
 ]
 
 
-def _people(key_source: str) -> Callable[[dict[str, Any]], None]:
+def _people(key_source: str, units: Units) -> Callable[[dict[str, Any]], None]:
     """The device's events as lines for people, and what to do next once registered."""
     from m2mpay.devices.progress import line
 
     hinted = False
 
+    def price_of(service: Mapping[str, Any]) -> str:
+        asset = service.get("asset")
+        return units.price(int(service["price"]), str(service["unit"]), _asset(asset))
+
     def say(event: dict[str, Any]) -> None:
         nonlocal hinted
         # Unwrapped: an address cut across two lines cannot be pasted back.
-        console.print(line(event), highlight=False, soft_wrap=True)
+        console.print(line(event, price_of), highlight=False, soft_wrap=True)
         if event["event"] == "starting":
             console.print(f"  its key: {key_source}; Ctrl-C stops it", soft_wrap=True)
         if event["event"] == "registered" and not hinted:
@@ -233,8 +250,9 @@ def run(
             passphrase_file=passphrase_file,
             made_in=data_dir / "devices" / f"{settings.name}.key",
         )
-        say = _programs if remote.as_json else _people(source)
-        chosen = asset_address(asset, await node.info()) if asset else None
+        info = await node.info()
+        say = _programs if remote.as_json else _people(source, Units.of(info))
+        chosen = asset_address(asset, info) if asset else None
         await run_device(
             node, settings, key, say, stop, asset=chosen, check_token=bool(remote.token)
         )

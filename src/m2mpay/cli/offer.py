@@ -24,6 +24,7 @@ from m2mpay.cli.remote import (
     short,
     table,
 )
+from m2mpay.cli.units import Units, local_time
 from m2mpay.client import NodeClient, OfferView
 from m2mpay.crypto import Address
 from m2mpay.errors import M2MPayError
@@ -46,30 +47,28 @@ def pick_offer(offers: Sequence[OfferView], given: str) -> OfferView:
     raise M2MPayError(f"no offer {given} in the storefront")
 
 
-def offer_table(offers: Sequence[OfferView], title: str) -> None:
+def offer_table(offers: Sequence[OfferView], title: str, units: Units) -> None:
     if not offers:
         console.print(f"{title}: no offers")
         return
     shown = table(title, keep="id service units leader valid_for", numbers="price window batch")
-    assets = {o.asset.checksum for o in offers}
-    if len(assets) == 1:  # the usual case: one column less
-        shown.caption = f"prices per unit in {assets.pop()}"
-    else:
-        shown.add_column("asset", overflow="fold")
+    assets = {o.asset for o in offers}
+    one_asset = len(assets) == 1  # the usual case: the asset said once, in the caption
+    if one_asset:
+        shown.caption = f"prices per unit, in {escape(units.name(assets.pop()))}"
     now_ms = int(time.time() * 1000)
     for o in offers:
         left_s = max(0, (o.valid_until_ms - now_ms) // 1000)
-        row = [
+        shown.add_row(
             short(o.offer_id),
             escape(f"{o.kind}, {o.unit}"),
             f"{o.min_units}–{o.max_units or '∞'}",
             o.leader,
             _duration(left_s),
-            str(o.price),
+            escape(units.number(o.price, o.asset) if one_asset else units.amount(o.price, o.asset)),
             str(o.window),
             str(o.batch),
-        ]
-        shown.add_row(*row, *([] if shown.caption else [o.asset.checksum]))
+        )
     console.print(shown)
 
 
@@ -85,9 +84,9 @@ def _duration(seconds: int) -> str:
 def list_offers(remote: Remote) -> None:
     """The node's storefront (public: any node's URL will do, no token needed)."""
 
-    remote.answer(
+    remote.answer_in_units(
         lambda node: node.offers(),
-        lambda offers: offer_table(offers, f"offers at {remote.url}"),
+        lambda offers, units: offer_table(offers, f"offers at {remote.url}", units),
         key="offers",
     )
 
@@ -200,19 +199,20 @@ def publish(
             valid_for_s=valid_for,
         )
 
-    def said(offer: OfferView) -> None:
+    def said(offer: OfferView, units: Units) -> None:
         kv_table(
             "offer published",
             [
                 ("id", offer.offer_id),
                 ("sells", f"{offer.kind} by the {offer.unit}"),
-                ("price", f"{offer.price} per {offer.unit}"),
+                ("price", units.price(offer.price, offer.unit, offer.asset)),
                 ("asset", offer.asset.checksum),
                 ("window", f"{offer.window} {offer.unit}"),
+                ("valid until", local_time(offer.valid_until_ms)),
             ],
         )
 
-    remote.answer(published, said)
+    remote.answer_in_units(published, said)
 
 
 @remote_command(offer_app, "withdraw")

@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from m2mpay.cli.common import JsonOption, NodeTarget, console, err_console, report_error
+from m2mpay.cli.units import Units
 from m2mpay.client import DEFAULT_URL, NATIVE, InfoView, NodeClient, encode
 from m2mpay.crypto import Address
 from m2mpay.errors import M2MPayError
@@ -112,16 +113,41 @@ class Remote:
 
         self.call(work)
 
+    def answer_in_units(
+        self,
+        fetch: Callable[[NodeClient], Awaitable[T]],
+        show: Callable[[T, Units], None],
+        *,
+        key: str | None = None,
+    ) -> None:
+        """As `answer`, and people see amounts in the node's token (`Units`, from one
+        `/v1/info` asked beside `fetch`); `--json` is the API's exact integers."""
+
+        async def work(node: NodeClient) -> None:
+            if self.as_json:
+                value = await fetch(node)
+                emit({key: value} if key else value)
+            else:
+                value, info = await asyncio.gather(fetch(node), node.info())
+                show(value, Units.of(info))
+
+        self.call(work)
+
     def answer_list(
         self,
         what: str,
         fetch: Callable[[NodeClient], Awaitable[Sequence[T]]],
-        row: Callable[[T], Sequence[str]],
+        row: Callable[[T, Units], Sequence[str]],
         **columns: str,
     ) -> None:
         """The `what`s that `fetch` returns: a table of a `row` each (`listing` with
-        `columns`), or with `--json` the API's form of a list, `{"<what>s": [...]}`."""
-        self.answer(fetch, lambda items: listing(what, items, row, **columns), key=f"{what}s")
+        `columns`, amounts in `Units`), or with `--json` the API's form of a list,
+        `{"<what>s": [...]}`."""
+
+        def show(items: Sequence[T], units: Units) -> None:
+            listing(what, items, lambda item: row(item, units), **columns)
+
+        self.answer_in_units(fetch, show, key=f"{what}s")
 
     def reply(self, value: T, show: Callable[[T], None]) -> None:
         """One JSON object with `--json`, else `show` the value for people."""

@@ -22,6 +22,7 @@ from m2mpay.cli.remote import (
     resolve_id,
     short,
 )
+from m2mpay.cli.units import Units, local_time
 from m2mpay.client import FlowView, NodeClient, ReceiptView, SessionView
 from m2mpay.errors import M2MPayError
 
@@ -56,11 +57,17 @@ def _on_session(
     return acted
 
 
-def _flow(flow: FlowView) -> str:
-    return f"{flow.units} units worth {flow.value}, {flow.paid} paid"
+def _flow(flow: FlowView, units: Units) -> str:
+    return f"{flow.units} units worth {units.amount(flow.value)}, {units.amount(flow.paid)} paid"
 
 
-def _show(view: SessionView, title: str = "session") -> None:
+def _times(started_ms: int, stopped_ms: int) -> str:
+    return f"{local_time(started_ms)} / {local_time(stopped_ms) if stopped_ms else 'running'}"
+
+
+# A session's amounts are in its channel's asset, the node's token (`Units`' default):
+# sessions are bought only in it.
+def _show(view: SessionView, units: Units, title: str = "session") -> None:
     kv_table(
         title,
         [
@@ -70,26 +77,27 @@ def _show(view: SessionView, title: str = "session") -> None:
             ("peer", view.peer.checksum),
             ("role", view.role),
             ("phase", view.phase),
-            ("price / unit", view.price),
+            ("price / unit", units.amount(view.price)),
             ("reversed", view.reversed),
-            ("forward", _flow(view.forward)),
-            ("backward", _flow(view.backward)),
+            ("forward", _flow(view.forward, units)),
+            ("backward", _flow(view.backward, units)),
+            ("started / stopped", _times(view.started_ms, view.stopped_ms)),
             ("stopped", view.stop_reason if view.stopped else "no"),
             ("countersigned", view.countersigned),
         ],
     )
 
 
-def _row(view: SessionView) -> list[str]:
+def _row(view: SessionView, units: Units) -> list[str]:
     return [
         short(view.session_id),
         short(view.peer.checksum),
         view.role,
         view.phase,
         escape(view.stop_reason),
-        str(view.price),
+        units.amount(view.price),
         str(view.forward.units),
-        str(view.forward.paid),
+        units.amount(view.forward.paid),
     ]
 
 
@@ -100,8 +108,10 @@ async def follow(
     target_units: int = 0,
     interval: float = 0.5,
     quiet: bool = False,
+    amount: Callable[[int], str] = str,
 ) -> SessionView:
-    """Show units delivered and tokens paid (forward) until the session stops."""
+    """Show units delivered and tokens paid (forward, as `amount` says them, e.g.
+    `Units.amount`) until the session stops."""
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -115,7 +125,7 @@ async def follow(
         task = progress.add_task(f"session {short(session_id)}", total=target_units or None, paid=0)
         while True:
             view = await node.session(session_id)
-            progress.update(task, completed=view.forward.units, paid=view.forward.paid)
+            progress.update(task, completed=view.forward.units, paid=amount(view.forward.paid))
             if view.stopped:
                 return view
             await asyncio.sleep(interval)
@@ -181,13 +191,14 @@ def start(
                 target_units=target_units,
                 interval=interval,
                 quiet=remote.as_json,
+                amount=Units.of(ours).amount,
             )
         return view
 
-    def said(view: SessionView) -> None:
-        _show(view, "session stopped" if view.stopped else "session started")
+    def said(view: SessionView, units: Units) -> None:
+        _show(view, units, "session stopped" if view.stopped else "session started")
 
-    remote.answer(started, said)
+    remote.answer_in_units(started, said)
 
 
 @remote_command(session_app, "watch")
@@ -200,11 +211,14 @@ def watch(
     """Show a session's progress until it stops (Ctrl-C leaves it running)."""
 
     async def followed(node: NodeClient, session_id: str) -> SessionView:
-        return await follow(node, session_id, interval=interval, quiet=remote.as_json)
+        units = Units.of(await node.info())
+        return await follow(
+            node, session_id, interval=interval, quiet=remote.as_json, amount=units.amount
+        )
 
-    remote.answer(
+    remote.answer_in_units(
         _on_session(session, followed),
-        lambda view: _show(view, "session stopped"),
+        lambda view, units: _show(view, units, "session stopped"),
     )
 
 
@@ -225,18 +239,18 @@ def list_sessions(remote: Remote) -> None:
 def show(session: SessionArg, *, remote: Remote) -> None:
     """One session in full."""
 
-    remote.answer(_on_session(session, lambda node, s: node.session(s)), _show)
+    remote.answer_in_units(_on_session(session, lambda node, s: node.session(s)), _show)
 
 
-def _show_receipt(receipt: ReceiptView) -> None:
+def _show_receipt(receipt: ReceiptView, units: Units) -> None:
     kv_table(
         "receipt",
         [
             ("session", receipt.session_id),
             ("channel", receipt.channel_id),
-            ("forward", _flow(receipt.forward)),
-            ("backward", _flow(receipt.backward)),
-            ("started / stopped (ms)", f"{receipt.started_ms} / {receipt.stopped_ms}"),
+            ("forward", _flow(receipt.forward, units)),
+            ("backward", _flow(receipt.backward, units)),
+            ("started / stopped", _times(receipt.started_ms, receipt.stopped_ms)),
             ("signature", receipt.signature),
         ],
     )
@@ -247,7 +261,7 @@ def receipt(session: SessionArg, *, remote: Remote) -> None:
     """Our signed receipt of a stopped session."""
 
     receipt_of = _on_session(session, lambda node, s: node.receipt(s))
-    remote.answer(receipt_of, _show_receipt)
+    remote.answer_in_units(receipt_of, _show_receipt)
 
 
 @remote_command(session_app, "stop")
@@ -264,9 +278,9 @@ def stop(
         with busy("stopping; waiting for the receipt …", remote.as_json):
             return await node.stop_session(session_id, reason=reason, wait=wait)
 
-    remote.answer(
+    remote.answer_in_units(
         _on_session(session, stopped),
-        lambda view: _show(view, "session stopped"),
+        lambda view, units: _show(view, units, "session stopped"),
     )
 
 
@@ -280,7 +294,7 @@ def price(
     """A seller's new price for the units not yet delivered."""
 
     repriced = _on_session(session, lambda node, s: node.set_price(s, new_price))
-    remote.answer(repriced, _show)
+    remote.answer_in_units(repriced, _show)
 
 
 @remote_command(session_app, "reverse")
@@ -295,4 +309,4 @@ def reverse(
     """Switch the direction of supply (and of payment): the buyer feeds back."""
 
     turned = _on_session(session, lambda node, s: node.reverse(s, not back))
-    remote.answer(turned, _show)
+    remote.answer_in_units(turned, _show)

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from m2mpay.cli.remote import Remote, emit, kv_table, listing, short
+from m2mpay.cli.units import Units
 from m2mpay.client import NodeClient, NodeStatus, PeerStatus, SessionView, encode
 
 __all__ = ["status"]
@@ -24,20 +25,20 @@ def status(remote: Remote) -> None:
 
     async def work(node: NodeClient) -> None:
         nonlocal well
-        found, sessions = await asyncio.gather(node.status(), node.sessions())
+        found, sessions, info = await asyncio.gather(node.status(), node.sessions(), node.info())
         running = [s for s in sessions if not s.stopped]
         well = found.chain.reachable and (found.watcher is None or found.watcher.reachable)
         if remote.as_json:
             emit({**encode(found), "sessions": [encode(s) for s in running]})
         else:
-            _show(remote.url, found, running)
+            _show(remote.url, found, running, Units.of(info))
 
     remote.call(work)
     if not well:
         raise typer.Exit(1)
 
 
-def _show(url: str, found: NodeStatus, running: list[SessionView]) -> None:
+def _show(url: str, found: NodeStatus, running: list[SessionView], units: Units) -> None:
     chain = found.chain
     reached = (
         f"reachable, block {chain.block}" if chain.reachable else f"NOT REACHABLE: {chain.problem}"
@@ -58,7 +59,7 @@ def _show(url: str, found: NodeStatus, running: list[SessionView]) -> None:
             ("genesis", chain.genesis_hash),
             ("ledger", chain.ledger),
             ("ChannelHub", chain.hub.checksum),
-            ("token", chain.token.checksum),
+            ("token", f"{units.symbol} ({units.decimals} decimals) at {chain.token.checksum}"),
             ("peers reach it at", found.peer_endpoint),
             ("watcher", watched),
             ("version", found.version),
@@ -75,7 +76,7 @@ def _show(url: str, found: NodeStatus, running: list[SessionView]) -> None:
     listing(
         "running session",
         running,
-        _session_row,
+        lambda view: _session_row(view, units),
         empty="no sessions running",
         keep="session peer role phase",
         numbers="units paid",
@@ -86,12 +87,12 @@ def _peer_row(peer: PeerStatus) -> list[str]:
     return [peer.address.checksum, "yes" if peer.connected else "NO", str(peer.channels)]
 
 
-def _session_row(view: SessionView) -> list[str]:
+def _session_row(view: SessionView, units: Units) -> list[str]:
     return [
         short(view.session_id),
         short(view.peer.checksum),
         view.role,
         escape(view.phase),
         str(view.forward.units),
-        str(view.forward.paid),
+        units.amount(view.forward.paid),
     ]

@@ -15,6 +15,7 @@ from m2mpay.cli.remote import (
     remote_command,
     table,
 )
+from m2mpay.cli.units import Units
 from m2mpay.client import NATIVE, InfoView, NodeClient, TransferView, WalletView
 
 __all__ = ["wallet_app"]
@@ -26,26 +27,24 @@ wallet_app = typer.Typer(
 AmountArg = Annotated[int, typer.Argument(min=1, help="Integer, in the smallest unit.")]
 
 
-def _show(wallet: WalletView, info: InfoView | None = None) -> None:
-    title = f"wallet {wallet.address.checksum}"
-    if info is not None:
-        title += f" on {info.chain}"
+def _show(wallet: WalletView, info: InfoView) -> None:
+    title = f"wallet {wallet.address.checksum} on {info.chain}"
     shown = table(title, keep="asset", fold="address", numbers="on_chain in_channels")
+    units = Units.of(info)
     for item in wallet.balances:
         shown.add_row(
             escape(item.symbol),
             "native" if item.asset == NATIVE else item.asset.checksum,
-            str(item.on_chain),
-            str(item.in_channels),
+            *(units.amount(value, item.asset) for value in (item.on_chain, item.in_channels)),
         )
     console.print(shown)
-    if info is not None and info.peer_endpoint:
+    if info.peer_endpoint:
         console.print(f"peers reach this node at {escape(info.peer_endpoint)}")
 
 
 @remote_command(wallet_app, "show")
 def show(remote: Remote) -> None:
-    """Balances on chain and in open channels (amounts in the smallest unit)."""
+    """Balances on chain and in open channels (`--json`: in the smallest unit)."""
 
     async def work(node: NodeClient) -> None:
         wallet, info = await asyncio.gather(node.wallet(), node.info())
@@ -90,14 +89,16 @@ def transfer(
 ) -> None:
     """Send coin or tokens on chain; returns once the transaction is mined."""
 
-    async def sent(node: NodeClient) -> TransferView:
-        chosen = asset_address(asset, await node.info())
-        return await node.transfer(to, amount, asset=chosen or NATIVE)
+    async def work(node: NodeClient) -> None:
+        info = await node.info()
+        chosen = asset_address(asset, info) or NATIVE
+        done = await node.transfer(to, amount, asset=chosen)
+        remote.reply(done, lambda shown: _said_sent(shown, Units.of(info).amount(amount, chosen)))
 
-    def said(done: TransferView) -> None:
+    def _said_sent(done: TransferView, sent: str) -> None:
         console.print(
-            f"sent {amount} {escape(asset)} to {escape(to)} in block {done.block} "
+            f"sent {escape(sent)} to {escape(to)} in block {done.block} "
             f"(tx {done.tx_hash}, gas {done.gas_used})"
         )
 
-    remote.answer(sent, said)
+    remote.call(work)

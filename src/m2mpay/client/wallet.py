@@ -26,6 +26,7 @@ class ContractsView:
     hub: Address
     token: Address
     token_symbol: str
+    token_decimals: int = 18  # nodes before the field: their token had 18
 
 
 @dataclass(frozen=True, slots=True)

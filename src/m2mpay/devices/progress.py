@@ -17,7 +17,7 @@ from typing import Any, Final
 from m2mpay.crypto import Address
 from m2mpay.devices.bus_client import BusClient, DeviceListener
 
-__all__ = ["DeviceProgress", "line"]
+__all__ = ["DeviceProgress", "PriceOf", "line"]
 
 Event = dict[str, Any]
 
@@ -133,12 +133,21 @@ _SAID: Final[Mapping[str, str]] = {
 }
 
 
-def line(event: Event) -> str:
-    """An event in words, for people (Rich markup)."""
+PriceOf = Callable[[Mapping[str, Any]], str]
+"""A registered service's price per unit in words, from its `device_register` fields."""
+
+
+def _smallest_units(service: Mapping[str, Any]) -> str:
+    return f"{service['price']} per {service['unit']}"
+
+
+def line(event: Event, price_of: PriceOf = _smallest_units) -> str:
+    """An event in words, for people (Rich markup); prices as `price_of` says them (the
+    CLI's in the node's token with its symbol, else in the smallest unit)."""
     fields = dict(event)
     fields["short"] = str(event.get("session", ""))[:12] + "…"
     fields["services"] = ", ".join(
-        f"{s['name']} at {s['price']} per {s['unit']}" for s in event.get("services", ())
+        f"{s['name']} at {price_of(s)}" for s in event.get("services", ())
     )
     fields["lost"] = (
         "lost the node's bus" if event.get("was_registered") else "cannot reach the bus"

@@ -208,10 +208,10 @@ def test_devices_are_named_by_unique_prefixes_of_their_ids(
         shown = _json(seller, "device", "show", prefix.lower())
         assert shown["device_id"] == ids[0]
         # For people: the lamp's price in the node's token with its symbol, a local time.
-        lamp = RUNNABLE_DEVICES["lamp"]
+        model = RUNNABLE_DEVICES["lamp"]
         in_words = _cli(seller, "device", "show", prefix)
         assert in_words.exit_code == 0, in_words.output
-        assert f"light ({decimal_amount(lamp.price, 18)} M2M/s)" in in_words.stdout
+        assert f"light ({decimal_amount(model.price, 18)} M2M/s)" in in_words.stdout
         assert local_time(shown["registered_ms"]) in in_words.stdout
         assert str(shown["registered_ms"]) not in in_words.stdout
         assert _json(seller, "device", "telemetry", prefix)["records"] is not None

@@ -23,10 +23,9 @@ from m2mpay.cli.remote import (
     asset_address,
     busy,
     emit,
-    is_full_id,
+    id_of,
     kv_table,
     remote_command,
-    resolve_id,
     short,
 )
 from m2mpay.cli.units import Units
@@ -44,9 +43,11 @@ ChannelArg = Annotated[
 
 async def channel_id_of(node: NodeClient, given: str) -> str:
     """The full id of the channel `given` names (a full id, or a prefix)."""
-    if is_full_id(given):
-        return given
-    return resolve_id(given, [c.channel_id for c in await node.channels()], "channel")
+
+    async def listed() -> list[str]:
+        return [c.channel_id for c in await node.channels()]
+
+    return await id_of(given, "channel", listed)
 
 
 def _show(channel: ChannelView, units: Units, title: str = "channel") -> None:

@@ -16,10 +16,9 @@ from m2mpay.cli.offer import pick_offer
 from m2mpay.cli.remote import (
     Remote,
     busy,
-    is_full_id,
+    id_of,
     kv_table,
     remote_command,
-    resolve_id,
     short,
 )
 from m2mpay.cli.units import Units, local_time
@@ -41,9 +40,10 @@ IntervalOption = Annotated[
 
 
 async def _session_id(node: NodeClient, given: str) -> str:
-    if is_full_id(given):
-        return given
-    return resolve_id(given, [s.session_id for s in await node.sessions()], "session")
+    async def listed() -> list[str]:
+        return [s.session_id for s in await node.sessions()]
+
+    return await id_of(given, "session", listed)
 
 
 def _on_session(

@@ -4,7 +4,8 @@ Every error the library raises on purpose derives from `M2MPayError`, so a calle
 can catch the family it cares about:
 
 - `CodedError`: the base of the errors below that carry a machine-readable `code` and a
-  `message` (`ChannelRejection`, `ChannelError`, `StreamError`, `DeviceError`, `ApiRefusal`).
+  `message` (`ChannelRejection`, `ChannelError`, `StreamError`, `DeviceError`, `AccessError`,
+  `ApiRefusal`).
 - `CryptoError`: malformed keys, signatures or addresses (`InvalidSignature`,
   `InvalidAddress`), a keystore that does not open (`WrongPassphrase`).
 - `LedgerError`: the chain refused or could not do something
@@ -18,6 +19,8 @@ can catch the family it cares about:
 - `ChannelError`: a local request on a channel cannot be done (`code` says why).
 - `StreamError`: a local request on a metered session cannot be done (`code` says why).
 - `DeviceError`: a local request on the device bus cannot be done (`code` says why).
+- `AccessError`: paid access cannot be granted or administered: a broker that refuses or
+  cannot be reached, credentials that do not open or belong to someone else (`code` says why).
 - `TransportError`: a peer cannot be reached or the link broke (`ConnectionClosed`,
   `NodeUnreachable`: a node's HTTP API did not answer).
 - `ApiRefusal`: a node's HTTP API answered with an error (`status`, `code`, `message`,
@@ -48,6 +51,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "AccessError",
     "ApiConflict",
     "ApiFailure",
     "ApiInvalidInput",
@@ -191,6 +195,11 @@ class StreamError(CodedError):
 
 class DeviceError(CodedError):
     """A local request on the device bus cannot be done (unknown device or service…)."""
+
+
+class AccessError(CodedError):
+    """Paid access cannot be granted or administered (`code` says why): the broker
+    refused or did not answer, sealed credentials did not open, a name is taken."""
 
 
 class TransportError(M2MPayError):

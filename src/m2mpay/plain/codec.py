@@ -111,6 +111,8 @@ def _codecs_for(hint: Any) -> tuple[Encoder, Encoder, Decoder]:
                 return bytes, _hex, _bytes_decoder(marker.size)
             if isinstance(marker, _MaxLength) and base is str:
                 return _identity, _identity, _str_decoder(marker.size)
+            if isinstance(marker, _MaxLength) and base is bytes:
+                return bytes, _hex, _bytes_decoder(None, marker.size)
         return _codecs_for(base)
     if origin in (Union, types.UnionType):
         options = [a for a in get_args(hint) if a is not type(None)]

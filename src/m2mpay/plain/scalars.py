@@ -33,6 +33,8 @@ Uint256 = Annotated[int, _UInt(256)]
 Uint64 = Annotated[int, _UInt(64)]
 Bytes32 = Annotated[bytes, _Length(32)]
 Text = Annotated[str, _MaxLength(1000)]
+# An opaque byte string a peer hands over for someone else to read (sealed terms).
+Blob = Annotated[bytes, _MaxLength(1024)]
 
 
 def _fail(path: str, problem: str) -> MalformedMessage:
@@ -120,11 +122,13 @@ def _str_decoder(max_length: int | None) -> Decoder:
     return decode
 
 
-def _bytes_decoder(size: int | None) -> Decoder:
+def _bytes_decoder(size: int | None, max_size: int | None = None) -> Decoder:
     def decode(value: Any, path: str) -> bytes:
         raw = _as_bytes(value, path)
         if size is not None and len(raw) != size:
             raise _fail(path, f"expected {size} bytes, got {len(raw)}")
+        if max_size is not None and len(raw) > max_size:
+            raise _fail(path, f"longer than {max_size} bytes")
         return raw
 
     return decode

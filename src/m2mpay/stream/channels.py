@@ -79,6 +79,7 @@ def request_received(
     *,
     busy: bool,
     now_ms: int,
+    supply_problem: str = "",
 ) -> RequestReceived:
     """The input a buyer's request makes, with the open channel it names (if any)."""
     channel: ChannelInfo | None = None
@@ -96,6 +97,7 @@ def request_received(
         channel.received_total if channel is not None else 0,
         busy,
         now_ms,
+        supply_problem,
     )
 
 

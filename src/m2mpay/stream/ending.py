@@ -219,6 +219,7 @@ def session_request(state: SessionState) -> SessionRequest:
         state.buyer_base,
         state.seller_base,
         state.started_ms,
+        state.supply_terms,
     )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "on_reverse",
     "propose_price",
     "refresh_allowances",
+    "units_left",
 ]
 
 Outputs = tuple[SessionOutput, ...]
@@ -150,7 +151,7 @@ def on_report(
     if not state.leader_delivers() and not message.final and state.phase is SessionPhase.ACTIVE:
         # The payer goes first: stay one window ahead, but never past the units wanted.
         ahead = state.offer.window
-        remaining = _units_left(state, reversed_flow, message.units)
+        remaining = units_left(state, reversed_flow, message.units)
         if remaining is not None:
             ahead = min(ahead, remaining)
         due += ahead * state.unit_price(reversed_flow)
@@ -173,7 +174,7 @@ def on_report(
     return state, outputs, None, stop
 
 
-def _units_left(state: SessionState, reversed_flow: bool, units: int) -> int | None:
+def units_left(state: SessionState, reversed_flow: bool, units: int) -> int | None:
     """Units still wanted in a direction (the target or the offer's maximum), if bounded."""
     if reversed_flow:
         return None
@@ -283,7 +284,7 @@ def on_reverse(
     if not state.delivers(reversed_now) and not state.leader_delivers():
         flow = state.flow(reversed_now)
         ahead = state.offer.window
-        remaining = _units_left(state, reversed_now, flow.units)
+        remaining = units_left(state, reversed_now, flow.units)
         if remaining is not None:
             ahead = min(ahead, remaining)
         prepaid = flow.value + ahead * state.unit_price(reversed_now)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from m2mpay.crypto import Address
-from m2mpay.plain import Bytes32, Text, Uint64, Uint256, plain_type
+from m2mpay.plain import Blob, Bytes32, Text, Uint64, Uint256, plain_type
 from m2mpay.stream.messages import SessionMessage, SessionRequest
 from m2mpay.stream.offer import Offer
 
 __all__ = [
     "ChannelTotals",
+    "ExtendSession",
     "MeterReading",
     "PayFailed",
     "RequestReceived",
@@ -30,7 +31,8 @@ class StartSession:
     """The buyer starts a session on `offer` over `channel_id`; bases are the channel's
     running totals now (ours to the seller, the seller's to us). `supplies` names the
     session of ours this purchase supplies (a reseller's sale), so that the link is
-    logged with the purchase itself and survives a crash."""
+    logged with the purchase itself and survives a crash. `supply_terms` goes to the
+    seller's device with the request (see `SessionRequest`)."""
 
     session_id: Bytes32
     offer: Offer
@@ -43,13 +45,15 @@ class StartSession:
     seller_sent_base: Uint256
     now_ms: Uint64
     supplies: Bytes32 | None = None
+    supply_terms: Blob = b""
 
 
 @plain_type("sin.request")
 @dataclass(frozen=True, slots=True)
 class RequestReceived:
     """A buyer's request, with what the seller's node knows that the machine needs:
-    the offer it names (None if unknown) and the channel it would use."""
+    the offer it names (None if unknown), the channel it would use, and why the
+    offer's device refuses the request's supply terms (empty: it does not)."""
 
     sender: Address
     request: SessionRequest
@@ -59,6 +63,18 @@ class RequestReceived:
     seller_sent_total: Uint256  # what we, the seller, have paid the buyer on the channel
     buyer_sent_total: Uint256  # what we have seen the buyer pay us on the channel
     channel_busy: bool
+    now_ms: Uint64
+    supply_problem: Text = ""
+
+
+@plain_type("sin.extend")
+@dataclass(frozen=True, slots=True)
+class ExtendSession:
+    """The buyer wants more of a running session (see `SessionExtend`)."""
+
+    session_id: Bytes32
+    target_units: Uint64
+    budget: Uint256
     now_ms: Uint64
 
 
@@ -151,6 +167,7 @@ SessionInput = (
     | MeterReading
     | ChannelTotals
     | SetPrice
+    | ExtendSession
     | Reverse
     | StopSession
     | PayFailed

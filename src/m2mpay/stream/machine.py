@@ -35,6 +35,7 @@ from m2mpay.stream.ending import (
     tick,
     try_receipt,
 )
+from m2mpay.stream.extending import extend_local, extend_message
 from m2mpay.stream.flows import (
     Outputs,
     on_channel_totals,
@@ -48,6 +49,7 @@ from m2mpay.stream.flows import (
 )
 from m2mpay.stream.inputs import (
     ChannelTotals,
+    ExtendSession,
     MeterReading,
     PayFailed,
     RequestReceived,
@@ -65,6 +67,7 @@ from m2mpay.stream.messages import (
     PriceChange,
     SessionAccepted,
     SessionError,
+    SessionExtend,
     SessionRejected,
     SessionReverse,
     SessionStop,
@@ -270,6 +273,7 @@ _INPUT_HANDLERS: Final[dict[type[Any], Callable[..., Result]]] = {
     MeterReading: _meter,
     ChannelTotals: _channel_totals,
     SetPrice: _set_price,
+    ExtendSession: extend_local,
     Reverse: _reverse_local,
     StopSession: stop_local,
     PayFailed: pay_failed,
@@ -283,6 +287,7 @@ _MESSAGE_HANDLERS: Final[dict[type[Any], Callable[..., Result]]] = {
     PriceChange: _price_change,
     PriceAnswer: _price_answer,
     SessionReverse: _reverse_message,
+    SessionExtend: extend_message,
     SessionStop: stop_message,
     SignedReceipt: receipt,
     SessionError: _peer_error,

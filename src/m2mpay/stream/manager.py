@@ -41,6 +41,7 @@ from m2mpay.stream.index import LIVE, SessionIndex
 from m2mpay.stream.info import SessionInfo
 from m2mpay.stream.inputs import (
     ChannelTotals,
+    ExtendSession,
     MeterReading,
     RequestReceived,
     Reverse,
@@ -57,7 +58,7 @@ from m2mpay.stream.outputs import SessionEvent, SessionOutput, SessionRefused
 from m2mpay.stream.session_machine import SessionMachine
 from m2mpay.stream.state import SessionPhase, SessionState
 from m2mpay.stream.supplies import Supplies
-from m2mpay.stream.supply import SupplyFactory
+from m2mpay.stream.supply import SupplyFactory, SupplyRequest, SupplyVet
 
 __all__ = ["SessionListener", "SessionManager", "SessionManagerConfig"]
 
@@ -164,14 +165,15 @@ class SessionManager(
 
     # ------------------------------------------------------------------ offers
 
-    def publish(self, offer: Offer, supply: SupplyFactory) -> Offer:
-        """Sell under `offer`; `supply` makes the device for each session it accepts."""
+    def publish(self, offer: Offer, supply: SupplyFactory, vet: SupplyVet | None = None) -> Offer:
+        """Sell under `offer`; `supply` makes the device for each session it accepts,
+        and `vet`, if given, says why the device would refuse a request's terms."""
         if offer.seller != self.node.address:
             raise StreamError("invalid_offer", "an offer must name this node as its seller")
         problem = offer_problem(offer, now_ms())
         if problem is not None:
             raise StreamError("invalid_offer", problem)
-        self._supplies.publish(offer, supply)
+        self._supplies.publish(offer, supply, vet)
         if self._running:
             for session_id in list(self._index.live):
                 state = self._engine.states[session_id]
@@ -210,13 +212,15 @@ class SessionManager(
         feed_back: SupplyFactory | None = None,
         endpoint: str | None = None,
         supplies: bytes | None = None,
+        supply_terms: bytes = b"",
         timeout: float = 30.0,
     ) -> SessionInfo:
         """Buy under `offer` over a channel with its seller; returns once the seller
         runs the session. Without `channel_id` a free open channel with the seller in
         the offer's asset is used, or, with `deposit`, a new one is opened. `feed_back`
         makes the device that delivers if the session is reversed (else the manager's).
-        `supplies` names the sale of ours this purchase supplies (see `Resale`)."""
+        `supplies` names the sale of ours this purchase supplies (see `Resale`);
+        `supply_terms` goes to the seller's device (see `SessionRequest`)."""
         channel = await channel_for(
             self.node, offer, channel_id, deposit, endpoint, busy=self._index.by_channel
         )
@@ -240,6 +244,7 @@ class SessionManager(
             channel.received_total,
             now_ms(),
             supplies,
+            supply_terms,
         )
         self._request(inp)
         state = await self._wait(
@@ -248,6 +253,12 @@ class SessionManager(
         if state.phase is SessionPhase.REJECTED:
             raise StreamError("rejected", state.stop_reason)
         return SessionInfo.of(state)
+
+    def extend_session(self, session_id: bytes, *, target_units: int, budget: int) -> SessionInfo:
+        """Want more of a running purchase: a new target and budget, neither lower (0 is
+        no limit). A buyer that pays first pays ahead for the new units at once."""
+        self._request(ExtendSession(session_id, target_units, budget, now_ms()))
+        return self.session(session_id)
 
     def set_price(self, session_id: bytes, price: int) -> None:
         """A seller's price signal: the buyer accepts it for later units, or stops."""
@@ -297,7 +308,14 @@ class SessionManager(
         running = self._index.by_channel.get(request.channel_id)
         busy = running is not None and running != request.session_id
         offer = self._supplies.offer(request.offer_id)
-        return request_received(self.node, peer, request, offer, busy=busy, now_ms=now)
+        problem = ""
+        if offer is not None and request.session_id not in self._engine.states:
+            problem = self._supplies.problem(
+                SupplyRequest(request.session_id, offer, peer, False, request.supply_terms)
+            )
+        return request_received(
+            self.node, peer, request, offer, busy=busy, now_ms=now, supply_problem=problem
+        )
 
     def _meter(self, session_id: bytes, reversed_flow: bool, units: int) -> None:
         if self._running and session_id in self._index.live:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from m2mpay.crypto import Signature
-from m2mpay.plain import Bytes32, Text, Uint64, Uint256, plain_type
+from m2mpay.plain import Blob, Bytes32, Text, Uint64, Uint256, plain_type
 
 __all__ = [
     "SESSION_MESSAGE_TYPES",
@@ -22,6 +22,7 @@ __all__ = [
     "PriceChange",
     "SessionAccepted",
     "SessionError",
+    "SessionExtend",
     "SessionMessage",
     "SessionRejected",
     "SessionRequest",
@@ -48,7 +49,9 @@ class SessionRequest:
 
     The bases are the channel's running totals at the start (the buyer's paid to
     the seller and the seller's paid to the buyer): the session's payments are
-    what the totals rise by afterwards.
+    what the totals rise by afterwards. `supply_terms` is what the buyer tells the
+    seller's device, opaque to the session (for a data feed: the MQTT credentials the
+    buyer wants, sealed to the seller); the seller's device may refuse them.
     """
 
     session_id: Bytes32
@@ -61,6 +64,7 @@ class SessionRequest:
     buyer_sent_base: Uint256
     seller_sent_base: Uint256
     at_ms: Uint64
+    supply_terms: Blob = b""
 
 
 @plain_type("session.accepted")
@@ -117,6 +121,17 @@ class SessionReverse:
     reversed: bool
 
 
+@plain_type("session.extend")
+@dataclass(frozen=True, slots=True)
+class SessionExtend:
+    """The buyer wants more of a running session: a new target and budget, never lower
+    than before (0 stays "no limit"). A buyer that pays first pays ahead for them."""
+
+    session_id: Bytes32
+    target_units: Uint64
+    budget: Uint256
+
+
 @plain_type("session.stop")
 @dataclass(frozen=True, slots=True)
 class SessionStop:
@@ -155,6 +170,7 @@ SessionMessage = (
     | PriceChange
     | PriceAnswer
     | SessionReverse
+    | SessionExtend
     | SessionStop
     | SignedReceipt
     | SessionError

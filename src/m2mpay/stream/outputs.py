@@ -41,6 +41,8 @@ class SessionCode(enum.Enum):
     PAYMENT_BEYOND_WINDOW = "payment_beyond_window"
     RECEIPT_MISMATCH = "receipt_mismatch"
     BAD_SIGNATURE = "bad_signature"
+    SUPPLY_REFUSED = "supply_refused"  # the seller's device refuses the request's terms
+    INVALID_EXTENSION = "invalid_extension"
 
 
 @plain_type("sout.send")

@@ -80,6 +80,7 @@ def _new_session(
         started_ms=started_ms,
         heard_ms=heard_ms,
         supplies=supplies,
+        supply_terms=terms.supply_terms,
     )
 
 
@@ -136,6 +137,8 @@ def _request_problem(ctx: SessionContext, inp: RequestReceived) -> tuple[Session
         return SessionCode.PRICE_ABOVE_LIMIT, f"the price is {offer.price}"
     if request.budget and request.budget < offer.price:
         return SessionCode.INVALID_OFFER, "the budget does not buy one unit"
+    if inp.supply_problem:
+        return SessionCode.SUPPLY_REFUSED, inp.supply_problem
     return None
 
 

@@ -9,7 +9,7 @@ from typing import Any, Final
 from m2mpay.channel.evolve import make_evolve
 from m2mpay.crypto import Address
 from m2mpay.errors import ChannelError
-from m2mpay.plain import Bytes32, Text, Uint64, Uint256, plain_type
+from m2mpay.plain import Blob, Bytes32, Text, Uint64, Uint256, plain_type
 from m2mpay.stream.messages import FlowTotals, SignedReceipt
 from m2mpay.stream.offer import Leader, Offer
 
@@ -93,6 +93,7 @@ class SessionState:
     my_receipt: SignedReceipt | None = None
     peer_receipt: SignedReceipt | None = None
     supplies: Bytes32 | None = None  # a purchase: the sale of ours it supplies
+    supply_terms: Blob = b""  # what the buyer told the seller's device (`SessionRequest`)
 
     # -- who does what
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from m2mpay.stream.offer import Offer
 from m2mpay.stream.state import SessionPhase, SessionState
-from m2mpay.stream.supply import Supply, SupplyFactory, SupplyRequest
+from m2mpay.stream.supply import Supply, SupplyFactory, SupplyRequest, SupplyVet
 
 __all__ = ["Supplies"]
 
@@ -24,17 +24,33 @@ class Supplies:
         self._feed_back = feed_back
         self._meter = meter
         self._offers: dict[bytes, tuple[Offer, SupplyFactory]] = {}
+        self._vets: dict[bytes, SupplyVet] = {}
         # In memory: after a restart the manager's own `feed_back` stands in.
         self._feed_back_for: dict[bytes, SupplyFactory] = {}
         self._running: dict[tuple[bytes, bool], Supply] = {}
 
     # -- what makes them
 
-    def publish(self, offer: Offer, factory: SupplyFactory) -> None:
+    def publish(self, offer: Offer, factory: SupplyFactory, vet: SupplyVet | None = None) -> None:
         self._offers[offer.offer_id] = (offer, factory)
+        if vet is not None:
+            self._vets[offer.offer_id] = vet
 
     def withdraw(self, offer_id: bytes) -> None:
         self._offers.pop(offer_id, None)
+        self._vets.pop(offer_id, None)
+
+    def problem(self, request: SupplyRequest) -> str:
+        """Why the offer's device refuses a request (empty: it does not). A vet that
+        fails refuses: a request nobody could check is not accepted."""
+        vet = self._vets.get(request.offer.offer_id)
+        if vet is None:
+            return ""
+        try:
+            return vet(request) or ""
+        except Exception:
+            log.exception("the device's check of session 0x%s failed", request.session_id.hex())
+            return "the seller's device could not check the request"
 
     def offers(self) -> list[Offer]:
         return [offer for offer, _ in self._offers.values()]
@@ -70,7 +86,11 @@ class Supplies:
                 "backward" if reversed_flow else "forward",
             )
             return None
-        supply = factory(SupplyRequest(state.session_id, state.offer, state.peer, reversed_flow))
+        supply = factory(
+            SupplyRequest(
+                state.session_id, state.offer, state.peer, reversed_flow, state.supply_terms
+            )
+        )
         self._running[key] = supply
         session_id, meter = state.session_id, self._meter
         await supply.start(

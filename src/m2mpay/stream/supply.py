@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from m2mpay.crypto import Address
 from m2mpay.stream.offer import Offer
 
-__all__ = ["MeterReport", "Supply", "SupplyFactory", "SupplyRequest"]
+__all__ = ["MeterReport", "Supply", "SupplyFactory", "SupplyRequest", "SupplyVet"]
 
 MeterReport = Callable[[int], None]
 
@@ -47,12 +47,17 @@ class Supply(ABC):
 
 @dataclass(frozen=True, slots=True)
 class SupplyRequest:
-    """What a device factory is told about the session it will supply."""
+    """What a device factory is told about the session it will supply. `terms` is
+    what the buyer told the device with its request (`SessionRequest.supply_terms`)."""
 
     session_id: bytes
     offer: Offer
     peer: Address
     reversed: bool  # the backward direction: the buyer feeds back
+    terms: bytes = b""
 
 
 SupplyFactory = Callable[[SupplyRequest], Supply]
+# Why a device would not supply a session requested on its offer (None: it would). Asked
+# before the seller accepts, so a buyer never pays for what the device cannot deliver.
+SupplyVet = Callable[[SupplyRequest], str | None]

@@ -4,6 +4,8 @@ budget without a gap, and bounds never go down."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from m2mpay.errors import MalformedMessage
@@ -162,3 +164,33 @@ def test_supply_terms_are_bounded_on_the_wire() -> None:
     plain["supply_terms"] = "0x" + "ab" * 1025
     with pytest.raises(MalformedMessage, match="longer than 1024 bytes"):
         from_plain(plain)
+
+
+@pytest.mark.parametrize(
+    ("target", "budget", "why"),
+    [
+        (3, 0, "the offer sells at least 5 Wh"),
+        (0, 40, "the budget does not buy the offer's minimum of 5 Wh"),
+    ],
+)
+def test_a_purchase_below_the_offers_minimum_is_refused_on_both_sides(
+    target: int, budget: int, why: str
+) -> None:
+    net = SessionNet()
+    offer = replace(make_offer(net.seller.address), min_units=5)
+    net.start(offer, target=target, budget=budget)
+    assert net.buyer.refused[-1].message == why
+    assert SESSION not in net.buyer.states
+    request = SessionRequest(
+        SESSION, offer.offer_id, CHANNEL, 10**6, budget, target, False, 0, 0, net.now
+    )
+    net.apply(
+        net.seller,
+        RequestReceived(
+            net.buyer.address, request, offer, net.buyer.address, TOKEN, 0, 0, False, net.now
+        ),
+    )
+    assert SESSION not in net.seller.states
+    _, answer = net.queues[net.buyer.address][-1]
+    assert isinstance(answer, SessionRejected)
+    assert answer.reason == f"invalid_offer: {why}"

@@ -45,7 +45,19 @@ from m2mpay.stream.outputs import (
 from m2mpay.stream.receipts import stopped_event
 from m2mpay.stream.state import Flow, SessionPhase, SessionState
 
-__all__ = ["accepted", "activate", "rejected", "request", "start"]
+__all__ = ["accepted", "activate", "below_minimum", "rejected", "request", "start"]
+
+
+def below_minimum(offer: Offer, target_units: int, budget: int) -> str:
+    """Why a purchase bounded by `target_units` or `budget` buys less than the offer's
+    minimum (empty if it does not)."""
+    if not offer.min_units:
+        return ""
+    if target_units and target_units < offer.min_units:
+        return f"the offer sells at least {offer.min_units} {offer.unit}"
+    if budget and budget < offer.min_units * offer.price:
+        return f"the budget does not buy the offer's minimum of {offer.min_units} {offer.unit}"
+    return ""
 
 
 def _new_session(
@@ -102,6 +114,9 @@ def start(ctx: SessionContext, state: SessionState | None, inp: StartSession) ->
         return refuse(
             state, SessionCode.INVALID_OFFER, "the budget does not buy one unit", inp.session_id
         )
+    short = below_minimum(offer, inp.target_units, inp.budget)
+    if short:
+        return refuse(state, SessionCode.INVALID_OFFER, short, inp.session_id)
     new = _new_session(
         inp,
         offer,
@@ -137,6 +152,9 @@ def _request_problem(ctx: SessionContext, inp: RequestReceived) -> tuple[Session
         return SessionCode.PRICE_ABOVE_LIMIT, f"the price is {offer.price}"
     if request.budget and request.budget < offer.price:
         return SessionCode.INVALID_OFFER, "the budget does not buy one unit"
+    short = below_minimum(offer, request.target_units, request.budget)
+    if short:
+        return SessionCode.INVALID_OFFER, short
     if inp.supply_problem:
         return SessionCode.SUPPLY_REFUSED, inp.supply_problem
     return None

@@ -120,6 +120,7 @@ class Supplies:
                 await supply.stop()
 
     async def stop_all(self) -> None:
+        """The manager stops; the sessions resume after a restart."""
         running, self._running = list(self._running.values()), {}
         for supply in running:
-            await supply.stop()
+            await supply.suspend()

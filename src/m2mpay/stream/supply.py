@@ -39,6 +39,12 @@ class Supply(ABC):
     async def stop(self) -> None:
         """The session ended: stop delivering and release the device."""
 
+    async def suspend(self) -> None:
+        """The seller's node is stopping while the session goes on (it resumes after
+        the restart). Most devices stop delivering, as in `stop`; one whose delivery
+        keeps its own durable account (a feed's grant) lets it be."""
+        await self.stop()
+
     @property
     @abstractmethod
     def delivered(self) -> int:

@@ -230,9 +230,9 @@ def _permitted(state: Grant, inp: Permitted) -> Result:
     now = inp.now_ms
     if state.phase is GrantPhase.LIVE and now >= state.paid_until_ms:
         # The end passed before this input: lapse first, then count the new seconds.
-        state, outputs = _expire(state, now)
-        new, more = _permitted(state, inp)
-        return new, outputs + more
+        lapsed = replace(state, phase=GrantPhase.LAPSED)
+        new, more = _permitted(lapsed, inp)
+        return new, (RevokeRead(state.username, state.topic), *more)
     if inp.seconds == state.permitted_s:
         return state, ()
     if inp.seconds < state.permitted_s:

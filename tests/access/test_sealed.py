@@ -175,22 +175,23 @@ def test_any_bytes_open_to_nothing(data: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    ("username", "password"),
+    ("username", "password", "code"),
     [
-        ("ab", "p" * 16),
-        ("a" * 65, "p" * 16),
-        ("buyer one", "p" * 16),
-        ("buyer#1", "p" * 16),
-        ("buyer", "p" * 15),
-        ("buyer", "p" * 129),
-        ("buyer", "pass word with spaces"),
-        ("buyer", "pässwörd-is-not-ascii"),
+        ("ab", "p" * 16, "bad_username"),
+        ("a" * 65, "p" * 16, "bad_username"),
+        ("buyer one", "p" * 16, "bad_username"),
+        ("buyer#1", "p" * 16, "bad_username"),
+        ("buyer", "p" * 15, "bad_password"),
+        ("buyer", "p" * 129, "bad_password"),
+        ("buyer", "pass word with spaces", "bad_password"),
+        ("buyer", "pässwörd-is-not-ascii", "bad_password"),
+        ("buyer", "password\x00with-a-nul", "bad_password"),
     ],
 )
-def test_bad_credentials_are_refused_when_made(username: str, password: str) -> None:
+def test_bad_credentials_are_refused_when_made(username: str, password: str, code: str) -> None:
     with pytest.raises(AccessError) as caught:
         Credentials(username, password)
-    assert caught.value.code == "bad_credentials"
+    assert caught.value.code == code
     assert password not in str(caught.value)
 
 

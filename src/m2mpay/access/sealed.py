@@ -67,7 +67,9 @@ _SEAL_INFO: Final = b"m2mpay/access/sealed-credentials/v1"
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """An MQTT username and password; `repr` never shows the password."""
+    """An MQTT username and password a buyer chooses (or a device is given); `repr`
+    never shows the password. Passwords are kept to what any client can type and
+    pass on a command line: 16 to 128 printable ASCII characters, no spaces."""
 
     username: str
     password: str = field(repr=False)
@@ -75,11 +77,11 @@ class Credentials:
     def __post_init__(self) -> None:
         if not isinstance(self.username, str) or not _USERNAME.fullmatch(self.username):
             raise AccessError(
-                "bad_credentials", "a username is 3 to 64 of A-Z, a-z, 0-9, '_', '.', '-'"
+                "bad_username", "a username is 3 to 64 of A-Z, a-z, 0-9, '_', '.', '-'"
             )
         if not isinstance(self.password, str) or not _PASSWORD.fullmatch(self.password):
             raise AccessError(
-                "bad_credentials",
+                "bad_password",
                 "a password is 16 to 128 printable ASCII characters without spaces",
             )
 

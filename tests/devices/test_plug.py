@@ -10,7 +10,8 @@ import contextlib
 import json
 import math
 import secrets
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
 import pytest
@@ -18,12 +19,13 @@ import pytest
 from m2mpay.access.sealed import Credentials
 from m2mpay.devices.plug import PlugSettings, SmartPlug, run_plug
 from m2mpay.devices.simulated import wind_power
-from tests.conftest import Broker
+from tests.conftest import Broker, run_mosquitto
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
 SUB: Final = "/usr/bin/mosquitto_sub"
+PASSWD: Final = "/usr/bin/mosquitto_passwd"
 # mosquitto_sub's stdout to a pipe is block-buffered; its SUBACK line must come at once.
 LINE_BUFFERED: Final = ("/usr/bin/stdbuf", "-oL")
 LIVE_KEYS: Final = {"watts", "at_ms"}
@@ -42,11 +44,15 @@ def _swinging() -> Any:
 class Subscriber:
     """`mosquitto_sub` on a topic filter, QoS 1, until it has `count` messages."""
 
-    def __init__(self, broker: Broker, topic: str, count: int) -> None:
+    def __init__(
+        self, broker: Broker, topic: str, count: int, login: Credentials | None = None
+    ) -> None:
         self._args = [
             *LINE_BUFFERED, SUB, "-h", broker.host, "-p", str(broker.port), "-t", topic,
             "-q", "1", "-v", "-d", "-C", str(count), "-W", "60",
         ]  # fmt: skip
+        if login is not None:
+            self._args += ["-u", login.username, "-P", login.password]
         self._process: asyncio.subprocess.Process | None = None
         self._seen: list[bytes] = []
 
@@ -82,8 +88,10 @@ class Subscriber:
 
 
 @contextlib.asynccontextmanager
-async def subscribed(broker: Broker, topic: str, count: int) -> AsyncIterator[Subscriber]:
-    subscriber = Subscriber(broker, topic, count)
+async def subscribed(
+    broker: Broker, topic: str, count: int, login: Credentials | None = None
+) -> AsyncIterator[Subscriber]:
+    subscriber = Subscriber(broker, topic, count, login)
     try:
         yield await subscriber.subscribed()
     finally:
@@ -283,3 +291,69 @@ async def test_it_connects_with_its_own_credentials_and_never_says_the_password(
     assert events[0]["live"] == f"m2m/{device}/live"
     assert events[0]["free"] == f"m2m/{device}/1m"
     assert credentials.password not in repr(events)
+
+
+PLUG_LOGIN: Final = Credentials("plug-owner", "the-Plugs-own-password")
+READER_LOGIN: Final = Credentials("reader", "a-Readers-own-password")
+
+
+@pytest.fixture(scope="module")
+def password_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A Mosquitto of our own that lets in only the clients in its password file."""
+    workdir = tmp_path_factory.mktemp("mosquitto-passwords")
+    passwords = workdir / "passwords"
+    for index, login in enumerate((PLUG_LOGIN, READER_LOGIN)):
+        create = ["-c"] if index == 0 else []
+        subprocess.run(
+            [PASSWD, *create, "-b", str(passwords), login.username, login.password],
+            check=True,
+            capture_output=True,
+        )
+    settings = f"allow_anonymous false\npassword_file {passwords}\nset_tcp_nodelay true\n"
+    with run_mosquitto(workdir, settings) as broker:
+        yield broker
+
+
+async def test_refused_credentials_are_retried_ever_more_slowly_and_said(
+    password_broker: Broker,
+) -> None:
+    device = _device("plug-refused")
+    events: list[dict[str, Any]] = []
+    wrong = Credentials(PLUG_LOGIN.username, "not-the-Plugs-password")
+    plug = SmartPlug(
+        device,
+        password_broker.host,
+        password_broker.port,
+        power=_swinging(),
+        credentials=wrong,
+        say=events.append,
+    )
+    async with plug:
+        await eventually(lambda: len(events) >= 3)
+    assert plug.connections == 0
+    assert plug.published == 0
+    refusals = [e for e in events if e["event"] == "disconnected"]
+    assert len(refusals) >= 3
+    assert all("authori" in e["reason"].lower() for e in refusals)
+    delays = [e["retry_s"] for e in refusals]
+    assert delays == sorted(delays)
+    assert delays[1] > delays[0]
+    assert events[-1]["event"] == "stopped"
+    assert wrong.password not in repr(events)
+
+
+async def test_with_its_own_credentials_it_is_let_in_and_read(password_broker: Broker) -> None:
+    device = _device("plug-let-in")
+    plug = SmartPlug(
+        device,
+        password_broker.host,
+        password_broker.port,
+        power=_swinging(),
+        credentials=PLUG_LOGIN,
+        rate_hz=10.0,
+    )
+    topic = f"m2m/{device}/live"
+    async with subscribed(password_broker, topic, 3, READER_LOGIN) as reader, plug:
+        messages = await reader.messages()
+    assert [t for t, _ in messages] == [topic] * 3
+    assert plug.connections == 1

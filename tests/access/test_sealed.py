@@ -227,3 +227,9 @@ def test_a_seller_key_of_the_wrong_size_is_refused() -> None:
 def test_the_context_is_unambiguous() -> None:
     # Length prefixes: moving a byte from one part to the next changes the context.
     assert sealed_context(BUYER, "ab", b"c") != sealed_context(BUYER, "a", b"bc")
+
+
+def test_sealing_to_a_low_order_key_is_refused() -> None:
+    with pytest.raises(AccessError) as caught:
+        seal(bytes(ACCESS_KEY_SIZE), CREDENTIALS, CONTEXT)
+    assert caught.value.code == "sealed_box"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import pwd
 import socket
 import subprocess
 import time
@@ -154,30 +156,23 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> N
     raise RuntimeError(f"mosquitto did not listen on {port} within 10 s: {log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """A Mosquitto of our own on a free loopback port, stopped by PID at the end.
+@contextlib.contextmanager
+def run_mosquitto(workdir: Path, settings: str) -> Iterator[Broker]:
+    """A Mosquitto of our own with `settings` (config lines) on a free loopback port,
+    logging to `workdir`, stopped by PID when the block ends.
 
-    The queue limits are lifted because the conformance suite streams 10,000
-    QoS-1 frames to one subscriber: Mosquitto's default (1000 queued messages)
-    would drop the rest, which the transport reports as a broken link.
-    `set_tcp_nodelay` stops Nagle's algorithm from delaying each delivery by
-    ~40 ms (Mosquitto leaves it on by default).
+    Started as root, Mosquitto drops to its own user unless told which one to be, and
+    that user could read and write nothing of ours (the log, a password file).
     """
-    workdir = tmp_path_factory.mktemp("mosquitto")
     port = _free_port()
     log = workdir / "mosquitto.log"
     config = workdir / "mosquitto.conf"
     config.write_text(
         f"listener {port} 127.0.0.1\n"
-        "allow_anonymous true\n"
+        f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
         "persistence false\n"
         f"log_dest file {log}\n"
-        "log_type error\nlog_type warning\nlog_type notice\n"
-        "max_queued_messages 0\n"
-        "max_inflight_messages 0\n"
-        "message_size_limit 0\n"
-        "set_tcp_nodelay true\n"
+        "log_type error\nlog_type warning\nlog_type notice\n" + settings
     )
     process = subprocess.Popen(
         [MOSQUITTO, "-c", str(config)],
@@ -195,3 +190,24 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A Mosquitto of our own on a free loopback port, stopped by PID at the end.
+
+    The queue limits are lifted because the conformance suite streams 10,000
+    QoS-1 frames to one subscriber: Mosquitto's default (1000 queued messages)
+    would drop the rest, which the transport reports as a broken link.
+    `set_tcp_nodelay` stops Nagle's algorithm from delaying each delivery by
+    ~40 ms (Mosquitto leaves it on by default).
+    """
+    with run_mosquitto(
+        tmp_path_factory.mktemp("mosquitto"),
+        "allow_anonymous true\n"
+        "max_queued_messages 0\n"
+        "max_inflight_messages 0\n"
+        "message_size_limit 0\n"
+        "set_tcp_nodelay true\n",
+    ) as broker:
+        yield broker

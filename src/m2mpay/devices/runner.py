@@ -28,11 +28,8 @@ from m2mpay.devices.metered import MeteredDevice, MeteredService
 from m2mpay.devices.progress import DeviceProgress
 from m2mpay.devices.simulated import (
     EnergyMeter,
-    PowerCurve,
     Simulation,
-    charging_power,
-    constant_power,
-    wind_power,
+    power_curve,
 )
 from m2mpay.errors import CryptoError, M2MPayError
 
@@ -86,15 +83,6 @@ def bus_url(api_url: str) -> str:
     raise M2MPayError(f"the node's URL must start with http:// or https://, not {api_url}")
 
 
-def _power(settings: DeviceSettings) -> PowerCurve:
-    watts = settings.power_w or 0.0
-    if settings.curve == "charging":
-        return charging_power(watts, settings.battery_wh, settings.start_soc)
-    if settings.curve == "wind":
-        return wind_power(watts)
-    return constant_power(watts)
-
-
 def build_device(
     settings: DeviceSettings,
     key: PrivateKey,
@@ -118,7 +106,12 @@ def build_device(
         )
     unit = settings.unit or model.unit
     wh_per_unit = model.units[unit]
-    curve = _power(settings)
+    curve = power_curve(
+        settings.curve or "constant",
+        settings.power_w or 0.0,
+        battery_wh=settings.battery_wh,
+        start_soc=settings.start_soc,
+    )
 
     def meter(_session: bytes) -> EnergyMeter:
         return EnergyMeter(simulation, curve, wh_per_unit=wh_per_unit)

@@ -26,6 +26,7 @@ __all__ = [
     "Simulation",
     "charging_power",
     "constant_power",
+    "power_curve",
     "wind_power",
 ]
 
@@ -60,6 +61,20 @@ def charging_power(max_w: float, capacity_wh: float, start_soc: float) -> PowerC
         return max_w * max((1.0 - soc) / 0.2, 0.05)
 
     return power
+
+
+def power_curve(
+    name: str, watts: float, *, battery_wh: float = 60_000.0, start_soc: float = 0.2
+) -> PowerCurve:
+    """The curve a device's owner names (`constant`, `charging`, `wind`) at `watts` peak;
+    the charging curve fills a battery of `battery_wh` that arrives `start_soc` full."""
+    if name == "charging":
+        return charging_power(watts, battery_wh, start_soc)
+    if name == "wind":
+        return wind_power(watts)
+    if name == "constant":
+        return constant_power(watts)
+    raise ValueError(f"no power curve named {name!r}")
 
 
 class Simulation:

@@ -39,6 +39,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import aiomqtt
+from paho.mqtt.reasoncodes import ReasonCode
 
 from m2mpay.access.broker import Broker, TopicAccess, check_new_client, check_public
 from m2mpay.access.mosquitto import BrokerAddress
@@ -130,6 +131,7 @@ class DynsecBroker(Broker):
         self._connected = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._last_failure = "not connected yet"
+        self._serving = False
         self._held: dict[str, dict[str, TopicAccess]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -161,30 +163,42 @@ class DynsecBroker(Broker):
     async def _run(self) -> None:
         while True:
             try:
-                async with aiomqtt.Client(
-                    self._address.host,
-                    self._address.port,
-                    identifier=self._identifier,
-                    username=self._address.admin_username,
-                    password=self._address.admin_password,
-                    clean_session=True,
-                    timeout=self._timeout,
-                    socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-                ) as client:
-                    client.pending_calls_threshold = 1_000
-                    await client.subscribe(RESPONSE_TOPIC, qos=1)
-                    self._client = client
-                    self._connected.set()
-                    async for message in client.messages:
-                        self._on_response(message.payload)
+                await self._serve()
             except aiomqtt.MqttError as exc:
-                self._last_failure = str(exc)
-                _log.warning("broker administration at %s lost: %s", self._address.url, exc)
+                self._failed(str(exc))
             finally:
                 self._client = None
                 self._connected.clear()
                 self._fail_pending(f"lost the broker at {self._address.url}")
             await asyncio.sleep(self._reconnect_delay)
+
+    async def _serve(self) -> None:
+        async with aiomqtt.Client(
+            self._address.host,
+            self._address.port,
+            identifier=self._identifier,
+            username=self._address.admin_username,
+            password=self._address.admin_password,
+            clean_session=True,
+            timeout=self._timeout,
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        ) as client:
+            client.pending_calls_threshold = 1_000
+            granted = await client.subscribe(RESPONSE_TOPIC, qos=1)
+            if any(_refused(code) for code in granted):
+                self._failed(f"{self._address.admin_username!r} may not read {RESPONSE_TOPIC}")
+                return
+            self._client = client
+            self._connected.set()
+            self._serving = True
+            async for message in client.messages:
+                self._on_response(message.payload)
+
+    def _failed(self, reason: str) -> None:
+        self._last_failure = reason
+        if self._serving:  # said once when a connection is lost, not at every retry
+            _log.warning("lost the broker at %s: %s; reconnecting", self._address.url, reason)
+        self._serving = False
 
     def _on_response(self, payload: object) -> None:
         try:
@@ -227,6 +241,11 @@ class DynsecBroker(Broker):
                 await client.publish(CONTROL_TOPIC, body, qos=1)
                 return [await answer for answer in answers]
         except TimeoutError:
+            if self._client is None:
+                raise AccessError(
+                    "broker_unreachable",
+                    f"cannot reach the broker at {self._address.url}: {self._last_failure}",
+                ) from None
             raise AccessError(
                 "broker_timeout",
                 f"the broker at {self._address.url} did not answer within {self._timeout:g} s",
@@ -234,8 +253,10 @@ class DynsecBroker(Broker):
         except aiomqtt.MqttError as exc:
             raise AccessError("broker_unreachable", f"{self._address.url}: {exc}") from None
         finally:
-            for request_id in ids:
+            for request_id, answer in zip(ids, answers, strict=True):
                 self._pending.pop(request_id, None)
+                if answer.done() and not answer.cancelled():
+                    answer.exception()  # a lost connection fails them all; it is raised once
 
     async def _ask(self, command: Command) -> Response:
         (response,) = await self._call(command)
@@ -404,6 +425,11 @@ class DynsecBroker(Broker):
         if not _ok(answer, "Role does not exist"):
             raise AccessError("unknown_client", f"no client named {username!r}")
         self._held[username] = held
+
+
+def _refused(code: int | ReasonCode) -> bool:
+    """Whether a SUBACK refused a subscription (0x80 and above; MQTT 3.1.1 and 5)."""
+    return (code.value if isinstance(code, ReasonCode) else code) >= 0x80
 
 
 def _name(entry: object, key: str) -> str:

@@ -116,6 +116,8 @@ def find_dynsec_plugin() -> Path:
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as sock:
+        # As Mosquitto binds: connections of a broker just stopped (TIME_WAIT) do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -206,6 +208,7 @@ class ManagedMosquitto:
             self._init_dynsec(username, password)
         port = self._choose_port()
         self._write_config(port, plugin)
+        logged_before = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             process = subprocess.Popen(
                 [str(binary), "-c", str(self.config)],
@@ -218,6 +221,7 @@ class ManagedMosquitto:
         self.pid_file.write_text(f"{process.pid}\n")
         try:
             self._wait_listening(process, port)
+            self._check_security_loaded(logged_before)
         except BaseException:
             self._terminate(process.pid, process)
             self.pid_file.unlink(missing_ok=True)
@@ -320,6 +324,19 @@ class ManagedMosquitto:
             f"mosquitto did not listen on {port} within {self._startup_timeout:g} s: "
             f"{self.log_tail()}",
         )
+
+    def _check_security_loaded(self, logged_before: int) -> None:
+        # With a dynsec file it cannot read, Mosquitto still listens but lets no one in,
+        # its administrator included: better to say so now than to time out later.
+        with self.log.open("rb") as log:
+            log.seek(logged_before)
+            since = log.read().decode(errors="replace")
+        if "Error loading Dynamic security plugin config" in since:
+            raise AccessError(
+                "broker_failed",
+                f"mosquitto could not load its dynamic-security file {self.dynsec}: "
+                f"{since.strip()[-500:]}",
+            )
 
     def log_tail(self, lines: int = 15) -> str:
         """The last lines of the broker's log (empty when there is none)."""

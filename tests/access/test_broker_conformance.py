@@ -189,6 +189,18 @@ async def test_a_client_cannot_publish_where_it_only_reads(probe: Probe) -> None
     assert await probe.broker.access_of(user[0]) == {TopicAccess(live, read=False, write=True)}
 
 
+async def test_a_device_publishes_on_its_own_topics_only(probe: Probe) -> None:
+    await probe.set_public(FREE)
+    own, other = device(), device()
+    plug = await client(probe, "plug")
+    await probe.broker.allow(plug[0], TopicAccess(f"m2m/{own}/#", read=False, write=True))
+    assert await probe.publishes(plug, f"m2m/{own}/live")
+    assert await probe.publishes(plug, f"m2m/{own}/1m")
+    assert not await probe.publishes(plug, f"m2m/{other}/live")
+    assert not await probe.publishes(plug, f"m2m/{other}/1m")
+    assert not await probe.receives(plug, f"m2m/{own}/live", f"m2m/{own}/live")
+
+
 async def test_bad_names_are_refused_with_their_code(probe: Probe) -> None:
     for username, code in (
         ("ab", "bad_username"),

@@ -18,6 +18,7 @@ import pytest
 from m2mpay.access.broker import TopicAccess
 from m2mpay.access.dynsec import DynsecBroker
 from m2mpay.access.mosquitto import BrokerAddress, ManagedMosquitto
+from m2mpay.lifecycle import cancel_and_wait
 from tests.access.conftest import unique
 from tests.access.probes import SENTINEL
 from tests.waiting import eventually
@@ -60,9 +61,18 @@ class Subscriber:
             stderr=asyncio.subprocess.STDOUT,
         )
         self._reader = asyncio.ensure_future(self._read(self._process))
-        subscribed = len(self.subscribed)
-        await eventually(lambda: len(self.subscribed) > subscribed, timeout=10)
+        try:
+            await eventually(lambda: bool(self.subscribed), timeout=10)
+        except BaseException:
+            await self.stop()
+            raise
         return self
+
+    async def __aenter__(self) -> Subscriber:
+        return await self.start()
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
 
     async def _read(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
@@ -149,23 +159,19 @@ def plug() -> tuple[str, str]:
 
 async def test_an_anonymous_reader_gets_the_free_average_and_nothing_live(node: Node) -> None:
     live, free = plug()
-    reader = await Subscriber(node.address, None, [free, live]).start()
-    try:
+    async with Subscriber(node.address, None, [free, live]) as reader:
         assert reader.subscribed[-1] == [1, 128, 1]  # the live filter is refused
         await node.publish(free, "avg 41.5")
         await node.publish(live, "power 40.2")
         await node.settle(reader)
         assert reader.received(free) == ["avg 41.5"]
         assert reader.received(live) == []
-    finally:
-        await reader.stop()
 
 
 async def test_an_allowed_client_reads_live_messages(node: Node) -> None:
     live, free = plug()
     buyer = await node.client(live)
-    reader = await Subscriber(node.address, buyer, [live, free]).start()
-    try:
+    async with Subscriber(node.address, buyer, [live, free]) as reader:
         assert reader.subscribed[-1] == [1, 1, 1]
         for watts in ("40.1", "40.2", "40.3"):
             await node.publish(live, watts)
@@ -173,8 +179,6 @@ async def test_an_allowed_client_reads_live_messages(node: Node) -> None:
         await node.settle(reader)
         assert reader.received(live) == ["40.1", "40.2", "40.3"]
         assert reader.received(free) == ["avg 40.2"]
-    finally:
-        await reader.stop()
 
 
 async def test_grants_change_without_a_gap_and_a_revoke_stops_a_connected_reader(
@@ -189,38 +193,42 @@ async def test_grants_change_without_a_gap_and_a_revoke_stops_a_connected_reader
     # administrator reconnects on its own).
     managed_mosquitto.stop()
     managed_mosquitto.start()
-    reader = await Subscriber(node.address, buyer, [live]).start()
-    stream = await asyncio.create_subprocess_exec(
-        "mosquitto_pub",
-        *("-h", node.address.host, "-p", str(node.address.port), "-q", "1", "-l"),
-        *("-u", node.publisher[0], "-P", node.publisher[1], "-t", live),
-        stdin=asyncio.subprocess.PIPE,
-    )
-    assert stream.stdin is not None
-    sent = [f"w{index}" for index in range(60)]
+    async with Subscriber(node.address, buyer, [live]) as reader:
+        stream = await asyncio.create_subprocess_exec(
+            "mosquitto_pub",
+            *("-h", node.address.host, "-p", str(node.address.port), "-q", "1", "-l"),
+            *("-u", node.publisher[0], "-P", node.publisher[1], "-t", live),
+            stdin=asyncio.subprocess.PIPE,
+        )
+        sent = [f"w{index}" for index in range(60)]
 
-    async def publish_while_changing() -> None:
-        assert stream.stdin is not None
-        for line in sent:
-            stream.stdin.write(f"{line}\n".encode())
-            await stream.stdin.drain()
-            await asyncio.sleep(0.002)
-        stream.stdin.close()
+        async def publish_while_changing() -> None:
+            assert stream.stdin is not None
+            for line in sent:
+                stream.stdin.write(f"{line}\n".encode())
+                await stream.stdin.drain()
+                await asyncio.sleep(0.002)
+            stream.stdin.close()
 
-    async def change_the_role() -> None:
-        # Every change rewrites the reader's role: a second feed bought, then given up.
-        while stream.returncode is None and len(reader.received(live)) < len(sent):
-            await node.dynsec.allow(buyer[0], TopicAccess(other, read=True, write=False))
-            await node.dynsec.allow(buyer[0], TopicAccess(another, read=True, write=False))
-            await node.dynsec.revoke(buyer[0], other)
-            await node.dynsec.revoke(buyer[0], another)
+        async def change_the_role() -> None:
+            # Every change rewrites the reader's role: a second feed bought, then given up.
+            while stream.returncode is None and len(reader.received(live)) < len(sent):
+                await node.dynsec.allow(buyer[0], TopicAccess(other, read=True, write=False))
+                await node.dynsec.allow(buyer[0], TopicAccess(another, read=True, write=False))
+                await node.dynsec.revoke(buyer[0], other)
+                await node.dynsec.revoke(buyer[0], another)
 
-    try:
         changes = asyncio.ensure_future(change_the_role())
-        await publish_while_changing()
-        assert await stream.wait() == 0
-        await node.settle(reader)
-        await changes
+        try:
+            await publish_while_changing()
+            assert await stream.wait() == 0
+            await node.settle(reader)
+            await changes
+        finally:
+            if stream.returncode is None:
+                stream.kill()
+                await stream.wait()
+            await cancel_and_wait(changes)
         assert reader.received(live) == sent
         assert reader.connects == 1
         assert reader.alive
@@ -230,9 +238,7 @@ async def test_grants_change_without_a_gap_and_a_revoke_stops_a_connected_reader
         await node.settle(reader)
         assert "after the revoke" not in reader.received(live)
         assert reader.connects == 1
-        assert reader.alive
-    finally:
-        await reader.stop()
+        assert reader.alive  # cut off from the topic, not from the broker
 
 
 async def test_a_persistent_session_offline_during_the_revoke_gets_nothing_after_it(
@@ -241,22 +247,18 @@ async def test_a_persistent_session_offline_during_the_revoke_gets_nothing_after
     live, _ = plug()
     buyer = await node.client(live)
     session = unique("session")
-    reader = await Subscriber(node.address, buyer, [live], session=session).start()
-    await node.publish(live, "while paid")
-    await node.settle(reader)
-    assert reader.received(live) == ["while paid"]
-    await reader.stop()
+    async with Subscriber(node.address, buyer, [live], session=session) as reader:
+        await node.publish(live, "while paid")
+        await node.settle(reader)
+        assert reader.received(live) == ["while paid"]
 
     await node.dynsec.revoke(buyer[0], live)
     await node.publish(live, "after the revoke, offline")
-    back = await Subscriber(node.address, buyer, [live], session=session).start()
-    try:
+    async with Subscriber(node.address, buyer, [live], session=session) as back:
         await node.publish(live, "after the revoke, online")
         await node.settle(back)
         assert back.received(live) == []
         assert back.subscribed[-1][0] == 128  # and it cannot subscribe again
-    finally:
-        await back.stop()
 
 
 async def test_publishing_where_it_may_only_read_or_on_control_gets_nothing_through(
@@ -265,7 +267,6 @@ async def test_publishing_where_it_may_only_read_or_on_control_gets_nothing_thro
     live, free = plug()
     buyer = await node.client(live)
     watcher_user = await node.client(live)
-    watcher = await Subscriber(node.address, watcher_user, [live, free]).start()
     intruder = unique("intruder")
     command = {
         "commands": [
@@ -273,15 +274,13 @@ async def test_publishing_where_it_may_only_read_or_on_control_gets_nothing_thro
             {"command": "setDefaultACLAccess", "acls": [{"acltype": "subscribe", "allow": True}]},
         ]
     }
-    try:
+    async with Subscriber(node.address, watcher_user, [live, free]) as watcher:
         await node.publish(live, "forged reading", user=buyer)
         await node.publish(free, "forged average", user=buyer)
         await node.publish("$CONTROL/dynamic-security/v1", json.dumps(command), user=buyer)
         await node.settle(watcher)
         assert watcher.received(live) == []
         assert watcher.received(free) == []
-    finally:
-        await watcher.stop()
     found = await node.dynsec._ask({"command": "getClient", "username": intruder})
     assert found.get("error") == "Client not found"
     defaults = await node.dynsec._ask({"command": "getDefaultACLAccess"})

@@ -155,8 +155,11 @@ def test_a_broker_that_exits_at_once_reports_its_log(tmp_path: Path) -> None:
     managed = ManagedMosquitto(tmp_path)
     managed.directory.mkdir(parents=True)
     managed.dynsec.write_text("this is not JSON")
-    with pytest.raises(AccessError) as failed:
-        managed.start()
+    try:
+        with pytest.raises(AccessError) as failed:
+            managed.start()
+    finally:
+        managed.stop()
     assert failed.value.code == "broker_failed"
     assert "dynsec.json" in failed.value.message
     assert managed.pid is None
@@ -178,3 +181,22 @@ def test_a_broker_address_is_parsed_from_its_url() -> None:
         assert refused.value.code == "bad_broker_url"
     with pytest.raises(AccessError):
         BrokerAddress.parse("mqtt://broker:1883", "admin", "")
+
+
+def test_a_dynsec_file_without_its_admin_credentials_is_a_clear_error(tmp_path: Path) -> None:
+    first = ManagedMosquitto(tmp_path)
+    first.start()
+    first.stop()
+    first.admin_file.unlink()
+    with pytest.raises(AccessError) as lost:
+        ManagedMosquitto(tmp_path).start()
+    assert lost.value.code == "broker_failed"
+    assert "admin.json" in lost.value.message
+
+
+def test_the_broker_may_hold_a_thousand_subscribers(broker: ManagedMosquitto) -> None:
+    assert broker.pid is not None
+    limits = Path(f"/proc/{broker.pid}/limits").read_text()
+    soft = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+    assert int(soft.split()[3]) > 1_100
+    assert "max_queued_messages 1000" in broker.config.read_text()

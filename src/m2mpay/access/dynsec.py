@@ -14,14 +14,22 @@ How the ACLs are laid out, and why (measured on Mosquitto 2.0.11, read in its so
   would still get what it subscribed to). The plugin checks `publishClientReceive` on
   every delivery, so a revoke stops messages published after it, to connected
   clients and offline persistent sessions alike, without touching subscriptions.
+  Mosquitto also checks again what it queued for an offline session when it comes
+  back: messages queued while the client could read, but not delivered before its
+  access ended, are dropped then. A subscription refused while the client could not
+  read stays refused: it subscribes again once allowed.
 - Each client has a role of its own, `m2mpay-client-<username>`, given at creation with
   the shared `m2mpay-public` role (the public filters; the anonymous group has it too).
 - A grant changes the client's role with `modifyRole`, which replaces the role's whole
   ACL list at once and disconnects no one. `addRoleACL` and `removeRoleACL` are not
   used: they disconnect every client holding the role (and so do `addClientRole`,
   `removeClientRole`, `addGroupClient`), which would cut a paying reader off at each
-  renewal and lose what is published while it reconnects. Mosquitto 2.1 makes
-  `modifyRole` disconnect too; this layout is for the 2.0.x that Debian ships.
+  renewal and lose what is published while it reconnects. (On 2.0.11 they do so only
+  for clients the broker loaded from its file: one created with its roles inline is
+  linked to them at the next restart, so a test must restart the broker to tell the
+  two apart; `tests/access/test_mosquitto_clients.py` does.) Mosquitto's development
+  branch (2.1) makes `modifyRole` disconnect too; this layout is for the 2.0.x that
+  Debian ships.
 - Because `modifyRole` sends the whole list, the node keeps each client's list (read
   once from `getRole`) and changes one client at a time: the node must be the broker's
   only administrator.

@@ -14,6 +14,9 @@ A broker the node did not start is reached through a `BrokerAddress` and
 administered only through `$CONTROL/dynamic-security/v1`: its configuration is never
 touched.
 
+`start` and `stop` block (a broker starts in tens of milliseconds, and stops in up to
+the stop timeout): an event loop runs them in a thread.
+
 When run as root, Mosquitto drops to the `mosquitto` user and could then write
 neither its dynsec file nor its log in our data dir: the config names the user who
 runs the node instead.
@@ -21,11 +24,13 @@ runs the node instead.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import pwd
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -131,6 +136,15 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
+def _more_descriptors() -> None:
+    # Runs in the child before exec: a socket per subscriber, and a thousand subscribers
+    # would meet a soft limit of 1024 descriptors; the hard limit is ours to use.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65_536 if hard == resource.RLIM_INFINITY else min(hard, 65_536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def _write_private(path: Path, text: str) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
@@ -163,7 +177,8 @@ class ManagedMosquitto:
         port: int | None = None,
         startup_timeout: float = 10.0,
         stop_timeout: float = 5.0,
-        max_queued_messages: int = 10_000,
+        max_queued_messages: int = 1_000,
+        max_queued_bytes: int = 256 * 1024,
     ) -> None:
         self.directory = Path(data_dir) / "mqtt"
         self.config = self.directory / "mosquitto.conf"
@@ -177,6 +192,7 @@ class ManagedMosquitto:
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
         self._max_queued = max_queued_messages
+        self._max_queued_bytes = max_queued_bytes
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -203,10 +219,31 @@ class ManagedMosquitto:
         self.directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)  # the dynsec file holds password hashes
         self.stop_stale()
+        if self.dynsec.exists() and not self.admin_file.exists():
+            raise AccessError(
+                "broker_failed",
+                f"{self.admin_file} is missing but {self.dynsec} exists: its administrator's "
+                "password is lost (restore admin.json, or remove dynsec.json to start afresh, "
+                "which forgets every client)",
+            )
         username, password = self._admin()
         if not self.dynsec.exists():
             self._init_dynsec(username, password)
-        port = self._choose_port()
+        chosen = self._wanted_port or self._previous_port()
+        for _ in range(3):  # a free port may be taken before Mosquitto binds it
+            port = self._check_port(chosen) if chosen else _free_port(self._host)
+            try:
+                self._process = self._spawn(binary, plugin, port)
+            except AccessError as exc:
+                if exc.code != "port_in_use" or chosen:
+                    raise
+                continue
+            self._port = port
+            atexit.register(self.stop)  # a node that ends without stopping it still does
+            return
+        raise AccessError("port_in_use", f"no free port on {self._host} after three tries")
+
+    def _spawn(self, binary: Path, plugin: Path, port: int) -> subprocess.Popen[bytes]:
         self._write_config(port, plugin)
         logged_before = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
@@ -217,6 +254,7 @@ class ManagedMosquitto:
                 stderr=log,
                 cwd=self.directory,
                 start_new_session=True,  # a Ctrl-C meant for the node is not the broker's
+                preexec_fn=_more_descriptors,  # noqa: PLW1509 (no locks taken in it)
             )
         self.pid_file.write_text(f"{process.pid}\n")
         try:
@@ -226,7 +264,7 @@ class ManagedMosquitto:
             self._terminate(process.pid, process)
             self.pid_file.unlink(missing_ok=True)
             raise
-        self._process, self._port = process, port
+        return process
 
     def _admin(self) -> tuple[str, str]:
         """The administrator's credentials, generated once and kept in mode 0600."""
@@ -264,10 +302,7 @@ class ManagedMosquitto:
         os.chmod(partial, 0o600)
         partial.replace(self.dynsec)
 
-    def _choose_port(self) -> int:
-        port = self._wanted_port or self._previous_port()
-        if port is None:
-            return _free_port(self._host)
+    def _check_port(self, port: int) -> int:
         if not _port_free(self._host, port):
             raise AccessError(
                 "port_in_use",
@@ -300,10 +335,11 @@ class ManagedMosquitto:
             "connection_messages false\n"
             # Nagle's algorithm would hold each delivery ~40 ms.
             "set_tcp_nodelay true\n"
-            # Per client: a paying reader that stalls a while loses nothing it paid for,
-            # and a thousand such readers stay within memory.
+            # Per client: ~8 minutes of a 2 Hz feed for a reader that stalls, within a
+            # quarter of a megabyte, so a thousand stalled readers stay within memory.
             f"max_queued_messages {self._max_queued}\n"
-            "max_inflight_messages 100\n"
+            f"max_queued_bytes {self._max_queued_bytes}\n"
+            "max_inflight_messages 20\n"
             "persistent_client_expiration 7d\n"
         )
 
@@ -354,6 +390,7 @@ class ManagedMosquitto:
             self._process = None
             self._port = None
             self.pid_file.unlink(missing_ok=True)
+            atexit.unregister(self.stop)
 
     def stop_stale(self) -> bool:
         """Stop an instance of ours that a crash left running; True if there was one."""

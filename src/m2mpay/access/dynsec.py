@@ -55,7 +55,7 @@ from m2mpay.access.topics import validate_filter, validate_username
 from m2mpay.errors import AccessError
 from m2mpay.lifecycle import cancel_and_wait
 
-__all__ = ["ANONYMOUS_GROUP", "CLIENT_ROLE_PREFIX", "PUBLIC_ROLE", "DynsecBroker"]
+__all__ = ["ANONYMOUS_GROUP", "CLIENT_ROLE_PREFIX", "PUBLIC_ROLE", "DynsecBroker", "role_of"]
 
 _log = logging.getLogger(__name__)
 

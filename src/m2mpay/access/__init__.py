@@ -5,3 +5,16 @@ is durable at the seller, the seller's `Broker` lets the buyer's MQTT client rea
 feed's live topic until the paid time ends, and takes it back the moment it does.
 The HTTP paywall joins this package later.
 """
+
+from m2mpay.access.broker import Broker, MemoryBroker, TopicAccess
+from m2mpay.access.dynsec import DynsecBroker
+from m2mpay.access.mosquitto import BrokerAddress, ManagedMosquitto
+
+__all__ = [
+    "Broker",
+    "BrokerAddress",
+    "DynsecBroker",
+    "ManagedMosquitto",
+    "MemoryBroker",
+    "TopicAccess",
+]

@@ -9,6 +9,8 @@ import pytest
 
 from m2mpay.access.dynsec import DynsecBroker
 from m2mpay.access.mosquitto import ManagedMosquitto
+from tests.node.conftest import chain, make_node  # noqa: F401 (fixtures of the selling tests)
+from tests.stream.conftest import make_party  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -213,6 +213,7 @@ class SessionManager(
         endpoint: str | None = None,
         supplies: bytes | None = None,
         supply_terms: bytes = b"",
+        session_id: bytes | None = None,
         timeout: float = 30.0,
     ) -> SessionInfo:
         """Buy under `offer` over a channel with its seller; returns once the seller
@@ -220,7 +221,8 @@ class SessionManager(
         the offer's asset is used, or, with `deposit`, a new one is opened. `feed_back`
         makes the device that delivers if the session is reversed (else the manager's).
         `supplies` names the sale of ours this purchase supplies (see `Resale`);
-        `supply_terms` goes to the seller's device (see `SessionRequest`)."""
+        `supply_terms` goes to the seller's device (see `SessionRequest`); terms sealed
+        to the session name its id beforehand (`session_id`, 32 random bytes)."""
         channel = await channel_for(
             self.node, offer, channel_id, deposit, endpoint, busy=self._index.by_channel
         )
@@ -229,7 +231,10 @@ class SessionManager(
                 "insufficient_balance",
                 f"a budget of {budget} is above the channel balance of {channel.balance_mine}",
             )
-        session_id = secrets.token_bytes(32)
+        if session_id is None:
+            session_id = secrets.token_bytes(32)
+        elif len(session_id) != 32 or session_id in self._engine.states:
+            raise StreamError("invalid_session_id", "a new session id is 32 bytes never used")
         if feed_back is not None:
             self._supplies.feed_back_for(session_id, feed_back)
         inp = StartSession(

@@ -1,12 +1,15 @@
-"""What `offer publish`, `device list`, `device telemetry` and `wallet transfer` print
-for people, against a real node process with a lamp on its bus: amounts in the node's
-token (or the chain's coin) with the symbol, exact, and times as local times; never the
-smallest unit's integers or epoch milliseconds `--json` gives."""
+"""What `offer publish`, `device list`, `device telemetry`, `wallet transfer` and
+`ledger info` print for people, against a real node process with a lamp on its bus
+(and a chain in a data dir): amounts in the node's token (or the chain's coin) with
+the symbol, exact, and times as local times; never the smallest unit's integers or
+the epoch times `--json` gives."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from typer.testing import Result
@@ -99,3 +102,15 @@ async def test_wallet_transfer_says_the_amount_in_the_token_or_the_coin(
     assert str(3 * UNIT // 2) not in tokens
     coin = await _people(running_node, "wallet", "transfer", to, "1")
     assert f"sent 0.000000000000000001 ETH to {to}" in coin
+
+
+def test_ledger_info_says_the_chains_time_as_a_local_time(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "chain")
+    assert cli("ledger", "deploy", "--data-dir", data_dir).exit_code == 0
+    as_json = cli("ledger", "info", "--data-dir", data_dir, "--json")
+    assert as_json.exit_code == 0, as_json.output
+    timestamp = json.loads(as_json.stdout)["timestamp"]  # epoch seconds, for programs
+    shown = cli("ledger", "info", "--data-dir", data_dir)
+    assert shown.exit_code == 0, shown.output
+    assert local_time(timestamp * 1000) in shown.stdout
+    assert str(timestamp) not in shown.stdout

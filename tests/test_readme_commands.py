@@ -30,7 +30,8 @@ from tests.readme_blocks import (
 )
 from tests.store.conftest import postgres_url  # noqa: F401 (a fixture: the watcher's store)
 
-RUNNABLE = ("sh", "python")  # the languages a block must be run in, or say why not
+# A block in any of these is a command or a program: a test runs it, or it says why not.
+RUNNABLE = ("sh", "bash", "shell", "console", "zsh", "python", "py", "python3", "pycon")
 
 
 def _asked_for() -> set[str]:
@@ -68,7 +69,9 @@ def test_every_block_is_run_or_says_why_not() -> None:
     assert not problems, "\n".join(problems)
     # What the rule would catch: an untagged block, a named one no test runs.
     sample = "```sh\nm2mpay wallet show\n```\n```sh nobody\nls\n```\n```\nx\n```\n"
-    assert [_problem(b, set()) is not None for b in readme_blocks(sample)] == [True, True, True]
+    sample += "```console\n$ m2mpay status\n```\n```text\nx\n```\n```sh untested:\nls\n```\n"
+    found = [_problem(b, set()) is not None for b in readme_blocks(sample)]
+    assert found == [True, True, True, True, False, True]
     # Every runnable block the README has is run by one of the README tests.
     runnable = [b for b in blocks if b.language in RUNNABLE and not b.untested]
     assert {b.name for b in runnable} <= _asked_for()

@@ -27,6 +27,7 @@ from m2mpay.cli.common import (
     run,
 )
 from m2mpay.cli.ledger_access import DEV_CHAIN_IDS, open_ledger, signing_key
+from m2mpay.cli.units import local_time
 from m2mpay.errors import DeploymentNotFound
 
 __all__ = ["ledger_app"]
@@ -131,6 +132,8 @@ def info(
                 if key == "deployment" and isinstance(value, dict):
                     for name, field in value.items():
                         table.add_row(f"deployment.{name}", str(field))
+                elif key == "timestamp":  # epoch seconds for programs, a local time for people
+                    table.add_row(key, local_time(timestamp * 1000))
                 else:
                     table.add_row(key, str(value))
             console.print(table)

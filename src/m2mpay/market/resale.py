@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from m2mpay.errors import M2MPayError, StreamError
+from m2mpay.lifecycle import run_in_background
 from m2mpay.stream.info import SessionInfo
 from m2mpay.stream.manager import SessionManager
 from m2mpay.stream.offer import Offer, new_offer
@@ -249,9 +250,7 @@ class Resale:
         self._spawn(self._stop(session_id, reason))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        run_in_background(self._tasks, work)
 
     async def _stop(self, session_id: bytes, reason: str) -> None:
         if self.sessions.session(session_id).phase in _LIVE:

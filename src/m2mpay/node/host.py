@@ -38,6 +38,7 @@ from m2mpay.errors import (
     MalformedMessage,
     TransportError,
 )
+from m2mpay.lifecycle import run_in_background
 from m2mpay.node.chain_access import ChainInput, hub_inputs, log_input
 from m2mpay.node.effects import Funder, execute
 from m2mpay.node.host_access import HostAccess
@@ -181,9 +182,7 @@ class DeviceHost:
         await self.stop()
 
     def _spawn(self, coro: typing.Coroutine[typing.Any, typing.Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        run_in_background(self._tasks, coro)
 
     # -- the chain
 

@@ -31,6 +31,7 @@ from m2mpay.chain.hub import ChannelHub
 from m2mpay.chain.ledger import Ledger, LogEntry, Receipt
 from m2mpay.crypto import PrivateKey
 from m2mpay.errors import StoreError, TransactionReverted
+from m2mpay.lifecycle import run_in_background
 from m2mpay.watcher.core import (
     ChainTime,
     ChainView,
@@ -120,9 +121,7 @@ class ChainDuty:
             await asyncio.gather(*late, return_exceptions=True)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], into: set[asyncio.Task[None]]) -> None:
-        task = asyncio.ensure_future(coro)
-        into.add(task)
-        task.add_done_callback(into.discard)
+        run_in_background(into, coro)
 
     # -- the chain clock ---------------------------------------------------------------
 

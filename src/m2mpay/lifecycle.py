@@ -10,10 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Self
 
-__all__ = ["Closable", "Openable", "Startable", "cancel_and_wait", "run_in_background"]
+__all__ = [
+    "Closable",
+    "Openable",
+    "Startable",
+    "cancel_all",
+    "cancel_and_wait",
+    "run_in_background",
+]
 
 
 def run_in_background(
@@ -47,6 +54,15 @@ async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
     for task in running:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def cancel_all(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel every task and wait until each has ended, whatever it ended with: a task
+    that failed has said so (`run_in_background`), and its owner's stop goes on."""
+    running = list(tasks)
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
 
 
 class Closable(ABC):

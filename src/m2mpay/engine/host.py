@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from m2mpay.engine.durable import DurableEngine, EngineFailed, Machine
 from m2mpay.engine.waits import StateWaits
 from m2mpay.errors import M2MPayError, StoreError
-from m2mpay.lifecycle import Startable, run_in_background
+from m2mpay.lifecycle import Startable, cancel_all, run_in_background
 from m2mpay.store import Recovered, Store
 
 __all__ = ["Dispatcher", "EngineHost", "HostCalls", "Refusal", "now_ms"]
@@ -154,9 +154,7 @@ class EngineHost(Startable, Generic[K, S, I, O]):
         if not self._started:
             return False
         self._running = self._started = False
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         self._tasks.clear()
         if self._failure is None and self._engine.failure is None:
             with contextlib.suppress(StoreError):

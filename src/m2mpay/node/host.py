@@ -38,7 +38,7 @@ from m2mpay.errors import (
     MalformedMessage,
     TransportError,
 )
-from m2mpay.lifecycle import run_in_background
+from m2mpay.lifecycle import cancel_all, run_in_background
 from m2mpay.node.chain_access import ChainInput, hub_inputs, log_input
 from m2mpay.node.effects import Funder, execute
 from m2mpay.node.host_access import HostAccess
@@ -167,9 +167,7 @@ class DeviceHost:
         self._spawn(self._send_status())
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         for session in list(self._devices.values()):
             await session.close()
         await self._transport.stop()

@@ -1,8 +1,8 @@
 """`async with` for what lives between a start and a stop, or an open and a close.
 
 A transport, a ledger, a store, a link: each says only how it starts and stops, and
-`async with` stops it however the block ends. What it ran in the background while it
-lived ends with `cancel_and_wait`.
+`async with` stops it however the block ends. What it runs in the background is held
+until done (`run_in_background`) and ends with `cancel_and_wait`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Self
 
-__all__ = ["Closable", "Openable", "Startable", "cancel_and_wait"]
+__all__ = [
+    "Closable",
+    "Openable",
+    "Startable",
+    "cancel_all",
+    "cancel_and_wait",
+    "run_in_background",
+]
+
+
+def run_in_background(
+    tasks: set[asyncio.Task[None]],
+    work: Coroutine[Any, Any, None],
+    on_failure: Callable[[BaseException], None] | None = None,
+) -> asyncio.Task[None]:
+    """Run `work` as a task held in `tasks` until it ends (the loop keeps only a weak
+    reference: a task nobody holds may be collected before it finishes); `on_failure`
+    hears of the exception it ended with, if any."""
+    task = asyncio.ensure_future(work)
+    tasks.add(task)
+
+    def done(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if on_failure is not None and not task.cancelled():
+            exc = task.exception()
+            if exc is not None:
+                on_failure(exc)
+
+    task.add_done_callback(done)
+    return task
 
 
 async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
@@ -24,6 +54,15 @@ async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
     for task in running:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def cancel_all(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel every task and wait until each has ended, whatever it ended with: a task
+    that failed has said so (`run_in_background`), and its owner's stop goes on."""
+    running = list(tasks)
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
 
 
 class Closable(ABC):

@@ -24,7 +24,7 @@ need it unless reads are public. Errors have one shape (`m2mpay.api.errors`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 from fastapi import APIRouter, FastAPI
 
@@ -38,23 +38,24 @@ from m2mpay.api.routes_events import event_routes
 from m2mpay.api.routes_info import info_routes
 from m2mpay.api.routes_resales import resale_routes
 from m2mpay.api.routes_sessions import session_routes
+from m2mpay.asgi.errors import error_responses
 
 __all__ = ["create_app"]
 
-_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
-    status: {"model": ErrorBody, "description": text}
-    for status, text in (
-        (401, "Missing or wrong bearer token"),
-        (404, "Unknown channel, session or offer"),
-        (409, "Not possible now: closed channel, busy, not enough funds, peer unreachable…"),
-        (413, "The body is larger than the API takes"),
-        (415, "The body is not JSON"),
-        (422, "Malformed input; `field` names it"),
-        (502, "The chain failed"),
-        (503, "The node is not running"),
-        (504, "Timed out"),
-    )
-}
+_ERRORS: Final = error_responses(
+    {
+        401: "Missing or wrong bearer token",
+        404: "Unknown channel, session or offer",
+        409: "Not possible now: closed channel, busy, not enough funds, peer unreachable…",
+        413: "The body is larger than the API takes",
+        415: "The body is not JSON",
+        422: "Malformed input; `field` names it",
+        502: "The chain failed",
+        503: "The node is not running",
+        504: "Timed out",
+    },
+    ErrorBody,
+)
 
 _DESCRIPTION: Final = """\
 Amounts are integer strings in the asset's smallest unit; addresses and ids are 0x-hex.

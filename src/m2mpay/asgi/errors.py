@@ -6,12 +6,12 @@ exceptions means which status and code: each service writes that once, as an `Er
 and this module turns it into answers (`install_error_handlers` for FastAPI,
 `send_json` for raw ASGI). A refusal a service raises on purpose carries its own
 status, code, message and field (`Refusal`; `refusal_answer` writes it). `ErrorBody`
-describes the shape in a service's /openapi.json.
+describes the shape in a service's /openapi.json (`error_responses`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Final, Protocol
 
 import orjson
@@ -28,6 +28,7 @@ __all__ = [
     "Send",
     "error_body",
     "error_response",
+    "error_responses",
     "install_error_handlers",
     "refusal_answer",
     "send_json",
@@ -67,6 +68,14 @@ class Refusal(Protocol):
     def message(self) -> str: ...
     @property
     def field(self) -> str | None: ...
+
+
+def error_responses(
+    described: Mapping[int, str], model: type[BaseModel] = ErrorBody
+) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses` for /openapi.json: each status, in the error shape (`model`,
+    a service's own description of it), with what it means at that service."""
+    return {status: {"model": model, "description": text} for status, text in described.items()}
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:

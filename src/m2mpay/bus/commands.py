@@ -21,6 +21,7 @@ from m2mpay.bus.messages import BusMessage, CommandMessage
 from m2mpay.bus.store import CommandRecord, DeviceStore, ServiceRecord
 from m2mpay.bus.supply import DeviceSupply
 from m2mpay.crypto import Address
+from m2mpay.lifecycle import run_in_background
 
 __all__ = ["CommandQueue"]
 
@@ -137,11 +138,8 @@ class CommandQueue:
                 return
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        run_in_background(self._tasks, work, _storing_failed)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("storing a device command failed: %r", task.exception())
+
+def _storing_failed(exc: BaseException) -> None:
+    log.error("storing a device command failed: %r", exc)

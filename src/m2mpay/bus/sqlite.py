@@ -1,18 +1,16 @@
 """`SqliteDeviceStore`: the device bus's store in one SQLite file of the data dir.
 
-Same durability as the node's store: WAL journal, `synchronous=FULL` (a write returns
-once fsynced), one transaction per write, an exclusive lock for the connection's life
-so a second process cannot interleave, and one worker thread that owns the
-connection so the event loop never waits on a disk.
+Same durability as the node's store, through the same `SqliteFile`: WAL journal,
+`synchronous=FULL` (a write returns once fsynced), one transaction per write, an
+exclusive lock for the connection's life so a second process cannot interleave, and one
+worker thread that owns the connection so the event loop never waits on a disk.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -24,16 +22,12 @@ from m2mpay.bus.store import (
     ServiceRecord,
 )
 from m2mpay.crypto import Address
-from m2mpay.errors import StoreError
 from m2mpay.provenance.records import BatchRecord, NewBatch, TelemetryRecord
+from m2mpay.store.sqlite_file import FileKind, SqliteFile, in_transaction
 
 __all__ = ["SqliteDeviceStore"]
 
 _T = TypeVar("_T")
-
-_APPLICATION_ID: Final = 0x6D326D64  # "m2md": this file is an m2mpay device store
-_FORMAT: Final = 1
-_LOCK_WAIT_S: Final = 1.0
 
 # STRICT tables: a value of the wrong type is refused when written, never read back.
 _SCHEMA: Final = (
@@ -53,6 +47,13 @@ _SCHEMA: Final = (
     " created_ms INTEGER NOT NULL, from_block INTEGER NOT NULL, tx_hash BLOB,"
     " block_number INTEGER, gas_used INTEGER) STRICT",
 )
+_KIND: Final = FileKind(
+    name="device store",
+    described="a device store",
+    application_id=0x6D326D64,  # "m2md": this file is an m2mpay device store
+    format=1,
+    schema=_SCHEMA,
+)
 _TELEMETRY_COLUMNS: Final = "device, seq, at_ms, received_ms, data, batch"
 _BATCH_COLUMNS: Final = (
     "id, device, root, first_seq, last_seq, count, created_ms, from_block,"
@@ -63,89 +64,18 @@ _COMMAND_COLUMNS: Final = "id, device, session, service, action, until_units, un
 
 class SqliteDeviceStore(DeviceStore):
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
-        self._worker: ThreadPoolExecutor | None = None
-
-    # -- the worker thread
-
-    async def _call(self, fn: Callable[..., _T], *args: object) -> _T:
-        if self._worker is None:
-            raise StoreError(f"{self.path}: the device store is closed")
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StoreError(f"{self.path}: the device store is closed")
-        return self._conn
+        self._file = SqliteFile(Path(path), _KIND, thread_name="m2mpay-devices")
+        self.path = self._file.path
 
     def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        conn = self._db()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return result
+        return in_transaction(self._file.db(), work, "BEGIN IMMEDIATE")
 
     async def open(self) -> None:
-        if self._worker is not None:
-            return
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="m2mpay-devices")
-        try:
-            await self._call(self._open_sync)
-        except BaseException:
-            self._worker.shutdown(wait=False)
-            self._worker = None
-            raise
-
-    def _open_sync(self) -> None:
-        if self.path.is_dir():
-            raise StoreError(f"{self.path} is a directory, not a store file")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=_LOCK_WAIT_S)
-        try:
-            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            if app_id == 0:
-                if conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]:
-                    raise StoreError(f"{self.path} is a SQLite database but not a device store")
-                conn.execute("BEGIN")
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA application_id={_APPLICATION_ID}")
-                conn.execute(f"PRAGMA user_version={_FORMAT}")
-                conn.execute("COMMIT")
-            elif app_id != _APPLICATION_ID:
-                raise StoreError(f"{self.path} is a SQLite database of another application")
-            elif conn.execute("PRAGMA user_version").fetchone()[0] != _FORMAT:
-                raise StoreError(f"{self.path} has a device store format this m2mpay cannot read")
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
+        if not self._file.is_open:
+            await self._file.open(_nothing, _nothing)
 
     async def close(self) -> None:
-        if self._worker is None:
-            return
-        try:
-            await self._call(self._close_sync)
-        finally:
-            self._worker.shutdown(wait=False)
-            self._worker = None
-
-    def _close_sync(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            conn.close()
+        await self._file.close()
 
     # -- devices
 
@@ -160,17 +90,19 @@ class SqliteDeviceStore(DeviceStore):
                 (bytes(device.address), device.name, services, device.registered_ms),
             )
 
-        await self._call(self._write, work)
+        await self._file.call(self._write, work)
 
     async def load_devices(self) -> list[DeviceRecord]:
         def read() -> list[DeviceRecord]:
-            rows = self._db().execute("SELECT address, name, services, registered_ms FROM device")
+            rows = self._file.db().execute(
+                "SELECT address, name, services, registered_ms FROM device"
+            )
             return [
                 DeviceRecord(Address(address), name, _services(services), registered_ms)
                 for address, name, services, registered_ms in rows
             ]
 
-        return await self._call(read)
+        return await self._file.call(read)
 
     # -- commands
 
@@ -201,7 +133,7 @@ class SqliteDeviceStore(DeviceStore):
                 ),
             )
 
-        await self._call(self._write, work)
+        await self._file.call(self._write, work)
 
     async def settle_command(self, device: Address, command_id: bytes, ok: bool) -> bool:
         state = CommandState.ACKED if ok else CommandState.REFUSED
@@ -213,17 +145,17 @@ class SqliteDeviceStore(DeviceStore):
             )
             return cursor.rowcount == 1
 
-        return await self._call(self._write, work)
+        return await self._file.call(self._write, work)
 
     async def pending_commands(self, device: Address) -> list[CommandRecord]:
         def read() -> list[CommandRecord]:
-            rows = self._db().execute(
+            rows = self._file.db().execute(
                 f"SELECT {_COMMAND_COLUMNS} FROM command WHERE device = ? AND state = ? ORDER BY n",
                 (bytes(device), CommandState.PENDING.value),
             )
             return [_command(row) for row in rows]
 
-        return await self._call(read)
+        return await self._file.call(read)
 
     # -- telemetry
 
@@ -246,42 +178,42 @@ class SqliteDeviceStore(DeviceStore):
             )
             return True
 
-        return await self._call(self._write, work)
+        return await self._file.call(self._write, work)
 
     async def last_telemetry_seq(self, device: Address) -> int:
         def read() -> int:
             row = (
-                self._db()
+                self._file.db()
                 .execute("SELECT max(seq) FROM telemetry WHERE device = ?", (bytes(device),))
                 .fetchone()
             )
             return int(row[0] or 0)
 
-        return await self._call(read)
+        return await self._file.call(read)
 
     async def telemetry(
         self, device: Address, *, since_ms: int = 0, after_seq: int = 0, limit: int = 1000
     ) -> list[TelemetryRecord]:
         def read() -> list[TelemetryRecord]:
-            rows = self._db().execute(
+            rows = self._file.db().execute(
                 f"SELECT {_TELEMETRY_COLUMNS} FROM telemetry"
                 " WHERE device = ? AND seq > ? AND at_ms >= ? ORDER BY seq LIMIT ?",
                 (bytes(device), after_seq, since_ms, limit),
             )
             return [_telemetry(row) for row in rows]
 
-        return await self._call(read)
+        return await self._file.call(read)
 
     async def unbatched(self, limit: int) -> list[TelemetryRecord]:
         def read() -> list[TelemetryRecord]:
-            rows = self._db().execute(
+            rows = self._file.db().execute(
                 f"SELECT {_TELEMETRY_COLUMNS} FROM telemetry WHERE batch IS NULL"
                 " ORDER BY device, seq LIMIT ?",
                 (limit,),
             )
             return [_telemetry(row) for row in rows]
 
-        return await self._call(read)
+        return await self._file.call(read)
 
     # -- batches
 
@@ -310,7 +242,7 @@ class SqliteDeviceStore(DeviceStore):
                 created.append(new.recorded(batch_id))
             return created
 
-        return await self._call(self._write, work)
+        return await self._file.call(self._write, work)
 
     async def mark_anchored(
         self, batch_ids: Sequence[int], tx_hash: bytes, block_number: int, gas_used: int
@@ -321,37 +253,37 @@ class SqliteDeviceStore(DeviceStore):
                 [(tx_hash, block_number, gas_used, batch_id) for batch_id in batch_ids],
             )
 
-        await self._call(self._write, work)
+        await self._file.call(self._write, work)
 
     async def batch(self, batch_id: int) -> BatchRecord | None:
         def read() -> BatchRecord | None:
             row = (
-                self._db()
+                self._file.db()
                 .execute(f"SELECT {_BATCH_COLUMNS} FROM batch WHERE id = ?", (batch_id,))
                 .fetchone()
             )
             return None if row is None else _batch(row)
 
-        return await self._call(read)
+        return await self._file.call(read)
 
     async def batch_records(self, batch_id: int) -> list[TelemetryRecord]:
         def read() -> list[TelemetryRecord]:
-            rows = self._db().execute(
+            rows = self._file.db().execute(
                 f"SELECT {_TELEMETRY_COLUMNS} FROM telemetry WHERE batch = ? ORDER BY seq",
                 (batch_id,),
             )
             return [_telemetry(row) for row in rows]
 
-        return await self._call(read)
+        return await self._file.call(read)
 
     async def unanchored_batches(self) -> list[BatchRecord]:
         def read() -> list[BatchRecord]:
-            rows = self._db().execute(
+            rows = self._file.db().execute(
                 f"SELECT {_BATCH_COLUMNS} FROM batch WHERE block_number IS NULL ORDER BY id"
             )
             return [_batch(row) for row in rows]
 
-        return await self._call(read)
+        return await self._file.call(read)
 
 
 def _services(text: str) -> tuple[ServiceRecord, ...]:
@@ -376,3 +308,8 @@ def _batch(row: tuple[Any, ...]) -> BatchRecord:
     return BatchRecord(
         batch_id, Address(device), root, first, last, count, created, from_block, tx, block, gas
     )
+
+
+def _nothing(conn: sqlite3.Connection) -> None:
+    """The device store has nothing beyond its schema to write when created or to read
+    when opened."""

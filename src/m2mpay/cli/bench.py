@@ -15,7 +15,16 @@ from m2mpay.bench.gas import GAS_BUDGET, GAS_REFERENCE, measure_gas
 from m2mpay.bench.pay import measure_pay
 from m2mpay.bench.sessions import measure_sessions
 from m2mpay.bench.watcher import measure_watcher
-from m2mpay.cli.common import AnvilOption, JsonOption, RpcUrlOption, console, err_console, run
+from m2mpay.cli.common import (
+    AnvilOption,
+    BatchOption,
+    JsonOption,
+    RpcUrlOption,
+    WindowOption,
+    console,
+    err_console,
+    run,
+)
 from m2mpay.cli.ledger_access import open_ledger as _open_ledger
 
 __all__ = ["bench_app"]
@@ -150,8 +159,8 @@ def sessions(
     count: Annotated[int, typer.Option("--sessions", min=1, help="Concurrent sessions.")] = 1_000,
     seconds: Annotated[float, typer.Option(min=1, help="How long they all run.")] = 30.0,
     rate: Annotated[float, typer.Option(min=0.1, help="Units per second per meter.")] = 8.0,
-    window: Annotated[int, typer.Option(min=1, help="Credit window in units.")] = 20,
-    batch: Annotated[int, typer.Option(min=1, help="Units per report and payment.")] = 5,
+    window: WindowOption = 20,
+    batch: BatchOption = 5,
     leader: Annotated[str, typer.Option(help="Who goes first: deliverer or payer.")] = "deliverer",
     as_json: JsonOption = False,
 ) -> None:

@@ -27,13 +27,16 @@ from m2mpay.errors import ApiRefusal, M2MPayError
 
 __all__ = [
     "AnvilOption",
+    "BatchOption",
     "DataDirOption",
+    "DevicePriceOption",
     "JsonOption",
     "KeyEnvOption",
     "NodeTarget",
     "PassphraseFileOption",
     "ReadyJsonOption",
     "RpcUrlOption",
+    "WindowOption",
     "console",
     "err_console",
     "log_to_stderr",
@@ -83,6 +86,14 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.
 # A daemon's --json: its one ready line (see serve_until), for the program that started it.
 ReadyJsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON line when ready, for programs.")
+]
+# The terms of metered sessions, where a command takes them (offer publish, bench sessions).
+WindowOption = Annotated[int, typer.Option(min=1, help="Credit window, in units.")]
+BatchOption = Annotated[int, typer.Option(min=1, help="Units per report and payment.")]
+# A device's price, where a command runs one or sells its service (device run, offer publish).
+DevicePriceOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="Per unit, in the smallest unit (default: the device's)."),
 ]
 PassphraseFileOption = Annotated[
     Path | None,

@@ -10,7 +10,13 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from m2mpay.cli.common import DEFAULT_DATA_DIR, DataDirOption, console, stop_on_signals
+from m2mpay.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDirOption,
+    DevicePriceOption,
+    console,
+    stop_on_signals,
+)
 from m2mpay.cli.remote import (
     ADDRESS_LENGTH,
     AssetOption,
@@ -179,10 +185,7 @@ def _programs(event: dict[str, Any]) -> None:
 def run(
     device: ModelArg,
     name: Annotated[str | None, typer.Option(help="Its name on the bus (default: DEVICE).")] = None,
-    price: Annotated[
-        int | None,
-        typer.Option(min=1, help="Per unit, in the smallest unit (default: the device's)."),
-    ] = None,
+    price: DevicePriceOption = None,
     unit: Annotated[
         str | None, typer.Option(help="What it meters in: Wh or kWh; s for a lamp.")
     ] = None,

@@ -11,7 +11,7 @@ from typing import Annotated, Literal, cast
 import typer
 from rich.markup import escape
 
-from m2mpay.cli.common import console
+from m2mpay.cli.common import BatchOption, DevicePriceOption, WindowOption, console
 from m2mpay.cli.device import device_id_of
 from m2mpay.cli.remote import (
     ADDRESS_LENGTH,
@@ -148,7 +148,7 @@ def publish(
             "by its id or a unique prefix, the service left out when it has one."
         ),
     ],
-    window: Annotated[int, typer.Option(min=1, help="Credit window, in units.")],
+    window: WindowOption,
     kind: Annotated[
         Kind | None, typer.Option(help="What is sold (default: as the device registered).")
     ] = None,
@@ -156,11 +156,8 @@ def publish(
         str | None,
         typer.Option(help="The unit metered: Wh, s, message… (default: the device's)."),
     ] = None,
-    price: Annotated[
-        int | None,
-        typer.Option(min=1, help="Per unit, in the smallest unit (default: the device's)."),
-    ] = None,
-    batch: Annotated[int, typer.Option(min=1, help="Units per report and payment.")] = 1,
+    price: DevicePriceOption = None,
+    batch: BatchOption = 1,
     leader: Annotated[
         Literal["deliverer", "payer"], typer.Option(help="Who moves first in each batch.")
     ] = "deliverer",

@@ -18,6 +18,7 @@ from typing import Any
 
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.devices.bus_client import BusClient
+from m2mpay.lifecycle import run_in_background
 from m2mpay.stream.supply import Supply
 
 __all__ = ["MeteredDevice", "MeteredService"]
@@ -141,6 +142,4 @@ class MeteredDevice(BusClient):
 
     def _spawn_report(self) -> None:
         self._report_due = False
-        task = asyncio.ensure_future(self.report())
-        self._reports.add(task)  # held until done: a bare task may be collected early
-        task.add_done_callback(self._reports.discard)
+        run_in_background(self._reports, self.report())

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from m2mpay.engine.durable import DurableEngine, EngineFailed, Machine
 from m2mpay.engine.waits import StateWaits
 from m2mpay.errors import M2MPayError, StoreError
-from m2mpay.lifecycle import Startable
+from m2mpay.lifecycle import Startable, cancel_all, run_in_background
 from m2mpay.store import Recovered, Store
 
 __all__ = ["Dispatcher", "EngineHost", "HostCalls", "Refusal", "now_ms"]
@@ -154,9 +154,7 @@ class EngineHost(Startable, Generic[K, S, I, O]):
         if not self._started:
             return False
         self._running = self._started = False
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         self._tasks.clear()
         if self._failure is None and self._engine.failure is None:
             with contextlib.suppress(StoreError):
@@ -170,18 +168,12 @@ class EngineHost(Startable, Generic[K, S, I, O]):
     # -- tasks
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
+        return run_in_background(self._tasks, coro, self._task_failed)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            self._log.error("%s task failed: %r", self._what, exc, exc_info=exc)
-            if isinstance(exc, StoreError):
-                self._fail(exc)
+    def _task_failed(self, exc: BaseException) -> None:
+        self._log.error("%s task failed: %r", self._what, exc, exc_info=exc)
+        if isinstance(exc, StoreError):
+            self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
         """The store failed: nothing may be acknowledged any more."""

@@ -18,7 +18,7 @@ import orjson
 from m2mpay.errors import MalformedMessage, StoreError
 from m2mpay.plain import from_plain, to_plain
 
-__all__ = ["PlainLog"]
+__all__ = ["PlainLog", "PureMachine"]
 
 _SNAPSHOT_VERSION: Final = 1
 
@@ -67,3 +67,40 @@ class PlainLog(Generic[K, S, I, O]):
             return states
         except (MalformedMessage, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"unreadable snapshot: {exc}") from exc
+
+
+C = TypeVar("C")
+
+
+class PureMachine(PlainLog[K, S, I, O], Generic[C, K, S, I, O]):
+    """A pure machine for the engine: `transition(context, state, input)` and its
+    `is_refusal` test, run with the context its host gives while started (`not_started`,
+    the error raised without one); its log and snapshots as plain data."""
+
+    def __init__(
+        self,
+        state_type: type[S],
+        state_key: Callable[[S], K],
+        context: Callable[[], C | None],
+        not_started: Callable[[], Exception],
+        transition: Callable[[C, S | None, I], tuple[S | None, tuple[O, ...]]],
+        is_refusal: Callable[[S | None, S | None, tuple[O, ...]], bool],
+    ) -> None:
+        super().__init__(state_type, state_key)
+        self._context = context
+        self._not_started = not_started
+        self._transition = transition
+        self._is_refusal = is_refusal
+
+    @property
+    def _ctx(self) -> C:
+        ctx = self._context()
+        if ctx is None:
+            raise self._not_started()
+        return ctx
+
+    def transition(self, state: S | None, inp: I) -> tuple[S | None, tuple[O, ...]]:
+        return self._transition(self._ctx, state, inp)
+
+    def is_refusal(self, before: S | None, after: S | None, outputs: tuple[O, ...]) -> bool:
+        return self._is_refusal(before, after, outputs)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from m2mpay.errors import M2MPayError, StreamError
+from m2mpay.lifecycle import cancel_all, run_in_background
 from m2mpay.stream.info import SessionInfo
 from m2mpay.stream.manager import SessionManager
 from m2mpay.stream.offer import Offer, new_offer
@@ -150,9 +151,7 @@ class Resale:
         self._closed = True
         if self.offer is not None:
             self.sessions.withdraw(self.offer.offer_id)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
 
     def purchase_of(self, sale_id: bytes) -> bytes | None:
         return self._purchase_of.get(sale_id)
@@ -249,9 +248,7 @@ class Resale:
         self._spawn(self._stop(session_id, reason))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        run_in_background(self._tasks, work)
 
     async def _stop(self, session_id: bytes, reason: str) -> None:
         if self.sessions.session(session_id).phase in _LIVE:

@@ -13,6 +13,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Collection
+from dataclasses import fields
 from typing import Final
 
 from m2mpay.chain.anchors import Anchors, parse_cursor
@@ -41,65 +42,54 @@ from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import LedgerUnavailable
 from m2mpay.node.effects import Funder, execute
 
-__all__ = ["ChainAccess", "ChainInput", "LedgerAccess", "hub_event_input"]
+__all__ = [
+    "ChainAccess",
+    "ChainInput",
+    "LedgerAccess",
+    "hub_event_input",
+    "hub_inputs",
+    "log_input",
+]
 
 ChainInput = ChainFact | ChainRewound
 
 log = logging.getLogger("m2mpay.node")
 
 
+# The input each hub event about a channel makes: its fields are the event's of the same
+# names, but for `asset`, which the hub calls `token`.
+_INPUT_OF: Final[dict[type[HubEvent], type[ChainFact]]] = {
+    ChannelOpened: ChainOpened,
+    ChannelDeposited: ChainDeposited,
+    ChannelClosing: ChainClosing,
+    ChannelChallenged: ChainChallenged,
+    ChannelSettled: ChainSettled,
+}
+_EVENT_FIELD: Final = {"asset": "token"}
+
+
 def hub_event_input(event: HubEvent) -> ChainFact | None:
     """The machine input a hub event makes (None for events that are not about a channel)."""
-    if isinstance(event, ChannelOpened):
-        return ChainOpened(
-            event.channel_id,
-            event.a,
-            event.b,
-            event.token,
-            event.challenge_period,
-            event.nonce,
-            event.deposit_a,
-            event.block_number,
-        )
-    if isinstance(event, ChannelDeposited):
-        return ChainDeposited(
-            event.channel_id,
-            event.participant,
-            event.deposit_a,
-            event.deposit_b,
-            event.block_number,
-        )
-    if isinstance(event, ChannelClosing):
-        return ChainClosing(
-            event.channel_id,
-            event.closer,
-            event.transferred_a,
-            event.transferred_b,
-            event.deadline,
-            event.block_number,
-        )
-    if isinstance(event, ChannelChallenged):
-        return ChainChallenged(
-            event.channel_id,
-            event.transferred_a,
-            event.transferred_b,
-            event.deadline,
-            event.block_number,
-        )
-    if isinstance(event, ChannelSettled):
-        return ChainSettled(
-            event.channel_id,
-            event.balance_a,
-            event.balance_b,
-            event.cooperative,
-            event.block_number,
-        )
-    return None
+    kind = _INPUT_OF.get(type(event))
+    if kind is None:
+        return None
+    return kind(*(getattr(event, _EVENT_FIELD.get(f.name, f.name)) for f in fields(kind)))
 
 
-def _fact(entry: LogEntry) -> ChainFact | None:
+def log_input(entry: LogEntry) -> ChainFact | None:
+    """The machine input a hub log makes (None for logs that are not about a channel)."""
     event = decode_hub_event(entry)
     return hub_event_input(event) if event is not None else None
+
+
+async def hub_inputs(
+    ledger: Ledger, hub: Address, from_block: int, to_block: int
+) -> list[ChainInput]:
+    """The machine inputs of the hub's logs from `from_block` to `to_block`, in order."""
+    if to_block < from_block:
+        return []
+    entries = await ledger.get_logs(address=hub, from_block=from_block, to_block=to_block)
+    return [inp for entry in entries if (inp := log_input(entry)) is not None]
 
 
 class ChainAccess(ABC):
@@ -163,7 +153,6 @@ class ChainAccess(ABC):
         """Carry out a transaction; raises `LedgerError` (with the reason) if it failed."""
 
 
-_NOT_A_CHANNEL: Final = None
 _VIEW_RETRY_S: Final = (0.05, 1.0)  # first and longest pause while the chain is away
 _VIEW_BATCH: Final = 1_000  # channel ids per topic-filtered log request
 
@@ -213,15 +202,7 @@ class LedgerAccess(ChainAccess):
         # Read before the logs: if the head is replaced meanwhile, this hash is the old
         # one and the next start reads again rather than trust a block it never read.
         head_hash = await self._ledger.block_hash(head) if self._ledger.may_reorganise else None
-        inputs: list[ChainInput] = []
-        if head >= from_block:
-            for entry in await self._ledger.get_logs(
-                address=self._hub.address, from_block=from_block, to_block=head
-            ):
-                event = decode_hub_event(entry)
-                inp = hub_event_input(event) if event is not None else _NOT_A_CHANNEL
-                if inp is not None:
-                    inputs.append(inp)
+        inputs = await hub_inputs(self._ledger, self._hub.address, from_block, head)
         if head_hash is not None:
             self._anchors.saw(head, head_hash)
         return inputs, head
@@ -250,8 +231,7 @@ class LedgerAccess(ChainAccess):
                 self._anchors.forget_from(entry.block_number)
             elif vouch:
                 self._anchors.saw(entry.block_number, entry.block_hash)
-            event = decode_hub_event(entry)
-            inp = hub_event_input(event) if event is not None else _NOT_A_CHANNEL
+            inp = log_input(entry)
             if inp is None:
                 continue
             if entry.removed:
@@ -288,7 +268,7 @@ class LedgerAccess(ChainAccess):
                 to_block=before_block - 1,
                 topics=[None, ids[start : start + _VIEW_BATCH]],
             ):
-                fact = _fact(entry)
+                fact = log_input(entry)
                 if fact is not None and fact.channel_id in facts:
                     facts[fact.channel_id].append(fact)
         now_ms = int(time.time() * 1000)

@@ -1,5 +1,5 @@
 """The channel protocol as a `Machine` for the durable engine: its transition, and its
-log and snapshots as JSON of the protocol's plain data (`PlainLog`)."""
+log and snapshots as JSON of the protocol's plain data (`PureMachine`)."""
 
 from __future__ import annotations
 
@@ -10,35 +10,24 @@ from m2mpay.channel.inputs import Input
 from m2mpay.channel.machine import channel_key, is_refusal, transition
 from m2mpay.channel.outputs import Output
 from m2mpay.channel.state import ChannelState
-from m2mpay.engine import PlainLog
+from m2mpay.engine import PureMachine
 from m2mpay.errors import ChannelError
 
 __all__ = ["ChannelMachine"]
 
 
-class ChannelMachine(PlainLog[bytes, ChannelState, Input, Output]):
+class ChannelMachine(PureMachine[ChannelContext, bytes, ChannelState, Input, Output]):
     """The channel protocol as a `Machine` for the engine: its transition, and its log."""
 
     def __init__(self, context: Callable[[], ChannelContext | None]) -> None:
-        super().__init__(ChannelState, lambda state: state.channel_id)
-        self._context = context
-
-    @property
-    def _ctx(self) -> ChannelContext:
-        ctx = self._context()
-        if ctx is None:
-            raise ChannelError("not_running", "the node is not started")
-        return ctx
+        super().__init__(
+            ChannelState,
+            lambda state: state.channel_id,
+            context,
+            lambda: ChannelError("not_running", "the node is not started"),
+            transition,
+            is_refusal,
+        )
 
     def key(self, inp: Input) -> bytes | None:
         return channel_key(self._ctx, inp)
-
-    def transition(
-        self, state: ChannelState | None, inp: Input
-    ) -> tuple[ChannelState | None, tuple[Output, ...]]:
-        return transition(self._ctx, state, inp)
-
-    def is_refusal(
-        self, before: ChannelState | None, after: ChannelState | None, outputs: tuple[Output, ...]
-    ) -> bool:
-        return is_refusal(before, after, outputs)

@@ -26,7 +26,6 @@ import typing
 from collections.abc import Callable
 from typing import Final
 
-from m2mpay.chain.events import decode_hub_event
 from m2mpay.chain.hub import ChannelHub
 from m2mpay.chain.ledger import Ledger
 from m2mpay.channel.inputs import ChainOpened
@@ -39,7 +38,8 @@ from m2mpay.errors import (
     MalformedMessage,
     TransportError,
 )
-from m2mpay.node.chain_access import ChainInput, hub_event_input
+from m2mpay.lifecycle import cancel_all, run_in_background
+from m2mpay.node.chain_access import ChainInput, hub_inputs, log_input
 from m2mpay.node.effects import Funder, execute
 from m2mpay.node.host_access import HostAccess
 from m2mpay.node.host_protocol import (
@@ -167,9 +167,7 @@ class DeviceHost:
         self._spawn(self._send_status())
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         for session in list(self._devices.values()):
             await session.close()
         await self._transport.stop()
@@ -182,24 +180,12 @@ class DeviceHost:
         await self.stop()
 
     def _spawn(self, coro: typing.Coroutine[typing.Any, typing.Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        run_in_background(self._tasks, coro)
 
     # -- the chain
 
     async def _inputs(self, from_block: int, to_block: int) -> list[ChainInput]:
-        if to_block < from_block:
-            return []
-        inputs: list[ChainInput] = []
-        for entry in await self._ledger.get_logs(
-            address=self._hub.address, from_block=from_block, to_block=to_block
-        ):
-            event = decode_hub_event(entry)
-            inp = hub_event_input(event) if event is not None else None
-            if inp is not None:
-                inputs.append(inp)
-        return inputs
+        return await hub_inputs(self._ledger, self._hub.address, from_block, to_block)
 
     def _learn(self, inp: ChainInput) -> None:
         if isinstance(inp, ChainOpened):
@@ -210,8 +196,7 @@ class DeviceHost:
 
     async def _follow(self, from_block: int) -> None:
         async for entry in self._ledger.subscribe(address=self._hub.address, from_block=from_block):
-            event = decode_hub_event(entry)
-            inp = hub_event_input(event) if event is not None else None
+            inp = log_input(entry)
             if inp is None or entry.removed:
                 # Devices are not told of reorganisations yet: a retracted event is not
                 # passed on as if it were new, the new chain's events are.

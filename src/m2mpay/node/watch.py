@@ -22,7 +22,13 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
-from m2mpay.crypto import Address, Signature, channel_id
+from m2mpay.crypto import (
+    Address,
+    Signature,
+    channel_domain,
+    channel_id,
+    watch_registration_digest,
+)
 from m2mpay.errors import ProtocolError, TransportError
 from m2mpay.plain import Bytes32, Text, Uint64, Uint256, plain_type
 
@@ -81,6 +87,12 @@ class TowerIdentity:
     address: Address
     chain_id: int
     hub: Address
+
+    def registration_digest(self, channel: bytes, party: Address, issued_at: int) -> bytes:
+        """What `party` signs to register `channel` with this watcher, as of `issued_at`."""
+        return watch_registration_digest(
+            channel_domain(self.chain_id, self.hub), channel, party, self.address, issued_at
+        )
 
 
 class WatchErrorKind(enum.Enum):

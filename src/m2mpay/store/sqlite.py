@@ -16,24 +16,17 @@ also lets SQLite keep the WAL index in private memory instead of a shared-memory
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from itertools import count
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final
 
 from m2mpay.errors import StoreError
 from m2mpay.store.base import Snapshot, Store, WalRecord
+from m2mpay.store.sqlite_file import FileKind, SqliteFile, in_transaction
 
 __all__ = ["SqliteStore"]
-
-_T = TypeVar("_T")
-
-_APPLICATION_ID: Final = 0x6D326D70  # "m2mp" in the file header: this file is ours
-_FORMAT: Final = 1  # PRAGMA user_version; bump with a migration when the layout changes
-_LOCK_WAIT_S: Final = 1.0  # a process that is closing the file gets this long to let go
 
 # STRICT tables: a value of the wrong type is refused when written, never read back.
 _SCHEMA: Final = (
@@ -42,6 +35,13 @@ _SCHEMA: Final = (
     " seq INTEGER NOT NULL, data BLOB NOT NULL) STRICT",
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT, WITHOUT ROWID",
     "CREATE TABLE info (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT, WITHOUT ROWID",
+)
+_KIND: Final = FileKind(
+    name="store",
+    described="an m2mpay store",
+    application_id=0x6D326D70,  # "m2mp" in the file header: this file is ours
+    format=1,  # PRAGMA user_version; bump with a migration when the layout changes
+    schema=_SCHEMA,
 )
 _PUT_META: Final = (
     "INSERT INTO meta (key, value) VALUES (?, ?)"
@@ -61,121 +61,40 @@ class SqliteStore(Store):
     """
 
     def __init__(self, path: str | Path, *, namespace: str = "default") -> None:
-        self._path = Path(path)
-        super().__init__(str(self._path))
+        self._file = SqliteFile(Path(path), _KIND, thread_name="m2mpay-sqlite", describe=_describe)
+        super().__init__(self._file.where)
         self._namespace = namespace
-        self._conn: sqlite3.Connection | None = None
-        self._worker: ThreadPoolExecutor | None = None
 
     @property
     def path(self) -> Path:
-        return self._path
-
-    # -- running on the worker thread -----------------------------------------------------
-
-    async def _call(self, fn: Callable[..., _T], *args: object) -> _T:
-        if self._worker is None:
-            raise StoreError(f"{self.location}: the store is closed")
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._worker, fn, *args)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.location}: {_describe(exc)}") from exc
-        except OSError as exc:
-            raise StoreError(f"{self.location}: {exc}") from exc
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StoreError(f"{self.location}: the store is closed")
-        return self._conn
+        return self._file.path
 
     def _in_transaction(self, work: Callable[[sqlite3.Connection], None]) -> None:
-        conn = self._db()
-        conn.execute("BEGIN")
-        try:
-            work(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        in_transaction(self._file.db(), work)
 
     # -- hooks ---------------------------------------------------------------------------
 
     async def _connect(self) -> tuple[int, int]:
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="m2mpay-sqlite")
-        try:
-            return await self._call(self._connect_sync)
-        except BaseException:
-            self._worker.shutdown(wait=False)
-            self._worker = None
-            raise
+        return await self._file.open(self._created, self._last_seqs)
 
-    def _connect_sync(self) -> tuple[int, int]:
-        if self._path.is_dir():
-            raise StoreError(f"{self.location} is a directory, not a store file")
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, isolation_level=None, timeout=_LOCK_WAIT_S)
-        try:
-            # EXCLUSIVE must come before the first access, or the shared-memory index
-            # and shared locks are already in use.
-            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreError(f"{self.location}: SQLite refused WAL mode ({mode})")
-            conn.execute("PRAGMA synchronous=FULL")
-            self._check_or_create(conn)
-            last = conn.execute("SELECT max(seq) FROM wal").fetchone()[0]
-            row = conn.execute("SELECT seq FROM snapshot WHERE id = 1").fetchone()
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-        snapshot_seq = int(row[0]) if row is not None else 0
-        return max(int(last or 0), snapshot_seq), snapshot_seq
+    def _created(self, conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO info (key, value) VALUES ('namespace', ?)", (self._namespace,))
 
-    def _check_or_create(self, conn: sqlite3.Connection) -> None:
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        if app_id == 0:
-            if conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]:
-                raise StoreError(f"{self.location} is a SQLite database but not an m2mpay store")
-            conn.execute("BEGIN")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO info (key, value) VALUES ('namespace', ?)", (self._namespace,)
-            )
-            conn.execute(f"PRAGMA application_id={_APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version={_FORMAT}")
-            conn.execute("COMMIT")
-            return
-        if app_id != _APPLICATION_ID:
-            raise StoreError(f"{self.location} is a SQLite database of another application")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version != _FORMAT:
-            raise StoreError(
-                f"{self.location} has store format {version}; this m2mpay reads format {_FORMAT}"
-            )
+    def _last_seqs(self, conn: sqlite3.Connection) -> tuple[int, int]:
+        """The newest record's seq and the snapshot's; a file of another namespace refused."""
         row = conn.execute("SELECT value FROM info WHERE key = 'namespace'").fetchone()
         if row is None or row[0] != self._namespace:
             found = "none" if row is None else repr(row[0])
             raise StoreError(
                 f"{self.location} belongs to namespace {found}, not {self._namespace!r}"
             )
+        last = conn.execute("SELECT max(seq) FROM wal").fetchone()[0]
+        row = conn.execute("SELECT seq FROM snapshot WHERE id = 1").fetchone()
+        snapshot_seq = int(row[0]) if row is not None else 0
+        return max(int(last or 0), snapshot_seq), snapshot_seq
 
     async def _disconnect(self) -> None:
-        if self._worker is None:
-            return
-        try:
-            await self._call(self._disconnect_sync)
-        finally:
-            self._worker.shutdown(wait=False)  # idle by now: nothing is left to run
-            self._worker = None
-
-    def _disconnect_sync(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            conn.close()  # the last connection checkpoints the WAL into the main file
+        await self._file.close()
 
     async def _write_batch(
         self, first_seq: int, records: Sequence[bytes], meta: dict[str, bytes | None]
@@ -193,20 +112,20 @@ class SqliteStore(Store):
             if deletes:
                 conn.executemany("DELETE FROM meta WHERE key = ?", deletes)
 
-        await self._call(self._in_transaction, work)
+        await self._file.call(self._in_transaction, work)
 
     async def _write_snapshot(self, snapshot: Snapshot) -> None:
         def work(conn: sqlite3.Connection) -> None:
             conn.execute(_PUT_SNAPSHOT, (snapshot.seq, snapshot.data))
             conn.execute("DELETE FROM wal WHERE seq <= ?", (snapshot.seq,))
 
-        await self._call(self._in_transaction, work)
+        await self._file.call(self._in_transaction, work)
 
     async def _read_all(self) -> tuple[Snapshot | None, Sequence[WalRecord], dict[str, bytes]]:
-        return await self._call(self._read_all_sync)
+        return await self._file.call(self._read_all_sync)
 
     def _read_all_sync(self) -> tuple[Snapshot | None, list[WalRecord], dict[str, bytes]]:
-        conn = self._db()
+        conn = self._file.db()
         row = conn.execute("SELECT seq, data FROM snapshot WHERE id = 1").fetchone()
         snapshot = None if row is None else Snapshot(int(row[0]), self._blob(row[1], "snapshot"))
         after = snapshot.seq if snapshot is not None else 0
@@ -224,10 +143,10 @@ class SqliteStore(Store):
 
     async def _read_meta(self, key: str) -> bytes | None:
         def read() -> bytes | None:
-            row = self._db().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            row = self._file.db().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
             return None if row is None else self._blob(row[0], f"meta {key!r}")
 
-        return await self._call(read)
+        return await self._file.call(read)
 
     def _blob(self, value: object, what: str) -> bytes:
         if not isinstance(value, bytes):

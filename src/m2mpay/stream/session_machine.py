@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from m2mpay.engine import PlainLog
+from m2mpay.engine import PureMachine
 from m2mpay.errors import ChannelError
 from m2mpay.stream.context import SessionContext
 from m2mpay.stream.inputs import SessionInput
@@ -15,30 +15,16 @@ from m2mpay.stream.state import SessionState
 __all__ = ["SessionMachine"]
 
 
-class SessionMachine(PlainLog[bytes, SessionState, SessionInput, SessionOutput]):
+class SessionMachine(PureMachine[SessionContext, bytes, SessionState, SessionInput, SessionOutput]):
     def __init__(self, context: Callable[[], SessionContext | None]) -> None:
-        super().__init__(SessionState, lambda state: state.session_id)
-        self._context = context
-
-    @property
-    def _ctx(self) -> SessionContext:
-        ctx = self._context()
-        if ctx is None:
-            raise ChannelError("not_running", "the session manager is not started")
-        return ctx
+        super().__init__(
+            SessionState,
+            lambda state: state.session_id,
+            context,
+            lambda: ChannelError("not_running", "the session manager is not started"),
+            transition,
+            is_session_refusal,
+        )
 
     def key(self, inp: SessionInput) -> bytes | None:
         return session_key(inp)
-
-    def transition(
-        self, state: SessionState | None, inp: SessionInput
-    ) -> tuple[SessionState | None, tuple[SessionOutput, ...]]:
-        return transition(self._ctx, state, inp)
-
-    def is_refusal(
-        self,
-        before: SessionState | None,
-        after: SessionState | None,
-        outputs: tuple[SessionOutput, ...],
-    ) -> bool:
-        return is_session_refusal(before, after, outputs)

@@ -35,8 +35,8 @@ from fastapi.openapi.utils import get_openapi
 
 from m2mpay import __version__
 from m2mpay.asgi.errors import (
-    ErrorBody,
     error_body,
+    error_responses,
     install_error_handlers,
     refusal_answer,
     send_json,
@@ -76,16 +76,15 @@ MAX_BODY_BYTES: Final = 16 * 1024
 """Largest request body (a registration takes about 600 bytes)."""
 _REGISTRATION_FIELDS: Final = frozenset({"channel", "party", "issued_at", "signature"})
 _PROOF_FIELDS: Final = frozenset({"transferred", "signature"})
-_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
-    status: {"model": ErrorBody, "description": text}
-    for status, text in (
-        (401, "Missing or wrong bearer token"),
-        (404, "Unknown registration or channel"),
-        (409, "Not newer than what is held"),
-        (413, "Body above the size limit"),
-        (422, "Malformed input or wrong signer; `field` names it"),
-    )
-}
+_ERRORS: Final = error_responses(
+    {
+        401: "Missing or wrong bearer token",
+        404: "Unknown registration or channel",
+        409: "Not newer than what is held",
+        413: "Body above the size limit",
+        422: "Malformed input or wrong signer; `field` names it",
+    }
+)
 _BODY_MODELS: Final = (RegistrationRequest, ProofUpdate)
 _STORE_FAILED: Final = "the watcher cannot make updates durable now"
 _CRASHED: Final = "unexpected error; see the watcher's log"

@@ -31,6 +31,7 @@ from m2mpay.chain.hub import ChannelHub
 from m2mpay.chain.ledger import Ledger, LogEntry, Receipt
 from m2mpay.crypto import PrivateKey
 from m2mpay.errors import StoreError, TransactionReverted
+from m2mpay.lifecycle import cancel_all, run_in_background
 from m2mpay.watcher.core import (
     ChainTime,
     ChainView,
@@ -110,19 +111,13 @@ class ChainDuty:
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop reading; give transactions in flight `grace_s` to report their outcome."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         if self._actions:
             _, late = await asyncio.wait(self._actions, timeout=grace_s)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+            await cancel_all(late)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], into: set[asyncio.Task[None]]) -> None:
-        task = asyncio.ensure_future(coro)
-        into.add(task)
-        task.add_done_callback(into.discard)
+        run_in_background(into, coro)
 
     # -- the chain clock ---------------------------------------------------------------
 

@@ -22,9 +22,10 @@ import orjson
 
 from m2mpay.chain.hub import OnchainChannel
 from m2mpay.channel.context import Signer
-from m2mpay.crypto import Address, Signature, channel_domain, watch_registration_digest
+from m2mpay.crypto import Address, Signature
 from m2mpay.errors import CryptoError, MalformedMessage
 from m2mpay.lifecycle import Openable
+from m2mpay.node.watch import TowerIdentity
 from m2mpay.watcher.core import ChannelParams
 from m2mpay.watcher.state import params_json
 from m2mpay.watcher_client.errors import WatcherUnavailable, refusal_for
@@ -162,13 +163,8 @@ class WatcherClient(Openable):
             )
         )
         issued_at = int(time.time()) if issued_at is None else issued_at
-        digest = watch_registration_digest(
-            channel_domain(info.chain_id, info.hub),
-            params.id,
-            signer.address,
-            info.address,
-            issued_at,
-        )
+        identity = TowerIdentity(info.address, info.chain_id, info.hub)
+        digest = identity.registration_digest(params.id, signer.address, issued_at)
         return await self.register_signed(
             params, signer.address, issued_at, signer.sign_digest(digest)
         )

@@ -37,7 +37,7 @@ from typing import Final
 from m2mpay.channel.messages import ChannelTerms
 from m2mpay.channel.outputs import ChannelEvent
 from m2mpay.channel.state import FINAL_PHASES, ChannelState, Phase
-from m2mpay.crypto import Address, Signature, channel_domain, watch_registration_digest
+from m2mpay.crypto import Address, Signature
 from m2mpay.errors import ContractError
 from m2mpay.lifecycle import Startable
 from m2mpay.node import Node
@@ -335,13 +335,7 @@ class WatcherFeed(Startable):
         now = int(self._clock())
         issued_at = min(max(now, entry.issued_floor), now + _MAX_AHEAD_S)
         terms = entry.terms
-        digest = watch_registration_digest(
-            channel_domain(identity.chain_id, identity.hub),
-            entry.channel_id,
-            entry.party,
-            identity.address,
-            issued_at,
-        )
+        digest = identity.registration_digest(entry.channel_id, entry.party, issued_at)
         registration = SignedRegistration(
             terms.a,
             terms.b,

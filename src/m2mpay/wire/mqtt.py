@@ -35,7 +35,7 @@ import aiomqtt
 
 from m2mpay.crypto import Address
 from m2mpay.errors import TransportError
-from m2mpay.lifecycle import cancel_and_wait
+from m2mpay.lifecycle import cancel_and_wait, run_in_background
 from m2mpay.wire.mqtt_frames import (
     FrameKind,
     Header,
@@ -318,14 +318,7 @@ class MqttTransport(Transport):
     def _watch_peer_soon(self, peer: Address) -> None:
         if peer in self._watched:
             return
-        task = asyncio.ensure_future(self._watch_peer(peer))
-        self._background.add(task)
-        task.add_done_callback(self._background_done)
-
-    def _background_done(self, task: asyncio.Task[None]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.debug("MQTT background task failed: %s", task.exception())
+        run_in_background(self._background, self._watch_peer(peer), _background_failed)
 
     def _discard(self, link: MqttLink) -> None:
         key = (link.peer, link.link_id)
@@ -349,9 +342,9 @@ class MqttTransport(Transport):
         self._peer_instances.pop(peer, None)
         if peer in self._watched and self._client is not None and not self._stopped:
             self._watched.discard(peer)
-            task = asyncio.ensure_future(self._unwatch_peer(self._client, peer))
-            self._background.add(task)
-            task.add_done_callback(self._background_done)
+            run_in_background(
+                self._background, self._unwatch_peer(self._client, peer), _background_failed
+            )
 
     async def _unwatch_peer(self, client: aiomqtt.Client, peer: Address) -> None:
         with contextlib.suppress(aiomqtt.MqttError):
@@ -444,3 +437,7 @@ class MqttTransport(Transport):
 
     def __repr__(self) -> str:
         return f"MqttTransport({self.endpoint!r})"
+
+
+def _background_failed(exc: BaseException) -> None:
+    _log.debug("MQTT background task failed: %s", exc)

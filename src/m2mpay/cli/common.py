@@ -203,7 +203,8 @@ async def serve_until(
         print(json.dumps(ready), flush=True)
     else:
         for line in people:
-            console.print(line)
+            # Unwrapped: a token or URL broken over two lines cannot be copied whole.
+            console.print(line, soft_wrap=True)
     await stop.wait()
     if not as_json:
         err_console.print(f"stopping the {what} …")

@@ -27,7 +27,7 @@ from m2mpay.crypto import (
     recover_signer,
     session_receipt_digest,
 )
-from m2mpay.errors import CryptoError, MalformedMessage
+from m2mpay.errors import CryptoError, MalformedMessage, ProvenanceError
 from m2mpay.plain import Blob, Bytes32, Text, Uint53, Uint256, from_plain, plain_type, to_plain
 from m2mpay.provenance.stream_format import StreamInvalid
 
@@ -178,8 +178,12 @@ class KeyGrant:
 
 
 def encode_payload(value: StreamRecord | KeyGrant) -> bytes:
-    """The canonical JSON of a record or a key grant."""
-    return orjson.dumps(to_plain(value, binary=False), option=orjson.OPT_SORT_KEYS)
+    """The canonical JSON of a record or a key grant; `ProvenanceError("bad_record")`
+    for text JSON cannot carry (a lone surrogate)."""
+    try:
+        return orjson.dumps(to_plain(value, binary=False), option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        raise ProvenanceError("bad_record", f"the record is not JSON text: {exc}") from None
 
 
 def _decode(data: bytes, allowed: tuple[type, ...], what: str) -> object:

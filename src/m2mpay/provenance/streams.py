@@ -197,6 +197,8 @@ class StreamWriter:
     async def _write(
         self, payloads: Sequence[tuple[MessageKind, bytes]], epoch: int | None
     ) -> list[StreamMessage]:
+        if not payloads:
+            return []
         async with self._lock:
             if not self._head_known:
                 # An append failed or was cancelled: whether it became durable is only

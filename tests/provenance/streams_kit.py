@@ -24,7 +24,7 @@ from m2mpay.provenance import (
     StreamRecord,
     StreamStore,
 )
-from m2mpay.provenance.stream_crypto import seal_payload
+from m2mpay.provenance.stream_crypto import SEALING_OVERHEAD, seal_payload
 from m2mpay.provenance.stream_format import MessageKind, make_message, message_header
 
 __all__ = [
@@ -85,8 +85,9 @@ def forge(
     signer_field: Address | None = None,
 ) -> StreamMessage:
     """A message signed by `signer` with whatever fields a test wants."""
+    size = len(payload) + (SEALING_OVERHEAD if key else 0)
     header = message_header(
-        stream_id, index, prev, timestamp_ms, epoch, kind, signer_field or signer.address
+        stream_id, index, prev, timestamp_ms, epoch, kind, signer_field or signer.address, size
     )
     return make_message(signer, header, seal_payload(key, header, payload) if key else payload)
 

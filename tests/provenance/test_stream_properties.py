@@ -37,7 +37,7 @@ UINT256 = (1 << 256) - 1
 
 units = st.sampled_from(list(MeterUnit))
 addresses = st.binary(min_size=20, max_size=20).map(Address)
-texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=1000)
+texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=1000)
 stream_records: st.SearchStrategy[StreamRecord] = st.one_of(
     st.builds(MeterRecord, units, st.integers(0, SAFE), st.integers(0, SAFE), st.integers(0, SAFE)),
     st.builds(PriceRecord, units, st.integers(0, UINT256), addresses),

@@ -7,7 +7,7 @@
   after a restart. A restricted stream has one (epoch 0), shared by QR code; a stream of
   subscribers starts a new epoch, with a new key, at each rotation.
 - **Sealed payload**: ``nonce (12) | AES-256-GCM ciphertext and tag (16)``, with the
-  message's 110-byte header as associated data (so a payload moved to another message,
+  message's 114-byte header as associated data (so a payload moved to another message,
   index or stream does not open). The nonce is synthetic:
   ``keccak256("m2mpay/provenance/v1/nonce" | key | header | plaintext)[:12]``. A nonce
   repeats only for the same header and plaintext, which is the same message; a writer
@@ -39,6 +39,7 @@ from m2mpay.provenance.stream_records import MAX_WRAPS, KeyGrant, KeyWrap
 __all__ = [
     "KEY_SIZE",
     "NONCE_SIZE",
+    "SEALING_OVERHEAD",
     "TAG_SIZE",
     "open_payload",
     "public_bytes",
@@ -51,6 +52,7 @@ __all__ = [
 KEY_SIZE: Final = 32
 NONCE_SIZE: Final = 12
 TAG_SIZE: Final = 16
+SEALING_OVERHEAD: Final = NONCE_SIZE + TAG_SIZE  # what sealing adds to a payload
 _STREAM_KEY_INFO: Final = b"m2mpay/provenance/stream-key/v1"
 _WRAP_INFO: Final = b"m2mpay/provenance/key-wrap/v1"
 _NONCE_DOMAIN: Final = b"m2mpay/provenance/v1/nonce"

@@ -18,10 +18,10 @@ Message::
 
     "M2PM" (4) | version = 1 (1) | stream id (32) | index (8) | prev (32: the hash of the
     message before, the stream id for index 0) | timestamp_ms (8) | key epoch (4) | kind
-    (1: 0 a record, 1 keys for subscribers) | signer address (20) | payload (0..16,512)
-    | signature (65)
+    (1: 0 a record, 1 keys for subscribers) | signer address (20) | payload length (4)
+    | payload (0..16,512) | signature (65)
 
-    header = its first 110 bytes (the associated data of an encrypted payload)
+    header = its first 114 bytes (the associated data of an encrypted payload)
     message hash = keccak256(the message without its signature)
 
 Signatures are Ethereum's recoverable secp256k1 form, r (32) | s (32, low half) | v (27
@@ -76,12 +76,12 @@ SIGNATURE_SIZE: Final = 65
 MAX_PURPOSE: Final = 64
 MAX_LINKS: Final = 8
 MAX_PAYLOAD_SIZE: Final = 16 * 1024 + 128  # a record of 16 KiB, sealed
-HEADER_SIZE: Final = 110
+HEADER_SIZE: Final = 114
 MAX_MESSAGE_SIZE: Final = HEADER_SIZE + MAX_PAYLOAD_SIZE + SIGNATURE_SIZE
 _ROOT_FIXED: Final = 4 + 1 + 20 + 1 + 8 + 32 + 1  # up to the purpose
 MAX_ROOT_SIZE: Final = _ROOT_FIXED + MAX_PURPOSE + 1 + 32 * MAX_LINKS + SIGNATURE_SIZE
 _MIN_ROOT_SIZE: Final = _ROOT_FIXED + 1 + 1 + SIGNATURE_SIZE
-_HEADER: Final = struct.Struct(">4sB32sQ32sQIB20s")
+_HEADER: Final = struct.Struct(">4sB32sQ32sQIB20sI")
 _ROOT_HEAD: Final = struct.Struct(">4sB20sBQ32sB")
 _UINT64: Final = 1 << 64
 _UINT32: Final = 1 << 32
@@ -244,7 +244,15 @@ def decode_message(data: bytes) -> StreamMessage:
     its frame is not one."""
     least = HEADER_SIZE + SIGNATURE_SIZE
     _check_frame(data, MESSAGE_MAGIC, "message", least, MAX_MESSAGE_SIZE)
-    _, _, stream_id, index, prev, timestamp_ms, epoch, kind, signer = _HEADER.unpack_from(data)
+    _, _, stream_id, index, prev, timestamp_ms, epoch, kind, signer, size = _HEADER.unpack_from(
+        data
+    )
+    if size > MAX_PAYLOAD_SIZE:
+        raise _fail("malformed", f"a payload is at most {MAX_PAYLOAD_SIZE} bytes, not {size}")
+    expected = HEADER_SIZE + size + SIGNATURE_SIZE
+    if len(data) != expected:
+        code = "truncated" if len(data) < expected else "malformed"
+        raise _fail(code, f"a message with this payload is {expected} bytes, got {len(data)}")
     body = data[:-SIGNATURE_SIZE]
     return StreamMessage(
         stream_id,
@@ -269,10 +277,13 @@ def message_header(
     epoch: int,
     kind: MessageKind,
     signer: Address,
+    payload_size: int,
 ) -> bytes:
-    """The first 110 bytes of a message: what its sealed payload is bound to."""
+    """The first 114 bytes of a message: what its sealed payload is bound to."""
     if not (0 <= index < _UINT64 and 0 <= timestamp_ms < _UINT64 and 0 <= epoch < _UINT32):
         raise ValueError("index and timestamp are 64-bit, the epoch 32-bit, all unsigned")
+    if not 0 <= payload_size <= MAX_PAYLOAD_SIZE:
+        raise ProvenanceError("payload_too_large", f"a payload is at most {MAX_PAYLOAD_SIZE} bytes")
     return _HEADER.pack(
         MESSAGE_MAGIC,
         FORMAT_VERSION,
@@ -283,17 +294,18 @@ def message_header(
         epoch,
         int(kind),
         bytes(signer),
+        payload_size,
     )
 
 
 def make_message(author: PrivateKey, header: bytes, payload: bytes) -> StreamMessage:
     """The message of `header` and `payload` (already sealed if it must be), signed."""
-    if len(payload) > MAX_PAYLOAD_SIZE:
-        raise ProvenanceError("payload_too_large", f"a payload is at most {MAX_PAYLOAD_SIZE} bytes")
+    _, _, stream_id, index, prev, timestamp_ms, epoch, kind, signer, size = _HEADER.unpack(header)
+    if len(payload) != size:
+        raise ValueError(f"the header says {size} payload bytes, the payload is {len(payload)}")
     body = header + payload
     hashed = keccak256(body)
     signature = bytes(author.sign_digest(signing_digest(hashed)))
-    _, _, stream_id, index, prev, timestamp_ms, epoch, kind, signer = _HEADER.unpack(header)
     return StreamMessage(
         stream_id,
         index,

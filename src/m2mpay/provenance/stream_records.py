@@ -29,7 +29,7 @@ from m2mpay.crypto import (
 )
 from m2mpay.errors import CryptoError, MalformedMessage, ProvenanceError
 from m2mpay.plain import Blob, Bytes32, Text, Uint53, Uint256, from_plain, plain_type, to_plain
-from m2mpay.provenance.stream_format import StreamInvalid
+from m2mpay.provenance.stream_format import MAX_PAYLOAD_SIZE, StreamInvalid
 
 __all__ = [
     "MAX_WRAPS",
@@ -187,6 +187,8 @@ def encode_payload(value: StreamRecord | KeyGrant) -> bytes:
 
 
 def _decode(data: bytes, allowed: tuple[type, ...], what: str) -> object:
+    if len(data) > MAX_PAYLOAD_SIZE:  # before any parsing: memory stays bounded
+        raise StreamInvalid("bad_payload", f"a {what} is at most {MAX_PAYLOAD_SIZE} bytes")
     try:
         value = from_plain(orjson.loads(data))
     except (orjson.JSONDecodeError, MalformedMessage, CryptoError, ValueError, TypeError) as exc:

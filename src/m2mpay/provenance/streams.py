@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from m2mpay.crypto import PrivateKey
 from m2mpay.errors import ProvenanceError
-from m2mpay.provenance.stream_crypto import seal_payload, stream_key, wrap_key
+from m2mpay.provenance.stream_crypto import SEALING_OVERHEAD, seal_payload, stream_key, wrap_key
 from m2mpay.provenance.stream_format import (
     AccessMode,
     MessageKind,
@@ -226,10 +226,11 @@ class StreamWriter:
         for kind, plaintext in payloads:
             index, prev = (0, self.stream_id) if head is None else (head.index + 1, head.hash)
             timestamp = now if head is None else max(now, head.timestamp_ms)
-            header = message_header(
-                self.stream_id, index, prev, timestamp, epoch, kind, self.author.address
-            )
             sealed = kind is MessageKind.RECORD and mode is not AccessMode.PUBLIC
+            size = len(plaintext) + (SEALING_OVERHEAD if sealed else 0)
+            header = message_header(
+                self.stream_id, index, prev, timestamp, epoch, kind, self.author.address, size
+            )
             payload = seal_payload(key, header, plaintext) if sealed else plaintext
             head = make_message(self.author, header, payload)
             built.append(head)

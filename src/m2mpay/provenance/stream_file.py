@@ -97,7 +97,7 @@ async def export_stream(store: StreamStore, stream_id: bytes, path: Path) -> int
     """Write the stream `store` holds to `path`; returns how many messages it wrote."""
     root = await store.root(stream_id)
     if root is None:
-        raise StreamInvalid("unknown_stream", f"no stream 0x{stream_id.hex()}")
+        raise ProvenanceError("unknown_stream", f"no stream 0x{stream_id.hex()}")
     messages: list[StreamMessage] = []
     while page := await store.messages(stream_id, len(messages), _PAGE):
         messages.extend(page)

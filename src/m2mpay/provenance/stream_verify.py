@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from m2mpay.crypto import Signature, recover_signer
 from m2mpay.errors import CryptoError
-from m2mpay.provenance.stream_crypto import KEY_SIZE, open_payload, unwrap_key
+from m2mpay.provenance.stream_crypto import open_payload, unwrap_key
 from m2mpay.provenance.stream_format import (
     MAX_PURPOSE,
     AccessMode,
@@ -150,7 +150,9 @@ def verify(
     """See the module docstring. `payloads=False` checks everything but sealed payloads
     (what a node keeping a stream it cannot read does)."""
     try:
-        decoded_root = root if isinstance(root, StreamRoot) else decode_root(root)
+        # Decoded again from its bytes: what verifies is the bytes, never fields a
+        # caller may have set apart from them.
+        decoded_root = decode_root(root.raw if isinstance(root, StreamRoot) else root)
     except StreamInvalid as exc:
         return Verified(None, _ROOT_ONLY, Problem(ProblemCode(exc.code), None, None, exc.message))
     problem = _check_root(decoded_root, stream_id)
@@ -223,8 +225,6 @@ class _Walk:
             self.keys[0] = key
         elif isinstance(key, Mapping):
             self.keys.update(key)
-        if any(len(k) != KEY_SIZE for k in self.keys.values()):
-            raise ValueError(f"a stream key is {KEY_SIZE} bytes")
         self.verified: list[VerifiedMessage] = []
         self.epoch = -1  # no keys message yet (a subscribers stream starts with one)
 
@@ -237,7 +237,7 @@ class _Walk:
 
     def _step(self, position: int, item: StreamMessage | bytes) -> Problem | None:
         try:
-            message = item if isinstance(item, StreamMessage) else decode_message(item)
+            message = decode_message(item.raw if isinstance(item, StreamMessage) else item)
         except StreamInvalid as exc:
             return Problem(ProblemCode(exc.code), position, None, exc.message)
 

@@ -98,6 +98,7 @@ class StreamWriter:
         self._head_known = True
         self._now_ms = now_ms
         self._lock = asyncio.Lock()
+        self._epoch_keys: dict[int, bytes] = {}
 
     @classmethod
     async def create(
@@ -157,7 +158,13 @@ class StreamWriter:
         a restricted stream. A public stream has none."""
         if self.root.mode is AccessMode.PUBLIC:
             raise ProvenanceError("public_stream", "a public stream has no key")
-        return stream_key(self.author, self.stream_id, self.epoch if epoch is None else epoch)
+        return self._key(self.epoch if epoch is None else epoch)
+
+    def _key(self, epoch: int) -> bytes:
+        key = self._epoch_keys.get(epoch)
+        if key is None:  # derived once an epoch: HKDF costs as much as sealing a record
+            key = self._epoch_keys[epoch] = stream_key(self.author, self.stream_id, epoch)
+        return key
 
     async def append(self, record: StreamRecord) -> StreamMessage:
         """Write one record; returns the message once it is durable."""
@@ -187,7 +194,7 @@ class StreamWriter:
     ) -> list[StreamMessage]:
         if self.root.mode is not AccessMode.SUBSCRIBERS:
             raise ProvenanceError("not_subscribers", "only a stream of subscribers has keys")
-        key = stream_key(self.author, self.stream_id, epoch)
+        key = self._key(epoch)
         chunks = [subscribers[i : i + MAX_WRAPS] for i in range(0, len(subscribers), MAX_WRAPS)]
         grants: list[KeyGrant] = [
             wrap_key(self.stream_id, epoch, key, chunk) for chunk in chunks or [()]
@@ -217,9 +224,7 @@ class StreamWriter:
     ) -> list[StreamMessage]:
         mode = self.root.mode
         epoch = self.epoch if epoch is None else epoch
-        key = (
-            stream_key(self.author, self.stream_id, epoch) if mode is not AccessMode.PUBLIC else b""
-        )
+        key = self._key(epoch) if mode is not AccessMode.PUBLIC else b""
         head = self._head
         now = self._now_ms()
         built: list[StreamMessage] = []

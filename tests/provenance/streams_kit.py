@@ -100,10 +100,10 @@ class StoreMaker:
     path: Path
     disk: MemoryStreamDisk
 
-    def make(self) -> StreamStore:
+    def make(self, cached_heads: int = 10_000) -> StreamStore:
         if self.kind == "sqlite":
-            return SqliteStreamStore(self.path)
-        return MemoryStreamStore(self.disk)
+            return SqliteStreamStore(self.path, cached_heads=cached_heads)
+        return MemoryStreamStore(self.disk, cached_heads=cached_heads)
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[StreamStore]:

@@ -162,3 +162,26 @@ async def test_a_failed_commit_leaves_the_store_unusable_until_reopened(
     async with maker.open() as reopened:
         assert await reopened.messages(root.stream_id) == chain[:1]
         await reopened.append(chain[1:])
+
+
+async def test_heads_held_in_memory_are_bounded_and_checks_stay_exact(maker: StoreMaker) -> None:
+    roots = [_root(n) for n in range(1, 13)]
+    chains = [_chain(r, 6) for r in roots]
+    async with maker.make(cached_heads=3) as store:
+        for root in roots:
+            await store.add_root(root)
+
+        async def write(chain: list[StreamMessage]) -> None:
+            for message in chain:
+                await store.append([message])
+
+        await asyncio.gather(*(write(chain[:4]) for chain in chains))
+        for chain in chains:
+            with pytest.raises(ProvenanceError):
+                await store.append(chain[3:4])  # forgotten or not, a duplicate is refused
+        await asyncio.gather(*(write(chain[4:]) for chain in chains))
+        for root, chain in zip(roots, chains, strict=True):
+            assert await store.messages(root.stream_id) == chain
+        # What the bound is about: after a commit, at most 3 heads stay in memory.
+        assert store._forgotten > 0
+        assert len(store._heads) <= 3

@@ -39,9 +39,9 @@ _KIND: Final = FileKind(
 
 
 class SqliteStreamStore(StreamStore):
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, cached_heads: int = 10_000) -> None:
         self._file = SqliteFile(Path(path), _KIND, thread_name="m2mpay-streams")
-        super().__init__(self._file.where)
+        super().__init__(self._file.where, cached_heads=cached_heads)
         self.path = self._file.path
 
     async def _connect(self) -> None:

@@ -12,6 +12,9 @@ What every store guarantees, checked here once for every backend:
   `ProvenanceError("conflict")` before it is queued, and nothing of that call is
   kept. A message is never checked for its signature here: a writer signs what it
   appends, an import verifies before it stores.
+- **Bounded memory.** The checks need each stream's last message; past `cached_heads`
+  streams, those the disk already holds are dropped after a commit and read back when a
+  stream is written again (a head still queued stays, since the disk is behind it).
 - **Fail closed.** A commit that fails leaves the store unusable (`StoreError` on every
   call): whether it reached the disk is unknown, and only a reopened store knows what is
   durable (as `m2mpay.store` does).
@@ -48,8 +51,10 @@ MAX_READ: Final = 10_000
 class StreamStore(Openable):
     """See the module docstring. Open it once (`async with`); to restart, make another."""
 
-    def __init__(self, location: str) -> None:
+    def __init__(self, location: str, *, cached_heads: int = 10_000) -> None:
         self.location = location
+        self._cached_heads = cached_heads
+        self._forgotten = 0  # how many times durable heads were dropped from memory
         self._open = False
         self._failure: str | None = None
         self._roots: set[bytes] = set()  # ids known to be stored or queued
@@ -104,8 +109,10 @@ class StreamStore(Openable):
         for stream in streams:
             if not await self._has_root(stream):
                 raise ProvenanceError("unknown_stream", f"no root of 0x{stream.hex()}")
-            await self._load_head(stream)
-        self._require_open()  # the reads yielded: the store may have failed since
+        while any(stream not in self._heads for stream in streams):
+            for stream in streams:
+                await self._load_head(stream)
+            self._require_open()  # the reads yielded: the store may have failed since
         # From here on nothing yields until the messages are queued, so no other append
         # can slip in between the check and the queue.
         heads = {stream: self._heads[stream] for stream in streams}
@@ -169,10 +176,21 @@ class StreamStore(Openable):
 
     async def _load_head(self, stream_id: bytes) -> None:
         if stream_id not in self._heads:
+            forgotten = self._forgotten
             async with self._io:
                 data = await self._read_head(stream_id)
             # Another append may have filled it while this one read: that one is newer.
-            self._heads.setdefault(stream_id, None if data is None else self._decoded(data))
+            # If heads were forgotten meanwhile, what was read may be older than the disk.
+            if forgotten == self._forgotten:
+                self._heads.setdefault(stream_id, None if data is None else self._decoded(data))
+
+    def _forget_durable_heads(self) -> None:
+        """Keep memory bounded over many streams: drop what the disk knows as well. A
+        stream with messages or a root still queued keeps its head (the disk is behind)."""
+        queued = {m.stream_id for m in self._pending} | {r.stream_id for r in self._pending_roots}
+        self._heads = {s: head for s, head in self._heads.items() if s in queued}
+        self._roots = {s for s in self._roots if s in queued}
+        self._forgotten += 1
 
     async def _flush(self) -> None:
         target = self._version
@@ -199,6 +217,8 @@ class StreamStore(Openable):
             self._committing = None
         self._durable_version = version
         self.commit_count += 1
+        if len(self._heads) > self._cached_heads:
+            self._forget_durable_heads()
 
     def _require_open(self) -> None:
         if self._failure is not None:
@@ -263,8 +283,8 @@ class MemoryStreamDisk:
 class MemoryStreamStore(StreamStore):
     """A `StreamStore` in memory (a `MemoryStreamDisk`), for tests and benchmarks."""
 
-    def __init__(self, disk: MemoryStreamDisk | None = None) -> None:
-        super().__init__("memory")
+    def __init__(self, disk: MemoryStreamDisk | None = None, *, cached_heads: int = 10_000) -> None:
+        super().__init__("memory", cached_heads=cached_heads)
         self.disk = disk if disk is not None else MemoryStreamDisk()
 
     async def _connect(self) -> None:

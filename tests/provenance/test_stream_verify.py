@@ -135,6 +135,9 @@ async def test_a_message_of_another_stream_is_named_wrong_stream() -> None:
     # The same author, the same index and key derivation: only the stream differs.
     mixed = [stream.messages[0], other.messages[1]]
     _stopped(verify(stream.root, mixed, writer.key()), ProblemCode.WRONG_STREAM, 1, 1)
+    # Index 1 of another stream later on does not make a gap look like a reordering.
+    gap = [stream.messages[0], stream.messages[2], other.messages[1]]
+    _stopped(verify(stream.root, gap, writer.key()), ProblemCode.GAP, 1, 1)
     shown = verify(other.root, other.messages, stream_id=stream.stream_id)
     _stopped(shown, ProblemCode.WRONG_STREAM, None, 0)
 

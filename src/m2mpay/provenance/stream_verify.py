@@ -196,13 +196,13 @@ def _check_root(root: StreamRoot, stream_id: bytes | None) -> Problem | None:
     return None
 
 
-def _claimed_index(item: StreamMessage | bytes) -> int | None:
-    if isinstance(item, StreamMessage):
-        return item.index
+def _claimed_index(item: StreamMessage | bytes, stream_id: bytes) -> int | None:
+    """The index a later message claims in this stream, to tell reordered from a gap."""
     try:
-        return decode_message(item).index
+        message = decode_message(item.raw if isinstance(item, StreamMessage) else item)
     except StreamInvalid:
         return None
+    return message.index if message.stream_id == stream_id else None
 
 
 class _Walk:
@@ -268,7 +268,8 @@ class _Walk:
     def _place(self, position: int, message: StreamMessage) -> tuple[ProblemCode, str] | None:
         expected = len(self.verified)
         if message.index > expected:
-            later = (_claimed_index(item) for item in self.items[position + 1 :])
+            stream = self.root.stream_id
+            later = (_claimed_index(item, stream) for item in self.items[position + 1 :])
             if any(index == expected for index in later):
                 return ProblemCode.REORDERED, f"index {message.index} comes before {expected}"
             return ProblemCode.GAP, f"index {expected} is missing (next is {message.index})"

@@ -3,8 +3,10 @@
 A record travels as canonical JSON: the `m2mpay.plain` text form of the dataclass (its
 type in `t`; bytes as 0x-hex; addresses EIP-55; amounts as decimal strings; counts and
 milliseconds as JSON numbers below 2**53, which a JavaScript number holds exactly) with
-keys sorted and no spaces. A payload that is not the canonical form of a record of this
-set is refused, so one record has one encoding, in Python and in a browser alike.
+keys sorted and no spaces: the bytes JavaScript's `JSON.stringify` gives for the parsed
+record with its keys sorted (tests/provenance/test_stream_webcrypto.py checks it in
+Node). A payload that is not the canonical form of a record of this set is refused, so
+one record has one encoding, in Python and in a browser alike.
 
 The records: the session a stream belongs to (`SessionRecord`), a price (`PriceRecord`),
 a meter reading (`MeterRecord`), a payment received (`PaymentRecord`), the final

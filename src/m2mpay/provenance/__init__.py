@@ -1,8 +1,46 @@
-"""Provenance: what devices report, kept so that anyone can check it later. Today the
-device bus's telemetry, stored as it arrives, Merkle-batched and anchored on chain
-(`TelemetryBatcher`), each record provable against its anchored root."""
+"""Provenance: what devices report, kept so that anyone can check it later.
+
+- The device bus's telemetry, stored as it arrives, Merkle-batched and anchored on chain
+  (`TelemetryBatcher`), each record provable against its anchored root.
+- Provenance streams (`ProvenanceStream`): an author's signed, hash-chained records,
+  public, restricted to a key or to subscribers, written durably by `StreamWriter` into
+  a `StreamStore` and checked end to end by `verify`.
+"""
 
 from m2mpay.provenance.records import TelemetryRecord, TelemetryStore
+from m2mpay.provenance.stream_file import export_stream, import_stream, read_stream_file
+from m2mpay.provenance.stream_format import (
+    AccessMode,
+    MessageKind,
+    StreamInvalid,
+    StreamMessage,
+    StreamRoot,
+    decode_message,
+    decode_root,
+)
+from m2mpay.provenance.stream_records import (
+    KeyGrant,
+    MeterRecord,
+    MeterUnit,
+    NoteRecord,
+    PaymentRecord,
+    PriceRecord,
+    ReceiptRecord,
+    SessionRecord,
+    StreamRecord,
+    Totals,
+)
+from m2mpay.provenance.stream_sqlite import SqliteStreamStore
+from m2mpay.provenance.stream_store import MemoryStreamDisk, MemoryStreamStore, StreamStore
+from m2mpay.provenance.stream_verify import (
+    Problem,
+    ProblemCode,
+    ReadKey,
+    Verified,
+    VerifiedMessage,
+    verify,
+)
+from m2mpay.provenance.streams import ProvenanceStream, StreamWriter
 from m2mpay.provenance.telemetry import (
     TelemetryBatcher,
     TelemetryConfig,
@@ -11,10 +49,42 @@ from m2mpay.provenance.telemetry import (
 )
 
 __all__ = [
+    "AccessMode",
+    "KeyGrant",
+    "MemoryStreamDisk",
+    "MemoryStreamStore",
+    "MessageKind",
+    "MeterRecord",
+    "MeterUnit",
+    "NoteRecord",
+    "PaymentRecord",
+    "PriceRecord",
+    "Problem",
+    "ProblemCode",
+    "ProvenanceStream",
+    "ReadKey",
+    "ReceiptRecord",
+    "SessionRecord",
+    "SqliteStreamStore",
+    "StreamInvalid",
+    "StreamMessage",
+    "StreamRecord",
+    "StreamRoot",
+    "StreamStore",
+    "StreamWriter",
     "TelemetryBatcher",
     "TelemetryConfig",
     "TelemetryProof",
     "TelemetryRecord",
     "TelemetryStore",
+    "Totals",
+    "Verified",
+    "VerifiedMessage",
+    "decode_message",
+    "decode_root",
+    "export_stream",
+    "import_stream",
+    "read_stream_file",
+    "verify",
     "verify_anchored",
 ]

@@ -1,0 +1,124 @@
+"""`SqliteStreamStore`: provenance streams in one SQLite file of the data dir.
+
+Through `SqliteFile`, as the node's and the device bus's stores: a WAL journal with
+`synchronous=FULL` (a commit returns once fsynced), one exclusive lock for the
+connection's life, one worker thread that owns the connection. Each group commit of
+`StreamStore` is one transaction, so a crash leaves it whole or absent; the primary key
+(stream, index) refuses a second message at an index even if a bug got past the checks.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from m2mpay.crypto import Address
+from m2mpay.provenance.stream_format import StreamMessage, StreamRoot
+from m2mpay.provenance.stream_store import StreamStore
+from m2mpay.store.sqlite_file import FileKind, SqliteFile, in_transaction
+
+__all__ = ["SqliteStreamStore"]
+
+# STRICT tables: a value of the wrong type is refused when written, never read back.
+_SCHEMA: Final = (
+    "CREATE TABLE stream_root (n INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE,"
+    " author BLOB NOT NULL, data BLOB NOT NULL) STRICT",
+    "CREATE INDEX stream_root_author ON stream_root (author, n)",
+    "CREATE TABLE stream_message (stream BLOB NOT NULL, idx INTEGER NOT NULL,"
+    " data BLOB NOT NULL, PRIMARY KEY (stream, idx)) STRICT",
+)
+_KIND: Final = FileKind(
+    name="stream store",
+    described="an m2mpay stream store",
+    application_id=0x6D327073,  # "m2ps": this file holds m2mpay provenance streams
+    format=1,
+    schema=_SCHEMA,
+)
+
+
+class SqliteStreamStore(StreamStore):
+    def __init__(self, path: str | Path, *, cached_heads: int = 10_000) -> None:
+        self._file = SqliteFile(Path(path), _KIND, thread_name="m2mpay-streams")
+        super().__init__(self._file.where, cached_heads=cached_heads)
+        self.path = self._file.path
+
+    async def _connect(self) -> None:
+        await self._file.open(_nothing, _nothing)
+
+    async def _disconnect(self) -> None:
+        await self._file.close()
+
+    async def _write(self, roots: Sequence[StreamRoot], messages: Sequence[StreamMessage]) -> None:
+        root_rows = [(r.stream_id, bytes(r.author), r.raw) for r in roots]
+        message_rows = [(m.stream_id, m.index, m.raw) for m in messages]
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO stream_root (id, author, data) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO NOTHING",
+                root_rows,
+            )
+            # Plain INSERT: an index taken means a second writer or a bug, and must fail
+            # the commit rather than replace a durable message.
+            conn.executemany(
+                "INSERT INTO stream_message (stream, idx, data) VALUES (?, ?, ?)", message_rows
+            )
+
+        await self._file.call(in_transaction, self._file.db(), work, "BEGIN IMMEDIATE")
+
+    async def _read_root(self, stream_id: bytes) -> bytes | None:
+        def read() -> bytes | None:
+            row = (
+                self._file.db()
+                .execute("SELECT data FROM stream_root WHERE id = ?", (stream_id,))
+                .fetchone()
+            )
+            return None if row is None else bytes(row[0])
+
+        return await self._file.call(read)
+
+    async def _read_roots(self, author: Address | None, limit: int) -> list[bytes]:
+        def read() -> list[bytes]:
+            if author is None:
+                rows = self._file.db().execute(
+                    "SELECT data FROM stream_root ORDER BY n LIMIT ?", (limit,)
+                )
+            else:
+                rows = self._file.db().execute(
+                    "SELECT data FROM stream_root WHERE author = ? ORDER BY n LIMIT ?",
+                    (bytes(author), limit),
+                )
+            return [bytes(data) for (data,) in rows]
+
+        return await self._file.call(read)
+
+    async def _read_head(self, stream_id: bytes) -> bytes | None:
+        def read() -> bytes | None:
+            row = (
+                self._file.db()
+                .execute(
+                    "SELECT data FROM stream_message WHERE stream = ? ORDER BY idx DESC LIMIT 1",
+                    (stream_id,),
+                )
+                .fetchone()
+            )
+            return None if row is None else bytes(row[0])
+
+        return await self._file.call(read)
+
+    async def _read_messages(self, stream_id: bytes, start: int, limit: int) -> list[bytes]:
+        def read() -> list[bytes]:
+            rows = self._file.db().execute(
+                "SELECT data FROM stream_message WHERE stream = ? AND idx >= ?"
+                " ORDER BY idx LIMIT ?",
+                (stream_id, start, limit),
+            )
+            return [bytes(data) for (data,) in rows]
+
+        return await self._file.call(read)
+
+
+def _nothing(conn: sqlite3.Connection) -> None:
+    del conn

@@ -1,0 +1,323 @@
+"""`StreamStore`: where provenance streams are kept, durably, and the in-memory one.
+
+What every store guarantees, checked here once for every backend:
+
+- **Durable before served.** `add_root` and `append` return once what they were given
+  is durable; reads (`root`, `head`, `messages`, `roots`) only ever see durable data.
+  Appends that arrive while a commit is on disk share the next one (group commit), so
+  hundreds of streams written at once cost a few fsyncs, not one each.
+- **No gap, no duplicate.** An append continues its stream: the first message has index
+  0 and the stream id as prev, each next one the index and hash of the one before
+  (counting appends not yet durable). Anything else is refused with
+  `ProvenanceError("conflict")` before it is queued, and nothing of that call is
+  kept. A message is never checked for its signature here: a writer signs what it
+  appends, an import verifies before it stores.
+- **Bounded memory.** The checks need each stream's last message; past `cached_heads`
+  streams, those the disk already holds are dropped after a commit and read back when a
+  stream is written again (a head still queued stays, since the disk is behind it).
+- **Fail closed.** A commit that fails leaves the store unusable (`StoreError` on every
+  call): whether it reached the disk is unknown, and only a reopened store knows what is
+  durable (as `m2mpay.store` does).
+
+Backends provide the `_connect`, `_disconnect`, `_write`, and `_read_*` hooks, which are
+never called concurrently with each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from m2mpay.crypto import Address
+from m2mpay.errors import ProvenanceError, StoreError
+from m2mpay.lifecycle import Openable
+from m2mpay.provenance.stream_format import (
+    StreamInvalid,
+    StreamMessage,
+    StreamRoot,
+    decode_message,
+    decode_root,
+)
+
+__all__ = ["MemoryStreamDisk", "MemoryStreamStore", "StreamStore"]
+
+_MAX_INDEX: Final = (1 << 63) - 1  # what a SQLite integer holds
+MAX_READ: Final = 10_000
+
+
+class StreamStore(Openable):
+    """See the module docstring. Open it once (`async with`); to restart, make another."""
+
+    def __init__(self, location: str, *, cached_heads: int = 10_000) -> None:
+        self.location = location
+        self._cached_heads = cached_heads
+        self._forgotten = 0  # how many times durable heads were dropped from memory
+        self._open = False
+        self._failure: str | None = None
+        self._roots: set[bytes] = set()  # ids known to be stored or queued
+        self._heads: dict[bytes, StreamMessage | None] = {}  # last stored or queued
+        self._pending_roots: list[StreamRoot] = []
+        self._pending: list[StreamMessage] = []
+        self._version = 0
+        self._durable_version = 0
+        self._committing: asyncio.Task[None] | None = None
+        self._io = asyncio.Lock()
+        self.commit_count = 0
+
+    async def open(self) -> None:
+        if self._open or self._failure is not None:
+            raise StoreError(f"{self.location}: a stream store is opened once")
+        await self._connect()
+        self._open = True
+
+    async def close(self) -> None:
+        if not self._open:
+            return
+        try:
+            if self._failure is None:
+                await self._flush()
+        finally:
+            self._open = False
+            async with self._io:
+                await self._disconnect()
+
+    # -- writes
+
+    async def add_root(self, root: StreamRoot) -> bool:
+        """Keep a stream's root; False if it was kept before (its id is its hash)."""
+        self._require_open()
+        stored = await self._has_root(root.stream_id)
+        if not stored and root.stream_id not in self._roots:  # not queued meanwhile either
+            self._roots.add(root.stream_id)
+            self._heads.setdefault(root.stream_id, None)
+            self._pending_roots.append(root)
+            self._version += 1
+            await self._flush()
+            return True
+        await self._flush()  # it may be queued by another caller: durable when we return
+        return False
+
+    async def append(self, messages: Sequence[StreamMessage]) -> None:
+        """Keep messages that continue their streams, durably; see the module docstring."""
+        self._require_open()
+        if not messages:
+            return
+        streams = list(dict.fromkeys(m.stream_id for m in messages))
+        for stream in streams:
+            if not await self._has_root(stream):
+                raise ProvenanceError("unknown_stream", f"no root of 0x{stream.hex()}")
+        while any(stream not in self._heads for stream in streams):
+            for stream in streams:
+                await self._load_head(stream)
+            self._require_open()  # the reads yielded: the store may have failed since
+        # From here on nothing yields until the messages are queued, so no other append
+        # can slip in between the check and the queue.
+        heads = {stream: self._heads[stream] for stream in streams}
+        for message in messages:
+            stream = message.stream_id
+            head = heads[stream]
+            index, prev = (0, stream) if head is None else (head.index + 1, head.hash)
+            if message.index != index or message.prev != prev or message.index > _MAX_INDEX:
+                raise ProvenanceError(
+                    "conflict",
+                    f"0x{stream.hex()[:16]}…: message {message.index} does not continue"
+                    f" the stream (next is {index})",
+                )
+            heads[stream] = message
+        self._heads.update(heads)
+        self._pending.extend(messages)
+        self._version += 1
+        await self._flush()
+
+    # -- reads (durable data only)
+
+    async def root(self, stream_id: bytes) -> StreamRoot | None:
+        self._require_open()
+        async with self._io:
+            data = await self._read_root(stream_id)
+        return None if data is None else self._decoded_root(data)
+
+    async def roots(self, author: Address | None = None, limit: int = 1000) -> list[StreamRoot]:
+        """Streams kept, oldest first; those of `author` only if given."""
+        self._require_open()
+        async with self._io:
+            found = await self._read_roots(author, min(limit, MAX_READ))
+        return [self._decoded_root(data) for data in found]
+
+    async def head(self, stream_id: bytes) -> StreamMessage | None:
+        """The stream's last durable message (None: none yet, or no such stream)."""
+        self._require_open()
+        async with self._io:
+            data = await self._read_head(stream_id)
+        return None if data is None else self._decoded(data)
+
+    async def messages(
+        self, stream_id: bytes, start: int = 0, limit: int = 1000
+    ) -> list[StreamMessage]:
+        """Up to `limit` durable messages from index `start`, in order."""
+        self._require_open()
+        async with self._io:
+            found = await self._read_messages(stream_id, start, min(limit, MAX_READ))
+        return [self._decoded(data) for data in found]
+
+    # -- inside
+
+    async def _has_root(self, stream_id: bytes) -> bool:
+        if stream_id in self._roots:
+            return True
+        async with self._io:
+            stored = await self._read_root(stream_id) is not None
+        if stored:
+            self._roots.add(stream_id)
+        return stored
+
+    async def _load_head(self, stream_id: bytes) -> None:
+        if stream_id not in self._heads:
+            forgotten = self._forgotten
+            async with self._io:
+                data = await self._read_head(stream_id)
+            # Another append may have filled it while this one read: that one is newer.
+            # If heads were forgotten meanwhile, what was read may be older than the disk.
+            if forgotten == self._forgotten:
+                self._heads.setdefault(stream_id, None if data is None else self._decoded(data))
+
+    def _forget_durable_heads(self) -> None:
+        """Keep memory bounded over many streams: drop what the disk knows as well. A
+        stream with messages or a root still queued keeps its head (the disk is behind)."""
+        queued = {m.stream_id for m in self._pending} | {r.stream_id for r in self._pending_roots}
+        self._heads = {s: head for s, head in self._heads.items() if s in queued}
+        self._roots = {s for s in self._roots if s in queued}
+        self._forgotten += 1
+
+    async def _flush(self) -> None:
+        target = self._version
+        while self._durable_version < target:
+            self._require_open()
+            if self._committing is None:
+                self._committing = asyncio.create_task(self._commit_pending())
+                self._committing.add_done_callback(_consume_outcome)
+            await asyncio.shield(self._committing)
+
+    async def _commit_pending(self) -> None:
+        roots, self._pending_roots = self._pending_roots, []
+        messages, self._pending = self._pending, []
+        version = self._version
+        try:
+            async with self._io:
+                await self._write(roots, messages)
+        except BaseException as exc:
+            self._failure = f"a commit failed: {exc!r}"
+            if isinstance(exc, StoreError | asyncio.CancelledError):
+                raise
+            raise StoreError(f"{self.location}: a commit failed: {exc}") from exc
+        finally:
+            self._committing = None
+        self._durable_version = version
+        self.commit_count += 1
+        if len(self._heads) > self._cached_heads:
+            self._forget_durable_heads()
+
+    def _require_open(self) -> None:
+        if self._failure is not None:
+            raise StoreError(
+                f"{self.location}: the stream store is unusable since {self._failure};"
+                " reopen it to recover what is durable"
+            )
+        if not self._open:
+            raise StoreError(f"{self.location}: the stream store is not open")
+
+    def _decoded(self, data: bytes) -> StreamMessage:
+        try:
+            return decode_message(data)
+        except StreamInvalid as exc:
+            raise StoreError(f"{self.location}: a stored message is unreadable: {exc}") from None
+
+    def _decoded_root(self, data: bytes) -> StreamRoot:
+        try:
+            return decode_root(data)
+        except StreamInvalid as exc:
+            raise StoreError(f"{self.location}: a stored root is unreadable: {exc}") from None
+
+    # -- backend hooks
+
+    @abstractmethod
+    async def _connect(self) -> None: ...
+
+    @abstractmethod
+    async def _disconnect(self) -> None: ...
+
+    @abstractmethod
+    async def _write(self, roots: Sequence[StreamRoot], messages: Sequence[StreamMessage]) -> None:
+        """Durably write roots and messages, in one transaction."""
+
+    @abstractmethod
+    async def _read_root(self, stream_id: bytes) -> bytes | None: ...
+
+    @abstractmethod
+    async def _read_roots(self, author: Address | None, limit: int) -> list[bytes]: ...
+
+    @abstractmethod
+    async def _read_head(self, stream_id: bytes) -> bytes | None: ...
+
+    @abstractmethod
+    async def _read_messages(self, stream_id: bytes, start: int, limit: int) -> list[bytes]: ...
+
+
+def _consume_outcome(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+@dataclass
+class MemoryStreamDisk:
+    """What a `MemoryStreamStore` keeps "on disk": hand it to a new store to restart."""
+
+    roots: dict[bytes, bytes] = field(default_factory=dict)
+    messages: dict[bytes, list[bytes]] = field(default_factory=dict)
+    in_use: bool = False
+
+
+class MemoryStreamStore(StreamStore):
+    """A `StreamStore` in memory (a `MemoryStreamDisk`), for tests and benchmarks."""
+
+    def __init__(self, disk: MemoryStreamDisk | None = None, *, cached_heads: int = 10_000) -> None:
+        super().__init__("memory", cached_heads=cached_heads)
+        self.disk = disk if disk is not None else MemoryStreamDisk()
+
+    async def _connect(self) -> None:
+        if self.disk.in_use:
+            raise StoreError("memory: the stream store is in use by another store object")
+        self.disk.in_use = True
+
+    async def _disconnect(self) -> None:
+        self.disk.in_use = False
+
+    async def _write(self, roots: Sequence[StreamRoot], messages: Sequence[StreamMessage]) -> None:
+        await asyncio.sleep(0)  # a disk takes time: appends arriving meanwhile share a commit
+        for root in roots:
+            self.disk.roots.setdefault(root.stream_id, root.raw)
+            self.disk.messages.setdefault(root.stream_id, [])
+        for message in messages:
+            stored = self.disk.messages[message.stream_id]
+            if len(stored) != message.index:
+                raise StoreError("memory: a message with this index already exists")
+            stored.append(message.raw)
+
+    async def _read_root(self, stream_id: bytes) -> bytes | None:
+        return self.disk.roots.get(stream_id)
+
+    async def _read_roots(self, author: Address | None, limit: int) -> list[bytes]:
+        found = [
+            data for data in self.disk.roots.values() if author is None or data[5:25] == author
+        ]
+        return found[:limit]
+
+    async def _read_head(self, stream_id: bytes) -> bytes | None:
+        stored = self.disk.messages.get(stream_id)
+        return stored[-1] if stored else None
+
+    async def _read_messages(self, stream_id: bytes, start: int, limit: int) -> list[bytes]:
+        return self.disk.messages.get(stream_id, [])[start : start + limit]

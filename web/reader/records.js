@@ -29,7 +29,7 @@ export function checksumAddress(lowerHex) {
 
 const uint53 = (v, p) => (Number.isSafeInteger(v) && v >= 0 ? v : fail(p, "not an integer below 2**53"));
 const uint256 = (v, p) => {
-  if (typeof v !== "string" || !/^[0-9]{1,80}$/.test(v) || BigInt(v) >= UINT256) fail(p, "not a 256-bit amount");
+  if (typeof v !== "string" || !/^(0|[1-9][0-9]{0,79})$/.test(v) || BigInt(v) >= UINT256) fail(p, "not a 256-bit amount");
   return v;
 };
 const hexBytes = (size, most) => (v, p) => {

@@ -5,7 +5,7 @@
 import jsQR from "jsqr";
 import { QrFormatError, makeFragment, parseFragment, parseQrText } from "./fragment.js";
 import { readStreamFile } from "./stream_file.js";
-import { ACCESS, StreamInvalid, checksumAddress, describe, fromHex, toHex, verify } from "./verify.js";
+import { ACCESS, StreamInvalid, checksumAddress, fromHex, toHex, verify } from "./verify.js";
 
 const $ = (id) => document.getElementById(id);
 const ACCESS_NAMES = { [ACCESS.PUBLIC]: "public", [ACCESS.RESTRICTED]: "restricted (a key)", [ACCESS.SUBSCRIBERS]: "subscribers" };
@@ -163,16 +163,19 @@ function showResults(verified, src) {
     row("Upstream streams", list);
   }
   const body = $("records");
-  let energy = 0;
+  const metered = new Map();
   let paid = 0n;
   for (const { message, content } of verified.messages) {
     const [kind, detail] = describeRecord(content ?? {});
-    if (content?.t === "prov.meter") energy += content.delta;
+    if (content?.t === "prov.meter") metered.set(content.unit, (metered.get(content.unit) ?? 0) + content.delta);
     if (content?.t === "prov.payment") paid += BigInt(content.amount);
     body.append(el("tr", { "data-kind": kind },
       el("td", {}, String(message.index)), el("td", {}, when(message.timestampMs)), el("td", {}, kind), el("td", {}, detail)));
   }
-  $("totals").textContent = `Metered: ${energy}; paid: ${paid} (smallest token units).`;
+  // Sums over part of a stream would read as the stream's: shown only when all of it verified.
+  const units = [...metered].map(([unit, total]) => `${total} ${unit}`).join(", ") || "nothing";
+  $("totals").textContent = `Metered: ${units}; paid: ${paid} (in the token's smallest units).`;
+  $("totals").hidden = !verified.ok;
   $("records-caption").textContent = verified.ok
     ? "The stream's records, every one verified"
     : "The messages before the problem — the stream as a whole does NOT verify";
@@ -207,7 +210,7 @@ async function run(event) {
   const verified = await verify(file.root, file.messages, { key, streamId: wanted, count: file.count });
   if (verified.root) showResults(verified, src);
   if (verified.ok) setStatus("verified", `Verified: all ${verified.messages.length} messages, signed by the stream's author, in order, none missing.`);
-  else setStatus("failed", `Not verified: ${describe(verified.problem)}`, verified.problem);
+  else setStatus("failed", "Not verified: the stream does not verify from the message named on.", verified.problem);
 }
 
 function fromFragment() {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -336,3 +337,22 @@ async def test_stream_files_are_read_alike() -> None:
     assert answers[0]["ok"]
     for (name, data), answer in zip(files.items(), answers, strict=True):
         assert answer == _python_reads_file(data, writer.key()), name
+
+
+async def test_random_damage_is_named_alike_and_never_throws_in_the_reader() -> None:
+    writer, stream = await _written()
+    raw = [m.raw for m in stream.messages]
+    rng = random.Random(15)
+    cases = Cases()
+    for number in range(150):
+        damaged = [bytearray(m) for m in raw]
+        for _ in range(rng.randint(1, 4)):
+            target = damaged[rng.randrange(len(damaged))]
+            target[rng.randrange(len(target))] = rng.randrange(256)
+        items = [bytes(m) for m in damaged]
+        if number % 5 == 0:
+            items[rng.randrange(len(items))] = rng.randbytes(rng.randrange(300))
+        if number % 7 == 0:
+            rng.shuffle(items)
+        cases.add(f"random damage {number}", stream.root.raw, items, writer.key(), count=len(raw))
+    cases.check()

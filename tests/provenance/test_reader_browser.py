@@ -164,6 +164,8 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 async def _offline_page(browser: Browser, served: Served, elsewhere: list[str]) -> Page:
+    """A page whose every request not to the test's server is aborted and listed, as is
+    every script error and console error (a blocked resource, a policy refused)."""
     context = await browser.new_context(viewport={"width": 1100, "height": 1400})
 
     async def only_the_server(route: Route) -> None:
@@ -174,7 +176,15 @@ async def _offline_page(browser: Browser, served: Served, elsewhere: list[str]) 
             await route.abort("internetdisconnected")
 
     await context.route("**/*", only_the_server)
-    return await context.new_page()
+    page = await context.new_page()
+    page.on("pageerror", lambda error: elsewhere.append(f"script error: {error}"))
+    page.on(
+        "console",
+        lambda message: (
+            elsewhere.append(f"console: {message.text}") if message.type == "error" else None
+        ),
+    )
+    return page
 
 
 @pytest.fixture

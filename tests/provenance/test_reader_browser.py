@@ -7,6 +7,8 @@ a verified state. Screenshots are kept in the test's tmp_path (their paths print
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,6 +315,57 @@ async def test_an_uploaded_image_of_the_qr_code_verifies(
     await page.locator("#upload").set_input_files(str(png))
     await _shows_the_verified_stream(page, served)
     assert "#m2mpay-stream=1&" in page.url
+
+
+async def test_the_fields_filled_by_hand_from_the_keyboard_verify(
+    page: Page, served: Served
+) -> None:
+    code = served.code(key=served.key)
+    await page.goto(served.reader)
+    await page.get_by_label("Stream id").fill(code.stream_id.hex())
+    await page.get_by_label("Where to fetch it").fill(code.src)
+    await page.get_by_label("Key").fill(served.key.hex())
+    await page.get_by_label("Key").press("Enter")  # the form submits from the keyboard
+    await _shows_the_verified_stream(page, served)
+    # Another stream's id than the file's: the root is named wrong_stream.
+    await page.get_by_label("Stream id").fill(served.upstream.stream_id.hex())
+    await page.get_by_role("button", name="Fetch and verify").click()
+    await _never_verified(page, "wrong_stream", None)
+
+
+async def test_an_upload_that_is_no_image_or_holds_no_code_is_said(
+    page: Page, served: Served, tmp_path: Path
+) -> None:
+    await page.goto(served.reader)
+    text = tmp_path / "not-an-image.png"
+    text.write_text("hello")
+    await page.locator("#upload").set_input_files(str(text))
+    assert await _settled(page) == "failed"
+    assert "not an image" in await page.locator("#status").inner_text()
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(_blank_png())
+    await page.locator("#upload").set_input_files(str(blank))
+    await page.wait_for_function(
+        "document.querySelector('#status').textContent.includes('No QR code')", timeout=30_000
+    )
+    assert await page.locator(".tick").count() == 0
+
+
+def _blank_png() -> bytes:
+    """A white 64x64 PNG (1-bit greyscale), holding no code."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\xff" * 8 for _ in range(64))
+    header = struct.pack(">IIBBBBB", 64, 64, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _y4m_of(png: bytes, path: Path, width: int = 640, height: int = 480) -> None:

@@ -72,8 +72,13 @@ function decodeImage(source, width, height) {
 async function upload(event) {
   const file = event.target.files[0];
   if (!file) return;
-  const image = await createImageBitmap(file);
-  const text = decodeImage(image, image.width, image.height);
+  let text;
+  try {
+    const image = await createImageBitmap(file);
+    text = decodeImage(image, image.width, image.height);
+  } catch {
+    return setStatus("failed", "This file is not an image the browser can read.");
+  }
   if (text === null) return setStatus("failed", "No QR code found in this image.");
   await takeQrText(text);
 }

@@ -35,6 +35,8 @@ Packages raise subclasses of these where they need their own, each beside its co
 - `bus.messages.BadMessage` (a `MalformedMessage`): what a device sent and the bus refuses.
 - `provenance.stream_format.StreamInvalid` (a `ProvenanceError`): a provenance stream that
   does not verify; its `code` names the first problem (`bad_signature`, `gap`, `wrong_key`…).
+- `provenance.qr.QrFormatError` (a `ProvenanceError`, code `qr_format`): a QR code that is not
+  a provenance stream code of a version this reads.
 - `node.watch.WatchRefused` (a `ProtocolError`) and `WatchUnavailable` (a `TransportError`):
   a watchtower as the node layer sees it.
 - `watcher.errors.WatcherRefusal` (a `ProtocolError`): `Unauthorized` (also an

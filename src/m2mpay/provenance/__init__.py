@@ -4,9 +4,11 @@
   (`TelemetryBatcher`), each record provable against its anchored root.
 - Provenance streams (`ProvenanceStream`): an author's signed, hash-chained records,
   public, restricted to a key or to subscribers, written durably by `StreamWriter` into
-  a `StreamStore` and checked end to end by `verify`.
+  a `StreamStore` and checked end to end by `verify`; shared by QR code (`qr`) and
+  read in a browser by the web reader (`reader_app` serves it).
 """
 
+from m2mpay.provenance.qr import QrFormatError, StreamCode, parse_stream_code
 from m2mpay.provenance.records import TelemetryRecord, TelemetryStore
 from m2mpay.provenance.stream_file import export_stream, import_stream, read_stream_file
 from m2mpay.provenance.stream_format import (
@@ -62,10 +64,12 @@ __all__ = [
     "Problem",
     "ProblemCode",
     "ProvenanceStream",
+    "QrFormatError",
     "ReadKey",
     "ReceiptRecord",
     "SessionRecord",
     "SqliteStreamStore",
+    "StreamCode",
     "StreamInvalid",
     "StreamMessage",
     "StreamRecord",
@@ -84,6 +88,7 @@ __all__ = [
     "decode_root",
     "export_stream",
     "import_stream",
+    "parse_stream_code",
     "read_stream_file",
     "verify",
     "verify_anchored",

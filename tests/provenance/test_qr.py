@@ -135,3 +135,10 @@ async def test_the_mount_serves_the_reader_and_a_stores_stream_files() -> None:
             assert unknown.status_code == 404
             misnamed = await http.get("/provenance/streams/" + writer.stream_id.hex())
             assert misnamed.status_code == 404
+
+
+def test_a_source_url_with_a_stray_bracket_is_a_format_error() -> None:
+    # Found by the fuzz suite: urllib raised ValueError("Invalid IPv6 URL").
+    code = "#m2mpay-stream=1&id=" + "ab" * 32 + "&src=http://[example.com/s.jsonl"
+    with pytest.raises(QrFormatError, match="src is not an absolute"):
+        parse_stream_code(code)

@@ -53,7 +53,10 @@ class QrFormatError(ProvenanceError):
 
 
 def _http_url(url: str) -> bool:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a stray bracket: "Invalid IPv6 URL"
+        return False
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 

@@ -256,4 +256,5 @@ GRANT_BOUGHT: Final = {
     "port": 1883,
     "username": "buyer-5f2a9c41d0e3",
     "password": "Xw4Rt7Yp2Lq9Zm3Nb6Vc8Kd5Hf1Gs0Ja",
+    "readable": True,
 }

@@ -162,3 +162,7 @@ class GrantBought(BaseModel):
     port: int
     username: str
     password: str
+    readable: bool = Field(
+        description="The credentials could subscribe to the live topic when the node "
+        "answered; false: the seller had not granted it within a few seconds."
+    )

@@ -4,7 +4,9 @@ Buying (`POST /v1/grants`) is the buyer's node's work from start to end: it read
 feed from the seller's public storefront, checks it against the offer it is sold
 under, connects to the seller, seals the MQTT credentials (given, or made up here) to
 the seller's access key and to the session, and starts the prepaid session, which
-opens a channel with `deposit` if none is free. The credentials are in that one
+opens a channel with `deposit` if none is free; it answers once the credentials
+may subscribe to the live topic on the seller's broker (`readable`), or after a
+few seconds if they may not yet. The credentials are in that one
 answer to the node's own owner and nowhere else: not in the node's files, not in its
 log, not in any later answer. The seller refuses a sealed box that does not open or a
 username another buyer holds before any payment (409 `refused_by_seller`, with its
@@ -26,6 +28,7 @@ from pydantic import ValidationError
 from m2mpay.access.feed_book import BoughtFeed
 from m2mpay.access.feeds import Feed, feed_problem
 from m2mpay.access.grant import Grant
+from m2mpay.access.reading import wait_readable
 from m2mpay.access.sealed import Credentials, seal, sealed_context
 from m2mpay.access.selling import RESERVED_PREFIX, feed_offer
 from m2mpay.api.auth import GuardedRoutes
@@ -50,6 +53,7 @@ __all__ = ["grant_routes"]
 
 _SELLER_TIMEOUT_S: Final = 10.0
 _MAX_SELLER_ANSWER: Final = 1024 * 1024
+_READABLE_WITHIN_S: Final = 10.0
 
 
 def _sold_view(gw: Gateway, grant: Grant) -> GrantView:
@@ -253,12 +257,14 @@ def grant_routes(gw: Gateway) -> APIRouter:
         if gw.feed_book is not None:
             gw.feed_book.add_bought(purchase)
         host, port = split_broker(feed.broker)
+        readable = await wait_readable(host, port, credentials, feed.live_topic, _READABLE_WITHIN_S)
         return GrantBought(
             grant=_bought_view(gw, purchase),
             host=host,
             port=port,
             username=credentials.username,
             password=credentials.password,
+            readable=readable,
         )
 
     @routes.write(

@@ -86,6 +86,7 @@ class GrantBought:
     port: int
     username: str
     password: str = field(repr=False)
+    readable: bool  # the credentials could subscribe to the live topic when answered
 
 
 class FeedApi(ApiBase):

@@ -256,9 +256,10 @@ def buy(
             return
         units = await _units(node)
         _show_grant(bought.grant, units, "grant bought")
-        if save_password is not None:
-            console.print(f"password: in {escape(str(save_password))}", highlight=False)
-            command = mosquitto_sub_command(bought, f'"$(cat {shlex.quote(str(save_password))})"')
+        kept = save_password or password_file  # the owner has it: not printed again
+        if kept is not None:
+            console.print(f"password: in {escape(str(kept))}", highlight=False)
+            command = mosquitto_sub_command(bought, f'"$(cat {shlex.quote(str(kept))})"')
         else:
             console.print(f"password (shown once): {escape(bought.password)}", highlight=False)
             command = mosquitto_sub_command(bought)

@@ -28,6 +28,7 @@ from tests.cli.conftest import cli
 
 DEVICE = "plug-kitchen"
 PRICE_PER_HOUR = 3600 * 10**12  # 10**12 a second
+TOKENS: dict[Path, str] = {}  # each node's API token, printed on its first start only
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +39,8 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NodeProces
     seller = NodeProcess(base / "seller", *chain)
     buyer = NodeProcess(base / "buyer", *chain)
     try:
-        seller.start()
-        buyer.start()
+        for node in (seller, buyer):
+            TOKENS[node.data_dir] = node.start()["api_token"]
         yield seller, buyer
     finally:
         buyer.stop()
@@ -131,7 +132,7 @@ def test_a_feed_sold_bought_and_read_with_the_printed_commands(
     nodes: tuple[NodeProcess, NodeProcess], tmp_path: Path
 ) -> None:
     seller, buyer = nodes
-    seller_token, buyer_token = seller.ready["api_token"], buyer.ready["api_token"]
+    seller_token, buyer_token = TOKENS[seller.data_dir], TOKENS[buyer.data_dir]
     assert seller.ready["mqtt"]  # every node runs its broker
     assert buyer.ready["mqtt"]
     words, plug_password = _publish(seller, seller_token, tmp_path / "plug.password")
@@ -190,3 +191,46 @@ def test_a_feed_sold_bought_and_read_with_the_printed_commands(
     after = json.loads(_as(seller, seller_token, "data", "grants", "--json").stdout)["grants"]
     assert [(g["session_id"], g["phase"]) for g in after] == [(grant["session_id"], "live")]
     assert after[0]["paid_until_ms"] >= grant["paid_until_ms"]
+
+
+def test_a_plug_run_against_the_node_publishes_its_own_feed(
+    nodes: tuple[NodeProcess, NodeProcess], tmp_path: Path
+) -> None:
+    seller, _ = nodes
+    env = {**os.environ, "M2MPAY_URL": seller.url, "M2MPAY_TOKEN": TOKENS[seller.data_dir]}
+    argv = [
+        sys.executable,
+        "-m",
+        "m2mpay",
+        "device",
+        "run",
+        "plug",
+        "--name",
+        "plug-hall",
+        "--json",
+    ]
+    log = tmp_path / "plug-hall.log"
+    with log.open("w") as err:
+        plug = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True, env=env
+        )
+    try:
+        assert plug.stdout is not None
+        published = json.loads(plug.stdout.readline())
+        assert published["event"] == "published", log.read_text()
+        assert published["username"] == "m2mpay-plug-hall"
+        assert "password" not in published
+        host, port = _broker(seller)
+        average = _sub("-h", host, "-p", port, "-t", "m2m/plug-hall/1m")
+        assert average.returncode == 0, log.read_text() + average.stderr
+        # Its feed is on sale: a second plug of that name is told what to do instead.
+        again = subprocess.run(
+            argv, capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+        assert again.returncode == 1
+        assert "on sale already" in again.stderr
+    finally:
+        plug.terminate()
+        plug.wait(timeout=30)
+    feeds = json.loads(_as(seller, TOKENS[seller.data_dir], "data", "feeds", "--json").stdout)
+    assert "plug-hall" in [f["device_id"] for f in feeds["feeds"]]

@@ -8,6 +8,7 @@ reason), a seller that does not answer, a node buying its own feed."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from m2mpay.access.mosquitto import ManagedMosquitto
 from m2mpay.bench.daemons import NodeProcess
+from m2mpay.errors import M2MPayError
 from tests.api.conftest import funded_channel
 
 PRICE_PER_HOUR = 3600 * 10**12
@@ -218,3 +221,47 @@ def test_the_feed_book_is_kept_in_the_data_dir(pair: Pair, tmp_path: Path) -> No
         assert feed["feed_id"][2:] in text or feed["device_id"] in text
     assert "password" not in text
     del tmp_path
+
+
+def test_a_node_given_a_broker_sells_on_it_and_leaves_it_running(tmp_path: Path) -> None:
+    """`--mqtt-url` and `--mqtt-admin-file`: the node starts no Mosquitto of its own,
+    sells its feeds on the broker it was given, and stops without stopping it."""
+    given = ManagedMosquitto(tmp_path / "theirs")
+    given.start()
+    try:
+        address = given.address
+        node = NodeProcess(
+            tmp_path / "node",
+            "--mqtt-url", f"mqtt://{address.host}:{address.port}",
+            "--mqtt-admin-file", str(given.admin_file),
+        )  # fmt: skip
+        try:
+            ready = node.start()
+            assert ready["mqtt"] == f"{address.host}:{address.port}"
+            assert not (node.data_dir / "mqtt").exists()
+            with _client(node) as api:
+                body = {"device_id": "their-plug", "price_per_hour": "3600"}
+                published = api.post("/v1/feeds", json=body)
+            assert published.status_code == 201, published.text
+            assert published.json()["feed"]["broker"] == ready["mqtt"]
+        finally:
+            assert node.stop() == 0
+        assert given.pid is not None
+        os.kill(given.pid, 0)  # still running: not the node's to stop
+    finally:
+        given.stop()
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--mqtt-url", "mqtt://127.0.0.1:1883"], "--mqtt-url needs its administrator"),
+        (["--mqtt-admin-file", "admin.json"], "--mqtt-admin-file goes with --mqtt-url"),
+    ],
+)
+def test_a_broker_half_given_is_refused_in_one_line(
+    tmp_path: Path, options: list[str], said: str
+) -> None:
+    node = NodeProcess(tmp_path / "node", *options)
+    with pytest.raises(M2MPayError, match=said):
+        node.start()

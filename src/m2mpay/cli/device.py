@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -31,6 +31,9 @@ from m2mpay.cli.units import Units, local_time
 from m2mpay.client import DeviceView, NodeClient, TelemetryRecord
 from m2mpay.crypto import Address
 from m2mpay.devices.catalog import RUNNABLE_DEVICES, Curve
+
+if TYPE_CHECKING:  # the runner brings the bus and the chain: loaded when a device runs
+    from m2mpay.devices.runner import DeviceSettings
 
 __all__ = ["device_app", "device_id_of"]
 
@@ -201,7 +204,7 @@ def _plug_people(event: dict[str, Any]) -> None:
 
 
 def _run_plug(
-    settings: Any,
+    settings: DeviceSettings,
     broker: str | None,
     username: str | None,
     password_file: Path | None,

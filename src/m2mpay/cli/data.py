@@ -332,24 +332,25 @@ def _grant_row(grant: GrantView, units: Units) -> Sequence[str]:
     return [
         short(grant.session_id),
         grant.role,
-        short(grant.peer.checksum),
         escape(grant.device_id),
         escape(grant.username),
         grant.phase,
+        local_time(grant.paid_until_ms or 0),
         str(grant.seconds),
         units.amount(grant.paid),
-        local_time(grant.paid_until_ms or 0),
     ]
 
 
 @remote_command(data_app, "grants")
 def grants(remote: Remote) -> None:
-    """The grants this node bought, then those it sold (never a password)."""
+    """The grants this node bought, then those it sold (never a password); `--json`
+    adds each one's peer, feed, broker and topic."""
     remote.answer_list(
         "grant",
         lambda node: node.grants(),
         _grant_row,
-        keep="id role peer device username phase",
-        numbers="seconds paid",
+        # Columns in `table`'s order: kept whole, then folded, then numbers.
+        keep="id role device username phase",
         fold="paid_until",
+        numbers="seconds paid",
     )

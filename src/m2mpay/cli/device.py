@@ -198,6 +198,15 @@ def _plug_people(event: dict[str, Any]) -> None:
             f"plug {event['device']} publishes {event['live']} (paid) and {event['free']} "
             f"(free) on {event['broker']}; Ctrl-C stops it"
         )
+    elif kind == "connected":
+        said = f"plug {event['device']} connected to {event['broker']}: publishing"
+    elif kind == "disconnected":
+        said = (
+            f"plug {event['device']} lost {event['broker']} ({event['reason']}); "
+            f"trying again in {event['retry_s']:g} s"
+        )
+    elif kind == "stopped":
+        said = f"plug {event['device']} stopped"
     else:
         said = " ".join(f"{k}={v}" for k, v in event.items())
     console.print(escape(said), highlight=False, soft_wrap=True)

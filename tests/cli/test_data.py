@@ -119,9 +119,13 @@ def _buy_and_read(seller: NodeProcess, buyer: NodeProcess, token: str, feed_id: 
     return command[command.index("-P") + 1]
 
 
-def _publish_as_plug(host: str, port: str, password: str, topic: str) -> str:
+def _publish_as_plug(
+    host: str, port: str, password: str, topic: str, username: str = f"m2mpay-{DEVICE}"
+) -> str:
+    """What `mosquitto_pub` (MQTT 5, which says a refusal) says publishing as the plug
+    (or as `username`)."""
     sent = subprocess.run(
-        ["mosquitto_pub", "-V", "mqttv5", "-h", host, "-p", port, "-u", f"m2mpay-{DEVICE}",
+        ["mosquitto_pub", "-V", "mqttv5", "-h", host, "-p", port, "-u", username,
          "-P", password, "-t", topic, "-m", "{}", "-q", "1"],
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
@@ -167,6 +171,10 @@ def test_a_feed_sold_bought_and_read_with_the_printed_commands(
         )
         assert "Not authorized" in _publish_as_plug(
             host, port, plug_password, "m2m/another-plug/live"
+        )
+        # A paying reader reads; it publishes nothing, not even on the topic it reads.
+        assert "Not authorized" in _publish_as_plug(
+            host, port, buyer_password, f"m2m/{DEVICE}/live", username=mine["username"]
         )
         # More seconds, by a prefix of the grant's id.
         extended = _as(

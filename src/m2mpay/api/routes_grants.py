@@ -22,6 +22,7 @@ import secrets
 from typing import Any, Final
 
 import httpx
+import orjson
 from fastapi import APIRouter
 from pydantic import ValidationError
 
@@ -46,7 +47,7 @@ from m2mpay.api.models_access import (
 from m2mpay.api.routes_feeds import split_broker
 from m2mpay.api.views import hex32, offer_from_view, parse_hex32
 from m2mpay.crypto import Address
-from m2mpay.errors import AccessError, StreamError
+from m2mpay.errors import AccessError, M2MPayError, StreamError
 from m2mpay.stream import Offer, SessionInfo
 
 __all__ = ["grant_routes"]
@@ -108,41 +109,53 @@ def _session(gw: Gateway, session_id: bytes) -> SessionInfo | None:
 
 
 async def _ask_seller(http: httpx.AsyncClient, seller: str, path: str, what: str) -> Any:
+    """The seller's JSON answer to a GET of `path`, read up to a bound and parsed with
+    orjson (whose nesting depth is bounded: another node's bytes are untrusted)."""
+    body = bytearray()
     try:
-        answer = await http.get(seller.rstrip("/") + path)
+        async with http.stream("GET", seller.rstrip("/") + path) as answer:
+            async for chunk in answer.aiter_bytes():
+                body += chunk
+                if len(body) > _MAX_SELLER_ANSWER:
+                    break
     except httpx.HTTPError as exc:
         raise ApiError(
             409, "seller_unreachable", f"the seller at {seller} did not answer: {exc}", "seller"
         ) from None
     if answer.status_code == 404:
         raise ApiError(404, "unknown_feed", f"the seller at {seller} has no {what}", "feed_id")
-    if not answer.is_success or len(answer.content) > _MAX_SELLER_ANSWER:
+    if not answer.is_success or len(body) > _MAX_SELLER_ANSWER:
         raise ApiError(
             409,
             "seller_refused",
-            f"the seller at {seller} answered {answer.status_code} for its {what}",
+            f"the seller at {seller} answered {answer.status_code} for its {what}"
+            + (" (too long)" if len(body) > _MAX_SELLER_ANSWER else ""),
             "seller",
         )
     try:
-        return answer.json()
-    except ValueError:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
         raise ApiError(409, "bad_feed", f"the seller's {what} is not JSON", "seller") from None
 
 
 def _checked_feed(view: FeedView, info: InfoView) -> tuple[Feed, Offer]:
     """The feed and its offer as the seller shows them, if they agree with each other."""
-    offer = offer_from_view(view.offer)
-    feed = Feed(
-        view.device_id,
-        int(view.price_per_second),
-        view.min_seconds,
-        view.max_seconds,
-        Address(view.asset),
-        parse_hex32(view.access_key, "access_key"),
-        view.broker,
-    )
+    try:
+        offer = offer_from_view(view.offer)
+        feed = Feed(
+            view.device_id,
+            int(view.price_per_second),
+            view.min_seconds,
+            view.max_seconds,
+            Address(view.asset),
+            parse_hex32(view.access_key, "access_key"),
+            view.broker,
+        )
+        seller = Address(info.address)
+    except (M2MPayError, ValueError) as exc:  # a checksum that is wrong, say
+        raise ApiError(409, "bad_feed", f"the seller's feed: {exc}", "feed_id") from None
     problem = feed_problem(feed)
-    if problem is None and offer.seller != Address(info.address):
+    if problem is None and offer.seller != seller:
         problem = "its offer names another seller than the node that shows it"
     if problem is None:
         expected = feed_offer(feed, offer.seller)

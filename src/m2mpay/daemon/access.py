@@ -30,7 +30,7 @@ from m2mpay.access.mosquitto import BrokerAddress, ManagedMosquitto
 from m2mpay.access.selling import FeedSeller
 from m2mpay.api.gateway import FeedDesk
 from m2mpay.crypto import PrivateKey
-from m2mpay.errors import M2MPayError
+from m2mpay.errors import AccessError, M2MPayError
 from m2mpay.store import open_store
 from m2mpay.stream import SessionManager
 
@@ -103,7 +103,14 @@ class PaidAccess:
             await asyncio.to_thread(own.stop)
 
         self._started.push_async_callback(stop_own)  # a start failing half-way stops it too
-        await asyncio.to_thread(own.start)
+        try:
+            await asyncio.to_thread(own.start)
+        except AccessError as exc:
+            if exc.code != "broker_missing":
+                raise
+            raise AccessError(
+                exc.code, f"{exc.message}; or run the node without MQTT data (--no-mqtt)"
+            ) from None
         return own.address
 
     def sell(self, sessions: SessionManager) -> FeedDesk | None:

@@ -307,7 +307,8 @@ def grant_routes(gw: Gateway) -> APIRouter:
         summary="The grants this node bought, then those it sold (never a password)",
     )
     async def list_grants() -> GrantList:
-        views = [_bought_view(gw, b) for b in gw.feed_book.bought()] if gw.feed_book else []
+        book = gw.feed_book
+        views = [_bought_view(gw, b) for b in book.bought()] if book is not None else []
         if gw.feeds is not None:
             views += [_sold_view(gw, g) for g in gw.feeds.keeper.grants()]
         return GrantList(grants=views)

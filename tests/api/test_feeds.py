@@ -9,6 +9,8 @@ reason), a seller that does not answer, a node buying its own feed."""
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,6 +193,8 @@ def test_bad_purchases_are_refused_before_any_payment(pair: Pair) -> None:
     assert half["field"] == "password"
     _error(_buy(pair, feed_id, 30, username="m2mpay-admin", password="p" * 20), 422, "bad_username")
     _error(_buy(pair, feed_id, 30, password="short", username="reader-one"), 422, "invalid_input")
+    short = _error(_buy(pair, feed_id, 30, deposit="1"), 422, "invalid_input")
+    assert short["field"] == "deposit"  # a new channel that could not pay for it
     gone = {"seller": "http://127.0.0.1:9", "feed_id": feed_id, "seconds": 30}
     _error(pair.api.post("/v1/grants", json=gone), 409, "seller_unreachable")
     own = {"seller": pair.seller.url, "feed_id": feed_id, "seconds": 30}
@@ -199,11 +203,11 @@ def test_bad_purchases_are_refused_before_any_payment(pair: Pair) -> None:
 
     # A name another purchase holds: the seller says so, and is paid nothing for it.
     # (The first purchase's channel is busy with a session: each opens one.)
-    first = _buy(pair, feed_id, 30, username="reader-two", password="q" * 24, deposit="10000000")
+    first = _buy(pair, feed_id, 30, username="reader-two", password="q" * 24, deposit=str(10**18))
     assert first.status_code == 201, first.text
     paid = _paid(pair)
     taken = _error(
-        _buy(pair, feed_id, 30, username="reader-two", password="r" * 24, deposit="10000000"),
+        _buy(pair, feed_id, 30, username="reader-two", password="r" * 24, deposit=str(10**18)),
         409,
         "refused_by_seller",
     )
@@ -265,3 +269,36 @@ def test_a_broker_half_given_is_refused_in_one_line(
     node = NodeProcess(tmp_path / "node", *options)
     with pytest.raises(M2MPayError, match=said):
         node.start()
+
+
+def test_a_grant_that_ended_while_the_seller_was_down_is_revoked_at_its_restart(
+    pair: Pair,
+) -> None:
+    """Last in the module: it restarts the seller."""
+    feed = _publish(pair, "meter-e", min_seconds=2, max_seconds=60)["feed"]
+    bought = _buy(pair, feed["feed_id"], 2, deposit=str(10**18))
+    assert bought.status_code == 201, bought.text
+    answer = bought.json()
+    session = answer["grant"]["session_id"]
+    shown = pair.shop.get(f"/v1/grants/{session}")
+    assert shown.status_code == 200, shown.text
+    sold = shown.json()
+    assert sold["phase"] == "live"
+
+    assert pair.seller.stop() == 0
+    # The paid time ends while the seller is down.
+    time.sleep(max(0.0, sold["paid_until_ms"] / 1000 - time.time()) + 0.5)
+    pair.seller.start()
+    after = pair.shop.get(f"/v1/grants/{session}").json()
+    assert after["phase"] in ("lapsed", "ended"), after
+    assert after["paid_until_ms"] == sold["paid_until_ms"]  # no second more, none lost
+    host, port = answer["host"], str(answer["port"])
+    read = subprocess.run(
+        ["mosquitto_sub", "-V", "mqttv5", "-h", host, "-p", port, "-u", answer["username"],
+         "-P", answer["password"], "-t", feed["live_topic"], "-C", "1", "-W", "5"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert read.stdout == ""
+    assert "denied" in read.stderr or "not authorised" in read.stderr, read.stderr
+    # Its feed is still for sale, under the same id.
+    assert pair.shop.get(f"/v1/feeds/{feed['feed_id']}").status_code == 200

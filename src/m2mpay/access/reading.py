@@ -30,7 +30,9 @@ def _refused(code: int | ReasonCode) -> bool:
     return (code.value if isinstance(code, ReasonCode) else code) >= 0x80
 
 
-async def _subscribed(host: str, port: int, credentials: Credentials, topic: str) -> bool:
+async def _subscribed(
+    host: str, port: int, credentials: Credentials, topic: str, timeout: float
+) -> bool:
     try:
         async with aiomqtt.Client(
             host,
@@ -40,10 +42,10 @@ async def _subscribed(host: str, port: int, credentials: Credentials, topic: str
             # Not the buyer's own client id, whose persistent session this would end.
             identifier=f"m2mpay-check-{secrets.token_hex(6)}",
             clean_session=True,
-            timeout=5.0,
+            timeout=timeout,
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         ) as client:
-            granted = await client.subscribe(topic, qos=1)
+            granted = await client.subscribe(topic, qos=1, timeout=timeout)
             return not any(_refused(code) for code in granted)
     except aiomqtt.MqttError:  # not authorised yet: the client is not made
         return False
@@ -54,12 +56,13 @@ async def wait_readable(
 ) -> bool:
     """True once `credentials` may subscribe to `topic` on the broker at `host`:`port`;
     False if that did not happen within `timeout` seconds."""
-    try:
-        async with asyncio.timeout(timeout):
-            # The broker says nothing when a client is made or granted: ask again.
-            while True:
-                if await _subscribed(host, port, credentials, topic):
-                    return True
-                await asyncio.sleep(RETRY_S)
-    except TimeoutError:
-        return False
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    # A deadline, not a cancellation: the MQTT client turns a cancelled connect into an
+    # `MqttError`, which would hide it from `asyncio.timeout` and loop for ever. The
+    # broker says nothing when a client is made or granted: ask again.
+    while (left := deadline - loop.time()) > 0:
+        if await _subscribed(host, port, credentials, topic, max(0.1, min(left, 5.0))):
+            return True
+        await asyncio.sleep(min(RETRY_S, max(0.0, deadline - loop.time())))
+    return False

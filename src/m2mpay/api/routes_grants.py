@@ -27,7 +27,7 @@ from fastapi import APIRouter
 from pydantic import ValidationError
 
 from m2mpay.access.feed_book import BoughtFeed
-from m2mpay.access.feeds import Feed, feed_problem
+from m2mpay.access.feeds import Feed, cost, feed_problem
 from m2mpay.access.grant import Grant
 from m2mpay.access.reading import wait_readable
 from m2mpay.access.sealed import Credentials, seal, sealed_context
@@ -242,6 +242,14 @@ def grant_routes(gw: Gateway) -> APIRouter:
         if offer.seller == gw.node.address:
             raise ApiError(422, "invalid_input", "this node sells that feed itself", "seller")
         _check_seconds(feed, body.seconds, "seconds")
+        price = cost(feed, body.seconds)
+        if 0 < int(body.deposit) < price:
+            raise ApiError(
+                422,
+                "invalid_input",
+                f"a deposit of {body.deposit} is below the {price} that {body.seconds} s cost",
+                "deposit",
+            )
         endpoint = info.peer_endpoint
         if endpoint and not gw.node.is_connected(offer.seller):
             await gw.node.connect(endpoint, offer.seller)
@@ -255,6 +263,9 @@ def grant_routes(gw: Gateway) -> APIRouter:
             started = await gw.sessions.start_session(
                 offer,
                 deposit=int(body.deposit),
+                # The whole price, which a channel that cannot pay it is refused for
+                # before anything is asked of the seller.
+                budget=price,
                 target_units=body.seconds,
                 supply_terms=terms,
                 session_id=session_id,
@@ -297,7 +308,9 @@ def grant_routes(gw: Gateway) -> APIRouter:
                 "s more at most",
                 "seconds",
             )
-        gw.sessions.extend_session(purchase.session_id, target_units=total, budget=0)
+        gw.sessions.extend_session(
+            purchase.session_id, target_units=total, budget=cost(purchase.feed, total)
+        )
         assert gw.feed_book is not None  # `bought` found it there
         return _bought_view(gw, gw.feed_book.extend(purchase.session_id, total))
 

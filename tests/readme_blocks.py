@@ -64,6 +64,9 @@ PRINTED: Final = {
     "session": re.compile(r"session started.*?\bid\b\W*(0x[0-9a-f]{8,})", re.DOTALL),
     "anvil-url": re.compile(r"anvil running at (http://[\d.:]+)"),
     "hub": re.compile(r"ChannelHub\W+(0x[0-9a-fA-F]{40})"),
+    "broker": re.compile(r"MQTT broker (\S+:\d+)"),
+    "mqtt-port": re.compile(r"MQTT broker \S+:(\d+)"),
+    "feed": re.compile(r"feed published.*?\bid\b\W*(0x[0-9a-f]{8,})", re.DOTALL),
 }
 
 

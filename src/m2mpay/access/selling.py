@@ -112,8 +112,10 @@ class FeedSeller:
         self._access_key = access_private_key(key)
         self._feeds: dict[bytes, SoldFeed] = {}
 
-    def publish(self, feed: Feed) -> SoldFeed:
-        offer = feed_offer(feed, self._sessions.node.address)
+    def publish(self, feed: Feed, offer: Offer | None = None) -> SoldFeed:
+        """Sell `feed` under a new offer, or under `offer` again (its offer before a
+        restart, so that the sessions resumed on it find their grants)."""
+        offer = offer or feed_offer(feed, self._sessions.node.address)
         sold = SoldFeed(feed, offer)
         self._sessions.publish(offer, self._device(feed), self._vet(feed))
         self._feeds[offer.offer_id] = sold

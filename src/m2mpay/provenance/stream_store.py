@@ -15,25 +15,32 @@ What every store guarantees, checked here once for every backend:
 - **Bounded memory.** The checks need each stream's last message; past `cached_heads`
   streams, those the disk already holds are dropped after a commit and read back when a
   stream is written again (a head still queued stays, since the disk is behind it).
+- **Anchors kept.** A batch of heads is recorded (leaves, root, the chain's height)
+  before it is submitted and marked with its tx and block once seen on chain, so that a
+  restart finds what was submitted but not confirmed (`unanchored_batches`) and a head
+  is never put in two batches (`unanchored_heads` only offers heads above every
+  recorded one). `anchors` finds the batches that prove a message.
 - **Fail closed.** A commit that fails leaves the store unusable (`StoreError` on every
   call): whether it reached the disk is unknown, and only a reopened store knows what is
   durable (as `m2mpay.store` does).
 
-Backends provide the `_connect`, `_disconnect`, `_write`, and `_read_*` hooks, which are
-never called concurrently with each other.
+Backends provide the `_connect`, `_disconnect`, `_write*`, and `_read_*` hooks, which
+are never called concurrently with each other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 from m2mpay.crypto import Address
 from m2mpay.errors import ProvenanceError, StoreError
 from m2mpay.lifecycle import Openable
+from m2mpay.provenance.records import StreamBatch, StreamHead
 from m2mpay.provenance.stream_format import (
     StreamInvalid,
     StreamMessage,
@@ -46,6 +53,7 @@ __all__ = ["MemoryStreamDisk", "MemoryStreamStore", "StreamStore"]
 
 _MAX_INDEX: Final = (1 << 63) - 1  # what a SQLite integer holds
 MAX_READ: Final = 10_000
+_T = TypeVar("_T")
 
 
 class StreamStore(Openable):
@@ -163,6 +171,65 @@ class StreamStore(Openable):
             found = await self._read_messages(stream_id, start, min(limit, MAX_READ))
         return [self._decoded(data) for data in found]
 
+    # -- anchoring (`m2mpay.provenance.stream_anchor` drives it)
+
+    async def unanchored_heads(self, limit: int) -> list[StreamHead]:
+        """Up to `limit` streams' durable heads above the last head of theirs recorded in
+        a batch, oldest stream first."""
+        self._require_open()
+        await self._flush()
+        async with self._io:
+            return await self._read_unanchored_heads(min(limit, MAX_READ))
+
+    async def record_batch(
+        self, root: bytes, heads: Sequence[StreamHead], created_ms: int, from_block: int
+    ) -> StreamBatch:
+        """Keep a batch about to be submitted, durably; returns it with its id."""
+        if not heads:
+            raise ValueError("a batch holds at least one head")
+        batch = StreamBatch(0, root, tuple(heads), created_ms, from_block)
+        batch_id = await self._anchor_write(lambda: self._write_batch(batch))
+        return dataclasses.replace(batch, id=batch_id)
+
+    async def mark_batch_anchored(
+        self, batch_id: int, tx_hash: bytes, block_number: int, gas_used: int
+    ) -> None:
+        await self._anchor_write(
+            lambda: self._write_batch_anchored(batch_id, tx_hash, block_number, gas_used)
+        )
+
+    async def stream_batch(self, batch_id: int) -> StreamBatch | None:
+        self._require_open()
+        async with self._io:
+            return await self._read_batch(batch_id)
+
+    async def unanchored_batches(self) -> list[StreamBatch]:
+        """Batches recorded but not yet seen on chain, oldest first."""
+        self._require_open()
+        async with self._io:
+            return await self._read_unanchored_batches()
+
+    async def anchors(self, stream_id: bytes, index: int = 0) -> list[tuple[StreamBatch, int]]:
+        """The batches holding a head of the stream at `index` or later, by that head's
+        index, each with the head's position among its leaves."""
+        self._require_open()
+        async with self._io:
+            found = await self._read_anchors(stream_id, index)
+            batches = {b: await self._read_batch(b) for b in dict.fromkeys(b for b, _ in found)}
+        return [(batch, at) for b, at in found if (batch := batches[b]) is not None]
+
+    async def _anchor_write(self, write: Callable[[], Awaitable[_T]]) -> _T:
+        self._require_open()
+        try:
+            async with self._io:
+                return await write()
+        except BaseException as exc:
+            # As a failed commit: whether it reached the disk is unknown.
+            self._failure = f"an anchor write failed: {exc!r}"
+            if isinstance(exc, StoreError | asyncio.CancelledError):
+                raise
+            raise StoreError(f"{self.location}: an anchor write failed: {exc}") from exc
+
     # -- inside
 
     async def _has_root(self, stream_id: bytes) -> bool:
@@ -265,6 +332,28 @@ class StreamStore(Openable):
     @abstractmethod
     async def _read_messages(self, stream_id: bytes, start: int, limit: int) -> list[bytes]: ...
 
+    @abstractmethod
+    async def _read_unanchored_heads(self, limit: int) -> list[StreamHead]: ...
+
+    @abstractmethod
+    async def _write_batch(self, batch: StreamBatch) -> int:
+        """Durably keep `batch` (its id ignored) and its leaves; returns its new id."""
+
+    @abstractmethod
+    async def _write_batch_anchored(
+        self, batch_id: int, tx_hash: bytes, block_number: int, gas_used: int
+    ) -> None: ...
+
+    @abstractmethod
+    async def _read_batch(self, batch_id: int) -> StreamBatch | None: ...
+
+    @abstractmethod
+    async def _read_unanchored_batches(self) -> list[StreamBatch]: ...
+
+    @abstractmethod
+    async def _read_anchors(self, stream_id: bytes, index: int) -> list[tuple[int, int]]:
+        """(batch id, leaf position) of the stream's heads at `index` or later, by index."""
+
 
 def _consume_outcome(task: asyncio.Task[None]) -> None:
     if not task.cancelled():
@@ -277,6 +366,7 @@ class MemoryStreamDisk:
 
     roots: dict[bytes, bytes] = field(default_factory=dict)
     messages: dict[bytes, list[bytes]] = field(default_factory=dict)
+    batches: list[StreamBatch] = field(default_factory=list)  # batch id n at n - 1
     in_use: bool = False
 
 
@@ -321,3 +411,44 @@ class MemoryStreamStore(StreamStore):
 
     async def _read_messages(self, stream_id: bytes, start: int, limit: int) -> list[bytes]:
         return self.disk.messages.get(stream_id, [])[start : start + limit]
+
+    async def _read_unanchored_heads(self, limit: int) -> list[StreamHead]:
+        recorded: dict[bytes, int] = {}
+        for batch in self.disk.batches:
+            for head in batch.heads:
+                recorded[head.stream_id] = max(head.index, recorded.get(head.stream_id, -1))
+        found = []
+        for stream_id, stored in self.disk.messages.items():
+            if stored and len(stored) - 1 > recorded.get(stream_id, -1):
+                last = decode_message(stored[-1])
+                found.append(StreamHead(stream_id, last.index, last.hash))
+        return found[:limit]
+
+    async def _write_batch(self, batch: StreamBatch) -> int:
+        await asyncio.sleep(0)
+        batch_id = len(self.disk.batches) + 1
+        self.disk.batches.append(dataclasses.replace(batch, id=batch_id))
+        return batch_id
+
+    async def _write_batch_anchored(
+        self, batch_id: int, tx_hash: bytes, block_number: int, gas_used: int
+    ) -> None:
+        at = batch_id - 1
+        self.disk.batches[at] = dataclasses.replace(
+            self.disk.batches[at], tx_hash=tx_hash, block_number=block_number, gas_used=gas_used
+        )
+
+    async def _read_batch(self, batch_id: int) -> StreamBatch | None:
+        return self.disk.batches[batch_id - 1] if 0 < batch_id <= len(self.disk.batches) else None
+
+    async def _read_unanchored_batches(self) -> list[StreamBatch]:
+        return [b for b in self.disk.batches if not b.anchored]
+
+    async def _read_anchors(self, stream_id: bytes, index: int) -> list[tuple[int, int]]:
+        found = [
+            (head.index, batch.id, at)
+            for batch in self.disk.batches
+            for at, head in enumerate(batch.heads)
+            if head.stream_id == stream_id and head.index >= index
+        ]
+        return [(batch_id, at) for _, batch_id, at in sorted(found)]

@@ -74,6 +74,7 @@ class StreamStore(Openable):
         self._committing: asyncio.Task[None] | None = None
         self._io = asyncio.Lock()
         self.commit_count = 0
+        self._watchers: list[Callable[[int], None]] = []
 
     async def open(self) -> None:
         if self._open or self._failure is not None:
@@ -139,6 +140,13 @@ class StreamStore(Openable):
         self._pending.extend(messages)
         self._version += 1
         await self._flush()
+        for watcher in self._watchers:
+            watcher(len(messages))
+
+    def watch(self, appended: Callable[[int], None]) -> None:
+        """Have `appended(count)` called after each append, once its messages are
+        durable (the anchorer counts what waits so)."""
+        self._watchers.append(appended)
 
     # -- reads (durable data only)
 

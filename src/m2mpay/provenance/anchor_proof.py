@@ -5,7 +5,8 @@ head of its stream that was, and the messages between them: each names the hash 
 one before (`prev`), so the anchored head's hash commits to every message up to it. A
 proof therefore holds:
 
-- `message`: the message proved, as its exact bytes;
+- `message`: the message proved, as its exact bytes (its signature checked against its
+  signer field, since the hash that is anchored leaves the signature out);
 - `chain`: the messages after it up to the anchored head, in order (empty when the
   message is the head);
 - the head's Merkle path (`position` of `count` leaves, `siblings`) to `root`;
@@ -32,8 +33,8 @@ from typing import Any, Final
 
 from m2mpay.chain.anchor import AnchoredBatch, TelemetryAnchor
 from m2mpay.chain.ledger import BlockTag, Ledger
-from m2mpay.crypto import Address, verify_merkle_proof
-from m2mpay.errors import M2MPayError
+from m2mpay.crypto import Address, Signature, recover_signer, verify_merkle_proof
+from m2mpay.errors import CryptoError
 from m2mpay.provenance.anchoring import STREAMS_SOURCE
 from m2mpay.provenance.records import stream_leaf
 from m2mpay.provenance.stream_format import (
@@ -41,6 +42,7 @@ from m2mpay.provenance.stream_format import (
     StreamInvalid,
     StreamMessage,
     decode_message,
+    signing_digest,
 )
 
 __all__ = [
@@ -126,6 +128,10 @@ class AnchorProof:
             chain = [decode_message(m) for m in self.chain]
         except StreamInvalid as exc:
             return None, f"a message of the proof does not decode: {exc}"
+        # The hash leaves the signature out: without this check the proved bytes could
+        # carry any signature and still lead to the root.
+        if not _signed_by_signer(message):
+            return message, "the message's signature is not its signer's"
         head = message
         for after in chain:
             if (after.stream_id, after.index, after.prev) != (
@@ -179,10 +185,9 @@ async def verify_anchor(
         return fail(AnchorProblem.UNTRUSTED_SUBMITTER, f"anchored by {proof.submitter}")
     if proof.block_number is None or proof.tx_hash is None:
         return fail(AnchorProblem.NOT_ANCHORED, "the proof names no transaction")
-    try:
-        anchor = TelemetryAnchor(ledger, proof.anchor)
-    except M2MPayError as exc:
-        return fail(AnchorProblem.WRONG_CHAIN, f"no anchor contract: {exc}")
+    if not await ledger.code(proof.anchor):
+        return fail(AnchorProblem.WRONG_CHAIN, f"no contract at {proof.anchor} on this chain")
+    anchor = TelemetryAnchor(ledger, proof.anchor)
     block = proof.block_number
 
     async def anchored(
@@ -218,6 +223,14 @@ async def verify_anchor(
     if await anchored(block, block, None):
         return fail(AnchorProblem.WRONG_ROOT, f"block {block} anchors other roots")
     return fail(AnchorProblem.NOT_ANCHORED, "the chain holds no anchor of this root")
+
+
+def _signed_by_signer(message: StreamMessage) -> bool:
+    try:
+        signer = recover_signer(signing_digest(message.hash), Signature(message.signature))
+    except CryptoError:
+        return False
+    return signer == message.signer
 
 
 def _hex(data: bytes) -> str:

@@ -203,11 +203,11 @@ def read_stream_file(source: BinaryIO) -> StreamFile:
     root = _field_bytes(header.get("root"), "root", MAX_ROOT_SIZE)
     messages: list[bytes] = []
     anchors: list[AnchorProof] = []
-    limit = _MAX_LINE
+    # An anchor holds a head's message and its path: a line a little longer.
+    limit = _MAX_ANCHOR_LINE if anchor_count else _MAX_LINE
     while (line := _line(source, limit, len(messages) + len(anchors) + 2)) is not None:
         number = len(messages) + len(anchors) + 2
         if isinstance(line, dict) and set(line) == {"anchor"} and version >= 2:
-            limit = max(_MAX_LINE, _MAX_ANCHOR_LINE)
             if len(anchors) >= anchor_count:
                 raise StreamInvalid("malformed", f"line {number}: more anchors than the header's")
             proof = decode_anchor_proof(line["anchor"])

@@ -4,10 +4,21 @@
   (`TelemetryBatcher`), each record provable against its anchored root.
 - Provenance streams (`ProvenanceStream`): an author's signed, hash-chained records,
   public, restricted to a key or to subscribers, written durably by `StreamWriter` into
-  a `StreamStore` and checked end to end by `verify`.
+  a `StreamStore` and checked end to end by `verify`; their heads anchored on chain by
+  the same mechanism (`StreamAnchorer`), each message provable (`AnchorProof`,
+  `verify_anchor`).
 """
 
-from m2mpay.provenance.records import TelemetryRecord, TelemetryStore
+from m2mpay.provenance.anchor_proof import (
+    AnchorCheck,
+    AnchorProblem,
+    AnchorProof,
+    decode_anchor_proof,
+    verify_anchor,
+)
+from m2mpay.provenance.anchoring import STREAMS_SOURCE, AnchorBatcher, AnchorConfig
+from m2mpay.provenance.records import StreamBatch, StreamHead, TelemetryRecord, TelemetryStore
+from m2mpay.provenance.stream_anchor import StreamAnchorer
 from m2mpay.provenance.stream_file import export_stream, import_stream, read_stream_file
 from m2mpay.provenance.stream_format import (
     AccessMode,
@@ -49,7 +60,13 @@ from m2mpay.provenance.telemetry import (
 )
 
 __all__ = [
+    "STREAMS_SOURCE",
     "AccessMode",
+    "AnchorBatcher",
+    "AnchorCheck",
+    "AnchorConfig",
+    "AnchorProblem",
+    "AnchorProof",
     "KeyGrant",
     "MemoryStreamDisk",
     "MemoryStreamStore",
@@ -66,6 +83,9 @@ __all__ = [
     "ReceiptRecord",
     "SessionRecord",
     "SqliteStreamStore",
+    "StreamAnchorer",
+    "StreamBatch",
+    "StreamHead",
     "StreamInvalid",
     "StreamMessage",
     "StreamRecord",
@@ -80,11 +100,13 @@ __all__ = [
     "Totals",
     "Verified",
     "VerifiedMessage",
+    "decode_anchor_proof",
     "decode_message",
     "decode_root",
     "export_stream",
     "import_stream",
     "read_stream_file",
     "verify",
+    "verify_anchor",
     "verify_anchored",
 ]

@@ -253,7 +253,10 @@ class Crash(BaseException):
     """The process dying at this point (not an error anything handles)."""
 
 
-@pytest.mark.parametrize("moment", ["before the submit", "after the submit"])
+MOMENTS = ("before the send", "after the send", "before it is marked")
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
 async def test_a_crash_mid_anchoring_neither_loses_nor_doubles_a_batch(
     chain: EmbeddedLedger, maker: StoreMaker, moment: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -265,12 +268,14 @@ async def test_a_crash_mid_anchoring_neither_loses_nor_doubles_a_batch(
             await writer.append_many(records(3))
         anchorer = StreamAnchorer(store, anchor=anchor, signer=signer, config=MANY)
         await anchorer.start()
-        if moment == "before the submit":
-            target: Any = anchorer
-            name = "_send"
-        else:
-            target = store
-            name = "mark_batch_anchored"
+        # Where the process dies: before the transaction is sent; once it is sent (and
+        # its hash kept) but before its receipt; once mined but before it is marked.
+        target: Any = {MOMENTS[0]: anchor, MOMENTS[1]: chain, MOMENTS[2]: store}[moment]
+        name = {
+            MOMENTS[0]: "submit",
+            MOMENTS[1]: "wait_for_receipt",
+            MOMENTS[2]: "mark_batch_anchored",
+        }[moment]
 
         async def crash(*args: object, **kwargs: object) -> None:
             raise Crash
@@ -281,8 +286,9 @@ async def test_a_crash_mid_anchoring_neither_loses_nor_doubles_a_batch(
         monkeypatch.undo()
         await anchorer.stop()
         (recorded,) = await store.unanchored_batches()
+        assert (recorded.tx_hash is None) == (moment == MOMENTS[0])
     submitted = len(await _anchored_events(anchor, recorded.root))
-    assert submitted == (0 if moment == "before the submit" else 1)
+    assert submitted == (0 if moment == MOMENTS[0] else 1)
 
     async with maker.open() as store:  # the restart
         (still,) = await store.unanchored_batches()

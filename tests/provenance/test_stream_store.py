@@ -214,6 +214,12 @@ async def test_batches_of_heads_are_kept_marked_and_found_after_a_restart(
         await store.append(chains[1][3:])
         assert await store.unanchored_heads(10) == _heads(chains[1][4])
         second = await store.record_batch(bytes([2]) * 32, _heads(chains[1][4]), 2000, 9)
+        await store.mark_batch_sent(first.id, bytes([4]) * 32)
+        await store.mark_batch_sent(second.id, bytes([5]) * 32)
+        sent = await store.stream_batch(second.id)
+        assert sent is not None
+        assert (sent.tx_hash, sent.anchored) == (bytes([5]) * 32, False)
+        second = sent
         await store.mark_batch_anchored(first.id, bytes([3]) * 32, 11, 50_000)
     async with maker.open() as store:  # a restart keeps all of it
         marked = await store.stream_batch(first.id)

@@ -5,7 +5,11 @@ leaves from `m2mpay.provenance.records`); a batch is recorded durably with its r
 the chain's height before it is submitted (log, then act), so a crash can neither
 regroup it nor lose it. On start, every batch recorded but not seen anchored is looked
 for on chain from that height: marked if found, submitted again only if not. Up to
-`MAX_BATCHES_PER_TX` batches share one `TelemetryAnchor` transaction.
+`MAX_BATCHES_PER_TX` batches share one `TelemetryAnchor` transaction. A kind whose store
+keeps the transaction's hash once sent (stream batches do) is waited for by that hash
+after a restart, so a transaction still pending then is not sent twice; only a crash in
+the instant between sending and keeping the hash leaves a pending transaction unknown,
+and the logs find it only once it is mined.
 
 Anchoring runs once `batch_records` items wait or the oldest has waited
 `batch_interval_s`; `flush()` anchors now. Subclasses say what waits, how it is cut and
@@ -25,14 +29,14 @@ import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
 from m2mpay.chain.anchor import AnchorBatch, TelemetryAnchor
 from m2mpay.chain.ledger import Receipt
 from m2mpay.crypto import Address, PrivateKey, keccak256
-from m2mpay.errors import LedgerError, M2MPayError
+from m2mpay.errors import LedgerError, M2MPayError, ReceiptTimeout, TransactionReverted
 from m2mpay.lifecycle import cancel_and_wait
 
 __all__ = ["STREAMS_SOURCE", "AnchorBatcher", "AnchorConfig"]
@@ -130,10 +134,19 @@ class AnchorBatcher(ABC, Generic[_B]):
 
     # -- the chain
 
-    async def _find(self, from_block: int, source: Address, root: bytes) -> Receipt | None:
-        """The receipt of this signer's anchor of `root` for `source`, if the chain has it."""
+    async def _find(
+        self, from_block: int, source: Address, root: bytes, tx_hash: bytes | None = None
+    ) -> Receipt | None:
+        """The receipt of this signer's anchor of `root` for `source`, if the chain has
+        it: the transaction `tx_hash` sent before a crash once mined (waited for, since
+        it may be pending still), else any found in the logs."""
         assert self.anchor is not None
         assert self.signer is not None
+        if tx_hash is not None:
+            with contextlib.suppress(ReceiptTimeout):  # dropped: then the logs tell
+                receipt = await self.anchor.ledger.wait_for_receipt(tx_hash)
+                if receipt.succeeded:
+                    return receipt
         found = await self.anchor.batches(
             from_block, submitter=self.signer.address, device=source, root=root
         )
@@ -141,11 +154,22 @@ class AnchorBatcher(ABC, Generic[_B]):
             return None
         return await self.anchor.ledger.wait_for_receipt(found[0].tx_hash)
 
-    async def _send(self, rows: Sequence[AnchorBatch]) -> Receipt:
-        """Anchor up to `MAX_BATCHES_PER_TX` rows in one transaction."""
+    async def _send(
+        self,
+        rows: Sequence[AnchorBatch],
+        sent: Callable[[bytes], Awaitable[None]] | None = None,
+    ) -> Receipt:
+        """Anchor up to `MAX_BATCHES_PER_TX` rows in one transaction; `sent(tx_hash)`
+        keeps its hash (durably) before its receipt is waited for."""
         assert self.anchor is not None
         assert self.signer is not None
-        if len(rows) == 1:
+        if sent is not None:
+            tx_hash = await self.anchor.submit(self.signer, rows)
+            await sent(tx_hash)
+            receipt = await self.anchor.ledger.wait_for_receipt(tx_hash)
+            if not receipt.succeeded:
+                raise TransactionReverted("the anchor transaction reverted", tx_hash)
+        elif len(rows) == 1:
             receipt = await self.anchor.anchor(self.signer, rows[0])
         else:
             receipt = await self.anchor.anchor_many(self.signer, rows)

@@ -86,7 +86,7 @@ class StreamAnchorer(AnchorBatcher[StreamBatch]):
         missing = []
         done = []
         for batch in await self.store.unanchored_batches():
-            receipt = await self._find(batch.from_block, STREAMS_SOURCE, batch.root)
+            receipt = await self._find(batch.from_block, STREAMS_SOURCE, batch.root, batch.tx_hash)
             if receipt is None:
                 missing.append(batch)
                 continue
@@ -99,7 +99,12 @@ class StreamAnchorer(AnchorBatcher[StreamBatch]):
     async def _submit(self, batches: Sequence[StreamBatch]) -> list[StreamBatch]:
         anchored = []
         for chunk in _chunks(batches, MAX_BATCHES_PER_TX):
-            receipt = await self._send([_row(b) for b in chunk])
+
+            async def sent(tx_hash: bytes, chunk: Sequence[StreamBatch] = chunk) -> None:
+                for batch in chunk:
+                    await self.store.mark_batch_sent(batch.id, tx_hash)
+
+            receipt = await self._send([_row(b) for b in chunk], sent)
             for batch in chunk:
                 await self.store.mark_batch_anchored(
                     batch.id, receipt.tx_hash, receipt.block_number, receipt.gas_used

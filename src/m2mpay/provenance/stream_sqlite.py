@@ -163,7 +163,7 @@ class SqliteStreamStore(StreamStore):
         return await self._file.call(in_transaction, self._file.db(), work, "BEGIN IMMEDIATE")
 
     async def _write_batch_anchored(
-        self, batch_id: int, tx_hash: bytes, block_number: int, gas_used: int
+        self, batch_id: int, tx_hash: bytes, block_number: int | None, gas_used: int | None
     ) -> None:
         def work(conn: sqlite3.Connection) -> None:
             conn.execute(

@@ -16,8 +16,9 @@ What every store guarantees, checked here once for every backend:
   streams, those the disk already holds are dropped after a commit and read back when a
   stream is written again (a head still queued stays, since the disk is behind it).
 - **Anchors kept.** A batch of heads is recorded (leaves, root, the chain's height)
-  before it is submitted and marked with its tx and block once seen on chain, so that a
-  restart finds what was submitted but not confirmed (`unanchored_batches`) and a head
+  before it is submitted, with its transaction's hash once sent and its block once
+  mined, so that a restart finds what was submitted but not confirmed
+  (`unanchored_batches`) and a head
   is never put in two batches (`unanchored_heads` only offers heads above every
   recorded one). `anchors` finds the batches that prove a message.
 - **Fail closed.** A commit that fails leaves the store unusable (`StoreError` on every
@@ -199,6 +200,10 @@ class StreamStore(Openable):
         batch_id = await self._anchor_write(lambda: self._write_batch(batch))
         return dataclasses.replace(batch, id=batch_id)
 
+    async def mark_batch_sent(self, batch_id: int, tx_hash: bytes) -> None:
+        """Keep the hash of the transaction that anchors the batch, before it is mined."""
+        await self._anchor_write(lambda: self._write_batch_anchored(batch_id, tx_hash, None, None))
+
     async def mark_batch_anchored(
         self, batch_id: int, tx_hash: bytes, block_number: int, gas_used: int
     ) -> None:
@@ -349,8 +354,9 @@ class StreamStore(Openable):
 
     @abstractmethod
     async def _write_batch_anchored(
-        self, batch_id: int, tx_hash: bytes, block_number: int, gas_used: int
-    ) -> None: ...
+        self, batch_id: int, tx_hash: bytes, block_number: int | None, gas_used: int | None
+    ) -> None:
+        """Set the batch's transaction (and its block and gas once mined)."""
 
     @abstractmethod
     async def _read_batch(self, batch_id: int) -> StreamBatch | None: ...
@@ -439,7 +445,7 @@ class MemoryStreamStore(StreamStore):
         return batch_id
 
     async def _write_batch_anchored(
-        self, batch_id: int, tx_hash: bytes, block_number: int, gas_used: int
+        self, batch_id: int, tx_hash: bytes, block_number: int | None, gas_used: int | None
     ) -> None:
         at = batch_id - 1
         self.disk.batches[at] = dataclasses.replace(

@@ -29,6 +29,7 @@ from m2mpay.provenance.stream_format import (
     decode_message,
     decode_root,
 )
+from m2mpay.provenance.stream_memory import MemoryStreamDisk, MemoryStreamStore
 from m2mpay.provenance.stream_records import (
     KeyGrant,
     MeterRecord,
@@ -42,7 +43,7 @@ from m2mpay.provenance.stream_records import (
     Totals,
 )
 from m2mpay.provenance.stream_sqlite import SqliteStreamStore
-from m2mpay.provenance.stream_store import MemoryStreamDisk, MemoryStreamStore, StreamStore
+from m2mpay.provenance.stream_store import StreamStore
 from m2mpay.provenance.stream_verify import (
     Problem,
     ProblemCode,

@@ -27,15 +27,14 @@ on every field, so an export file can carry its stream's anchors.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Any, Final
 
-from m2mpay.chain.anchor import AnchoredBatch, TelemetryAnchor
-from m2mpay.chain.ledger import BlockTag, Ledger
+from m2mpay.chain.anchor import TelemetryAnchor
+from m2mpay.chain.ledger import Ledger
 from m2mpay.crypto import Address, Signature, recover_signer, verify_merkle_proof
 from m2mpay.errors import CryptoError
-from m2mpay.provenance.anchoring import STREAMS_SOURCE
+from m2mpay.provenance.anchoring import STREAMS_SOURCE, AnchorProblem, check_anchored
 from m2mpay.provenance.records import stream_leaf
 from m2mpay.provenance.stream_format import (
     MAX_MESSAGE_SIZE,
@@ -75,15 +74,6 @@ _KEYS: Final = frozenset(
         "block_number",
     )
 )
-
-
-class AnchorProblem(enum.StrEnum):
-    FORGED_PROOF = "forged_proof"  # the message, chain or path does not lead to the root
-    NOT_ANCHORED = "not_anchored"  # no transaction named, or the root is nowhere on chain
-    WRONG_ROOT = "wrong_root"  # the block anchors the submitter's other roots, not this
-    WRONG_BLOCK = "wrong_block"  # the root is anchored, in another block or transaction
-    WRONG_CHAIN = "wrong_chain"  # the proof names another chain or anchor contract
-    UNTRUSTED_SUBMITTER = "untrusted_submitter"  # anchored by none the reader trusts
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,41 +178,19 @@ async def verify_anchor(
     if not await ledger.code(proof.anchor):
         return fail(AnchorProblem.WRONG_CHAIN, f"no contract at {proof.anchor} on this chain")
     anchor = TelemetryAnchor(ledger, proof.anchor)
-    block = proof.block_number
-
-    async def anchored(
-        from_block: int, to_block: BlockTag, root: bytes | None
-    ) -> list[AnchoredBatch]:
-        return await anchor.batches(
-            from_block,
-            to_block,
-            submitter=proof.submitter,
-            device=STREAMS_SOURCE,
-            root=root,
-        )
-
-    if block > await ledger.block_number():
-        return fail(AnchorProblem.WRONG_BLOCK, f"block {block} is not on the chain yet")
-    for found in await anchored(block, block, proof.root):
-        if found.tx_hash != proof.tx_hash:
-            continue
-        if (found.batch.first_seq, found.batch.count) != (proof.batch, proof.count):
-            return fail(
-                AnchorProblem.FORGED_PROOF,
-                f"the chain anchors batch {found.batch.first_seq} of {found.batch.count}"
-                f" leaves, the proof says {proof.batch} of {proof.count}",
-            )
-        return AnchorCheck(message, None, f"anchored in block {block}", block)
-    elsewhere = await anchored(0, "latest", proof.root)
-    if elsewhere:
-        where = elsewhere[0]
-        return fail(
-            AnchorProblem.WRONG_BLOCK,
-            f"the root is anchored in block {where.block_number}, tx 0x{where.tx_hash.hex()}",
-        )
-    if await anchored(block, block, None):
-        return fail(AnchorProblem.WRONG_ROOT, f"block {block} anchors other roots")
-    return fail(AnchorProblem.NOT_ANCHORED, "the chain holds no anchor of this root")
+    problem, detail = await check_anchored(
+        anchor,
+        submitter=proof.submitter,
+        source=STREAMS_SOURCE,
+        root=proof.root,
+        first_seq=proof.batch,
+        count=proof.count,
+        block_number=proof.block_number,
+        tx_hash=proof.tx_hash,
+    )
+    if problem is not None:
+        return fail(problem, detail)
+    return AnchorCheck(message, None, detail, proof.block_number)
 
 
 def _signed_by_signer(message: StreamMessage) -> bool:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -33,13 +34,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
-from m2mpay.chain.anchor import AnchorBatch, TelemetryAnchor
-from m2mpay.chain.ledger import Receipt
+from m2mpay.chain.anchor import AnchorBatch, AnchoredBatch, TelemetryAnchor
+from m2mpay.chain.ledger import BlockTag, Receipt
 from m2mpay.crypto import Address, PrivateKey, keccak256
 from m2mpay.errors import LedgerError, M2MPayError, ReceiptTimeout, TransactionReverted
 from m2mpay.lifecycle import cancel_and_wait
 
-__all__ = ["STREAMS_SOURCE", "AnchorBatcher", "AnchorConfig"]
+__all__ = ["STREAMS_SOURCE", "AnchorBatcher", "AnchorConfig", "AnchorProblem", "check_anchored"]
 
 log = logging.getLogger("m2mpay.provenance.anchoring")
 
@@ -48,6 +49,63 @@ STREAMS_SOURCE: Final = Address(keccak256(b"m2mpay/v1/stream-heads")[12:])
 _RETRY_S: Final = 5.0  # after a failed anchor transaction
 
 _B = TypeVar("_B")
+
+
+class AnchorProblem(enum.StrEnum):
+    """Why a proof of anchoring fails (`check_anchored`, `anchor_proof.verify_anchor`)."""
+
+    FORGED_PROOF = "forged_proof"  # what is proved does not lead to the root, or the
+    # chain anchors the root as another batch than the proof says
+    NOT_ANCHORED = "not_anchored"  # no transaction named, or the root is nowhere on chain
+    WRONG_ROOT = "wrong_root"  # the block anchors the submitter's other roots, not this
+    WRONG_BLOCK = "wrong_block"  # the root is anchored, in another block or transaction
+    WRONG_CHAIN = "wrong_chain"  # the proof names another chain or anchor contract
+    UNTRUSTED_SUBMITTER = "untrusted_submitter"  # anchored by none the reader trusts
+
+
+async def check_anchored(
+    anchor: TelemetryAnchor,
+    *,
+    submitter: Address,
+    source: Address,
+    root: bytes,
+    first_seq: int,
+    count: int,
+    block_number: int,
+    tx_hash: bytes | None,
+) -> tuple[AnchorProblem | None, str]:
+    """Whether `submitter` anchored `root` for `source`, as batch (`first_seq`, `count`),
+    in transaction `tx_hash` (any, if None) of block `block_number`: no problem, or the
+    one that names best what the chain holds instead."""
+
+    async def anchored(
+        from_block: int, to_block: BlockTag, root: bytes | None
+    ) -> list[AnchoredBatch]:
+        return await anchor.batches(
+            from_block, to_block, submitter=submitter, device=source, root=root
+        )
+
+    block = block_number
+    if block > await anchor.ledger.block_number():
+        return AnchorProblem.WRONG_BLOCK, f"block {block} is not on the chain yet"
+    for found in await anchored(block, block, root):
+        if tx_hash is not None and found.tx_hash != tx_hash:
+            continue
+        if (found.batch.first_seq, found.batch.count) != (first_seq, count):
+            return AnchorProblem.FORGED_PROOF, (
+                f"the chain anchors batch {found.batch.first_seq} of {found.batch.count}"
+                f" leaves, the proof says {first_seq} of {count}"
+            )
+        return None, f"anchored in block {block}"
+    elsewhere = await anchored(0, "latest", root)
+    if elsewhere:
+        where = elsewhere[0]
+        return AnchorProblem.WRONG_BLOCK, (
+            f"the root is anchored in block {where.block_number}, tx 0x{where.tx_hash.hex()}"
+        )
+    if await anchored(block, block, None):
+        return AnchorProblem.WRONG_ROOT, f"block {block} anchors other roots"
+    return AnchorProblem.NOT_ANCHORED, "the chain holds no anchor of this root"
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from m2mpay.crypto import (
     verify_merkle_proof,
 )
 from m2mpay.errors import DeviceError
-from m2mpay.provenance.anchoring import AnchorBatcher, AnchorConfig
+from m2mpay.provenance.anchoring import AnchorBatcher, AnchorConfig, check_anchored
 from m2mpay.provenance.records import (
     BatchRecord,
     NewBatch,
@@ -121,17 +121,20 @@ async def verify_anchored(
     anchor: TelemetryAnchor, proof: TelemetryProof, submitter: Address
 ) -> bool:
     """Whether the proof holds and `submitter` anchored its root, for its device and
-    count, at the block it names."""
+    count, at the block (and in the transaction) it names."""
     if proof.block_number is None or not proof.verify():
         return False
-    found = await anchor.batches(
-        proof.block_number,
-        proof.block_number,
+    problem, _ = await check_anchored(
+        anchor,
         submitter=submitter,
-        device=proof.device,
+        source=proof.device,
         root=proof.root,
+        first_seq=proof.first_seq,
+        count=proof.count,
+        block_number=proof.block_number,
+        tx_hash=proof.tx_hash,
     )
-    return any(b.batch.count == proof.count and b.batch.first_seq == proof.first_seq for b in found)
+    return problem is None
 
 
 class TelemetryBatcher(AnchorBatcher[BatchRecord]):

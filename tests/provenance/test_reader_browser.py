@@ -245,11 +245,10 @@ async def test_a_stream_from_the_qr_url_verifies_and_shows_its_records(
     link = page.locator("#upstream a")
     assert await link.inner_text() == "0x" + served.upstream.stream_id.hex()
     await link.click()
-    await page.wait_for_function(
-        "(paid) => document.querySelector('#paid-address')?.textContent === paid",
-        arg=str(OTHER.address),
-        timeout=30_000,
-    )
+    # Waits through selectors, not page.wait_for_function: the page's Content-Security-Policy
+    # forbids the eval that a polled function needs, and it polls when not true at once.
+    await page.locator("#paid-address", has_text=str(OTHER.address)).wait_for(timeout=30_000)
+    assert await page.locator("#paid-address").inner_text() == str(OTHER.address)
     assert await _settled(page) == "verified"
     assert await page.locator("#records tr").count() == len(served.upstream.messages)
 
@@ -345,9 +344,7 @@ async def test_an_upload_that_is_no_image_or_holds_no_code_is_said(
     blank = tmp_path / "blank.png"
     blank.write_bytes(_blank_png())
     await page.locator("#upload").set_input_files(str(blank))
-    await page.wait_for_function(
-        "document.querySelector('#status').textContent.includes('No QR code')", timeout=30_000
-    )
+    await page.locator("#status", has_text="No QR code").wait_for(timeout=30_000)
     assert await page.locator(".tick").count() == 0
 
 

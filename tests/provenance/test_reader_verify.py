@@ -325,7 +325,13 @@ async def test_stream_files_are_read_alike() -> None:
         "a line dropped": b"".join([*lines[:3], *lines[4:]]),
         "messages missing": b"".join(lines[:4]),
         "not a stream file": b'{"format":"other"}\n',
-        "version 2": lines[0].replace(b'"version":1', b'"version":2') + b"".join(lines[1:]),
+        "version 2 without anchors": lines[0].replace(b'"version":1', b'"version":2')
+        + b"".join(lines[1:]),
+        "version 3": lines[0].replace(b'"version":1', b'"version":3') + b"".join(lines[1:]),
+        "an anchor promised, none given": lines[0].replace(
+            b'"version":1', b'"anchors":1,"version":2'
+        )
+        + b"".join(lines[1:]),
         "not JSON": b"m2mpay\n",
         "a line of another shape": lines[0] + b'{"message":"0x00","x":1}\n',
         "empty": b"",

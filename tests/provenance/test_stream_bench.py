@@ -11,7 +11,7 @@ from m2mpay.cli import app
 runner = CliRunner()
 
 
-def test_bench_provenance_json_reports_writes_verifies_and_overhead() -> None:
+def test_bench_provenance_json_reports_writes_verifies_overhead_and_anchor_gas() -> None:
     result = runner.invoke(
         app, ["bench", "provenance", "--streams", "4", "--messages", "200", "--json"]
     )
@@ -24,7 +24,12 @@ def test_bench_provenance_json_reports_writes_verifies_and_overhead() -> None:
     # Framing (114), signature (65), nonce and tag (28): what a record costs beyond itself.
     assert report["overhead_bytes_per_record"] == 114 + 65 + 28
     assert report["write_commits"] <= 200
-    assert "anchor_gas_per_message" not in report
+    # Measured from the anchor transaction's receipt, a batch of 256 heads.
+    assert report["anchor_batch"] == 256
+    assert isinstance(report["anchor_gas"], int)
+    assert report["anchor_gas"] > 21_000
+    assert isinstance(report["anchor_gas_per_message"], float)
+    assert 0 < report["anchor_gas_per_message"] == round(report["anchor_gas"] / 256, 1)
     assert "browser_verify_10k_ms" not in report
     assert "anchor_gas_per_message" in report["notes"]
     assert "browser_verify_10k_ms" in report["notes"]

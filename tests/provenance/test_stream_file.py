@@ -114,8 +114,8 @@ EDITS: dict[str, tuple[Callable[[list[bytes]], bytes], str]] = {
         lambda ls: _joined([ls[0], _flip_hex(ls[1], 300), *ls[2:]]),
         "bad_signature",
     ),
-    "another version": (
-        lambda ls: _joined([ls[0].replace(b'"version":1', b'"version":2'), *ls[1:]]),
+    "another version": (  # 2 is the version with anchors: 3 is one no reader knows yet
+        lambda ls: _joined([ls[0].replace(b'"version":1', b'"version":3'), *ls[1:]]),
         "unknown_version",
     ),
     "another format": (lambda ls: _joined([b'{"format":"csv"}', *ls[1:]]), "malformed"),

@@ -10,6 +10,7 @@ import pytest
 from m2mpay.crypto import PrivateKey
 from m2mpay.errors import ProvenanceError, StoreError
 from m2mpay.provenance import AccessMode, StreamMessage, StreamRoot
+from m2mpay.provenance.records import StreamHead
 from m2mpay.provenance.stream_format import make_root
 from m2mpay.provenance.stream_records import encode_payload
 from tests.provenance.streams_kit import AUTHOR, OTHER, StoreMaker, forge, records
@@ -185,3 +186,82 @@ async def test_heads_held_in_memory_are_bounded_and_checks_stay_exact(maker: Sto
         # What the bound is about: after a commit, at most 3 heads stay in memory.
         assert store._forgotten > 0
         assert len(store._heads) <= 3
+
+
+# -- anchor batches
+
+
+def _heads(*messages: StreamMessage) -> list[StreamHead]:
+    return [StreamHead(m.stream_id, m.index, m.hash) for m in messages]
+
+
+async def test_batches_of_heads_are_kept_marked_and_found_after_a_restart(
+    maker: StoreMaker,
+) -> None:
+    roots = [_root(n) for n in range(1, 4)]
+    chains = [_chain(r, 5) for r in roots]
+    async with maker.open() as store:
+        for root, chain in zip(roots, chains, strict=True):
+            await store.add_root(root)
+            await store.append(chain[:3])
+        assert await store.unanchored_heads(10) == _heads(*(c[2] for c in chains))
+        assert await store.unanchored_heads(2) == _heads(chains[0][2], chains[1][2])
+        heads = _heads(*(c[2] for c in chains))
+        first = await store.record_batch(bytes([1]) * 32, heads, 1000, 7)
+        assert (first.heads, first.root, first.anchored) == (tuple(heads), bytes([1]) * 32, False)
+        assert await store.unanchored_heads(10) == []  # recorded: never batched twice
+        assert await store.unanchored_batches() == [first]
+        await store.append(chains[1][3:])
+        assert await store.unanchored_heads(10) == _heads(chains[1][4])
+        second = await store.record_batch(bytes([2]) * 32, _heads(chains[1][4]), 2000, 9)
+        await store.mark_batch_sent(first.id, bytes([4]) * 32)
+        await store.mark_batch_sent(second.id, bytes([5]) * 32)
+        sent = await store.stream_batch(second.id)
+        assert sent is not None
+        assert (sent.tx_hash, sent.anchored) == (bytes([5]) * 32, False)
+        second = sent
+        await store.mark_batch_anchored(first.id, bytes([3]) * 32, 11, 50_000)
+    async with maker.open() as store:  # a restart keeps all of it
+        marked = await store.stream_batch(first.id)
+        assert marked is not None
+        assert (marked.tx_hash, marked.block_number, marked.gas_used) == (
+            bytes([3]) * 32,
+            11,
+            50_000,
+        )
+        assert marked.heads == first.heads
+        assert await store.unanchored_batches() == [second]
+        assert await store.stream_batch(second.id + 1) is None
+        middle = roots[1].stream_id
+        assert [(b.id, at) for b, at in await store.anchors(middle)] == [
+            (first.id, 1),
+            (second.id, 0),
+        ]
+        assert [(b.id, at) for b, at in await store.anchors(middle, 3)] == [(second.id, 0)]
+        assert await store.anchors(middle, 5) == []
+        assert await store.anchors(roots[0].stream_id, 3) == []
+
+
+async def test_a_failed_anchor_write_leaves_the_store_unusable_until_reopened(
+    maker: StoreMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _root(1)
+    chain = _chain(root, 2)
+    store = maker.make()
+    await store.open()
+    await store.add_root(root)
+    await store.append(chain)
+
+    async def broken(*_: object) -> int:
+        raise OSError("the disk is gone")
+
+    monkeypatch.setattr(store, "_write_batch", broken)
+    with pytest.raises(StoreError, match="disk is gone"):
+        await store.record_batch(bytes([1]) * 32, _heads(chain[1]), 1, 1)
+    with pytest.raises(StoreError, match="unusable"):
+        await store.unanchored_heads(10)
+    monkeypatch.undo()
+    await store.close()
+    async with maker.open() as reopened:
+        assert await reopened.unanchored_heads(10) == _heads(chain[1])
+        assert await reopened.unanchored_batches() == []

@@ -1,4 +1,5 @@
-"""`StreamStore`: where provenance streams are kept, durably, and the in-memory one.
+"""`StreamStore`: where provenance streams are kept, durably (`MemoryStreamStore` in
+`stream_memory`, `SqliteStreamStore` in `stream_sqlite`).
 
 What every store guarantees, checked here once for every backend:
 
@@ -15,25 +16,32 @@ What every store guarantees, checked here once for every backend:
 - **Bounded memory.** The checks need each stream's last message; past `cached_heads`
   streams, those the disk already holds are dropped after a commit and read back when a
   stream is written again (a head still queued stays, since the disk is behind it).
+- **Anchors kept.** A batch of heads is recorded (leaves, root, the chain's height)
+  before it is submitted, with its transaction's hash once sent and its block once
+  mined, so that a restart finds what was submitted but not confirmed
+  (`unanchored_batches`) and a head
+  is never put in two batches (`unanchored_heads` only offers heads above every
+  recorded one). `anchors` finds the batches that prove a message.
 - **Fail closed.** A commit that fails leaves the store unusable (`StoreError` on every
   call): whether it reached the disk is unknown, and only a reopened store knows what is
   durable (as `m2mpay.store` does).
 
-Backends provide the `_connect`, `_disconnect`, `_write`, and `_read_*` hooks, which are
-never called concurrently with each other.
+Backends provide the `_connect`, `_disconnect`, `_write*`, and `_read_*` hooks, which
+are never called concurrently with each other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from abc import abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final, TypeVar
 
 from m2mpay.crypto import Address
 from m2mpay.errors import ProvenanceError, StoreError
 from m2mpay.lifecycle import Openable
+from m2mpay.provenance.records import StreamBatch, StreamHead
 from m2mpay.provenance.stream_format import (
     StreamInvalid,
     StreamMessage,
@@ -42,10 +50,11 @@ from m2mpay.provenance.stream_format import (
     decode_root,
 )
 
-__all__ = ["MemoryStreamDisk", "MemoryStreamStore", "StreamStore"]
+__all__ = ["MAX_READ", "StreamStore"]
 
 _MAX_INDEX: Final = (1 << 63) - 1  # what a SQLite integer holds
 MAX_READ: Final = 10_000
+_T = TypeVar("_T")
 
 
 class StreamStore(Openable):
@@ -66,6 +75,7 @@ class StreamStore(Openable):
         self._committing: asyncio.Task[None] | None = None
         self._io = asyncio.Lock()
         self.commit_count = 0
+        self._watchers: list[Callable[[int], None]] = []
 
     async def open(self) -> None:
         if self._open or self._failure is not None:
@@ -131,6 +141,13 @@ class StreamStore(Openable):
         self._pending.extend(messages)
         self._version += 1
         await self._flush()
+        for watcher in self._watchers:
+            watcher(len(messages))
+
+    def watch(self, appended: Callable[[int], None]) -> None:
+        """Have `appended(count)` called after each append, once its messages are
+        durable (the anchorer counts what waits so)."""
+        self._watchers.append(appended)
 
     # -- reads (durable data only)
 
@@ -162,6 +179,69 @@ class StreamStore(Openable):
         async with self._io:
             found = await self._read_messages(stream_id, start, min(limit, MAX_READ))
         return [self._decoded(data) for data in found]
+
+    # -- anchoring (`m2mpay.provenance.stream_anchor` drives it)
+
+    async def unanchored_heads(self, limit: int) -> list[StreamHead]:
+        """Up to `limit` streams' durable heads above the last head of theirs recorded in
+        a batch, oldest stream first."""
+        self._require_open()
+        await self._flush()
+        async with self._io:
+            return await self._read_unanchored_heads(min(limit, MAX_READ))
+
+    async def record_batch(
+        self, root: bytes, heads: Sequence[StreamHead], created_ms: int, from_block: int
+    ) -> StreamBatch:
+        """Keep a batch about to be submitted, durably; returns it with its id."""
+        if not heads:
+            raise ValueError("a batch holds at least one head")
+        batch = StreamBatch(0, root, tuple(heads), created_ms, from_block)
+        batch_id = await self._anchor_write(lambda: self._write_batch(batch))
+        return dataclasses.replace(batch, id=batch_id)
+
+    async def mark_batch_sent(self, batch_id: int, tx_hash: bytes) -> None:
+        """Keep the hash of the transaction that anchors the batch, before it is mined."""
+        await self._anchor_write(lambda: self._write_batch_anchored(batch_id, tx_hash, None, None))
+
+    async def mark_batch_anchored(
+        self, batch_id: int, tx_hash: bytes, block_number: int, gas_used: int
+    ) -> None:
+        await self._anchor_write(
+            lambda: self._write_batch_anchored(batch_id, tx_hash, block_number, gas_used)
+        )
+
+    async def stream_batch(self, batch_id: int) -> StreamBatch | None:
+        self._require_open()
+        async with self._io:
+            return await self._read_batch(batch_id)
+
+    async def unanchored_batches(self) -> list[StreamBatch]:
+        """Batches recorded but not yet seen on chain, oldest first."""
+        self._require_open()
+        async with self._io:
+            return await self._read_unanchored_batches()
+
+    async def anchors(self, stream_id: bytes, index: int = 0) -> list[tuple[StreamBatch, int]]:
+        """The batches holding a head of the stream at `index` or later, by that head's
+        index, each with the head's position among its leaves."""
+        self._require_open()
+        async with self._io:
+            found = await self._read_anchors(stream_id, index)
+            batches = {b: await self._read_batch(b) for b in dict.fromkeys(b for b, _ in found)}
+        return [(batch, at) for b, at in found if (batch := batches[b]) is not None]
+
+    async def _anchor_write(self, write: Callable[[], Awaitable[_T]]) -> _T:
+        self._require_open()
+        try:
+            async with self._io:
+                return await write()
+        except BaseException as exc:
+            # As a failed commit: whether it reached the disk is unknown.
+            self._failure = f"an anchor write failed: {exc!r}"
+            if isinstance(exc, StoreError | asyncio.CancelledError):
+                raise
+            raise StoreError(f"{self.location}: an anchor write failed: {exc}") from exc
 
     # -- inside
 
@@ -265,59 +345,30 @@ class StreamStore(Openable):
     @abstractmethod
     async def _read_messages(self, stream_id: bytes, start: int, limit: int) -> list[bytes]: ...
 
+    @abstractmethod
+    async def _read_unanchored_heads(self, limit: int) -> list[StreamHead]: ...
+
+    @abstractmethod
+    async def _write_batch(self, batch: StreamBatch) -> int:
+        """Durably keep `batch` (its id ignored) and its leaves; returns its new id."""
+
+    @abstractmethod
+    async def _write_batch_anchored(
+        self, batch_id: int, tx_hash: bytes, block_number: int | None, gas_used: int | None
+    ) -> None:
+        """Set the batch's transaction (and its block and gas once mined)."""
+
+    @abstractmethod
+    async def _read_batch(self, batch_id: int) -> StreamBatch | None: ...
+
+    @abstractmethod
+    async def _read_unanchored_batches(self) -> list[StreamBatch]: ...
+
+    @abstractmethod
+    async def _read_anchors(self, stream_id: bytes, index: int) -> list[tuple[int, int]]:
+        """(batch id, leaf position) of the stream's heads at `index` or later, by index."""
+
 
 def _consume_outcome(task: asyncio.Task[None]) -> None:
     if not task.cancelled():
         task.exception()
-
-
-@dataclass
-class MemoryStreamDisk:
-    """What a `MemoryStreamStore` keeps "on disk": hand it to a new store to restart."""
-
-    roots: dict[bytes, bytes] = field(default_factory=dict)
-    messages: dict[bytes, list[bytes]] = field(default_factory=dict)
-    in_use: bool = False
-
-
-class MemoryStreamStore(StreamStore):
-    """A `StreamStore` in memory (a `MemoryStreamDisk`), for tests and benchmarks."""
-
-    def __init__(self, disk: MemoryStreamDisk | None = None, *, cached_heads: int = 10_000) -> None:
-        super().__init__("memory", cached_heads=cached_heads)
-        self.disk = disk if disk is not None else MemoryStreamDisk()
-
-    async def _connect(self) -> None:
-        if self.disk.in_use:
-            raise StoreError("memory: the stream store is in use by another store object")
-        self.disk.in_use = True
-
-    async def _disconnect(self) -> None:
-        self.disk.in_use = False
-
-    async def _write(self, roots: Sequence[StreamRoot], messages: Sequence[StreamMessage]) -> None:
-        await asyncio.sleep(0)  # a disk takes time: appends arriving meanwhile share a commit
-        for root in roots:
-            self.disk.roots.setdefault(root.stream_id, root.raw)
-            self.disk.messages.setdefault(root.stream_id, [])
-        for message in messages:
-            stored = self.disk.messages[message.stream_id]
-            if len(stored) != message.index:
-                raise StoreError("memory: a message with this index already exists")
-            stored.append(message.raw)
-
-    async def _read_root(self, stream_id: bytes) -> bytes | None:
-        return self.disk.roots.get(stream_id)
-
-    async def _read_roots(self, author: Address | None, limit: int) -> list[bytes]:
-        found = [
-            data for data in self.disk.roots.values() if author is None or data[5:25] == author
-        ]
-        return found[:limit]
-
-    async def _read_head(self, stream_id: bytes) -> bytes | None:
-        stored = self.disk.messages.get(stream_id)
-        return stored[-1] if stored else None
-
-    async def _read_messages(self, stream_id: bytes, start: int, limit: int) -> list[bytes]:
-        return self.disk.messages.get(stream_id, [])[start : start + limit]

@@ -15,7 +15,10 @@ seller subscribes the buyer's client (its own credentials, client id = its usern
 `relay_client_id`) to the relay topic in a persistent session at QoS 1, so the broker
 keeps the counted messages until the buyer connects with that client id and no clean
 session (`mosquitto_sub -i <username> -c -q 1 -t <relay topic>`). The broker queues at
-most its `max_queued_messages` for a client that stays away.
+most its `max_queued_messages` for a client that stays away. When the session ends the
+gate closes at once, and the grant ends a moment later (`LINGER_S`), once the broker has
+handed the last counted messages over; a buyer still away then loses what it left
+queued, as a per-second buyer loses the seconds it was not reading.
 
 The gate is counted before the message is sent (log then act) and never passes the
 session's permit, which is what the buyer has paid (the payer goes first). A message
@@ -33,6 +36,7 @@ import contextlib
 import hashlib
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Final
 
 import aiomqtt
@@ -68,6 +72,7 @@ MAX_MESSAGES: Final = 1_000_000  # the most one purchase buys
 RELAY_GRANT_S: Final = 10 * 365 * 86_400
 RETRY_S: Final = 1.0
 READY_TIMEOUT_S: Final = 10.0
+LINGER_S: Final = 1.0  # the buyer keeps its read this long after its last message
 
 
 def relay_topic(feed: Feed, session_id: bytes) -> str:
@@ -145,6 +150,7 @@ class FeedRelay:
         self._gates: dict[str, MessageGate] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._ending: dict[asyncio.Task[None], Callable[[], None]] = {}
 
     async def add(self, topic: str, gate: MessageGate) -> None:
         """Pass messages on to `topic` while `gate` admits them (from the relay's next
@@ -175,10 +181,31 @@ class FeedRelay:
         host, _, port = self._feed.broker.rpartition(":")
         return host.strip("[]"), int(port)
 
+    def relays(self, topic: str) -> bool:
+        """Whether messages are passed on to `topic` (its buyer's subscription made)."""
+        return topic in self._gates
+
     def remove(self, topic: str) -> None:
         self._gates.pop(topic, None)
 
+    def finish(self, topic: str, end: Callable[[], None]) -> None:
+        """Relay nothing more to `topic`, and call `end` once the broker has had time to
+        hand over what was relayed (or at once if the relay closes first)."""
+        self._gates.pop(topic, None)
+
+        async def linger() -> None:
+            await asyncio.sleep(LINGER_S)
+            self._ending.pop(task, None)
+            end()
+
+        task = asyncio.create_task(linger(), name=f"relay end {topic}")
+        self._ending[task] = end
+
     async def close(self) -> None:
+        ending, self._ending = self._ending, {}
+        for lingering, end in ending.items():
+            lingering.cancel()
+            end()
         self._gates.clear()
         task, self._task = self._task, None
         if task is not None:
@@ -268,8 +295,8 @@ class MessageSupply(Supply):
 
     async def stop(self) -> None:
         self._gate.close()
-        self._relay.remove(self._topic)
-        self._keeper.end(self.session_id)
+        session_id, keeper = self.session_id, self._keeper
+        self._relay.finish(self._topic, lambda: keeper.end(session_id))
 
     async def suspend(self) -> None:
         # The grant stays for the session, which resumes after the restart; nothing is

@@ -143,6 +143,12 @@ class FeedSeller:
             feed, message_offer(feed, self._sessions.node.address, price_per_message)
         )
 
+    def relaying(self, feed: Feed, session_id: bytes) -> bool:
+        """Whether a per-message session on `feed` is counting messages: its buyer's
+        relay topic is open and the relay passes messages on to it."""
+        relay = self._relays.get(feed.device_id)
+        return relay is not None and relay.relays(relay_topic(feed, session_id))
+
     async def close(self) -> None:
         """Stop relaying (the node stops): the per-message sessions resume after it."""
         relays, self._relays = self._relays, {}

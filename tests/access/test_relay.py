@@ -150,9 +150,7 @@ async def test_a_buyer_of_n_messages_receives_exactly_n_on_its_own_topic(
     id_a = await _buy(first, sold, 12, alice)
     id_b = await _buy(second, sold, 7, bob)
     topic_a, topic_b = relay_topic(sold.feed, id_a), relay_topic(sold.feed, id_b)
-    await eventually(
-        lambda: seller.feeds.relaying(sold.feed, id_a) and seller.feeds.relaying(sold.feed, id_b)
-    )
+    await eventually(lambda: seller.feeds.relaying(id_a) and seller.feeds.relaying(id_b))
     # Each buyer reads its own relay topic, neither the other's nor the paid live topic
     # (the device has not published yet: both sessions are running).
     assert await _readable(broker, alice, topic_a)
@@ -223,7 +221,7 @@ async def test_a_seller_restart_mid_session_neither_over_delivers_nor_loses_paid
     wanted = 60  # three seconds of the device's messages
     session_id = await _buy(buyer, sold, wanted, credentials)
     topic = relay_topic(sold.feed, session_id)
-    await eventually(lambda: seller.feeds.relaying(sold.feed, session_id))
+    await eventually(lambda: seller.feeds.relaying(session_id))
     got: list[int] = []
     reading = asyncio.create_task(_read(broker, topic, credentials, got))
     stop = asyncio.Event()

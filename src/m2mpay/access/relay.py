@@ -181,9 +181,10 @@ class FeedRelay:
         host, _, port = self._feed.broker.rpartition(":")
         return host.strip("[]"), int(port)
 
-    def relays(self, topic: str) -> bool:
-        """Whether messages are passed on to `topic` (its buyer's subscription made)."""
-        return topic in self._gates
+    def relays_session(self, session_id: bytes) -> bool:
+        """Whether messages are passed on to the session's relay topic (its buyer's
+        subscription made)."""
+        return relay_topic(self._feed, session_id) in self._gates
 
     def remove(self, topic: str) -> None:
         self._gates.pop(topic, None)

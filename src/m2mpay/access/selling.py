@@ -143,11 +143,10 @@ class FeedSeller:
             feed, message_offer(feed, self._sessions.node.address, price_per_message)
         )
 
-    def relaying(self, feed: Feed, session_id: bytes) -> bool:
-        """Whether a per-message session on `feed` is counting messages: its buyer's
-        relay topic is open and the relay passes messages on to it."""
-        relay = self._relays.get(feed.device_id)
-        return relay is not None and relay.relays(relay_topic(feed, session_id))
+    def relaying(self, session_id: bytes) -> bool:
+        """Whether a per-message session is counting messages: its buyer's relay topic
+        is open and a relay passes messages on to it."""
+        return any(relay.relays_session(session_id) for relay in self._relays.values())
 
     async def close(self) -> None:
         """Stop relaying (the node stops): the per-message sessions resume after it."""

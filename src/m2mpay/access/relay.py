@@ -26,7 +26,9 @@ that arrives while nothing paid is left is dropped for that buyer, not queued: t
 is live data, and what was paid for is the next messages, not old ones. The count is the
 session's own, durable with it: after a restart of the seller the gate starts again at
 the count the session resumed with, so no message is counted twice and every paid one
-is still delivered (from the messages published after the restart).
+is still delivered (from the messages published after the restart). That holds for a
+node that stops; one that crashes may lose the message between its count and its send,
+and relay again those whose counts the session had not made durable yet.
 """
 
 from __future__ import annotations

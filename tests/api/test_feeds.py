@@ -271,6 +271,66 @@ def test_a_broker_half_given_is_refused_in_one_line(
         node.start()
 
 
+def _until(check: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"still not {what}"
+        time.sleep(0.05)
+
+
+def test_a_feed_is_sold_by_the_message_and_read_with_mosquitto_sub(pair: Pair) -> None:
+    published = _publish(pair, "meter-m", price_per_message="5000")
+    per_message, device = published["per_message"], published["device"]
+    assert per_message["unit"] == "message"
+    assert per_message["price_per_message"] == "5000"
+    assert per_message["offer"]["unit"] == "message"
+    assert published["feed"]["unit"] == "s"
+    listed = [f["feed_id"] for f in pair.shop.get("/v1/feeds").json()["feeds"]]
+    assert per_message["feed_id"] in listed
+    # By the message: messages, not seconds.
+    wrong = _error(_buy(pair, per_message["feed_id"], 30), 422, "invalid_input")
+    assert wrong["field"] == "messages"
+    body = {"seller": pair.seller.url, "feed_id": per_message["feed_id"], "messages": 4}
+    bought = pair.api.post("/v1/grants", json={**body, "deposit": str(10**18)})
+    assert bought.status_code == 201, bought.text
+    answer = bought.json()
+    grant = answer["grant"]
+    assert grant["unit"] == "message"
+    assert grant["messages"] == 4
+    assert answer["client_id"] == answer["username"]
+    topic = grant["live_topic"]
+    assert topic.startswith("m2m/meter-m/live/")
+    session = grant["session_id"]
+    _until(
+        lambda: pair.shop.get(f"/v1/grants/{session}").json()["phase"] == "live",
+        "relaying",
+    )
+    host, port = answer["host"], str(answer["port"])
+    reader = subprocess.Popen(
+        ["mosquitto_sub", "-h", host, "-p", port, "-u", answer["username"],
+         "-P", answer["password"], "-i", answer["client_id"], "-c", "-q", "1",
+         "-t", topic, "-W", "6"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        # The device publishes ten messages at a time until the purchase has its four.
+        while pair.api.get(f"/v1/grants/{session}").json()["phase"] != "stopped":
+            subprocess.run(
+                ["mosquitto_pub", "-h", host, "-p", port, "-u", device["username"],
+                 "-P", device["password"], "-t", "m2m/meter-m/live", "-q", "1", "-l"],
+                input="".join(f'{{"n": {n}}}\n' for n in range(10)),
+                text=True, timeout=30, check=True,
+            )  # fmt: skip
+        out, _ = reader.communicate(timeout=30)
+    finally:
+        reader.kill()
+    assert len(out.splitlines()) == 4  # exactly what was paid, no more
+    sold = pair.shop.get(f"/v1/grants/{session}").json()
+    assert sold["messages"] == 4
+    assert sold["paid"] == str(4 * 5000)
+    assert pair.api.get(f"/v1/grants/{session}").json()["paid"] == str(4 * 5000)
+
+
 def test_a_grant_that_ended_while_the_seller_was_down_is_revoked_at_its_restart(
     pair: Pair,
 ) -> None:

@@ -242,3 +242,61 @@ def test_a_plug_run_against_the_node_publishes_its_own_feed(
         plug.wait(timeout=30)
     feeds = json.loads(_as(seller, TOKENS[seller.data_dir], "data", "feeds", "--json").stdout)
     assert "plug-hall" in [f["device_id"] for f in feeds["feeds"]]
+
+
+def test_a_feed_sold_by_the_message_is_read_with_the_printed_command(
+    nodes: tuple[NodeProcess, NodeProcess], tmp_path: Path
+) -> None:
+    """`data publish --price-per-message`, `data buy --messages 3`: the printed
+    `mosquitto_sub` reads exactly three messages while the device publishes more."""
+    seller, buyer = nodes
+    seller_token, buyer_token = TOKENS[seller.data_dir], TOKENS[buyer.data_dir]
+    device_file = tmp_path / "meter.password"
+    published = _as(
+        seller, seller_token, "data", "publish", "meter-msg",
+        "--price-per-hour", str(PRICE_PER_HOUR), "--price-per-message", "5000",
+        "--save-password", str(device_file), "--json",
+    )  # fmt: skip
+    per_message = json.loads(published.stdout)["per_message"]
+    assert per_message["unit"] == "message"
+    listed = _as(buyer, buyer_token, "data", "feeds", "--seller", seller.url, "--json")
+    shown = {f["feed_id"]: f for f in json.loads(listed.stdout)["feeds"]}
+    assert shown[per_message["feed_id"]]["price_per_message"] == "5000"
+    bought = _as(
+        buyer, buyer_token, "data", "buy", seller.url, per_message["feed_id"][:12],
+        "--messages", "3", "--deposit", str(10**18),
+    )  # fmt: skip
+    command = shlex.split(_line(bought.output, "mosquitto_sub "))
+    assert command[command.index("-i") + 1] == command[command.index("-u") + 1]
+    [mine] = [
+        g
+        for g in json.loads(_as(buyer, buyer_token, "data", "grants", "--json").stdout)["grants"]
+        if g["unit"] == "message"
+    ]
+    assert mine["messages"] == 3
+    host, port = _broker(seller)
+    reader = subprocess.Popen(
+        [*command, "-W", "8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        phase = ""
+        while phase != "stopped":
+            sent = subprocess.run(
+                ["mosquitto_pub", "-h", host, "-p", port, "-u", "m2mpay-meter-msg",
+                 "-P", device_file.read_text().strip(), "-t", "m2m/meter-msg/live",
+                 "-q", "1", "-l"],
+                input="".join(f'{{"n": {n}}}\n' for n in range(10)),
+                capture_output=True, text=True, timeout=30, check=False,
+            )  # fmt: skip
+            assert sent.returncode == 0, sent.stderr
+            shown = _as(buyer, buyer_token, "data", "grants", "--json").stdout
+            [now] = [
+                g for g in json.loads(shown)["grants"] if g["session_id"] == mine["session_id"]
+            ]
+            phase = now["phase"]
+        out, err = reader.communicate(timeout=30)
+    finally:
+        reader.kill()
+    lines = out.splitlines()
+    assert len(lines) == 3, err
+    assert all(line.startswith(f"{mine['live_topic']} ") for line in lines)

@@ -8,6 +8,10 @@ live topic until the paid time ends (`m2mpay.access.grant`). The buyer names the
 MQTT client it will read with by sealing a username and password to the seller's
 access key and sending them as the session's supply terms; the seller opens them,
 refuses a name another session holds, and makes the client on the broker.
+
+A feed may also be sold by the message, under a second offer (`publish_per_message`):
+the node relays the live topic to each such buyer's own topic and counts the messages
+(`m2mpay.access.relay`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,13 @@ from dataclasses import dataclass
 from m2mpay.access.feeds import Feed
 from m2mpay.access.grant import GrantPhase
 from m2mpay.access.keeper import GrantKeeper, MeterReport
+from m2mpay.access.relay import (
+    MESSAGE_UNIT,
+    FeedRelay,
+    MessageSupply,
+    message_offer,
+    relay_topic,
+)
 from m2mpay.access.sealed import Credentials, access_private_key, open_sealed, sealed_context
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.engine import now_ms
@@ -111,15 +122,37 @@ class FeedSeller:
         self._keeper = keeper
         self._access_key = access_private_key(key)
         self._feeds: dict[bytes, SoldFeed] = {}
+        self._relays: dict[str, FeedRelay] = {}  # by device: one relay a feed
 
     def publish(self, feed: Feed, offer: Offer | None = None) -> SoldFeed:
         """Sell `feed` under a new offer, or under `offer` again (its offer before a
         restart, so that the sessions resumed on it find their grants)."""
         offer = offer or feed_offer(feed, self._sessions.node.address)
         sold = SoldFeed(feed, offer)
-        self._sessions.publish(offer, self._device(feed), self._vet(feed))
+        device = self._relayed(feed) if offer.unit == MESSAGE_UNIT else self._device(feed)
+        self._sessions.publish(offer, device, self._vet(feed))
         self._feeds[offer.offer_id] = sold
         return sold
+
+    def publish_per_message(self, feed: Feed, price_per_message: int) -> SoldFeed:
+        """Sell `feed` by the message too, under a second offer (see the module docstring);
+        its offer is published again after a restart with `publish`."""
+        if price_per_message <= 0:
+            raise AccessError("bad_feed", "the price per message must be positive")
+        return self.publish(
+            feed, message_offer(feed, self._sessions.node.address, price_per_message)
+        )
+
+    def relaying(self, session_id: bytes) -> bool:
+        """Whether a per-message session is counting messages: its buyer's relay topic
+        is open and a relay passes messages on to it."""
+        return any(relay.relays_session(session_id) for relay in self._relays.values())
+
+    async def close(self) -> None:
+        """Stop relaying (the node stops): the per-message sessions resume after it."""
+        relays, self._relays = self._relays, {}
+        for relay in relays.values():
+            await relay.close()
 
     def retire(self, offer_id: bytes) -> None:
         """Sell no more of a feed; running grants go on to their end."""
@@ -155,5 +188,16 @@ class FeedSeller:
             return GrantSupply(
                 self._keeper, request, self._credentials(feed, request), feed.live_topic
             )
+
+        return device
+
+    def _relayed(self, feed: Feed) -> SupplyFactory:
+        def device(request: SupplyRequest) -> Supply:
+            relay = self._relays.get(feed.device_id)
+            if relay is None:
+                relay = self._relays[feed.device_id] = FeedRelay(self._keeper.broker, feed)
+            topic = relay_topic(feed, request.session_id)
+            credentials = self._credentials(feed, request)
+            return MessageSupply(self._keeper, relay, request, credentials, topic)
 
         return device

@@ -34,6 +34,7 @@ DEVICE_ID: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,56}$"
 _USERNAME: Final = r"^[A-Za-z0-9_.-]{3,64}$"
 _PASSWORD: Final = r"^[!-~]{16,128}$"
 _MAX_SECONDS: Final = 10 * 366 * 86_400
+_MAX_MESSAGES: Final = 10**9
 
 
 class _Request(BaseModel):
@@ -56,6 +57,12 @@ class FeedCreate(_Request):
         86_400, ge=1, le=_MAX_SECONDS, description="The longest purchase, extensions included."
     )
     asset: Address | None = Field(None, description="Default: the deployment's token.")
+    price_per_message: PositiveAmount | None = Field(
+        None,
+        description="Sell the feed by the message too, at this price a message, under a "
+        "second offer: the node relays the live topic to each such buyer's own topic and "
+        "counts what it passes on.",
+    )
 
 
 class FeedView(BaseModel):
@@ -74,6 +81,12 @@ class FeedView(BaseModel):
     broker: str = Field(description="host:port of the MQTT broker to read the topics on.")
     live_topic: str
     free_topic: str
+    unit: Literal["s", "message"] = Field(
+        "s",
+        description="What this offer of the feed sells: seconds of the live topic, or its "
+        "messages, relayed to the buyer's own topic under it.",
+    )
+    price_per_message: Amount | None = Field(None, description="A feed sold by the message.")
 
 
 class FeedList(BaseModel):
@@ -94,6 +107,9 @@ class FeedPublished(BaseModel):
     model_config = example(ex.FEED_PUBLISHED)
     feed: FeedView
     device: DeviceClientView
+    per_message: FeedView | None = Field(
+        None, description="The feed's offer by the message, if `price_per_message` was given."
+    )
 
 
 class GrantBuy(_Request):
@@ -104,7 +120,15 @@ class GrantBuy(_Request):
         description="The seller node's API URL, whose storefront lists the feed.",
     )
     feed_id: Hex32 = Field(description="The feed's id in the seller's storefront.")
-    seconds: int = Field(ge=1, le=_MAX_SECONDS, description="Seconds of the live topic.")
+    seconds: int | None = Field(
+        None, ge=1, le=_MAX_SECONDS, description="Seconds of the live topic (a feed by the second)."
+    )
+    messages: int | None = Field(
+        None,
+        ge=1,
+        le=_MAX_MESSAGES,
+        description="Or messages of a feed sold by the message, relayed to the buyer's own topic.",
+    )
     deposit: Amount = Field(
         "0", description="Open a channel to the seller with this deposit if none is free."
     )
@@ -123,7 +147,10 @@ class GrantBuy(_Request):
 
 class GrantExtend(_Request):
     model_config = example({"seconds": 600})
-    seconds: int = Field(ge=1, le=_MAX_SECONDS, description="Seconds more.")
+    seconds: int | None = Field(None, ge=1, le=_MAX_SECONDS, description="Seconds more.")
+    messages: int | None = Field(
+        None, ge=1, le=_MAX_MESSAGES, description="Or messages more (a feed by the message)."
+    )
 
 
 class GrantView(BaseModel):
@@ -134,12 +161,20 @@ class GrantView(BaseModel):
     feed_id: Hex32 | None = Field(description="The feed's offer id.")
     device_id: str
     broker: str = Field(description="host:port of the broker the topic is read on.")
-    live_topic: str
+    live_topic: str = Field(
+        description="The topic the buyer reads: the live topic, or (by the message) its own "
+        "relay topic under it."
+    )
     username: str = Field(description="The buyer's MQTT client; its password is never shown.")
     phase: str = Field(
-        description="A sale: the grant's (live, lapsed, ended); a purchase: its session's."
+        description="A sale: the grant's (live, lapsed, ended; opening: a sale by the "
+        "message whose relay topic is not open yet); a purchase: its session's."
     )
     seconds: Count = Field(description="Seconds bought (a purchase) or permitted (a sale).")
+    unit: Literal["s", "message"] = "s"
+    messages: Count | None = Field(
+        None, description="By the message: bought (a purchase) or relayed (a sale)."
+    )
     paid: Amount = Field(description="What the session has paid so far.")
     paid_until_ms: Count | None = Field(
         description="When read access ends: the seller's grant exactly; a purchase, as this "
@@ -162,6 +197,11 @@ class GrantBought(BaseModel):
     port: int
     username: str
     password: str
+    client_id: str | None = Field(
+        None,
+        description="By the message: read with this client id and no clean session (its "
+        "persistent session holds the messages counted before the reader connects).",
+    )
     readable: bool = Field(
         description="The credentials could subscribe to the live topic when the node "
         "answered; false: the seller had not granted it within a few seconds."

@@ -1,5 +1,8 @@
 """Feeds: a device's live MQTT data sold by the second, its average free to all.
 
+With `price_per_message`, the feed is sold by the message as well, under a second
+offer listed as a feed of its own (`unit` "message"; `m2mpay.access.relay`).
+
 The storefront reads (`GET /v1/feeds[/{id}]`) are public, as the offers are: a
 buyer's node finds a feed there. Publishing makes the device's own MQTT client,
 `m2mpay-<device>`, which may publish on exactly the feed's two topics, and answers
@@ -21,6 +24,7 @@ from fastapi import APIRouter, Response
 
 from m2mpay.access.broker import TopicAccess
 from m2mpay.access.feeds import Feed, new_feed
+from m2mpay.access.relay import MESSAGE_UNIT
 from m2mpay.access.sealed import access_public_key
 from m2mpay.access.selling import RESERVED_PREFIX, SoldFeed
 from m2mpay.api.auth import GuardedRoutes
@@ -46,6 +50,7 @@ _PASSWORD_LENGTH: Final = 32
 
 def feed_view(sold: SoldFeed) -> FeedView:
     feed = sold.feed
+    per_message = sold.offer.unit == MESSAGE_UNIT
     return FeedView(
         feed_id=hex32(sold.offer.offer_id),
         offer=offer_view(sold.offer),
@@ -59,6 +64,8 @@ def feed_view(sold: SoldFeed) -> FeedView:
         broker=feed.broker,
         live_topic=feed.live_topic,
         free_topic=feed.free_topic,
+        unit="message" if per_message else "s",
+        price_per_message=str(sold.offer.price) if per_message else None,
     )
 
 
@@ -121,11 +128,12 @@ def feed_routes(gw: Gateway) -> APIRouter:
         "/v1/feeds",
         FeedPublished,
         status_code=201,
-        summary="Sell a device's live data by the second; its average is free",
+        summary="Sell a device's live data by the second (and by the message); its average is free",
         description="Makes the device's MQTT client `m2mpay-<device_id>`, which may "
         "publish on `m2m/<device_id>/live` and `m2m/<device_id>/1m` and nothing else, and "
-        "answers its password once (the node keeps no copy). A device whose feed is on "
-        "sale is refused (409 `feed_exists`): retire the feed first.",
+        "answers its password once (the node keeps no copy). With `price_per_message`, "
+        "a second offer sells the feed by the message (`per_message`). A device whose "
+        "feed is on sale is refused (409 `feed_exists`): retire the feed first.",
     )
     async def publish(body: FeedCreate) -> FeedPublished:
         desk = _desk(gw)
@@ -151,9 +159,14 @@ def feed_routes(gw: Gateway) -> APIRouter:
             ) from None
         device = await _new_device_client(desk, feed)
         sold = desk.seller.publish(feed)
+        offers = [sold]
+        if body.price_per_message is not None:
+            offers.append(desk.seller.publish_per_message(feed, int(body.price_per_message)))
         if gw.feed_book is not None:
-            gw.feed_book.add_sold(sold)
-        return FeedPublished(feed=feed_view(sold), device=device)
+            for each in offers:
+                gw.feed_book.add_sold(each)
+        per_message = feed_view(offers[1]) if len(offers) > 1 else None
+        return FeedPublished(feed=feed_view(sold), device=device, per_message=per_message)
 
     @routes.write(
         "/v1/feeds/{feed_id}",

@@ -12,6 +12,10 @@ log, not in any later answer. The seller refuses a sealed box that does not open
 username another buyer holds before any payment (409 `refused_by_seller`, with its
 reason).
 
+A feed sold by the message is bought with `messages` instead of `seconds`: the buyer
+reads its own relay topic (`live_topic` in the answer) with the client id it is given
+and no clean session, so that no counted message is lost before it connects.
+
 What this node bought is kept in its feed book (`feeds.json`) with the seller's URL
 and the username; what it sold are its grant keeper's grants.
 """
@@ -28,8 +32,9 @@ from pydantic import ValidationError
 
 from m2mpay.access.feed_book import BoughtFeed
 from m2mpay.access.feeds import Feed, cost, feed_problem
-from m2mpay.access.grant import Grant
+from m2mpay.access.grant import Grant, GrantPhase
 from m2mpay.access.reading import wait_readable
+from m2mpay.access.relay import MESSAGE_UNIT, message_offer, relay_client_id, relay_topic
 from m2mpay.access.sealed import Credentials, seal, sealed_context
 from m2mpay.access.selling import RESERVED_PREFIX, feed_offer
 from m2mpay.api.auth import GuardedRoutes
@@ -61,6 +66,28 @@ def _sold_view(gw: Gateway, grant: Grant) -> GrantView:
     info = _session(gw, grant.session_id)
     feed_id = hex32(info.offer.offer_id) if info is not None else None
     device = grant.topic.split("/")[1]
+    if info is not None and info.offer.unit == MESSAGE_UNIT:
+        # The grant lasts the session; the session's count is what was sold. Until its
+        # relay topic is open for the buyer, nothing is counted: "opening".
+        relaying = gw.feeds is not None and gw.feeds.seller.relaying(grant.session_id)
+        opening = grant.phase is GrantPhase.LIVE and not relaying
+        return GrantView(
+            session_id=hex32(grant.session_id),
+            role="seller",
+            peer=grant.buyer.checksum,
+            feed_id=feed_id,
+            device_id=device,
+            broker=gw.feeds.broker_at if gw.feeds is not None else "",
+            live_topic=grant.topic,
+            username=grant.username,
+            phase="opening" if opening else grant.phase.value,
+            seconds=0,
+            unit="message",
+            messages=info.forward.units,
+            paid=str(info.forward.paid),
+            paid_until_ms=None,
+            seller_url=None,
+        )
     return GrantView(
         session_id=hex32(grant.session_id),
         role="seller",
@@ -74,6 +101,7 @@ def _sold_view(gw: Gateway, grant: Grant) -> GrantView:
         seconds=grant.permitted_s,
         paid="0" if info is None else str(info.forward.paid),
         paid_until_ms=grant.paid_until_ms,
+        messages=None,
         seller_url=None,
     )
 
@@ -81,6 +109,25 @@ def _sold_view(gw: Gateway, grant: Grant) -> GrantView:
 def _bought_view(gw: Gateway, bought: BoughtFeed) -> GrantView:
     info = _session(gw, bought.session_id)
     paid = info.forward.paid if info is not None else 0
+    if bought.offer.unit == MESSAGE_UNIT:
+        # A purchase by the message keeps its count of messages where seconds would be.
+        return GrantView(
+            session_id=hex32(bought.session_id),
+            role="buyer",
+            peer=bought.offer.seller.checksum,
+            feed_id=hex32(bought.offer.offer_id),
+            device_id=bought.feed.device_id,
+            broker=bought.feed.broker,
+            live_topic=relay_topic(bought.feed, bought.session_id),
+            username=bought.username,
+            phase=info.phase.value if info is not None else "unknown",
+            seconds=0,
+            unit="message",
+            messages=bought.seconds,
+            paid=str(paid),
+            paid_until_ms=None,
+            seller_url=bought.seller_url,
+        )
     paid_until = None
     if info is not None and info.started_ms:
         paid_until = info.started_ms + 1000 * (paid // bought.feed.price_per_second)
@@ -97,6 +144,7 @@ def _bought_view(gw: Gateway, bought: BoughtFeed) -> GrantView:
         seconds=bought.seconds,
         paid=str(paid),
         paid_until_ms=paid_until,
+        messages=None,
         seller_url=bought.seller_url,
     )
 
@@ -158,10 +206,17 @@ def _checked_feed(view: FeedView, info: InfoView) -> tuple[Feed, Offer]:
     if problem is None and offer.seller != seller:
         problem = "its offer names another seller than the node that shows it"
     if problem is None:
-        expected = feed_offer(feed, offer.seller)
-        fields = ("kind", "unit", "price", "asset", "min_units", "max_units", "leader")
-        if any(getattr(offer, f) != getattr(expected, f) for f in fields):
-            problem = "its offer does not sell its seconds at its price"
+        per_message = view.unit == "message"
+        if per_message and (view.price_per_message or "") != str(offer.price):
+            problem = "its price per message is not its offer's"
+        expected = (
+            message_offer(feed, offer.seller, offer.price)
+            if per_message
+            else feed_offer(feed, offer.seller)
+        )
+        fields = ("kind", "unit", "price", "asset", "min_units", "max_units", "leader", "window")
+        if problem is None and any(getattr(offer, f) != getattr(expected, f) for f in fields):
+            problem = "its offer does not sell its units at its price"
     if problem is None and view.feed_id.lower() != hex32(offer.offer_id):
         problem = "its id is not its offer's"
     if problem is not None:
@@ -207,6 +262,73 @@ def _credentials(body: GrantBuy) -> Credentials:
         raise ApiError(422, exc.code, exc.message, exc.code.removeprefix("bad_")) from None
 
 
+def _units(offer: Offer, seconds: int | None, messages: int | None) -> tuple[int, str]:
+    """The units a purchase or extension asks for, and the field that gives them: seconds
+    of a feed by the second, messages of one by the message."""
+    by_message = offer.unit == MESSAGE_UNIT
+    wanted, other = ("messages", "seconds") if by_message else ("seconds", "messages")
+    units = messages if by_message else seconds
+    if units is None or (messages if not by_message else seconds) is not None:
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"this feed is sold by the {'message' if by_message else 'second'}: give "
+            f"{wanted}, not {other}",
+            wanted,
+        )
+    return units, wanted
+
+
+def _check_messages(offer: Offer, messages: int, field: str) -> None:
+    if offer.max_units and messages > offer.max_units:
+        raise ApiError(
+            422,
+            "above_max_messages",
+            f"this feed sells at most {offer.max_units} messages in all, not {messages}",
+            field,
+        )
+
+
+def _priced(feed: Feed, offer: Offer, body: GrantBuy) -> tuple[int, int]:
+    """The units a purchase asks for and their price, checked against the feed."""
+    units, field = _units(offer, body.seconds, body.messages)
+    by_message = offer.unit == MESSAGE_UNIT
+    if by_message:
+        _check_messages(offer, units, field)
+        price = units * offer.price
+    else:
+        _check_seconds(feed, units, field)
+        price = cost(feed, units)
+    if 0 < int(body.deposit) < price:
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"a deposit of {body.deposit} is below the {price} that {units} "
+            f"{'messages' if by_message else 's'} cost",
+            "deposit",
+        )
+    return units, price
+
+
+def _extended(purchase: BoughtFeed, body: GrantExtend) -> tuple[int, int]:
+    """The units a purchase comes to with an extension, and what they cost in all."""
+    more, field = _units(purchase.offer, body.seconds, body.messages)
+    total = purchase.seconds + more
+    if purchase.offer.unit == MESSAGE_UNIT:
+        _check_messages(purchase.offer, total, field)
+        return total, total * purchase.offer.price
+    if total > purchase.feed.max_seconds:
+        raise ApiError(
+            422,
+            "above_max_seconds",
+            f"this feed sells at most {purchase.feed.max_seconds} s in all: "
+            f"{purchase.seconds} s are bought, {purchase.feed.max_seconds - purchase.seconds} "
+            "s more at most",
+            "seconds",
+        )
+    return total, cost(purchase.feed, total)
+
+
 def _check_seconds(feed: Feed, seconds: int, field: str) -> None:
     if not feed.min_seconds <= seconds <= feed.max_seconds:
         raise ApiError(
@@ -233,23 +355,17 @@ def grant_routes(gw: Gateway) -> APIRouter:
         summary="Buy read access to another node's feed; answers the credentials once",
         description="The node reads the feed from the seller's storefront, seals the MQTT "
         "credentials (`username` and `password`, or ones it makes up) to the seller and "
-        "starts a prepaid session for `seconds`. The answer is the only place the "
-        "password is ever shown: the node keeps no copy.",
+        "starts a prepaid session for `seconds`, or `messages` of a feed sold by the "
+        "message (read on the answer's `live_topic` with its `client_id`). The answer is "
+        "the only place the password is ever shown: the node keeps no copy.",
     )
     async def buy(body: GrantBuy) -> GrantBought:
         credentials = _credentials(body)
         feed, offer, info = await _seller_feed(body.seller, body.feed_id)
         if offer.seller == gw.node.address:
             raise ApiError(422, "invalid_input", "this node sells that feed itself", "seller")
-        _check_seconds(feed, body.seconds, "seconds")
-        price = cost(feed, body.seconds)
-        if 0 < int(body.deposit) < price:
-            raise ApiError(
-                422,
-                "invalid_input",
-                f"a deposit of {body.deposit} is below the {price} that {body.seconds} s cost",
-                "deposit",
-            )
+        units, price = _priced(feed, offer, body)
+        by_message = offer.unit == MESSAGE_UNIT
         endpoint = info.peer_endpoint
         if endpoint and not gw.node.is_connected(offer.seller):
             await gw.node.connect(endpoint, offer.seller)
@@ -266,7 +382,7 @@ def grant_routes(gw: Gateway) -> APIRouter:
                 # The whole price, which a channel that cannot pay it is refused for
                 # before anything is asked of the seller.
                 budget=price,
-                target_units=body.seconds,
+                target_units=units,
                 supply_terms=terms,
                 session_id=session_id,
                 endpoint=endpoint,
@@ -276,41 +392,33 @@ def grant_routes(gw: Gateway) -> APIRouter:
                 raise ApiError(409, "refused_by_seller", exc.message) from None
             raise
         purchase = BoughtFeed(
-            started.session_id, feed, offer, body.seller, credentials.username, body.seconds
+            started.session_id, feed, offer, body.seller, credentials.username, units
         )
         if gw.feed_book is not None:
             gw.feed_book.add_bought(purchase)
         host, port = split_broker(feed.broker)
-        readable = await wait_readable(host, port, credentials, feed.live_topic, _READABLE_WITHIN_S)
+        topic = relay_topic(feed, session_id) if by_message else feed.live_topic
+        readable = await wait_readable(host, port, credentials, topic, _READABLE_WITHIN_S)
         return GrantBought(
             grant=_bought_view(gw, purchase),
             host=host,
             port=port,
             username=credentials.username,
             password=credentials.password,
+            client_id=relay_client_id(credentials) if by_message else None,
             readable=readable,
         )
 
     @routes.write(
         "/v1/grants/{session_id}/extend",
         GrantView,
-        summary="Buy more seconds of a grant this node bought; no gap if before its end",
+        summary="Buy more seconds (or messages) of a grant this node bought; no gap if "
+        "before its end",
     )
     async def extend(session_id: Hex32Path, body: GrantExtend) -> GrantView:
         purchase = bought(parse_hex32(session_id, "session_id"))
-        total = purchase.seconds + body.seconds
-        if total > purchase.feed.max_seconds:
-            raise ApiError(
-                422,
-                "above_max_seconds",
-                f"this feed sells at most {purchase.feed.max_seconds} s in all: "
-                f"{purchase.seconds} s are bought, {purchase.feed.max_seconds - purchase.seconds} "
-                "s more at most",
-                "seconds",
-            )
-        gw.sessions.extend_session(
-            purchase.session_id, target_units=total, budget=cost(purchase.feed, total)
-        )
+        total, budget = _extended(purchase, body)
+        gw.sessions.extend_session(purchase.session_id, target_units=total, budget=budget)
         assert gw.feed_book is not None  # `bought` found it there
         return _bought_view(gw, gw.feed_book.extend(purchase.session_id, total))
 

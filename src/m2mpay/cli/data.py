@@ -60,6 +60,15 @@ def _seconds(minutes: int | None, seconds: int | None) -> int:
     return minutes * 60 if minutes is not None else seconds or 0
 
 
+def _amount(minutes: int | None, seconds: int | None, messages: int | None) -> dict[str, int]:
+    """What a purchase or extension asks for: seconds, or messages of a feed sold so."""
+    if messages is not None:
+        if minutes is not None or seconds is not None:
+            raise M2MPayError("give --messages, or --minutes or --seconds (one of them)")
+        return {"messages": messages}
+    return {"seconds": _seconds(minutes, seconds)}
+
+
 def _save_password(path: Path, password: str) -> None:
     """The password in a new file only its owner reads."""
     try:
@@ -89,6 +98,9 @@ def mosquitto_sub_command(bought: GrantBought, password: str | None = None) -> s
         "mosquitto_sub", "-h", bought.host, "-p", str(bought.port), "-u", bought.username,
         "-P", bought.password, "-t", bought.grant.live_topic, "-q", "1", "-v",
     ]  # fmt: skip
+    if bought.client_id is not None:
+        # By the message: the persistent session the seller opened holds what is counted.
+        words += ["-i", bought.client_id, "-c"]
     command = shlex.join(words)
     if password is not None:  # after quoting: the expansion must stay one for the shell
         command = command.replace(shlex.quote(bought.password), password)
@@ -96,11 +108,17 @@ def mosquitto_sub_command(bought: GrantBought, password: str | None = None) -> s
 
 
 def _feed_row(feed: FeedView, units: Units) -> Sequence[str]:
+    if feed.unit == "message" and feed.price_per_message is not None:
+        price = f"{units.amount(feed.price_per_message, feed.asset)} a message"
+        bounds = "by the message"
+    else:
+        price = units.amount(feed.price_per_hour, feed.asset)
+        bounds = f"{feed.min_seconds}–{feed.max_seconds} s"
     return [
         short(feed.feed_id),
         escape(feed.device_id),
-        units.amount(feed.price_per_hour, feed.asset),
-        f"{feed.min_seconds}–{feed.max_seconds} s",
+        price,
+        bounds,
         feed.broker,
         escape(feed.live_topic),
     ]
@@ -163,6 +181,13 @@ def publish(
     max_seconds: Annotated[
         int, typer.Option("--max", min=1, help="The longest purchase, in seconds.")
     ] = 86_400,
+    price_per_message: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Sell it by the message too, at this price a message (a second offer).",
+        ),
+    ] = None,
     save_password: SavePasswordOption = None,
     *,
     remote: Remote,
@@ -172,7 +197,11 @@ def publish(
 
     async def work(node: NodeClient) -> None:
         published = await node.publish_feed(
-            device, price_per_hour=price_per_hour, min_seconds=min_seconds, max_seconds=max_seconds
+            device,
+            price_per_hour=price_per_hour,
+            min_seconds=min_seconds,
+            max_seconds=max_seconds,
+            price_per_message=price_per_message,
         )
         if save_password is not None:
             _save_password(save_password, published.device.password)
@@ -188,6 +217,7 @@ def publish(
                 ("device", feed.device_id),
                 ("price", f"{units.amount(feed.price_per_hour, feed.asset)} an hour"),
                 ("seconds", f"{feed.min_seconds} to {feed.max_seconds}"),
+                *_per_message_rows(published, units),
                 ("live topic (paid)", feed.live_topic),
                 ("free topic", feed.free_topic),
                 ("broker", f"{client.host}:{client.port}"),
@@ -205,6 +235,16 @@ def publish(
     remote.call(work)
 
 
+def _per_message_rows(published: FeedPublished, units: Units) -> list[tuple[str, str]]:
+    offer = published.per_message
+    if offer is None or offer.price_per_message is None:
+        return []
+    return [
+        ("id by the message", offer.feed_id),
+        ("price a message", units.amount(offer.price_per_message, offer.asset)),
+    ]
+
+
 def _pick_feed(found: Sequence[FeedView], given: str) -> FeedView:
     wanted = resolve_id(given, [f.feed_id for f in found], "feed").lower()
     return next(f for f in found if f.feed_id.lower() == wanted)
@@ -218,6 +258,9 @@ def buy(
     ],
     minutes: Annotated[int | None, typer.Option(min=1, help="Minutes of live data.")] = None,
     seconds: Annotated[int | None, typer.Option(min=1, help="Or seconds of it.")] = None,
+    messages: Annotated[
+        int | None, typer.Option(min=1, help="Or messages of a feed sold by the message.")
+    ] = None,
     deposit: Annotated[
         int, typer.Option(min=0, help="Open a channel to the seller with this if none is free.")
     ] = 0,
@@ -233,7 +276,7 @@ def buy(
 ) -> None:
     """Buy read access to a seller's feed; prints the broker, the credentials (once)
     and a ready `mosquitto_sub` command."""
-    wanted = _seconds(minutes, seconds)
+    wanted = _amount(minutes, seconds, messages)
     password = None
     if password_file is not None:
         password = password_file.read_text().strip()
@@ -244,7 +287,7 @@ def buy(
         bought = await node.buy_grant(
             seller,
             chosen.feed_id,
-            seconds=wanted,
+            **wanted,
             deposit=deposit,
             username=username,
             password=password,
@@ -297,7 +340,7 @@ def _show_grant(grant: GrantView, units: Units, title: str) -> None:
             ("broker", grant.broker),
             ("username", grant.username),
             ("phase", grant.phase),
-            ("seconds", grant.seconds),
+            ("messages", grant.messages) if grant.unit == "message" else ("seconds", grant.seconds),
             ("paid", units.amount(grant.paid)),
             ("paid until", local_time(grant.paid_until_ms or 0)),
         ],
@@ -316,14 +359,17 @@ def extend(
     grant: Annotated[str, typer.Argument(help="The grant's id (its session's), or a prefix.")],
     minutes: Annotated[int | None, typer.Option(min=1, help="Minutes more.")] = None,
     seconds: Annotated[int | None, typer.Option(min=1, help="Or seconds more.")] = None,
+    messages: Annotated[
+        int | None, typer.Option(min=1, help="Or messages more (a feed by the message).")
+    ] = None,
     *,
     remote: Remote,
 ) -> None:
     """Buy more of a grant this node bought: before its end, with no gap."""
-    more = _seconds(minutes, seconds)
+    more = _amount(minutes, seconds, messages)
 
     async def extended(node: NodeClient) -> GrantView:
-        return await node.extend_grant(await _grant_id(node, grant), seconds=more)
+        return await node.extend_grant(await _grant_id(node, grant), **more)
 
     remote.answer_in_units(extended, lambda view, units: _show_grant(view, units, "extended"))
 
@@ -336,7 +382,7 @@ def _grant_row(grant: GrantView, units: Units) -> Sequence[str]:
         escape(grant.username),
         grant.phase,
         local_time(grant.paid_until_ms or 0),
-        str(grant.seconds),
+        f"{grant.messages} msg" if grant.unit == "message" else str(grant.seconds),
         units.amount(grant.paid),
     ]
 

@@ -40,6 +40,8 @@ class FeedView:
     broker: str  # host:port
     live_topic: str
     free_topic: str
+    unit: Literal["s", "message"] = "s"  # "message": sold by the message, relayed
+    price_per_message: Amount | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,7 @@ class DeviceClientView:
 class FeedPublished:
     feed: FeedView
     device: DeviceClientView  # shown once: the node keeps no copy of the password
+    per_message: FeedView | None = None  # its offer by the message, if priced so
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +71,15 @@ class GrantView:
     feed_id: str | None
     device_id: str
     broker: str  # host:port
-    live_topic: str
+    live_topic: str  # the topic the buyer reads (by the message: its own relay topic)
     username: str
-    phase: str  # a sale: live, lapsed, ended; a purchase: its session's phase
+    phase: str  # a sale: live, lapsed, ended (opening); a purchase: its session's phase
     seconds: int
     paid: Amount
     paid_until_ms: int | None
     seller_url: str | None = None
+    unit: Literal["s", "message"] = "s"
+    messages: int | None = None  # by the message: bought, or relayed (a sale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +92,7 @@ class GrantBought:
     username: str
     password: str = field(repr=False)
     readable: bool  # the credentials could subscribe to the live topic when answered
+    client_id: str | None = None  # by the message: read with it, and no clean session
 
 
 class FeedApi(ApiBase):
@@ -107,15 +113,18 @@ class FeedApi(ApiBase):
         min_seconds: int = 60,
         max_seconds: int = 86_400,
         asset: Address | str | None = None,
+        price_per_message: int | None = None,
     ) -> FeedPublished:
-        """Sell `device_id`'s live data; the answer holds the device's MQTT credentials,
-        shown this once."""
+        """Sell `device_id`'s live data (by the message too, with `price_per_message`);
+        the answer holds the device's MQTT credentials, shown this once."""
         body: dict[str, Any] = {
             "device_id": device_id,
             "price_per_hour": str(price_per_hour),
             "min_seconds": min_seconds,
             "max_seconds": max_seconds,
         }
+        if price_per_message is not None:
+            body["price_per_message"] = str(price_per_message)
         if asset is not None:
             body["asset"] = asset.checksum if isinstance(asset, Address) else asset
         return decode(FeedPublished, await self._call("POST", "/v1/feeds", body=body))
@@ -131,28 +140,33 @@ class FeedApi(ApiBase):
         seller: str,
         feed_id: str,
         *,
-        seconds: int,
+        seconds: int | None = None,
+        messages: int | None = None,
         deposit: int = 0,
         username: str | None = None,
         password: str | None = None,
     ) -> GrantBought:
-        """Buy `seconds` of the live topic of the feed `feed_id` that the node whose API
-        is at `seller` sells (over a free channel to it, or one opened with `deposit`).
+        """Buy `seconds` of the live topic of the feed `feed_id` (or `messages` of a feed
+        sold by the message) that the node whose API is at `seller` sells (over a free
+        channel to it, or one opened with `deposit`).
         Without `username` and `password` the node makes them up; either way the
         answer is the only place they are shown."""
         body: dict[str, Any] = {
             "seller": seller,
             "feed_id": feed_id,
-            "seconds": seconds,
             "deposit": str(deposit),
-            **given(username=username, password=password),
+            **given(seconds=seconds, messages=messages, username=username, password=password),
         }
         return decode(GrantBought, await self._call("POST", "/v1/grants", body=body))
 
-    async def extend_grant(self, session_id: str | bytes, *, seconds: int) -> GrantView:
-        """`seconds` more of a grant this node bought."""
+    async def extend_grant(
+        self, session_id: str | bytes, *, seconds: int | None = None, messages: int | None = None
+    ) -> GrantView:
+        """`seconds` (or `messages`) more of a grant this node bought."""
         raw = await self._call(
-            "POST", f"/v1/grants/{path_id(session_id)}/extend", body={"seconds": seconds}
+            "POST",
+            f"/v1/grants/{path_id(session_id)}/extend",
+            body=given(seconds=seconds, messages=messages),
         )
         return decode(GrantView, raw)
 

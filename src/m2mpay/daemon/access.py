@@ -119,6 +119,8 @@ class PaidAccess:
         if self._keeper is None or self._broker is None or self._address is None:
             return None
         seller = FeedSeller(sessions, self._keeper, self._key)
+        # Its relays stop first, before the keeper and the broker's administrator.
+        self._started.push_async_callback(seller.close)
         address = self._address
         broker_at = f"{address.host}:{address.port}"
         for sold in self.book.sold():

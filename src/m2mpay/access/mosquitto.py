@@ -45,7 +45,13 @@ from urllib.parse import urlsplit
 
 from m2mpay.errors import AccessError
 
-__all__ = ["BrokerAddress", "ManagedMosquitto", "find_dynsec_plugin", "find_mosquitto"]
+__all__ = [
+    "BrokerAddress",
+    "ManagedMosquitto",
+    "find_dynsec_plugin",
+    "find_mosquitto",
+    "raise_descriptor_limit",
+]
 
 PLUGIN_PATHS: Final = (
     Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"),
@@ -136,9 +142,10 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def _more_descriptors() -> None:
-    # Runs in the child before exec: a socket per subscriber, and a thousand subscribers
-    # would meet a soft limit of 1024 descriptors; the hard limit is ours to use.
+def raise_descriptor_limit() -> None:
+    """The soft limit of open files raised to the hard one (at most 65,536): a socket
+    per subscriber, and a thousand subscribers would meet a soft limit of 1024."""
+    # Also run in the broker's child before exec.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 65_536 if hard == resource.RLIM_INFINITY else min(hard, 65_536)
     if soft != resource.RLIM_INFINITY and soft < wanted:
@@ -254,7 +261,7 @@ class ManagedMosquitto:
                 stderr=log,
                 cwd=self.directory,
                 start_new_session=True,  # a Ctrl-C meant for the node is not the broker's
-                preexec_fn=_more_descriptors,  # noqa: PLW1509 (no locks taken in it)
+                preexec_fn=raise_descriptor_limit,  # noqa: PLW1509 (no locks taken in it)
             )
         self.pid_file.write_text(f"{process.pid}\n")
         try:

@@ -1,0 +1,187 @@
+"""Buyers of a feed in a `m2mpay.bench.peer` process (`--sessions STORE`): each pays
+for seconds of the live topic with credentials sealed to the seller and reads it with
+an MQTT client of its own, noting what arrives.
+
+Commands (see `m2mpay.bench.peer` for the protocol; `offer` and `feed` as the seller's
+`feed_offer` gives them):
+    {"cmd": "grant_buy", "offer": {…}, "feed": {…}, "seconds": [s, …], "concurrency": 1}
+        → {"grants": [{session, username, grant_ms, suback_ms}, …], "seconds": elapsed}
+          once each reader holds an accepted subscription to the live topic
+    {"cmd": "grant_extend", "session": "0x…", "seconds": total}  → the session
+    {"cmd": "grant_readers", "close": false}
+        → {"readers": [{session, username, suback_ms, received: [[n, at_ms], …]}, …]}
+
+`grant_ms` runs from just before the buyer asks for the session (the request, the
+seller's acceptance, the prepayment and its durable acknowledgement included) to the
+reader's SUBACK granting a QoS. A reader keeps its persistent session and connects
+again whenever the connection drops (the seller's broker restarted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import aiomqtt
+
+from m2mpay.access.feeds import Feed
+from m2mpay.access.mosquitto import raise_descriptor_limit
+from m2mpay.access.sealed import Credentials, seal, sealed_context
+from m2mpay.lifecycle import cancel_and_wait
+from m2mpay.plain import from_plain
+from m2mpay.stream import Offer, SessionManager
+
+__all__ = ["FeedBuyer", "Reader"]
+
+_RETRY_S: Final = 0.002  # between subscriptions refused while the grant is on its way
+_RECONNECT_S: Final = 0.02
+
+
+def _refused(code: object) -> bool:
+    # A SUBACK's return code of 0x80 or above is a refusal (an int in MQTT 3.1.1).
+    failure = getattr(code, "is_failure", None)
+    if failure is not None:
+        return bool(failure)
+    return isinstance(code, int) and code >= 0x80
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Reader:
+    """A buyer's MQTT client on the live topic."""
+
+    session: bytes
+    credentials: Credentials
+    host: str
+    port: int
+    topic: str
+    granted: asyncio.Event = field(default_factory=asyncio.Event)
+    suback_ms: int = 0
+    suback_at: float = 0.0  # perf_counter
+    received: list[tuple[int, int]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        credentials = self.credentials
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    self.host,
+                    self.port,
+                    username=credentials.username,
+                    password=credentials.password,
+                    identifier=credentials.username,
+                    clean_session=False,
+                ) as client:
+                    await self._subscribe(client)
+                    async for message in client.messages:
+                        if isinstance(message.payload, bytes):
+                            body = json.loads(message.payload)
+                            self.received.append((int(body["n"]), int(body["at_ms"])))
+            except aiomqtt.MqttError:
+                # Not a client yet (its session is still starting), or the broker went.
+                await asyncio.sleep(_RECONNECT_S)
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        if self.granted.is_set():
+            # Back after a drop: the persistent session kept the subscription; asking
+            # again is harmless, and a refusal now (the grant ended) changes nothing.
+            await client.subscribe(self.topic, qos=1)
+            return
+        while True:
+            result = await client.subscribe(self.topic, qos=1)
+            if not any(_refused(code) for code in result or ()):
+                self.suback_ms, self.suback_at = now_ms(), time.perf_counter()
+                self.granted.set()
+                return
+            await asyncio.sleep(_RETRY_S)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "session": "0x" + self.session.hex(),
+            "username": self.credentials.username,
+            "suback_ms": self.suback_ms,
+            "received": self.received,
+        }
+
+
+class FeedBuyer:
+    """The buyer's side; see the module docstring."""
+
+    def __init__(self, sessions: SessionManager) -> None:
+        self._sessions = sessions
+        self._readers: dict[bytes, Reader] = {}
+        raise_descriptor_limit()  # a socket per reader
+
+    async def stop(self) -> None:
+        for reader in self._readers.values():
+            await cancel_and_wait(reader.task)
+
+    async def command(self, command: dict[str, Any]) -> dict[str, Any]:
+        name = command.get("cmd")
+        if name == "grant_buy":
+            return await self._buy(command)
+        if name == "grant_extend":
+            session = bytes.fromhex(str(command["session"]).removeprefix("0x"))
+            info = self._sessions.extend_session(
+                session, target_units=int(command["seconds"]), budget=0
+            )
+            return {"session": info.id_hex, "phase": info.phase.value}
+        if name == "grant_readers":
+            readers = [reader.as_json() for reader in self._readers.values()]
+            if command.get("close"):
+                await self.stop()
+                self._readers.clear()
+            return {"readers": readers}
+        raise ValueError(f"unknown command {name!r}")
+
+    async def _buy(self, command: dict[str, Any]) -> dict[str, Any]:
+        offer, feed = from_plain(command["offer"]), from_plain(command["feed"])
+        if not isinstance(offer, Offer) or not isinstance(feed, Feed):
+            raise ValueError("not an offer and its feed")
+        gate = asyncio.Semaphore(int(command.get("concurrency", 1)))
+        timeout = float(command.get("timeout", 60))
+
+        async def buy(seconds: int) -> dict[str, Any]:
+            async with gate:
+                return await self._buy_one(offer, feed, seconds, timeout)
+
+        began = time.perf_counter()
+        grants = await asyncio.gather(*(buy(int(s)) for s in command["seconds"]))
+        return {"grants": grants, "seconds": time.perf_counter() - began}
+
+    async def _buy_one(
+        self, offer: Offer, feed: Feed, seconds: int, timeout: float
+    ) -> dict[str, Any]:
+        credentials = Credentials.generate("bench")
+        session = secrets.token_bytes(32)
+        context = sealed_context(self._sessions.node.address, feed.device_id, session)
+        terms = seal(feed.access_key, credentials, context)
+        host, _, port = feed.broker.rpartition(":")
+        reader = Reader(session, credentials, host, int(port), feed.live_topic)
+        self._readers[session] = reader
+        asked = time.perf_counter()
+        # The reader tries from the start: its client exists once the seller accepts.
+        reader.task = asyncio.ensure_future(reader.run())
+        await self._sessions.start_session(
+            offer, target_units=seconds, supply_terms=terms, session_id=session, timeout=timeout
+        )
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await reader.granted.wait()
+        if not reader.granted.is_set():
+            raise TimeoutError(f"no subscription granted {timeout:g} s after paying")
+        return {
+            "session": "0x" + session.hex(),
+            "username": credentials.username,
+            "grant_ms": (reader.suback_at - asked) * 1000,
+            "suback_ms": reader.suback_ms,
+        }

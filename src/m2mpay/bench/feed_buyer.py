@@ -4,7 +4,8 @@ an MQTT client of its own, noting what arrives.
 
 Commands (see `m2mpay.bench.peer` for the protocol; `offer` and `feed` as the seller's
 `feed_offer` gives them):
-    {"cmd": "grant_buy", "offer": {…}, "feed": {…}, "seconds": [s, …], "concurrency": 1}
+    {"cmd": "grant_buy", "offer": {…}, "feed": {…}, "seconds": [s, …], "concurrency": 1,
+     "retry_ms": 2}
         → {"grants": [{session, username, grant_ms, suback_ms}, …], "seconds": elapsed}
           once each reader holds an accepted subscription to the live topic
     {"cmd": "grant_extend", "session": "0x…", "seconds": total}  → the session
@@ -13,7 +14,9 @@ Commands (see `m2mpay.bench.peer` for the protocol; `offer` and `feed` as the se
 
 `grant_ms` runs from just before the buyer asks for the session (the request, the
 seller's acceptance, the prepayment and its durable acknowledgement included) to the
-reader's SUBACK granting a QoS. A reader keeps its persistent session and connects
+reader's SUBACK granting a QoS; the reader logs in and subscribes every `retry_ms`
+until it may (many readers at once retry less often, not to flood the broker that the
+seller administers through). A reader keeps its persistent session and connects
 again whenever the connection drops (the seller's broker restarted).
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -38,8 +42,7 @@ from m2mpay.stream import Offer, SessionManager
 
 __all__ = ["FeedBuyer", "Reader"]
 
-_RETRY_S: Final = 0.002  # between subscriptions refused while the grant is on its way
-_RECONNECT_S: Final = 0.02
+_RECONNECT_S: Final = 0.02  # after a drop, or a login refused while the client is made
 
 
 def _refused(code: object) -> bool:
@@ -63,6 +66,7 @@ class Reader:
     host: str
     port: int
     topic: str
+    retry_s: float  # between logins and subscriptions refused while the grant is on its way
     granted: asyncio.Event = field(default_factory=asyncio.Event)
     suback_ms: int = 0
     suback_at: float = 0.0  # perf_counter
@@ -88,7 +92,7 @@ class Reader:
                             self.received.append((int(body["n"]), int(body["at_ms"])))
             except aiomqtt.MqttError:
                 # Not a client yet (its session is still starting), or the broker went.
-                await asyncio.sleep(_RECONNECT_S)
+                await asyncio.sleep(self.retry_s if not self.granted.is_set() else _RECONNECT_S)
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
         if self.granted.is_set():
@@ -102,7 +106,7 @@ class Reader:
                 self.suback_ms, self.suback_at = now_ms(), time.perf_counter()
                 self.granted.set()
                 return
-            await asyncio.sleep(_RETRY_S)
+            await asyncio.sleep(self.retry_s)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -120,6 +124,8 @@ class FeedBuyer:
         self._sessions = sessions
         self._readers: dict[bytes, Reader] = {}
         raise_descriptor_limit()  # a socket per reader
+        # paho logs every login refused while a grant is on its way; the reader retries.
+        logging.getLogger("mqtt").setLevel(logging.CRITICAL)
 
     async def stop(self) -> None:
         for reader in self._readers.values():
@@ -149,24 +155,25 @@ class FeedBuyer:
             raise ValueError("not an offer and its feed")
         gate = asyncio.Semaphore(int(command.get("concurrency", 1)))
         timeout = float(command.get("timeout", 60))
+        retry_s = float(command.get("retry_ms", 2)) / 1000
 
         async def buy(seconds: int) -> dict[str, Any]:
             async with gate:
-                return await self._buy_one(offer, feed, seconds, timeout)
+                return await self._buy_one(offer, feed, seconds, timeout, retry_s)
 
         began = time.perf_counter()
         grants = await asyncio.gather(*(buy(int(s)) for s in command["seconds"]))
         return {"grants": grants, "seconds": time.perf_counter() - began}
 
     async def _buy_one(
-        self, offer: Offer, feed: Feed, seconds: int, timeout: float
+        self, offer: Offer, feed: Feed, seconds: int, timeout: float, retry_s: float
     ) -> dict[str, Any]:
         credentials = Credentials.generate("bench")
         session = secrets.token_bytes(32)
         context = sealed_context(self._sessions.node.address, feed.device_id, session)
         terms = seal(feed.access_key, credentials, context)
         host, _, port = feed.broker.rpartition(":")
-        reader = Reader(session, credentials, host, int(port), feed.live_topic)
+        reader = Reader(session, credentials, host, int(port), feed.live_topic, retry_s)
         self._readers[session] = reader
         asked = time.perf_counter()
         # The reader tries from the start: its client exists once the seller accepts.

@@ -17,7 +17,8 @@ seller's acceptance, the prepayment and its durable acknowledgement included) to
 reader's SUBACK granting a QoS; the reader logs in and subscribes every `retry_ms`
 until it may (many readers at once retry less often, not to flood the broker that the
 seller administers through). A reader keeps its persistent session and connects
-again whenever the connection drops (the seller's broker restarted).
+again whenever the connection drops (the seller's broker restarted), until its login is
+refused: the grant ended and the seller removed its client.
 """
 
 from __future__ import annotations
@@ -32,17 +33,17 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 
 from m2mpay.access.feeds import Feed
 from m2mpay.access.mosquitto import raise_descriptor_limit
 from m2mpay.access.sealed import Credentials, seal, sealed_context
-from m2mpay.lifecycle import cancel_and_wait
 from m2mpay.plain import from_plain
 from m2mpay.stream import Offer, SessionManager
 
 __all__ = ["FeedBuyer", "Reader"]
 
-_RECONNECT_S: Final = 0.02  # after a drop, or a login refused while the client is made
+_RECONNECT_S: Final = 0.2  # after a drop
 
 
 def _refused(code: object) -> bool:
@@ -90,9 +91,14 @@ class Reader:
                         if isinstance(message.payload, bytes):
                             body = json.loads(message.payload)
                             self.received.append((int(body["n"]), int(body["at_ms"])))
+            except MqttConnectError:
+                if self.granted.is_set():
+                    return  # the client is gone: its grant ended
+                # Not a client yet: the seller makes it with the grant, once paid.
+                await asyncio.sleep(self.retry_s)
             except aiomqtt.MqttError:
-                # Not a client yet (its session is still starting), or the broker went.
-                await asyncio.sleep(self.retry_s if not self.granted.is_set() else _RECONNECT_S)
+                # Dropped: the broker went (a seller restarting), or the grant ended.
+                await asyncio.sleep(_RECONNECT_S)
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
         if self.granted.is_set():
@@ -128,8 +134,12 @@ class FeedBuyer:
         logging.getLogger("mqtt").setLevel(logging.CRITICAL)
 
     async def stop(self) -> None:
-        for reader in self._readers.values():
-            await cancel_and_wait(reader.task)
+        tasks = [reader.task for reader in self._readers.values() if reader.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # A client saying goodbye on a connection the broker dropped can wait forever.
+            await asyncio.wait(tasks, timeout=10)
 
     async def command(self, command: dict[str, Any]) -> dict[str, Any]:
         name = command.get("cmd")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from m2mpay.bench.mqtt import peak_overlap, seconds_of, tally
+from m2mpay.bench.mqtt import Tally, peak_overlap, seconds_of, tally
 from m2mpay.cli import app
 
 SUBSCRIBERS = 6
@@ -23,7 +23,8 @@ def result() -> dict[str, Any]:
         [
             "bench", "mqtt", "--json",
             "--subscribers", str(SUBSCRIBERS), "--samples", "3",
-            "--paid-seconds", "3", "--stagger-seconds", "3", "--concurrency", "3",
+            "--paid-seconds", "3", "--stagger-seconds", "3", "--concurrency", "4",
+            "--buyers", "2", "--publish-hz", "5",
         ],
     )  # fmt: skip
     assert ran.exit_code == 0, ran.output
@@ -53,19 +54,20 @@ def test_the_report_names_what_it_measured_and_with_what(result: dict[str, Any])
     assert result["paid_seconds"] == [3, 6]
     assert result["tolerance_ms"] == 250
     assert "SUBACK" in result["grant_ms_from"]
+    assert result["buyer_processes"] == 2
 
 
 def test_the_tally_counts_a_late_message_and_a_missing_one() -> None:
     published = [(0, 1_000), (1, 2_000), (2, 3_000), (3, 4_000)]
     # Paid from its SUBACK at 1_500 until 3_500: messages 1 and 2 are owed to it.
     exact = {"session": "s", "suback_ms": 1_500, "received": [[1, 2_000], [2, 3_000]]}
-    assert tally(published, [exact], {"s": 3_500}, 250) == (0, 0)
+    assert tally(published, [exact], {"s": 3_500}, 250) == Tally(0, 0, 0, 0)
     late = exact | {"received": [[1, 2_000], [2, 3_000], [3, 4_000]]}
-    assert tally(published, [late], {"s": 3_500}, 250) == (1, 0)
+    assert tally(published, [late, exact], {"s": 3_500}, 250) == Tally(1, 0, 500, 1)
     short = exact | {"received": [[2, 3_000]]}
-    assert tally(published, [short], {"s": 3_500}, 250) == (0, 1)
+    assert tally(published, [short], {"s": 3_500}, 250) == Tally(0, 1, 0, 0)
     # Within the tolerance of the end, neither arriving nor not arriving counts.
-    assert tally(published, [exact], {"s": 3_100}, 250) == (0, 0)
+    assert tally(published, [exact], {"s": 3_100}, 250) == Tally(0, 0, 0, 0)
 
 
 def test_paid_times_are_staggered_within_their_bounds() -> None:

@@ -135,7 +135,7 @@ class FeedSellerPeer:
         self._keeper = GrantKeeper(
             self._broker,
             open_store(self._directory / "grants.sqlite3"),
-            KeeperConfig(meter_every_s=0.5),
+            KeeperConfig(),
         )
         await self._keeper.start()
         config, address = self._config, self.mosquitto.address

@@ -3,8 +3,9 @@ separate processes.
 
 The seller is a node process with its sessions, its own Mosquitto, the grant keeper,
 the feed seller and a publisher standing in for the plug (`m2mpay.bench.feed_seller`);
-the buyer is another node process with one channel per subscriber and an MQTT client
-per grant (`m2mpay.bench.feed_buyer`); both on an embedded chain this process hosts.
+each buyer is a node process of its own with one channel per subscriber and an MQTT
+client per grant (`m2mpay.bench.feed_buyer`); all on an embedded chain this process
+hosts.
 
 First `samples` grants are bought one at a time, for the latency from the buyer asking
 to its client's accepted subscription; then the rest all together, `concurrency` at a
@@ -19,15 +20,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from m2mpay.bench.feed_seller import write_feed_config
 from m2mpay.bench.processes import PeerProcess, running
 from m2mpay.bench.rig import PAYER, Progress, narrator, set_up_rig
 
-__all__ = ["measure_mqtt", "peak_overlap", "seconds_of", "tally"]
+__all__ = ["Tally", "measure_mqtt", "peak_overlap", "seconds_of", "tally"]
 
 PRICE_PER_SECOND: Final = 10**12
+SELLER_KEY: Final = 2
+BUYER_KEYS: Final = (PAYER, 3, 4, 5)  # dev accounts that buy (the first is minted by the rig)
 DEVICE: Final = "bench-plug"
 LINGER_S: Final = 2.0  # readers listen on this long after the last grant ended
 # A reader logs in and subscribes this often until its grant is there; readers buying
@@ -45,24 +49,35 @@ def seconds_of(index: int, paid_seconds: int, stagger_seconds: int) -> int:
     return paid_seconds + (index * 7919) % (stagger_seconds + 1)
 
 
+@dataclass(frozen=True)
+class Tally:
+    leaked: int  # messages that reached a reader though published after its end + tolerance
+    missed: int  # messages published while it was paid (less the tolerance) it never got
+    latest_ms: int  # the latest of the leaked ones, after the end (0 without any)
+    readers_leaked_to: int
+
+
 def tally(
     published: Iterable[Sequence[int]],
     readers: Iterable[Mapping[str, Any]],
     paid_until: Mapping[str, int],
     tolerance_ms: int,
-) -> tuple[int, int]:
-    """(leaked, missed): messages received though published after the reader's
-    `paid_until` plus the tolerance, and messages published from its SUBACK to
-    `paid_until` less the tolerance that it never received."""
+) -> Tally:
+    """Messages received though published after the reader's `paid_until` plus the
+    tolerance, and messages published from its SUBACK to `paid_until` less the
+    tolerance that it never received."""
     sent = [(int(n), int(at)) for n, at in published]
-    leaked = missed = 0
+    leaked = missed = latest = leaky = 0
     for reader in readers:
         end = paid_until[reader["session"]]
         got = {int(n) for n, _ in reader["received"]}
-        leaked += sum(1 for _, at in reader["received"] if int(at) > end + tolerance_ms)
+        late = [int(at) - end for _, at in reader["received"] if int(at) > end + tolerance_ms]
+        leaked += len(late)
+        leaky += bool(late)
+        latest = max([latest, *late])
         start = int(reader["suback_ms"])
         missed += sum(1 for n, at in sent if start <= at <= end - tolerance_ms and n not in got)
-    return leaked, missed
+    return Tally(leaked, missed, latest, leaky)
 
 
 def peak_overlap(spans: Iterable[tuple[int, int]]) -> int:
@@ -97,15 +112,23 @@ async def measure_mqtt(
     paid_seconds: int = 60,
     stagger_seconds: int = 60,
     concurrency: int = 50,
-    publish_hz: float = 5.0,
+    buyers: int = 2,
+    publish_hz: float = 2.0,
     tolerance_ms: int = 250,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     say = narrator(progress)
     samples = min(samples, subscribers)
+    buyers = max(1, min(buyers, len(BUYER_KEYS), subscribers))
     longest = paid_seconds + stagger_seconds
     deposit = PRICE_PER_SECOND * (longest + 10)
-    async with set_up_rig(payer_tokens=deposit * subscribers, progress=say) as rig:
+    paid = [seconds_of(i, paid_seconds, stagger_seconds) for i in range(subscribers)]
+    # The first `samples` one at a time from the first buyer; the rest dealt round.
+    shares = [paid[samples:][b::buyers] for b in range(buyers)]
+    counts = [len(share) + (samples if b == 0 else 0) for b, share in enumerate(shares)]
+    async with set_up_rig(payer_tokens=deposit * counts[0], progress=say) as rig:
+        for key, count in zip(BUYER_KEYS[1:buyers], counts[1:], strict=True):
+            await rig.token.mint(rig.keys[0], rig.keys[key].address, deposit * count)
         feeds = rig.root / "seller-feed"
         write_feed_config(
             feeds,
@@ -115,24 +138,27 @@ async def measure_mqtt(
             max_seconds=longest,
             publish_hz=publish_hz,
         )
-        seller = rig.peer(2, "seller", sessions=rig.root / "seller-s.sqlite3", feeds=feeds)
-        buyer = rig.peer(PAYER, "buyer", sessions=rig.root / "buyer-s.sqlite3")
-        say("starting the seller (node, Mosquitto, plug) and the buyer processes")
-        async with running(seller, buyer):
+        seller = rig.peer(SELLER_KEY, "seller", sessions=rig.root / "seller-s.sqlite3", feeds=feeds)
+        processes = [
+            rig.peer(key, f"buyer{key}", sessions=rig.root / f"buyer{key}-s.sqlite3")
+            for key in BUYER_KEYS[:buyers]
+        ]
+        say(f"starting the seller (node, Mosquitto, plug) and {buyers} buyer processes")
+        async with running(seller, *processes):
             say(f"opening {subscribers:,} channels, one per subscriber")
-            await buyer.call(
-                {
-                    "cmd": "open_many",
-                    **seller.channel_to(rig.token.address, deposit),
-                    "count": subscribers,
-                    "concurrency": 64,
-                },
-                timeout=3600,
+            opening = seller.channel_to(rig.token.address, deposit)
+            await asyncio.gather(
+                *(
+                    buyer.call(
+                        {"cmd": "open_many", **opening, "count": count, "concurrency": 32},
+                        timeout=3600,
+                    )
+                    for buyer, count in zip(processes, counts, strict=True)
+                )
             )
             sold = await seller.call({"cmd": "feed_offer"})
-            paid = [seconds_of(i, paid_seconds, stagger_seconds) for i in range(subscribers)]
             say(f"buying {samples:,} grants one at a time")
-            one_by_one = await buyer.call(
+            one_by_one = await processes[0].call(
                 {
                     "cmd": "grant_buy",
                     **sold,
@@ -143,28 +169,39 @@ async def measure_mqtt(
                 timeout=3600,
             )
             say(f"buying {subscribers - samples:,} more, {concurrency} at a time")
-            together = await buyer.call(
-                {
-                    "cmd": "grant_buy",
-                    **sold,
-                    "seconds": paid[samples:],
-                    "concurrency": concurrency,
-                    "retry_ms": together_retry_ms(concurrency),
-                },
-                timeout=3600,
+            each = max(1, concurrency // buyers)
+            began = time.perf_counter()
+            await asyncio.gather(
+                *(
+                    buyer.call(
+                        {
+                            "cmd": "grant_buy",
+                            **sold,
+                            "seconds": share,
+                            "concurrency": each,
+                            "retry_ms": together_retry_ms(each),
+                        },
+                        timeout=3600,
+                    )
+                    for buyer, share in zip(processes, shares, strict=True)
+                )
             )
+            together_s = time.perf_counter() - began
             node_rss = (await seller.call({"cmd": "rss"}))["rss_bytes"]
             broker_rss = (await seller.call({"cmd": "feed_broker_rss"}))["rss_bytes"]
             latest = time.time_ns() // 1_000_000 + longest * 1000
             say(f"reading while the grants expire, until about {longest} s from now")
             grants = await _wait_all_ended(seller, latest)
             await asyncio.sleep(LINGER_S)
-            readers = (await buyer.call({"cmd": "grant_readers", "close": True}))["readers"]
+            readers = [
+                reader
+                for buyer in processes
+                for reader in (await buyer.call({"cmd": "grant_readers", "close": True}))["readers"]
+            ]
             published = (await seller.call({"cmd": "feed_published"}))["published"]
     paid_until = {g["session"]: int(g["paid_until_ms"]) for g in grants}
-    leaked, missed = tally(published, readers, paid_until, tolerance_ms)
+    counted = tally(published, readers, paid_until, tolerance_ms)
     latencies = [float(g["grant_ms"]) for g in one_by_one["grants"]]
-    together_s = float(together["seconds"])
     spans = [(int(r["suback_ms"]), paid_until[r["session"]]) for r in readers]
     return {
         "grant_p50_ms": round(_percentile(latencies, 0.5), 1),
@@ -177,7 +214,7 @@ async def measure_mqtt(
         "subscribe_retry_ms": RETRY_MS,
         "grants_per_s": round((subscribers - samples) / together_s, 1) if together_s else 0.0,
         "grants_per_s_concurrency": concurrency,
-        "grants_per_s_retry_ms": together_retry_ms(concurrency),
+        "grants_per_s_retry_ms": together_retry_ms(max(1, concurrency // buyers)),
         "subscribers": subscribers,
         "peak_concurrent_subscribers": peak_overlap(spans),
         "paid_seconds": [min(paid), max(paid)],
@@ -185,11 +222,15 @@ async def measure_mqtt(
         "published": len(published),
         "received": sum(len(r["received"]) for r in readers),
         "tolerance_ms": tolerance_ms,
-        "leaked_after_expiry": leaked,
-        "missed_while_paid": missed,
+        "leaked_after_expiry": counted.leaked,
+        "missed_while_paid": counted.missed,
+        "latest_leak_ms": counted.latest_ms,
+        "readers_leaked_to": counted.readers_leaked_to,
         "broker_rss_mb": round(broker_rss / 2**20, 1),
         "node_rss_mb": round(node_rss / 2**20, 1),
         "rss_when": "all grants bought, every subscriber connected",
-        "processes": "seller (node, sessions, grant keeper, plug) + its Mosquitto; one buyer",
+        "buyer_processes": buyers,
+        "processes": "seller (node, sessions, grant keeper, plug) and its Mosquitto; buyers "
+        "(node, sessions, one MQTT client per grant), each its own process",
         "broker": "mosquitto 2.0 with dynamic security, QoS 1, loopback",
     }

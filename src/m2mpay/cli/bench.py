@@ -212,9 +212,12 @@ def mqtt(
         int, typer.Option(min=0, help="Paid times spread over this much more (s).")
     ] = 60,
     concurrency: Annotated[int, typer.Option(min=1, help="Grants bought at once.")] = 50,
+    buyers: Annotated[
+        int, typer.Option(min=1, max=4, help="Buyer processes the subscribers are dealt to.")
+    ] = 2,
     publish_hz: Annotated[
-        float, typer.Option(min=0.1, help="Messages a second on the live topic.")
-    ] = 5.0,
+        float, typer.Option(min=0.1, help="Messages a second on the live topic (the plug: 2).")
+    ] = 2.0,
     tolerance_ms: Annotated[
         int, typer.Option(min=0, help="How late after the end a message may still arrive.")
     ] = 250,
@@ -229,6 +232,7 @@ def mqtt(
             paid_seconds=paid_seconds,
             stagger_seconds=stagger_seconds,
             concurrency=concurrency,
+            buyers=buyers,
             publish_hz=publish_hz,
             tolerance_ms=tolerance_ms,
             progress=_say,

@@ -39,7 +39,7 @@ from m2mpay.access.grant import (
 )
 from m2mpay.crypto import Address
 from m2mpay.engine import EngineHost, PlainLog, now_ms
-from m2mpay.errors import AccessError, M2MPayError
+from m2mpay.errors import AccessError, M2MPayError, StoreError
 from m2mpay.store import Store
 
 __all__ = ["GrantKeeper", "KeeperConfig"]
@@ -64,6 +64,14 @@ class _GrantMachine(PlainLog[bytes, Grant, GrantInput, GrantOutput]):
 
     def key(self, inp: GrantInput) -> bytes:
         return grant_key(inp)
+
+    def decode_record(self, data: bytes) -> GrantInput:
+        # A record naming another plain type (a damaged or foreign store) would otherwise
+        # reach the machine and fail there, not as the store's error.
+        inp = super().decode_record(data)
+        if not isinstance(inp, GrantOpened | Permitted | Expire | GrantEnded):
+            raise StoreError(f"a grant log record holds a {type(inp).__name__}")
+        return inp
 
     def transition(
         self, state: Grant | None, inp: GrantInput

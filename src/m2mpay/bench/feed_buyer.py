@@ -129,6 +129,7 @@ class FeedBuyer:
     def __init__(self, sessions: SessionManager) -> None:
         self._sessions = sessions
         self._readers: dict[bytes, Reader] = {}
+        self._used: set[bytes] = set()  # channels a purchase of ours ran on
         raise_descriptor_limit()  # a socket per reader
         # paho logs every login refused while a grant is on its way; the reader retries.
         logging.getLogger("mqtt").setLevel(logging.CRITICAL)
@@ -163,20 +164,44 @@ class FeedBuyer:
         offer, feed = from_plain(command["offer"]), from_plain(command["feed"])
         if not isinstance(offer, Offer) or not isinstance(feed, Feed):
             raise ValueError("not an offer and its feed")
+        # Each purchase on a channel of its own, never used before: a channel holds the
+        # deposit for one purchase, and the session manager would pick one whose first
+        # purchase had ended (buying a thousand takes longer than the shortest grant).
+        free = [
+            channel.channel_id
+            for channel in self._sessions.node.channels()
+            if channel.peer == offer.seller
+            and channel.asset == offer.asset
+            and channel.phase.value == "open"
+            and channel.channel_id not in self._used
+        ]
+        if len(free) < len(command["seconds"]):
+            raise ValueError(
+                f"{len(free)} free channels to the seller for {len(command['seconds'])}"
+            )
+        self._used.update(free[: len(command["seconds"])])
         gate = asyncio.Semaphore(int(command.get("concurrency", 1)))
         timeout = float(command.get("timeout", 60))
         retry_s = float(command.get("retry_ms", 2)) / 1000
 
-        async def buy(seconds: int) -> dict[str, Any]:
+        async def buy(seconds: int, channel: bytes) -> dict[str, Any]:
             async with gate:
-                return await self._buy_one(offer, feed, seconds, timeout, retry_s)
+                return await self._buy_one(offer, feed, seconds, channel, timeout, retry_s)
 
         began = time.perf_counter()
-        grants = await asyncio.gather(*(buy(int(s)) for s in command["seconds"]))
+        grants = await asyncio.gather(
+            *(buy(int(s), c) for s, c in zip(command["seconds"], free, strict=False))
+        )
         return {"grants": grants, "seconds": time.perf_counter() - began}
 
     async def _buy_one(
-        self, offer: Offer, feed: Feed, seconds: int, timeout: float, retry_s: float
+        self,
+        offer: Offer,
+        feed: Feed,
+        seconds: int,
+        channel: bytes,
+        timeout: float,
+        retry_s: float,
     ) -> dict[str, Any]:
         credentials = Credentials.generate("bench")
         session = secrets.token_bytes(32)
@@ -189,7 +214,12 @@ class FeedBuyer:
         # The reader tries from the start: its client exists once the seller accepts.
         reader.task = asyncio.ensure_future(reader.run())
         await self._sessions.start_session(
-            offer, target_units=seconds, supply_terms=terms, session_id=session, timeout=timeout
+            offer,
+            channel_id=channel,
+            target_units=seconds,
+            supply_terms=terms,
+            session_id=session,
+            timeout=timeout,
         )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):

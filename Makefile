@@ -11,6 +11,11 @@ NODE_STAMP := node_modules/.m2mpay-installed
 SWAGGER_UI_DIST ?= node_modules/swagger-ui-dist
 DOCS_ASSETS := src/m2mpay/api/docs_assets
 DOCS_STAMP := $(DOCS_ASSETS)/.copied
+# The provenance web reader (web/reader), bundled with the pinned esbuild into the package
+# (m2mpay.provenance.reader_app serves it), never from a CDN.
+READER_ASSETS := src/m2mpay/provenance/reader_assets
+READER_STAMP := $(READER_ASSETS)/.built
+READER_SOURCES := $(wildcard web/reader/*)
 PYTEST_ARGS ?=
 
 .PHONY: help demo test lint typecheck unit system-deps contracts lock clean \
@@ -56,7 +61,19 @@ $(DOCS_STAMP): $(NODE_STAMP)
 		LICENSE NOTICE) $(DOCS_ASSETS)/
 	@touch $@
 
-demo: $(PY_STAMP) $(DOCS_STAMP)
+# The reader's bundle (its code, @noble/curves, @noble/hashes, jsQR), page and stylesheet,
+# and the licences of what the bundle holds.
+$(READER_STAMP): $(NODE_STAMP) $(READER_SOURCES)
+	@mkdir -p $(READER_ASSETS)
+	node_modules/.bin/esbuild web/reader/reader.js --bundle --format=esm --minify \
+		--target=chrome111,firefox115,safari16.4 --legal-comments=none \
+		--outfile=$(READER_ASSETS)/reader.js --log-level=warning
+	cp web/reader/index.html web/reader/reader.css $(READER_ASSETS)/
+	for package in @noble/curves @noble/hashes jsqr; do \
+		cp node_modules/$$package/LICENSE $(READER_ASSETS)/LICENSE.$$(basename $$package); done
+	@touch $@
+
+demo: $(PY_STAMP) $(DOCS_STAMP) $(READER_STAMP)
 	$(BIN)/m2mpay demo
 
 lint: $(PY_STAMP)
@@ -69,7 +86,7 @@ typecheck: $(PY_STAMP)
 unit: $(PY_STAMP)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: $(PY_STAMP) $(NODE_STAMP) $(DOCS_STAMP) lint typecheck
+test: $(PY_STAMP) $(NODE_STAMP) $(DOCS_STAMP) $(READER_STAMP) lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 contracts: $(PY_STAMP)
@@ -95,4 +112,4 @@ mutants-contracts: $(PY_STAMP)
 	$(BIN)/python tools/mutants/vyper_mutants.py --json mutants/contracts-report.json
 
 clean:
-	rm -rf $(VENV) node_modules $(DOCS_ASSETS) .mypy_cache .ruff_cache .pytest_cache .hypothesis mutants
+	rm -rf $(VENV) node_modules $(DOCS_ASSETS) $(READER_ASSETS) .mypy_cache .ruff_cache .pytest_cache .hypothesis mutants

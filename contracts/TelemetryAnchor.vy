@@ -2,11 +2,14 @@
 # pragma optimize gas
 """
 @title m2mpay TelemetryAnchor
-@notice Anchors batches of device telemetry on the ledger. A gateway collects a
-        device's records, computes the Merkle root of their leaves off chain and
-        anchors (device, root, first_seq, count) here; anyone holding a record and
-        its Merkle path can then show that it was part of a batch the gateway
-        committed to at a given block, and that nothing in the batch changed since.
+@notice Anchors Merkle batches on the ledger: of device telemetry, and of the heads
+        of provenance streams. A gateway collects a device's records, computes the
+        Merkle root of their leaves off chain and anchors (device, root, first_seq,
+        count) here; anyone holding a record and its Merkle path can then show that
+        it was part of a batch the gateway committed to at a given block, and that
+        nothing in the batch changed since. A node anchors stream heads the same way
+        under a fixed `device` no key holds (m2mpay's STREAMS_SOURCE), with its batch
+        number as `first_seq`; leaves of each kind are hashed under their own domain.
 @dev    Nothing is stored: the commitment is the event log, which the block's
         receipts root already makes permanent and tamper-evident. Storing the root
         as well would cost a fresh storage slot (~22,100 gas) per batch for the

@@ -23,7 +23,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+
+from m2mpay.ports import free_port
 
 __all__ = [
     "README",
@@ -63,6 +64,9 @@ PRINTED: Final = {
     "session": re.compile(r"session started.*?\bid\b\W*(0x[0-9a-f]{8,})", re.DOTALL),
     "anvil-url": re.compile(r"anvil running at (http://[\d.:]+)"),
     "hub": re.compile(r"ChannelHub\W+(0x[0-9a-fA-F]{40})"),
+    "broker": re.compile(r"MQTT broker (\S+:\d+)"),
+    "mqtt-port": re.compile(r"MQTT broker \S+:(\d+)"),
+    "feed": re.compile(r"feed published.*?\bid\b\W*(0x[0-9a-f]{8,})", re.DOTALL),
 }
 
 
@@ -110,13 +114,6 @@ def blocks_named(*names: str) -> list[Block]:
     missing = set(names) - {b.name for b in found}
     assert not missing, f"the README has no block named {sorted(missing)}"
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

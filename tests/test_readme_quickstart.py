@@ -41,6 +41,8 @@ def test_the_readme_quickstart_ends_countersigned_with_exact_balances(
 
     charger, car = terminals["terminal-1"], terminals["terminal-2"]
     session = car.printed("session")
+    # The car's owner is told what to do next, with an id the commands take back.
+    assert f"follow it: m2mpay session watch {session[:12]}" in car.output()
     bought = car.m2mpay_json("session", "show", session)
     sold = charger.m2mpay_json("session", "show", session)
     assert bought["role"] == "buyer"

@@ -5,7 +5,7 @@ can catch the family it cares about:
 
 - `CodedError`: the base of the errors below that carry a machine-readable `code` and a
   `message` (`ChannelRejection`, `ChannelError`, `StreamError`, `DeviceError`, `AccessError`,
-  `ApiRefusal`).
+  `ProvenanceError`, `ApiRefusal`).
 - `CryptoError`: malformed keys, signatures or addresses (`InvalidSignature`,
   `InvalidAddress`), a keystore that does not open (`WrongPassphrase`).
 - `LedgerError`: the chain refused or could not do something
@@ -21,6 +21,7 @@ can catch the family it cares about:
 - `DeviceError`: a local request on the device bus cannot be done (`code` says why).
 - `AccessError`: paid access cannot be granted or administered: a broker that refuses or
   cannot be reached, credentials that do not open or belong to someone else (`code` says why).
+- `ProvenanceError`: a provenance stream cannot be written, stored or read (`code` says why).
 - `TransportError`: a peer cannot be reached or the link broke (`ConnectionClosed`,
   `NodeUnreachable`: a node's HTTP API did not answer).
 - `ApiRefusal`: a node's HTTP API answered with an error (`status`, `code`, `message`,
@@ -32,6 +33,10 @@ Packages raise subclasses of these where they need their own, each beside its co
 
 - `engine.durable.EngineFailed` (a `StoreError`): the engine stopped because its store failed.
 - `bus.messages.BadMessage` (a `MalformedMessage`): what a device sent and the bus refuses.
+- `provenance.stream_format.StreamInvalid` (a `ProvenanceError`): a provenance stream that
+  does not verify; its `code` names the first problem (`bad_signature`, `gap`, `wrong_key`…).
+- `provenance.qr.QrFormatError` (a `ProvenanceError`, code `qr_format`): a QR code that is not
+  a provenance stream code of a version this reads.
 - `node.watch.WatchRefused` (a `ProtocolError`) and `WatchUnavailable` (a `TransportError`):
   a watchtower as the node layer sees it.
 - `watcher.errors.WatcherRefusal` (a `ProtocolError`): `Unauthorized` (also an
@@ -77,6 +82,7 @@ __all__ = [
     "MalformedMessage",
     "NodeUnreachable",
     "ProtocolError",
+    "ProvenanceError",
     "ReceiptTimeout",
     "StoreError",
     "StreamError",
@@ -200,6 +206,11 @@ class DeviceError(CodedError):
 class AccessError(CodedError):
     """Paid access cannot be granted or administered (`code` says why): the broker
     refused or did not answer, sealed credentials did not open, a name is taken."""
+
+
+class ProvenanceError(CodedError):
+    """A provenance stream cannot be written, stored or read (a conflicting append, a
+    stream that does not verify, a file that is not a stream): `code` says why."""
 
 
 class TransportError(M2MPayError):

@@ -16,6 +16,7 @@ from typing import Any, Self
 __all__ = [
     "Closable",
     "Openable",
+    "Process",
     "Startable",
     "cancel_all",
     "cancel_and_wait",
@@ -104,3 +105,21 @@ class Startable(ABC):
 
     async def __aexit__(self, *_: object) -> None:
         await self.stop()
+
+
+class Process(ABC):
+    """A child process we start and stop from synchronous code (Anvil, a Mosquitto of
+    our own): `with` stops it however the block ends."""
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -19,7 +19,12 @@ from m2mpay.api.auth import BEARER
 from m2mpay.api.docs import DOCS_ASSETS, SWAGGER_UI_FILES, install_docs
 from tests.api.conftest import TOKEN, ApiFactory
 
-PUBLIC = {("get", "/v1/info"), ("get", "/v1/offers")}
+PUBLIC = {
+    ("get", "/v1/info"),
+    ("get", "/v1/offers"),
+    ("get", "/v1/feeds"),
+    ("get", "/v1/feeds/{feed_id}"),
+}
 # Operations whose bodies a newcomer reads first: their request and 2xx answers carry examples.
 MAIN = [
     ("get", "/v1/info"),
@@ -37,6 +42,10 @@ MAIN = [
     ("get", "/v1/sessions/{session_id}"),
     ("post", "/v1/sessions/{session_id}/stop"),
     ("get", "/v1/sessions/{session_id}/receipt"),
+    ("get", "/v1/feeds"),
+    ("post", "/v1/feeds"),
+    ("post", "/v1/grants"),
+    ("get", "/v1/grants"),
 ]
 
 
@@ -121,6 +130,8 @@ async def test_the_schema_asks_for_the_token_exactly_where_the_node_does(
     assert (await api.anonymous.get("/v1/wallet")).status_code == 401
     assert (await api.http.get("/v1/wallet")).status_code == 200
     assert (await api.anonymous.get("/v1/offers")).status_code == 200
+    assert (await api.anonymous.get("/v1/feeds")).status_code == 200
+    assert (await api.anonymous.get("/v1/grants")).status_code == 401
 
 
 async def test_each_operation_is_listed_once_under_one_tag(make_api: ApiFactory) -> None:

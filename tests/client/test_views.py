@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 import m2mpay.client as client_views
-from m2mpay.api import models, models_resales
+from m2mpay.api import models, models_access, models_resales
 from m2mpay.client import (
     Amount,
     ChannelView,
@@ -57,7 +57,11 @@ def test_every_answer_type_matches_the_gateway_model_of_the_same_name() -> None:
     checked = []
     for name in client_views.__all__:
         ours = getattr(client_views, name)
-        theirs = getattr(models, name, None) or getattr(models_resales, name, None)
+        theirs = (
+            getattr(models, name, None)
+            or getattr(models_resales, name, None)
+            or getattr(models_access, name, None)
+        )
         if not (isinstance(ours, type) and dataclasses.is_dataclass(ours)):
             continue
         if not (isinstance(theirs, type) and issubclass(theirs, BaseModel)):
@@ -66,6 +70,11 @@ def test_every_answer_type_matches_the_gateway_model_of_the_same_name() -> None:
         checked.append(name)
     assert set(checked) >= {
         "BalanceView",
+        "DeviceClientView",
+        "FeedPublished",
+        "FeedView",
+        "GrantBought",
+        "GrantView",
         "ChannelView",
         "ContractsView",
         "FlowView",

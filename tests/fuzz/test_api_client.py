@@ -63,6 +63,49 @@ def _read(answer: Callable[[httpx.Request], httpx.Response]) -> Any:
     return asyncio.run(ask())
 
 
+def _read_access(answer: Callable[[httpx.Request], httpx.Response]) -> list[Any]:
+    """What the paid-data calls (feeds, grants, buying) make of the node's answers."""
+
+    async def ask() -> list[Any]:
+        async with _node(answer) as client:
+            results: list[Any] = []
+            for call in (
+                client.feeds,
+                lambda: client.feed(CHANNEL),
+                client.grants,
+                lambda: client.grant(CHANNEL),
+                lambda: client.buy_grant("http://seller.test", CHANNEL, seconds=60),
+                lambda: client.publish_feed("plug", price_per_hour=3600),
+            ):
+                try:
+                    results.append(await call())
+                except (MalformedMessage, ApiRefusal) as refusal:
+                    results.append(refusal)
+            return results
+
+    return asyncio.run(ask())
+
+
+@given(value=json_values, status=st.sampled_from([200, 201, 404, 409, 422, 503]))
+@FUZZ
+def test_any_answer_to_the_paid_data_calls_gives_a_value_or_a_typed_error(
+    value: Any, status: int
+) -> None:
+    body = orjson.dumps(value)
+    for result in _read_access(lambda _: httpx.Response(status, content=body)):
+        assert result is not None
+        if status >= 400:
+            assert isinstance(result, ApiRefusal)
+
+
+@pytest.mark.parametrize(
+    "bomb", json_nesting_bombs(), ids=["lists", "objects", "open-lists", "open-objects"]
+)
+def test_nesting_bombs_in_a_paid_data_answer_are_malformed(bomb: bytes) -> None:
+    results = _read_access(lambda _: httpx.Response(200, content=bomb))
+    assert all(isinstance(result, MalformedMessage) for result in results), results
+
+
 @given(
     status=st.sampled_from([200, 201, 400, 401, 404, 409, 422, 500, 502]),
     body=st.binary(max_size=300),

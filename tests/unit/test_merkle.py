@@ -1,10 +1,14 @@
-"""Merkle roots and inclusion proofs over every tree shape up to 33 leaves."""
+"""Merkle roots and inclusion proofs over every tree shape up to 33 leaves, any tree
+hypothesis draws, and the leaves of each kind that provenance anchors."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from m2mpay.crypto import keccak256, merkle_proof, merkle_root, verify_merkle_proof
+from m2mpay.crypto import Address, keccak256, merkle_proof, merkle_root, verify_merkle_proof
+from m2mpay.provenance.records import STREAM_LEAF_DOMAIN, stream_leaf, telemetry_leaf
 
 LEAVES = [keccak256(bytes([i])) for i in range(33)]
 
@@ -40,3 +44,36 @@ def test_shapes_and_refusals() -> None:
         merkle_root([b"short"])
     with pytest.raises(ValueError, match="outside"):
         merkle_proof(LEAVES[:2], 2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=300, unique=True),
+    st.data(),
+)
+def test_any_tree_proves_each_leaf_and_nothing_else(
+    leaves: list[bytes], data: st.DataObject
+) -> None:
+    root = merkle_root(leaves)
+    count = len(leaves)
+    index = data.draw(st.integers(0, count - 1), label="index")
+    proof = merkle_proof(leaves, index)
+    assert verify_merkle_proof(leaves[index], index, count, proof, root)
+    # No other leaf proves in its place, and the leaf proves under no other root.
+    other = data.draw(
+        st.integers(0, count - 1).filter(lambda i: i != index) if count > 1 else st.none()
+    )
+    if other is not None:
+        assert not verify_merkle_proof(leaves[other], index, count, proof, root)
+    stranger = data.draw(st.binary(min_size=32, max_size=32).filter(lambda b: b not in leaves))
+    assert not verify_merkle_proof(stranger, index, count, proof, root)
+    assert not verify_merkle_proof(leaves[index], index, count, proof, keccak256(root))
+    assert merkle_root([*leaves, stranger]) != root
+
+
+def test_a_stream_leaf_is_never_a_telemetry_leaf() -> None:
+    # The same 32 + 8 + 32 bytes of input under each domain: different leaves.
+    stream = stream_leaf(bytes(32), 1, bytes(32))
+    assert stream != stream_leaf(bytes(32), 2, bytes(32))
+    assert stream != telemetry_leaf(Address(bytes(20)), 1, 0, b"")
+    assert stream == keccak256(STREAM_LEAF_DOMAIN + bytes(32) + (1).to_bytes(8, "big") + bytes(32))

@@ -39,11 +39,12 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 from urllib.parse import urlsplit
 
 from m2mpay.errors import AccessError
+from m2mpay.lifecycle import Process
+from m2mpay.ports import free_port, port_free
 
 __all__ = [
     "BrokerAddress",
@@ -125,23 +126,6 @@ def find_dynsec_plugin() -> Path:
     )
 
 
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        # As Mosquitto binds: connections of a broker just stopped (TIME_WAIT) do not count.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def raise_descriptor_limit() -> None:
     """The soft limit of open files raised to the hard one (at most 65,536): a socket
     per subscriber, and a thousand subscribers would meet a soft limit of 1024."""
@@ -173,7 +157,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class ManagedMosquitto:
+class ManagedMosquitto(Process):
     """A Mosquitto the node starts and stops by PID, configured from its data dir."""
 
     def __init__(
@@ -238,7 +222,7 @@ class ManagedMosquitto:
             self._init_dynsec(username, password)
         chosen = self._wanted_port or self._previous_port()
         for _ in range(3):  # a free port may be taken before Mosquitto binds it
-            port = self._check_port(chosen) if chosen else _free_port(self._host)
+            port = self._check_port(chosen) if chosen else free_port(self._host)
             try:
                 self._process = self._spawn(binary, plugin, port)
             except AccessError as exc:
@@ -310,7 +294,7 @@ class ManagedMosquitto:
         partial.replace(self.dynsec)
 
     def _check_port(self, port: int) -> int:
-        if not _port_free(self._host, port):
+        if not port_free(self._host, port):
             raise AccessError(
                 "port_in_use",
                 f"port {port} on {self._host} is in use: the node's broker cannot listen there "
@@ -440,15 +424,3 @@ class ManagedMosquitto:
                 return False
             time.sleep(0.01)
         return True
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

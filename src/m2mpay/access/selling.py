@@ -113,10 +113,9 @@ class FeedSeller:
         self._feeds: dict[bytes, SoldFeed] = {}
 
     def publish(self, feed: Feed, offer: Offer | None = None) -> SoldFeed:
-        """Sell `feed`; or, after a restart, sell it again under the `offer` it was sold
-        under, so that its running sessions find their grants again."""
-        if offer is None:
-            offer = feed_offer(feed, self._sessions.node.address)
+        """Sell `feed` under a new offer, or under `offer` again (its offer before a
+        restart, so that the sessions resumed on it find their grants)."""
+        offer = offer or feed_offer(feed, self._sessions.node.address)
         sold = SoldFeed(feed, offer)
         self._sessions.publish(offer, self._device(feed), self._vet(feed))
         self._feeds[offer.offer_id] = sold

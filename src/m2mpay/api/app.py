@@ -15,6 +15,11 @@ there), the device bus's messages in AsyncAPI at /asyncapi.json (`m2mpay.api.doc
     GET    /v1/sessions[/{id}[/receipt]]
     POST   /v1/sessions/{id}/stop|price|reverse
     POST   /v1/resales, GET /v1/resales     resell another node's offer; reconciliations
+    GET    /v1/feeds[/{id}]                 live MQTT data for sale (public)
+    POST   /v1/feeds, DELETE /v1/feeds/{id} sell a device's data; retire it
+    POST   /v1/grants                       buy read access to another node's feed
+    POST   /v1/grants/{id}/extend           more seconds of it
+    GET    /v1/grants[/{id}]                grants bought and sold
     GET    /v1/events                       Server-Sent Events
 
 Everything that moves money or changes state needs the node's bearer token; reads
@@ -35,6 +40,8 @@ from m2mpay.api.gateway import Gateway
 from m2mpay.api.models import ErrorBody
 from m2mpay.api.routes_channels import channel_routes
 from m2mpay.api.routes_events import event_routes
+from m2mpay.api.routes_feeds import feed_routes
+from m2mpay.api.routes_grants import grant_routes
 from m2mpay.api.routes_info import info_routes
 from m2mpay.api.routes_resales import resale_routes
 from m2mpay.api.routes_sessions import session_routes
@@ -45,7 +52,7 @@ __all__ = ["create_app"]
 _ERRORS: Final = error_responses(
     {
         401: "Missing or wrong bearer token",
-        404: "Unknown channel, session or offer",
+        404: "Unknown channel, session, offer, feed or grant",
         409: "Not possible now: closed channel, busy, not enough funds, peer unreachable…",
         413: "The body is larger than the API takes",
         415: "The body is not JSON",
@@ -61,7 +68,8 @@ _DESCRIPTION: Final = """\
 Amounts are integer strings in the asset's smallest unit; addresses and ids are 0x-hex.
 Everything that moves money or changes state needs the node's bearer token (**Authorize**
 above): `m2mpay node` prints it once when the node first starts. The node's storefront
-(`/v1/info`, `/v1/offers`) is public. Every error is `{"error": {"code", "message", "field"}}`.
+(`/v1/info`, `/v1/offers`, `/v1/feeds`) is public. Every error is
+`{"error": {"code", "message", "field"}}`.
 
 Devices join the node's bus over a WebSocket at `/v1/devices/ws`; its messages are described
 in AsyncAPI at [/asyncapi.json](/asyncapi.json).
@@ -87,6 +95,8 @@ def create_app(gw: Gateway, *, extra: Sequence[APIRouter] = ()) -> FastAPI:
         channel_routes(gw),
         session_routes(gw),
         resale_routes(gw),
+        feed_routes(gw),
+        grant_routes(gw),
         event_routes(gw),
         *extra,
     ):

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from m2mpay.asgi.errors import error_body, refusal_answer
 from m2mpay.asgi.errors import install_error_handlers as _install
 from m2mpay.errors import (
+    AccessError,
     ApiRefusal,
     ChannelError,
     CryptoError,
@@ -50,14 +51,31 @@ _NOT_FOUND: Final = frozenset(
     }
 )
 _BAD_INPUT: Final = frozenset(
-    {"invalid_amount", "invalid_offer", "price_above_limit", "invalid_input", "no_route"}
+    {
+        "invalid_amount",
+        "invalid_offer",
+        "price_above_limit",
+        "invalid_input",
+        "no_route",
+        # paid access (`AccessError`)
+        "bad_device_id",
+        "bad_feed",
+        "bad_username",
+        "bad_password",
+        "bad_topic",
+        "below_min_seconds",
+        "above_max_seconds",
+        "below_one_second",
+        "not_whole_seconds",
+    }
 )
 # A local request refused with one of these codes is not a conflict (409).
 _BY_CODE: Final[dict[str, int]] = {
     **dict.fromkeys(_NOT_FOUND, 404),
     **dict.fromkeys(_BAD_INPUT, 422),
-    **dict.fromkeys(("not_running", "node_failed", "failed"), 503),
+    **dict.fromkeys(("not_running", "node_failed", "failed", "broker_unreachable"), 503),
     "timeout": 504,
+    "broker_timeout": 504,
 }
 # What the library's other families mean for the caller, the most specific first.
 _BY_FAMILY: Final[tuple[tuple[type[M2MPayError], int, str], ...]] = (
@@ -103,7 +121,7 @@ def error_of(exc: BaseException) -> tuple[int, dict[str, Any]]:
 
 def _status_of(exc: M2MPayError) -> tuple[int, str]:
     code = getattr(exc, "code", None)
-    if isinstance(exc, ChannelError | StreamError | DeviceError) and code is not None:
+    if isinstance(exc, ChannelError | StreamError | DeviceError | AccessError) and code is not None:
         return _BY_CODE.get(code, 409), code
     for family, status, name in _BY_FAMILY:
         if isinstance(exc, family):

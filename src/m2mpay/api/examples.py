@@ -183,3 +183,78 @@ ERROR: Final = {
         "field": "amount",
     }
 }
+
+# -- paid live data: a smart plug's feed, sold by its owner's node to a reader's
+
+PLUG: Final = "plug-kitchen"
+FEED_ID: Final = _hex32("feed")
+READER: Final = _address("reader")
+FEED_CREATE: Final = {
+    "device_id": PLUG,
+    "price_per_hour": "500",
+    "min_seconds": 60,
+    "max_seconds": 86_400,
+}
+FEED: Final = {
+    "feed_id": FEED_ID,
+    "offer": {
+        **OFFER,
+        "offer_id": FEED_ID,
+        "kind": "data",
+        "unit": "s",
+        "price": "1",
+        "min_units": 60,
+        "max_units": 86_400,
+        "window": 86_400,
+        "leader": "payer",
+        "batch": 10,
+    },
+    "device_id": PLUG,
+    "price_per_second": "1",
+    "price_per_hour": "3600",
+    "min_seconds": 60,
+    "max_seconds": 86_400,
+    "asset": TOKEN,
+    "access_key": _hex32("access key"),
+    "broker": "192.168.1.20:1883",
+    "live_topic": f"m2m/{PLUG}/live",
+    "free_topic": f"m2m/{PLUG}/1m",
+}
+FEED_PUBLISHED: Final = {
+    "feed": FEED,
+    "device": {
+        "username": f"m2mpay-{PLUG}",
+        "password": "kJ3vQ9xLmP2wZr8TnB5yHc7dFg4sAe6U",
+        "host": "192.168.1.20",
+        "port": 1883,
+    },
+}
+GRANT_BUY: Final = {
+    "seller": "http://192.168.1.20:8402",
+    "feed_id": FEED_ID,
+    "seconds": 3600,
+    "deposit": ONE_TOKEN,
+}
+GRANT: Final = {
+    "session_id": SESSION_ID,
+    "role": "buyer",
+    "peer": CHARGER,
+    "feed_id": FEED_ID,
+    "device_id": PLUG,
+    "broker": "192.168.1.20:1883",
+    "live_topic": f"m2m/{PLUG}/live",
+    "username": "buyer-5f2a9c41d0e3",
+    "phase": "running",
+    "seconds": 3600,
+    "paid": "3600",
+    "paid_until_ms": STARTED_MS + 3_600_000,
+    "seller_url": "http://192.168.1.20:8402",
+}
+GRANT_BOUGHT: Final = {
+    "grant": GRANT,
+    "host": "192.168.1.20",
+    "port": 1883,
+    "username": "buyer-5f2a9c41d0e3",
+    "password": "Xw4Rt7Yp2Lq9Zm3Nb6Vc8Kd5Hf1Gs0Ja",
+    "readable": True,
+}

@@ -8,6 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from m2mpay.access.broker import Broker
+from m2mpay.access.feed_book import FeedBook
+from m2mpay.access.keeper import GrantKeeper
+from m2mpay.access.selling import FeedSeller
 from m2mpay.api.auth import Credentials
 from m2mpay.api.errors import ApiError, error_of
 from m2mpay.chain import Deployment, Ledger, TokenContract
@@ -22,7 +26,7 @@ from m2mpay.stream import Offer, SessionInfo, SessionManager
 from m2mpay.stream.outputs import SessionEvent
 from m2mpay.stream.supply import SupplyFactory
 
-__all__ = ["EventHub", "Gateway"]
+__all__ = ["EventHub", "FeedDesk", "Gateway"]
 
 log = logging.getLogger("m2mpay.api")
 
@@ -65,6 +69,17 @@ class EventHub:
         self._subscribers.discard(queue)
 
 
+@dataclass(frozen=True, slots=True)
+class FeedDesk:
+    """What a node sells paid MQTT access with: its feeds, the grant keeper, the broker
+    it administers, and where buyers and devices reach that broker (``host:port``)."""
+
+    seller: FeedSeller
+    keeper: GrantKeeper
+    broker: Broker
+    broker_at: str
+
+
 @dataclass
 class Gateway:
     """A running node as the API sees it."""
@@ -81,6 +96,10 @@ class Gateway:
     offer_book: OfferBook | None = None  # published offers, kept across restarts
     # Offers resold from another node's, by offer id; their terms are in the offer book.
     resales: dict[bytes, Resale] = field(default_factory=dict)
+    # Paid MQTT access: the desk that sells it (None: this node sells none), and the
+    # book of the feeds sold and bought, kept across restarts.
+    feeds: FeedDesk | None = None
+    feed_book: FeedBook | None = None
 
     @property
     def token(self) -> TokenContract:

@@ -112,7 +112,17 @@ class AsgiServer:
 
     async def start(self, timeout: float = 10.0) -> str:
         """Start serving; returns the base URL once the socket is listening."""
-        self._task = asyncio.ensure_future(self._server.serve())
+        # We bind, not uvicorn: on a failed bind uvicorn raises SystemExit, which
+        # asyncio lets escape the event loop as a traceback before anyone can catch it.
+        config = self._server.config
+        try:
+            listening = config.bind_socket()
+        except SystemExit:
+            raise TransportError(
+                f"the {self._name}'s HTTP server could not listen on {self._where}: "
+                "the port is in use or the address is not this machine's"
+            ) from None
+        self._task = asyncio.ensure_future(self._server.serve(sockets=[listening]))
         async with asyncio.timeout(timeout):
             while not self._server.started:
                 if self._task.done():

@@ -82,13 +82,26 @@ class TelemetryAnchor(ContractBinding):
 
     async def anchor_many(self, signer: PrivateKey, batches: Sequence[AnchorBatch]) -> Receipt:
         """Anchor up to `MAX_BATCHES_PER_TX` batches in one transaction."""
+        data, gas = self._many(batches)
+        return await self.ledger.transact(signer, self.address, data, gas=gas)
+
+    async def submit(self, signer: PrivateKey, batches: Sequence[AnchorBatch]) -> bytes:
+        """Send the transaction that anchors up to `MAX_BATCHES_PER_TX` batches, without
+        waiting: its hash, for a caller that keeps it before the receipt comes."""
+        if len(batches) == 1:
+            batch = batches[0]
+            data = self._abi.encode_call(
+                "anchor", batch.device, batch.root, batch.first_seq, batch.count
+            )
+            return await self.ledger.send(signer, self.address, data, gas=ANCHOR_GAS["anchor"])
+        data, gas = self._many(batches)
+        return await self.ledger.send(signer, self.address, data, gas=gas)
+
+    def _many(self, batches: Sequence[AnchorBatch]) -> tuple[bytes, int]:
         if not 0 < len(batches) <= MAX_BATCHES_PER_TX:
             raise ContractError(f"anchor 1 to {MAX_BATCHES_PER_TX} batches per transaction")
         rows = [(b.device, b.root, b.first_seq, b.count) for b in batches]
-        data = self._abi.encode_call("anchor_many", rows)
-        return await self.ledger.transact(
-            signer, self.address, data, gas=anchor_many_gas(len(batches))
-        )
+        return self._abi.encode_call("anchor_many", rows), anchor_many_gas(len(batches))
 
     def decode(self, log: LogEntry) -> AnchoredBatch | None:
         """The batch an `Anchored` log of this contract announces; None for other logs."""

@@ -8,16 +8,16 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 from m2mpay.chain.devkeys import DEV_MNEMONIC
 from m2mpay.errors import LedgerUnavailable
+from m2mpay.lifecycle import Process
+from m2mpay.ports import free_port
 
 __all__ = ["ANVIL_CHAIN_ID", "AnvilNode", "find_anvil"]
 
@@ -52,13 +52,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class AnvilNode:
+class AnvilNode(Process):
     """An Anvil process of our own, stopped by PID.
 
     It mines a block per transaction at once (automine), funds the dev accounts
@@ -99,7 +93,7 @@ class AnvilNode:
         binary = self._binary or find_anvil()
         last_error = ""
         for _ in range(3):  # another process may grab the free port first
-            port = self._kept_port or _free_port()
+            port = self._kept_port or free_port()
             state = ["--state", str(self._state)] if self._state is not None else []
             process = subprocess.Popen(
                 [
@@ -169,15 +163,3 @@ class AnvilNode:
             self._process = None
             self._port = None
             atexit.unregister(self.stop)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -10,6 +10,7 @@ from typer.exceptions import TyperException
 from m2mpay import __version__
 from m2mpay.cli.channel import channel_app
 from m2mpay.cli.common import report_error, show_tracebacks
+from m2mpay.cli.data import data_app
 from m2mpay.cli.device import device_app
 from m2mpay.cli.lazy import LazyGroup
 from m2mpay.cli.offer import offer_app
@@ -50,6 +51,7 @@ app.add_typer(channel_app, name="channel")
 app.add_typer(offer_app, name="offer")
 app.add_typer(session_app, name="session")
 app.add_typer(device_app, name="device")
+app.add_typer(data_app, name="data")
 remote_command(app, "status")(status)
 
 

@@ -14,6 +14,7 @@ from m2mpay.bench.channels import measure_channels
 from m2mpay.bench.gas import GAS_BUDGET, GAS_REFERENCE, measure_gas
 from m2mpay.bench.mqtt import measure_mqtt
 from m2mpay.bench.pay import measure_pay
+from m2mpay.bench.provenance import measure_provenance
 from m2mpay.bench.sessions import measure_sessions
 from m2mpay.bench.watcher import measure_watcher
 from m2mpay.cli.common import (
@@ -237,5 +238,19 @@ def mqtt(
             tolerance_ms=tolerance_ms,
             progress=_say,
         ),
+        as_json=as_json,
+    )
+
+
+@bench_app.command("provenance")
+def provenance(
+    streams: Annotated[int, typer.Option(min=1, help="Streams written at once.")] = 64,
+    messages: Annotated[int, typer.Option(min=1, help="Messages in all.")] = 20_000,
+    as_json: JsonOption = False,
+) -> None:
+    """Provenance streams: durable signed sealed writes/s (SQLite), verifies/s, overhead."""
+    _measure(
+        "provenance streams (restricted, SQLite, one process)",
+        measure_provenance(streams=streams, messages=messages, progress=_say),
         as_json=as_json,
     )

@@ -11,7 +11,6 @@ import errno
 import json
 import logging
 import signal
-import socket
 import sys
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from rich.markup import escape
 
 from m2mpay.cli.explain import CliProblem, Explained, NodeTarget, explain
 from m2mpay.errors import ApiRefusal, M2MPayError
+from m2mpay.ports import bind_error
 
 __all__ = [
     "AnvilOption",
@@ -161,21 +161,16 @@ def require_free_port(host: str, port: int, option: str) -> None:
     uvicorn's exit on a failed bind escapes the event loop as a traceback."""
     if port == 0:
         return
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        # As the servers bind: a port in TIME_WAIT after our own restart is free.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise CliProblem(f"cannot listen on {host}:{port} ({option}): {exc}") from None
-            raise CliProblem(
-                f"port {port} on {host} ({option}) is already in use, by another "
-                "m2mpay service or another program",
-                f"stop that program, or choose another port with {option}, "
-                f"or {option} 0 for any free one",
-            ) from None
+    exc = bind_error(host, port)
+    if exc is None:
+        return
+    if exc.errno != errno.EADDRINUSE:
+        raise CliProblem(f"cannot listen on {host}:{port} ({option}): {exc}")
+    raise CliProblem(
+        f"port {port} on {host} ({option}) is already in use, by another "
+        "m2mpay service or another program",
+        f"stop that program, or choose another port with {option}, or {option} 0 for any free one",
+    )
 
 
 def log_to_stderr(level: int) -> None:
@@ -208,7 +203,8 @@ async def serve_until(
         print(json.dumps(ready), flush=True)
     else:
         for line in people:
-            console.print(line)
+            # Unwrapped: a token or URL broken over two lines cannot be copied whole.
+            console.print(line, soft_wrap=True)
     await stop.wait()
     if not as_json:
         err_console.print(f"stopping the {what} …")

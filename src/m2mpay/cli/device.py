@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -31,6 +31,9 @@ from m2mpay.cli.units import Units, local_time
 from m2mpay.client import DeviceView, NodeClient, TelemetryRecord
 from m2mpay.crypto import Address
 from m2mpay.devices.catalog import RUNNABLE_DEVICES, Curve
+
+if TYPE_CHECKING:  # the runner brings the bus and the chain: loaded when a device runs
+    from m2mpay.devices.runner import DeviceSettings
 
 __all__ = ["device_app", "device_id_of"]
 
@@ -181,6 +184,61 @@ def _programs(event: dict[str, Any]) -> None:
     typer.echo(json.dumps(event))
 
 
+def _plug_people(event: dict[str, Any]) -> None:
+    """A plug's events for people: one line each, its password never among them."""
+    kind = event["event"]
+    if kind == "published":
+        said = (
+            f"feed {event['feed'][:12]}… of {event['device']} on sale at "
+            f"{event['price_per_hour']} an hour (smallest units), on {event['broker']} "
+            f"as {event['username']}"
+        )
+    elif kind == "starting":
+        said = (
+            f"plug {event['device']} publishes {event['live']} (paid) and {event['free']} "
+            f"(free) on {event['broker']}; Ctrl-C stops it"
+        )
+    elif kind == "connected":
+        said = f"plug {event['device']} connected to {event['broker']}: publishing"
+    elif kind == "disconnected":
+        said = (
+            f"plug {event['device']} lost {event['broker']} ({event['reason']}); "
+            f"trying again in {event['retry_s']:g} s"
+        )
+    elif kind == "stopped":
+        said = f"plug {event['device']} stopped"
+    else:
+        said = " ".join(f"{k}={v}" for k, v in event.items())
+    console.print(escape(said), highlight=False, soft_wrap=True)
+
+
+def _run_plug(
+    settings: DeviceSettings,
+    broker: str | None,
+    username: str | None,
+    password_file: Path | None,
+    remote: Remote,
+) -> None:
+    from m2mpay.devices.runner import PlugJoin, run_plug_device
+
+    given = (broker, username, password_file)
+    if any(given) and not all(given):
+        raise typer.BadParameter("a plug takes --broker, --username and --password-file together")
+    joined = (
+        PlugJoin.read(broker, username, password_file)
+        if broker and username and password_file
+        else None
+    )
+    say = _programs if remote.as_json else _plug_people
+
+    async def work(node: NodeClient) -> None:
+        await run_plug_device(
+            None if joined else node, settings, say, stop_on_signals(), joined=joined
+        )
+
+    remote.call(work)
+
+
 @remote_command(device_app, "run")
 def run(
     device: ModelArg,
@@ -225,11 +283,23 @@ def run(
         typer.Option(help="The keystore's passphrase (or $M2MPAY_DEVICE_PASSPHRASE)."),
     ] = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    broker: Annotated[
+        str | None,
+        typer.Option(help="A plug: the broker it was given, host:port (else the node sells it)."),
+    ] = None,
+    username: Annotated[
+        str | None, typer.Option(help="A plug: its MQTT username, with --broker.")
+    ] = None,
+    password_file: Annotated[
+        Path | None, typer.Option(help="A plug: a file holding its MQTT password, with --broker.")
+    ] = None,
     *,
     remote: Remote,
 ) -> None:
-    """Run a simulated device on the node's device bus until Ctrl-C: it registers its
-    service, serves the sessions sold under an offer of it, and says what it delivers."""
+    """Run a simulated device until Ctrl-C: on the node's device bus, where it registers
+    its service, serves the sessions sold under an offer of it, and says what it
+    delivers; a plug publishes its live power over MQTT instead, its feed sold by the
+    node (or on the --broker it was given, with its --username and --password-file)."""
     # Loaded here, not with the command line: the device brings the bus and the chain.
     from m2mpay.devices.runner import DeviceSettings, device_key, run_device
 
@@ -244,6 +314,12 @@ def run(
         start_soc=start_soc,
         speed=speed,
     )
+
+    if RUNNABLE_DEVICES[device].program == "plug":
+        _run_plug(settings, broker, username, password_file, remote)
+        return
+    if broker or username or password_file:
+        raise typer.BadParameter("--broker, --username and --password-file are a plug's")
 
     async def work(node: NodeClient) -> None:
         stop = stop_on_signals()

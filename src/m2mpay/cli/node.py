@@ -4,10 +4,15 @@ The key lives in `DATA_DIR/keystore/` as an Ethereum keystore v3 file, made on f
 run. Its passphrase comes from `--passphrase-file`, `$M2MPAY_PASSPHRASE` or a prompt,
 never from the command line. The API's bearer token is made on first run and shown
 once (`--new-token` makes a new one).
+
+Paid MQTT data runs on the node's own Mosquitto (in `DATA_DIR/mqtt/`) unless
+`--mqtt-url` names a broker to use (its administrator in `--mqtt-admin-file`, a JSON
+object `{"username", "password"}`) or `--no-mqtt` switches it off.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -38,7 +43,9 @@ from m2mpay.crypto.keystore import (
     load_keystore,
     save_keystore,
 )
+from m2mpay.daemon.access import MqttConfig
 from m2mpay.daemon.daemon import Daemon, DaemonConfig
+from m2mpay.errors import M2MPayError
 from m2mpay.watcher_client import WatcherClient, WatcherFeed
 
 __all__ = ["node_command", "unlock_key"]
@@ -53,6 +60,26 @@ def unlock_key(data_dir: Path, passphrase_file: Path | None) -> tuple[PrivateKey
         save_keystore(directory, key, passphrase(passphrase_file, confirm=True))
         return key, True
     return load_keystore(path, passphrase(passphrase_file, confirm=False)), False
+
+
+def _mqtt_config(enabled: bool, url: str | None, admin_file: Path | None, port: int) -> MqttConfig:
+    """The broker `m2mpay node` sells on, from its options; a mistake is one line."""
+    if not enabled:
+        return MqttConfig(enabled=False)
+    if url is None:
+        if admin_file is not None:
+            raise M2MPayError("--mqtt-admin-file goes with --mqtt-url")
+        return MqttConfig(port=port)
+    if admin_file is None:
+        raise M2MPayError("--mqtt-url needs its administrator: --mqtt-admin-file")
+    try:
+        admin = json.loads(admin_file.read_text())
+        username, password = str(admin["username"]), str(admin["password"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise M2MPayError(
+            f'cannot read {admin_file}: {exc} (a JSON object {{"username", "password"}})'
+        ) from None
+    return MqttConfig(url=url, admin_username=username, admin_password=password)
 
 
 def _address_of(watcher: WatcherClient) -> Callable[[], Awaitable[Address]]:
@@ -93,9 +120,35 @@ def node_command(
         str | None,
         typer.Option(help="A watcher's URL: hand it our newest proofs so it defends us offline."),
     ] = None,
+    mqtt: Annotated[
+        bool,
+        typer.Option(
+            help="Sell paid MQTT data (on the node's own Mosquitto unless --mqtt-url); "
+            "--no-mqtt on a machine without mosquitto."
+        ),
+    ] = True,
+    mqtt_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="M2MPAY_MQTT_URL",
+            help="An existing broker to sell on, mqtt://host:port, with Mosquitto's dynamic "
+            "security; only the node's own clients and roles are touched.",
+        ),
+    ] = None,
+    mqtt_admin_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="M2MPAY_MQTT_ADMIN_FILE",
+            help='With --mqtt-url: its administrator, a JSON file {"username", "password"}.',
+        ),
+    ] = None,
+    mqtt_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="The own broker's port (0: as last time, or any).")
+    ] = 0,
     as_json: ReadyJsonOption = False,
 ) -> None:
-    """Run this machine's node: channels, metered sessions and the HTTP API, until Ctrl-C."""
+    """Run this machine's node: channels, metered sessions, paid MQTT data and the HTTP
+    API, until Ctrl-C."""
     log_to_stderr(logging.WARNING if as_json else logging.INFO)
     config = DaemonConfig(
         data_dir=data_dir,
@@ -106,6 +159,7 @@ def node_command(
         peer_port=peer_port,
         public_reads=public_reads,
         telemetry_interval_s=telemetry_interval,
+        mqtt=_mqtt_config(mqtt, mqtt_url, mqtt_admin_file, mqtt_port),
     )
     require_free_port(config.host, config.port, "--port")
     require_free_port(config.peer_host, config.peer_port, "--peer-port")
@@ -137,13 +191,15 @@ def node_command(
                 "new_key": new_key,
                 "api_token": shown,
                 "watcher": watcher,
+                "mqtt": gateway.feeds.broker_at if gateway.feeds is not None else None,
                 "pid": os.getpid(),
             }
             people = [
                 f"node [bold]{ready['address']}[/] on {ready['chain']} ({ready['ledger']})\n"
                 f"  API {ready['url']} (docs at {ready['url']}/docs), "
                 f"peers reach it at {ready['peer_endpoint']}\n"
-                f"  ChannelHub {ready['hub']}, token {ready['token_contract']}"
+                f"  ChannelHub {ready['hub']}, token {ready['token_contract']}\n"
+                + (f"  MQTT broker {ready['mqtt']}" if ready["mqtt"] else "  MQTT off")
                 + ("\n  contracts deployed now on this dev chain" if daemon.deployed_now else ""),
                 *([f"  API token (shown once, keep it): [bold yellow]{shown}[/]"] if shown else []),
                 "  Ctrl-C stops it",

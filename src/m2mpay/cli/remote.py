@@ -1,5 +1,5 @@
 """Options and helpers of the commands that talk to a running node over its HTTP API
-(`wallet`, `channel`, `offer`, `session`, `device`).
+(`wallet`, `channel`, `offer`, `session`, `device`, `data`).
 
 Every such command takes `--url` (`$M2MPAY_URL`) and `--token` (`$M2MPAY_TOKEN`),
 prints Rich tables for people or, with `--json`, one JSON object in the API's own

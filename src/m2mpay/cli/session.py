@@ -197,6 +197,14 @@ def start(
 
     def said(view: SessionView, units: Units) -> None:
         _show(view, units, "session stopped" if view.stopped else "session started")
+        if not view.stopped:
+            # A unique prefix is enough for the commands (see `id_of`).
+            prefix = view.session_id[:12]
+            err_console.print(
+                f"follow it: m2mpay session watch {prefix}   stop it: m2mpay session stop {prefix}",
+                soft_wrap=True,
+                highlight=False,
+            )
 
     remote.answer_in_units(started, said)
 

@@ -13,6 +13,13 @@ from m2mpay.client.channels import ChannelView, PaymentMade
 from m2mpay.client.codec import Amount, decode, encode
 from m2mpay.client.devices import DeviceView, ServiceView, TelemetryProofView, TelemetryRecord
 from m2mpay.client.events import Event, EventStream
+from m2mpay.client.feeds import (
+    DeviceClientView,
+    FeedPublished,
+    FeedView,
+    GrantBought,
+    GrantView,
+)
 from m2mpay.client.node import NodeClient
 from m2mpay.client.resales import ReconciliationView, ResaleView
 from m2mpay.client.sessions import FlowView, OfferView, ReceiptView, SessionView
@@ -34,10 +41,15 @@ __all__ = [
     "ChainStatus",
     "ChannelView",
     "ContractsView",
+    "DeviceClientView",
     "DeviceView",
     "Event",
     "EventStream",
+    "FeedPublished",
+    "FeedView",
     "FlowView",
+    "GrantBought",
+    "GrantView",
     "InfoView",
     "NodeClient",
     "NodeStatus",

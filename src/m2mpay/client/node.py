@@ -5,6 +5,7 @@ from __future__ import annotations
 from m2mpay.client.channels import ChannelApi
 from m2mpay.client.devices import DeviceApi
 from m2mpay.client.events import EventApi
+from m2mpay.client.feeds import FeedApi
 from m2mpay.client.resales import ResaleApi
 from m2mpay.client.sessions import SessionApi
 from m2mpay.client.status import StatusApi
@@ -13,7 +14,9 @@ from m2mpay.client.wallet import WalletApi
 __all__ = ["NodeClient"]
 
 
-class NodeClient(WalletApi, ChannelApi, SessionApi, ResaleApi, EventApi, DeviceApi, StatusApi):
+class NodeClient(
+    WalletApi, ChannelApi, SessionApi, ResaleApi, FeedApi, EventApi, DeviceApi, StatusApi
+):
     """A node's HTTP API: `NodeClient(url, token=None, *, transport=None, timeout=120.0)`.
 
     One pooled keep-alive connection set per client, safe for concurrent calls; use it

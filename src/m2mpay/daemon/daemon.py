@@ -6,11 +6,17 @@ dir, hosted here or by the process that already hosts it, or `rpc_url`), finds o
 session manager, and serves the API. `stop()` undoes it in reverse order; a new
 `start()` on the same data dir resumes every channel and session.
 
+Every node sells paid MQTT access too (`m2mpay.daemon.access`): on its own Mosquitto
+by default, on a broker given by URL, or not at all (`MqttConfig(enabled=False)`).
+
 Data dir layout: `keystore/` (the key, encrypted), `api-token.sha256`,
 `node.sqlite3` (channels), `sessions.sqlite3`, `devices.sqlite3` (the device bus:
-registrations, commands, telemetry), `offers.json`, `ports.json` (the API and peer
-ports the system chose, kept for the next start), and, unless `chain_dir` or
-`rpc_url` says otherwise, the embedded chain with `deployments.json`.
+registrations, commands, telemetry), `offers.json`, `feeds.json` (the feeds sold,
+with their offers, and those bought, without passwords), `grants.sqlite3` (the
+grants on the broker), `mqtt/` (the node's own Mosquitto: config, dynsec file,
+admin credentials, log), `ports.json` (the API and peer ports the system chose,
+kept for the next start), and, unless `chain_dir` or `rpc_url` says otherwise, the
+embedded chain with `deployments.json`.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -36,6 +42,7 @@ from m2mpay.chain import Deployment, Ledger, TelemetryAnchor
 from m2mpay.chain.provision import ensure_deployment, is_dev_chain
 from m2mpay.chain.shared import connect_ledger
 from m2mpay.crypto import PrivateKey
+from m2mpay.daemon.access import MqttConfig, PaidAccess
 from m2mpay.daemon.ports import KeptPorts
 from m2mpay.lifecycle import Startable
 from m2mpay.market.offer_book import OfferBook
@@ -67,6 +74,7 @@ class DaemonConfig:
     public_reads: bool = False
     store: str | None = None  # node store location (default: a SQLite file in the data dir)
     telemetry_interval_s: float = 60.0  # anchor device telemetry at least this often
+    mqtt: MqttConfig = field(default_factory=MqttConfig)  # paid MQTT access
 
     @property
     def deployments_dir(self) -> Path:
@@ -134,6 +142,11 @@ class Daemon(Startable):
             self._bus = bus = self._device_bus(ledger, deployment)
             started.push_async_callback(bus.stop)
             await bus.start()
+            # The broker and the grant keeper before the sessions, stopped after them:
+            # a session's grant is its device.
+            access = PaidAccess(config.data_dir, self.key, config.mqtt)
+            started.push_async_callback(access.stop)
+            await access.start()
             self._sessions = sessions = SessionManager(
                 node, open_store(config.data_dir / "sessions.sqlite3")
             )
@@ -144,6 +157,8 @@ class Daemon(Startable):
             book = gateway.offer_book = OfferBook(config.data_dir / "offers.json")
             saved = book.load()
             gateway.publish_saved([entry for entry in saved if entry.resale is None])
+            gateway.feeds = access.sell(sessions)  # resumed sessions find their grants
+            gateway.feed_book = access.book
             await sessions.start()
             # Resales read back which purchase supplies which sale from the recovered
             # sessions, so they are published once those run.
@@ -194,8 +209,8 @@ class Daemon(Startable):
         return gateway
 
     async def stop(self) -> None:
-        """Stop serving, then the resales, the sessions, the bus, the node and the
-        ledger, in that order."""
+        """Stop serving, then the resales, the sessions, the grant keeper and the broker,
+        the bus, the node and the ledger, in that order."""
         try:
             await self._started.aclose()
         finally:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import socket
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlparse
+
+from m2mpay.ports import port_free
 
 __all__ = ["PORTS_FILE", "KeptPorts"]
 
@@ -41,7 +42,7 @@ class KeptPorts:
         if configured:
             return configured
         kept = self._ports.get(name, 0)
-        if kept and not _free(host, kept):
+        if kept and not port_free(host, kept):
             log.warning("the %s port %d kept in %s is taken: using another", name, kept, self._path)
             return 0
         return kept
@@ -54,15 +55,3 @@ class KeptPorts:
         tmp = self._path.with_name(self._path.name + ".tmp")
         tmp.write_text(json.dumps(self._ports, indent=2, sort_keys=True) + "\n")
         tmp.replace(self._path)
-
-
-def _free(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        # As the servers bind: a port in TIME_WAIT after our own restart is free.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True

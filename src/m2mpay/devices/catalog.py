@@ -25,8 +25,9 @@ __all__ = [
 Curve = Literal["constant", "charging", "wind"]
 CURVES: Final[tuple[Curve, ...]] = ("constant", "charging", "wind")
 # What a device program is: a metered device (`MeteredDevice`) with one energy
-# service on a power curve, or the lamp (`Lamp`), lit for the seconds paid.
-Program = Literal["metered", "lamp"]
+# service on a power curve, the lamp (`Lamp`), lit for the seconds paid, or the smart
+# plug (`SmartPlug`), which publishes a feed's topics over MQTT instead of the bus.
+Program = Literal["metered", "lamp", "plug"]
 
 # An energy unit and the Wh it is.
 ENERGY_UNITS: Final[Mapping[str, float]] = {"Wh": 1.0, "kWh": 1000.0}
@@ -39,7 +40,7 @@ class DeviceModel:
     summary: str  # one line for --help
     service: str  # the registered service's name
     kind: Literal["energy", "actuation", "data"]
-    price: int  # per unit, in the smallest unit of the node's token
+    price: int  # per unit (a plug: per hour), in the smallest unit of the node's token
     program: Program
     units: Mapping[str, float]  # the units it can meter in, the first its default
     curve: Curve = "constant"
@@ -71,5 +72,11 @@ RUNNABLE_DEVICES: Final[Mapping[str, DeviceModel]] = {
     ),
     "lamp": DeviceModel(
         "a lamp: sells seconds of light", "light", "actuation", 10**15, "lamp", {"s": 1.0}
+    ),
+    # 0.0036 of a token an hour: 10**12 of its smallest unit a second.
+    "plug": DeviceModel(
+        "a smart plug: sells its live power over MQTT by the second, its 1-minute average "
+        "free (with --url/--token it publishes its feed on the node)",
+        "live", "data", 36 * 10**14, "plug", {"s": 1.0}, "wind", 2_000.0,
     ),
 }  # fmt: skip

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
+from m2mpay.access.sealed import Credentials
 from m2mpay.client import NodeClient
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.crypto.keystore import load_keystore, read_passphrase
@@ -25,15 +26,24 @@ from m2mpay.devices.bus_client import BusClient
 from m2mpay.devices.catalog import Curve, DeviceModel
 from m2mpay.devices.lamp import Lamp
 from m2mpay.devices.metered import MeteredDevice, MeteredService
+from m2mpay.devices.plug import PlugSettings, run_plug
 from m2mpay.devices.progress import DeviceProgress
 from m2mpay.devices.simulated import (
     EnergyMeter,
     Simulation,
     power_curve,
 )
-from m2mpay.errors import CryptoError, M2MPayError
+from m2mpay.errors import AccessError, ApiConflict, CryptoError, M2MPayError
 
-__all__ = ["DeviceSettings", "build_device", "bus_url", "device_key", "run_device"]
+__all__ = [
+    "DeviceSettings",
+    "PlugJoin",
+    "build_device",
+    "bus_url",
+    "device_key",
+    "run_device",
+    "run_plug_device",
+]
 
 DEVICE_KEY_ENV: Final = "M2MPAY_DEVICE_KEY"
 DEVICE_PASSPHRASE_ENV: Final = "M2MPAY_DEVICE_PASSPHRASE"
@@ -200,3 +210,83 @@ async def run_device(
     finally:
         await simulation.close()
     say({"event": "stopped", "device": key.address.checksum})
+
+
+@dataclass(frozen=True, slots=True)
+class PlugJoin:
+    """The broker and credentials a plug was given (`m2mpay data publish` prints them)."""
+
+    broker: str  # host:port
+    username: str
+    password: str = field(repr=False)
+
+    @classmethod
+    def read(cls, broker: str, username: str, password_file: Path) -> PlugJoin:
+        try:
+            password = password_file.read_text().strip()
+        except OSError as exc:
+            raise M2MPayError(f"cannot read {password_file}: {exc.strerror}") from None
+        return cls(broker, username, password)
+
+
+def _host_port(broker: str) -> tuple[str, int]:
+    host, _, port = broker.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise M2MPayError(f"the broker is host:port, not {broker!r}")
+    return host.strip("[]"), int(port)
+
+
+async def run_plug_device(
+    node: NodeClient | None,
+    settings: DeviceSettings,
+    say: Callable[[dict[str, Any]], None],
+    stop: asyncio.Event,
+    *,
+    joined: PlugJoin | None = None,
+) -> None:
+    """Run a smart plug until `stop` is set: on the broker and with the credentials
+    it was given (`joined`), or else on `node`, which sells its feed at `settings`'
+    price an hour and answers the plug's credentials (said as a `published` event,
+    without the password)."""
+    settings = settings.checked()
+    if joined is None:
+        if node is None:
+            raise M2MPayError("a plug needs the node (--url, --token) or its --broker")
+        try:
+            published = await node.publish_feed(
+                settings.name, price_per_hour=settings.price or settings.model.price
+            )
+        except ApiConflict as exc:
+            if exc.code != "feed_exists":
+                raise
+            raise M2MPayError(
+                f"the feed of {settings.name} is on sale already: run the plug with the "
+                "--broker, --username and --password-file it was given, or retire the feed "
+                "(m2mpay data retire) and run this again"
+            ) from None
+        client = published.device
+        joined = PlugJoin(f"{client.host}:{client.port}", client.username, client.password)
+        say(
+            {
+                "event": "published",
+                "device": settings.name,
+                "feed": published.feed.feed_id,
+                "price_per_hour": str(published.feed.price_per_hour),
+                "broker": joined.broker,
+                "username": joined.username,
+            }
+        )
+    host, port = _host_port(joined.broker)
+    try:
+        credentials = Credentials(joined.username, joined.password)
+    except AccessError as exc:
+        raise M2MPayError(f"the plug's credentials: {exc.message}") from None
+    plug = PlugSettings(
+        settings.name,
+        host,
+        port,
+        credentials,
+        curve=settings.curve or settings.model.curve,
+        power_w=settings.power_w or settings.model.power_w,
+    )
+    await run_plug(plug, say, stop)

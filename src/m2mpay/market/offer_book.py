@@ -18,7 +18,7 @@ from m2mpay.errors import StoreError
 from m2mpay.plain import from_plain, to_plain
 from m2mpay.stream import Offer
 
-__all__ = ["OfferBook", "ResaleTerms", "SavedOffer"]
+__all__ = ["OfferBook", "ResaleTerms", "SavedOffer", "save_json"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +76,19 @@ class OfferBook:
             self._save()
 
     def _save(self) -> None:
-        entries = [_entry(saved) for saved in self._entries.values()]
-        tmp = self.path.with_suffix(".tmp")
-        with tmp.open("w") as out:
-            json.dump(entries, out)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(self.path)
+        save_json(self.path, [_entry(saved) for saved in self._entries.values()])
+
+
+def save_json(path: Path, value: Any) -> None:
+    """Replace the JSON file at `path` with `value`, atomically and durably (a crash
+    leaves the old file or the new one, never half of one). The books of the data dir
+    (offers, feeds) are kept this way."""
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as out:
+        json.dump(value, out)
+        out.flush()
+        os.fsync(out.fileno())
+    tmp.replace(path)
 
 
 def _offer(data: Any) -> Offer:

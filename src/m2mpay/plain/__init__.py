@@ -8,12 +8,13 @@ from m2mpay.plain.codec import (
     to_plain,
     type_name,
 )
-from m2mpay.plain.scalars import Blob, Bytes32, Text, Uint64, Uint256
+from m2mpay.plain.scalars import Blob, Bytes32, Text, Uint53, Uint64, Uint256
 
 __all__ = [
     "Blob",
     "Bytes32",
     "Text",
+    "Uint53",
     "Uint64",
     "Uint256",
     "from_plain",

@@ -31,6 +31,9 @@ class _MaxLength:
 
 Uint256 = Annotated[int, _UInt(256)]
 Uint64 = Annotated[int, _UInt(64)]
+# An integer a JavaScript number holds exactly (below 2**53): what a browser reads from
+# JSON without losing digits, where a larger value would be an amount (`Uint256`, text).
+Uint53 = Annotated[int, _UInt(53)]
 Bytes32 = Annotated[bytes, _Length(32)]
 Text = Annotated[str, _MaxLength(1000)]
 # An opaque byte string a peer hands over for someone else to read (sealed terms).

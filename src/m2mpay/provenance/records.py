@@ -1,6 +1,8 @@
-"""What provenance is made of: a device's telemetry records, the canonical bytes and
-Merkle leaf that bind each to its device, the batches that anchor them on chain, and
-`TelemetryStore`, what a store must keep for them (the device bus's store does).
+"""What provenance is made of: a device's telemetry records and a stream's anchored
+heads, the Merkle leaves that bind each to its source (one domain each, so a leaf of one
+kind never proves one of the other), the batches that anchor them on chain, and
+`TelemetryStore`, what a store must keep for telemetry (the device bus's store does;
+`StreamStore` keeps stream batches).
 """
 
 from __future__ import annotations
@@ -14,16 +16,21 @@ import orjson
 from m2mpay.crypto import Address, keccak256
 
 __all__ = [
+    "STREAM_LEAF_DOMAIN",
     "TELEMETRY_LEAF_DOMAIN",
     "BatchRecord",
     "NewBatch",
+    "StreamBatch",
+    "StreamHead",
     "TelemetryRecord",
     "TelemetryStore",
     "canonical_json",
+    "stream_leaf",
     "telemetry_leaf",
 ]
 
 TELEMETRY_LEAF_DOMAIN = b"m2mpay/v1/telemetry"
+STREAM_LEAF_DOMAIN = b"m2mpay/v1/stream-head"
 
 
 def telemetry_leaf(device: Address, seq: int, at_ms: int, data: bytes) -> bytes:
@@ -35,6 +42,12 @@ def telemetry_leaf(device: Address, seq: int, at_ms: int, data: bytes) -> bytes:
         + at_ms.to_bytes(8, "big")
         + keccak256(data)
     )
+
+
+def stream_leaf(stream_id: bytes, index: int, message_hash: bytes) -> bytes:
+    """The Merkle leaf of a stream head: message `index` of the stream, whose hash (and
+    so, by the hash chain, every message before it) is `message_hash`."""
+    return keccak256(STREAM_LEAF_DOMAIN + stream_id + index.to_bytes(8, "big") + message_hash)
 
 
 def canonical_json(value: Any) -> bytes:
@@ -135,3 +148,39 @@ class TelemetryStore(Protocol):
     async def unanchored_batches(self) -> list[BatchRecord]:
         """Batches recorded but not yet seen on chain, oldest first."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class StreamHead:
+    """A stream's message as a leaf of an anchor batch: where it is and its hash."""
+
+    stream_id: bytes
+    index: int
+    hash: bytes
+
+    @property
+    def leaf(self) -> bytes:
+        return stream_leaf(self.stream_id, self.index, self.hash)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamBatch:
+    """A batch of stream heads as a stream store keeps it: recorded (its leaves in
+    order, its root) before it is submitted, then marked with where the chain holds it."""
+
+    id: int
+    root: bytes
+    heads: tuple[StreamHead, ...]
+    created_ms: int
+    from_block: int  # the chain's height before submitting: where to look for it
+    tx_hash: bytes | None = None
+    block_number: int | None = None
+    gas_used: int | None = None
+
+    @property
+    def anchored(self) -> bool:
+        return self.block_number is not None
+
+    @property
+    def count(self) -> int:
+        return len(self.heads)

@@ -15,14 +15,11 @@ the root's event on chain.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from m2mpay.chain.anchor import MAX_BATCHES_PER_TX, AnchorBatch, TelemetryAnchor
 from m2mpay.crypto import (
@@ -32,8 +29,8 @@ from m2mpay.crypto import (
     merkle_root,
     verify_merkle_proof,
 )
-from m2mpay.errors import DeviceError, LedgerError, M2MPayError
-from m2mpay.lifecycle import cancel_and_wait
+from m2mpay.errors import DeviceError
+from m2mpay.provenance.anchoring import AnchorBatcher, AnchorConfig, check_anchored
 from m2mpay.provenance.records import (
     BatchRecord,
     NewBatch,
@@ -50,10 +47,6 @@ __all__ = [
     "TelemetryReading",
     "verify_anchored",
 ]
-
-log = logging.getLogger("m2mpay.provenance.telemetry")
-
-_RETRY_S: Final = 5.0  # after a failed anchor transaction
 
 
 class TelemetryReading(Protocol):
@@ -73,11 +66,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-@dataclass(frozen=True, slots=True)
-class TelemetryConfig:
-    batch_records: int = 256  # anchor once this many records wait …
-    batch_interval_s: float = 60.0  # … or once the oldest has waited this long
-    max_batch: int = 4096  # records in one device's batch
+TelemetryConfig = AnchorConfig  # the name the node's settings know it by
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,21 +121,26 @@ async def verify_anchored(
     anchor: TelemetryAnchor, proof: TelemetryProof, submitter: Address
 ) -> bool:
     """Whether the proof holds and `submitter` anchored its root, for its device and
-    count, at the block it names."""
+    count, at the block (and in the transaction) it names."""
     if proof.block_number is None or not proof.verify():
         return False
-    found = await anchor.batches(
-        proof.block_number,
-        proof.block_number,
+    problem, _ = await check_anchored(
+        anchor,
         submitter=submitter,
-        device=proof.device,
+        source=proof.device,
         root=proof.root,
+        first_seq=proof.first_seq,
+        count=proof.count,
+        block_number=proof.block_number,
+        tx_hash=proof.tx_hash,
     )
-    return any(b.batch.count == proof.count and b.batch.first_seq == proof.first_seq for b in found)
+    return problem is None
 
 
-class TelemetryBatcher:
+class TelemetryBatcher(AnchorBatcher[BatchRecord]):
     """See the module docstring. Without an anchor it only stores and serves records."""
+
+    what = "telemetry"
 
     def __init__(
         self,
@@ -156,35 +150,8 @@ class TelemetryBatcher:
         signer: PrivateKey | None = None,
         config: TelemetryConfig | None = None,
     ) -> None:
-        if (anchor is None) != (signer is None):
-            raise ValueError("anchoring needs both the anchor contract and a signing key")
+        super().__init__(anchor=anchor, signer=signer, config=config)
         self.store = store
-        self.anchor = anchor
-        self.signer = signer
-        self.config = config or TelemetryConfig()
-        self._waiting = 0
-        self._waiting_since = 0.0
-        self._wakeup = asyncio.Event()
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        """Resume: anchor what a crash left recorded but unanchored, then run (the store
-        is open)."""
-        self._waiting = len(await self.store.unbatched(self.config.batch_records))
-        self._waiting_since = time.monotonic()
-        if self.anchor is not None:
-            try:
-                async with self._lock:
-                    await self._anchor_recorded()
-            except LedgerError as exc:
-                log.warning("anchoring recorded telemetry batches failed, retrying: %s", exc)
-                self._waiting = max(self._waiting, 1)  # so that the loop tries again
-            self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
 
     # ------------------------------------------------------------------ intake and reads
 
@@ -195,13 +162,7 @@ class TelemetryBatcher:
         )
         stored = await self.store.add_telemetry(record)
         if stored:
-            if self._waiting == 0:
-                self._waiting_since = time.monotonic()
-            self._waiting += 1
-            if self._waiting >= self.config.batch_records:
-                self._wakeup.set()
-            elif self._waiting == 1:
-                self._wakeup.set()  # start the interval's clock
+            self._stored()
         return stored
 
     async def records(
@@ -244,24 +205,20 @@ class TelemetryBatcher:
 
     # ------------------------------------------------------------------ anchoring
 
-    async def flush(self) -> list[BatchRecord]:
-        """Batch every waiting record and anchor it now; returns the batches anchored."""
-        if self.anchor is None:
-            return []
-        async with self._lock:
-            anchored = await self._anchor_recorded()
-            while True:
-                limit = MAX_BATCHES_PER_TX * self.config.max_batch
-                waiting = await self.store.unbatched(limit)
-                if not waiting:
-                    break
-                from_block = await self.anchor.ledger.block_number()
-                batches = await self.store.create_batches(self._cut(waiting, _now_ms(), from_block))
-                anchored += await self._submit(batches)
-            # Records stored while this ran wait for the next batch: count them again.
-            self._waiting = len(await self.store.unbatched(self.config.batch_records))
-            self._waiting_since = time.monotonic()
-            return anchored
+    async def _count_waiting(self) -> int:
+        return len(await self.store.unbatched(self.config.batch_records))
+
+    async def _anchor_waiting(self) -> list[BatchRecord]:
+        assert self.anchor is not None
+        anchored: list[BatchRecord] = []
+        while True:
+            limit = MAX_BATCHES_PER_TX * self.config.max_batch
+            waiting = await self.store.unbatched(limit)
+            if not waiting:
+                return anchored
+            from_block = await self.anchor.ledger.block_number()
+            batches = await self.store.create_batches(self._cut(waiting, _now_ms(), from_block))
+            anchored += await self._submit(batches)
 
     def _cut(
         self, records: Sequence[TelemetryRecord], now_ms: int, from_block: int
@@ -284,14 +241,8 @@ class TelemetryBatcher:
         missing = []
         done = []
         for batch in await self.store.unanchored_batches():
-            found = await self.anchor.batches(
-                batch.from_block,
-                submitter=self.signer.address,
-                device=batch.device,
-                root=batch.root,
-            )
-            if found:
-                receipt = await self.anchor.ledger.wait_for_receipt(found[0].tx_hash)
+            receipt = await self._find(batch.from_block, batch.device, batch.root)
+            if receipt is not None:
                 await self.store.mark_anchored(
                     [batch.id], receipt.tx_hash, receipt.block_number, receipt.gas_used
                 )
@@ -301,47 +252,18 @@ class TelemetryBatcher:
         return done + await self._submit(missing)
 
     async def _submit(self, batches: Sequence[BatchRecord]) -> list[BatchRecord]:
-        assert self.anchor is not None
-        assert self.signer is not None
         anchored: list[BatchRecord] = []
         for start in range(0, len(batches), MAX_BATCHES_PER_TX):
             chunk = batches[start : start + MAX_BATCHES_PER_TX]
-            rows = [AnchorBatch(b.device, b.root, b.first_seq, b.count) for b in chunk]
-            if len(rows) == 1:
-                receipt = await self.anchor.anchor(self.signer, rows[0])
-            else:
-                receipt = await self.anchor.anchor_many(self.signer, rows)
+            receipt = await self._send(
+                [AnchorBatch(b.device, b.root, b.first_seq, b.count) for b in chunk]
+            )
             ids = [b.id for b in chunk]
             await self.store.mark_anchored(
                 ids, receipt.tx_hash, receipt.block_number, receipt.gas_used
-            )
-            log.info(
-                "anchored %d telemetry batches in block %d (%d gas)",
-                len(ids),
-                receipt.block_number,
-                receipt.gas_used,
             )
             for batch_id in ids:
                 batch = await self.store.batch(batch_id)
                 if batch is not None:
                     anchored.append(batch)
         return anchored
-
-    async def _run(self) -> None:
-        while True:
-            if self._waiting == 0:
-                await self._wakeup.wait()
-                self._wakeup.clear()
-                continue
-            due = self._waiting_since + self.config.batch_interval_s - time.monotonic()
-            if self._waiting >= self.config.batch_records or due <= 0:
-                try:
-                    await self.flush()
-                except M2MPayError as exc:  # the chain or the store: try again later
-                    log.warning("anchoring telemetry failed, retrying: %s", exc)
-                    await asyncio.sleep(_RETRY_S)
-                continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(due):
-                    await self._wakeup.wait()
-            self._wakeup.clear()

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from m2mpay.scenarios.base import Play, Scenario
+from m2mpay.scenarios.data_feed import PaidData
 from m2mpay.scenarios.ev_charging import EvCharging
 from m2mpay.scenarios.ev_malicious import MaliciousCar
 from m2mpay.scenarios.lamp import PaidLight
@@ -23,7 +24,7 @@ from m2mpay.scenarios.wind_to_car import WindToCar
 __all__ = ["SCENARIOS", "render", "run_scenarios"]
 
 SCENARIOS: dict[str, type[Scenario]] = {
-    s.name: s for s in (EvCharging, MaliciousCar, PaidLight, WindToCar, VehicleToGrid)
+    s.name: s for s in (EvCharging, MaliciousCar, PaidLight, WindToCar, VehicleToGrid, PaidData)
 }
 TOKEN = 10**18
 SCENARIO_TIMEOUT_S = 120

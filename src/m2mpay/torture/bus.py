@@ -18,8 +18,9 @@ from m2mpay.bench.bus_device import RawDevice
 from m2mpay.bench.processes import PeerProcess
 from m2mpay.crypto import PrivateKey
 from m2mpay.errors import M2MPayError
+from m2mpay.ports import free_port
 from m2mpay.torture.phase import Facts, OnShared
-from m2mpay.torture.world import World, free_port
+from m2mpay.torture.world import World
 
 __all__ = ["BusCrash", "bus_violation"]
 

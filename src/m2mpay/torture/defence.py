@@ -11,9 +11,10 @@ from typing import Any
 
 from m2mpay.bench.watcher import WatcherProcess
 from m2mpay.errors import M2MPayError
+from m2mpay.ports import free_port
 from m2mpay.torture.pair import Attended, Pair, payment_violation
 from m2mpay.torture.phase import Facts, OnShared
-from m2mpay.torture.world import TortureError, World, free_port, until
+from m2mpay.torture.world import TortureError, World, until
 from m2mpay.watcher_client import WatcherClient
 
 __all__ = ["WatcherCrash"]

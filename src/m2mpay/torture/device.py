@@ -9,9 +9,10 @@ import asyncio
 import random
 
 from m2mpay.bench.processes import PeerProcess
+from m2mpay.ports import free_port
 from m2mpay.torture.pair import Attended, Pair, payment_violation
 from m2mpay.torture.phase import Facts, OnShared
-from m2mpay.torture.world import World, free_port
+from m2mpay.torture.world import World
 
 __all__ = ["DeviceCrash"]
 

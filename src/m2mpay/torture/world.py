@@ -5,7 +5,6 @@ and the helpers that read the truth from it and from the processes."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,9 @@ from m2mpay.chain.events import ChannelChallenged, ChannelOpened, ChannelSettled
 from m2mpay.chain.shared import connect_ledger
 from m2mpay.crypto import PrivateKey
 from m2mpay.errors import M2MPayError
+from m2mpay.ports import free_port
 
-__all__ = ["UNIT", "PartyKeys", "TortureError", "World", "free_port", "until"]
+__all__ = ["UNIT", "PartyKeys", "TortureError", "World", "until"]
 
 UNIT: Final = 10**18
 # How long a restarted process may take to catch up with its peer and the chain; far
@@ -31,13 +31,6 @@ T = TypeVar("T")
 
 class TortureError(M2MPayError):
     """A trial could not be carried out (not an invariant violation by itself)."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def until(

@@ -1,0 +1,164 @@
+"""Paid live data: feeds a node sells (its storefront) and the grants it buys or sells.
+
+A password is in two answers only, each given once: the device's when its feed is
+published (`FeedPublished.device`), the buyer's when it buys (`GrantBought`). Their
+`repr` hides it, so that printing an answer does not leak it into a log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from m2mpay.client.base import ApiBase, decode_items, given, path_id
+from m2mpay.client.codec import Amount, decode
+from m2mpay.client.sessions import OfferView
+from m2mpay.crypto import Address
+
+__all__ = [
+    "DeviceClientView",
+    "FeedApi",
+    "FeedPublished",
+    "FeedView",
+    "GrantBought",
+    "GrantView",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedView:
+    """A device's live data for sale: `live_topic` paid by the second, `free_topic` free."""
+
+    feed_id: str  # its offer's id
+    offer: OfferView
+    device_id: str
+    price_per_second: Amount
+    price_per_hour: Amount
+    min_seconds: int
+    max_seconds: int
+    asset: Address
+    access_key: str  # 0x-hex: what a buyer's node seals its credentials to
+    broker: str  # host:port
+    live_topic: str
+    free_topic: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceClientView:
+    """The device's MQTT client, which may publish on its feed's two topics only."""
+
+    username: str
+    password: str = field(repr=False)
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPublished:
+    feed: FeedView
+    device: DeviceClientView  # shown once: the node keeps no copy of the password
+
+
+@dataclass(frozen=True, slots=True)
+class GrantView:
+    """Read access to a feed's live topic, bought (`role` buyer) or sold (seller)."""
+
+    session_id: str
+    role: Literal["seller", "buyer"]
+    peer: Address
+    feed_id: str | None
+    device_id: str
+    broker: str  # host:port
+    live_topic: str
+    username: str
+    phase: str  # a sale: live, lapsed, ended; a purchase: its session's phase
+    seconds: int
+    paid: Amount
+    paid_until_ms: int | None
+    seller_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GrantBought:
+    """A purchase and the credentials to read it with: this answer is their only copy."""
+
+    grant: GrantView
+    host: str
+    port: int
+    username: str
+    password: str = field(repr=False)
+    readable: bool  # the credentials could subscribe to the live topic when answered
+
+
+class FeedApi(ApiBase):
+    # -- feeds
+
+    async def feeds(self) -> list[FeedView]:
+        """The node's feeds (public: no token needed)."""
+        return decode_items(FeedView, await self._call("GET", "/v1/feeds"), "feeds")
+
+    async def feed(self, feed_id: str | bytes) -> FeedView:
+        return decode(FeedView, await self._call("GET", f"/v1/feeds/{path_id(feed_id)}"))
+
+    async def publish_feed(
+        self,
+        device_id: str,
+        *,
+        price_per_hour: int,
+        min_seconds: int = 60,
+        max_seconds: int = 86_400,
+        asset: Address | str | None = None,
+    ) -> FeedPublished:
+        """Sell `device_id`'s live data; the answer holds the device's MQTT credentials,
+        shown this once."""
+        body: dict[str, Any] = {
+            "device_id": device_id,
+            "price_per_hour": str(price_per_hour),
+            "min_seconds": min_seconds,
+            "max_seconds": max_seconds,
+        }
+        if asset is not None:
+            body["asset"] = asset.checksum if isinstance(asset, Address) else asset
+        return decode(FeedPublished, await self._call("POST", "/v1/feeds", body=body))
+
+    async def retire_feed(self, feed_id: str | bytes) -> None:
+        """Sell no more of a feed; grants paid for run to their end."""
+        await self._call("DELETE", f"/v1/feeds/{path_id(feed_id)}")
+
+    # -- grants
+
+    async def buy_grant(
+        self,
+        seller: str,
+        feed_id: str,
+        *,
+        seconds: int,
+        deposit: int = 0,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> GrantBought:
+        """Buy `seconds` of the live topic of the feed `feed_id` that the node whose API
+        is at `seller` sells (over a free channel to it, or one opened with `deposit`).
+        Without `username` and `password` the node makes them up; either way the
+        answer is the only place they are shown."""
+        body: dict[str, Any] = {
+            "seller": seller,
+            "feed_id": feed_id,
+            "seconds": seconds,
+            "deposit": str(deposit),
+            **given(username=username, password=password),
+        }
+        return decode(GrantBought, await self._call("POST", "/v1/grants", body=body))
+
+    async def extend_grant(self, session_id: str | bytes, *, seconds: int) -> GrantView:
+        """`seconds` more of a grant this node bought."""
+        raw = await self._call(
+            "POST", f"/v1/grants/{path_id(session_id)}/extend", body={"seconds": seconds}
+        )
+        return decode(GrantView, raw)
+
+    async def grants(self) -> list[GrantView]:
+        """The grants this node bought, then those it sold."""
+        return decode_items(GrantView, await self._call("GET", "/v1/grants"), "grants")
+
+    async def grant(self, session_id: str | bytes) -> GrantView:
+        return decode(GrantView, await self._call("GET", f"/v1/grants/{path_id(session_id)}"))

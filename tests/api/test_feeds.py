@@ -1,0 +1,304 @@
+"""The paid-data routes of two real daemons on one embedded chain: a seller on its own
+Mosquitto, a buyer with MQTT switched off (a buyer needs no broker of its own).
+
+Every route answers as documented, and every bad input is refused clearly, before
+any money moves: an unknown feed, seconds outside the feed's bounds, half of a pair of
+credentials, a node's own client name, a name another buyer holds (the seller's
+reason), a seller that does not answer, a node buying its own feed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from m2mpay.access.mosquitto import ManagedMosquitto
+from m2mpay.bench.daemons import NodeProcess
+from m2mpay.errors import M2MPayError
+from tests.api.conftest import funded_channel
+
+PRICE_PER_HOUR = 3600 * 10**12
+UNKNOWN = "0x" + "ab" * 32
+
+
+@dataclass
+class Pair:
+    seller: NodeProcess
+    buyer: NodeProcess
+    shop: httpx.Client  # the seller's API, with its token
+    api: httpx.Client  # the buyer's, with its token
+    channel: str  # the buyer's funded channel to the seller
+
+
+def _client(node: NodeProcess) -> httpx.Client:
+    token = node.ready["api_token"]
+    return httpx.Client(base_url=node.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    base = tmp_path_factory.mktemp("feeds")
+    chain = ["--chain-dir", str(base / "chain")]
+    seller = NodeProcess(base / "seller", *chain)
+    buyer = NodeProcess(base / "buyer", *chain, "--no-mqtt")
+    try:
+        seller.start()
+        buyer.start()
+        with _client(seller) as shop, _client(buyer) as api:
+            yield Pair(seller, buyer, shop, api, funded_channel(api, seller, deposit=10**18))
+    finally:
+        buyer.stop()
+        seller.stop()
+
+
+def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == code, error
+    return error
+
+
+def _publish(pair: Pair, device: str, **terms: Any) -> dict[str, Any]:
+    body = {"device_id": device, "price_per_hour": str(PRICE_PER_HOUR), **terms}
+    published = pair.shop.post("/v1/feeds", json=body)
+    assert published.status_code == 201, published.text
+    answer: dict[str, Any] = published.json()
+    return answer
+
+
+def _paid(pair: Pair) -> int:
+    """All the buyer has paid, on every channel."""
+    channels = pair.api.get("/v1/channels").json()["channels"]
+    return sum(int(c["sent_total"]) for c in channels)
+
+
+def _buy(pair: Pair, feed_id: str, seconds: int, **extra: Any) -> httpx.Response:
+    body = {"seller": pair.seller.url, "feed_id": feed_id, "seconds": seconds, **extra}
+    return pair.api.post("/v1/grants", json=body)
+
+
+def test_feeds_are_published_listed_publicly_and_retired(pair: Pair) -> None:
+    published = _publish(pair, "meter-a", min_seconds=10, max_seconds=120)
+    feed, device = published["feed"], published["device"]
+    assert feed["live_topic"] == "m2m/meter-a/live"
+    assert feed["free_topic"] == "m2m/meter-a/1m"
+    assert feed["price_per_second"] == str(PRICE_PER_HOUR // 3600)
+    assert feed["offer"]["offer_id"] == feed["feed_id"]
+    assert feed["broker"] == pair.seller.ready["mqtt"]
+    assert device["username"] == "m2mpay-meter-a"
+    assert f"{device['host']}:{device['port']}" == feed["broker"]
+    # Public reads, without the token; the device's password is in no later answer.
+    with httpx.Client(base_url=pair.seller.url) as anyone:
+        listed = anyone.get("/v1/feeds")
+        shown = anyone.get(f"/v1/feeds/{feed['feed_id']}")
+        assert anyone.post("/v1/feeds", json={}).status_code == 401
+    assert listed.status_code == 200
+    assert feed["feed_id"] in [f["feed_id"] for f in listed.json()["feeds"]]
+    assert shown.json() == feed
+    assert device["password"] not in listed.text
+    assert device["password"] not in (pair.seller.data_dir / "feeds.json").read_text()
+    # The feed is also an offer of the storefront, sold by the second.
+    offers = pair.shop.get("/v1/offers").json()["offers"]
+    assert any(o["offer_id"] == feed["feed_id"] and o["unit"] == "s" for o in offers)
+
+    assert pair.shop.delete(f"/v1/feeds/{feed['feed_id']}").status_code == 204
+    _error(pair.shop.get(f"/v1/feeds/{feed['feed_id']}"), 404, "unknown_feed")
+    _error(pair.shop.delete(f"/v1/feeds/{feed['feed_id']}"), 404, "unknown_feed")
+    # Retired, the device may be sold again, with new credentials.
+    again = _publish(pair, "meter-a")
+    assert again["feed"]["feed_id"] != feed["feed_id"]
+    assert again["device"]["password"] != device["password"]
+
+
+def test_bad_feeds_are_refused(pair: Pair) -> None:
+    shop = pair.shop
+    _publish(pair, "meter-b")
+    body = {"device_id": "meter-b", "price_per_hour": "3600"}
+    _error(shop.post("/v1/feeds", json=body), 409, "feed_exists")
+    for device in ("a/b", "+", "#", "$SYS", "", "x" * 58):
+        refused = _error(
+            shop.post("/v1/feeds", json={**body, "device_id": device}), 422, "invalid_input"
+        )
+        assert refused["field"] == "device_id"
+    refused = _error(
+        shop.post("/v1/feeds", json={**body, "device_id": "m", "min_seconds": 9, "max_seconds": 8}),
+        422,
+        "invalid_input",
+    )
+    assert refused["field"] == "min_seconds"
+    _error(shop.post("/v1/feeds", json={**body, "price_per_hour": "0"}), 422, "invalid_input")
+    _error(shop.get(f"/v1/feeds/{UNKNOWN}"), 404, "unknown_feed")
+    # A node without a broker sells no data.
+    _error(pair.api.post("/v1/feeds", json=body), 409, "no_broker")
+    assert pair.api.get("/v1/feeds").json() == {"feeds": []}
+
+
+def test_a_grant_is_bought_listed_on_both_sides_and_extended(pair: Pair) -> None:
+    feed = _publish(pair, "meter-c", min_seconds=5, max_seconds=600)["feed"]
+    bought = _buy(pair, feed["feed_id"], 30)
+    assert bought.status_code == 201, bought.text
+    answer = bought.json()
+    grant, password = answer["grant"], answer["password"]
+    assert answer["readable"] is True
+    assert f"{answer['host']}:{answer['port']}" == feed["broker"]
+    assert grant["role"] == "buyer"
+    assert grant["seconds"] == 30
+    assert grant["live_topic"] == feed["live_topic"]
+    assert grant["username"] == answer["username"]
+    assert grant["seller_url"] == pair.seller.url
+    session = grant["session_id"]
+
+    listed = pair.api.get("/v1/grants")
+    assert [g["session_id"] for g in listed.json()["grants"]] == [session]
+    assert password not in listed.text
+    assert pair.api.get(f"/v1/grants/{session}").json()["seconds"] == 30
+    sold = pair.shop.get(f"/v1/grants/{session}")
+    assert sold.status_code == 200, sold.text
+    assert sold.json()["role"] == "seller"
+    assert sold.json()["peer"] == pair.buyer.ready["address"]
+    assert sold.json()["username"] == answer["username"]
+    assert password not in pair.shop.get("/v1/grants").text
+    for where in (pair.buyer, pair.seller):
+        assert password not in where.stderr()
+        assert password not in (where.data_dir / "feeds.json").read_text()
+
+    extended = pair.api.post(f"/v1/grants/{session}/extend", json={"seconds": 20})
+    assert extended.status_code == 200, extended.text
+    assert extended.json()["seconds"] == 50
+    _error(
+        pair.api.post(f"/v1/grants/{session}/extend", json={"seconds": 600}),
+        422,
+        "above_max_seconds",
+    )
+    _error(pair.api.post(f"/v1/grants/{UNKNOWN}/extend", json={"seconds": 1}), 404, "unknown_grant")
+    _error(pair.api.get(f"/v1/grants/{UNKNOWN}"), 404, "unknown_grant")
+
+
+def test_bad_purchases_are_refused_before_any_payment(pair: Pair) -> None:
+    feed = _publish(pair, "meter-d", min_seconds=10, max_seconds=60)["feed"]
+    feed_id = feed["feed_id"]
+    paid_before = _paid(pair)
+
+    _error(_buy(pair, UNKNOWN, 30), 404, "unknown_feed")
+    assert _error(_buy(pair, feed_id, 9), 422, "below_min_seconds")["field"] == "seconds"
+    assert _error(_buy(pair, feed_id, 61), 422, "above_max_seconds")["field"] == "seconds"
+    half = _error(_buy(pair, feed_id, 30, username="reader-one"), 422, "invalid_input")
+    assert half["field"] == "password"
+    _error(_buy(pair, feed_id, 30, username="m2mpay-admin", password="p" * 20), 422, "bad_username")
+    _error(_buy(pair, feed_id, 30, password="short", username="reader-one"), 422, "invalid_input")
+    short = _error(_buy(pair, feed_id, 30, deposit="1"), 422, "invalid_input")
+    assert short["field"] == "deposit"  # a new channel that could not pay for it
+    gone = {"seller": "http://127.0.0.1:9", "feed_id": feed_id, "seconds": 30}
+    _error(pair.api.post("/v1/grants", json=gone), 409, "seller_unreachable")
+    own = {"seller": pair.seller.url, "feed_id": feed_id, "seconds": 30}
+    _error(pair.shop.post("/v1/grants", json=own), 422, "invalid_input")
+    assert _paid(pair) == paid_before
+
+    # A name another purchase holds: the seller says so, and is paid nothing for it.
+    # (The first purchase's channel is busy with a session: each opens one.)
+    first = _buy(pair, feed_id, 30, username="reader-two", password="q" * 24, deposit=str(10**18))
+    assert first.status_code == 201, first.text
+    paid = _paid(pair)
+    taken = _error(
+        _buy(pair, feed_id, 30, username="reader-two", password="r" * 24, deposit=str(10**18)),
+        409,
+        "refused_by_seller",
+    )
+    assert "that client name is taken" in taken["message"]
+    assert _paid(pair) == paid
+    # A retired feed is sold no more.
+    assert pair.shop.delete(f"/v1/feeds/{feed_id}").status_code == 204
+    _error(_buy(pair, feed_id, 30), 404, "unknown_feed")
+
+
+def test_the_feed_book_is_kept_in_the_data_dir(pair: Pair, tmp_path: Path) -> None:
+    """What `feeds.json` holds: the feeds on sale with their offers, no password."""
+    text = (pair.seller.data_dir / "feeds.json").read_text()
+    for feed in pair.shop.get("/v1/feeds").json()["feeds"]:
+        assert feed["feed_id"][2:] in text or feed["device_id"] in text
+    assert "password" not in text
+    del tmp_path
+
+
+def test_a_node_given_a_broker_sells_on_it_and_leaves_it_running(tmp_path: Path) -> None:
+    """`--mqtt-url` and `--mqtt-admin-file`: the node starts no Mosquitto of its own,
+    sells its feeds on the broker it was given, and stops without stopping it."""
+    given = ManagedMosquitto(tmp_path / "theirs")
+    given.start()
+    try:
+        address = given.address
+        node = NodeProcess(
+            tmp_path / "node",
+            "--mqtt-url", f"mqtt://{address.host}:{address.port}",
+            "--mqtt-admin-file", str(given.admin_file),
+        )  # fmt: skip
+        try:
+            ready = node.start()
+            assert ready["mqtt"] == f"{address.host}:{address.port}"
+            assert not (node.data_dir / "mqtt").exists()
+            with _client(node) as api:
+                body = {"device_id": "their-plug", "price_per_hour": "3600"}
+                published = api.post("/v1/feeds", json=body)
+            assert published.status_code == 201, published.text
+            assert published.json()["feed"]["broker"] == ready["mqtt"]
+        finally:
+            assert node.stop() == 0
+        assert given.pid is not None
+        os.kill(given.pid, 0)  # still running: not the node's to stop
+    finally:
+        given.stop()
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--mqtt-url", "mqtt://127.0.0.1:1883"], "--mqtt-url needs its administrator"),
+        (["--mqtt-admin-file", "admin.json"], "--mqtt-admin-file goes with --mqtt-url"),
+    ],
+)
+def test_a_broker_half_given_is_refused_in_one_line(
+    tmp_path: Path, options: list[str], said: str
+) -> None:
+    node = NodeProcess(tmp_path / "node", *options)
+    with pytest.raises(M2MPayError, match=said):
+        node.start()
+
+
+def test_a_grant_that_ended_while_the_seller_was_down_is_revoked_at_its_restart(
+    pair: Pair,
+) -> None:
+    """Last in the module: it restarts the seller."""
+    feed = _publish(pair, "meter-e", min_seconds=2, max_seconds=60)["feed"]
+    bought = _buy(pair, feed["feed_id"], 2, deposit=str(10**18))
+    assert bought.status_code == 201, bought.text
+    answer = bought.json()
+    session = answer["grant"]["session_id"]
+    shown = pair.shop.get(f"/v1/grants/{session}")
+    assert shown.status_code == 200, shown.text
+    sold = shown.json()
+    assert sold["phase"] == "live"
+
+    assert pair.seller.stop() == 0
+    # The paid time ends while the seller is down.
+    time.sleep(max(0.0, sold["paid_until_ms"] / 1000 - time.time()) + 0.5)
+    pair.seller.start()
+    after = pair.shop.get(f"/v1/grants/{session}").json()
+    assert after["phase"] in ("lapsed", "ended"), after
+    assert after["paid_until_ms"] == sold["paid_until_ms"]  # no second more, none lost
+    host, port = answer["host"], str(answer["port"])
+    read = subprocess.run(
+        ["mosquitto_sub", "-V", "mqttv5", "-h", host, "-p", port, "-u", answer["username"],
+         "-P", answer["password"], "-t", feed["live_topic"], "-C", "1", "-W", "5"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert read.stdout == ""
+    assert "denied" in read.stderr or "not authorised" in read.stderr, read.stderr
+    # Its feed is still for sale, under the same id.
+    assert pair.shop.get(f"/v1/feeds/{feed['feed_id']}").status_code == 200

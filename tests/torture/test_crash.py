@@ -22,6 +22,8 @@ from m2mpay.torture.crash import (
     trial_seeds,
 )
 from m2mpay.torture.defence import WatcherCrash
+from m2mpay.torture.grants import MOMENTS, grant_violation
+from m2mpay.torture.grants import PRICE as GRANT_PRICE
 from m2mpay.torture.pair import payment_violation
 from m2mpay.torture.phase import Facts, Phase
 from m2mpay.torture.sessions import PRICE, WINDOW, session_violation
@@ -217,3 +219,56 @@ async def test_a_phase_that_cannot_start_fails_its_trials_and_the_run_goes_on(
     await _run_phase(_CannotStart(), World(tmp_path), [0, 5], report, None, None)
     assert (report.trials, report.failures, report.first_failing_seed) == (2, 2, 0)
     assert all("set-up failed: TortureError" in f["violation"] for f in report.failed)
+
+
+GRANT: Facts = {
+    "moment": MOMENTS.index("extension"),
+    "target": 5,
+    "acked": 2 * GRANT_PRICE,
+    "restored": 5 * GRANT_PRICE,
+    "readable_after_restart": 0,
+    "readable_after_end": 0,
+    "grant_ended": 1,
+    "permitted_s": 5,
+    "held_ms": 4_990,
+    "received_messages": 100,
+    "leaked": 0,
+    "sent": 5 * GRANT_PRICE,
+    "acked_total": 5 * GRANT_PRICE,
+    "received": 5 * GRANT_PRICE,
+    "deposit_a": 1_000 * GRANT_PRICE,
+    "settled_a": 995 * GRANT_PRICE,
+    "settled_b": 5 * GRANT_PRICE,
+}
+for _side in ("bought", "sold"):
+    GRANT |= {
+        f"{_side}_units": 5,
+        f"{_side}_value": 5 * GRANT_PRICE,
+        f"{_side}_paid": 5 * GRANT_PRICE,
+        f"{_side}_stopped": 1,
+        f"{_side}_countersigned": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"readable_after_restart": 1}, "read without a live grant after the restart"),
+        ({"readable_after_end": 2}, "2 after the end"),
+        ({"leaked": 3}, "3 message(s) published after the paid end"),
+        ({"received_messages": 0}, "received nothing"),
+        ({"sold_countersigned": 0}, "receipts both signed"),
+        ({"bought_units": 4}, "disagree on the session"),
+        ({"bought_units": 4, "sold_units": 4}, "paid seconds lost: 5 s bought"),
+        ({"permitted_s": 4}, "the grant permitted 4 s"),
+        ({"held_ms": 4_700}, "held the live topic 4700 ms of 5 s paid (extension)"),
+        ({"grant_ended": 0}, "held the live topic"),
+        ({"received": 6 * GRANT_PRICE}, "the channel moved"),
+        ({"restored": GRANT_PRICE}, "acknowledged payment lost"),
+    ],
+)
+def test_each_grant_invariant_can_fail(change: Facts, says: str) -> None:
+    assert grant_violation(GRANT) is None
+    violation = grant_violation(GRANT | change)
+    assert violation is not None
+    assert says in violation

@@ -46,7 +46,13 @@ from m2mpay.errors import AccessError
 from m2mpay.lifecycle import Process
 from m2mpay.ports import free_port, port_free
 
-__all__ = ["BrokerAddress", "ManagedMosquitto", "find_dynsec_plugin", "find_mosquitto"]
+__all__ = [
+    "BrokerAddress",
+    "ManagedMosquitto",
+    "find_dynsec_plugin",
+    "find_mosquitto",
+    "raise_descriptor_limit",
+]
 
 PLUGIN_PATHS: Final = (
     Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"),
@@ -120,9 +126,10 @@ def find_dynsec_plugin() -> Path:
     )
 
 
-def _more_descriptors() -> None:
-    # Runs in the child before exec: a socket per subscriber, and a thousand subscribers
-    # would meet a soft limit of 1024 descriptors; the hard limit is ours to use.
+def raise_descriptor_limit() -> None:
+    """The soft limit of open files raised to the hard one (at most 65,536): a socket
+    per subscriber, and a thousand subscribers would meet a soft limit of 1024."""
+    # Also run in the broker's child before exec.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 65_536 if hard == resource.RLIM_INFINITY else min(hard, 65_536)
     if soft != resource.RLIM_INFINITY and soft < wanted:
@@ -238,7 +245,7 @@ class ManagedMosquitto(Process):
                 stderr=log,
                 cwd=self.directory,
                 start_new_session=True,  # a Ctrl-C meant for the node is not the broker's
-                preexec_fn=_more_descriptors,  # noqa: PLW1509 (no locks taken in it)
+                preexec_fn=raise_descriptor_limit,  # noqa: PLW1509 (no locks taken in it)
             )
         self.pid_file.write_text(f"{process.pid}\n")
         try:

@@ -17,7 +17,9 @@ Each command line is answered by one JSON line on stdout:
     {"cmd": "stop"}                                         → {"stopped": true}
 
 With `--sessions STORE` the node also runs metered sessions; their commands
-(`session_…`) are in `m2mpay.bench.session_peer`.
+(`session_…`) are in `m2mpay.bench.session_peer`, and those of a feed's buyers
+(`grant_…`) in `m2mpay.bench.feed_buyer`. With `--feeds DIR` as well, it sells a feed
+on a Mosquitto of its own (`feed_…`, `m2mpay.bench.feed_seller`).
 
 With `--device-host` the process is no node but the `DeviceHost` devices reach the
 chain through (it answers only `stop`).
@@ -43,6 +45,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from m2mpay.bench.feed_buyer import FeedBuyer
+from m2mpay.bench.feed_seller import FeedSellerPeer
 from m2mpay.bench.lines import answer_lines, say
 from m2mpay.bench.session_peer import SessionPeer
 from m2mpay.chain.devkeys import dev_keys
@@ -180,13 +184,41 @@ class _Streams:
                 await task
 
 
+@dataclasses.dataclass
+class _Feeds:
+    """A feed's seller (`--feeds`) and its buyers, made on their first command."""
+
+    seller: FeedSellerPeer | None = None
+    buyer: FeedBuyer | None = None
+
+    async def command(self, sessions: SessionPeer, command: dict[str, Any]) -> dict[str, Any]:
+        if str(command.get("cmd")).startswith("grant_"):
+            if self.buyer is None:
+                self.buyer = FeedBuyer(sessions.sessions)
+            return await self.buyer.command(command)
+        if self.seller is None:
+            raise ValueError("this node sells no feed (start it with --feeds)")
+        return await self.seller.command(command)
+
+    async def stop(self) -> None:
+        if self.buyer is not None:
+            await self.buyer.stop()
+        if self.seller is not None:
+            await self.seller.stop()
+
+
 async def _command(
     node: Node,
     command: dict[str, Any],
     sessions: SessionPeer | None = None,
     streams: _Streams | None = None,
+    feeds: _Feeds | None = None,
 ) -> dict[str, Any]:
     name = command.get("cmd")
+    if isinstance(name, str) and name.startswith(("feed_", "grant_")):
+        if sessions is None or feeds is None:
+            raise ValueError("this node runs no sessions (start it with --sessions)")
+        return await feeds.command(sessions, command)
     if name in ("stream_start", "stream_stop") and streams is not None:
         channel = bytes.fromhex(command["channel"][2:])
         if name == "stream_start":
@@ -320,13 +352,23 @@ async def _serve(args: argparse.Namespace) -> None:
         await feed.start()
     streams = _Streams(node)
     sessions = SessionPeer(node, Path(args.sessions)) if args.sessions else None
+    feeds = _Feeds()
+    if args.feeds:
+        if sessions is None:
+            raise SystemExit("--feeds needs --sessions")
+        # Before the sessions start: those resumed after a restart find their grants.
+        feeds.seller = FeedSellerPeer(node, sessions.sessions, Path(args.feeds))
+        await feeds.seller.start()
     if sessions is not None:
         await sessions.start()
+    if feeds.seller is not None:
+        await feeds.seller.start_publishing()
     ready = {"ready": node.endpoint, "address": str(node.address)}
     try:
-        await answer_lines(ready, lambda command: _command(node, command, sessions, streams))
+        await answer_lines(ready, lambda command: _command(node, command, sessions, streams, feeds))
     finally:
         await streams.stop()
+        await feeds.stop()
         if sessions is not None:
             await sessions.stop()
         if feed is not None:
@@ -358,6 +400,7 @@ def main(argv: list[str] | None = None) -> None:
         help="longest back-off to a peer, or to the host (--host) (s)",
     )
     parser.add_argument("--sessions", help="store of metered sessions (runs a session manager)")
+    parser.add_argument("--feeds", help="sell the feed of DIR/feed.json on a broker of its own")
     parser.add_argument(
         "--device-host", action="store_true", help="run a DeviceHost (on --hub) instead of a node"
     )

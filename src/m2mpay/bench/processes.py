@@ -101,6 +101,7 @@ class PeerProcess(ChildProcess):
         codec: str = "cbor",
         window: int = 4096,
         sessions: Path | None = None,
+        feeds: Path | None = None,
         host: str | None = None,
         host_address: Address | None = None,
         watcher: str | None = None,
@@ -112,7 +113,8 @@ class PeerProcess(ChildProcess):
         with `host`, a device that reaches the chain only through that `DeviceHost`;
         `watcher` is "host" (the host's watcher, through the host) or a watcher's URL.
         With `device_host`, the process is the `DeviceHost` devices use (on `hub`).
-        `module` runs another process of the same JSON-lines kind (`bench.bus_peer`)."""
+        `module` runs another process of the same JSON-lines kind (`bench.bus_peer`).
+        With `feeds` (and `sessions`) the node sells a feed (`bench.feed_seller`)."""
         argv = [
             sys.executable, "-m", module,
             "--key", str(key), "--store", str(store), "--port", str(port),
@@ -127,6 +129,7 @@ class PeerProcess(ChildProcess):
             chain_dir=chain_dir,
             rpc_url=rpc_url,
             sessions=sessions,
+            feeds=feeds,
         )
         if device_host:
             argv.append("--device-host")

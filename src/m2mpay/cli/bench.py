@@ -12,6 +12,7 @@ from rich.table import Table
 from m2mpay.bench.api import measure_api
 from m2mpay.bench.channels import measure_channels
 from m2mpay.bench.gas import GAS_BUDGET, GAS_REFERENCE, measure_gas
+from m2mpay.bench.mqtt import measure_mqtt
 from m2mpay.bench.pay import measure_pay
 from m2mpay.bench.provenance import measure_provenance
 from m2mpay.bench.sessions import measure_sessions
@@ -195,6 +196,48 @@ def api(
     _measure(
         "payments through the HTTP API",
         measure_api(payments=payments, concurrency=concurrency, wait=wait, progress=_say),
+        as_json=as_json,
+    )
+
+
+@bench_app.command("mqtt")
+def mqtt(
+    subscribers: Annotated[
+        int, typer.Option(min=1, help="Paid subscribers, one channel and MQTT client each.")
+    ] = 1_000,
+    samples: Annotated[
+        int, typer.Option(min=1, help="Of those, grants bought one at a time for latency.")
+    ] = 100,
+    paid_seconds: Annotated[int, typer.Option(min=1, help="Shortest paid time (s).")] = 60,
+    stagger_seconds: Annotated[
+        int, typer.Option(min=0, help="Paid times spread over this much more (s).")
+    ] = 60,
+    concurrency: Annotated[int, typer.Option(min=1, help="Grants bought at once.")] = 50,
+    buyers: Annotated[
+        int, typer.Option(min=1, max=4, help="Buyer processes the subscribers are dealt to.")
+    ] = 2,
+    publish_hz: Annotated[
+        float, typer.Option(min=0.1, help="Messages a second on the live topic (the plug: 2).")
+    ] = 2.0,
+    tolerance_ms: Annotated[
+        int, typer.Option(min=0, help="How late after the end a message may still arrive.")
+    ] = 250,
+    as_json: JsonOption = False,
+) -> None:
+    """Paid MQTT access on a real Mosquitto: grant latency and rate, expiry exactness, memory."""
+    _measure(
+        "paid live data (seller and buyer processes, Mosquitto, SQLite)",
+        measure_mqtt(
+            subscribers=subscribers,
+            samples=samples,
+            paid_seconds=paid_seconds,
+            stagger_seconds=stagger_seconds,
+            concurrency=concurrency,
+            buyers=buyers,
+            publish_hz=publish_hz,
+            tolerance_ms=tolerance_ms,
+            progress=_say,
+        ),
         as_json=as_json,
     )
 

@@ -22,6 +22,7 @@ from m2mpay.torture.bus import BusCrash
 from m2mpay.torture.chainhost import ChainHostCrash
 from m2mpay.torture.defence import WatcherCrash
 from m2mpay.torture.device import DeviceCrash
+from m2mpay.torture.grants import GrantCrash
 from m2mpay.torture.payments import CloseCrash, DisputeCrash, StreamCrash
 from m2mpay.torture.phase import Facts, Phase
 from m2mpay.torture.resale import ResaleCrash
@@ -46,6 +47,7 @@ def _phases() -> list[Phase]:
         DeviceCrash("host"),
         BusCrash(),
         ChainHostCrash(),
+        GrantCrash(),
     ]
 
 

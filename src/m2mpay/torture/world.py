@@ -12,6 +12,7 @@ from typing import Any, Final, Protocol, TypeVar
 
 from m2mpay.bench.processes import PeerProcess
 from m2mpay.chain import ChannelHub, Ledger, OnchainChannel, TokenContract, deploy_contracts
+from m2mpay.chain.devkeys import dev_keys
 from m2mpay.chain.events import ChannelChallenged, ChannelOpened, ChannelSettled
 from m2mpay.chain.shared import connect_ledger
 from m2mpay.crypto import PrivateKey
@@ -65,6 +66,10 @@ class PartyKeys:
     device: int = 6  # holds no tokens: its host funds its channels
     host: int = 7
     device_peer: int = 8
+    # The grant phase's pair: the buyer is minted tokens, the seller (beyond the funded
+    # dev accounts) is sent coin for gas.
+    feed_buyer: int = 9
+    feed_seller: int = 10
 
 
 class Shared(Protocol):
@@ -115,8 +120,10 @@ class World:
         _, self._hub, self._token = await deploy_contracts(
             self._ledger,
             accounts[0],
-            mint={accounts[i].address: 10**6 * UNIT for i in (1, 2, 3, 4, 5, 7)},
+            mint={accounts[i].address: 10**6 * UNIT for i in (1, 2, 3, 4, 5, 7, 9)},
         )
+        seller = dev_keys(self.keys.feed_seller + 1)[self.keys.feed_seller]
+        await self._ledger.transact(accounts[0], seller.address, b"", gas=21_000, value=UNIT)
 
     async def reset(self) -> None:
         """Stop what the phases share, after a trial that could not be carried out:

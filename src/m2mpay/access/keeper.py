@@ -241,6 +241,7 @@ class GrantKeeper(EngineHost[bytes, Grant, GrantInput, GrantOutput]):
     ) -> Grant:
         """A session on a feed starts: its grant logged, then its client made on the
         broker (again after a restart: the broker may have lost it meanwhile)."""
+        resumed = self._engine.state(session_id) is not None
         self._request(GrantOpened(session_id, buyer, username, topic, now_ms()))
         self._reserved.pop(username, None)
         await self._engine.durable()
@@ -248,11 +249,15 @@ class GrantKeeper(EngineHost[bytes, Grant, GrantInput, GrantOutput]):
         try:
             await self.broker.add_client(username, password)
         except AccessError as exc:
-            # Made before a restart, and kept by the broker. Asked for by name, not by
-            # listing every client: that list grows with the grants, and so would each
-            # grant's time.
+            # Asked for by name, not by listing every client: that list grows with the
+            # grants, and so would each grant's time.
             if exc.code != "name_taken":
                 raise
+            if not resumed:
+                # Not ours from before a restart, but a client an ended grant left behind
+                # (its removal failed): its old password must not read this grant.
+                await self.broker.remove_client(username)
+                await self.broker.add_client(username, password)
         grant = self._engine.state(session_id)
         assert grant is not None
         return grant

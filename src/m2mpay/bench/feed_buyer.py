@@ -39,7 +39,8 @@ from m2mpay.access.feeds import Feed
 from m2mpay.access.mosquitto import raise_descriptor_limit
 from m2mpay.access.sealed import Credentials, seal, sealed_context
 from m2mpay.plain import from_plain
-from m2mpay.stream import Offer, SessionManager
+from m2mpay.stream import Offer, SessionInfo, SessionManager
+from m2mpay.stream.outputs import SessionEvent, SessionStarted
 
 __all__ = ["FeedBuyer", "Reader"]
 
@@ -130,9 +131,17 @@ class FeedBuyer:
         self._sessions = sessions
         self._readers: dict[bytes, Reader] = {}
         self._used: set[bytes] = set()  # channels a purchase of ours ran on
+        # When each purchase's prepayment left: the buyer's session announces its start
+        # (durable) just before its dispatcher pays ahead, in the same batch of outputs.
+        self._paying: dict[bytes, float] = {}
+        sessions.add_listener(self._on_session)
         raise_descriptor_limit()  # a socket per reader
         # paho logs every login refused while a grant is on its way; the reader retries.
         logging.getLogger("mqtt").setLevel(logging.CRITICAL)
+
+    def _on_session(self, event: SessionEvent, _info: SessionInfo | None) -> None:
+        if isinstance(event, SessionStarted) and event.session_id in self._readers:
+            self._paying.setdefault(event.session_id, time.perf_counter())
 
     async def stop(self) -> None:
         tasks = [reader.task for reader in self._readers.values() if reader.task is not None]
@@ -230,5 +239,6 @@ class FeedBuyer:
             "session": "0x" + session.hex(),
             "username": credentials.username,
             "grant_ms": (reader.suback_at - asked) * 1000,
+            "grant_from_payment_ms": (reader.suback_at - self._paying.get(session, asked)) * 1000,
             "suback_ms": reader.suback_ms,
         }

@@ -16,7 +16,20 @@ DOCS_STAMP := $(DOCS_ASSETS)/.copied
 READER_ASSETS := src/m2mpay/provenance/reader_assets
 READER_STAMP := $(READER_ASSETS)/.built
 READER_SOURCES := $(wildcard web/reader/*)
+# The web app (web/app: Preact, uPlot's stylesheet), bundled the same way into the package
+# (m2mpay.api.webapp serves it at /app/); its bundle and stylesheet carry their content's
+# hash in their names, so the node lets browsers keep them for good.
+APP_ASSETS := src/m2mpay/api/app_assets
+APP_STAMP := $(APP_ASSETS)/.built
+APP_SOURCES := $(wildcard web/app/* web/app/pages/*)
+# `make test` lists its 15 slowest tests last: where the suite's time goes, and which test
+# nears its timeout, is in every CI log.
 PYTEST_ARGS ?=
+# Test modules are spread over workers (pytest-xdist, a module's tests stay on one worker
+# so its module fixtures start once): about a quarter of the suite's time with one worker a
+# core is spent waiting on the node, broker, chain and browser processes it starts, so one
+# worker more than cores (three on two: 12 min against 15), at least three, at most four.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n >= 4 ? 4 : (n < 2 ? 3 : n + 1) )))
 
 .PHONY: help demo test lint typecheck unit system-deps contracts lock clean \
 	mutants mutants-python mutants-contracts
@@ -34,6 +47,7 @@ system-deps:
 	@missing=""; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || missing="$$missing mosquitto"; \
+	command -v mosquitto_sub >/dev/null 2>&1 || missing="$$missing mosquitto-clients"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v $(firstword $(PYTHON) python3) >/dev/null 2>&1 || missing="$$missing python3"; \
@@ -73,7 +87,26 @@ $(READER_STAMP): $(NODE_STAMP) $(READER_SOURCES)
 		cp node_modules/$$package/LICENSE $(READER_ASSETS)/LICENSE.$$(basename $$package); done
 	@touch $@
 
-demo: $(PY_STAMP) $(DOCS_STAMP) $(READER_STAMP)
+# The web app's bundle and stylesheet (its code, Preact, uPlot's CSS), its page naming
+# them, and the licences of what they hold. A fresh directory: no stale hashed file stays.
+# Split (ESM) for one thing only: uPlot, which only the dashboard draws with and which is
+# most of the app's weight, is a chunk the chart fetches by import(); the pages stay in the
+# entry (a page of its own cost each a second round of requests: slower, measured).
+$(APP_STAMP): $(NODE_STAMP) $(APP_SOURCES)
+	rm -rf $(APP_ASSETS) && mkdir -p $(APP_ASSETS)
+	node_modules/.bin/esbuild web/app/main.jsx --bundle --format=esm --minify \
+		--jsx=automatic --jsx-import-source=preact \
+		--target=chrome111,firefox115,safari16.4 --legal-comments=none \
+		--splitting --entry-names=[name]-[hash] --chunk-names=chunk-[hash] \
+		--outdir=$(APP_ASSETS) --log-level=warning
+	js=$$(cd $(APP_ASSETS) && ls main-*.js) && css=$$(cd $(APP_ASSETS) && ls main-*.css) && \
+		sed -e "s|\"main.js\"|\"$$js\"|" -e "s|\"main.css\"|\"$$css\"|" web/app/index.html \
+		> $(APP_ASSETS)/index.html
+	for package in preact uplot; do \
+		cp node_modules/$$package/LICENSE $(APP_ASSETS)/LICENSE.$$package; done
+	@touch $@
+
+demo: $(PY_STAMP) $(DOCS_STAMP) $(READER_STAMP) $(APP_STAMP)
 	$(BIN)/m2mpay demo
 
 lint: $(PY_STAMP)
@@ -86,8 +119,8 @@ typecheck: $(PY_STAMP)
 unit: $(PY_STAMP)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: $(PY_STAMP) $(NODE_STAMP) $(DOCS_STAMP) $(READER_STAMP) lint typecheck
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: $(PY_STAMP) $(NODE_STAMP) $(DOCS_STAMP) $(READER_STAMP) $(APP_STAMP) lint typecheck
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope --durations=15 $(PYTEST_ARGS)
 
 contracts: $(PY_STAMP)
 	$(BIN)/m2mpay contracts build
@@ -112,4 +145,4 @@ mutants-contracts: $(PY_STAMP)
 	$(BIN)/python tools/mutants/vyper_mutants.py --json mutants/contracts-report.json
 
 clean:
-	rm -rf $(VENV) node_modules $(DOCS_ASSETS) $(READER_ASSETS) .mypy_cache .ruff_cache .pytest_cache .hypothesis mutants
+	rm -rf $(VENV) node_modules $(DOCS_ASSETS) $(READER_ASSETS) $(APP_ASSETS) .mypy_cache .ruff_cache .pytest_cache .hypothesis mutants

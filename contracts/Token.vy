@@ -3,7 +3,9 @@
 """
 @title m2mpay Token
 @notice ERC-20 with EIP-2612 permit, so a channel can be opened and funded in
-        one transaction, and an owner-only mint for dev networks and demos.
+        one transaction; EIP-3009 transfers by signed authorization, so a payer with
+        no gas pays over HTTP (x402's exact scheme) and the payee submits; and an
+        owner-only mint for dev networks and demos.
 """
 
 from ethereum.ercs import IERC20
@@ -20,6 +22,14 @@ event Approval:
     spender: indexed(address)
     value: uint256
 
+event AuthorizationUsed:
+    authorizer: indexed(address)
+    nonce: indexed(bytes32)
+
+event AuthorizationCanceled:
+    authorizer: indexed(address)
+    nonce: indexed(bytes32)
+
 event OwnershipTransferred:
     previous_owner: indexed(address)
     new_owner: indexed(address)
@@ -31,6 +41,8 @@ totalSupply: public(uint256)
 balanceOf: public(HashMap[address, uint256])
 allowance: public(HashMap[address, HashMap[address, uint256]])
 nonces: public(HashMap[address, uint256])
+# EIP-3009: an authorizer's random nonces, used or cancelled, never twice.
+authorizationState: public(HashMap[address, HashMap[bytes32, bool]])
 owner: public(address)
 
 EIP712_DOMAIN_TYPEHASH: constant(bytes32) = keccak256(
@@ -38,6 +50,15 @@ EIP712_DOMAIN_TYPEHASH: constant(bytes32) = keccak256(
 )
 PERMIT_TYPEHASH: constant(bytes32) = keccak256(
     "Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)"
+)
+TRANSFER_WITH_AUTHORIZATION_TYPEHASH: constant(bytes32) = keccak256(
+    "TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
+)
+RECEIVE_WITH_AUTHORIZATION_TYPEHASH: constant(bytes32) = keccak256(
+    "ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
+)
+CANCEL_AUTHORIZATION_TYPEHASH: constant(bytes32) = keccak256(
+    "CancelAuthorization(address authorizer,bytes32 nonce)"
 )
 VERSION_HASH: constant(bytes32) = keccak256("1")
 # Signatures with s above half the curve order are the malleable twin of a valid one.
@@ -128,19 +149,115 @@ def permit(
 ):
     assert owner != empty(address), "Token: permit for zero address"
     assert block.timestamp <= deadline, "Token: permit expired"
-    assert convert(s, uint256) <= SECP256K1N_HALF, "Token: malleable signature"
     nonce: uint256 = self.nonces[owner]
-    digest: bytes32 = keccak256(
-        concat(
-            b"\x19\x01",
-            self._domain_separator(),
-            keccak256(abi_encode(PERMIT_TYPEHASH, owner, spender, amount, nonce, deadline)),
-        )
+    struct_hash: bytes32 = keccak256(
+        abi_encode(PERMIT_TYPEHASH, owner, spender, amount, nonce, deadline)
     )
-    assert ecrecover(digest, v, r, s) == owner, "Token: invalid permit signature"
+    assert self._signer(struct_hash, v, r, s) == owner, "Token: invalid permit signature"
     self.nonces[owner] = nonce + 1
     self.allowance[owner][spender] = amount
     log Approval(owner=owner, spender=spender, value=amount)
+
+
+@view
+@internal
+def _signer(struct_hash: bytes32, v: uint8, r: bytes32, s: bytes32) -> address:
+    assert convert(s, uint256) <= SECP256K1N_HALF, "Token: malleable signature"
+    digest: bytes32 = keccak256(concat(b"\x19\x01", self._domain_separator(), struct_hash))
+    return ecrecover(digest, v, r, s)
+
+
+@internal
+def _use_authorization(
+    typehash: bytes32,
+    sender: address,
+    receiver: address,
+    amount: uint256,
+    valid_after: uint256,
+    valid_before: uint256,
+    nonce: bytes32,
+    v: uint8,
+    r: bytes32,
+    s: bytes32,
+):
+    assert block.timestamp > valid_after, "Token: authorization not yet valid"
+    assert block.timestamp < valid_before, "Token: authorization expired"
+    assert not self.authorizationState[sender][nonce], "Token: authorization used"
+    struct_hash: bytes32 = keccak256(
+        abi_encode(typehash, sender, receiver, amount, valid_after, valid_before, nonce)
+    )
+    signer: address = self._signer(struct_hash, v, r, s)
+    assert signer != empty(address) and signer == sender, "Token: invalid authorization signature"
+    self.authorizationState[sender][nonce] = True
+    log AuthorizationUsed(authorizer=sender, nonce=nonce)
+    self._transfer(sender, receiver, amount)
+
+
+@external
+def transferWithAuthorization(
+    sender: address,
+    receiver: address,
+    amount: uint256,
+    valid_after: uint256,
+    valid_before: uint256,
+    nonce: bytes32,
+    v: uint8,
+    r: bytes32,
+    s: bytes32,
+):
+    """@notice EIP-3009: move `amount` from `sender` as it signed; anyone may submit."""
+    self._use_authorization(
+        TRANSFER_WITH_AUTHORIZATION_TYPEHASH,
+        sender,
+        receiver,
+        amount,
+        valid_after,
+        valid_before,
+        nonce,
+        v,
+        r,
+        s,
+    )
+
+
+@external
+def receiveWithAuthorization(
+    sender: address,
+    receiver: address,
+    amount: uint256,
+    valid_after: uint256,
+    valid_before: uint256,
+    nonce: bytes32,
+    v: uint8,
+    r: bytes32,
+    s: bytes32,
+):
+    """@notice EIP-3009: as transferWithAuthorization, submitted by the receiver only, so
+    no one can front-run the receiver's own call that the transfer is part of."""
+    assert msg.sender == receiver, "Token: caller must be the payee"
+    self._use_authorization(
+        RECEIVE_WITH_AUTHORIZATION_TYPEHASH,
+        sender,
+        receiver,
+        amount,
+        valid_after,
+        valid_before,
+        nonce,
+        v,
+        r,
+        s,
+    )
+
+
+@external
+def cancelAuthorization(authorizer: address, nonce: bytes32, v: uint8, r: bytes32, s: bytes32):
+    """@notice EIP-3009: the authorizer withdraws an authorization not used yet."""
+    assert not self.authorizationState[authorizer][nonce], "Token: authorization used"
+    struct_hash: bytes32 = keccak256(abi_encode(CANCEL_AUTHORIZATION_TYPEHASH, authorizer, nonce))
+    signer: address = self._signer(struct_hash, v, r, s)
+    assert signer != empty(address) and signer == authorizer, "Token: invalid cancel signature"
+    self.authorizationState[authorizer][nonce] = True
+    log AuthorizationCanceled(authorizer=authorizer, nonce=nonce)
 
 
 @external

@@ -36,6 +36,14 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 LEDGER_KINDS = ("embedded", "anvil", "embedded-rpc")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules holding a `slow` test run first. `make test` spreads modules over workers
+    (pytest-xdist, --dist loadscope) in this order: a minutes-long module picked up last
+    would leave one worker running alone at the end while the other sits idle."""
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_modules)  # a stable sort
+
+
 @pytest.fixture(scope="session")
 def anvil_node() -> Iterator[AnvilNode]:
     """One Anvil process for the session, started here and stopped by PID."""

@@ -67,6 +67,8 @@ PRINTED: Final = {
     "broker": re.compile(r"MQTT broker (\S+:\d+)"),
     "mqtt-port": re.compile(r"MQTT broker \S+:(\d+)"),
     "feed": re.compile(r"feed published.*?\bid\b\W*(0x[0-9a-f]{8,})", re.DOTALL),
+    "stream": re.compile(r"stream\(s\).*?(0x[0-9a-f]{8,})", re.DOTALL),
+    "stream-id": re.compile(r"stream (0x[0-9a-f]{64})"),
 }
 
 

@@ -12,6 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from m2mpay.bench import GAS_BUDGET
+from m2mpay.chain.token import TOKEN_GAS
+from m2mpay.chain.token_factory import TOKEN_FACTORY_GAS
 from m2mpay.cli import app
 from m2mpay.cli.lazy import LAZY_COMMANDS
 
@@ -124,7 +126,19 @@ def test_bench_gas_json_reports_every_step_within_budget() -> None:
     assert report["lifecycle_cooperative"] <= GAS_BUDGET["lifecycle_cooperative"]
     assert report["lifecycle_dispute"] <= GAS_BUDGET["lifecycle_dispute"]
     assert report["first_use"]["lifecycle_cooperative"] <= GAS_BUDGET["lifecycle_cooperative"]
+    assert report["swap"] <= GAS_BUDGET["swap"]
+    assert report["add_liquidity"] > report["swap"] > 21_000
+    assert report["remove_liquidity"] > 21_000
     assert report["meets_budget"] is True
+    # Mostly the new token's code (200 gas a byte), yet a token all the same.
+    assert 500_000 < report["token_create"] <= TOKEN_FACTORY_GAS["create"]
+    # A transfer by EIP-3009 authorization: a transfer, a signature check, a nonce stored.
+    assert 45_000 < report["transfer_with_authorization"] <= TOKEN_GAS["transferWithAuthorization"]
+    # The metered escrow's lifecycle is its deposit (with permit) and the claim.
+    assert report["escrow_lifecycle"] == report["escrow_deposit"] + report["escrow_claim"]
+    assert report["escrow_deposit"] > 21_000
+    assert report["escrow_claim"] > 21_000
+    assert report["native_eth"]["escrow_lifecycle"] > 42_000
 
 
 def test_bench_gas_on_anvil_matches_embedded_within_calldata_noise() -> None:

@@ -5,14 +5,15 @@ can catch the family it cares about:
 
 - `CodedError`: the base of the errors below that carry a machine-readable `code` and a
   `message` (`ChannelRejection`, `ChannelError`, `StreamError`, `DeviceError`, `AccessError`,
-  `ProvenanceError`, `ApiRefusal`).
+  `ProvenanceError`, `MarketError`, `ApiRefusal`).
 - `CryptoError`: malformed keys, signatures or addresses (`InvalidSignature`,
   `InvalidAddress`), a keystore that does not open (`WrongPassphrase`).
 - `LedgerError`: the chain refused or could not do something
   (`TransactionReverted`, `ReceiptTimeout`, `LedgerUnavailable`,
   `UnsupportedOperation`, `InsufficientFunds`).
 - `ContractError`: contract artifacts or deployments are missing or do not match
-  (`ArtifactMismatch`, `DeploymentNotFound`).
+  (`ArtifactMismatch`, `DeploymentNotFound`), or a log of theirs does not decode
+  (`MalformedEvent`).
 - `ProtocolError`: something a peer sent is not acceptable (`MalformedMessage`,
   `AuthenticationFailed`, `WrongChain`, `ChannelRejection` with a machine-readable
   `code`).
@@ -22,6 +23,8 @@ can catch the family it cares about:
 - `AccessError`: paid access cannot be granted or administered: a broker that refuses or
   cannot be reached, credentials that do not open or belong to someone else (`code` says why).
 - `ProvenanceError`: a provenance stream cannot be written, stored or read (`code` says why).
+- `MarketError`: a market request cannot be done: no registry, an unknown listing, a place
+  that is not a geohash, a session with no countersigned receipt to rate (`code` says why).
 - `TransportError`: a peer cannot be reached or the link broke (`ConnectionClosed`,
   `NodeUnreachable`: a node's HTTP API did not answer).
 - `ApiRefusal`: a node's HTTP API answered with an error (`status`, `code`, `message`,
@@ -44,6 +47,9 @@ Packages raise subclasses of these where they need their own, each beside its co
 - `watcher_client.errors.WatcherUnavailable` (a `TransportError`): a watcher not reached.
 - `api.errors.ApiError`: a refusal the node's HTTP API answers with.
 - `scenarios.stage.ScenarioFailed`, `torture.world.TortureError`.
+- `access.x402_wire.PaymentRefused` (a `CodedError`): a payment the paywall refuses, `code`
+  being x402's reason; `client.x402.PaymentDeclined` (a `CodedError`): a 402 the paying
+  client will not pay (`too_expensive`, `no_payable_requirement`) or whose payment was refused.
 
 A refusal an HTTP service raises on purpose (`ApiError`, `WatcherRefusal`) carries its
 `status`, `code`, `message` and `field`; `m2mpay.asgi.errors` answers it in the one error
@@ -79,7 +85,9 @@ __all__ = [
     "LedgerError",
     "LedgerUnavailable",
     "M2MPayError",
+    "MalformedEvent",
     "MalformedMessage",
+    "MarketError",
     "NodeUnreachable",
     "ProtocolError",
     "ProvenanceError",
@@ -165,6 +173,10 @@ class ArtifactMismatch(ContractError):
     """Compiled artifacts do not match the Vyper sources they claim to come from."""
 
 
+class MalformedEvent(ContractError):
+    """A log claims to be one of our contracts' events but does not hold its fields."""
+
+
 class DeploymentNotFound(ContractError):
     """No deployment of the contracts is known for this chain."""
 
@@ -211,6 +223,11 @@ class AccessError(CodedError):
 class ProvenanceError(CodedError):
     """A provenance stream cannot be written, stored or read (a conflicting append, a
     stream that does not verify, a file that is not a stream): `code` says why."""
+
+
+class MarketError(CodedError):
+    """A market request cannot be done (no registry, an unknown listing, a bad geohash, a
+    session with no countersigned receipt to rate): `code` says why."""
 
 
 class TransportError(M2MPayError):

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, Self
+from typing import Any, Final, Self
 
 __all__ = [
     "Closable",
@@ -20,6 +20,7 @@ __all__ = [
     "Startable",
     "cancel_all",
     "cancel_and_wait",
+    "raise_if_cancelling",
     "run_in_background",
 ]
 
@@ -46,15 +47,38 @@ def run_in_background(
     return task
 
 
+# How long a cancelled task may take to end before it is cancelled again.
+CANCEL_AGAIN_S: Final = 5.0
+
+
 async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
     """Cancel every task given (None: no task) and wait until each has ended, so that
-    none still runs once its owner has stopped."""
+    none still runs once its owner has stopped.
+
+    A task still running `CANCEL_AGAIN_S` after its cancellation is cancelled again:
+    Python 3.11's `asyncio.wait_for` drops a cancellation that arrives together with
+    the result it awaited (CPython gh-86296), and aiomqtt awaits every acknowledgement
+    with it, so one cancellation can be lost and the task run on for ever."""
     running = [task for task in tasks if task is not None]
     for task in running:
         task.cancel()
     for task in running:
+        while not task.done():
+            await asyncio.wait((task,), timeout=CANCEL_AGAIN_S)
+            if not task.done():
+                task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def raise_if_cancelling() -> None:
+    """End the running task if it was asked to: called where a loop catches a library's
+    error that may be a cancellation in disguise (aiomqtt turns one that meets a
+    connect or a disconnect into `MqttError`), so that the loop does not go on for ever
+    and the `cancel_and_wait` of its owner's stop with it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def cancel_all(tasks: Iterable[asyncio.Future[Any]]) -> None:

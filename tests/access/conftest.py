@@ -1,4 +1,5 @@
-"""A Mosquitto of the node's own for the access tests (one per session), and its admin."""
+"""A Mosquitto of the node's own for the access tests (one per session), and its admin; an
+Anvil of each module's own for the paywall's tests on Anvil."""
 
 from __future__ import annotations
 
@@ -9,8 +10,23 @@ import pytest
 
 from m2mpay.access.dynsec import DynsecBroker
 from m2mpay.access.mosquitto import ManagedMosquitto
+from m2mpay.chain import AnvilNode
 from tests.node.conftest import chain, make_node  # noqa: F401 (fixtures of the selling tests)
 from tests.stream.conftest import make_party  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def anvil_node() -> Iterator[AnvilNode]:
+    """An Anvil of the module's own, its clock the wall clock's. The session's Anvil is
+    moved ahead by tests that wait out challenge periods (`evm_increaseTime`), while an
+    EIP-3009 authorization is dated by the payer's wall clock, as x402 clients date it:
+    on that chain a fresh authorization would read as expired."""
+    node = AnvilNode()
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
 
 
 @pytest.fixture(scope="session")

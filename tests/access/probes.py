@@ -19,6 +19,7 @@ import aiomqtt
 
 from m2mpay.access.broker import Broker, MemoryBroker, TopicAccess
 from m2mpay.access.dynsec import DynsecBroker
+from m2mpay.access.topics import suback_refused
 
 SENTINEL = "probe/sentinel"
 DEADLINE = 10.0
@@ -79,11 +80,6 @@ class MemoryProbe(Probe):
         return user[0] if self.memory.logs_in(*user) else None
 
 
-def _refused(codes: object) -> list[bool]:
-    """For each subscription of a SUBACK: refused or not (MQTT 3.1.1: 0x80)."""
-    return [int(getattr(code, "value", code)) >= 0x80 for code in codes]  # type: ignore[attr-defined]
-
-
 class MqttProbe(Probe):
     """Real MQTT clients; a publisher client of its own writes the test messages."""
 
@@ -117,7 +113,8 @@ class MqttProbe(Probe):
 
     async def subscribes(self, user: tuple[str, str] | None, topic_filter: str) -> bool:
         async with self._client(user) as client:
-            return not _refused(await client.subscribe(topic_filter, qos=1))[0]
+            granted = await client.subscribe(topic_filter, qos=1)
+            return not suback_refused(granted[0])
 
     async def receives(self, user: tuple[str, str] | None, topic_filter: str, topic: str) -> bool:
         marker = secrets.token_hex(8)

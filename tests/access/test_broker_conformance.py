@@ -116,6 +116,27 @@ async def test_two_clients_and_two_topics_are_kept_apart(probe: Probe) -> None:
     assert await probe.broker.access_of(bob[0]) == {read(second)}
 
 
+async def test_every_clients_access_is_read_at_once_as_one_by_one(probe: Probe) -> None:
+    alice, bob, carol = [await client(probe, name) for name in ("alice", "bob", "carol")]
+    plug = device()
+    await probe.broker.allow(alice[0], read(LIVE.format(plug)))
+    await probe.broker.allow(alice[0], TopicAccess(f"m2m/{plug}/1m", read=True, write=True))
+    await probe.broker.allow(bob[0], TopicAccess(LIVE.format(plug), read=False, write=True))
+    await probe.broker.allow(carol[0], read(LIVE.format(plug)))
+    await probe.broker.revoke(carol[0], LIVE.format(plug))
+    await probe.broker.remove_client(bob[0])
+
+    everyone = await probe.broker.accesses()
+    assert everyone.keys() == await probe.broker.clients()
+    assert bob[0] not in everyone
+    assert everyone[carol[0]] == frozenset()
+    assert everyone[alice[0]] == await probe.broker.access_of(alice[0])
+    assert everyone[alice[0]] == {
+        read(LIVE.format(plug)),
+        TopicAccess(f"m2m/{plug}/1m", read=True, write=True),
+    }
+
+
 async def test_a_wildcard_grant_reads_what_it_matches_and_no_more(probe: Probe) -> None:
     await probe.set_public()
     user = await client(probe)

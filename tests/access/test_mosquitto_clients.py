@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import shutil
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -22,10 +21,6 @@ from m2mpay.lifecycle import cancel_and_wait
 from tests.access.conftest import unique
 from tests.access.probes import SENTINEL
 from tests.waiting import eventually
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("mosquitto_sub") is None, reason="needs mosquitto-clients (`make` installs it)"
-)
 
 User = tuple[str, str]
 

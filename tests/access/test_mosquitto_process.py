@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import socket
 import stat
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +18,9 @@ import pytest
 
 from m2mpay.access.broker import TopicAccess
 from m2mpay.access.dynsec import DynsecBroker
+from m2mpay.access.dynsec_file import withdraw_reads
 from m2mpay.access.mosquitto import BrokerAddress, ManagedMosquitto
+from m2mpay.access.tether import TETHERED
 from m2mpay.errors import AccessError
 
 
@@ -87,6 +93,37 @@ async def test_a_restart_keeps_the_port_the_clients_and_their_grants(tmp_path: P
             pass
     finally:
         again.stop()
+
+
+async def test_the_nodes_broker_starts_again_with_no_client_reading(tmp_path: Path) -> None:
+    """What a client may read is the keeper's to give back after a restart (a grant may
+    have ended meanwhile); what a device may write, and the public topics, stay."""
+    first = ManagedMosquitto(tmp_path, before_start=withdraw_reads)
+    first.start()
+    try:
+        async with DynsecBroker(first.address) as admin:
+            await admin.prepare()
+            await admin.set_public(["m2m/+/1m"])
+            await admin.add_client("reader", "its password")
+            await admin.allow("reader", TopicAccess("m2m/plug/live", read=True, write=False))
+            await admin.add_client("m2mpay-plug", "the plug's")
+            await admin.allow("m2mpay-plug", TopicAccess("m2m/plug/live", read=False, write=True))
+    finally:
+        first.stop()
+
+    again = ManagedMosquitto(tmp_path, before_start=withdraw_reads)
+    again.start()
+    try:
+        async with DynsecBroker(again.address) as admin:
+            assert await admin.clients() == {"reader", "m2mpay-plug"}
+            assert await admin.access_of("reader") == frozenset()
+            assert await admin.access_of("m2mpay-plug") == {
+                TopicAccess("m2m/plug/live", read=False, write=True)
+            }
+            assert await admin.public() == {"m2m/+/1m"}
+    finally:
+        again.stop()
+    assert withdraw_reads(tmp_path / "nothing.json") == 0
 
 
 def test_stop_ends_the_process_by_pid(broker: ManagedMosquitto) -> None:
@@ -200,3 +237,73 @@ def test_the_broker_may_hold_a_thousand_subscribers(broker: ManagedMosquitto) ->
     soft = next(line for line in limits.splitlines() if line.startswith("Max open files"))
     assert int(soft.split()[3]) > 1_100
     assert "max_queued_messages 1000" in broker.config.read_text()
+
+
+# A node in a process of its own: it starts its broker from a thread that then ends
+# (as `asyncio.to_thread` does), says the broker's PID and waits to be killed.
+_NODE = """
+import sys, threading
+from pathlib import Path
+from m2mpay.access.mosquitto import ManagedMosquitto
+broker = ManagedMosquitto(Path(sys.argv[1]))
+starting = threading.Thread(target=broker.start)
+starting.start()
+starting.join()
+while Path(f"/proc/self/task/{starting.native_id}").exists():
+    pass  # the thread's end is the kernel's moment for a child tethered to it
+print(broker.pid, broker.port, flush=True)
+sys.stdin.read()
+"""
+
+
+def _gone_within(pid: int, timeout: float) -> bool:
+    """Whether `pid` is gone (or a zombie nobody reaped) before `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+async def _adds_a_client(admin: BrokerAddress) -> bool:
+    async with DynsecBroker(admin) as broker:
+        await broker.prepare()
+        await broker.add_client("reader", "its password")
+        return "reader" in await broker.clients()
+
+
+def test_the_broker_outlives_the_thread_that_started_it_and_dies_with_its_node(
+    tmp_path: Path,
+) -> None:
+    """Fail closed: a node SIGKILLed takes its broker (and the grants on it) along."""
+    assert TETHERED  # Linux: the kernel's parent-death signal is there
+    node = subprocess.Popen(
+        [sys.executable, "-c", _NODE, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert node.stdout is not None
+        pid, port = (int(word) for word in node.stdout.readline().split())
+        # The thread that started it has ended; the broker still answers its admin.
+        kept = json.loads(ManagedMosquitto(tmp_path).admin_file.read_text())
+        admin = BrokerAddress("127.0.0.1", port, kept["username"], kept["password"])
+        assert asyncio.run(_adds_a_client(admin))
+        assert _alive(pid)
+        node.send_signal(signal.SIGKILL)
+        node.wait()
+        assert _gone_within(pid, timeout=30), "the broker outlived its node"
+        assert not _listening(port)
+    finally:
+        node.kill()
+        node.wait()
+    # The node's restart starts it anew, on the same port, its clients kept.
+    again = ManagedMosquitto(tmp_path)
+    again.start()
+    try:
+        assert again.port == port
+        assert again.pid != pid
+    finally:
+        again.stop()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,14 +41,14 @@ def test_a_gate_passes_no_more_than_its_permit_and_resumes_at_the_sessions_count
     reports: list[int] = []
     gate = MessageGate()
     assert not gate.admit()  # not started: nothing passes
-    gate.start(reports.append, 0)
+    gate.open(reports.append, 0)
     gate.permit(3)
     assert [gate.admit() for _ in range(5)] == [True, True, True, False, False]
     assert reports == [1, 2, 3]
     gate.permit(1)  # a stop: the permit falls to what was delivered, never below
     assert gate.permitted == 3
     resumed = MessageGate()  # after a restart: the count goes on from the session's
-    resumed.start(reports.append, 3)
+    resumed.open(reports.append, 3)
     resumed.permit(4)
     assert [resumed.admit(), resumed.admit()] == [True, False]
     assert reports[-1] == 4
@@ -137,7 +136,6 @@ async def _stop_task(task: asyncio.Task[None] | None) -> None:
             await task
 
 
-@pytest.mark.skipif(shutil.which("mosquitto_sub") is None, reason="needs mosquitto_sub")
 async def test_a_buyer_of_n_messages_receives_exactly_n_on_its_own_topic(
     chain: Chain, make_party: PartyFactory, broker: DynsecBroker, tmp_path: Path
 ) -> None:

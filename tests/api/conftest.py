@@ -19,6 +19,7 @@ from m2mpay.crypto import Address
 from m2mpay.devices.simulated import EnergyMeter, Simulation, constant_power
 from m2mpay.errors import DeviceError
 from m2mpay.node import Node
+from m2mpay.provenance import StreamAnchorer, StreamStore
 from m2mpay.store import open_store
 from m2mpay.stream import SessionManager, SessionManagerConfig
 from m2mpay.stream.context import SessionConfig
@@ -75,6 +76,9 @@ async def make_api(
         *,
         public_reads: bool = False,
         supplies: Callable[[str, str], SupplyFactory] | None = None,
+        streams: StreamStore | None = None,
+        stream_anchorer: StreamAnchorer | None = None,
+        market: bool = True,
     ) -> Api:
         node = await make_node(index)
         sessions = SessionManager(
@@ -94,6 +98,7 @@ async def make_api(
             chain.keys[0].address,
             0,
             0,
+            market=chain.deployment.market if market else None,
         )
         gateway = Gateway(
             node=node,
@@ -103,6 +108,8 @@ async def make_api(
             credentials=Credentials.for_token(TOKEN, public_reads=public_reads),
             dev_chain=True,
             supplies=supplies or meters,
+            streams=streams,
+            stream_anchorer=stream_anchorer,
         )
         gateway.events.attach(node, sessions)
         transport = httpx.ASGITransport(app=create_asgi(gateway, create_app(gateway)))

@@ -40,6 +40,7 @@ async def test_info_is_public_and_everything_else_needs_the_token(make_api: ApiF
     assert info["address"] == api.address.checksum
     assert info["chain"] == "eip155:1337"
     assert info["contracts"]["token_symbol"] == "M2M"
+    assert info["public_reads"] is False  # the web app asks before it shows public pages
     assert (await api.anonymous.get("/v1/offers")).status_code == 200
     for method, path in (
         ("GET", "/v1/wallet"),
@@ -58,6 +59,7 @@ async def test_info_is_public_and_everything_else_needs_the_token(make_api: ApiF
 
 async def test_public_reads_open_reads_but_never_writes(make_api: ApiFactory) -> None:
     api = await make_api(1, public_reads=True)
+    assert (await api.anonymous.get("/v1/info")).json()["public_reads"] is True
     assert (await api.anonymous.get("/v1/wallet")).status_code == 200
     _error(await api.anonymous.post("/v1/wallet/faucet", json={}), 401, "unauthorized")
 

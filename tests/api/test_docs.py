@@ -1,4 +1,4 @@
-"""The API's docs as the node serves them, in-process on a real node: `/` leads to /docs,
+"""The API's docs as the node serves them, in-process on a real node: `/` leads to the web app,
 Swagger UI and its assets come from the node (nothing from elsewhere), the schema
 declares the bearer token exactly where the node enforces it, and its examples are
 valid bodies. (Rendered in a browser with no network: test_docs_browser.py.)"""
@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from m2mpay.api import models
+from m2mpay.api import models, models_devices
 from m2mpay.api.auth import BEARER
 from m2mpay.api.docs import DOCS_ASSETS, SWAGGER_UI_FILES, install_docs
 from tests.api.conftest import TOKEN, ApiFactory
@@ -24,6 +24,9 @@ PUBLIC = {
     ("get", "/v1/offers"),
     ("get", "/v1/feeds"),
     ("get", "/v1/feeds/{feed_id}"),
+    ("get", "/v1/streams/{stream_id}"),
+    ("get", "/v1/streams/{stream_id}.jsonl"),
+    ("get", "/v1/streams/{stream_id}/messages"),
 }
 # Operations whose bodies a newcomer reads first: their request and 2xx answers carry examples.
 MAIN = [
@@ -35,6 +38,7 @@ MAIN = [
     ("get", "/v1/channels"),
     ("get", "/v1/channels/{channel_id}"),
     ("post", "/v1/channels/{channel_id}/payments"),
+    ("post", "/v1/channels/{channel_id}/commitments"),
     ("get", "/v1/offers"),
     ("post", "/v1/offers"),
     ("post", "/v1/sessions"),
@@ -64,11 +68,13 @@ def _resolved(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-async def test_the_root_leads_to_the_docs(make_api: ApiFactory) -> None:
+async def test_the_root_leads_to_the_web_app_and_the_docs_stay_out_of_the_schema(
+    make_api: ApiFactory,
+) -> None:
     api = await make_api(1)
     response = await api.anonymous.get("/")
     assert response.status_code == 307
-    assert response.headers["location"] == "/docs"
+    assert response.headers["location"] == "/app/"
     schema = (await api.anonymous.get("/openapi.json")).json()
     assert not {"/", "/docs", "/asyncapi.json", "/redoc"} & set(schema["paths"])
     assert (await api.anonymous.get("/redoc")).status_code == 404  # FastAPI's, from a CDN
@@ -151,6 +157,9 @@ async def test_with_public_reads_the_token_is_optional_for_reads_only(
     assert operations[("get", "/v1/wallet")]["security"] == [{BEARER: []}, {}]
     assert operations[("post", "/v1/channels")]["security"] == [{BEARER: []}]
     assert operations[("post", "/v1/wallet/faucet")]["security"] == [{BEARER: []}]
+    # A stream's QR code holds its key: the owner's, public reads or not.
+    for path in ("/v1/streams/{stream_id}/qr.png", "/v1/sessions/{session_id}/qr"):
+        assert operations[("get", path)]["security"] == [{BEARER: []}]
     assert (await api.anonymous.get("/v1/wallet")).status_code == 200
     assert (await api.anonymous.post("/v1/wallet/faucet", json={})).status_code == 401
 
@@ -158,7 +167,8 @@ async def test_with_public_reads_the_token_is_optional_for_reads_only(
 def _example_models() -> list[type[BaseModel]]:
     found = [
         value
-        for value in vars(models).values()
+        for module in (models, models_devices)
+        for value in vars(module).values()
         if isinstance(value, type)
         and issubclass(value, BaseModel)
         and value.model_config.get("json_schema_extra")

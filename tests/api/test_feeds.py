@@ -8,6 +8,7 @@ reason), a seller that does not answer, a node buying its own feed."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import time
@@ -16,11 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import httpx
 import pytest
+from aiomqtt.exceptions import MqttCodeError
 
 from m2mpay.access.mosquitto import ManagedMosquitto
 from m2mpay.bench.daemons import NodeProcess
+from m2mpay.client import NodeClient
+from m2mpay.client.feeds import FeedView
 from m2mpay.errors import M2MPayError
 from tests.api.conftest import funded_channel
 
@@ -115,6 +120,39 @@ def test_feeds_are_published_listed_publicly_and_retired(pair: Pair) -> None:
     again = _publish(pair, "meter-a")
     assert again["feed"]["feed_id"] != feed["feed_id"]
     assert again["device"]["password"] != device["password"]
+
+
+async def _through_the_sdk(buyer: str, token: str, seller: str) -> list[FeedView]:
+    async with NodeClient(buyer, token) as node:
+        return list((await node.storefront(seller)).feeds)
+
+
+def test_a_sellers_storefront_is_read_through_the_buyers_node(pair: Pair) -> None:
+    """`POST /v1/storefront`'s feeds: what the web app shows, the seller's own list; a
+    URL refused naming `seller`, an absent or silent seller said, the token always."""
+    _publish(pair, "meter-shop")
+    own = pair.shop.get("/v1/feeds").json()
+    through = pair.api.post("/v1/storefront", json={"seller": pair.seller.url})
+    assert through.status_code == 200, through.text
+    assert through.json()["feeds"] == own["feeds"]
+    assert "meter-shop" in [f["device_id"] for f in own["feeds"]]
+    for bad in ("ftp://x", "http://", "not a url", "http://a b"):
+        refused = pair.api.post("/v1/storefront", json={"seller": bad})
+        assert _error(refused, 422, refused.json()["error"]["code"])["field"] == "seller"
+    nothing = pair.api.post("/v1/storefront", json={"seller": pair.seller.url + "/x"})
+    assert _error(nothing, 404, "unknown_storefront")["field"] == "seller"
+    silent = pair.api.post("/v1/storefront", json={"seller": "http://127.0.0.1:1"})
+    assert _error(silent, 409, "seller_unreachable")["field"] == "seller"
+    anonymous = httpx.post(
+        f"{pair.buyer.url}/v1/storefront", json={"seller": pair.seller.url}, timeout=30
+    )
+    assert anonymous.status_code == 401
+    # The SDK's method, the same list.
+    token = str(pair.buyer.ready["api_token"])
+    listed = asyncio.run(_through_the_sdk(pair.buyer.url, token, pair.seller.url))
+    assert [f.feed_id for f in listed] == [f["feed_id"] for f in own["feeds"]]
+    [mine] = [f for f in own["feeds"] if f["device_id"] == "meter-shop"]
+    assert pair.shop.delete(f"/v1/feeds/{mine['feed_id']}").status_code == 204
 
 
 def test_bad_feeds_are_refused(pair: Pair) -> None:
@@ -255,6 +293,8 @@ def test_a_node_given_a_broker_sells_on_it_and_leaves_it_running(tmp_path: Path)
             assert published.json()["feed"]["broker"] == ready["mqtt"]
         finally:
             assert node.stop() == 0
+        # Its grants outlive a node that dies, and it says so (ours would not).
+        assert "is not the node's own" in node.stderr()
         assert given.pid is not None
         os.kill(given.pid, 0)  # still running: not the node's to stop
     finally:
@@ -339,7 +379,7 @@ def test_a_feed_is_sold_by_the_message_and_read_with_mosquitto_sub(pair: Pair) -
 def test_a_grant_that_ended_while_the_seller_was_down_is_revoked_at_its_restart(
     pair: Pair,
 ) -> None:
-    """Last in the module: it restarts the seller."""
+    """Last in the module but one (the last kills the seller): it restarts the seller."""
     feed = _publish(pair, "meter-e", min_seconds=2, max_seconds=60)["feed"]
     bought = _buy(pair, feed["feed_id"], 2, deposit=str(10**18))
     assert bought.status_code == 201, bought.text
@@ -367,3 +407,95 @@ def test_a_grant_that_ended_while_the_seller_was_down_is_revoked_at_its_restart(
     assert "denied" in read.stderr or "not authorised" in read.stderr, read.stderr
     # Its feed is still for sale, under the same id.
     assert pair.shop.get(f"/v1/feeds/{feed['feed_id']}").status_code == 200
+
+
+def _refused(result: Any) -> bool:
+    """Whether a SUBACK refused the subscription (0x80 or above)."""
+    [code] = result
+    failure = getattr(code, "is_failure", None)
+    return bool(failure) if failure is not None else int(code) >= 0x80
+
+
+async def _reads_one(answer: dict[str, Any], topic: str, publish: Any) -> bool:
+    """Whether the buyer's client of `answer` may subscribe to `topic` and receive what
+    `publish()` then publishes; False if its login or its subscription is refused."""
+    client = aiomqtt.Client(
+        answer["host"], int(answer["port"]), username=answer["username"],
+        password=answer["password"], identifier=answer["username"], clean_session=False,
+    )  # fmt: skip
+    try:
+        async with client:
+            if _refused(await client.subscribe(topic, qos=1)):
+                return False
+            publish()
+            async with asyncio.timeout(30):
+                async for _ in client.messages:
+                    return True
+    except MqttCodeError:
+        return False  # not authorised: the client is gone
+    return False
+
+
+async def _read_until_cut_off(reader: aiomqtt.Client) -> None:
+    async with asyncio.timeout(30):
+        async for _ in reader.messages:
+            pass
+
+
+def _sigkill(node: NodeProcess) -> None:
+    assert node.process is not None
+    node.process.kill()
+    node.process.wait()
+    if node.process.stdout is not None:
+        node.process.stdout.close()
+    node.process = None
+
+
+async def test_a_seller_killed_takes_its_broker_along_and_its_restart_keeps_what_is_paid(
+    pair: Pair,
+) -> None:
+    """Fail closed: a seller SIGKILLed leaves no broker serving grants it can no longer
+    revoke; once back, the grant still paid reads again, the one that ended does not.
+    Last in the module: it kills the seller."""
+    published = _publish(pair, "meter-k", min_seconds=2, max_seconds=600)
+    feed, device = published["feed"], published["device"]
+    topic = feed["live_topic"]
+    paid, ending = (
+        _buy(pair, feed["feed_id"], seconds, deposit=str(10**18)).json() for seconds in (300, 2)
+    )
+    ends_ms = pair.shop.get(f"/v1/grants/{ending['grant']['session_id']}").json()["paid_until_ms"]
+
+    def publish() -> None:
+        subprocess.run(
+            ["mosquitto_pub", "-h", device["host"], "-p", str(device["port"]),
+             "-u", device["username"], "-P", device["password"], "-t", topic, "-q", "1",
+             "-m", '{"watts": 1.0}'],
+            timeout=30, check=True,
+        )  # fmt: skip
+
+    assert await _reads_one(paid, topic, publish)
+    broker_pid = int((pair.seller.data_dir / "mqtt" / "mosquitto.pid").read_text())
+    reader = aiomqtt.Client(
+        paid["host"], int(paid["port"]), username=paid["username"],
+        password=paid["password"], identifier=paid["username"], clean_session=False,
+    )  # fmt: skip
+    async with reader:
+        await reader.subscribe(topic, qos=1)
+        _sigkill(pair.seller)
+        # The reader is cut off: its broker went with the node.
+        with pytest.raises(aiomqtt.MqttError):
+            await _read_until_cut_off(reader)
+    _until(lambda: not _alive(broker_pid), "the broker gone with its node")
+
+    await asyncio.sleep(max(0.0, ends_ms / 1000 - time.time()) + 0.2)  # ends while down
+    pair.seller.start()
+    assert await _reads_one(paid, topic, publish)
+    assert not await _reads_one(ending, topic, publish)
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie nobody reaped has ended)."""
+    try:
+        return not Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z")
+    except OSError:
+        return False

@@ -7,6 +7,7 @@ whose lazy fixture loading does not work with this pytest.)"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ from schemathesis.core.result import Ok
 
 from m2mpay.bench.daemons import NodeProcess
 from m2mpay.crypto import Address
+from m2mpay.provenance import SqliteStreamStore, StreamWriter
 from tests.api.conftest import funded_channel
+from tests.provenance.streams_kit import AUTHOR, Clock, records
 
 Operation = schemathesis.APIOperation[Any, Any, Any, Any]
 Case = schemathesis.Case[Any]
@@ -30,6 +33,10 @@ PUBLIC = {
     ("GET", "/v1/offers"),
     ("GET", "/v1/feeds"),
     ("GET", "/v1/feeds/{feed_id}"),
+    # A provenance stream known by its id: what its QR code gives anyone.
+    ("GET", "/v1/streams/{stream_id}"),
+    ("GET", "/v1/streams/{stream_id}.jsonl"),
+    ("GET", "/v1/streams/{stream_id}/messages"),
 }
 
 # Addresses the API accepts: lower case or EIP-55 checksummed (see models.Address).
@@ -42,9 +49,19 @@ schemathesis.openapi.format(
 STREAMS = {"/v1/events"}  # never ends by design: tested where it is read
 
 
+async def _a_stream(path: Path) -> None:
+    """A restricted stream in the node's store, for the links from the listing to reach."""
+    async with SqliteStreamStore(path) as store:
+        writer = await StreamWriter.create(store, AUTHOR, purpose="schema", now_ms=Clock())
+        await writer.append_many(records(3))
+
+
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    node = NodeProcess(tmp_path_factory.mktemp("schema") / "node")
+    data_dir = tmp_path_factory.mktemp("schema") / "node"
+    data_dir.mkdir()
+    asyncio.run(_a_stream(data_dir / "streams.db"))
+    node = NodeProcess(data_dir)
     node.start()
     yield node
     node.stop()
@@ -63,6 +80,40 @@ def test_no_server_error_and_every_answer_fits_the_schema(daemon: NodeProcess) -
     headers = {"Authorization": f"Bearer {daemon.ready['api_token']}"}
     operations = _operations(daemon)
     assert len(operations) >= 15
+    assert {op.path for op in operations} >= {
+        "/v1/streams",
+        "/v1/streams/{stream_id}",
+        "/v1/streams/{stream_id}.jsonl",
+        "/v1/streams/{stream_id}/messages",
+        "/v1/streams/{stream_id}/verify",
+        "/v1/streams/{stream_id}/qr.svg",
+        "/v1/streams/{stream_id}/qr.png",
+        "/v1/streams/{stream_id}/reader",
+        "/v1/sessions/{session_id}/qr",
+        "/v1/channels/{channel_id}/deposits",
+        "/v1/tokens",
+        "/v1/tokens/{address}",
+        "/v1/dex/pools",
+        "/v1/dex/quote",
+        "/v1/dex/swaps",
+        "/v1/dex/liquidity",
+        "/v1/dex/liquidity/removals",
+        "/v1/registry/services",
+        "/v1/registry/services/{listing_id}",
+        "/v1/registry/services/{listing_id}/offer",
+        "/v1/registry/ratings",
+        "/v1/registry/scores/{address}",
+        "/v1/storefront",
+        "/v1/explorer/blocks",
+        "/v1/explorer/blocks/{number_or_hash}",
+        "/v1/explorer/transactions/{tx_hash}",
+        "/v1/explorer/addresses/{address}",
+        "/v1/explorer/channels/{channel_id}",
+        "/v1/explorer/search",
+        "/v1/peers",
+        "/v1/channels/{channel_id}/commitments",
+        "/v1/watcher/disputes",
+    }
     for operation in operations:
 
         @given(case=operation.as_strategy())
@@ -77,6 +128,31 @@ def test_no_server_error_and_every_answer_fits_the_schema(daemon: NodeProcess) -
             # endpoint, a price above the buyer's limit): that check is not ours to pass.
             case.headers.update(headers)  # see Workflow.before_call
             case.call_and_validate(excluded_checks=[positive_data_acceptance])
+
+        check()
+
+
+def test_the_stream_routes_answer_of_a_stream_the_node_holds_within_the_schema(
+    daemon: NodeProcess,
+) -> None:
+    """Generated ids are unknown ones (404): the same operations again on the stream the
+    node holds, every generated query with it answered 200 and within the schema."""
+    headers = {"Authorization": f"Bearer {daemon.ready['api_token']}"}
+    listed = httpx.get(f"{daemon.url}/v1/streams", headers=headers, timeout=60)
+    (stream_id,) = [s["stream_id"] for s in listed.json()["streams"]]
+    operations = [op for op in _operations(daemon) if "{stream_id}" in op.path]
+    assert len(operations) == 7
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
+        def check(case: Case) -> None:
+            case.path_parameters["stream_id"] = stream_id
+            case.headers.update(headers)
+            response = case.call_and_validate(excluded_checks=[positive_data_acceptance])
+            assert response.status_code == 200, (case.path, response.text)
 
         check()
 

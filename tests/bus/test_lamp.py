@@ -6,12 +6,14 @@ seconds paid, on its own (fast) clock."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sys
 from pathlib import Path
 
+from m2mpay.api.gateway import EventHub
 from m2mpay.bench.bus_device import ASSET, PRICE
-from m2mpay.bus.events import BusEvent, DeviceRegistered
+from m2mpay.bus.events import BusEvent, DeviceRegistered, DeviceStateChanged
 from m2mpay.chain import deploy_anchor
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.devices import Lamp
@@ -90,6 +92,9 @@ async def test_a_paid_lamp_lights_for_exactly_the_seconds_paid(
     make_bus: BusFactory,
 ) -> None:
     seller, buyer, channel, host, offers = await _buy(chain, make_party, make_bus)
+    hub = EventHub()  # what the node's /v1/events is fed from
+    hub.attach_bus(host.bus)
+    heard = hub.subscribe()
     lamp = Lamp(
         host.url,
         PrivateKey.generate(),
@@ -118,6 +123,29 @@ async def test_a_paid_lamp_lights_for_exactly_the_seconds_paid(
     await _receipt_matches_channel(buyer, bought, channel)
     assert lamp.switches[0] is True
     assert lamp.switches[-1] is False
+    # The bus told of each change of the lamp's word for its state, and only of changes;
+    # the event stream carried them as `device` events (a dashboard shows it lit from them).
+    states = [
+        e.state
+        for e in host.events
+        if isinstance(e, DeviceStateChanged) and e.device == lamp.address
+    ]
+    assert states[-2:] == ["on", "off"]
+    assert all(a != b for a, b in itertools.pairwise(states))
+    published = []
+
+    def gone() -> bool:
+        # The lamp left when its `async with` did; the bus hears its socket close a
+        # moment later and tells it as a last, offline `device` event.
+        while not heard.empty():
+            published.append(heard.get_nowait())
+        last = [e for e in published if e["kind"] == "device"][-1:]
+        return bool(last) and last[0]["online"] is False
+
+    await eventually(gone)
+    device_events = [e for e in published if e["kind"] == "device"]
+    assert all(e["device_id"] == lamp.address.checksum for e in device_events)
+    assert [e["state"] for e in device_events if e["online"]][-2:] == ["on", "off"]
     # Every command was for this session, the targets only grew, and each was acked.
     ons = [c["until_units"] for c in lamp.commands if c["action"] == "on"]
     assert ons == sorted(ons)
@@ -139,20 +167,37 @@ async def test_a_paid_lamp_lights_for_exactly_the_seconds_paid(
         assert await verify_anchored(anchor, proof, seller.node.address)
 
 
+class _LampThatDropsOff(Lamp):
+    """A lamp that hangs up right after telling the bus of a new whole second past
+    `after_s`: the payment that reading brings is then commanded while it is away (a
+    drop timed from outside could fall after every paid second was already sent)."""
+
+    after_s = 3
+    dropped = False
+    _told = 0
+
+    async def report(self) -> None:
+        await super().report()
+        told = int(self.lit_seconds)
+        if not self.dropped and told >= self.after_s and told > self._told:
+            self.dropped = True
+            await self.go_offline()
+        self._told = told
+
+
 async def test_a_lamp_that_drops_off_gets_its_commands_when_it_is_back(
     chain: Chain,
     make_party: PartyFactory,
     make_bus: BusFactory,
 ) -> None:
     _, buyer, channel, host, offers = await _buy(chain, make_party, make_bus)
-    lamp = Lamp(
+    lamp = _LampThatDropsOff(
         host.url, PrivateKey.generate(), price=PRICE, asset=chain.token.address, speed=SPEED
     )
     async with lamp:
         await eventually(lambda: bool(offers))
         session = await buyer.sessions.start_session(offers[0], budget=30 * PRICE)
-        await eventually(lambda: lamp.session_seconds(session.session_id) >= 3)
-        await lamp.go_offline()
+        await eventually(lambda: lamp.dropped)
 
         async def queued() -> bool:
             return bool(await host.bus.pending_commands(lamp.address))

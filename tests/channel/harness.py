@@ -22,7 +22,6 @@ from m2mpay.channel.inputs import (
     Received,
     Tick,
     TxFailed,
-    TxMined,
 )
 from m2mpay.channel.machine import channel_key, is_refusal, transition
 from m2mpay.channel.messages import Message
@@ -280,7 +279,6 @@ class Network:
                 self.failed_tx.append((tx.kind, str(exc)))
                 self.apply(party, TxFailed(channel, tx.kind, str(exc)))
                 continue
-            self.apply(party, TxMined(channel, tx.kind))
             for chain_input in chain_inputs:
                 for party in (self.alice, self.bob):
                     if party is unseen_by:

@@ -38,7 +38,7 @@ from m2mpay.channel.outputs import (
     SettleTx,
     Submit,
 )
-from m2mpay.channel.state import Phase
+from m2mpay.channel.state import OnchainClose, Phase
 from m2mpay.crypto import balance_proof_digest
 from tests.channel.harness import CHAIN_ID, DOMAIN, HUB, TOKEN, Network, Party
 
@@ -58,9 +58,12 @@ def _submitted(outputs: tuple[object, ...]) -> list[str]:
     return [o.tx.kind for o in outputs if isinstance(o, Submit)]
 
 
-def _stale_close_unseen_by(net: Network, channel: bytes, cheat: Party, victim: Party) -> None:
+def _stale_close_unseen_by(
+    net: Network, channel: bytes, cheat: Party, victim: Party, *, lose_challenge: bool = True
+) -> None:
     """`cheat` paid `victim` 600 and closes claiming 100; `victim`'s chain follower lags,
-    so the test decides when the victim learns of the close."""
+    so the test decides when the victim learns of the close. The victim's challenge is
+    then lost on its way to the chain, or left in the mempool."""
     for _ in range(6):
         net.apply(cheat, Pay(channel, 100))
     net.deliver_all()
@@ -76,10 +79,10 @@ def _stale_close_unseen_by(net: Network, channel: bytes, cheat: Party, victim: P
     closing = [i for i in withheld if isinstance(i, ChainClosing)]
     assert len(closing) == 1
     net.apply(victim, closing[0])
-    # The victim's challenge was lost on its way to the chain: only ticks can retry it.
     assert [tx.kind for _, _, tx in net.mempool] == ["challenge"]
-    net.mempool.clear()
-    net.apply(victim, TxFailed(channel, "challenge", "dropped by the node"))
+    if lose_challenge:  # then only ticks can retry it
+        net.mempool.clear()
+        net.apply(victim, TxFailed(channel, "challenge", "dropped by the node"))
 
 
 @pytest.mark.parametrize("cheater", ["alice", "bob"])
@@ -99,18 +102,63 @@ def test_a_defence_is_retried_at_the_deadline_second_but_not_after(cheater: str)
     assert not any(isinstance(tx, ChallengeTx) for _, _, tx in net.mempool)
 
 
+@pytest.mark.parametrize("cheater", ["alice", "bob"])
+def test_a_mined_challenge_is_not_sent_again_before_the_follower_shows_it(cheater: str) -> None:
+    """Between a challenge's receipt and its event the state still shows the stale total;
+    a tick in that gap once sent the challenge again, to revert at the victim's cost."""
+    net, channel = _funded_both_ways()
+    cheat, victim = _sides(net, cheater)
+    _stale_close_unseen_by(net, channel, cheat, victim, lose_challenge=False)
+    withheld = net.mine(unseen_by=victim)
+    assert [type(event).__name__ for event in withheld] == ["ChainChallenged"]
+    net.tick(victim, channel)
+    assert not net.mempool
+    assert "challenge" in victim.state(channel).pending_tx
+    for event in withheld:
+        net.apply(victim, event)
+    state = victim.state(channel)
+    assert state.pending_tx == ()
+    close = state.onchain_close
+    assert close is not None
+    assert (close.transferred_b if state.we_are_a else close.transferred_a) == 600
+    net.tick(victim, channel)
+    assert not net.mempool
+
+
+def _force_closed_by_alice(watching: str) -> tuple[Network, bytes, Party, OnchainClose]:
+    """A channel alice closed on chain, and the party `watching` with the close it saw."""
+    net, channel = _funded_both_ways()
+    party = net.alice if watching == "alice" else net.bob
+    net.apply(net.alice, ForceClose(channel))
+    net.mine()
+    close = party.state(channel).onchain_close
+    assert close is not None
+    return net, channel, party, close
+
+
+@pytest.mark.parametrize("settler", ["alice", "bob"])
+def test_a_mined_settlement_is_not_sent_again_before_the_follower_shows_it(settler: str) -> None:
+    net, channel, party, close = _force_closed_by_alice(settler)
+    net.hub.chain_time = close.deadline + GRACE_S + 1
+    net.tick(party, channel)
+    assert [type(tx) for _, _, tx in net.mempool] == [SettleTx]
+    withheld = net.mine(unseen_by=party)
+    net.tick(party, channel)
+    assert not net.mempool
+    assert party.state(channel).phase is Phase.DISPUTED
+    for event in withheld:
+        net.apply(party, event)
+    assert party.state(channel).phase is Phase.SETTLED
+    assert party.state(channel).pending_tx == ()
+
+
 @pytest.mark.parametrize(("settler", "grace"), [("alice", 0), ("bob", GRACE_S)])
 def test_settle_waits_for_the_deadline_and_the_party_grace_to_the_second(
     settler: str, grace: int
 ) -> None:
     """Party a settles the second after the deadline; b waits its grace, so both rarely
     pay gas for one settlement."""
-    net, channel = _funded_both_ways()
-    party = net.alice if settler == "alice" else net.bob
-    net.apply(net.alice, ForceClose(channel))
-    net.mine()
-    close = party.state(channel).onchain_close
-    assert close is not None
+    net, channel, party, close = _force_closed_by_alice(settler)
     net.hub.chain_time = close.deadline + grace
     net.tick(party, channel)
     assert not net.mempool

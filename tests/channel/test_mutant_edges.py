@@ -325,12 +325,15 @@ def test_only_our_own_deposit_seen_on_chain_ends_our_pending_deposit() -> None:
     assert net.bob.state(channel).deposit_b == 1_001
 
 
-def test_a_mined_transaction_is_no_longer_pending() -> None:
+def test_a_receipt_from_an_old_log_leaves_the_transaction_pending_until_its_event() -> None:
     net, channel = _open()
     net.apply(net.alice, TopUp(channel, 5))
-    net.mempool.clear()
-    net.apply(net.alice, TxMined(channel, "deposit"))
+    state = net.alice.state(channel)
+    assert net.apply(net.alice, TxMined(channel, "deposit")) == ()
+    assert net.alice.state(channel) is state
+    net.mine()
     assert net.alice.state(channel).pending_tx == ()
+    assert net.alice.state(channel).deposit_a == state.deposit_a + 5
 
 
 # -- closing

@@ -1,5 +1,5 @@
-"""Random interleavings of payments, deliveries, crashes, resyncs and closes, with the
-money-safety invariants of DESIGN.md checked after every step.
+"""Random interleavings of payments, HTTP commitments, deliveries, crashes, resyncs and
+closes, with the money-safety invariants of DESIGN.md checked after every step.
 
 Each party follows the node's rule, log then act: an input's outputs are performed
 only once the input is durable (`commit`). A crash loses what was not committed
@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from m2mpay.channel.context import ProtocolConfig
-from m2mpay.channel.inputs import Input, Pay, Received, RequestClose, Resync
+from m2mpay.channel.inputs import Commit, Input, Pay, Received, RequestClose, Resync
 from m2mpay.channel.machine import channel_key, is_refusal, transition
 from m2mpay.channel.messages import PaymentMessage
 from m2mpay.channel.outputs import CloseTx, Notify, Output, Rejected, Send, Submit
+from m2mpay.channel.paying import payment_message
 from m2mpay.channel.state import ChannelState, Phase
 from tests.channel.harness import Network, Party
 
@@ -47,6 +48,8 @@ class ChannelUnderStress(RuleBasedStateMachine):
         }
         self.closing = False
         self.cheated = False
+        # Commitments each party signed (durably) for the application to carry.
+        self.carried: dict[bool, list[PaymentMessage]] = {True: [], False: []}
 
     # -- the node's rule, modelled
 
@@ -86,6 +89,32 @@ class ChannelUnderStress(RuleBasedStateMachine):
     def pay(self, from_alice: bool, amount: int) -> None:
         party = self._party(from_alice)
         self._apply(party, Pay(self.channel, amount))
+
+    @precondition(lambda self: not self.closing)
+    @rule(from_alice=st.booleans(), amount=st.integers(1, 300))
+    def commit_for_http(self, from_alice: bool, amount: int) -> None:
+        """Sign a commitment; as `Node.commit`, hand it to the application only once
+        durable."""
+        party = self._party(from_alice)
+        before = party.state(self.channel).sent_seq
+        self._apply(party, Commit(self.channel, amount))
+        state = party.state(self.channel)
+        if state.sent_seq == before:
+            return  # refused (more than the balance)
+        self.commit(from_alice)
+        log = self.logs[party.address]
+        log.max_signed_total = max(log.max_signed_total, state.sent_total)
+        self.carried[from_alice].append(payment_message(party.ctx, state, amount))
+
+    @rule(from_alice=st.booleans(), newest_first=st.booleans())
+    def deliver_commitment(self, from_alice: bool, newest_first: bool) -> None:
+        """The application carries a commitment to the payee (out of order, maybe)."""
+        carried = self.carried[from_alice]
+        if not carried:
+            return
+        message = carried.pop(-1 if newest_first else 0)
+        payer = self._party(from_alice)
+        self._apply(self.net.other(payer), Received(payer.address, message, self.net.now_ms))
 
     @rule(to_alice=st.booleans(), count=st.integers(1, 5))
     def deliver(self, to_alice: bool, count: int) -> None:
@@ -158,6 +187,15 @@ class ChannelUnderStress(RuleBasedStateMachine):
         for party in (self.net.alice, self.net.bob):
             peer_log = self.logs[self.net.other(party).address]
             assert party.state(self.channel).received_total <= peer_log.max_signed_total
+
+    @invariant()
+    def a_held_back_proof_is_older_than_our_newest(self) -> None:
+        for party in (self.net.alice, self.net.bob):
+            state = party.state(self.channel)
+            if state.wire_proof is not None:
+                assert state.wire_proof.total < state.sent_total
+                assert state.wire_proof.seq < state.sent_seq
+                assert state.acked_total < state.sent_total
 
     @invariant()
     def acknowledged_payments_are_durable_at_the_payee(self) -> None:

@@ -23,8 +23,9 @@ runner = CliRunner()
 
 
 def cli(*args: str, **env: str | None) -> Result:
-    """`m2mpay <args>` in this process; `env` set (None: unset) for it."""
-    return runner.invoke(app, list(args), env={"M2MPAY_TOKEN": None, **env})
+    """`m2mpay <args>` in this process; `env` set (None: unset) for it. Errors are boxed
+    at the terminal's width: a wide one keeps a message with a long path on one line."""
+    return runner.invoke(app, list(args), env={"M2MPAY_TOKEN": None, "COLUMNS": "400", **env})
 
 
 def m2mpay(*args: str, passphrase: str = PASSPHRASE) -> subprocess.CompletedProcess[str]:

@@ -18,14 +18,20 @@ from m2mpay.api.app import create_app
 from m2mpay.api.fast import create_asgi
 from m2mpay.api.routes_status import (
     ChainStatus,
+    DisputeRecord,
     NodeStatus,
     PeerStatus,
+    WatcherDisputes,
     WatcherStatus,
+    WatcherToCheck,
     status_routes,
 )
 from m2mpay.asgi import AsgiServer
 from m2mpay.bench.daemons import NodeProcess
+from m2mpay.client import NodeClient
 from m2mpay.client import status as client_status
+from m2mpay.crypto import Address
+from m2mpay.errors import M2MPayError
 from tests.cli.conftest import cli
 from tests.client.conftest import METER, UNIT, Api, ApiFactory, make_api  # noqa: F401
 from tests.client.test_views import _client_fields, _server_fields
@@ -108,10 +114,22 @@ def test_status_names_the_chain_the_connected_peer_and_the_watcher(
     assert lonely.exit_code == 0, lonely.output
     assert json.loads(lonely.stdout)["watcher"] is None
 
+    # The watcher's disputes, read through the node: none yet, the watcher reached.
+    headers = {"Authorization": f"Bearer {alice.ready['api_token']}"}
+    disputes = httpx.get(f"{alice.url}/v1/watcher/disputes", headers=headers).json()
+    assert disputes == {"watcher": watcher.url, "reachable": True, "problem": None, "disputes": []}
+    bob_headers = {"Authorization": f"Bearer {bob.ready['api_token']}"}
+    none = httpx.get(f"{bob.url}/v1/watcher/disputes", headers=bob_headers).json()
+    assert (none["watcher"], none["disputes"]) == (None, [])
+    assert httpx.get(f"{alice.url}/v1/watcher/disputes").status_code == 401
+
     watcher.stop()  # and with it the embedded chain it hosted
     away = _status(alice)
     assert away.exit_code == 1  # for scripts and health checks
     assert away.stdout.count("NOT REACHABLE") == 2
+    unread = httpx.get(f"{alice.url}/v1/watcher/disputes", headers=headers).json()
+    assert (unread["reachable"], unread["disputes"]) == (False, [])
+    assert unread["problem"]
     gone = json.loads(_status(alice, "--json").stdout)
     assert gone["watcher"]["reachable"] is False
     assert gone["watcher"]["problem"]
@@ -119,9 +137,9 @@ def test_status_names_the_chain_the_connected_peer_and_the_watcher(
     assert gone["chain"]["problem"]
 
 
-async def _serve_with_status(api: Api) -> str:
+async def _serve_with_status(api: Api, watcher: WatcherToCheck | None = None) -> str:
     """The node's API with the status route, as `m2mpay node` serves it, over TCP."""
-    app = create_asgi(api.gateway, create_app(api.gateway, extra=[status_routes()]))
+    app = create_asgi(api.gateway, create_app(api.gateway, extra=[status_routes(watcher)]))
     server = AsgiServer(app, port=0, name="test node API")
     api.servers.append(server)
     return await server.start()
@@ -163,6 +181,81 @@ def test_the_clients_status_types_match_the_routes_models() -> None:
         (client_status.ChainStatus, ChainStatus),
         (client_status.PeerStatus, PeerStatus),
         (client_status.WatcherStatus, WatcherStatus),
+        (client_status.WatcherDisputes, WatcherDisputes),
+        (client_status.DisputeRecord, DisputeRecord),
     ]
     for ours, theirs in pairs:
         assert _client_fields(ours) == _server_fields(theirs), ours.__name__
+
+
+def _dispute(number: int, channel_id: str, **changed: object) -> dict[str, object]:
+    """A dispute in the watcher's `DisputeView` shape."""
+    return {
+        "id": number,
+        "kind": "challenge",
+        "status": "mined",
+        "channel_id": channel_id,
+        "participant": "0x" + "33" * 20,
+        "beneficiary": "0x" + "44" * 20,
+        "transferred": "700",
+        "replaced": "500",
+        "balance_a": None,
+        "balance_b": None,
+        "tx_hash": "0x" + "55" * 32,
+        "block": 12,
+        "close_block": 11,
+        "close_seen_at_ms": 1_000,
+        "submitted_at_ms": 1_100,
+        "mined_at_ms": 1_200,
+        "latency_ms": 200,
+        "reason": None,
+        **changed,
+    }
+
+
+async def test_the_watcher_s_disputes_of_this_node_s_channels_only_checked(
+    make_api: ApiFactory,  # noqa: F811
+) -> None:
+    """A double stands for the watcher's answer (the real one, with none, is above): only
+    the disputes of this node's channels come through, newest first; one the watcher got
+    wrong is dropped, not passed on; a watcher that fails is said to."""
+    seller, buyer = await make_api(1), await make_api(2)
+    opened = await buyer.client.open_channel(
+        seller.party.node.address, UNIT, endpoint=seller.party.node.endpoint
+    )
+    ours = opened.channel_id
+    told: list[dict[str, object]] = [
+        _dispute(1, ours),
+        _dispute(2, "0x" + "66" * 32),  # another node's channel at the same watcher
+        _dispute(3, ours, kind="settle", transferred=None, balance_a="1", balance_b="2"),
+        _dispute(4, ours, transferred="-5"),  # malformed: not an amount
+    ]
+    failing = False
+
+    async def disputes() -> list[dict[str, object]]:
+        if failing:
+            raise M2MPayError("the watcher is away")
+        return told
+
+    async def ask() -> Address:
+        return Address("0x" + "77" * 20)
+
+    url = await _serve_with_status(buyer, WatcherToCheck("http://watcher", ask, disputes))
+    client = NodeClient(url, buyer.token)
+    try:
+        seen = await client.watcher_disputes()
+        assert (seen.watcher, seen.reachable, seen.problem) == ("http://watcher", True, None)
+        assert [(d.id, d.kind, d.transferred) for d in seen.disputes] == [
+            (3, "settle", None),
+            (1, "challenge", 700),
+        ]
+        assert seen.disputes[0].balance_b == 2
+        failing = True
+        away = await client.watcher_disputes()
+        assert (away.reachable, away.problem, away.disputes) == (
+            False,
+            "the watcher is away",
+            (),
+        )
+    finally:
+        await client.aclose()

@@ -16,6 +16,7 @@ from m2mpay.cli import app
 from m2mpay.cli.common import console
 from m2mpay.cli.units import decimal_amount, local_time
 from tests.client.conftest import METER, UNIT, Api, ApiFactory
+from tests.waiting import eventually_async
 
 PRICE = 10**15
 runner = CliRunner()
@@ -86,6 +87,12 @@ async def test_selling_and_buying_a_metered_session(make_api: ApiFactory) -> Non
     assert "reverse_not_agreed" in refused.stderr
     repriced = await _json(*seller, "session", "price", session, str(PRICE // 2))
     assert repriced["role"] == "seller"
+
+    async def agreed() -> bool:  # the buyer's answer takes the price in, on both sides
+        views = [await _json(*side, "session", "show", session) for side in (seller, buyer)]
+        return all(view["price"] == str(PRICE // 2) for view in views)
+
+    await eventually_async(agreed)
     stopped = await _json(*buyer, "session", "stop", session[:12], "--reason", "enough")
     assert stopped["stop_reason"] == "enough"
     assert stopped["forward"]["paid"] == stopped["forward"]["value"]

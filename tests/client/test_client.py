@@ -32,6 +32,7 @@ async def test_info_wallet_faucet_and_transfers(chain: Chain, make_api: ApiFacto
     assert info.contracts.token == chain.token.address
     assert info.peer_endpoint == api.party.node.endpoint
     assert info.dev_chain
+    assert info.public_reads is False
 
     before = await api.client.wallet()
     assert before.address == me

@@ -12,7 +12,17 @@ import pytest
 from pydantic import BaseModel
 
 import m2mpay.client as client_views
-from m2mpay.api import models, models_access, models_resales
+from m2mpay.api import (
+    models,
+    models_access,
+    models_devices,
+    models_escrow,
+    models_market,
+    models_registry,
+    models_resales,
+    models_streams,
+    models_transfer_sales,
+)
 from m2mpay.client import (
     Amount,
     ChannelView,
@@ -59,8 +69,14 @@ def test_every_answer_type_matches_the_gateway_model_of_the_same_name() -> None:
         ours = getattr(client_views, name)
         theirs = (
             getattr(models, name, None)
+            or getattr(models_devices, name, None)
             or getattr(models_resales, name, None)
             or getattr(models_access, name, None)
+            or getattr(models_streams, name, None)
+            or getattr(models_transfer_sales, name, None)
+            or getattr(models_escrow, name, None)
+            or getattr(models_market, name, None)
+            or getattr(models_registry, name, None)
         )
         if not (isinstance(ours, type) and dataclasses.is_dataclass(ours)):
             continue
@@ -81,12 +97,35 @@ def test_every_answer_type_matches_the_gateway_model_of_the_same_name() -> None:
         "InfoView",
         "OfferView",
         "PaymentMade",
+        "CommitmentMade",
         "ReceiptView",
         "ReconciliationView",
         "ResaleView",
         "SessionView",
         "TransferView",
         "WalletView",
+        "AnchorCheckView",
+        "StreamAnchorView",
+        "StreamMessageList",
+        "StreamMessageView",
+        "StreamProblemView",
+        "StreamSummary",
+        "StreamVerification",
+        "StreamView",
+        "TransferPurchaseView",
+        "TransferSaleList",
+        "TransferTermsView",
+        "LiquidityView",
+        "PoolView",
+        "QuoteView",
+        "SwapView",
+        "TokenDetail",
+        "TokenView",
+        "ListedServiceView",
+        "OfferCheckView",
+        "RatingView",
+        "ScoreView",
+        "StorefrontView",
     }
 
 

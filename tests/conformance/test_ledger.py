@@ -244,3 +244,57 @@ async def test_a_key_shared_by_two_clients_recovers_from_a_stale_nonce(
             tx_hash = await client.send(sender, receiver, b"", gas=21_000, value=1)
             assert (await client.wait_for_receipt(tx_hash)).succeeded
         assert await first.balance(receiver) == 4
+
+
+async def test_a_block_by_number_and_by_hash_lists_its_transactions(world: World) -> None:
+    ledger = world.ledger
+    receipt = await world.token.transfer(world.alice, world.carol.address, 7)
+    by_number = await ledger.block(receipt.block_number)
+    assert by_number is not None
+    assert by_number.number == receipt.block_number
+    assert by_number.transactions == (receipt.tx_hash,)
+    assert by_number.gas_used == receipt.gas_used <= by_number.gas_limit
+    assert by_number.timestamp == await ledger.block_timestamp(receipt.block_number)
+    assert by_number.hash == await ledger.block_hash(receipt.block_number)
+    parent = await ledger.block(receipt.block_number - 1)
+    assert parent is not None
+    assert by_number.parent_hash == parent.hash
+    assert await ledger.block(by_number.hash) == by_number
+    assert await ledger.block(await ledger.block_number() + 1000) is None
+    assert await ledger.block(bytes([0xAB]) * 32) is None
+
+
+async def test_a_transaction_by_hash_carries_its_call_and_receipt(world: World) -> None:
+    ledger = world.ledger
+    data = load_artifact("Token").interface.encode_call("transfer", world.carol.address, 9)
+    receipt = await ledger.transact(world.alice, world.token.address, data, gas=90_000)
+    tx = await ledger.transaction(receipt.tx_hash)
+    assert tx is not None
+    assert (tx.hash, tx.sender, tx.to, tx.value, tx.input, tx.gas) == (
+        receipt.tx_hash,
+        world.alice.address,
+        world.token.address,
+        0,
+        data,
+        90_000,
+    )
+    assert (tx.block_number, tx.index, tx.succeeded, tx.gas_used) == (
+        receipt.block_number,
+        0,
+        True,
+        receipt.gas_used,
+    )
+    assert tx.logs == receipt.logs
+    assert tx.contract_address is None
+    block = await ledger.block(tx.block_number)
+    assert block is not None
+    assert tx.block_hash == block.hash
+    assert tx.nonce >= 0
+    deployed = await ledger.deploy(
+        world.owner, load_artifact("TelemetryAnchor").bytecode, gas=3_000_000
+    )
+    creation = await ledger.transaction(deployed.tx_hash)
+    assert creation is not None
+    assert creation.to is None
+    assert creation.contract_address == deployed.contract_address
+    assert await ledger.transaction(bytes([0xCD]) * 32) is None

@@ -4,6 +4,7 @@ read their own bounded queue and lose the oldest when they fall behind."""
 from __future__ import annotations
 
 import asyncio
+import gc
 
 from m2mpay.engine import EventFanOut
 
@@ -34,3 +35,22 @@ async def test_a_subscriber_reads_every_event_and_a_slow_one_loses_the_oldest() 
     for name in ("b", "c", "d"):
         fanout.publish(name, 0)
     assert [await anext(events), await anext(events)] == ["c", "d"]
+
+
+async def test_a_subscriber_hears_events_published_before_its_first_read() -> None:
+    fanout: EventFanOut[str, int] = EventFanOut()
+    events = fanout.events(buffer=10)
+    fanout.publish("before the first read", None)
+    assert await anext(events) == "before the first read"
+    await events.aclose()
+    fanout.publish("after", None)
+    assert len(fanout._subscribers) == 0
+
+
+def test_a_subscription_dropped_unread_does_not_stay_subscribed() -> None:
+    fanout: EventFanOut[str, int] = EventFanOut()
+    events = fanout.events(buffer=10)
+    assert len(fanout._subscribers) == 1
+    del events
+    gc.collect()
+    assert len(fanout._subscribers) == 0

@@ -14,6 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from m2mpay.crypto import Address
+from m2mpay.errors import ProvenanceError
 from m2mpay.provenance import (
     AccessMode,
     MemoryStreamStore,
@@ -25,6 +27,7 @@ from m2mpay.provenance import (
     read_stream_file,
     verify,
 )
+from m2mpay.provenance.session_streams import StreamGiven, open_shares, reader_key
 from m2mpay.provenance.stream_file import stream_file_lines
 from m2mpay.provenance.stream_format import MAX_MESSAGE_SIZE, MAX_ROOT_SIZE
 from m2mpay.provenance.stream_records import decode_key_grant, decode_record, encode_payload
@@ -36,6 +39,7 @@ from tests.fuzz.hostile import (
     peak_memory,
     truncations,
 )
+from tests.fuzz.wire_types import instances_of
 from tests.provenance.streams_kit import AUTHOR, Clock, records
 
 pytestmark = pytest.mark.timeout(60)
@@ -161,3 +165,15 @@ def test_ten_megabytes_are_refused_by_their_size_in_bounded_memory() -> None:
             decode(huge)
         assert peak_memory(lambda decode=decode: decode(huge)) < 64_000  # type: ignore[misc]
     assert MAX_MESSAGE_SIZE < 20_000
+
+
+@given(given_=instances_of(StreamGiven), seller=st.binary(min_size=20, max_size=20))
+@FUZZ
+def test_a_stream_given_by_anyone_opens_or_is_refused_by_name(
+    given_: StreamGiven, seller: bytes
+) -> None:
+    """What a seller answers is checked whole before a buyer keeps any of it."""
+    try:
+        open_shares(given_, Address(seller), reader_key(AUTHOR))
+    except ProvenanceError as error:
+        assert error.code == "bad_share"  # noqa: PT017 (any answer: either outcome)

@@ -14,6 +14,7 @@ from m2mpay.channel.messages import MESSAGE_TYPES
 from m2mpay.crypto import Address, PrivateKey, Signature
 from m2mpay.node.host_protocol import HOST_MESSAGE_TYPES
 from m2mpay.plain import Bytes32, Text, Uint64, Uint256
+from m2mpay.provenance.session_streams import StreamAsk, StreamGiven
 from m2mpay.stream.messages import SESSION_MESSAGE_TYPES
 
 __all__ = ["WIRE_TYPES", "instances_of", "wire_messages"]
@@ -22,6 +23,8 @@ WIRE_TYPES: Final[tuple[type[Any], ...]] = (
     *MESSAGE_TYPES,
     *SESSION_MESSAGE_TYPES,
     *HOST_MESSAGE_TYPES,
+    StreamAsk,  # a session's provenance stream, asked and given (m2mpay.daemon)
+    StreamGiven,
 )
 
 _signer = PrivateKey(bytes(31) + b"\x07")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from m2mpay.chain import ChannelHub, EmbeddedLedger, TokenContract, deploy_contracts
+from m2mpay.chain import ChannelHub, Deployment, EmbeddedLedger, TokenContract, deploy_contracts
 from m2mpay.crypto import PrivateKey
 from m2mpay.node import LedgerAccess, Node, NodeConfig
 from m2mpay.store import open_store
@@ -25,16 +25,17 @@ class Chain:
     hub: ChannelHub
     token: TokenContract
     keys: list[PrivateKey]
+    deployment: Deployment
 
 
 @pytest.fixture
 async def chain() -> AsyncIterator[Chain]:
     async with EmbeddedLedger() as ledger:
         keys = ledger.dev_accounts()
-        _, hub, token = await deploy_contracts(
+        deployment, hub, token = await deploy_contracts(
             ledger, keys[0], mint={k.address: 1_000 * UNIT for k in keys[1:6]}
         )
-        yield Chain(ledger, hub, token, keys)
+        yield Chain(ledger, hub, token, keys, deployment)
 
 
 NodeFactory = Callable[..., Awaitable[Node]]

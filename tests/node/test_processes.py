@@ -94,6 +94,7 @@ async def _until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
             await asyncio.sleep(0.02)
 
 
+@pytest.mark.slow
 async def test_payee_killed_at_random_points_loses_no_acknowledged_payment(
     tmp_path: Path,
 ) -> None:

@@ -1,14 +1,18 @@
-"""What the provenance stream tests share: fixed keys, records, a clock, stores of both
-kinds that can be "restarted", and a way to make the messages a cheat would make."""
+"""What the provenance stream tests share: fixed keys, records, a clock, stores of every
+kind that can be "restarted", a way to make the messages a cheat would make, and the
+one way they run a Node program on JSON (`in_node`: the web reader's code, WebCrypto)."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import shutil
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.provenance import (
@@ -18,6 +22,7 @@ from m2mpay.provenance import (
     MeterUnit,
     NoteRecord,
     PaymentRecord,
+    PostgresStreamStore,
     PriceRecord,
     SqliteStreamStore,
     StreamMessage,
@@ -34,6 +39,7 @@ __all__ = [
     "Clock",
     "StoreMaker",
     "forge",
+    "in_node",
     "records",
 ]
 
@@ -41,6 +47,23 @@ AUTHOR: Final = PrivateKey(bytes(31) + b"\x07")
 OTHER: Final = PrivateKey(bytes(31) + b"\x08")
 TOKEN: Final = Address(bytes([3]) * 20)
 CHANNEL: Final = bytes([9]) * 32
+NODE: Final = shutil.which("node")  # `make test` brings Node for the npm packages: never skipped
+
+
+def in_node(program: list[str], given: Any, *, timeout: float = 60) -> Any:
+    """What a Node program (its arguments after `node`) prints as JSON, given `given` as
+    JSON on its standard input; its standard error is the failure's message."""
+    assert NODE is not None
+    done = subprocess.run(
+        [NODE, *program],
+        input=json.dumps(given),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def records(count: int) -> list[StreamRecord]:
@@ -99,10 +122,13 @@ class StoreMaker:
     kind: str
     path: Path
     disk: MemoryStreamDisk
+    url: str = ""  # PostgreSQL's, with a schema of the test's own
 
     def make(self, cached_heads: int = 10_000) -> StreamStore:
         if self.kind == "sqlite":
             return SqliteStreamStore(self.path, cached_heads=cached_heads)
+        if self.kind == "postgres":
+            return PostgresStreamStore(self.url, cached_heads=cached_heads)
         return MemoryStreamStore(self.disk, cached_heads=cached_heads)
 
     @asynccontextmanager
@@ -111,10 +137,12 @@ class StoreMaker:
             yield store
 
 
-def store_makers(tmp_path: Path) -> Callable[[str], StoreMaker]:
+def store_makers(tmp_path: Path, url: str = "") -> Callable[[str], StoreMaker]:
+    """Makers of fresh locations; `url` is PostgreSQL's (one location: one maker each)."""
     counter = itertools.count()
 
     def make(kind: str) -> StoreMaker:
-        return StoreMaker(kind, tmp_path / f"streams-{next(counter)}.sqlite3", MemoryStreamDisk())
+        path = tmp_path / f"streams-{next(counter)}.sqlite3"
+        return StoreMaker(kind, path, MemoryStreamDisk(), url)
 
     return make

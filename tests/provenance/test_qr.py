@@ -1,16 +1,15 @@
 """A provenance stream's QR code: the URL it holds (format 1) round trips, a code of
-another format is a named `QrFormatError`, the web reader's own parser (fragment.js, in
-Node) agrees both ways, jsQR reads segno's image back; and the reader's mount serves the
+another format is a named `QrFormatError`, the optional ledger (`rpc`) round trips and an
+old code without it reads as before, the web reader's own parser (fragment.js, in Node)
+agrees both ways, jsQR reads segno's image back; and the reader's mount serves the
 page and a store's stream files."""
 
 from __future__ import annotations
 
 import io
-import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -21,13 +20,14 @@ from m2mpay.provenance import MemoryStreamStore, ProvenanceStream, StreamWriter,
 from m2mpay.provenance.qr import QrFormatError, StreamCode, parse_stream_code, qr_png, qr_svg
 from m2mpay.provenance.reader_app import READER_ASSETS, reader_mount, stream_file_path
 from tests.provenance.qr_kit import png_grey
-from tests.provenance.streams_kit import AUTHOR, Clock, records
+from tests.provenance.streams_kit import AUTHOR, Clock, in_node, records
 
 DRIVER = Path(__file__).with_name("qr_reader.mjs")
-NODE = shutil.which("node")  # `make test` brings Node for the npm packages: never skipped
 READER = "https://node.example:8443/provenance/reader/"
 SRC = "https://node.example:8443/provenance/streams/0x" + "ab" * 32 + ".jsonl?a=1&b=c d"
 CODE = StreamCode(bytes.fromhex("ab" * 32), SRC, bytes(range(32)))
+RPC = "http://127.0.0.1:8545/?a=1&b=c"
+WITH_RPC = StreamCode(CODE.stream_id, SRC, CODE.key, RPC)
 
 NOT_OURS = [
     "https://example.com/",  # no fragment
@@ -42,23 +42,16 @@ NOT_OURS = [
     READER + "#m2mpay-stream=1&id=" + "ab" * 32 + "&src=https%3A%2F%2Fx%2F&key=abc",
     READER + "#m2mpay-stream=1&m2mpay-stream=1&id=" + "ab" * 32 + "&src=https%3A%2F%2Fx%2F",
     READER + "#m2mpay-stream=1&id=" + "ab" * 32 + "&src=https%3A%2F%2Fx%2F&extra=1",
+    READER + "#m2mpay-stream=1&id=" + "ab" * 32 + "&src=https%3A%2F%2Fx%2F&rpc=ws%3A%2F%2Fx%2F",
+    READER + "#m2mpay-stream=1&id=" + "ab" * 32 + "&src=https%3A%2F%2Fx%2F&rpc=",
+    READER + "#m2mpay-stream=1&id=" + "ab" * 32 + "&src=https%3A%2F%2Fx%2F&rpc=a&rpc=a",
     "WIFI:S:cafe;T:WPA;P:secret;;",
     "#ethereum:0x0000000000000000000000000000000000000000",
 ]
 
 
 def _in_js(cases: list[dict[str, Any]]) -> list[Any]:
-    assert NODE is not None
-    done = subprocess.run(
-        [NODE, str(DRIVER)],
-        input=json.dumps(cases),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    answers: list[Any] = json.loads(done.stdout)
+    answers: list[Any] = in_node([str(DRIVER)], cases, timeout=120)
     return answers
 
 
@@ -80,6 +73,17 @@ def test_a_stream_code_round_trips_through_its_url() -> None:
         StreamCode(bytes(31), SRC)
 
 
+def test_a_code_carries_its_ledger_and_an_old_code_reads_as_before() -> None:
+    url = WITH_RPC.url(READER)
+    assert url.endswith("&key=" + bytes(range(32)).hex() + "&rpc=" + quote(RPC, safe=""))
+    assert parse_stream_code(url) == WITH_RPC
+    # A code made before the field existed: the same fields, no ledger.
+    assert "rpc=" not in CODE.url(READER)
+    assert parse_stream_code(CODE.url(READER)).rpc is None
+    with pytest.raises(ValueError, match="rpc is an absolute"):
+        StreamCode(CODE.stream_id, SRC, rpc="ws://127.0.0.1:8545")
+
+
 @pytest.mark.parametrize("text", NOT_OURS)
 def test_a_code_of_another_format_is_named(text: str) -> None:
     with pytest.raises(QrFormatError) as caught:
@@ -92,10 +96,15 @@ def test_the_reader_parses_and_writes_fragments_as_python_does() -> None:
     made = {"streamId": CODE.stream_id.hex(), "src": SRC, "key": bytes(range(32)).hex()}
     cases: list[dict[str, Any]] = [{"parse": CODE.url(READER)}, {"make": made}]
     cases += [{"parse": text} for text in NOT_OURS]
-    parsed, written, *refused = _in_js(cases)
-    assert parsed == made
+    made_rpc = made | {"rpc": RPC}
+    cases += [{"parse": WITH_RPC.url(READER)}, {"make": made_rpc}]
+    parsed, written, *refused, parsed_rpc, written_rpc = _in_js(cases)
+    assert parsed == made  # an old code: no rpc field at all
     assert parse_stream_code("#" + written) == CODE
     assert refused == [{"error": "qr_format"}] * len(NOT_OURS)
+    assert parsed_rpc == made_rpc
+    assert written_rpc == WITH_RPC.fragment()
+    assert parse_stream_code("#" + written_rpc) == WITH_RPC
 
 
 def test_segno_draws_a_code_jsqr_reads_back() -> None:

@@ -6,10 +6,7 @@ the cheats; the browser tests (tests/provenance/test_reader_browser.py) show the
 from __future__ import annotations
 
 import io
-import json
 import random
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -35,25 +32,14 @@ from m2mpay.provenance import (
 from m2mpay.provenance.stream_file import stream_file_lines
 from m2mpay.provenance.stream_format import MessageKind
 from m2mpay.provenance.stream_records import MeterUnit, encode_payload
-from tests.provenance.streams_kit import AUTHOR, OTHER, TOKEN, Clock, forge, records
+from tests.provenance.streams_kit import AUTHOR, OTHER, TOKEN, Clock, forge, in_node, records
 
 DRIVER = Path(__file__).with_name("reader_verify.mjs")
-NODE = shutil.which("node")  # `make test` brings Node for the npm packages: never skipped
 COUNT = 6
 
 
 def _in_js(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    assert NODE is not None
-    done = subprocess.run(
-        [NODE, str(DRIVER)],
-        input=json.dumps(cases),
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    answers: list[dict[str, Any]] = json.loads(done.stdout)
+    answers: list[dict[str, Any]] = in_node([str(DRIVER)], cases, timeout=240)
     return answers
 
 

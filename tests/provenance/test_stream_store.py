@@ -1,5 +1,5 @@
-"""One suite, every `StreamStore` (SQLite and in-memory): durable when a call returns,
-no gap and no duplicate, group commit, one store object per location, fail closed."""
+"""One suite, every `StreamStore` (SQLite, PostgreSQL and in-memory): durable when a call
+returns, no gap and no duplicate, group commit, one store object per location, fail closed."""
 
 from __future__ import annotations
 

@@ -5,9 +5,6 @@ Signatures and hashes (secp256k1, Keccak) wait for the web reader's own library.
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +19,12 @@ from m2mpay.provenance import (
     StreamWriter,
 )
 from m2mpay.provenance.stream_records import encode_payload
-from tests.provenance.streams_kit import AUTHOR, Clock, records
+from tests.provenance.streams_kit import AUTHOR, Clock, in_node, records
 
 READER = Path(__file__).with_name("webcrypto_reader.js")
-# `make test` needs Node for the npm packages, so it is there; never skipped.
-NODE = shutil.which("node")
 
 
 def _read_in_js(stream: ProvenanceStream, **given: Any) -> list[str | None]:
-    assert NODE is not None
     request = {
         "stream": stream.stream_id.hex(),
         "key": None,
@@ -38,37 +32,18 @@ def _read_in_js(stream: ProvenanceStream, **given: Any) -> list[str | None]:
         "messages": [m.raw.hex() for m in stream.messages],
         **given,
     }
-    done = subprocess.run(
-        [NODE, str(READER)],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    read: list[str | None] = json.loads(done.stdout)
+    read: list[str | None] = in_node([str(READER)], request)
     return read
 
 
 def _sorted_stringify_matches(texts: list[str]) -> bool:
-    assert NODE is not None
     script = (
         "const s=(v)=>Array.isArray(v)?v.map(s):v&&typeof v==='object'?"
         "Object.fromEntries(Object.keys(v).sort().map((k)=>[k,s(v[k])])):v;"
         "const t=JSON.parse(require('fs').readFileSync(0,'utf8'));"
         "process.stdout.write(String(t.every((x)=>JSON.stringify(s(JSON.parse(x)))===x)));"
     )
-    done = subprocess.run(
-        [NODE, "-e", script],
-        input=json.dumps(texts),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout == "true"
+    return in_node(["-e", script], texts) is True
 
 
 async def test_a_restricted_stream_opens_in_webcrypto_to_the_same_records() -> None:

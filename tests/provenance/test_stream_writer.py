@@ -147,6 +147,7 @@ async def _kill(process: asyncio.subprocess.Process) -> list[int]:
     return [int(line) for line in rest.decode().split("\n")[:-1]]  # the last one may be cut
 
 
+@pytest.mark.slow
 async def test_sigkill_while_writing_leaves_a_stream_that_verifies_and_goes_on(
     tmp_path: Path,
 ) -> None:

@@ -106,7 +106,10 @@ async def test_a_full_batch_is_anchored_without_being_asked(
             await batcher.add(LAMP, _message(seq, 1.0), 1)
 
         async def anchored() -> bool:
-            return bool(await anchor.batches(0, device=LAMP))
+            # On chain, and marked so in the store: the chain holds the batch a moment
+            # before the batcher has read its receipt.
+            on_chain = bool(await anchor.batches(0, device=LAMP))
+            return on_chain and not await store.unanchored_batches()
 
         await eventually_async(anchored)
         assert len(await anchor.batches(0, device=LAMP)) == 1

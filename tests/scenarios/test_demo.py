@@ -3,79 +3,28 @@ each checking its own outcome; the JSON report says what happened."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
-from m2mpay.chain.anvil import ANVIL_CHAIN_ID, AnvilNode
+import pytest
+
 from m2mpay.client import FlowView, SessionView
 from m2mpay.crypto import Address
 from m2mpay.scenarios.base import Play
 from m2mpay.scenarios.report import Check, PartyBalance, ScenarioReport
 from m2mpay.scenarios.runner import SCENARIOS
 from m2mpay.scenarios.stage import Stage
+from tests.scenarios.demo_kit import run_demo
 
 
-def _failures(stdout: str) -> str:
-    """The failed scenarios' checks and errors from a JSON report ("" if there is none):
-    progress output is long, and the tail of it hides which check failed."""
-    try:
-        report = json.loads(stdout)
-    except ValueError:
-        return ""
-    failed = [
-        {
-            "name": s["name"],
-            "error": s["error"],
-            "checks": [c for c in s["checks"] if not c["ok"]],
-        }
-        for s in report.get("scenarios", [])
-        if not s["passed"]
-    ]
-    return json.dumps(failed, indent=1)
-
-
-def _demo(*options: str) -> tuple[dict[str, Any], str]:
-    """Run `m2mpay demo --json` as `make demo` does; its report and its progress output."""
-    done = subprocess.run(
-        [sys.executable, "-m", "m2mpay", "demo", "--json", *options],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, _failures(done.stdout) or done.stderr[-4000:]
-    report: dict[str, Any] = json.loads(done.stdout)
-    assert report["passed"] is True
-    assert [s["name"] for s in report["scenarios"]] == list(SCENARIOS)
-    for scenario in report["scenarios"]:
-        name = scenario["name"]
-        assert scenario["passed"], (name, scenario["checks"], scenario["error"])
-        assert scenario["checks"], name
-        assert all(c["ok"] for c in scenario["checks"]), name
-        assert scenario["units"] > 0, name
-        assert int(scenario["paid"]) > 0, name
-        assert scenario["onchain_txs"] > 0, name
-        assert scenario["gas"] > 0, name
-        assert scenario["balances"], name
-    return report, done.stderr
-
-
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_every_scenario_passes_end_to_end_and_reports_its_books(tmp_path: Path) -> None:
-    report, progress = _demo("--work-dir", str(tmp_path))
+    report, progress = run_demo("--work-dir", str(tmp_path))
     assert report["ledger"].startswith("embedded py-evm")
     assert progress.count("PASS") >= len(SCENARIOS)
-
-
-def test_every_scenario_passes_on_anvil_through_rpc_url(tmp_path: Path) -> None:
-    # An Anvil of its own: the scenarios count gas from the blocks mined while they run.
-    with AnvilNode() as anvil:
-        url = anvil.url
-        report, _ = _demo("--rpc-url", url, "--work-dir", str(tmp_path))
-    assert report["chain"] == f"eip155:{ANVIL_CHAIN_ID}"
-    assert report["ledger"] == f"JSON-RPC node at {url}"
 
 
 def test_an_unknown_scenario_is_refused_with_the_list() -> None:
@@ -116,6 +65,9 @@ def test_the_progress_bar_keeps_counting_once_a_session_is_reversed() -> None:
         phase="running",
         price=3,
         reversed=True,
+        unit="Wh",
+        window=10,
+        asset=Address("0x" + "33" * 20),
         forward=FlowView(units=2400, value=7200, paid=7200),
         backward=FlowView(units=600, value=2400, paid=2000),
         started_ms=1,

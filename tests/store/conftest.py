@@ -9,6 +9,7 @@ drops at the end, and each test in its own namespace.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import time
@@ -99,11 +100,9 @@ async def _ensure_server(url: str) -> None:
             await conn.close()
 
 
-@pytest.fixture(scope="session")
-async def postgres_url() -> AsyncIterator[str]:
-    """A URL whose `search_path` is a schema of this session alone, dropped at the end."""
-    await _ensure_server(PG_URL)
-    schema = f"m2mpay_store_test_{uuid.uuid4().hex[:12]}"
+@contextlib.asynccontextmanager
+async def _schema(schema: str) -> AsyncIterator[str]:
+    """A URL whose `search_path` is `schema`, made here and dropped at the end."""
     conn = await asyncpg.connect(PG_URL)
     try:
         await conn.execute(f"CREATE SCHEMA {schema}")
@@ -112,6 +111,23 @@ async def postgres_url() -> AsyncIterator[str]:
         await conn.execute(f"DROP SCHEMA {schema} CASCADE")
     finally:
         await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def postgres_url() -> AsyncIterator[str]:
+    """A URL whose `search_path` is a schema of this session alone, dropped at the end."""
+    await _ensure_server(PG_URL)
+    async with _schema(f"m2mpay_store_test_{uuid.uuid4().hex[:12]}") as url:
+        yield url
+
+
+@pytest.fixture
+async def postgres_schema_url(postgres_url: str) -> AsyncIterator[str]:
+    """A URL whose `search_path` is a fresh schema of this test alone, for what keeps one
+    store per schema (the stream store); dropped at the end."""
+    del postgres_url  # the server runs
+    async with _schema(f"m2mpay_test_{uuid.uuid4().hex[:16]}") as url:
+        yield url
 
 
 @dataclass

@@ -45,6 +45,7 @@ async def _until_session(
     return info
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("killed", ["seller", "buyer"])
 async def test_a_session_survives_sigkill_of_either_side(killed: str, tmp_path: Path) -> None:
     ledger = await connect_ledger(data_dir=tmp_path / "chain")

@@ -22,15 +22,24 @@ from m2mpay.torture.crash import (
     trial_seeds,
 )
 from m2mpay.torture.defence import WatcherCrash
+from m2mpay.torture.grant_broker import BACK, broker_violation
 from m2mpay.torture.grants import MOMENTS, grant_violation
 from m2mpay.torture.grants import PRICE as GRANT_PRICE
+from m2mpay.torture.market import market_violation
 from m2mpay.torture.pair import payment_violation
 from m2mpay.torture.phase import Facts, Phase
+from m2mpay.torture.provenance import provenance_violation
 from m2mpay.torture.sessions import PRICE, WINDOW, session_violation
 from m2mpay.torture.world import TortureError, World
 
 # Seeds 0 … len(PHASES)-1 are one trial of each phase, always the same kill moments.
 SAMPLE_SEED = 0
+
+
+# The sample runs every phase's trial in turn (about 2 minutes alone, nearer 5 on two busy
+# cores); each phase bounds its own waits, so the suite's 300 s per test would only
+# catch a slow machine, not a hang. The first test to ask for the sample pays for it.
+_SAMPLE_TIMEOUT_S = 900
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +54,7 @@ def sample() -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(_SAMPLE_TIMEOUT_S)
 def test_fixed_sample_of_every_phase_shows_no_failure(sample: dict[str, Any]) -> None:
     assert sample["failures"] == 0, sample["failed"]
     assert sample["first_failing_seed"] is None
@@ -52,6 +62,7 @@ def test_fixed_sample_of_every_phase_shows_no_failure(sample: dict[str, Any]) ->
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(_SAMPLE_TIMEOUT_S)
 def test_json_report_shape(sample: dict[str, Any]) -> None:
     assert {"trials", "failures", "phases", "first_failing_seed"} <= set(sample)
     assert sample["trials"] == len(PHASES)
@@ -231,6 +242,7 @@ GRANT: Facts = {
     "grant_ended": 1,
     "permitted_s": 5,
     "held_ms": 4_990,
+    "down_ms": 0,
     "received_messages": 100,
     "leaked": 0,
     "sent": 5 * GRANT_PRICE,
@@ -261,7 +273,8 @@ for _side in ("bought", "sold"):
         ({"bought_units": 4}, "disagree on the session"),
         ({"bought_units": 4, "sold_units": 4}, "paid seconds lost: 5 s bought"),
         ({"permitted_s": 4}, "the grant permitted 4 s"),
-        ({"held_ms": 4_700}, "held the live topic 4700 ms of 5 s paid (extension)"),
+        ({"held_ms": 4_700}, "held the live topic 4700 ms of 5 s paid, the seller down 0 ms"),
+        ({"held_ms": 3_000, "down_ms": 1_700}, "held the live topic 3000 ms of 5 s paid"),
         ({"grant_ended": 0}, "held the live topic"),
         ({"received": 6 * GRANT_PRICE}, "the channel moved"),
         ({"restored": GRANT_PRICE}, "acknowledged payment lost"),
@@ -269,6 +282,124 @@ for _side in ("bought", "sold"):
 )
 def test_each_grant_invariant_can_fail(change: Facts, says: str) -> None:
     assert grant_violation(GRANT) is None
+    # The time the seller was down is the one time the reader may not hold the topic.
+    assert grant_violation(GRANT | {"held_ms": 3_000, "down_ms": 1_750}) is None
     violation = grant_violation(GRANT | change)
+    assert violation is not None
+    assert says in violation
+
+
+PROVENANCE: Facts = SESSION | {
+    "moment": 0,
+    "streams": 2,
+    "streams_bad": 0,
+    "anchored": 3,
+    "anchors_bad": 0,
+    "stream_found": 1,
+    "stream_units": 100,
+    "stream_paid": 100 * PRICE,
+    "stream_receipt": 1,
+    "export_left_ok": 1,
+    "export_ok": 1,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"streams_bad": 1}, "1 of 2 streams do not verify after the restart"),
+        ({"stream_found": 0}, "has no stream after the restart"),
+        ({"stream_units": 99}, "the stream records (99, "),
+        ({"stream_paid": 99 * PRICE}, "the session sold (100, "),
+        ({"stream_receipt": 0}, "does not end with its receipt"),
+        ({"anchors_bad": 1}, "1 of 3 anchored heads no longer prove"),
+        ({"export_left_ok": 0}, "an export cut short left a file"),
+        ({"export_ok": 0}, "an export after the restart does not verify"),
+        ({"sold_countersigned": 0}, "receipts both signed"),
+    ],
+)
+def test_each_provenance_invariant_can_fail(change: Facts, says: str) -> None:
+    assert provenance_violation(PROVENANCE) is None
+    violation = provenance_violation(PROVENANCE | change)
+    assert violation is not None
+    assert says in violation
+
+
+# The broker phase: the grant's facts, with the node back after the grant's end.
+BROKER: Facts = GRANT | {
+    "moment": BACK.index("after the end"),
+    "broker_outlived_node": 0,
+    "lost_grants": 0,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"broker_outlived_node": 1}, "the seller's broker outlived its node"),
+        ({"lost_grants": 1}, "1 grant(s) still paid could not read the live topic"),
+        ({"leaked": 2}, "2 message(s) published after the paid end"),
+        ({"readable_after_restart": 1}, "read without a live grant after the restart"),
+        ({"bought_units": 4, "sold_units": 4}, "paid seconds lost: 5 s bought"),
+        ({"restored": GRANT_PRICE}, "acknowledged payment lost"),
+    ],
+)
+def test_each_broker_invariant_can_fail(change: Facts, says: str) -> None:
+    assert broker_violation(BROKER) is None
+    violation = broker_violation(BROKER | change)
+    assert violation is not None
+    assert says in violation
+    if "acknowledged" not in says:
+        assert "(after the end)" in violation or "(back after the end)" in violation
+
+
+MARKET: Facts = {
+    "planned": 21,
+    "ops_done": 21,
+    "recovered": 1,
+    "kills": 2,
+    "txs_mined": 21,
+    "nonces_used": 21,
+    "ops_twice": 0,
+    "txs_reverted": 0,
+    "supply_moved": 0,
+    "tokens_moved": 0,
+    "reserve_gap": 0,
+    "k_fell": 0,
+    "over_shares": 0,
+    "shares_gap": 0,
+    "double_ratings": 0,
+    "ratings_missing": 0,
+    "listing_wrong": 0,
+    "escrow_wrong": 0,
+    "escrow_both": 0,
+    "escrow_held_gap": 0,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"ops_done": 20}, "finished 20 of 21 operations"),
+        ({"nonces_used": 22}, "used 22 nonces, its journal logged 21 mined"),
+        ({"ops_twice": 1}, "1 operation(s) mined more than one transaction"),
+        ({"txs_reverted": 1}, "1 of the actor's transactions reverted"),
+        ({"reserve_gap": 5}, "reserves differ from its balances"),
+        ({"k_fell": 1}, "the product of the reserves fell"),
+        ({"over_shares": 1}, "took more than its shares"),
+        ({"shares_gap": 3}, "the provider's shares differ"),
+        ({"double_ratings": 1}, "rated more than once by a party"),
+        ({"ratings_missing": 1}, "a rating the journal finished is not on chain"),
+        ({"listing_wrong": 1}, "not what the journal last asked for"),
+        ({"escrow_wrong": 1}, "did not end as its script said"),
+        ({"escrow_both": 1}, "both claimed and refunded"),
+        ({"escrow_held_gap": 7}, "other than the deposits still open"),
+        ({"supply_moved": 1}, "supply changed"),
+        ({"tokens_moved": -1}, "tokens left or joined"),
+    ],
+)
+def test_each_market_invariant_can_fail(change: Facts, says: str) -> None:
+    assert market_violation(MARKET) is None
+    violation = market_violation(MARKET | change)
     assert violation is not None
     assert says in violation

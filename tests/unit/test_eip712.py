@@ -11,6 +11,7 @@ from m2mpay.crypto import (
     Address,
     Eip712Domain,
     PrivateKey,
+    TransferAuthorization,
     balance_proof_digest,
     balance_proof_typed_data,
     channel_domain,
@@ -25,6 +26,12 @@ from m2mpay.crypto import (
     settlement_typed_data,
     watch_registration_digest,
     watch_registration_typed_data,
+)
+from m2mpay.crypto.eip712 import (
+    TRANSFER_AUTHORIZATION_TYPES,
+    cancel_authorization_digest,
+    meter_reading_digest,
+    meter_reading_typed_data,
 )
 
 uint256 = st.integers(min_value=0, max_value=2**256 - 1)
@@ -46,6 +53,15 @@ def test_balance_proof_digest_matches_eth_account(
 ) -> None:
     typed = balance_proof_typed_data(domain, channel, transferred)
     assert balance_proof_digest(domain, channel, transferred) == _reference(typed)
+
+
+@settings(max_examples=100)
+@given(domain=domains, escrow=channel_ids, reading=uint256)
+def test_meter_reading_digest_matches_eth_account(
+    domain: Eip712Domain, escrow: bytes, reading: int
+) -> None:
+    typed = meter_reading_typed_data(domain, escrow, reading)
+    assert meter_reading_digest(domain, escrow, reading) == _reference(typed)
 
 
 @settings(max_examples=100)
@@ -81,6 +97,55 @@ def test_permit_digest_matches_eth_account(
     domain = Eip712Domain(name, "1", chain_id, token)
     typed = permit_typed_data(domain, owner, spender, value, nonce, deadline)
     assert permit_digest(domain, owner, spender, value, nonce, deadline) == _reference(typed)
+
+
+@settings(max_examples=100)
+@given(
+    domain=st.builds(Eip712Domain, st.text(max_size=40), st.just("1"), chain_ids, addresses),
+    authorization=st.builds(
+        TransferAuthorization,
+        addresses,
+        addresses,
+        uint256,
+        uint256,
+        uint256,
+        channel_ids,
+        st.sampled_from(["transfer", "receive"]),
+    ),
+)
+def test_transfer_authorization_digest_matches_eth_account(
+    domain: Eip712Domain, authorization: TransferAuthorization
+) -> None:
+    assert authorization.digest(domain) == _reference(authorization.typed_data(domain))
+
+
+def test_cancel_authorization_digest_is_eip_3009s() -> None:
+    domain = Eip712Domain("M2M Token", "1", 1337, Address(bytes(range(20))))
+    authorizer, nonce = Address(bytes([7]) * 20), bytes([9]) * 32
+    typed: dict[str, object] = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "CancelAuthorization": [
+                {"name": "authorizer", "type": "address"},
+                {"name": "nonce", "type": "bytes32"},
+            ],
+        },
+        "primaryType": "CancelAuthorization",
+        "domain": domain.as_dict(),
+        "message": {"authorizer": authorizer.checksum, "nonce": "0x" + nonce.hex()},
+    }
+    assert cancel_authorization_digest(domain, authorizer, nonce) == _reference(typed)
+    # The type hashes EIP-3009 publishes.
+    hashes = {kind: keccak256(t).hex() for kind, t in TRANSFER_AUTHORIZATION_TYPES.items()}
+    assert hashes == {
+        "transfer": "7c7c6cdb67a18743f49ec6fa9b35f50d52ed05cbed4cc592e13b44501c1a2267",
+        "receive": "d099cc98ef71107a616c4f0f941f04c322d8e254fe26b3c6668db87aae413de8",
+    }
 
 
 @settings(max_examples=100)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from m2mpay.lifecycle import cancel_and_wait
+from m2mpay.lifecycle import cancel_and_wait, raise_if_cancelling
 
 
 async def test_every_task_given_has_ended_and_none_stands_for_no_task() -> None:
@@ -32,3 +32,49 @@ async def test_a_task_that_failed_before_it_was_cancelled_still_says_so() -> Non
     await asyncio.sleep(0)
     with pytest.raises(ValueError, match="broken"):
         await cancel_and_wait(task)
+
+
+class _Disguised(Exception):
+    """A library's own error standing for a cancellation (as aiomqtt's can)."""
+
+
+async def test_a_task_that_lost_its_cancellation_is_cancelled_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("m2mpay.lifecycle.CANCEL_AGAIN_S", 0.05)
+    swallowed: list[int] = []
+
+    async def loses_the_first() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            swallowed.append(1)  # as Python 3.11's wait_for may, when its result came too
+        await asyncio.sleep(3600)
+
+    task = asyncio.ensure_future(loses_the_first())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_and_wait(task), 5)
+    assert swallowed == [1]
+    assert task.cancelled()
+
+
+async def test_a_loop_that_catches_a_disguised_cancellation_ends() -> None:
+    rounds: list[int] = []
+
+    async def reconnecting() -> None:
+        while True:
+            try:
+                try:
+                    await asyncio.sleep(3600)
+                except asyncio.CancelledError:
+                    raise _Disguised from None
+            except _Disguised:
+                raise_if_cancelling()
+                rounds.append(1)  # a real failure: try again
+
+    task = asyncio.ensure_future(reconnecting())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert rounds == []

@@ -1,5 +1,6 @@
 // A provenance stream file (JSON lines, m2mpay.provenance.stream_file), read with the same
 // bounds and the same problem codes as Python's read_stream_file. No DOM.
+import { decodeAnchorProof } from "./anchor.js";
 import { StreamInvalid, fromHex } from "./verify.js";
 
 export const FILE_FORMAT = "m2mpay-provenance-stream";
@@ -41,8 +42,8 @@ function* lines(bytes, bodyLimit) {
 
 /** The stream a file's bytes hold, unverified: {streamId, count, root, messages, anchors};
  * StreamInvalid (malformed, unknown_version, truncated) if it is not such a file. Version 2
- * files carry anchor proofs after the messages; they are kept as read, not yet checked
- * here (the page never calls a stream anchored). */
+ * files carry anchor proofs after the messages: decoded here (anchor.js), as Python reads
+ * them, what they prove checked by checkAnchors once the stream verified. */
 export function readStreamFile(bytes) {
   let limit = MAX_LINE;
   const it = lines(bytes, () => limit);
@@ -68,9 +69,9 @@ export function readStreamFile(bytes) {
     const isObject = line !== null && typeof line === "object" && !Array.isArray(line);
     if (isObject && version >= 2 && Object.keys(line).join() === "anchor") {
       if (anchors.length >= anchorCount) throw new StreamInvalid("malformed", `line ${number}: more anchors than the header's`);
-      if (line.anchor === null || typeof line.anchor !== "object" || Array.isArray(line.anchor))
-        throw new StreamInvalid("malformed", `line ${number}: an anchor is an object`);
-      anchors.push(line.anchor);
+      const proof = decodeAnchorProof(line.anchor);
+      if (proof.chain.length) throw new StreamInvalid("malformed", `line ${number}: an anchor in a file has no chain`);
+      anchors.push(proof);
       continue;
     }
     if (anchors.length || messages.length >= MAX_FILE_MESSAGES)

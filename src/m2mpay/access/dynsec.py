@@ -47,13 +47,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import aiomqtt
-from paho.mqtt.reasoncodes import ReasonCode
 
 from m2mpay.access.broker import Broker, TopicAccess, check_new_client, check_public
 from m2mpay.access.mosquitto import BrokerAddress
-from m2mpay.access.topics import validate_filter, validate_username
+from m2mpay.access.topics import suback_refused, validate_filter, validate_username
 from m2mpay.errors import AccessError
-from m2mpay.lifecycle import cancel_and_wait
+from m2mpay.lifecycle import cancel_and_wait, raise_if_cancelling
 
 __all__ = ["ANONYMOUS_GROUP", "CLIENT_ROLE_PREFIX", "PUBLIC_ROLE", "DynsecBroker", "role_of"]
 
@@ -173,6 +172,7 @@ class DynsecBroker(Broker):
             try:
                 await self._serve()
             except aiomqtt.MqttError as exc:
+                raise_if_cancelling()
                 self._failed(str(exc))
             finally:
                 self._client = None
@@ -193,7 +193,7 @@ class DynsecBroker(Broker):
         ) as client:
             client.pending_calls_threshold = 1_000
             granted = await client.subscribe(RESPONSE_TOPIC, qos=1)
-            if any(_refused(code) for code in granted):
+            if any(suback_refused(code) for code in granted):
                 self._failed(f"{self._address.admin_username!r} may not read {RESPONSE_TOPIC}")
                 return
             self._client = client
@@ -383,24 +383,35 @@ class DynsecBroker(Broker):
                 await self._set_role(username, {k: v for k, v in held.items() if k != topic})
 
     async def clients(self) -> frozenset[str]:
-        listed, roles = await self._call(
-            {"command": "listClients", "verbose": False},
-            {"command": "listRoles", "verbose": False},
-        )
-        _ok(listed)
-        _ok(roles)
-        names = {_name(entry, "username") for entry in listed["data"]["clients"]}
-        ours = {
-            name[len(CLIENT_ROLE_PREFIX) :]
-            for name in (_name(entry, "rolename") for entry in roles["data"]["roles"])
-            if name.startswith(CLIENT_ROLE_PREFIX)
+        return frozenset(await self._listed(verbose=False))
+
+    async def accesses(self) -> dict[str, frozenset[TopicAccess]]:
+        # What the broker's roles hold now, not the lists kept for `modifyRole`.
+        listed = (await self._listed(verbose=True)).items()
+        return {
+            name: frozenset(accesses_of(role.get("acls", [])).values()) for name, role in listed
         }
-        return frozenset((names & ours) - {self._address.admin_username})
 
     async def access_of(self, username: str) -> frozenset[TopicAccess]:
         validate_username(username)
         async with self._lock(username):
             return frozenset((await self._held_by(username)).values())
+
+    async def _listed(self, *, verbose: bool) -> dict[str, dict[str, Any]]:
+        """The node's clients (with a role of ours; not the administrator), each with its
+        role's entry in `listRoles` (with its ACLs if `verbose`)."""
+        listed, roles = await self._call(
+            {"command": "listClients", "verbose": False},
+            {"command": "listRoles", "verbose": verbose},
+        )
+        _ok(listed)
+        _ok(roles)
+        names = {_name(entry, "username") for entry in listed["data"]["clients"]}
+        by_role = {
+            _name(e, "rolename"): e if isinstance(e, dict) else {} for e in roles["data"]["roles"]
+        }
+        mine = names - {self._address.admin_username}
+        return {name: by_role[role_of(name)] for name in mine if role_of(name) in by_role}
 
     # -- a client's role --------------------------------------------------------------
 
@@ -409,10 +420,7 @@ class DynsecBroker(Broker):
             raise AccessError(code, f"{username!r} is the broker's administrator")
 
     def _lock(self, username: str) -> asyncio.Lock:
-        lock = self._locks.get(username)
-        if lock is None:
-            lock = self._locks[username] = asyncio.Lock()
-        return lock
+        return self._locks.setdefault(username, asyncio.Lock())
 
     async def _held_by(self, username: str) -> dict[str, TopicAccess]:
         held = self._held.get(username)
@@ -433,11 +441,6 @@ class DynsecBroker(Broker):
         if not _ok(answer, "Role does not exist"):
             raise AccessError("unknown_client", f"no client named {username!r}")
         self._held[username] = held
-
-
-def _refused(code: int | ReasonCode) -> bool:
-    """Whether a SUBACK refused a subscription (0x80 and above; MQTT 3.1.1 and 5)."""
-    return (code.value if isinstance(code, ReasonCode) else code) >= 0x80
 
 
 def _name(entry: object, key: str) -> str:

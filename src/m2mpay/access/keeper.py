@@ -38,17 +38,16 @@ from m2mpay.access.grant import (
     grant_key,
     transition,
 )
+from m2mpay.access.sealed import Credentials
 from m2mpay.crypto import Address
 from m2mpay.engine import EngineHost, PlainLog, now_ms
 from m2mpay.errors import AccessError, M2MPayError, StoreError
 from m2mpay.store import Store
+from m2mpay.stream.supply import MeterReport, Supply, SupplyRequest
 
-__all__ = ["GrantKeeper", "KeeperConfig"]
+__all__ = ["GrantKeeper", "GrantedSupply", "KeeperConfig"]
 
 log = logging.getLogger("m2mpay.access")
-
-# A session's meter: the seconds its buyer has had so far.
-MeterReport = Callable[[int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +280,10 @@ class GrantKeeper(EngineHost[bytes, Grant, GrantInput, GrantOutput]):
         """Make the broker match the grants (see the module docstring)."""
         self._dirty = False
         try:
-            names = await self.broker.clients()
+            # One read of every client's access, not a round trip a client: after a
+            # restart a broker may hold a thousand.
+            held_by = await self.broker.accesses()
+            names = held_by.keys()
             readable: dict[str, set[str]] = {}
             for grant in self._engine.states.values():
                 if grant.phase is GrantPhase.ENDED:
@@ -294,7 +296,7 @@ class GrantKeeper(EngineHost[bytes, Grant, GrantInput, GrantOutput]):
             for username, topics in readable.items():
                 if username not in names:
                     continue  # its device makes it again with the password it was sent
-                held = {a.topic for a in await self.broker.access_of(username) if a.read}
+                held = {a.topic for a in held_by[username] if a.read}
                 for topic in held - topics:
                     await self.broker.revoke(username, topic)
                 for topic in topics - held:
@@ -342,3 +344,31 @@ class GrantKeeper(EngineHost[bytes, Grant, GrantInput, GrantOutput]):
         grant = self._engine.state(session_id)
         if meter is not None and grant is not None:
             meter(grant.used_s(now))
+
+
+class GrantedSupply(Supply):
+    """The device of a session that a grant delivers: the buyer's client made on the
+    broker with its sealed credentials, and read access to `topic` kept by the keeper.
+    By the second (`GrantSupply`) or by the message (`MessageSupply`)."""
+
+    def __init__(
+        self, keeper: GrantKeeper, request: SupplyRequest, credentials: Credentials, topic: str
+    ) -> None:
+        self._keeper = keeper
+        self._request = request
+        self._credentials = credentials
+        self._topic = topic
+
+    @property
+    def session_id(self) -> bytes:
+        return self._request.session_id
+
+    async def _open_grant(self) -> None:
+        request, credentials = self._request, self._credentials
+        await self._keeper.open(
+            request.session_id,
+            request.peer,
+            credentials.username,
+            credentials.password,
+            self._topic,
+        )

@@ -8,7 +8,10 @@ generated credentials, mode 0600), the pid file, the log and the persistent sess
 It listens on 127.0.0.1 (or the host given) on the port given, else on the port it
 used last time, else on a free one, so an address handed to buyers stays valid
 across restarts. It is stopped by PID; an instance of ours left by a crash (its pid
-file, and /proc naming our config) is stopped before a new one starts.
+file, and /proc naming our config) is stopped before a new one starts. It is
+tethered to the node (`m2mpay.access.tether`): when the node dies, SIGKILLed
+included, the kernel stops it too, so it never serves a grant the node can no longer
+revoke (fail closed: its buyers wait for the node's restart, which revokes what ended).
 
 A broker the node did not start is reached through a `BrokerAddress` and
 administered only through `$CONTROL/dynamic-security/v1`: its configuration is never
@@ -37,11 +40,13 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
+from m2mpay.access.tether import tethered_popen
 from m2mpay.errors import AccessError
 from m2mpay.lifecycle import Process
 from m2mpay.ports import free_port, port_free
@@ -170,7 +175,10 @@ class ManagedMosquitto(Process):
         stop_timeout: float = 5.0,
         max_queued_messages: int = 1_000,
         max_queued_bytes: int = 256 * 1024,
+        before_start: Callable[[Path], object] | None = None,
     ) -> None:
+        """`before_start(dynsec_file)` runs at each start once no broker of ours runs
+        on the file (the node withdraws its clients' reads there: `dynsec_file.py`)."""
         self.directory = Path(data_dir) / "mqtt"
         self.config = self.directory / "mosquitto.conf"
         self.dynsec = self.directory / "dynsec.json"
@@ -185,6 +193,7 @@ class ManagedMosquitto(Process):
         self._max_queued = max_queued_messages
         self._max_queued_bytes = max_queued_bytes
         self._process: subprocess.Popen[bytes] | None = None
+        self._before_start = before_start
 
     @property
     def pid(self) -> int | None:
@@ -220,6 +229,8 @@ class ManagedMosquitto(Process):
         username, password = self._admin()
         if not self.dynsec.exists():
             self._init_dynsec(username, password)
+        elif self._before_start is not None:
+            self._before_start(self.dynsec)
         chosen = self._wanted_port or self._previous_port()
         for _ in range(3):  # a free port may be taken before Mosquitto binds it
             port = self._check_port(chosen) if chosen else free_port(self._host)
@@ -238,14 +249,15 @@ class ManagedMosquitto(Process):
         self._write_config(port, plugin)
         logged_before = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
-            process = subprocess.Popen(
+            # Tethered: it dies with the node, which alone revokes its grants.
+            process = tethered_popen(
                 [str(binary), "-c", str(self.config)],
+                preexec=raise_descriptor_limit,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 cwd=self.directory,
                 start_new_session=True,  # a Ctrl-C meant for the node is not the broker's
-                preexec_fn=raise_descriptor_limit,  # noqa: PLW1509 (no locks taken in it)
             )
         self.pid_file.write_text(f"{process.pid}\n")
         try:

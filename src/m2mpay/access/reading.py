@@ -21,44 +21,13 @@ import socket
 from typing import Final
 
 import aiomqtt
-from paho.mqtt.reasoncodes import ReasonCode
 
 from m2mpay.access.sealed import Credentials
+from m2mpay.access.topics import suback_refused
 
 __all__ = ["wait_readable"]
 
 RETRY_S: Final = 0.05
-
-
-def _refused(code: int | ReasonCode) -> bool:
-    """Whether a SUBACK refused a subscription (0x80 and above; MQTT 3.1.1 and 5)."""
-    return (code.value if isinstance(code, ReasonCode) else code) >= 0x80
-
-
-async def _subscribed(
-    host: str,
-    port: int,
-    credentials: Credentials,
-    topic: str,
-    timeout: float,
-    session: str | None = None,
-) -> bool:
-    try:
-        async with aiomqtt.Client(
-            host,
-            port,
-            username=credentials.username,
-            password=credentials.password,
-            # Not the buyer's own client id, whose persistent session this would end.
-            identifier=session or f"m2mpay-check-{secrets.token_hex(6)}",
-            clean_session=session is None,
-            timeout=timeout,
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-        ) as client:
-            granted = await client.subscribe(topic, qos=1, timeout=timeout)
-            return not any(_refused(code) for code in granted)
-    except aiomqtt.MqttError:  # not authorised yet: the client is not made
-        return False
 
 
 async def wait_readable(
@@ -73,13 +42,32 @@ async def wait_readable(
     """True once `credentials` may subscribe to `topic` on the broker at `host`:`port`;
     False if that did not happen within `timeout` seconds. With `session`, the
     subscription stays, for that client id (see the module docstring)."""
+
+    async def subscribed(within: float) -> bool:
+        try:
+            async with aiomqtt.Client(
+                host,
+                port,
+                username=credentials.username,
+                password=credentials.password,
+                # Not the buyer's own client id, whose persistent session this would end.
+                identifier=session or f"m2mpay-check-{secrets.token_hex(6)}",
+                clean_session=session is None,
+                timeout=within,
+                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            ) as client:
+                granted = await client.subscribe(topic, qos=1, timeout=within)
+                return not any(suback_refused(code) for code in granted)
+        except aiomqtt.MqttError:  # not authorised yet: the client is not made
+            return False
+
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     # A deadline, not a cancellation: the MQTT client turns a cancelled connect into an
     # `MqttError`, which would hide it from `asyncio.timeout` and loop for ever. The
     # broker says nothing when a client is made or granted: ask again.
     while (left := deadline - loop.time()) > 0:
-        if await _subscribed(host, port, credentials, topic, max(0.1, min(left, 5.0)), session):
+        if await subscribed(max(0.1, min(left, 5.0))):
             return True
         await asyncio.sleep(min(RETRY_S, max(0.0, deadline - loop.time())))
     return False

@@ -45,13 +45,14 @@ import aiomqtt
 
 from m2mpay.access.broker import Broker, TopicAccess
 from m2mpay.access.feeds import Feed
-from m2mpay.access.keeper import GrantKeeper
+from m2mpay.access.keeper import GrantedSupply, GrantKeeper
 from m2mpay.access.reading import wait_readable
 from m2mpay.access.sealed import Credentials
 from m2mpay.crypto import Address
 from m2mpay.errors import M2MPayError
+from m2mpay.lifecycle import raise_if_cancelling
 from m2mpay.stream import Leader, Offer, ServiceKind, new_offer
-from m2mpay.stream.supply import MeterReport, Supply, SupplyRequest
+from m2mpay.stream.supply import MeterReport, PermitCount, SupplyRequest
 
 __all__ = [
     "MESSAGE_UNIT",
@@ -111,33 +112,10 @@ def message_offer(
     )
 
 
-class MessageGate:
+class MessageGate(PermitCount):
     """One session's count of messages passed on: a message passes only while the
-    permit has room, and each one that passes is a unit delivered (reported at once)."""
-
-    def __init__(self) -> None:
-        self._report: MeterReport | None = None
-        self.units = 0
-        self.permitted = 0
-
-    def start(self, report: MeterReport, delivered: int) -> None:
-        self._report = report
-        self.units = max(self.units, delivered)
-
-    def permit(self, units: int) -> None:
-        # Never below what was delivered: a permit that drops is a stop.
-        self.permitted = max(units, self.units)
-
-    def close(self) -> None:
-        self._report = None
-
-    def admit(self) -> bool:
-        """Count one message out if the permit allows; False: drop it for this buyer."""
-        if self._report is None or self.units >= self.permitted:
-            return False
-        self.units += 1
-        self._report(self.units)
-        return True
+    permit has room, and each one that passes is a unit delivered (reported at once);
+    one that does not is dropped for this buyer."""
 
 
 class FeedRelay:
@@ -248,12 +226,13 @@ class FeedRelay:
                             if gate.admit():
                                 await client.publish(topic, payload, qos=1)
             except (aiomqtt.MqttError, M2MPayError) as exc:
+                raise_if_cancelling()
                 self._ready.clear()
                 log.warning("the relay of %s lost the broker: %s", self._feed.device_id, exc)
                 await asyncio.sleep(RETRY_S)
 
 
-class MessageSupply(Supply):
+class MessageSupply(GrantedSupply):
     """The device of one per-message session: a gate on the feed's relay, and a grant
     on the session's relay topic for the session's life."""
 
@@ -265,32 +244,18 @@ class MessageSupply(Supply):
         credentials: Credentials,
         topic: str,
     ) -> None:
-        self._keeper = keeper
+        super().__init__(keeper, request, credentials, topic)
         self._relay = relay
-        self._request = request
-        self._credentials = credentials
-        self._topic = topic
         self._gate = MessageGate()
 
-    @property
-    def session_id(self) -> bytes:
-        return self._request.session_id
-
     async def start(self, report: MeterReport, delivered: int) -> None:
-        request, credentials = self._request, self._credentials
-        self._gate.start(report, delivered)
-        await self._keeper.open(
-            request.session_id,
-            request.peer,
-            credentials.username,
-            credentials.password,
-            self._topic,
-        )
-        self._keeper.permit(request.session_id, RELAY_GRANT_S)
+        self._gate.open(report, delivered)
+        await self._open_grant()
+        self._keeper.permit(self.session_id, RELAY_GRANT_S)
         if delivered == 0:
             # Resumed, the buyer's session is there already (and maybe connected: a
             # second connection under its id would take it over).
-            await self._relay.open_for(credentials, self._topic)
+            await self._relay.open_for(self._credentials, self._topic)
         await self._relay.add(self._topic, self._gate)
 
     def permit(self, units: int) -> None:
@@ -309,4 +274,4 @@ class MessageSupply(Supply):
 
     @property
     def delivered(self) -> int:
-        return self._gate.units
+        return self._gate.delivered

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from m2mpay.access.feeds import Feed
 from m2mpay.access.grant import GrantPhase
-from m2mpay.access.keeper import GrantKeeper, MeterReport
+from m2mpay.access.keeper import GrantedSupply, GrantKeeper
 from m2mpay.access.relay import (
     MESSAGE_UNIT,
     FeedRelay,
@@ -33,7 +33,7 @@ from m2mpay.crypto import Address, PrivateKey
 from m2mpay.engine import now_ms
 from m2mpay.errors import AccessError
 from m2mpay.stream import Leader, Offer, ServiceKind, SessionManager, new_offer
-from m2mpay.stream.supply import Supply, SupplyFactory, SupplyRequest, SupplyVet
+from m2mpay.stream.supply import MeterReport, Supply, SupplyFactory, SupplyRequest, SupplyVet
 
 __all__ = ["FeedSeller", "GrantSupply", "SoldFeed", "feed_offer"]
 
@@ -66,31 +66,12 @@ class SoldFeed:
     offer: Offer
 
 
-class GrantSupply(Supply):
+class GrantSupply(GrantedSupply):
     """The device of one session on a feed: a grant, metered by the clock."""
 
-    def __init__(
-        self, keeper: GrantKeeper, request: SupplyRequest, credentials: Credentials, topic: str
-    ) -> None:
-        self._keeper = keeper
-        self._request = request
-        self._credentials = credentials
-        self._topic = topic
-
-    @property
-    def session_id(self) -> bytes:
-        return self._request.session_id
-
     async def start(self, report: MeterReport, delivered: int) -> None:
-        request, credentials = self._request, self._credentials
-        await self._keeper.open(
-            request.session_id,
-            request.peer,
-            credentials.username,
-            credentials.password,
-            self._topic,
-        )
-        self._keeper.attach(request.session_id, report)
+        await self._open_grant()
+        self._keeper.attach(self.session_id, report)
 
     def permit(self, units: int) -> None:
         self._keeper.permit(self.session_id, units)

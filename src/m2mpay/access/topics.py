@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from paho.mqtt.reasoncodes import ReasonCode
+
 from m2mpay.errors import AccessError
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "MAX_TOPIC_CHARS",
     "covers",
     "matches",
+    "suback_refused",
     "validate_filter",
     "validate_grantable",
     "validate_password",
@@ -135,3 +138,8 @@ def covers(acl: str, subscription: str) -> bool:
     if len(acl_levels) > len(sub_levels) or (len(sub_levels) > len(acl_levels) and not acl_hash):
         return False
     return all(part in ("+", sub_levels[index]) for index, part in enumerate(acl_levels))
+
+
+def suback_refused(code: int | ReasonCode) -> bool:
+    """Whether a SUBACK refused a subscription (0x80 and above; MQTT 3.1.1 and 5)."""
+    return (code.value if isinstance(code, ReasonCode) else code) >= 0x80

@@ -21,11 +21,21 @@ from pydantic import BaseModel
 
 from m2mpay.api.errors import ApiError
 
-__all__ = ["BEARER", "TOKEN_FILE", "BearerToken", "Credentials", "GuardedRoutes", "new_token"]
+__all__ = [
+    "BEARER",
+    "OWNER_ONLY",
+    "TOKEN_FILE",
+    "BearerToken",
+    "Credentials",
+    "GuardedRoutes",
+    "new_token",
+]
 
 TOKEN_FILE: Final = "api-token.sha256"
 BEARER: Final = "bearer"
 """The token's security scheme in the OpenAPI schema: Swagger UI's Authorize button."""
+OWNER_ONLY: Final = "x-m2mpay-owner-only"
+"""Marks a GET in the schema that needs the token even with public reads (`owner_read`)."""
 
 # Declares the token in the schema of every route that checks it; it refuses nothing
 # itself (`Credentials.check` does, as it does for the raw-ASGI fast path).
@@ -115,6 +125,13 @@ class GuardedRoutes:
     def read(self, path: str, model: type[BaseModel], **route: Any) -> Callable[[Route], Route]:
         """A GET route answering `model`."""
         return self.router.get(path, response_model=model, dependencies=[self._reader], **route)
+
+    def owner_read(self, path: str, **route: Any) -> Callable[[Route], Route]:
+        """A GET route whose answer holds a secret (a stream's key): the token always,
+        public reads or not, as a write; marked `OWNER_ONLY` in the schema."""
+        return self.router.get(
+            path, dependencies=[self._writer], openapi_extra={OWNER_ONLY: True}, **route
+        )
 
     def write(
         self, path: str, model: type[BaseModel] | None, *, method: str = "POST", **route: Any

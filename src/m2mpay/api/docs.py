@@ -1,6 +1,5 @@
 """The API's documentation as the node serves it, with nothing loaded from elsewhere.
 
-    GET /                  → 307 to /docs, until the node has a web app of its own
     GET /docs              Swagger UI over /openapi.json, its assets served by the node
     GET /docs/assets/…     swagger-ui-dist's bundle, stylesheet and icon
     GET /asyncapi.json     the device bus's WebSocket messages (AsyncAPI 3.0)
@@ -14,7 +13,8 @@ get them instead of showing a blank page.
 Which operations need the bearer token comes from the routes' own guards (the
 `Credentials.reader`/`writer` dependencies declare the `BEARER` scheme), so the schema's
 `security` cannot drift from what the node enforces; Swagger UI's Authorize button
-comes from it. With public reads, the token is optional for reads.
+comes from it. With public reads, the token is optional for reads, but for those marked
+`OWNER_ONLY` (a stream's QR code: it holds the stream's key).
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from m2mpay.api.asyncapi import bus_asyncapi
+from m2mpay.api.auth import OWNER_ONLY
 
 __all__ = ["DOCS_ASSETS", "SWAGGER_UI_FILES", "install_docs"]
 
@@ -55,8 +56,9 @@ def _openapi(app: FastAPI, public_reads: bool) -> dict[str, Any]:
         schema = FastAPI.openapi(app)  # FastAPI's own, which it keeps in `openapi_schema`
         if public_reads:  # reads need no token, though they take one
             for item in schema["paths"].values():
-                if "security" in item.get("get", {}):
-                    item["get"]["security"].append({})
+                read = item.get("get", {})
+                if "security" in read and not read.get(OWNER_ONLY):
+                    read["security"].append({})
         return schema
     return app.openapi_schema
 
@@ -67,10 +69,6 @@ def install_docs(app: FastAPI, *, public_reads: bool = False, assets: Path = DOC
     app.openapi = lambda: _openapi(app, public_reads)  # type: ignore[method-assign]
     # check_dir=False: a node without the files still starts; /docs says what is missing.
     app.mount(_ASSETS_PATH, StaticFiles(directory=assets, check_dir=False), name="docs-assets")
-
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:

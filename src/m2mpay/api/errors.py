@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -29,13 +29,16 @@ from m2mpay.errors import (
     LedgerError,
     LedgerUnavailable,
     M2MPayError,
+    MarketError,
     ProtocolError,
     StreamError,
     TransactionReverted,
     TransportError,
 )
 
-__all__ = ["ApiError", "error_body", "error_of", "install_error_handlers"]
+__all__ = ["ApiError", "error_body", "error_of", "install_error_handlers", "provided"]
+
+_Part = TypeVar("_Part")
 
 log = logging.getLogger("m2mpay.api")
 
@@ -47,6 +50,7 @@ _NOT_FOUND: Final = frozenset(
         "unknown_device",
         "unknown_service",
         "unknown_record",
+        "unknown_listing",
         "not_found",
     }
 )
@@ -67,6 +71,11 @@ _BAD_INPUT: Final = frozenset(
         "above_max_seconds",
         "below_one_second",
         "not_whole_seconds",
+        # the market (`MarketError`)
+        "bad_geohash",
+        "bad_kind",
+        "bad_query",
+        "bad_rating",
     }
 )
 # A local request refused with one of these codes is not a conflict (409).
@@ -101,6 +110,15 @@ class ApiError(M2MPayError):
         self.field = field
 
 
+def provided(part: _Part | None, code: str, lacking: str) -> _Part:
+    """A part of the node a route needs: a node made without it (a deployment without
+    the contract, a node run without the bus, the broker or the streams) answers 409
+    `code`, the same whichever route asked."""
+    if part is None:
+        raise ApiError(409, code, lacking)
+    return part
+
+
 def error_of(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """The status and body an exception from a handler is answered with."""
     if isinstance(exc, ApiError | ApiRefusal):
@@ -121,7 +139,8 @@ def error_of(exc: BaseException) -> tuple[int, dict[str, Any]]:
 
 def _status_of(exc: M2MPayError) -> tuple[int, str]:
     code = getattr(exc, "code", None)
-    if isinstance(exc, ChannelError | StreamError | DeviceError | AccessError) and code is not None:
+    coded = ChannelError | StreamError | DeviceError | AccessError | MarketError
+    if isinstance(exc, coded) and code is not None:
         return _BY_CODE.get(code, 409), code
     for family, status, name in _BY_FAMILY:
         if isinstance(exc, family):

@@ -47,10 +47,21 @@ INFO: Final = {
     "chain": "eip155:1337",
     "genesis_hash": _hex32("genesis"),
     "ledger": "embedded",
-    "contracts": {"hub": HUB, "token": TOKEN, "token_symbol": "M2M", "token_decimals": 18},
+    "contracts": {
+        "hub": HUB,
+        "token": TOKEN,
+        "token_symbol": "M2M",
+        "token_decimals": 18,
+        "anchor": _address("anchor"),
+        "token_factory": _address("token factory"),
+        "exchange": _address("exchange"),
+        "registry": _address("registry"),
+        "escrow": _address("escrow"),
+    },
     "peer_endpoint": "ws://127.0.0.1:8403",
     "version": "0.1.0",
     "dev_chain": True,
+    "public_reads": False,
 }
 WALLET: Final = {
     "address": CAR,
@@ -90,12 +101,23 @@ CHANNEL: Final = {
     "final_balance_mine": None,
 }
 PAYMENT_REQUEST: Final = {"amount": "250000000000000"}
+CHANNEL_TOP_UP: Final = {"amount": "5000000000000000000"}
 PAYMENT: Final = {
     "channel_id": CHANNEL_ID,
     "amount": "250000000000000",
     "sent_total": "7000000000000000",
     "seq": 28,
     "acknowledged": True,
+}
+COMMITMENT: Final = {
+    "channel_id": CHANNEL_ID,
+    "chain_id": 1337,
+    "hub": HUB,
+    "payer": CAR,
+    "amount": "250000000000000",
+    "total": "7000000000000000",
+    "seq": 28,
+    "signature": SIGNATURE,
 }
 OFFER_CREATE: Final = {
     "kind": "energy",
@@ -149,6 +171,9 @@ SESSION: Final = {
     "phase": "stopped",
     "price": "250000000000000",
     "reversed": False,
+    "unit": "Wh",
+    "window": 10,
+    "asset": TOKEN,
     **_FLOWS,
     "started_ms": STARTED_MS,
     "stopped_ms": STARTED_MS + 1_620_000,
@@ -257,4 +282,101 @@ GRANT_BOUGHT: Final = {
     "username": "buyer-5f2a9c41d0e3",
     "password": "Xw4Rt7Yp2Lq9Zm3Nb6Vc8Kd5Hf1Gs0Ja",
     "readable": True,
+}
+
+# -- the market: the lamp's owner makes IoT-Light and pools it against ETH
+LIGHT: Final = _address("IoT-Light")
+LIGHT_POOL_ID: Final = _hex32("ETH/LIGHT")
+TOKEN_CREATE: Final = {
+    "name": "IoT-Light",
+    "symbol": "LIGHT",
+    "decimals": 18,
+    "supply": "1000000000000000000000000",
+    "mintable": False,
+}
+TOKEN_MADE: Final = {
+    "address": LIGHT,
+    "name": "IoT-Light",
+    "symbol": "LIGHT",
+    "decimals": 18,
+    "supply": "1000000000000000000000000",
+    "creator": CHARGER,
+    "holder": CHARGER,
+    "mint_owner": None,
+    "block": 57,
+    "tx_hash": TX_HASH,
+}
+TOKEN_DETAIL: Final = {
+    "token": TOKEN_MADE,
+    "total_supply": "1000000000000000000000000",
+    "balance": "999000000000000000000000",
+}
+POOL: Final = {
+    "pool_id": LIGHT_POOL_ID,
+    "token0": NATIVE,
+    "token1": LIGHT,
+    "symbol0": "ETH",
+    "symbol1": "LIGHT",
+    "decimals0": 18,
+    "decimals1": 18,
+    "reserve0": "10000000000000000000",
+    "reserve1": "1000000000000000000000",
+    "total_shares": "100000000000000000000",
+    "shares": "99999999999999999000",
+    "price0": "100",
+    "price1": "0.01",
+    "fee_bps": 30,
+}
+QUOTE: Final = {
+    "sell": NATIVE,
+    "buy": LIGHT,
+    "amount_in": "100000000000000000",
+    "amount_out": "9871580343970612988",
+    "fee": "300000000000000",
+    "fee_bps": 30,
+    "price_impact_bps": 99,
+}
+SWAP_REQUEST: Final = {
+    "sell": NATIVE,
+    "buy": LIGHT,
+    "amount_in": "100000000000000000",
+    "slippage_bps": 50,
+    "deadline_s": 300,
+}
+SWAP: Final = {
+    "sell": NATIVE,
+    "buy": LIGHT,
+    "amount_in": "100000000000000000",
+    "amount_out": "9871580343970612988",
+    "min_out": "9822222442250759923",
+    "tx_hash": TX_HASH,
+    "block": 60,
+    "gas_used": 71_204,
+}
+LIQUIDITY_ADD: Final = {
+    "asset_a": NATIVE,
+    "asset_b": LIGHT,
+    "amount_a": "10000000000000000000",
+    "amount_b": "1000000000000000000000",
+    "min_shares": "0",
+    "deadline_s": 300,
+}
+LIQUIDITY_REMOVE: Final = {
+    "asset_a": NATIVE,
+    "asset_b": LIGHT,
+    "shares": "50000000000000000000",
+    "min_a": "0",
+    "min_b": "0",
+}
+LIQUIDITY: Final = {
+    "pool_id": LIGHT_POOL_ID,
+    "asset_a": NATIVE,
+    "asset_b": LIGHT,
+    "amount_a": "10000000000000000000",
+    "amount_b": "1000000000000000000000",
+    "shares": "99999999999999999000",
+    "shares_held": "99999999999999999000",
+    "tx_hash": TX_HASH,
+    "block": 58,
+    "gas_used": 205_311,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,15 +13,31 @@ from m2mpay.access.feed_book import FeedBook
 from m2mpay.access.keeper import GrantKeeper
 from m2mpay.access.selling import FeedSeller
 from m2mpay.api.auth import Credentials
-from m2mpay.api.errors import ApiError, error_of
+from m2mpay.api.errors import ApiError, error_of, provided
+from m2mpay.bus.events import (
+    BusEvent,
+    DeviceConnected,
+    DeviceDisconnected,
+    DeviceRegistered,
+    DeviceStateChanged,
+)
+from m2mpay.bus.server import DeviceBus
 from m2mpay.chain import Deployment, Ledger, TokenContract
 from m2mpay.channel.outputs import ChannelEvent
 from m2mpay.channel.state import ChannelState
+from m2mpay.crypto import Address
+from m2mpay.engine import EventFanOut
 from m2mpay.errors import CryptoError, DeviceError, M2MPayError
+from m2mpay.explorer import Explorer
 from m2mpay.market.offer_book import OfferBook, ResaleTerms, SavedOffer
+from m2mpay.market.registry_index import RegistryIndex
 from m2mpay.market.resale import Resale
+from m2mpay.market.transfer_follow import TransferSales
 from m2mpay.node import Node
 from m2mpay.plain import to_plain
+from m2mpay.provenance.session_streams import KnownStream
+from m2mpay.provenance.stream_anchor import StreamAnchorer
+from m2mpay.provenance.stream_store import StreamStore
 from m2mpay.stream import Offer, SessionInfo, SessionManager
 from m2mpay.stream.outputs import SessionEvent
 from m2mpay.stream.supply import SupplyFactory
@@ -32,41 +48,65 @@ log = logging.getLogger("m2mpay.api")
 
 
 class EventHub:
-    """Channel and session events, fanned out to every subscriber of the event stream.
+    """Channel, session and device events, fanned out to every subscriber of the event
+    stream.
 
     A subscriber that does not keep up loses its oldest events rather than holding
     the node back (the stream is for watching, the ledger of record is the node)."""
 
     def __init__(self, buffer: int = 10_000) -> None:
         self._buffer = buffer
-        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._fanout: EventFanOut[dict[str, Any], None] = EventFanOut()
 
     def attach(self, node: Node, sessions: SessionManager) -> None:
         node.add_listener(self._on_channel)
         sessions.add_listener(self._on_session)
 
+    def attach_bus(self, bus: DeviceBus) -> None:
+        """`device` events: a device registered, came, went, or changed its state (a lamp
+        lit), each with the device's state now."""
+
+        def on_device(event: BusEvent) -> None:
+            if isinstance(event, DeviceRegistered):
+                address = event.device.address
+            elif isinstance(event, DeviceConnected | DeviceDisconnected | DeviceStateChanged):
+                address = event.device
+            else:
+                return  # acks and telemetry: the device's own business, not its state
+            try:
+                info = bus.device(address)
+            except DeviceError:
+                return  # connected before it registered: its registration will tell
+            self.publish(
+                "device",
+                {
+                    "t": "dev.state",
+                    "device_id": info.address.checksum,
+                    "name": info.name,
+                    "online": info.connected,
+                    "state": info.state,
+                },
+            )
+
+        bus.add_listener(on_device)
+
     def _on_channel(self, event: ChannelEvent, _: ChannelState) -> None:
-        self.publish("channel", to_plain(event, binary=False))
+        if self._fanout.subscribed:  # nobody watching: no payment pays for its plain form
+            self.publish("channel", to_plain(event, binary=False))
 
     def _on_session(self, event: SessionEvent, _: SessionInfo) -> None:
-        self.publish("session", to_plain(event, binary=False))
+        if self._fanout.subscribed:
+            self.publish("session", to_plain(event, binary=False))
 
     def publish(self, kind: str, data: dict[str, Any]) -> None:
-        if not self._subscribers:
-            return
-        item = {"kind": kind, **data}
-        for queue in self._subscribers:
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(item)
+        if self._fanout.subscribed:
+            self._fanout.publish({"kind": kind, **data}, None)
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self._buffer)
-        self._subscribers.add(queue)
-        return queue
+        return self._fanout.subscribe(self._buffer)
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
-        self._subscribers.discard(queue)
+        self._fanout.unsubscribe(queue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +140,28 @@ class Gateway:
     # book of the feeds sold and bought, kept across restarts.
     feeds: FeedDesk | None = None
     feed_book: FeedBook | None = None
+    # Provenance streams: where the node keeps them (None: it keeps none), and what
+    # anchors their heads (None: their files carry no anchor proofs).
+    streams: StreamStore | None = None
+    stream_anchorer: StreamAnchorer | None = None
+    # The streams our purchases' sellers told us of, opened, by stream id (an audit
+    # follows a chain we bought from through them).
+    streams_bought: Callable[[], Mapping[bytes, KnownStream]] | None = None
+    # The ledger's JSON-RPC URL that stream codes name for readers (None: none given).
+    public_rpc: str | None = None
+    # The stream of a session we sell, by session id (None: not known to be written).
+    session_stream: Callable[[bytes], bytes | None] | None = None
+    # Offers bought by a plain transfer of their token to their device (None: none).
+    transfer_sales: TransferSales | None = None
+    # The service registry's index (None: the deployment has no registry), and where
+    # this node's API is reached, which its listings name as their storefront.
+    registry: RegistryIndex | None = None
+    api_url: str | None = None
+    # Asks the watcher this node feeds for its address (None: no watcher): what its
+    # listings name unless told another.
+    watcher_address: Callable[[], Awaitable[Address]] | None = None
+    # The chain as an explorer reads it (None: made by the explorer's routes when first asked).
+    explorer: Explorer | None = None
 
     @property
     def token(self) -> TokenContract:
@@ -117,10 +179,9 @@ class Gateway:
                 f"{field_name} must name a registered `device/service`",
                 field_name,
             )
-        if self.supplies is None:
-            raise ApiError(409, "no_devices", "this node has no device bus")
+        supplies = provided(self.supplies, "no_devices", "this node has no device bus")
         try:
-            return self.supplies(name, service)
+            return supplies(name, service)
         except (DeviceError, CryptoError) as exc:  # an unknown device or service
             status, body = error_of(exc)
             raise ApiError(

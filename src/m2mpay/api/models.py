@@ -7,7 +7,7 @@ a silently ignored option.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Final, Literal
 
 from fastapi import Path as PathParam
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
@@ -17,6 +17,7 @@ from m2mpay.api.examples import example
 from m2mpay.crypto import UINT256_MAX
 
 __all__ = [
+    "ADDRESS",
     "AMOUNT",
     "HEX32",
     "Address",
@@ -27,9 +28,6 @@ __all__ = [
     "ChannelView",
     "ContractsView",
     "Count",
-    "DeviceList",
-    "DeviceServiceView",
-    "DeviceView",
     "Endpoint",
     "ErrorBody",
     "ErrorDetail",
@@ -51,9 +49,6 @@ __all__ = [
     "SessionStart",
     "SessionStop",
     "SessionView",
-    "TelemetryList",
-    "TelemetryProofView",
-    "TelemetryView",
     "TransferRequest",
     "TransferView",
     "WalletView",
@@ -81,10 +76,11 @@ PositiveAmount = Annotated[
     AfterValidator(_uint256),
 ]
 Count = Annotated[int, Field(ge=0, le=UINT64_MAX)]
+ADDRESS: Final = r"^0[xX][0-9a-fA-F]{40}$"
 Address = Annotated[
     str,
     Field(
-        pattern=r"^0[xX][0-9a-fA-F]{40}$",
+        pattern=ADDRESS,
         # Mixed case must be the EIP-55 checksum (a typo is refused), which no pattern
         # can say; the format names the rule for clients and test generators.
         json_schema_extra={"format": "eip55-address"},
@@ -132,6 +128,17 @@ class ContractsView(BaseModel):
         description="Decimal places of the token: amounts are integers in its smallest unit, "
         "10^token_decimals of which make one token.",
     )
+    anchor: Address | None = Field(
+        default=None, description="The TelemetryAnchor that anchors telemetry and stream heads."
+    )
+    token_factory: Address | None = Field(
+        default=None, description="The factory anyone creates a named token with."
+    )
+    exchange: Address | None = Field(default=None, description="The constant-product exchange.")
+    registry: Address | None = Field(
+        default=None, description="The service registry, with reputation."
+    )
+    escrow: Address | None = Field(default=None, description="The metered escrow.")
 
 
 class InfoView(BaseModel):
@@ -147,6 +154,10 @@ class InfoView(BaseModel):
     peer_endpoint: str | None = Field(description="Where other nodes reach this node's wire.")
     version: str
     dev_chain: bool
+    public_reads: bool = Field(
+        description="Whether reads need no token (`m2mpay node --public-reads`); anything "
+        "that moves money or changes state needs it all the same."
+    )
 
 
 class BalanceView(BaseModel):
@@ -232,6 +243,13 @@ class PaymentRequest(_Request):
     )
 
 
+class ChannelTopUp(_Request):
+    model_config = example(ex.CHANNEL_TOP_UP)
+    amount: PositiveAmount = Field(
+        description="Added to this node's deposit, in the asset's smallest unit."
+    )
+
+
 class PaymentMade(BaseModel):
     model_config = example(ex.PAYMENT)
     channel_id: Hex32
@@ -239,6 +257,21 @@ class PaymentMade(BaseModel):
     sent_total: Amount = Field(description="All we have paid on this channel, this included.")
     seq: int
     acknowledged: bool
+
+
+class CommitmentMade(BaseModel):
+    """A balance proof signed for the caller to deliver (an x402 `batch-settlement`
+    payment), not sent over the wire: the payee's node takes it from the caller."""
+
+    model_config = example(ex.COMMITMENT)
+    channel_id: Hex32
+    chain_id: int
+    hub: Address
+    payer: Address
+    amount: Amount
+    total: Amount = Field(description="The running total signed: all paid on this channel.")
+    seq: int
+    signature: str = Field(pattern=r"^0x[0-9a-f]{130}$")
 
 
 # -- offers and sessions
@@ -343,6 +376,12 @@ class SessionView(BaseModel):
     phase: str
     price: Amount
     reversed: bool
+    unit: str = Field(description="The offer's unit (s, Wh, message).")
+    window: int = Field(
+        description="The offer's credit window in units: how far delivery and payment may "
+        "run apart, the most either party is exposed to (`window` × `price`)."
+    )
+    asset: Address = Field(description="What it is paid in.")
     forward: FlowView
     backward: FlowView
     started_ms: int
@@ -369,61 +408,3 @@ class SessionReverse(_Request):
 class PriceSignal(_Request):
     model_config = example({"price": "200000000000000"})
     price: PositiveAmount
-
-
-# -- devices
-
-
-class DeviceServiceView(BaseModel):
-    name: str
-    unit: str
-    price: Amount
-    asset: Address
-    kind: ServiceKindName
-
-
-class DeviceView(BaseModel):
-    model_config = example(ex.DEVICE)
-    device_id: Address = Field(description="The device's address: it logs in with its key.")
-    name: str
-    online: bool
-    state: str = Field(description="The device's own word in its last status.")
-    services: list[DeviceServiceView]
-    registered_ms: int
-    last_seen_ms: int
-    detail: dict[str, Any]
-
-
-class DeviceList(BaseModel):
-    model_config = example({"devices": [ex.DEVICE]})
-    devices: list[DeviceView]
-
-
-class TelemetryView(BaseModel):
-    seq: int
-    at_ms: int = Field(description="When measured, by the device's clock.")
-    received_ms: int
-    data: dict[str, Any]
-    batch: int | None = Field(description="The anchored batch holding it, once batched.")
-
-
-class TelemetryList(BaseModel):
-    records: list[TelemetryView]
-
-
-class TelemetryProofView(BaseModel):
-    device: Address
-    seq: int
-    at_ms: int
-    data: str = Field(description="The record's data as canonical JSON text.")
-    leaf: Hex32
-    batch: int
-    index: int
-    count: int
-    first_seq: int
-    siblings: list[Hex32]
-    root: Hex32
-    anchor: Address | None
-    chain_id: int | None
-    tx_hash: Hex32 | None
-    block_number: int | None

@@ -18,6 +18,7 @@ from m2mpay.api.models import Address, Amount, Count, Hex32, OfferView, Positive
 
 __all__ = [
     "DEVICE_ID",
+    "SELLER_URL",
     "DeviceClientView",
     "FeedCreate",
     "FeedList",
@@ -28,6 +29,7 @@ __all__ = [
     "GrantExtend",
     "GrantList",
     "GrantView",
+    "a_url_we_can_ask",
 ]
 
 # A topic level of its own, short enough that `m2mpay-<device>` is a client name.
@@ -113,10 +115,26 @@ class FeedPublished(BaseModel):
     )
 
 
+SELLER_URL: Final = r"^https?://[!-~]+$"
+
+
+def a_url_we_can_ask(seller: str) -> str:
+    """A seller's API URL the node can ask, or ValueError (a 422 naming the field)."""
+    # The pattern lets through what no HTTP client can parse ("https://X:(?yK", found
+    # by schemathesis): refused here, not as a server error when the node asks it.
+    try:
+        url = httpx.URL(seller)
+    except httpx.InvalidURL:
+        raise ValueError("not a URL an HTTP client can ask") from None
+    if not url.host:
+        raise ValueError("a URL with a host")
+    return seller
+
+
 class GrantBuy(_Request):
     model_config = example(ex.GRANT_BUY)
     seller: str = Field(
-        pattern=r"^https?://[!-~]+$",
+        pattern=SELLER_URL,
         max_length=400,
         description="The seller node's API URL, whose storefront lists the feed.",
     )
@@ -128,15 +146,7 @@ class GrantBuy(_Request):
     @field_validator("seller")
     @classmethod
     def _a_url_we_can_ask(cls, seller: str) -> str:
-        # The pattern lets through what no HTTP client can parse ("https://X:(?yK", found
-        # by schemathesis): refused here, not as a server error when the node asks it.
-        try:
-            url = httpx.URL(seller)
-        except httpx.InvalidURL:
-            raise ValueError("not a URL an HTTP client can ask") from None
-        if not url.host:
-            raise ValueError("a URL with a host")
-        return seller
+        return a_url_we_can_ask(seller)
 
     messages: int | None = Field(
         None,

@@ -1,4 +1,4 @@
-"""Channels: open, list, show, pay, close."""
+"""Channels: open, list, show, pay, top up, close."""
 
 from __future__ import annotations
 
@@ -10,18 +10,23 @@ from m2mpay.api.gateway import Gateway
 from m2mpay.api.models import (
     ChannelList,
     ChannelOpen,
+    ChannelTopUp,
     ChannelView,
+    CommitmentMade,
     Hex32Path,
     PaymentMade,
     PaymentRequest,
 )
 from m2mpay.api.routes_info import require_funds
 from m2mpay.api.views import channel_view, parse_hex32
+from m2mpay.channel.state import Phase
 from m2mpay.crypto import ZERO_ADDRESS, Address
 from m2mpay.errors import AuthenticationFailed, WrongChain
 from m2mpay.node import PaymentWait
 
 __all__ = ["channel_routes", "make_payment"]
+
+CommitmentRequest = PaymentRequest  # an amount; `wait` means nothing here
 
 
 async def make_payment(gw: Gateway, channel: bytes, body: PaymentRequest) -> PaymentMade:
@@ -91,6 +96,50 @@ def channel_routes(gw: Gateway) -> APIRouter:
         # Served by the fast path in front of the app (m2mpay.api.fast); kept here
         # for the schema and for the app on its own.
         return await make_payment(gw, parse_hex32(channel_id, "channel_id"), body)
+
+    @routes.write(
+        "/v1/channels/{channel_id}/commitments",
+        CommitmentMade,
+        status_code=201,
+        summary="Sign a payment for the caller to deliver (an HTTP 402 commitment)",
+    )
+    async def commit(channel_id: Hex32Path, body: CommitmentRequest) -> CommitmentMade:
+        # Signed and durable here, never sent: the caller hands it to the payee.
+        channel = parse_hex32(channel_id, "channel_id")
+        message = await gw.node.commit(channel, int(body.amount))
+        return CommitmentMade(
+            channel_id="0x" + channel.hex(),
+            chain_id=message.chain_id,
+            hub=message.hub.checksum,
+            payer=gw.node.address.checksum,
+            amount=str(message.amount),
+            total=str(message.total),
+            seq=message.seq,
+            signature="0x" + message.signature.hex(),
+        )
+
+    @routes.write(
+        "/v1/channels/{channel_id}/deposits",
+        ChannelView,
+        status_code=201,
+        summary="Top up: add to this node's deposit on chain",
+        description="Answers once the chain shows the larger deposit. Only an open channel "
+        "takes one (409 `channel_not_open`).",
+    )
+    async def top_up(channel_id: Hex32Path, body: ChannelTopUp) -> ChannelView:
+        channel = parse_hex32(channel_id, "channel_id")
+        # The machine refuses a deposit outside the open phase without an answer the
+        # node waits for: refused here, at once, rather than after the node's timeout.
+        known = gw.node.channel(channel)
+        if known.phase is not Phase.OPEN:
+            raise ApiError(
+                409,
+                "channel_not_open",
+                f"the channel is {known.phase.value}, not open",
+                "channel_id",
+            )
+        await require_funds(gw, known.asset, int(body.amount), "amount")
+        return channel_view(await gw.node.top_up(channel, int(body.amount)))
 
     @routes.write(
         "/v1/channels/{channel_id}/close",

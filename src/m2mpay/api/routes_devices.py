@@ -9,7 +9,8 @@ from fastapi import APIRouter, Path, Query
 
 from m2mpay.api.auth import GuardedRoutes
 from m2mpay.api.gateway import Gateway
-from m2mpay.api.models import (
+from m2mpay.api.models import ADDRESS
+from m2mpay.api.models_devices import (
     DeviceList,
     DeviceServiceView,
     DeviceView,
@@ -22,9 +23,7 @@ from m2mpay.bus.server import DeviceBus
 
 __all__ = ["device_routes"]
 
-DevicePath = Annotated[
-    str, Path(pattern=r"^0[xX][0-9a-fA-F]{40}$", description="The device's address.")
-]
+DevicePath = Annotated[str, Path(pattern=ADDRESS, description="The device's address.")]
 
 
 def _view(info: DeviceInfo) -> DeviceView:

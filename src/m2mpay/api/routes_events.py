@@ -1,4 +1,4 @@
-"""Events as a stream: Server-Sent Events of every channel and session event."""
+"""Events as a stream: Server-Sent Events of every channel, session and device event."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def event_routes(gw: Gateway) -> APIRouter:
         "/v1/events",
         dependencies=[Depends(gw.credentials.reader)],
         response_class=StreamingResponse,
-        summary="Server-Sent Events: `channel` and `session` events as they happen",
+        summary="Server-Sent Events: `channel`, `session` and `device` events as they happen",
         responses={200: {"content": {"text/event-stream": {}}}},
     )
     async def events() -> StreamingResponse:

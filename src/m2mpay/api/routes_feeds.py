@@ -28,7 +28,7 @@ from m2mpay.access.relay import MESSAGE_UNIT
 from m2mpay.access.sealed import access_public_key
 from m2mpay.access.selling import RESERVED_PREFIX, SoldFeed
 from m2mpay.api.auth import GuardedRoutes
-from m2mpay.api.errors import ApiError
+from m2mpay.api.errors import ApiError, provided
 from m2mpay.api.gateway import FeedDesk, Gateway
 from m2mpay.api.models import Hex32Path
 from m2mpay.api.models_access import (
@@ -81,9 +81,7 @@ def device_client(device_id: str) -> str:
 
 
 def _desk(gw: Gateway) -> FeedDesk:
-    if gw.feeds is None:
-        raise ApiError(409, "no_broker", "this node sells no MQTT data (it runs with --no-mqtt)")
-    return gw.feeds
+    return provided(gw.feeds, "no_broker", "this node sells no MQTT data (it runs with --no-mqtt)")
 
 
 def _sold(gw: Gateway, feed_id: str) -> SoldFeed:

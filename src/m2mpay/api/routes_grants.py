@@ -55,7 +55,7 @@ from m2mpay.crypto import Address
 from m2mpay.errors import AccessError, M2MPayError, StreamError
 from m2mpay.stream import Offer, SessionInfo
 
-__all__ = ["grant_routes"]
+__all__ = ["ask_seller", "grant_routes"]
 
 _SELLER_TIMEOUT_S: Final = 10.0
 _MAX_SELLER_ANSWER: Final = 1024 * 1024
@@ -64,44 +64,27 @@ _READABLE_WITHIN_S: Final = 10.0
 
 def _sold_view(gw: Gateway, grant: Grant) -> GrantView:
     info = _session(gw, grant.session_id)
-    feed_id = hex32(info.offer.offer_id) if info is not None else None
-    device = grant.topic.split("/")[1]
-    if info is not None and info.offer.unit == MESSAGE_UNIT:
-        # The grant lasts the session; the session's count is what was sold. Until its
-        # relay topic is open for the buyer, nothing is counted: "opening".
-        relaying = gw.feeds is not None and gw.feeds.seller.relaying(grant.session_id)
-        opening = grant.phase is GrantPhase.LIVE and not relaying
-        return GrantView(
-            session_id=hex32(grant.session_id),
-            role="seller",
-            peer=grant.buyer.checksum,
-            feed_id=feed_id,
-            device_id=device,
-            broker=gw.feeds.broker_at if gw.feeds is not None else "",
-            live_topic=grant.topic,
-            username=grant.username,
-            phase="opening" if opening else grant.phase.value,
-            seconds=0,
-            unit="message",
-            messages=info.forward.units,
-            paid=str(info.forward.paid),
-            paid_until_ms=None,
-            seller_url=None,
-        )
+    by_message = info is not None and info.offer.unit == MESSAGE_UNIT
+    # By the message, the grant lasts the session; the session's count is what was sold.
+    # Until its relay topic is open for the buyer, nothing is counted: "opening".
+    relaying = gw.feeds is not None and gw.feeds.seller.relaying(grant.session_id)
+    opening = by_message and grant.phase is GrantPhase.LIVE and not relaying
+    phase = "opening" if opening else grant.phase.value
     return GrantView(
         session_id=hex32(grant.session_id),
         role="seller",
         peer=grant.buyer.checksum,
-        feed_id=feed_id,
-        device_id=device,
+        feed_id=hex32(info.offer.offer_id) if info is not None else None,
+        device_id=grant.topic.split("/")[1],
         broker=gw.feeds.broker_at if gw.feeds is not None else "",
         live_topic=grant.topic,
         username=grant.username,
-        phase=grant.phase.value,
-        seconds=grant.permitted_s,
+        phase=phase,
+        seconds=0 if by_message else grant.permitted_s,
+        unit="message" if by_message else "s",
+        messages=info.forward.units if info is not None and by_message else None,
         paid="0" if info is None else str(info.forward.paid),
-        paid_until_ms=grant.paid_until_ms,
-        messages=None,
+        paid_until_ms=None if by_message else grant.paid_until_ms,
         seller_url=None,
     )
 
@@ -109,27 +92,9 @@ def _sold_view(gw: Gateway, grant: Grant) -> GrantView:
 def _bought_view(gw: Gateway, bought: BoughtFeed) -> GrantView:
     info = _session(gw, bought.session_id)
     paid = info.forward.paid if info is not None else 0
-    if bought.offer.unit == MESSAGE_UNIT:
-        # A purchase by the message keeps its count of messages where seconds would be.
-        return GrantView(
-            session_id=hex32(bought.session_id),
-            role="buyer",
-            peer=bought.offer.seller.checksum,
-            feed_id=hex32(bought.offer.offer_id),
-            device_id=bought.feed.device_id,
-            broker=bought.feed.broker,
-            live_topic=relay_topic(bought.feed, bought.session_id),
-            username=bought.username,
-            phase=info.phase.value if info is not None else "unknown",
-            seconds=0,
-            unit="message",
-            messages=bought.seconds,
-            paid=str(paid),
-            paid_until_ms=None,
-            seller_url=bought.seller_url,
-        )
+    by_message = bought.offer.unit == MESSAGE_UNIT
     paid_until = None
-    if info is not None and info.started_ms:
+    if not by_message and info is not None and info.started_ms:
         paid_until = info.started_ms + 1000 * (paid // bought.feed.price_per_second)
     return GrantView(
         session_id=hex32(bought.session_id),
@@ -138,13 +103,17 @@ def _bought_view(gw: Gateway, bought: BoughtFeed) -> GrantView:
         feed_id=hex32(bought.offer.offer_id),
         device_id=bought.feed.device_id,
         broker=bought.feed.broker,
-        live_topic=bought.feed.live_topic,
+        live_topic=(
+            relay_topic(bought.feed, bought.session_id) if by_message else bought.feed.live_topic
+        ),
         username=bought.username,
         phase=info.phase.value if info is not None else "unknown",
-        seconds=bought.seconds,
+        # A purchase by the message keeps its count of messages where seconds would be.
+        seconds=0 if by_message else bought.seconds,
+        unit="message" if by_message else "s",
+        messages=bought.seconds if by_message else None,
         paid=str(paid),
         paid_until_ms=paid_until,
-        messages=None,
         seller_url=bought.seller_url,
     )
 
@@ -156,9 +125,17 @@ def _session(gw: Gateway, session_id: bytes) -> SessionInfo | None:
         return None
 
 
-async def _ask_seller(http: httpx.AsyncClient, seller: str, path: str, what: str) -> Any:
+async def ask_seller(
+    http: httpx.AsyncClient,
+    seller: str,
+    path: str,
+    what: str,
+    *,
+    missing: tuple[str, str] = ("unknown_feed", "feed_id"),
+) -> Any:
     """The seller's JSON answer to a GET of `path`, read up to a bound and parsed with
-    orjson (whose nesting depth is bounded: another node's bytes are untrusted)."""
+    orjson (whose nesting depth is bounded: another node's bytes are untrusted); a 404
+    is answered with `missing`'s code and field."""
     body = bytearray()
     try:
         async with http.stream("GET", seller.rstrip("/") + path) as answer:
@@ -171,7 +148,7 @@ async def _ask_seller(http: httpx.AsyncClient, seller: str, path: str, what: str
             409, "seller_unreachable", f"the seller at {seller} did not answer: {exc}", "seller"
         ) from None
     if answer.status_code == 404:
-        raise ApiError(404, "unknown_feed", f"the seller at {seller} has no {what}", "feed_id")
+        raise ApiError(404, missing[0], f"the seller at {seller} has no {what}", missing[1])
     if not answer.is_success or len(body) > _MAX_SELLER_ANSWER:
         raise ApiError(
             409,
@@ -226,8 +203,8 @@ def _checked_feed(view: FeedView, info: InfoView) -> tuple[Feed, Offer]:
 
 async def _seller_feed(seller: str, feed_id: str) -> tuple[Feed, Offer, InfoView]:
     async with httpx.AsyncClient(timeout=_SELLER_TIMEOUT_S) as http:
-        raw_feed = await _ask_seller(http, seller, f"/v1/feeds/{feed_id}", f"feed {feed_id}")
-        raw_info = await _ask_seller(http, seller, "/v1/info", "node info")
+        raw_feed = await ask_seller(http, seller, f"/v1/feeds/{feed_id}", f"feed {feed_id}")
+        raw_info = await ask_seller(http, seller, "/v1/info", "node info")
     try:
         view = FeedView.model_validate(raw_feed)
         info = InfoView.model_validate(raw_info)

@@ -19,7 +19,7 @@ from m2mpay.api.models import (
     TransferView,
     WalletView,
 )
-from m2mpay.chain import NATIVE_TOKEN, TokenContract
+from m2mpay.chain import NATIVE_TOKEN, Deployment, TokenContract
 from m2mpay.channel.state import Phase
 from m2mpay.crypto import Address
 
@@ -76,10 +76,12 @@ def info_routes(gw: Gateway) -> APIRouter:
                 token=gw.deployment.token.checksum,
                 token_symbol=gw.deployment.token_symbol,
                 token_decimals=await _token_decimals(),
+                **_optional_contracts(gw.deployment),
             ),
             peer_endpoint=gw.node.endpoint,
             version=__version__,
             dev_chain=gw.dev_chain,
+            public_reads=gw.credentials.public_reads,
         )
 
     @routes.read("/v1/wallet", WalletView, tags=["wallet"])
@@ -149,3 +151,18 @@ def info_routes(gw: Gateway) -> APIRouter:
         return await wallet()
 
     return routes.router
+
+
+def _optional_contracts(deployment: Deployment) -> dict[str, str]:
+    """The anchor's and the market's addresses, where the deployment has them."""
+    found: dict[str, str] = {}
+    if deployment.anchor is not None:
+        found["anchor"] = deployment.anchor.checksum
+    if deployment.market is not None:
+        found.update(
+            token_factory=deployment.market.token_factory.checksum,
+            exchange=deployment.market.exchange.checksum,
+            registry=deployment.market.registry.checksum,
+            escrow=deployment.market.escrow.checksum,
+        )
+    return found

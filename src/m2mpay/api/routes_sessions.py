@@ -75,6 +75,8 @@ def session_routes(gw: Gateway) -> APIRouter:
         gw.sessions.withdraw(offer)
         if gw.offer_book is not None:
             gw.offer_book.remove(offer)
+        if gw.transfer_sales is not None:  # nor is it sold to plain transfers any more
+            await gw.transfer_sales.disable(offer)
         return Response(status_code=204)
 
     @routes.write(

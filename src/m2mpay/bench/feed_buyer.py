@@ -11,6 +11,7 @@ Commands (see `m2mpay.bench.peer` for the protocol; `offer` and `feed` as the se
     {"cmd": "grant_extend", "session": "0x…", "seconds": total}  → the session
     {"cmd": "grant_readers", "close": false}
         → {"readers": [{session, username, suback_ms, received: [[n, at_ms], …]}, …]}
+          (n is -1 for a message that has no number: the real plug's)
 
 `grant_ms` runs from just before the buyer asks for the session (the request, the
 seller's acceptance, the prepayment and its durable acknowledgement included) to the
@@ -38,6 +39,8 @@ from aiomqtt.exceptions import MqttConnectError
 from m2mpay.access.feeds import Feed
 from m2mpay.access.mosquitto import raise_descriptor_limit
 from m2mpay.access.sealed import Credentials, seal, sealed_context
+from m2mpay.access.topics import suback_refused
+from m2mpay.lifecycle import raise_if_cancelling
 from m2mpay.plain import from_plain
 from m2mpay.stream import Offer, SessionInfo, SessionManager
 from m2mpay.stream.outputs import SessionEvent, SessionStarted
@@ -45,14 +48,10 @@ from m2mpay.stream.outputs import SessionEvent, SessionStarted
 __all__ = ["FeedBuyer", "Reader"]
 
 _RECONNECT_S: Final = 0.2  # after a drop
-
-
-def _refused(code: object) -> bool:
-    # A SUBACK's return code of 0x80 or above is a refusal (an int in MQTT 3.1.1).
-    failure = getattr(code, "is_failure", None)
-    if failure is not None:
-        return bool(failure)
-    return isinstance(code, int) and code >= 0x80
+# A CONNACK or SUBACK that has not come by then never will: a broker dying as the reader
+# connected or subscribed (its node SIGKILLed) answers nothing, and aiomqtt's default of
+# 10 s would make the reader miss a grant of a few seconds on the restarted one.
+_ANSWER_S: Final = 2.0
 
 
 def now_ms() -> int:
@@ -86,18 +85,23 @@ class Reader:
                     password=credentials.password,
                     identifier=credentials.username,
                     clean_session=False,
+                    timeout=_ANSWER_S,
                 ) as client:
                     await self._subscribe(client)
                     async for message in client.messages:
                         if isinstance(message.payload, bytes):
                             body = json.loads(message.payload)
-                            self.received.append((int(body["n"]), int(body["at_ms"])))
+                            # The real plug numbers nothing: -1 then.
+                            number = int(body.get("n", -1))
+                            self.received.append((number, int(body["at_ms"])))
             except MqttConnectError:
+                raise_if_cancelling()
                 if self.granted.is_set():
                     return  # the client is gone: its grant ended
                 # Not a client yet: the seller makes it with the grant, once paid.
                 await asyncio.sleep(self.retry_s)
             except aiomqtt.MqttError:
+                raise_if_cancelling()
                 # Dropped: the broker went (a seller restarting), or the grant ended.
                 await asyncio.sleep(_RECONNECT_S)
 
@@ -109,7 +113,7 @@ class Reader:
             return
         while True:
             result = await client.subscribe(self.topic, qos=1)
-            if not any(_refused(code) for code in result or ()):
+            if not any(suback_refused(code) for code in result or ()):
                 self.suback_ms, self.suback_at = now_ms(), time.perf_counter()
                 self.granted.set()
                 return

@@ -3,10 +3,11 @@
 The node's own Mosquitto in `DIR/mqtt/`, its administrator, the `GrantKeeper` (its
 store in `DIR`), the `FeedSeller` with one feed, and a publisher standing in for the
 plug: a numbered, timestamped QoS 1 message on the live topic `publish_hz` times a
-second, each noted once the broker acknowledged it. The feed is described by
-`DIR/feed.json` (`write_feed_config`); the offer it is sold under is kept in
-`DIR/offer.json`, so that a seller killed and started again sells it under the same
-offer and its running sessions find their grants.
+second, each noted once the broker acknowledged it. With `publish_hz` 0 the plug is
+outside the node (`m2mpay device run plug`, with the credentials `feed_plug` made).
+The feed is described by `DIR/feed.json` (`write_feed_config`); the offer it is
+sold under is kept in `DIR/offer.json`, so that a seller killed and started again
+sells it under the same offer and its running sessions find their grants.
 
 Commands (see `m2mpay.bench.peer` for the protocol):
     {"cmd": "feed_offer"}      → {"offer": {…}, "feed": {…}} (plain, for the buyers)
@@ -16,6 +17,13 @@ Commands (see `m2mpay.bench.peer` for the protocol):
     {"cmd": "feed_audit", "tolerance_ms": 250}
                                → {"readable_without_grant": [username, …], "clients": n}
     {"cmd": "feed_broker_rss"} → {"rss_bytes": n} (the Mosquitto process)
+    {"cmd": "feed_broker_pid"} → {"pid": n}
+    {"cmd": "feed_plug"}       → {"broker": "host:port", "username": …, "password": …}
+                                  (a plug's client, with a new password, made once:
+                                  the broker keeps it across restarts)
+
+`feed_audit` also names the clients of live grants (ending later than the tolerance)
+that may not read the live topic: `unreadable_with_grant`.
 """
 
 from __future__ import annotations
@@ -33,13 +41,15 @@ import aiomqtt
 
 from m2mpay.access.broker import TopicAccess
 from m2mpay.access.dynsec import DynsecBroker
+from m2mpay.access.dynsec_file import withdraw_reads
 from m2mpay.access.feeds import feed_topics, new_feed
-from m2mpay.access.grant import Grant
+from m2mpay.access.grant import Grant, GrantPhase
 from m2mpay.access.keeper import GrantKeeper, KeeperConfig
 from m2mpay.access.mosquitto import ManagedMosquitto
 from m2mpay.access.sealed import access_public_key
 from m2mpay.access.selling import RESERVED_PREFIX, FeedSeller, SoldFeed
 from m2mpay.crypto import Address
+from m2mpay.errors import AccessError
 from m2mpay.lifecycle import cancel_and_wait
 from m2mpay.node import Node
 from m2mpay.plain import from_plain, to_plain
@@ -103,7 +113,8 @@ class FeedSellerPeer:
         self._sessions = sessions
         self._directory = directory
         self._config: dict[str, Any] = json.loads((directory / "feed.json").read_text())
-        self.mosquitto = ManagedMosquitto(directory)
+        # As the node's: no client reads until the keeper gives back what is paid.
+        self.mosquitto = ManagedMosquitto(directory, before_start=withdraw_reads)
         self._broker: DynsecBroker | None = None
         self._keeper: GrantKeeper | None = None
         self._sold: SoldFeed | None = None
@@ -156,13 +167,21 @@ class FeedSellerPeer:
         kept.write_text(json.dumps(to_plain(self._sold.offer, binary=False)))
 
     async def start_publishing(self) -> None:
-        device = self.sold.feed.device_id
-        name, password = f"{RESERVED_PREFIX}{device}", secrets.token_urlsafe(24)
+        if not float(self._config["publish_hz"]):
+            return  # the plug publishes from outside (`feed_plug`)
+        name, password = await self._plug_client()
+        self._publisher = asyncio.ensure_future(self._publish(name, password))
+
+    async def _plug_client(self) -> tuple[str, str]:
+        """The plug's client, made again with a new password, writing its topics only."""
+        topics = feed_topics(self.sold.feed.device_id)
+        name, password = f"{RESERVED_PREFIX}{self.sold.feed.device_id}", secrets.token_urlsafe(24)
         if name in await self.broker.clients():
             await self.broker.remove_client(name)  # its password went with the last run
         await self.broker.add_client(name, password)
-        await self.broker.allow(name, TopicAccess(feed_topics(device).live, read=False, write=True))
-        self._publisher = asyncio.ensure_future(self._publish(name, password))
+        for topic in (topics.live, topics.free):
+            await self.broker.allow(name, TopicAccess(topic, read=False, write=True))
+        return name, password
 
     async def stop(self) -> None:
         await cancel_and_wait(self._publisher)
@@ -203,24 +222,46 @@ class FeedSellerPeer:
             return await self._audit(int(command.get("tolerance_ms", 250)))
         if name == "feed_broker_rss":
             return {"rss_bytes": _rss_of(self.mosquitto.pid)}
+        if name == "feed_broker_pid":
+            return {"pid": self.mosquitto.pid}
+        if name == "feed_plug":
+            username, password = await self._plug_client()
+            address = self.mosquitto.address
+            return {
+                "broker": f"{address.host}:{address.port}",
+                "username": username,
+                "password": password,
+            }
         raise ValueError(f"unknown command {name!r}")
 
     async def _audit(self, tolerance_ms: int) -> dict[str, Any]:
         """The broker's clients that may read the live topic without a live grant (a
-        grant whose end passed less than `tolerance_ms` ago still counts as live)."""
+        grant whose end passed less than `tolerance_ms` ago still counts as live), and
+        the live grants (ending later than `tolerance_ms` from now) whose clients may not."""
         topic = self.sold.feed.live_topic
         now = time.time_ns() // 1_000_000
-        live = {
+        grants = self.keeper.grants()
+        live = {grant.username for grant in grants if grant.paid_until_ms + tolerance_ms > now}
+        paid = {
             grant.username
-            for grant in self.keeper.grants()
-            if grant.paid_until_ms + tolerance_ms > now
+            for grant in grants
+            if grant.phase is GrantPhase.LIVE and grant.paid_until_ms > now + tolerance_ms
         }
         clients = await self.broker.clients()
-        readable = []
+        readers = set()
         for username in sorted(clients):
             if username.startswith(RESERVED_PREFIX):
                 continue
-            accesses = await self.broker.access_of(username)
-            if any(a.read and a.topic == topic for a in accesses) and username not in live:
-                readable.append(username)
-        return {"readable_without_grant": readable, "clients": len(clients)}
+            try:
+                accesses = await self.broker.access_of(username)
+            except AccessError as exc:
+                if exc.code != "unknown_client":
+                    raise
+                continue  # removed since it was listed: its grant ended
+            if any(a.read and a.topic == topic for a in accesses):
+                readers.add(username)
+        return {
+            "readable_without_grant": sorted(readers - live),
+            "unreadable_with_grant": sorted(paid - readers),
+            "clients": len(clients),
+        }

@@ -13,6 +13,7 @@ Each command line is answered by one JSON line on stdout:
     {"cmd": "stream_stop", "channel": "0x…"}                → the channel's state
     {"cmd": "info", "channel": "0x…"}                       → the channel's state
     {"cmd": "close", "channel": "0x…"}                      → {"phase": "closed", …}
+    {"cmd": "commit", "channel": "0x…", "amount": "5"}      → a batch-settlement payload
     {"cmd": "rss"}                                          → {"rss_bytes": n}
     {"cmd": "stop"}                                         → {"stopped": true}
 
@@ -40,15 +41,16 @@ import gc
 import logging
 import os
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from m2mpay.bench.feed_buyer import FeedBuyer
 from m2mpay.bench.feed_seller import FeedSellerPeer
 from m2mpay.bench.lines import answer_lines, say
+from m2mpay.bench.paywall_peer import commitment_json, start_paywall
+from m2mpay.bench.peer_runs import latency, open_many, stream
 from m2mpay.bench.session_peer import SessionPeer
+from m2mpay.bench.stream_peer import StreamsPeer
 from m2mpay.chain.devkeys import dev_keys
 from m2mpay.chain.ledger import Ledger
 from m2mpay.chain.shared import connect_ledger
@@ -88,72 +90,6 @@ def info_json(info: ChannelInfo) -> dict[str, Any]:
         if info.final_balance_mine is None
         else str(info.final_balance_mine),
     }
-
-
-async def _stream(node: Node, command: dict[str, Any]) -> dict[str, Any]:
-    """Send `count` payments as fast as the window allows; latency is pay → durable ack."""
-    channel = bytes.fromhex(command["channel"][2:])
-    count = int(command["count"])
-    amount = int(command.get("amount", 1))
-    latencies: list[float] = []
-    all_acknowledged = asyncio.Event()
-    clock = time.perf_counter
-
-    def on_ack(sent_at: float) -> Callable[[asyncio.Future[None]], None]:
-        def record(_: asyncio.Future[None]) -> None:
-            latencies.append(clock() - sent_at)
-            if len(latencies) == count:
-                all_acknowledged.set()
-
-        return record
-
-    started = clock()
-    for _ in range(count):
-        sent_at = clock()
-        handle = await node.pay(channel, amount, wait=PaymentWait.QUEUED)
-        handle.acknowledged.add_done_callback(on_ack(sent_at))
-    await asyncio.wait_for(all_acknowledged.wait(), 120)
-    elapsed = clock() - started
-    latencies.sort()
-    return {
-        "payments": count,
-        "seconds": elapsed,
-        "payments_per_s": count / elapsed,
-        "p50_ms": latencies[len(latencies) // 2] * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
-    }
-
-
-async def _latency(node: Node, command: dict[str, Any]) -> dict[str, Any]:
-    """One payment at a time, each awaited until acknowledged: latency without queueing."""
-    channel = bytes.fromhex(command["channel"][2:])
-    amount = int(command.get("amount", 1))
-    samples = []
-    for _ in range(int(command["count"])):
-        started = time.perf_counter()
-        await node.pay(channel, amount)
-        samples.append(time.perf_counter() - started)
-    samples.sort()
-    return {
-        "p50_ms": samples[len(samples) // 2] * 1000,
-        "p99_ms": samples[int(len(samples) * 0.99)] * 1000,
-    }
-
-
-async def _open_many(node: Node, command: dict[str, Any]) -> dict[str, Any]:
-    """Open `count` channels to one peer, `concurrency` proposals at a time."""
-    count = int(command["count"])
-    gate = asyncio.Semaphore(int(command.get("concurrency", 32)))
-    peer, asset = Address(command["peer"]), Address(command["asset"])
-    deposit = int(command["deposit"])
-    started = time.perf_counter()
-
-    async def open_one() -> None:
-        async with gate:
-            await node.open_channel(peer, asset, deposit, endpoint=command.get("endpoint"))
-
-    await asyncio.gather(*(open_one() for _ in range(count)))
-    return {"opened": count, "seconds": time.perf_counter() - started}
 
 
 class _Streams:
@@ -213,8 +149,13 @@ async def _command(
     sessions: SessionPeer | None = None,
     streams: _Streams | None = None,
     feeds: _Feeds | None = None,
+    provenance: StreamsPeer | None = None,
 ) -> dict[str, Any]:
     name = command.get("cmd")
+    if isinstance(name, str) and name.startswith("streams_"):
+        if provenance is None:
+            raise ValueError("this node writes no streams (start it with --streams)")
+        return await provenance.command(command)
     if isinstance(name, str) and name.startswith(("feed_", "grant_")):
         if sessions is None or feeds is None:
             raise ValueError("this node runs no sessions (start it with --sessions)")
@@ -242,14 +183,16 @@ async def _command(
         )
         return info_json(info)
     if name == "stream":
-        return await _stream(node, command)
+        return await stream(node, command)
     if name == "latency":
-        return await _latency(node, command)
+        return await latency(node, command)
     if name == "open_many":
-        return await _open_many(node, command)
+        return await open_many(node, command)
     if name == "pay":
         handle = await node.pay(bytes.fromhex(command["channel"][2:]), int(command["amount"]))
         return {"total": str(handle.total), "seq": handle.seq}
+    if name == "commit":
+        return await commitment_json(node, command)
     if name == "info":
         return info_json(node.channel(bytes.fromhex(command["channel"][2:])))
     if name == "channels":
@@ -333,6 +276,22 @@ async def _serve_host(args: argparse.Namespace) -> None:
     say({"stopped": True})
 
 
+async def _provenance(
+    args: argparse.Namespace, sessions: SessionPeer | None, ledger: Ledger | None
+) -> StreamsPeer | None:
+    """With `--streams`: the sessions' provenance streams, started."""
+    if not args.streams:
+        return None
+    if sessions is None:
+        raise SystemExit("--streams needs --sessions")
+    anchor = Address(args.anchor) if args.anchor else None
+    provenance = StreamsPeer(
+        sessions.sessions, sessions.resales, Path(args.streams), ledger, anchor
+    )
+    await provenance.start()
+    return provenance
+
+
 async def _serve(args: argparse.Namespace) -> None:
     if args.device_host:
         await _serve_host(args)
@@ -352,6 +311,7 @@ async def _serve(args: argparse.Namespace) -> None:
         await feed.start()
     streams = _Streams(node)
     sessions = SessionPeer(node, Path(args.sessions)) if args.sessions else None
+    provenance = await _provenance(args, sessions, ledger)
     feeds = _Feeds()
     if args.feeds:
         if sessions is None:
@@ -361,13 +321,24 @@ async def _serve(args: argparse.Namespace) -> None:
         await feeds.seller.start()
     if sessions is not None:
         await sessions.start()
+    if provenance is not None:
+        provenance.hook()
     if feeds.seller is not None:
         await feeds.seller.start_publishing()
     ready = {"ready": node.endpoint, "address": str(node.address)}
+    paywall = await start_paywall(node, Address(args.paywall)) if args.paywall else None
+    if paywall is not None:
+        ready["paywall"] = paywall.url
     try:
-        await answer_lines(ready, lambda command: _command(node, command, sessions, streams, feeds))
+        await answer_lines(
+            ready, lambda command: _command(node, command, sessions, streams, feeds, provenance)
+        )
     finally:
+        if paywall is not None:
+            await paywall.stop()
         await streams.stop()
+        if provenance is not None:
+            await provenance.stop()
         await feeds.stop()
         if sessions is not None:
             await sessions.stop()
@@ -400,7 +371,10 @@ def main(argv: list[str] | None = None) -> None:
         help="longest back-off to a peer, or to the host (--host) (s)",
     )
     parser.add_argument("--sessions", help="store of metered sessions (runs a session manager)")
+    parser.add_argument("--streams", help="provenance streams of the sessions sold (a store)")
+    parser.add_argument("--anchor", help="anchor the streams' heads on this contract")
     parser.add_argument("--feeds", help="sell the feed of DIR/feed.json on a broker of its own")
+    parser.add_argument("--paywall", help="serve an HTTP 402 paywall paid in this asset")
     parser.add_argument(
         "--device-host", action="store_true", help="run a DeviceHost (on --hub) instead of a node"
     )

@@ -102,11 +102,14 @@ class PeerProcess(ChildProcess):
         window: int = 4096,
         sessions: Path | None = None,
         feeds: Path | None = None,
+        streams: Path | None = None,
+        anchor: Address | None = None,
         host: str | None = None,
         host_address: Address | None = None,
         watcher: str | None = None,
         reconnect_max_delay: float | None = None,
         device_host: bool = False,
+        paywall: Address | None = None,
         module: str = "m2mpay.bench.peer",
     ) -> None:
         """A node on the chain of `chain_dir` or `rpc_url` (with the hub at `hub`), or,
@@ -114,7 +117,10 @@ class PeerProcess(ChildProcess):
         `watcher` is "host" (the host's watcher, through the host) or a watcher's URL.
         With `device_host`, the process is the `DeviceHost` devices use (on `hub`).
         `module` runs another process of the same JSON-lines kind (`bench.bus_peer`).
-        With `feeds` (and `sessions`) the node sells a feed (`bench.feed_seller`)."""
+        With `feeds` (and `sessions`) the node sells a feed (`bench.feed_seller`); with
+        `streams` (and `sessions`) it writes its sales into provenance streams
+        (`bench.stream_peer`), their heads anchored on `anchor` if given; with `paywall`
+        (an asset) it serves an HTTP 402 paywall paid in channels (`bench.paywall_peer`)."""
         argv = [
             sys.executable, "-m", module,
             "--key", str(key), "--store", str(store), "--port", str(port),
@@ -130,6 +136,9 @@ class PeerProcess(ChildProcess):
             rpc_url=rpc_url,
             sessions=sessions,
             feeds=feeds,
+            streams=streams,
+            anchor=anchor,
+            paywall=paywall,
         )
         if device_host:
             argv.append("--device-host")
@@ -137,6 +146,7 @@ class PeerProcess(ChildProcess):
         super().__init__(argv, kept_lines=40)
         self.endpoint = ""
         self.address: Address | None = None
+        self.paywall_url = ""  # with `paywall`: where its HTTP 402 paywall answers
 
     async def start(self, timeout: float = 60.0) -> None:
         self._stderr.clear()
@@ -150,6 +160,7 @@ class PeerProcess(ChildProcess):
             ) from None
         self.endpoint = ready["ready"]
         self.address = Address(ready["address"])
+        self.paywall_url = str(ready.get("paywall", ""))
 
     async def _read(self, timeout: float) -> dict[str, Any]:
         line = await self._line(timeout)

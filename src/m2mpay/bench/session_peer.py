@@ -73,6 +73,10 @@ class SessionPeer:
         self._resales: list[Resale] = []
         self._sampler: asyncio.Task[None] | None = None
 
+    @property
+    def resales(self) -> list[Resale]:
+        return self._resales
+
     async def start(self) -> None:
         await self.sessions.start()
         self._sampler = asyncio.ensure_future(self._sample())

@@ -17,6 +17,7 @@ __all__ = [
     "DeviceDisconnected",
     "DeviceInfo",
     "DeviceRegistered",
+    "DeviceStateChanged",
     "TelemetryStored",
 ]
 
@@ -62,6 +63,14 @@ class DeviceDisconnected:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceStateChanged:
+    """A device's own word for its state changed in a `device_status` ("on" → "off")."""
+
+    device: Address
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
 class CommandAcknowledged:
     """A device answered a command; `ok` False means it refused (`error` says why)."""
 
@@ -78,6 +87,11 @@ class TelemetryStored:
 
 
 BusEvent = (
-    DeviceRegistered | DeviceConnected | DeviceDisconnected | CommandAcknowledged | TelemetryStored
+    DeviceRegistered
+    | DeviceConnected
+    | DeviceDisconnected
+    | DeviceStateChanged
+    | CommandAcknowledged
+    | TelemetryStored
 )
 BusListener = Callable[[BusEvent], None]

@@ -36,6 +36,7 @@ from m2mpay.bus.events import (
     DeviceDisconnected,
     DeviceInfo,
     DeviceRegistered,
+    DeviceStateChanged,
     TelemetryStored,
 )
 from m2mpay.bus.machine import (
@@ -356,11 +357,14 @@ class DeviceBus(Startable):
             self._emit(ack)
 
     def _reported(self, device: Address, message: DeviceStatusMessage) -> None:
+        before = self._status.get(device)
         self._status[device] = message
         self._last_seen[device] = _now_ms()
         for meter in message.sessions:
             session = bytes.fromhex(meter.session[2:])
             self._commands.reading(device, session, meter.service, meter.delivered)
+        if before is None or before.state != message.state:
+            self._emit(DeviceStateChanged(device, message.state))
 
     async def _telemetry_in(
         self, link: DeviceConnection, device: Address, message: TelemetryMessage

@@ -93,16 +93,9 @@ class SqliteDeviceStore(DeviceStore):
         await self._file.call(self._write, work)
 
     async def load_devices(self) -> list[DeviceRecord]:
-        def read() -> list[DeviceRecord]:
-            rows = self._file.db().execute(
-                "SELECT address, name, services, registered_ms FROM device"
-            )
-            return [
-                DeviceRecord(Address(address), name, _services(services), registered_ms)
-                for address, name, services, registered_ms in rows
-            ]
-
-        return await self._file.call(read)
+        return await self._file.select(
+            _device, "SELECT address, name, services, registered_ms FROM device"
+        )
 
     # -- commands
 
@@ -148,14 +141,12 @@ class SqliteDeviceStore(DeviceStore):
         return await self._file.call(self._write, work)
 
     async def pending_commands(self, device: Address) -> list[CommandRecord]:
-        def read() -> list[CommandRecord]:
-            rows = self._file.db().execute(
-                f"SELECT {_COMMAND_COLUMNS} FROM command WHERE device = ? AND state = ? ORDER BY n",
-                (bytes(device), CommandState.PENDING.value),
-            )
-            return [_command(row) for row in rows]
-
-        return await self._file.call(read)
+        return await self._file.select(
+            _command,
+            f"SELECT {_COMMAND_COLUMNS} FROM command WHERE device = ? AND state = ? ORDER BY n",
+            bytes(device),
+            CommandState.PENDING.value,
+        )
 
     # -- telemetry
 
@@ -181,39 +172,33 @@ class SqliteDeviceStore(DeviceStore):
         return await self._file.call(self._write, work)
 
     async def last_telemetry_seq(self, device: Address) -> int:
-        def read() -> int:
-            row = (
-                self._file.db()
-                .execute("SELECT max(seq) FROM telemetry WHERE device = ?", (bytes(device),))
-                .fetchone()
-            )
-            return int(row[0] or 0)
-
-        return await self._file.call(read)
+        [last] = await self._file.select(
+            lambda row: int(row[0] or 0),
+            "SELECT max(seq) FROM telemetry WHERE device = ?",
+            bytes(device),
+        )
+        return last
 
     async def telemetry(
         self, device: Address, *, since_ms: int = 0, after_seq: int = 0, limit: int = 1000
     ) -> list[TelemetryRecord]:
-        def read() -> list[TelemetryRecord]:
-            rows = self._file.db().execute(
-                f"SELECT {_TELEMETRY_COLUMNS} FROM telemetry"
-                " WHERE device = ? AND seq > ? AND at_ms >= ? ORDER BY seq LIMIT ?",
-                (bytes(device), after_seq, since_ms, limit),
-            )
-            return [_telemetry(row) for row in rows]
-
-        return await self._file.call(read)
+        return await self._file.select(
+            _telemetry,
+            f"SELECT {_TELEMETRY_COLUMNS} FROM telemetry"
+            " WHERE device = ? AND seq > ? AND at_ms >= ? ORDER BY seq LIMIT ?",
+            bytes(device),
+            after_seq,
+            since_ms,
+            limit,
+        )
 
     async def unbatched(self, limit: int) -> list[TelemetryRecord]:
-        def read() -> list[TelemetryRecord]:
-            rows = self._file.db().execute(
-                f"SELECT {_TELEMETRY_COLUMNS} FROM telemetry WHERE batch IS NULL"
-                " ORDER BY device, seq LIMIT ?",
-                (limit,),
-            )
-            return [_telemetry(row) for row in rows]
-
-        return await self._file.call(read)
+        return await self._file.select(
+            _telemetry,
+            f"SELECT {_TELEMETRY_COLUMNS} FROM telemetry WHERE batch IS NULL"
+            " ORDER BY device, seq LIMIT ?",
+            limit,
+        )
 
     # -- batches
 
@@ -256,39 +241,32 @@ class SqliteDeviceStore(DeviceStore):
         await self._file.call(self._write, work)
 
     async def batch(self, batch_id: int) -> BatchRecord | None:
-        def read() -> BatchRecord | None:
-            row = (
-                self._file.db()
-                .execute(f"SELECT {_BATCH_COLUMNS} FROM batch WHERE id = ?", (batch_id,))
-                .fetchone()
-            )
-            return None if row is None else _batch(row)
-
-        return await self._file.call(read)
+        found = await self._file.select(
+            _batch, f"SELECT {_BATCH_COLUMNS} FROM batch WHERE id = ?", batch_id
+        )
+        return found[0] if found else None
 
     async def batch_records(self, batch_id: int) -> list[TelemetryRecord]:
-        def read() -> list[TelemetryRecord]:
-            rows = self._file.db().execute(
-                f"SELECT {_TELEMETRY_COLUMNS} FROM telemetry WHERE batch = ? ORDER BY seq",
-                (batch_id,),
-            )
-            return [_telemetry(row) for row in rows]
-
-        return await self._file.call(read)
+        return await self._file.select(
+            _telemetry,
+            f"SELECT {_TELEMETRY_COLUMNS} FROM telemetry WHERE batch = ? ORDER BY seq",
+            batch_id,
+        )
 
     async def unanchored_batches(self) -> list[BatchRecord]:
-        def read() -> list[BatchRecord]:
-            rows = self._file.db().execute(
-                f"SELECT {_BATCH_COLUMNS} FROM batch WHERE block_number IS NULL ORDER BY id"
-            )
-            return [_batch(row) for row in rows]
-
-        return await self._file.call(read)
+        return await self._file.select(
+            _batch, f"SELECT {_BATCH_COLUMNS} FROM batch WHERE block_number IS NULL ORDER BY id"
+        )
 
 
 def _services(text: str) -> tuple[ServiceRecord, ...]:
     raw: list[dict[str, Any]] = json.loads(text)
     return tuple(ServiceRecord.from_dict(s) for s in raw)
+
+
+def _device(row: tuple[Any, ...]) -> DeviceRecord:
+    address, name, services, registered_ms = row
+    return DeviceRecord(Address(address), name, _services(services), registered_ms)
 
 
 def _command(row: tuple[Any, ...]) -> CommandRecord:
@@ -306,7 +284,17 @@ def _telemetry(row: tuple[Any, ...]) -> TelemetryRecord:
 def _batch(row: tuple[Any, ...]) -> BatchRecord:
     batch_id, device, root, first, last, count, created, from_block, tx, block, gas = row
     return BatchRecord(
-        batch_id, Address(device), root, first, last, count, created, from_block, tx, block, gas
+        id=batch_id,
+        root=root,
+        created_ms=created,
+        from_block=from_block,
+        tx_hash=tx,
+        block_number=block,
+        gas_used=gas,
+        device=Address(device),
+        first_seq=first,
+        last_seq=last,
+        count=count,
     )
 
 

@@ -55,7 +55,8 @@ def _die_with_parent() -> None:
 class AnvilNode(Process):
     """An Anvil process of our own, stopped by PID.
 
-    It mines a block per transaction at once (automine), funds the dev accounts
+    It mines a block per transaction at once (automine) or, with `block_time`, a block
+    every that many seconds as a real chain does; it funds the dev accounts
     of `DEV_MNEMONIC`, and runs the same hardfork as the embedded ledger. With
     `state`, its chain is written to that file when it stops and read back when it
     starts, and a restart keeps its port: the same node, back after an outage.
@@ -69,7 +70,11 @@ class AnvilNode(Process):
         startup_timeout: float = 20.0,
         binary: Path | None = None,
         state: Path | None = None,
+        block_time: float | None = None,
     ) -> None:
+        if block_time is not None and block_time <= 0:
+            raise ValueError("an Anvil's block time is more than 0 s")
+        self._block_time = block_time
         self._binary = binary
         self._state = state
         self._kept_port: int | None = None
@@ -95,6 +100,8 @@ class AnvilNode(Process):
         for _ in range(3):  # another process may grab the free port first
             port = self._kept_port or free_port()
             state = ["--state", str(self._state)] if self._state is not None else []
+            if self._block_time is not None:
+                state += ["--block-time", str(self._block_time)]
             process = subprocess.Popen(
                 [
                     str(binary),

@@ -30,7 +30,15 @@ __all__ = [
     "load_artifact",
 ]
 
-CONTRACT_NAMES: Final = ("Token", "ChannelHub", "TelemetryAnchor")
+CONTRACT_NAMES: Final = (
+    "Token",
+    "ChannelHub",
+    "TelemetryAnchor",
+    "TokenFactory",
+    "MeteredEscrow",
+    "ServiceRegistry",
+    "Exchange",
+)
 COMPILER_SETTINGS: Final = {
     "name": "vyper",
     "version": "0.4.3",
@@ -90,7 +98,7 @@ class ContractArtifact:
         )
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=32)
 def _interface(name: str, abi_json: str) -> ContractInterface:
     return ContractInterface(json.loads(abi_json))
 
@@ -103,7 +111,7 @@ def _artifact_path(name: str) -> Path:
     return contracts_dir() / "build" / f"{name}.json"
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=32)
 def load_artifact(name: str) -> ContractArtifact:
     """The committed artifact of contract `name`."""
     path = _artifact_path(name)

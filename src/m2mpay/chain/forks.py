@@ -12,6 +12,8 @@ fork point) and hands back the logs it delivered above it, to be retracted.
 so that one a reorganisation dropped can be broadcast again exactly as it was: the
 same nonce makes it idempotent (it lands once, never twice, even where a node puts
 dropped transactions back in its pool), and the sender's later nonces stay usable.
+It also keeps what each was asked to do (`Intent`), to be sent once more under a new
+nonce when another transaction took its nonce, and which one was sent in its place.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from m2mpay.chain.ledger import LogEntry
-from m2mpay.crypto import Address
+from m2mpay.crypto import Address, PrivateKey
 
-__all__ = ["BlockWindow", "SentTransaction", "SentTransactions"]
+__all__ = ["BlockWindow", "Intent", "SentTransaction", "SentTransactions"]
 
 log = logging.getLogger("m2mpay.chain")
 
@@ -105,10 +107,22 @@ class BlockWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class Intent:
+    """What a transaction was sent to do, apart from its nonce and fees."""
+
+    signer: PrivateKey
+    to: Address | None
+    data: bytes
+    gas: int
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
 class SentTransaction:
     sender: Address
     nonce: int
     raw: bytes
+    intent: Intent | None = None
     mined_in: int | None = None  # the block its receipt named, once seen
 
 
@@ -118,11 +132,36 @@ class SentTransactions:
     def __init__(self, kept: int = _SENT_KEPT) -> None:
         self._kept = kept
         self._sent: OrderedDict[bytes, SentTransaction] = OrderedDict()
+        self._successors: OrderedDict[bytes, bytes] = OrderedDict()
 
-    def sent(self, tx_hash: bytes, sender: Address, nonce: int, raw: bytes) -> None:
-        self._sent[tx_hash] = SentTransaction(sender, nonce, raw)
+    def sent(
+        self, tx_hash: bytes, sender: Address, nonce: int, raw: bytes, intent: Intent | None = None
+    ) -> None:
+        self._sent[tx_hash] = SentTransaction(sender, nonce, raw, intent)
         while len(self._sent) > self._kept:
             self._sent.popitem(last=False)
+
+    def get(self, tx_hash: bytes) -> SentTransaction | None:
+        return self._sent.get(tx_hash)
+
+    def forget(self, tx_hash: bytes) -> None:
+        """No longer hold `tx_hash`: it is neither sent again nor repeated."""
+        self._sent.pop(tx_hash, None)
+
+    def replaced(self, tx_hash: bytes, successor: bytes) -> None:
+        """`successor` was sent in place of `tx_hash`, which can no longer be mined: it
+        is never broadcast again."""
+        self._sent.pop(tx_hash, None)
+        self._successors[tx_hash] = successor
+        while len(self._successors) > self._kept:
+            self._successors.popitem(last=False)
+
+    def successor(self, tx_hash: bytes) -> bytes | None:
+        """The newest transaction sent in place of `tx_hash`, if any was."""
+        found = self._successors.get(tx_hash)
+        while found is not None and found in self._successors:
+            found = self._successors[found]
+        return found
 
     def mined(self, tx_hash: bytes, block: int) -> None:
         known = self._sent.get(tx_hash)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Final
 
 from m2mpay.chain.abi import ContractInterface
-from m2mpay.chain.binding import ContractBinding, deploy_binding
+from m2mpay.chain.binding import (
+    NATIVE_TOKEN,
+    AbiStruct,
+    ContractBinding,
+    deploy_binding,
+    signature_abi,
+)
 from m2mpay.chain.events import HubEvent, decode_hub_event
 from m2mpay.chain.ledger import BlockTag, Ledger, Receipt
 from m2mpay.crypto import (
-    ZERO_ADDRESS,
     Address,
     Eip712Domain,
     PrivateKey,
@@ -31,7 +36,6 @@ __all__ = [
     "deploy_hub",
 ]
 
-NATIVE_TOKEN: Final = ZERO_ADDRESS
 SETTLED_MARKER: Final = (1).to_bytes(32, "big")
 
 # Explicit gas limits, about 1.5x what each call measures (see `m2mpay bench gas`),
@@ -49,17 +53,9 @@ HUB_GAS: Final = {
     "withdraw": 100_000,
 }
 
-_NO_SIGNATURE: Final = (bytes(32), bytes(32), 0)
-
-
-def _signature_tuple(signature: Signature | None) -> tuple[bytes, bytes, int]:
-    if signature is None:
-        return _NO_SIGNATURE
-    return (signature.r, signature.s, signature.v)
-
 
 @dataclass(frozen=True, slots=True)
-class OnchainChannel:
+class OnchainChannel(AbiStruct):
     """The parameters and deposits a channel has on chain (its storage pre-image)."""
 
     a: Address
@@ -103,34 +99,21 @@ class OnchainChannel:
             )
         return balance_a, self.total_deposit - balance_a
 
-    def as_abi(self) -> tuple[Any, ...]:
-        return (
-            self.a,
-            self.b,
-            self.token,
-            self.challenge_period,
-            self.nonce,
-            self.deposit_a,
-            self.deposit_b,
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class Closing:
+class Closing(AbiStruct):
     """A unilateral close in progress: the deadline and both parties' paid totals."""
 
     deadline: int
     transferred_a: int
     transferred_b: int
 
-    def as_abi(self) -> tuple[int, int, int]:
-        return (self.deadline, self.transferred_a, self.transferred_b)
-
 
 class ChannelHub(ContractBinding):
     """Typed access to one deployed ChannelHub."""
 
     ARTIFACT = "ChannelHub"
+    GAS = HUB_GAS
 
     def __init__(self, ledger: Ledger, address: Address) -> None:
         super().__init__(ledger, address)
@@ -160,13 +143,9 @@ class ChannelHub(ContractBinding):
 
     # -- reads
 
-    async def _view(self, name: str, *args: Any, block: BlockTag = "latest") -> tuple[Any, ...]:
-        data = await self.ledger.call(self.address, self._abi.encode_call(name, *args), block=block)
-        return self._abi.decode_output(name, data)
-
     async def state_hash(self, channel: bytes) -> bytes:
         """The stored word: zero for unknown, SETTLED_MARKER once paid out."""
-        return bytes((await self._view("channels", channel))[0])
+        return bytes(await self._output("channels", channel))
 
     async def is_settled(self, channel: bytes) -> bool:
         return await self.state_hash(channel) == SETTLED_MARKER
@@ -175,16 +154,16 @@ class ChannelHub(ContractBinding):
         self, channel: OnchainChannel, closing: Closing | None = None
     ) -> bytes:
         closing = closing or Closing(0, 0, 0)
-        return bytes((await self._view("state_hash", channel.as_abi(), closing.as_abi()))[0])
+        return bytes(await self._output("state_hash", channel.as_abi(), closing.as_abi()))
 
     async def domain_separator(self) -> bytes:
-        return bytes((await self._view("domain_separator"))[0])
+        return bytes(await self._output("domain_separator"))
 
     async def contract_channel_id(self, channel: OnchainChannel) -> bytes:
-        return bytes((await self._view("channel_id", channel.as_abi()))[0])
+        return bytes(await self._output("channel_id", channel.as_abi()))
 
     async def deferred(self, token: Address, recipient: Address) -> int:
-        return int((await self._view("deferred", token, recipient))[0])
+        return int(await self._output("deferred", token, recipient))
 
     async def events(self, from_block: int, to_block: BlockTag = "latest") -> list[HubEvent]:
         logs = await self.ledger.get_logs(
@@ -193,15 +172,6 @@ class ChannelHub(ContractBinding):
         return [event for log in logs if (event := decode_hub_event(log)) is not None]
 
     # -- transactions
-
-    async def _transact(self, signer: PrivateKey, name: str, *args: Any, value: int = 0) -> Receipt:
-        return await self.ledger.transact(
-            signer,
-            self.address,
-            self._abi.encode_call(name, *args),
-            gas=HUB_GAS[name],
-            value=value,
-        )
 
     async def open(
         self,
@@ -212,8 +182,14 @@ class ChannelHub(ContractBinding):
         permit_deadline: int = 0,
     ) -> Receipt:
         """Open `channel` with `channel.deposit_a` paid by `funder`."""
-        return await self._fund(
-            funder, "open", channel, (channel.as_abi(),), channel.deposit_a, permit, permit_deadline
+        return await self._pay_in(
+            funder,
+            "open",
+            (channel.as_abi(),),
+            token=channel.token,
+            amount=channel.deposit_a,
+            permit=permit,
+            permit_deadline=permit_deadline,
         )
 
     async def deposit(
@@ -228,26 +204,15 @@ class ChannelHub(ContractBinding):
     ) -> Receipt:
         """Add `amount` from `funder` to `participant`'s deposit; `channel` is the current state."""
         args = (channel.as_abi(), participant, amount)
-        return await self._fund(funder, "deposit", channel, args, amount, permit, permit_deadline)
-
-    async def _fund(
-        self,
-        funder: PrivateKey,
-        name: str,
-        channel: OnchainChannel,
-        args: tuple[Any, ...],
-        amount: int,
-        permit: Signature | None,
-        permit_deadline: int,
-    ) -> Receipt:
-        """Call `name` (or `name_with_permit`) paying in `amount`: as ETH, from an
-        approved token allowance, or with a permit."""
-        if permit is not None:
-            return await self._transact(
-                funder, f"{name}_with_permit", *args, permit_deadline, _signature_tuple(permit)
-            )
-        value = amount if channel.token == NATIVE_TOKEN else 0
-        return await self._transact(funder, name, *args, value=value)
+        return await self._pay_in(
+            funder,
+            "deposit",
+            args,
+            token=channel.token,
+            amount=amount,
+            permit=permit,
+            permit_deadline=permit_deadline,
+        )
 
     async def cooperative_close(
         self,
@@ -264,8 +229,8 @@ class ChannelHub(ContractBinding):
             channel.as_abi(),
             balance_a,
             balance_b,
-            _signature_tuple(signature_a),
-            _signature_tuple(signature_b),
+            signature_abi(signature_a),
+            signature_abi(signature_b),
         )
 
     async def close(
@@ -283,7 +248,7 @@ class ChannelHub(ContractBinding):
             channel.as_abi(),
             transferred_a,
             transferred_b,
-            _signature_tuple(peer_proof),
+            signature_abi(peer_proof),
         )
 
     async def challenge(
@@ -303,7 +268,7 @@ class ChannelHub(ContractBinding):
             closing.as_abi(),
             participant,
             transferred,
-            _signature_tuple(proof),
+            signature_abi(proof),
         )
 
     async def settle(

@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.lifecycle import Startable
 
-__all__ = ["BlockTag", "Emitters", "Ledger", "LogEntry", "Receipt", "Topics"]
+__all__ = [
+    "BlockInfo",
+    "BlockTag",
+    "Emitters",
+    "Ledger",
+    "LogEntry",
+    "Receipt",
+    "Topics",
+    "TransactionInfo",
+]
 
 BlockTag = int | str  # a block number, or "latest" / "pending" / "earliest"
 # The contracts whose logs are wanted: one, or any of several.
@@ -49,6 +58,42 @@ class Receipt:
 
     tx_hash: bytes
     block_number: int
+    succeeded: bool
+    gas_used: int
+    effective_gas_price: int
+    contract_address: Address | None
+    logs: tuple[LogEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockInfo:
+    """A mined block as an explorer shows it: its header's facts and its transactions."""
+
+    number: int
+    hash: bytes
+    parent_hash: bytes
+    timestamp: int
+    gas_used: int
+    gas_limit: int
+    transactions: tuple[bytes, ...]  # their hashes, in the block's order
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionInfo:
+    """A mined transaction with its receipt: what was asked of the chain and what came of it.
+
+    `to` is None for a contract's deployment, whose address is `contract_address`."""
+
+    hash: bytes
+    sender: Address
+    to: Address | None
+    value: int
+    input: bytes
+    nonce: int
+    gas: int
+    block_number: int
+    block_hash: bytes
+    index: int  # its position in the block
     succeeded: bool
     gas_used: int
     effective_gas_price: int
@@ -105,6 +150,15 @@ class Ledger(Startable):
     @abstractmethod
     async def block_hash(self, block: int) -> bytes | None:
         """The hash of the block the chain holds at number `block` now (None: not that long)."""
+
+    @abstractmethod
+    async def block(self, ref: int | bytes) -> BlockInfo | None:
+        """The block by number or 32-byte hash, one read; None for a block the chain
+        does not hold (yet, or any more)."""
+
+    @abstractmethod
+    async def transaction(self, tx_hash: bytes) -> TransactionInfo | None:
+        """A mined transaction with its receipt; None for one unknown or not mined yet."""
 
     @abstractmethod
     async def balance(self, address: Address, block: BlockTag = "latest") -> int:

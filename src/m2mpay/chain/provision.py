@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
 from m2mpay.chain.deploy import (
     Deployment,
     deploy_contracts,
+    deploy_market,
     load_deployment,
     save_deployment,
     verify_deployment,
@@ -49,6 +51,12 @@ async def ensure_deployment(ledger: Ledger, directory: Path) -> tuple[Deployment
                     raise
             else:
                 await verify_deployment(ledger, deployment)
+                if deployment.market is not None or not is_dev_chain(ledger):
+                    return deployment, False
+                # Recorded before the market's contracts existed: a dev chain gets them.
+                market, _ = await deploy_market(ledger, ledger.dev_accounts()[0], deployment.hub)
+                deployment = replace(deployment, market=market)
+                save_deployment(directory, deployment)
                 return deployment, False
             owner, *others = ledger.dev_accounts()
             deployment, _, _ = await deploy_contracts(

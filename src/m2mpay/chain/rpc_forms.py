@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from m2mpay.chain.ledger import LogEntry, Topics
+from m2mpay.chain.ledger import BlockInfo, LogEntry, Receipt, Topics, TransactionInfo
 from m2mpay.crypto import Address
 
-__all__ = ["log_entry", "revert_reason", "topic_filter"]
+__all__ = ["block_info", "log_entry", "revert_reason", "topic_filter", "transaction_info"]
 
 _REVERT_PREFIXES: Final = (
     "execution reverted: ",
@@ -57,4 +57,41 @@ def log_entry(raw: Mapping[str, Any]) -> LogEntry:
         tx_hash=bytes(raw["transactionHash"]),
         log_index=int(raw["logIndex"]),
         block_hash=bytes(raw.get("blockHash") or b""),
+    )
+
+
+def block_info(raw: Mapping[str, Any]) -> BlockInfo:
+    """A block read without its transactions' bodies (their hashes only)."""
+    return BlockInfo(
+        number=int(raw["number"]),
+        hash=bytes(raw["hash"]),
+        parent_hash=bytes(raw["parentHash"]),
+        timestamp=int(raw["timestamp"]),
+        gas_used=int(raw["gasUsed"]),
+        gas_limit=int(raw["gasLimit"]),
+        transactions=tuple(bytes(t) for t in raw.get("transactions", ())),
+    )
+
+
+def transaction_info(
+    tx: Mapping[str, Any], raw_receipt: Mapping[str, Any], receipt: Receipt
+) -> TransactionInfo:
+    """A mined transaction from its body and its receipt (raw, and as read)."""
+    to = tx.get("to")
+    return TransactionInfo(
+        hash=receipt.tx_hash,
+        sender=Address(tx["from"]),
+        to=Address(to) if to else None,
+        value=int(tx["value"]),
+        input=bytes(tx["input"]),
+        nonce=int(tx["nonce"]),
+        gas=int(tx["gas"]),
+        block_number=receipt.block_number,
+        block_hash=bytes(raw_receipt["blockHash"]),
+        index=int(raw_receipt["transactionIndex"]),
+        succeeded=receipt.succeeded,
+        gas_used=receipt.gas_used,
+        effective_gas_price=receipt.effective_gas_price,
+        contract_address=receipt.contract_address,
+        logs=receipt.logs,
     )

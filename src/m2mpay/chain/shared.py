@@ -30,13 +30,24 @@ from m2mpay.chain.rpc import RpcLedger
 from m2mpay.chain.rpc_server import EmbeddedLedgerServer
 from m2mpay.errors import LedgerError, LedgerUnavailable
 
-__all__ = ["HostedEmbeddedLedger", "connect_ledger", "ledger_session"]
+__all__ = ["HostedEmbeddedLedger", "connect_ledger", "ledger_session", "served_url"]
 
 log = logging.getLogger("m2mpay.chain")
 
 _LOCK_FILE: Final = "chain.lock"
 _URL_FILE: Final = "chain.rpc"
 _PORT_FILE: Final = "chain.port"
+
+
+def served_url(ledger: Ledger) -> str | None:
+    """The JSON-RPC URL of the embedded chain `ledger` serves to other processes, if it
+    hosts one (a dev chain: nothing secret in it); None for any other ledger."""
+    if not isinstance(ledger, HostedEmbeddedLedger):
+        return None
+    try:
+        return ledger.rpc_url
+    except LedgerUnavailable:
+        return None
 
 
 class HostedEmbeddedLedger(EmbeddedLedger):

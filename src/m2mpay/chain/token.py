@@ -1,12 +1,21 @@
-"""Binding of the Token contract (ERC-20 with EIP-2612 permit and owner mint)."""
+"""Binding of the Token contract (ERC-20 with EIP-2612 permit, EIP-3009 transfers by
+signed authorization, and owner mint)."""
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 from m2mpay.chain.binding import ContractBinding, deploy_binding
 from m2mpay.chain.ledger import Ledger, Receipt
-from m2mpay.crypto import Address, Eip712Domain, PrivateKey, Signature, permit_digest
+from m2mpay.crypto import (
+    Address,
+    Eip712Domain,
+    PrivateKey,
+    Signature,
+    TransferAuthorization,
+    permit_digest,
+)
+from m2mpay.crypto.eip712 import cancel_authorization_digest
 
 __all__ = ["TOKEN_GAS", "TokenContract", "deploy_token"]
 
@@ -16,46 +25,41 @@ TOKEN_GAS: Final = {
     "approve": 70_000,
     "mint": 90_000,
     "permit": 100_000,
+    "transferWithAuthorization": 100_000,
+    "receiveWithAuthorization": 100_000,
+    "cancelAuthorization": 70_000,
     "transfer_ownership": 50_000,
 }
 
 
 class TokenContract(ContractBinding):
     ARTIFACT = "Token"
+    GAS = TOKEN_GAS
 
     def __init__(self, ledger: Ledger, address: Address) -> None:
         super().__init__(ledger, address)
         self._domain: Eip712Domain | None = None
 
-    async def _view(self, name: str, *args: Any) -> Any:
-        data = await self.ledger.call(self.address, self._abi.encode_call(name, *args))
-        return self._abi.decode_output(name, data)[0]
-
-    async def _transact(self, signer: PrivateKey, name: str, *args: Any) -> Receipt:
-        return await self.ledger.transact(
-            signer, self.address, self._abi.encode_call(name, *args), gas=TOKEN_GAS[name]
-        )
-
     async def name(self) -> str:
-        return str(await self._view("name"))
+        return str(await self._output("name"))
 
     async def symbol(self) -> str:
-        return str(await self._view("symbol"))
+        return str(await self._output("symbol"))
 
     async def decimals(self) -> int:
-        return int(await self._view("decimals"))
+        return int(await self._output("decimals"))
 
     async def total_supply(self) -> int:
-        return int(await self._view("totalSupply"))
+        return int(await self._output("totalSupply"))
 
     async def balance_of(self, owner: Address) -> int:
-        return int(await self._view("balanceOf", owner))
+        return int(await self._output("balanceOf", owner))
 
     async def allowance(self, owner: Address, spender: Address) -> int:
-        return int(await self._view("allowance", owner, spender))
+        return int(await self._output("allowance", owner, spender))
 
     async def nonce(self, owner: Address) -> int:
-        return int(await self._view("nonces", owner))
+        return int(await self._output("nonces", owner))
 
     async def domain(self) -> Eip712Domain:
         """The token's EIP-712 domain (name, version "1", chain, address) for permits."""
@@ -80,6 +84,56 @@ class TokenContract(ContractBinding):
             nonce = await self.nonce(owner.address)
         digest = permit_digest(await self.domain(), owner.address, spender, value, nonce, deadline)
         return owner.sign_digest(digest)
+
+    async def sign_authorization(
+        self, payer: PrivateKey, authorization: TransferAuthorization
+    ) -> Signature:
+        """The payer's EIP-3009 signature of `authorization` (its sender must be the payer)."""
+        if authorization.sender != payer.address:
+            raise ValueError("an authorization is signed by its sender")
+        return payer.sign_digest(authorization.digest(await self.domain()))
+
+    async def authorization_used(self, authorizer: Address, nonce: bytes) -> bool:
+        """Whether `nonce` of `authorizer` was used or cancelled (EIP-3009)."""
+        return bool(await self._output("authorizationState", authorizer, nonce))
+
+    async def transfer_with_authorization(
+        self, submitter: PrivateKey, authorization: TransferAuthorization, signature: Signature
+    ) -> Receipt:
+        """Submit a signed authorization, paying the gas: `transferWithAuthorization`, or
+        `receiveWithAuthorization` for one of kind "receive" (the submitter must be its
+        receiver)."""
+        name = f"{authorization.kind}WithAuthorization"
+        return await self._transact(
+            submitter,
+            name,
+            authorization.sender,
+            authorization.receiver,
+            authorization.value,
+            authorization.valid_after,
+            authorization.valid_before,
+            authorization.nonce,
+            signature.v,
+            signature.r,
+            signature.s,
+        )
+
+    async def cancel_authorization(
+        self, submitter: PrivateKey, authorizer: PrivateKey, nonce: bytes
+    ) -> Receipt:
+        """`authorizer` withdraws its unused authorization `nonce` (`submitter` pays)."""
+        signature = authorizer.sign_digest(
+            cancel_authorization_digest(await self.domain(), authorizer.address, nonce)
+        )
+        return await self._transact(
+            submitter,
+            "cancelAuthorization",
+            authorizer.address,
+            nonce,
+            signature.v,
+            signature.r,
+            signature.s,
+        )
 
     async def transfer(self, sender: PrivateKey, receiver: Address, amount: int) -> Receipt:
         return await self._transact(sender, "transfer", receiver, amount)

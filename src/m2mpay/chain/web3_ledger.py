@@ -1,49 +1,54 @@
-"""What both real ledgers share: a web3.py connection, local signing, nonces, fees."""
+"""What both real ledgers share: a web3.py connection, reading and following the
+chain; sending is `Web3Sending`'s."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from functools import partial
 from typing import Any, Final, TypeVar
 
-from eth_account import Account
+from hexbytes import HexBytes
 from web3 import AsyncWeb3
 from web3.exceptions import BlockNotFound, TransactionNotFound
 
-from m2mpay.chain.forks import BlockWindow, SentTransactions
-from m2mpay.chain.ledger import BlockTag, Emitters, Ledger, LogEntry, Receipt, Topics
-from m2mpay.chain.rpc_forms import log_entry, revert_reason, topic_filter
-from m2mpay.crypto import Address, PrivateKey, keccak256
+from m2mpay.chain.forks import BlockWindow
+from m2mpay.chain.ledger import (
+    BlockInfo,
+    BlockTag,
+    Emitters,
+    Ledger,
+    LogEntry,
+    Receipt,
+    Topics,
+    TransactionInfo,
+)
+from m2mpay.chain.rpc_forms import (
+    block_info,
+    log_entry,
+    revert_reason,
+    topic_filter,
+    transaction_info,
+)
+from m2mpay.chain.web3_sending import Web3Sending
+from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import (
-    InsufficientFunds,
     LedgerError,
     LedgerUnavailable,
-    ReceiptTimeout,
     TransactionReverted,
 )
 
 __all__ = ["Web3Ledger", "revert_reason"]
 
-# How nodes say a sender cannot pay value plus gas (geth/anvil, eth-tester, py-evm).
-_NONCE_TAKEN: Final = ("nonce", "replacement transaction underpriced")
-_ALREADY_SENT: Final = ("already known", "already imported")
-_CANNOT_PAY: Final = ("insufficient funds", "cannot afford", "not have enough balance")
-
-_AWAY_POLL_S: Final = 0.1
-# Another process using the same key takes nonces too: ask the node again, a few times.
-_NONCE_TRIES: Final = 8
-_FEE_CACHE_SECONDS = 2.0
 _OUTAGE_POLL_S: Final = (0.05, 1.0)  # a follower's first and longest pause in an outage
 
 log = logging.getLogger("m2mpay.chain")
 T = TypeVar("T")
 
 
-class Web3Ledger(Ledger):
+class Web3Ledger(Web3Sending, Ledger):
     """A `Ledger` over an `AsyncWeb3` connection; subclasses supply the provider."""
 
     def __init__(
@@ -59,10 +64,7 @@ class Web3Ledger(Ledger):
         self._receipt_poll = receipt_poll_interval
         self._block_poll = block_poll_interval
         self._dev_keys = list(dev_keys)
-        self._nonces: dict[Address, int] = {}
-        self._send_locks: dict[Address, asyncio.Lock] = {}
-        self._fees: tuple[float, int, int] | None = None
-        self._sent = SentTransactions()
+        Web3Sending.__init__(self)
 
     # -- lifecycle
 
@@ -124,6 +126,32 @@ class Web3Ledger(Ledger):
 
     async def block_timestamp(self, block: BlockTag = "latest") -> int:
         return int((await self.w3.eth.get_block(block))["timestamp"])  # type: ignore[arg-type]
+
+    async def block(self, ref: int | bytes) -> BlockInfo | None:
+        if isinstance(ref, bytes) and len(ref) != 32:
+            return None
+        try:
+            # Hashes only, not whole transactions: one read, and a small one.
+            raw = await self.w3.eth.get_block(ref if isinstance(ref, int) else HexBytes(ref))
+        except BlockNotFound:
+            return None
+        if not raw or raw.get("hash") is None:
+            return None  # a pending block: not mined
+        return block_info(raw)
+
+    async def transaction(self, tx_hash: bytes) -> TransactionInfo | None:
+        if len(tx_hash) != 32:
+            return None
+        try:
+            tx, raw = await asyncio.gather(
+                self.w3.eth.get_transaction(HexBytes(tx_hash)),
+                self.w3.eth.get_transaction_receipt(HexBytes(tx_hash)),
+            )
+        except TransactionNotFound:
+            return None
+        if not tx or not raw or raw.get("blockNumber") is None:
+            return None
+        return transaction_info(tx, raw, self._receipt(raw))
 
     async def balance(self, address: Address, block: BlockTag = "latest") -> int:
         return int(await self.w3.eth.get_balance(address.checksum, block))  # type: ignore[arg-type]
@@ -246,166 +274,9 @@ class Web3Ledger(Ledger):
             return None
         return bytes(found["hash"]) if found else None
 
-    async def resend_dropped(self, fork: int) -> None:
-        """Send again, byte for byte, our transactions that blocks after `fork` held and
-        the chain no longer does: what we asked of the chain still happens, once."""
-        for tx_hash, tx in self._sent.possibly_dropped(fork):
-            if await self._mined_in(tx_hash) is not None:
-                continue
-            async with self._send_locks.setdefault(tx.sender, asyncio.Lock()):
-                try:
-                    await self.w3.eth.send_raw_transaction(tx.raw)
-                    log.info("%s: sent 0x%s again", self.description, tx_hash.hex())
-                except LedgerUnavailable:
-                    raise
-                except Exception as exc:
-                    # Another follower of this ledger may have sent it again first.
-                    text = str(exc).lower()
-                    sent = any(words in text for words in _ALREADY_SENT)
-                    if not sent and await self._mined_in(tx_hash) is None:
-                        log.warning(
-                            "%s: cannot send 0x%s again: %s", self.description, tx_hash.hex(), exc
-                        )
-        # The chain's count of our senders' nonces may have gone back (a dropped
-        # transaction we no longer hold): ask it again rather than leave a gap.
-        self._nonces.clear()
-
-    async def _mined_in(self, tx_hash: bytes) -> int | None:
-        try:
-            raw = await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-        except TransactionNotFound:
-            return None
-        if raw is None or raw.get("blockNumber") is None:
-            return None
-        self._sent.mined(tx_hash, int(raw["blockNumber"]))
-        return int(raw["blockNumber"])
-
     async def _wait_for_block_after(self, head: int) -> None:
         """Return once a block after `head` may exist; polling by default."""
         await asyncio.sleep(self._block_poll)
-
-    # -- writing
-
-    async def _fee_params(self) -> tuple[int, int]:
-        """(maxFeePerGas, maxPriorityFeePerGas), refreshed every few seconds."""
-        now = time.monotonic()
-        if self._fees is not None and now - self._fees[0] < _FEE_CACHE_SECONDS:
-            return self._fees[1], self._fees[2]
-        block = await self.w3.eth.get_block("latest")
-        base_fee = int(block.get("baseFeePerGas", 0))
-        try:
-            tip = int(await self.w3.eth.max_priority_fee)
-        except Exception:
-            tip = 10**9
-        # Twice the base fee survives six full blocks of base-fee growth.
-        max_fee = 2 * base_fee + tip
-        self._fees = (now, max_fee, tip)
-        return max_fee, tip
-
-    async def send(
-        self,
-        signer: PrivateKey,
-        to: Address | None,
-        data: bytes,
-        *,
-        gas: int,
-        value: int = 0,
-    ) -> bytes:
-        if gas <= 0:
-            raise LedgerError("a transaction needs an explicit positive gas limit")
-        sender = signer.address
-        lock = self._send_locks.setdefault(sender, asyncio.Lock())
-        async with lock:
-            for attempt in range(_NONCE_TRIES):
-                last_try = attempt == _NONCE_TRIES - 1
-                cached = self._nonces.get(sender)
-                nonce = (
-                    cached
-                    if cached is not None
-                    else int(await self.w3.eth.get_transaction_count(sender.checksum, "pending"))
-                )
-                raw = await self._signed(signer, to, data, gas=gas, value=value, nonce=nonce)
-                try:
-                    tx_hash = bytes(await self.w3.eth.send_raw_transaction(raw))
-                except Exception as exc:
-                    # The node may know a different nonce: another process uses the key.
-                    self._nonces.pop(sender, None)
-                    text = str(exc)
-                    if any(words in text.lower() for words in _ALREADY_SENT):
-                        self._nonces[sender] = nonce + 1
-                        self._sent.sent(keccak256(raw), sender, nonce, raw)
-                        return keccak256(raw)  # this very transaction: sent before
-                    if any(words in text.lower() for words in _NONCE_TAKEN) and not last_try:
-                        continue
-                    if any(words in text.lower() for words in _CANNOT_PAY):
-                        raise InsufficientFunds(
-                            f"{self.description}: {sender} cannot pay value and gas: {text}"
-                        ) from exc
-                    raise LedgerError(f"{self.description}: transaction refused: {text}") from exc
-                self._nonces[sender] = nonce + 1
-                self._sent.sent(tx_hash, sender, nonce, raw)
-                return tx_hash
-        raise AssertionError("the last try returns or raises")
-
-    async def _signed(
-        self,
-        signer: PrivateKey,
-        to: Address | None,
-        data: bytes,
-        *,
-        gas: int,
-        value: int,
-        nonce: int,
-    ) -> bytes:
-        max_fee, tip = await self._fee_params()
-        tx: dict[str, Any] = {
-            "chainId": self.chain_id,
-            "nonce": nonce,
-            "gas": gas,
-            "maxFeePerGas": max_fee,
-            "maxPriorityFeePerGas": tip,
-            "value": value,
-            "data": data,
-            "type": 2,
-        }
-        if to is not None:
-            tx["to"] = to.checksum
-        return bytes(Account.sign_transaction(tx, signer.secret).raw_transaction)
-
-    async def wait_for_receipt(self, tx_hash: bytes, *, timeout: float = 60.0) -> Receipt:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                raw = await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-            except TransactionNotFound:
-                raw = None
-            except LedgerUnavailable:
-                # The node restarts: a transaction it took may still be in its chain.
-                if time.monotonic() >= deadline:
-                    raise
-                await asyncio.sleep(_AWAY_POLL_S)
-                continue
-            if raw is not None and raw.get("blockNumber") is not None:
-                self._sent.mined(tx_hash, int(raw["blockNumber"]))
-                return self._receipt(raw)
-            if time.monotonic() >= deadline:
-                raise ReceiptTimeout(
-                    f"{self.description}: no receipt for 0x{tx_hash.hex()} after {timeout}s"
-                )
-            await asyncio.sleep(self._receipt_poll)
-
-    @staticmethod
-    def _receipt(raw: Mapping[str, Any]) -> Receipt:
-        contract = raw.get("contractAddress")
-        return Receipt(
-            tx_hash=bytes(raw["transactionHash"]),
-            block_number=int(raw["blockNumber"]),
-            succeeded=int(raw["status"]) == 1,
-            gas_used=int(raw["gasUsed"]),
-            effective_gas_price=int(raw.get("effectiveGasPrice") or 0),
-            contract_address=Address(contract) if contract else None,
-            logs=tuple(log_entry(entry) for entry in raw["logs"]),
-        )
 
     async def _raise_revert(
         self,

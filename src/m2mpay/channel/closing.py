@@ -228,9 +228,13 @@ def chain_settled(ctx: ChannelContext, state: ChannelState | None, inp: ChainSet
 
 
 def tx_mined(ctx: ChannelContext, state: ChannelState | None, inp: TxMined) -> Result:
-    if state is None or inp.kind not in state.pending_tx:
-        return state, NO_OUTPUTS
-    return state.without_pending(inp.kind), NO_OUTPUTS
+    """A receipt, in logs written before 2026-12-07; it changes nothing.
+
+    A transaction stays pending until the chain's event for it arrives (`chain_opened`,
+    `chain_deposited`, `chain_closing`, `chain_challenged`, `chain_settled`): between
+    its receipt and that event the state still shows the chain before it, and a tick
+    in that gap sent the challenge or the settle a second time, to revert."""
+    return state, NO_OUTPUTS
 
 
 def tx_failed(ctx: ChannelContext, state: ChannelState | None, inp: TxFailed) -> Result:

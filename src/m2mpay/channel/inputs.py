@@ -22,6 +22,7 @@ __all__ = [
     "ChainOpened",
     "ChainRewound",
     "ChainSettled",
+    "Commit",
     "ForceClose",
     "Input",
     "Pay",
@@ -70,6 +71,16 @@ class Reject:
 @plain_type("in.pay")
 @dataclass(frozen=True, slots=True)
 class Pay:
+    channel_id: Bytes32
+    amount: Uint256
+
+
+@plain_type("in.commit")
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """Sign a running total `amount` above our last, for the application to deliver
+    (an HTTP payment's commitment) rather than the wire: the payee takes it from there."""
+
     channel_id: Bytes32
     amount: Uint256
 
@@ -237,6 +248,7 @@ Input = (
     | Accept
     | Reject
     | Pay
+    | Commit
     | TopUp
     | RequestClose
     | ForceClose

@@ -32,6 +32,7 @@ from m2mpay.channel.inputs import (
     ChainOpened,
     ChainRewound,
     ChainSettled,
+    Commit,
     ForceClose,
     Input,
     Pay,
@@ -75,6 +76,7 @@ from m2mpay.channel.outputs import (
     Send,
 )
 from m2mpay.channel.paying import (
+    commit,
     pay,
     received_ack,
     received_payment,
@@ -123,6 +125,7 @@ _INPUT_HANDLERS: Final[dict[type[Any], Callable[..., Result]]] = {
     Accept: accept,
     Reject: reject,
     Pay: pay,
+    Commit: commit,
     TopUp: top_up,
     RequestClose: request_close,
     ForceClose: force_close,

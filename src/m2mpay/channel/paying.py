@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from m2mpay.channel.context import ChannelContext
 from m2mpay.channel.inputs import (
+    Commit,
     Pay,
     Received,
     Resync,
@@ -41,13 +42,14 @@ from m2mpay.channel.rules import (
     refuse,
     refuse_peer,
 )
-from m2mpay.channel.state import ChannelState, Phase
+from m2mpay.channel.state import ChannelState, Phase, WireProof
 from m2mpay.crypto import (
     Signature,
     balance_proof_digest,
 )
 
 __all__ = [
+    "commit",
     "pay",
     "payment_message",
     "received_ack",
@@ -65,37 +67,71 @@ _BEFORE_OPEN = frozenset({Phase.PROPOSED, Phase.ACCEPTED})
 
 @local_request_in(OPEN_PHASE)
 def pay(ctx: ChannelContext, state: ChannelState, inp: Pay) -> Result:
-    amount = inp.amount
+    refused = _unpayable(state, inp.amount, inp.channel_id)
+    if refused:
+        return refused
+    new = _signed(ctx, state, inp.amount)
+    if new.wire_proof is not None:
+        new = new.evolve(wire_proof=None)  # this total goes over the wire, whole
+    return new, (Send(state.peer, payment_message(ctx, new, inp.amount)),)
+
+
+@local_request_in(OPEN_PHASE)
+def commit(ctx: ChannelContext, state: ChannelState, inp: Commit) -> Result:
+    """Sign the next running total as `pay` does, but send nothing: the application
+    carries the proof (an HTTP 402 payment) and the payee's node takes it from there.
+    Until the payee acknowledges it, a resync hands over only the proof before it
+    (`ChannelState.wire_proof`); a later `pay` carries it, and so does a close: a
+    signed total is paid."""
+    refused = _unpayable(state, inp.amount, inp.channel_id)
+    if refused:
+        return refused
+    new = _signed(ctx, state, inp.amount)
+    if state.wire_proof is None:
+        held = WireProof(state.sent_total, state.sent_seq, state.sent_signature)
+        new = new.evolve(wire_proof=held)
+    return new, NO_OUTPUTS
+
+
+def _unpayable(state: ChannelState, amount: int, channel_id: bytes) -> Result | None:
     if amount <= 0:
-        return refuse(
-            state, ErrorCode.NON_POSITIVE_AMOUNT, "amount must be positive", inp.channel_id
-        )
+        return refuse(state, ErrorCode.NON_POSITIVE_AMOUNT, "amount must be positive", channel_id)
     if amount > state.my_balance:
         return refuse(
             state,
             ErrorCode.INSUFFICIENT_BALANCE,
             f"balance is {state.my_balance}, asked to pay {amount}",
-            inp.channel_id,
+            channel_id,
         )
+    return None
+
+
+def _signed(ctx: ChannelContext, state: ChannelState, amount: int) -> ChannelState:
     total = state.sent_total + amount
-    seq = state.sent_seq + 1
     signature = ctx.signer.sign_digest(balance_proof_digest(ctx.domain, state.channel_id, total))
-    new = state.evolve(sent_total=total, sent_seq=seq, sent_signature=signature)
-    return new, (Send(state.peer, payment_message(ctx, new, amount)),)
+    return state.evolve(sent_total=total, sent_seq=state.sent_seq + 1, sent_signature=signature)
 
 
 def payment_message(ctx: ChannelContext, state: ChannelState, amount: int) -> PaymentMessage:
     """Our newest proof as a payment of `amount` (the rise since what the peer holds)."""
     assert state.sent_signature is not None
+    proof = WireProof(state.sent_total, state.sent_seq, state.sent_signature)
+    return _proof_message(ctx, state.channel_id, proof, amount)
+
+
+def _proof_message(
+    ctx: ChannelContext, channel_id: bytes, proof: WireProof, amount: int
+) -> PaymentMessage:
+    assert proof.signature is not None
     domain = ctx.domain
     return PaymentMessage(
-        state.channel_id,
+        channel_id,
         domain.chain_id,
         domain.verifying_contract,
-        state.sent_total,
+        proof.total,
         amount,
-        state.sent_seq,
-        state.sent_signature,
+        proof.seq,
+        proof.signature,
     )
 
 
@@ -166,7 +202,8 @@ def received_ack(ctx: ChannelContext, state: ChannelState, inp: Received) -> Res
         return refuse_peer(state, inp, ErrorCode.BAD_ACK, "acknowledges more than we sent")
     if message.seq <= state.acked_seq:
         return state, NO_OUTPUTS
-    new = state.evolve(acked_total=message.total, acked_seq=message.seq)
+    held = _still_held(state, message.total)
+    new = state.evolve(acked_total=message.total, acked_seq=message.seq, wire_proof=held)
     return new, (Notify(PaymentAcknowledged(state.channel_id, message.total, message.seq)),)
 
 
@@ -182,13 +219,27 @@ def resync(ctx: ChannelContext, state: ChannelState | None, inp: Resync) -> Resu
     return state, (sync_message(state),)
 
 
+def _still_held(state: ChannelState, acked_total: int) -> WireProof | None:
+    """`state.wire_proof` once the peer acknowledged `acked_total`: gone when that is
+    our whole total (the peer has every commitment)."""
+    return None if acked_total >= state.sent_total else state.wire_proof
+
+
+def _wire(state: ChannelState) -> WireProof:
+    """Our newest proof the wire may carry (see `ChannelState.wire_proof`)."""
+    if state.wire_proof is not None:
+        return state.wire_proof
+    return WireProof(state.sent_total, state.sent_seq, state.sent_signature)
+
+
 def sync_message(state: ChannelState) -> Send:
     """What we hold of both running totals, so the peer can resend or take what we missed."""
+    ours = _wire(state)
     sync = ChannelSync(
         state.channel_id,
-        state.sent_total,
-        state.sent_seq,
-        state.sent_signature,
+        ours.total,
+        ours.seq,
+        ours.signature,
         state.received_total,
         state.received_seq,
         state.received_signature,
@@ -231,12 +282,22 @@ def received_sync(ctx: ChannelContext, state: ChannelState | None, inp: Received
             sent_total=message.received_total,
             sent_seq=message.received_seq,
             sent_signature=signature,
+            wire_proof=None,
         )
-    elif message.received_total < new.sent_total and new.sent_signature is not None:
-        catch_up = payment_message(ctx, new, new.sent_total - message.received_total)
-        outputs += (Send(new.peer, catch_up),)
+    else:
+        ours = _wire(new)
+        if message.received_total < ours.total and ours.signature is not None:
+            catch_up = _proof_message(
+                ctx, new.channel_id, ours, ours.total - message.received_total
+            )
+            outputs += (Send(new.peer, catch_up),)
     if message.received_seq > new.acked_seq and message.received_total <= new.sent_total:
-        new = replace(new, acked_total=message.received_total, acked_seq=message.received_seq)
+        new = replace(
+            new,
+            acked_total=message.received_total,
+            acked_seq=message.received_seq,
+            wire_proof=_still_held(new, message.received_total),
+        )
         outputs += (
             Notify(
                 PaymentAcknowledged(new.channel_id, message.received_total, message.received_seq)

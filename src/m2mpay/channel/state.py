@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -20,6 +21,8 @@ __all__ = [
     "CloseState",
     "OnchainClose",
     "Phase",
+    "WireProof",
+    "refuse_move",
 ]
 
 
@@ -90,6 +93,28 @@ class OnchainClose:
     transferred_b: Uint256
 
 
+def refuse_move(
+    what: str, now: enum.Enum, to: enum.Enum, table: Mapping[Any, frozenset[Any]]
+) -> None:
+    """`ChannelError("invalid_transition")` for a move of `what` (a channel, a session)
+    that its lifecycle table does not allow."""
+    if to not in table[now]:
+        raise ChannelError(
+            "invalid_transition", f"a {what} cannot go from {now.value} to {to.value}"
+        )
+
+
+@plain_type("channel.wire_proof")
+@dataclass(frozen=True, slots=True)
+class WireProof:
+    """Our newest proof that the wire may carry while commitments signed above it are
+    the application's to deliver (see `ChannelState.wire_proof`)."""
+
+    total: Uint256
+    seq: Uint64
+    signature: Signature | None
+
+
 @plain_type("channel.state")
 @dataclass(frozen=True, slots=True)
 class ChannelState:
@@ -98,6 +123,12 @@ class ChannelState:
     `sent_*` is our running total and our signature over it; `received_*` is the
     peer's running total to us with the peer's signature: the proof that gets us
     our money on chain. Deposits are what the chain has confirmed.
+
+    `wire_proof` is set while totals we signed as commitments (`Commit`: an HTTP
+    payment the application carries) are above what the peer has acknowledged: a
+    resync then hands over only this older proof, so a commitment in flight reaches
+    the peer once, by its request, and is not first credited as a wire payment that
+    makes the request stale (and its payer pay again).
     """
 
     terms: ChannelTerms
@@ -119,7 +150,8 @@ class ChannelState:
     onchain_close: OnchainClose | None = None
     final_balance_a: Uint256 | None = None
     final_balance_b: Uint256 | None = None
-    pending_tx: tuple[str, ...] = ()  # kinds of our transactions not yet mined
+    pending_tx: tuple[str, ...] = ()  # kinds of our transactions the chain does not show yet
+    wire_proof: WireProof | None = None
 
     # -- who is who
 
@@ -179,11 +211,7 @@ class ChannelState:
         """This state in `phase`; refuses a move the lifecycle table does not allow."""
         if phase is self.phase:
             return self
-        if phase not in ALLOWED_TRANSITIONS[self.phase]:
-            raise ChannelError(
-                "invalid_transition",
-                f"a channel cannot go from {self.phase.value} to {phase.value}",
-            )
+        refuse_move("channel", self.phase, phase, ALLOWED_TRANSITIONS)
         return replace(self, phase=phase)
 
     def rewound_to(self, phase: Phase) -> ChannelState:

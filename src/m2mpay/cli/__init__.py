@@ -12,11 +12,14 @@ from m2mpay.cli.channel import channel_app
 from m2mpay.cli.common import report_error, show_tracebacks
 from m2mpay.cli.data import data_app
 from m2mpay.cli.device import device_app
+from m2mpay.cli.escrow import escrow_app
 from m2mpay.cli.lazy import LazyGroup
 from m2mpay.cli.offer import offer_app
+from m2mpay.cli.registry import registry_app
 from m2mpay.cli.remote import remote_command
 from m2mpay.cli.session import session_app
 from m2mpay.cli.status import status
+from m2mpay.cli.stream import stream_app
 from m2mpay.cli.wallet import wallet_app
 
 __all__ = ["app", "main"]
@@ -52,6 +55,9 @@ app.add_typer(offer_app, name="offer")
 app.add_typer(session_app, name="session")
 app.add_typer(device_app, name="device")
 app.add_typer(data_app, name="data")
+app.add_typer(stream_app, name="stream")
+app.add_typer(escrow_app, name="escrow")
+app.add_typer(registry_app, name="registry")
 remote_command(app, "status")(status)
 
 

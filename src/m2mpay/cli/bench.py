@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Coroutine
 from typing import Annotated, Any
 
@@ -11,11 +10,14 @@ from rich.table import Table
 
 from m2mpay.bench.api import measure_api
 from m2mpay.bench.channels import measure_channels
+from m2mpay.bench.explorer import measure_explorer
 from m2mpay.bench.gas import GAS_BUDGET, GAS_REFERENCE, measure_gas
 from m2mpay.bench.mqtt import measure_mqtt
 from m2mpay.bench.pay import measure_pay
+from m2mpay.bench.paywall import measure_paywall
 from m2mpay.bench.provenance import measure_provenance
 from m2mpay.bench.sessions import measure_sessions
+from m2mpay.bench.ui import measure_ui
 from m2mpay.bench.watcher import measure_watcher
 from m2mpay.cli.common import (
     AnvilOption,
@@ -28,6 +30,7 @@ from m2mpay.cli.common import (
     run,
 )
 from m2mpay.cli.ledger_access import open_ledger as _open_ledger
+from m2mpay.cli.remote import reply
 
 __all__ = ["bench_app"]
 
@@ -44,6 +47,9 @@ _STEPS = (
     "settle",
     "lifecycle_cooperative",
     "lifecycle_dispute",
+    "swap",
+    "add_liquidity",
+    "remove_liquidity",
 )
 
 
@@ -55,29 +61,29 @@ def gas(
 ) -> None:
     """Gas of every channel step, from receipts (embedded ledger unless told otherwise)."""
 
-    async def go() -> None:
+    async def measured() -> dict[str, Any]:
         async with _open_ledger(None, rpc_url, anvil) as ledger:
-            result = await measure_gas(ledger, None if as_json else _say)
-        if as_json:
-            print(json.dumps(result))
-            return
-        table = Table(title=f"gas per step on {result['ledger']} ({result['chain']})")
-        table.add_column("step")
-        table.add_column("gas", justify="right")
-        table.add_column("budget / reference", justify="right")
-        for step in _STEPS:
-            budget = GAS_BUDGET.get(step)
-            table.add_row(step, f"{result[step]:,}", f"≤ {budget:,}" if budget else "")
-        for name, value in GAS_REFERENCE.items():
-            table.add_row(f"[dim]{name}[/]", "", f"{value:,}")
-        for group in ("native_eth", "first_use"):
-            for step, value in result[group].items():
-                table.add_row(f"{group}.{step}", f"{value:,}", "")
-        console.print(table)
-        verdict = "[green]within budget[/]" if result["meets_budget"] else "[red]over budget[/]"
-        console.print(verdict)
+            return await measure_gas(ledger, None if as_json else _say)
 
-    run(go())
+    reply(run(measured()), _show_gas, as_json=as_json)
+
+
+def _show_gas(result: dict[str, Any]) -> None:
+    table = Table(title=f"gas per step on {result['ledger']} ({result['chain']})")
+    table.add_column("step")
+    table.add_column("gas", justify="right")
+    table.add_column("budget / reference", justify="right")
+    for step in _STEPS:
+        budget = GAS_BUDGET.get(step)
+        table.add_row(step, f"{result[step]:,}", f"≤ {budget:,}" if budget else "")
+    for name, value in GAS_REFERENCE.items():
+        table.add_row(f"[dim]{name}[/]", "", f"{value:,}")
+    for group in ("native_eth", "first_use"):
+        for step, value in result[group].items():
+            table.add_row(f"{group}.{step}", f"{value:,}", "")
+    console.print(table)
+    verdict = "[green]within budget[/]" if result["meets_budget"] else "[red]over budget[/]"
+    console.print(verdict)
 
 
 def _say(message: str) -> None:
@@ -85,16 +91,15 @@ def _say(message: str) -> None:
 
 
 def _measure(title: str, measuring: Coroutine[Any, Any, dict[str, Any]], *, as_json: bool) -> None:
-    """Run a benchmark; its result as one JSON object on stdout with --json, else as a
-    table (its progress goes to stderr either way: stdout is the result)."""
-    result = run(measuring)
-    if as_json:
-        print(json.dumps(result))
-        return
-    table = Table(title=title, show_header=False)
-    for key, value in result.items():
-        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
-    console.print(table)
+    """Run a benchmark and answer its result; people see it as a table of its fields."""
+
+    def show(result: dict[str, Any]) -> None:
+        table = Table(title=title, show_header=False)
+        for key, value in result.items():
+            table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+        console.print(table)
+
+    reply(run(measuring), show, as_json=as_json)
 
 
 @bench_app.command("pay")
@@ -200,6 +205,21 @@ def api(
     )
 
 
+@bench_app.command("explorer")
+def explorer(
+    blocks: Annotated[int, typer.Option(min=1, help="Blocks on the chain first.")] = 10_000,
+    page: Annotated[int, typer.Option(min=1, max=100, help="Blocks a page.")] = 25,
+    requests: Annotated[int, typer.Option(min=1, help="Pages asked, one after another.")] = 200,
+    as_json: JsonOption = False,
+) -> None:
+    """A page of the explorer's blocks over HTTP on a long chain: median and p99 in ms."""
+    _measure(
+        "the explorer's page of blocks (GET /v1/explorer/blocks)",
+        measure_explorer(blocks=blocks, page=page, requests=requests, progress=_say),
+        as_json=as_json,
+    )
+
+
 @bench_app.command("mqtt")
 def mqtt(
     subscribers: Annotated[
@@ -246,11 +266,65 @@ def mqtt(
 def provenance(
     streams: Annotated[int, typer.Option(min=1, help="Streams written at once.")] = 64,
     messages: Annotated[int, typer.Option(min=1, help="Messages in all.")] = 20_000,
+    browser_messages: Annotated[
+        int, typer.Option(min=1, help="Messages the web reader verifies in Chromium.")
+    ] = 10_000,
     as_json: JsonOption = False,
 ) -> None:
-    """Provenance streams: durable signed sealed writes/s (SQLite), verifies/s, overhead."""
+    """Provenance streams: durable signed sealed writes/s (SQLite), verifies/s, overhead,
+    and the web reader's verify time in Chromium."""
     _measure(
         "provenance streams (restricted, SQLite, one process)",
-        measure_provenance(streams=streams, messages=messages, progress=_say),
+        measure_provenance(
+            streams=streams, messages=messages, progress=_say, browser_messages=browser_messages
+        ),
         as_json=as_json,
     )
+
+
+@bench_app.command("ui")
+def ui(
+    runs: Annotated[
+        int, typer.Option(min=1, help="Cold loads of each page; the median is kept.")
+    ] = 5,
+    explorer_blocks: Annotated[
+        int, typer.Option(min=1, help="Blocks on the chain for explorer_page_ms.")
+    ] = 10_000,
+    as_json: JsonOption = False,
+) -> None:
+    """The web app in Chromium against a node process: time to interactive and the
+    JavaScript shipped (gzip), per page; the explorer's blocks page on a long chain."""
+    _measure(
+        "the web app (Chromium, one node process, loopback)",
+        measure_ui(runs=runs, explorer_blocks=explorer_blocks, progress=None if as_json else _say),
+        as_json=as_json,
+    )
+
+
+@bench_app.command("paywall")
+def paywall(
+    requests: Annotated[int, typer.Option(min=10, help="Requests timed, unpaid and paid.")] = 200,
+    rpc_url: RpcUrlOption = None,
+    anvil: AnvilOption = False,
+    block_time: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            help="With --anvil: a block every this many seconds, as a real chain mines "
+            "(`exact` then waits a block a request), instead of one at once a transaction.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The HTTP 402 paywall: paid requests per second and the latency it adds (p50, p99)
+    to the same request unpaid, per scheme (`exact`: one transaction a request)."""
+
+    async def go() -> dict[str, Any]:
+        if rpc_url is None and not anvil:
+            if block_time is not None:
+                raise typer.BadParameter("--block-time goes with --anvil")
+            return await measure_paywall(requests=requests)
+        async with _open_ledger(None, rpc_url, anvil, block_time=block_time) as ledger:
+            return await measure_paywall(requests=requests, ledger=ledger)
+
+    _measure("the HTTP 402 paywall (reverse proxy, one client)", go(), as_json=as_json)

@@ -1,4 +1,4 @@
-"""`m2mpay channel open|list|show|pay|close`: a running node's payment channels."""
+"""`m2mpay channel open|list|show|pay|top-up|close`: a running node's payment channels."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from m2mpay.cli.remote import (
     Remote,
     asset_address,
     busy,
-    emit,
     id_of,
     kv_table,
+    on_named,
     remote_command,
     short,
 )
@@ -43,11 +43,7 @@ ChannelArg = Annotated[
 
 async def channel_id_of(node: NodeClient, given: str) -> str:
     """The full id of the channel `given` names (a full id, or a prefix)."""
-
-    async def listed() -> list[str]:
-        return [c.channel_id for c in await node.channels()]
-
-    return await id_of(given, "channel", listed)
+    return await id_of(given, "channel", node.channels, key=lambda c: c.channel_id)
 
 
 def _show(channel: ChannelView, units: Units, title: str = "channel") -> None:
@@ -152,10 +148,7 @@ def list_channels(remote: Remote) -> None:
 def show_channel(channel: ChannelArg, *, remote: Remote) -> None:
     """One channel in full."""
 
-    async def view(node: NodeClient) -> ChannelView:
-        return await node.channel(await channel_id_of(node, channel))
-
-    remote.answer_in_units(view, _show)
+    remote.answer_in_units(on_named(channel, channel_id_of, lambda node, c: node.channel(c)), _show)
 
 
 async def _amounts_of(node: NodeClient, channel_id: str) -> Callable[[int], str]:
@@ -205,10 +198,7 @@ def pay(
             "seq": last.seq,
             "acknowledged": sum(p.acknowledged for p in made),
         }
-        if remote.as_json:
-            emit(summary)
-        else:
-            said(summary, in_words)
+        remote.reply(summary, lambda done: said(done, in_words))
 
     def said(summary: dict[str, str | int], in_words: Callable[[int], str]) -> None:
         console.print(
@@ -220,13 +210,34 @@ def pay(
     remote.call(work)
 
 
+@remote_command(channel_app, "top-up")
+def top_up(
+    channel: ChannelArg,
+    amount: Annotated[int, typer.Argument(min=1, help="Added to our deposit, smallest unit.")],
+    *,
+    remote: Remote,
+) -> None:
+    """Add to our deposit on chain; answers once the chain shows it."""
+
+    async def topped(node: NodeClient, channel_id: str) -> ChannelView:
+        with busy(f"depositing on {escape(short(channel_id))} …", remote.as_json):
+            return await node.top_up(channel_id, amount)
+
+    remote.answer_in_units(
+        on_named(channel, channel_id_of, topped),
+        lambda c, units: _show(c, units, "channel topped up"),
+    )
+
+
 @remote_command(channel_app, "close")
 def close(channel: ChannelArg, *, remote: Remote) -> None:
     """Close cooperatively (unilaterally if the peer does not answer) and settle on chain."""
 
-    async def closed(node: NodeClient) -> ChannelView:
-        channel_id = await channel_id_of(node, channel)
+    async def closed(node: NodeClient, channel_id: str) -> ChannelView:
         with busy(f"closing {escape(short(channel_id))} on chain …", remote.as_json):
             return await node.close_channel(channel_id)
 
-    remote.answer_in_units(closed, lambda c, units: _show(c, units, "channel closed"))
+    remote.answer_in_units(
+        on_named(channel, channel_id_of, closed),
+        lambda c, units: _show(c, units, "channel closed"),
+    )

@@ -25,6 +25,7 @@ from m2mpay.cli.remote import (
     id_of,
     kv_table,
     listing,
+    on_named,
     remote_command,
     resolve_id,
     short,
@@ -348,10 +349,7 @@ def _show_grant(grant: GrantView, units: Units, title: str) -> None:
 
 
 async def _grant_id(node: NodeClient, given: str) -> str:
-    async def listed() -> list[str]:
-        return [g.session_id for g in await node.grants()]
-
-    return await id_of(given, "grant", listed)
+    return await id_of(given, "grant", node.grants, key=lambda g: g.session_id)
 
 
 @remote_command(data_app, "extend")
@@ -368,10 +366,10 @@ def extend(
     """Buy more of a grant this node bought: before its end, with no gap."""
     more = _amount(minutes, seconds, messages)
 
-    async def extended(node: NodeClient) -> GrantView:
-        return await node.extend_grant(await _grant_id(node, grant), **more)
-
-    remote.answer_in_units(extended, lambda view, units: _show_grant(view, units, "extended"))
+    remote.answer_in_units(
+        on_named(grant, _grant_id, lambda node, g: node.extend_grant(g, **more)),
+        lambda view, units: _show_grant(view, units, "extended"),
+    )
 
 
 def _grant_row(grant: GrantView, units: Units) -> Sequence[str]:

@@ -24,6 +24,7 @@ from m2mpay.cli.remote import (
     asset_address,
     id_of,
     kv_table,
+    on_named,
     remote_command,
     short,
 )
@@ -46,11 +47,9 @@ DeviceArg = Annotated[
 
 async def device_id_of(node: NodeClient, given: str) -> str:
     """The full id of the device `given` names (its address, or a prefix of it)."""
-
-    async def listed() -> list[str]:
-        return [d.device_id for d in await node.devices()]
-
-    return await id_of(given, "device", listed, length=ADDRESS_LENGTH)
+    return await id_of(
+        given, "device", node.devices, key=lambda d: d.device_id, length=ADDRESS_LENGTH
+    )
 
 
 def _asset(given: object) -> Address | None:
@@ -108,10 +107,7 @@ def list_devices(remote: Remote) -> None:
 def show(device: DeviceArg, *, remote: Remote) -> None:
     """One device: its services and state."""
 
-    async def shown(node: NodeClient) -> DeviceView:
-        return await node.device(await device_id_of(node, device))
-
-    remote.answer_in_units(shown, _show)
+    remote.answer_in_units(on_named(device, device_id_of, lambda node, d: node.device(d)), _show)
 
 
 @remote_command(device_app, "telemetry")
@@ -124,12 +120,9 @@ def telemetry(
 ) -> None:
     """A device's telemetry records, oldest first."""
 
-    async def records(node: NodeClient) -> list[TelemetryRecord]:
-        return await node.telemetry(await device_id_of(node, device), after=after, limit=limit)
-
     remote.answer_list(
         "record",
-        records,
+        on_named(device, device_id_of, lambda node, d: node.telemetry(d, after=after, limit=limit)),
         _record_row,
         title=f"telemetry of {short(device, 14)}",
         empty=f"no telemetry from {escape(device)} after {after}",

@@ -43,6 +43,21 @@ _ADDRESS_FIX: Final = (
     "0x5FbDB2315678afecb367f032d93F642f64180aa3: copy it whole from `m2mpay wallet show` "
     "or `m2mpay status`"
 )
+# The market's refusals (`m2mpay token`, `m2mpay dex`) and what to do about each.
+_MARKET_FIXES: Final = {
+    "slippage": "the pool pays less than the minimum: `m2mpay dex quote` shows what it pays "
+    "now; allow more with --slippage-bps, or lower --min-out (--min-shares, --min-a, --min-b)",
+    "deadline_passed": "give it more time with --deadline-s (seconds of the chain's clock)",
+    "no_pool": "`m2mpay dex pools` lists the pools; `m2mpay dex add` makes one",
+    "insufficient_shares": "`m2mpay dex pools` shows the node's shares of each pool",
+    "amount_too_small": "a pool's first deposit buys the square root of the two amounts' "
+    "product in shares, which must be above the 1,000 locked for ever; a swap must pay "
+    "out something",
+    "not_a_factory_token": "`m2mpay token list` lists the tokens the factory made",
+    "no_market": "the node's deployment was recorded before the market's contracts existed: "
+    "a node on a dev chain adds them when it starts again; on another chain only a new "
+    "deployment has them (`m2mpay ledger deploy`, with a hub of its own)",
+}
 # pydantic's message for a field constrained to 0x-hex of a fixed length.
 _HEX_PATTERN: Final = re.compile(r"should match pattern '\^0\[xX\]\[0-9a-fA-F\]\{(\d+)\}\$'")
 
@@ -123,7 +138,7 @@ def _refusal(exc: ApiRefusal, node: NodeTarget) -> Explained:
             exc.code,
         )
     where = f" (field `{exc.field}`)" if exc.field and exc.field not in exc.message else ""
-    return Explained(said + where, code=exc.code)
+    return Explained(said + where, _MARKET_FIXES.get(exc.code), exc.code)
 
 
 def _hex_length(message: str) -> int:

@@ -33,6 +33,12 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
     "watcher": LazyCommand("m2mpay.cli.watcher", "watcher_app"),
     "torture": LazyCommand("m2mpay.cli.torture", "torture_app"),
     "key": LazyCommand("m2mpay.cli.key", "key_app"),
+    "audit": LazyCommand("m2mpay.cli.audit", "audit_app"),
+    "dex": LazyCommand("m2mpay.cli.dex", "dex_app"),
+    "token": LazyCommand("m2mpay.cli.token", "token_app"),
+    "explorer": LazyCommand("m2mpay.cli.explorer", "explorer_app"),
+    "paywall": LazyCommand("m2mpay.cli.paywall", "paywall_command"),
+    "fetch": LazyCommand("m2mpay.cli.fetch", "fetch_command"),
 }
 
 

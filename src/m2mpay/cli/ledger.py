@@ -27,6 +27,7 @@ from m2mpay.cli.common import (
     run,
 )
 from m2mpay.cli.ledger_access import DEV_CHAIN_IDS, open_ledger, signing_key
+from m2mpay.cli.remote import reply
 from m2mpay.cli.units import local_time
 from m2mpay.errors import DeploymentNotFound
 
@@ -52,7 +53,8 @@ def deploy(
     token_symbol: Annotated[str, typer.Option(help="Symbol of the token.")] = "M2M",
     as_json: JsonOption = False,
 ) -> None:
-    """Deploy ChannelHub and a Token, and record them in the data dir."""
+    """Deploy ChannelHub, a Token, the TelemetryAnchor and the market's contracts (token
+    factory, exchange, service registry, metered escrow), and record them in the data dir."""
     if mint < 0:
         raise typer.BadParameter("--mint cannot be negative")
 
@@ -83,6 +85,10 @@ def deploy(
             table.add_row("deployer", deployment.deployer.checksum)
             table.add_row("ChannelHub", deployment.hub.checksum)
             table.add_row(f"Token ({token_symbol})", deployment.token.checksum)
+            if deployment.anchor is not None:
+                table.add_row("TelemetryAnchor", deployment.anchor.checksum)
+            for name, address in deployment.market.named() if deployment.market else []:
+                table.add_row(name, address.checksum)
             for holder, amount in holders.items():
                 balance = await token.balance_of(holder)
                 table.add_row(
@@ -124,21 +130,23 @@ def info(
             except DeploymentNotFound as exc:
                 result["deployment"] = None
                 result["note"] = str(exc)
-            if as_json:
-                print(json.dumps(result))
-                return
-            table = Table(title="m2mpay ledger", show_header=False)
-            for key, value in result.items():
-                if key == "deployment" and isinstance(value, dict):
-                    for name, field in value.items():
-                        table.add_row(f"deployment.{name}", str(field))
-                elif key == "timestamp":  # epoch seconds for programs, a local time for people
-                    table.add_row(key, local_time(timestamp * 1000))
-                else:
-                    table.add_row(key, str(value))
-            console.print(table)
+            reply(result, _show_info, as_json=as_json)
 
     run(go())
+
+
+def _show_info(result: dict[str, object]) -> None:
+    table = Table(title="m2mpay ledger", show_header=False)
+    for key, value in result.items():
+        if key == "deployment" and isinstance(value, dict):
+            for name, field in value.items():
+                table.add_row(f"deployment.{name}", str(field))
+        elif key == "timestamp" and isinstance(value, int):
+            # Epoch seconds for programs, a local time for people.
+            table.add_row(key, local_time(value * 1000))
+        else:
+            table.add_row(key, str(value))
+    console.print(table)
 
 
 @ledger_app.command("anvil")

@@ -21,14 +21,21 @@ __all__ = ["DEV_CHAIN_IDS", "open_ledger", "signing_key"]
 
 @asynccontextmanager
 async def open_ledger(
-    data_dir: Path | None, rpc_url: str | None, anvil: bool = False
+    data_dir: Path | None,
+    rpc_url: str | None,
+    anvil: bool = False,
+    *,
+    block_time: float | None = None,
 ) -> AsyncIterator[Ledger]:
-    """The ledger the options name: a private Anvil, an RPC node, or the data dir's chain."""
+    """The ledger the options name: a private Anvil (mining at once, or a block every
+    `block_time` seconds), an RPC node, or the data dir's chain."""
     if anvil and rpc_url:
         raise typer.BadParameter("--anvil and --rpc-url exclude each other")
+    if block_time is not None and not anvil:
+        raise typer.BadParameter("--block-time goes with --anvil")
     node: AnvilNode | None = None
     if anvil:
-        node = AnvilNode()
+        node = AnvilNode(block_time=block_time)
         node.start()
         rpc_url = node.url
     try:

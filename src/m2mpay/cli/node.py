@@ -21,6 +21,7 @@ from typing import Annotated
 
 import typer
 
+from m2mpay.access.pricing import Per
 from m2mpay.api.auth import new_token
 from m2mpay.api.routes_status import WatcherToCheck, status_routes
 from m2mpay.cli.common import (
@@ -45,6 +46,7 @@ from m2mpay.crypto.keystore import (
 )
 from m2mpay.daemon.access import MqttConfig
 from m2mpay.daemon.daemon import Daemon, DaemonConfig
+from m2mpay.daemon.paywall import PAID_PREFIX, PaywallConfig
 from m2mpay.errors import M2MPayError
 from m2mpay.watcher_client import WatcherClient, WatcherFeed
 
@@ -109,6 +111,13 @@ def node_command(
     public_reads: Annotated[
         bool, typer.Option(help="Let reads through without the token (writes always need it).")
     ] = False,
+    public_rpc_url: Annotated[
+        str | None,
+        typer.Option(
+            help="JSON-RPC URL the streams' QR codes name, for readers to check anchors on "
+            "(default: the embedded chain this node serves; never --rpc-url, which may hold a key)."
+        ),
+    ] = None,
     passphrase_file: PassphraseFileOption = None,
     reset_token: Annotated[
         bool, typer.Option("--new-token", help="Make a new API token (the old one stops working).")
@@ -145,6 +154,24 @@ def node_command(
     mqtt_port: Annotated[
         int, typer.Option(min=0, max=65535, help="The own broker's port (0: as last time, or any).")
     ] = 0,
+    paywall_price: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Sell /x402/ paths over HTTP 402 at this price a request (smallest units "
+            "of the deployment's token), paid in channels or exact; 0: no paywall.",
+        ),
+    ] = 0,
+    paywall_upstream: Annotated[
+        str | None,
+        typer.Option(help="With --paywall-price: sell this HTTP service at /x402/upstream/."),
+    ] = None,
+    paywall_upstream_price: Annotated[
+        int | None, typer.Option(min=1, help="The upstream's price (default: --paywall-price).")
+    ] = None,
+    paywall_per: Annotated[
+        Per, typer.Option(help="What the upstream's price is for (second: paid as it flows).")
+    ] = Per.REQUEST,
     as_json: ReadyJsonOption = False,
 ) -> None:
     """Run this machine's node: channels, metered sessions, paid MQTT data and the HTTP
@@ -158,8 +185,12 @@ def node_command(
         port=port,
         peer_port=peer_port,
         public_reads=public_reads,
+        public_rpc_url=public_rpc_url,
         telemetry_interval_s=telemetry_interval,
         mqtt=_mqtt_config(mqtt, mqtt_url, mqtt_admin_file, mqtt_port),
+        paywall=_paywall_config(
+            paywall_price, paywall_upstream, paywall_upstream_price, paywall_per
+        ),
     )
     require_free_port(config.host, config.port, "--port")
     require_free_port(config.peer_host, config.peer_port, "--peer-port")
@@ -169,7 +200,11 @@ def node_command(
     async def go() -> None:
         stop = stop_on_signals()
         client = WatcherClient(watcher) if watcher else None
-        checked = WatcherToCheck(watcher, _address_of(client)) if watcher and client else None
+        checked = (
+            WatcherToCheck(watcher, _address_of(client), client.disputes)
+            if watcher and client
+            else None
+        )
         daemon = Daemon(config, key, extra=[status_routes(checked)])
         feed: WatcherFeed | None = None
         try:
@@ -179,6 +214,8 @@ def node_command(
                 await feed.start()
             gateway = daemon.gateway
             assert gateway is not None
+            if client is not None:  # what the node's listings name as their watcher
+                gateway.watcher_address = _address_of(client)
             shown = token or daemon.new_token
             ready = {
                 "url": daemon.url,
@@ -192,6 +229,7 @@ def node_command(
                 "api_token": shown,
                 "watcher": watcher,
                 "mqtt": gateway.feeds.broker_at if gateway.feeds is not None else None,
+                "paywall": f"{daemon.url}{PAID_PREFIX}" if paywall_price else None,
                 "pid": os.getpid(),
             }
             people = [
@@ -200,6 +238,7 @@ def node_command(
                 f"peers reach it at {ready['peer_endpoint']}\n"
                 f"  ChannelHub {ready['hub']}, token {ready['token_contract']}\n"
                 + (f"  MQTT broker {ready['mqtt']}" if ready["mqtt"] else "  MQTT off")
+                + (f"\n  HTTP 402 paywall at {ready['paywall']}" if ready["paywall"] else "")
                 + ("\n  contracts deployed now on this dev chain" if daemon.deployed_now else ""),
                 *([f"  API token (shown once, keep it): [bold yellow]{shown}[/]"] if shown else []),
                 "  Ctrl-C stops it",
@@ -213,3 +252,13 @@ def node_command(
             await daemon.stop()
 
     run(go())
+
+
+def _paywall_config(
+    price: int, upstream: str | None, upstream_price: int | None, per: Per
+) -> PaywallConfig:
+    if upstream is not None and not upstream.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"--paywall-upstream {upstream!r} is not an http(s) URL")
+    if (upstream or upstream_price) and not price:
+        raise typer.BadParameter("--paywall-upstream needs --paywall-price")
+    return PaywallConfig(price, upstream, upstream_price, per)

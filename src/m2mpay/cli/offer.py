@@ -1,4 +1,5 @@
-"""`m2mpay offer list|publish|withdraw`: a node's storefront."""
+"""`m2mpay offer list|publish|withdraw|sell-by-transfer|transfers`: a node's storefront, and
+its offers sold to plain on-chain transfers."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from m2mpay.cli.remote import (
     table,
 )
 from m2mpay.cli.units import Units, local_time
-from m2mpay.client import NodeClient, OfferView
+from m2mpay.client import NodeClient, OfferView, TransferSaleList, TransferTermsView
 from m2mpay.crypto import Address
 from m2mpay.errors import M2MPayError
 
@@ -225,3 +226,74 @@ def withdraw(offer: OfferArg, *, remote: Remote) -> None:
         withdrawn,
         lambda done: console.print(f"withdrew offer {done['offer_id']}"),
     )
+
+
+ChangeWord = Literal["keep", "credit"]
+
+
+@remote_command(offer_app, "sell-by-transfer")
+def sell_by_transfer(
+    offer: OfferArg,
+    confirmations: Annotated[
+        int, typer.Option(min=1, max=64, help="Blocks a transfer needs, its own included.")
+    ] = 3,
+    underpay: Annotated[
+        ChangeWord,
+        typer.Option(help="Less than the offer's minimum: the owner keeps it, or credit it."),
+    ] = "keep",
+    overpay: Annotated[
+        ChangeWord,
+        typer.Option(help="Past whole units or the maximum: the owner keeps it, or credit it."),
+    ] = "keep",
+    *,
+    remote: Remote,
+) -> None:
+    """Let a plain transfer of the offer's token to its device's address buy units at
+    the offer's price, counted once it has its confirmations (once only, restarts and
+    reorganisations included)."""
+
+    async def enabled(node: NodeClient) -> TransferTermsView:
+        offer_id = offer if is_full_id(offer) else pick_offer(await node.offers(), offer).offer_id
+        return await node.sell_by_transfer(
+            offer_id, confirmations=confirmations, underpay=underpay, overpay=overpay
+        )
+
+    def said(terms: TransferTermsView, units: Units) -> None:
+        kv_table(
+            "sold by transfer",
+            [
+                ("offer", terms.offer_id),
+                ("send to", terms.device_id.checksum),
+                ("token", terms.token.checksum),
+                ("price", units.amount(terms.price, terms.token) + " a unit"),
+                ("confirmations", terms.confirmations),
+                ("underpay, overpay", f"{terms.underpay}, {terms.overpay}"),
+                ("from block", terms.from_block),
+            ],
+        )
+
+    remote.answer_in_units(enabled, said)
+
+
+@remote_command(offer_app, "transfers")
+def transfers(remote: Remote) -> None:
+    """Every transfer counted as a purchase: what it paid, bought and delivered."""
+
+    def shown(sales: TransferSaleList, units: Units) -> None:
+        if not sales.purchases:
+            console.print("no transfers counted")
+            return
+        rows = table("transfers counted", keep="purchase sender block", numbers="amount units lit")
+        for p in sales.purchases:
+            token = next((s.token for s in sales.sales if s.offer_id == p.offer_id), None)
+            rows.add_row(
+                short(p.purchase_id),
+                short(p.sender.checksum),
+                str(p.block_number),
+                escape(units.amount(p.amount, token)),
+                str(p.units),
+                f"{p.delivered}{'' if p.done else ' …'}",
+            )
+        console.print(rows)
+
+    remote.answer_in_units(lambda node: node.transfer_sales(), shown)

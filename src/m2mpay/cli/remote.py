@@ -1,5 +1,5 @@
 """Options and helpers of the commands that talk to a running node over its HTTP API
-(`wallet`, `channel`, `offer`, `session`, `device`, `data`).
+(`wallet`, `channel`, `offer`, `session`, `device`, `data`, `token`, `dex`).
 
 Every such command takes `--url` (`$M2MPAY_URL`) and `--token` (`$M2MPAY_TOKEN`),
 prints Rich tables for people or, with `--json`, one JSON object in the API's own
@@ -15,7 +15,7 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, is_dataclass
-from typing import Annotated, Any, Final, NoReturn, TypeVar
+from typing import Annotated, Any, Final, NoReturn, TypeVar, overload
 
 import typer
 from rich.markup import escape
@@ -30,6 +30,7 @@ from m2mpay.errors import M2MPayError
 __all__ = [
     "ADDRESS_LENGTH",
     "FULL_ID_LENGTH",
+    "AmountArg",
     "AssetOption",
     "Remote",
     "TokenOption",
@@ -42,13 +43,16 @@ __all__ = [
     "is_full_id",
     "kv_table",
     "listing",
+    "on_named",
     "remote_command",
+    "reply",
     "resolve_id",
     "short",
     "table",
 ]
 
 T = TypeVar("T")
+G = TypeVar("G")
 
 UrlOption = Annotated[
     str,
@@ -67,6 +71,8 @@ TokenOption = Annotated[
 AssetOption = Annotated[
     str | None, typer.Option(help="Token address or symbol (default: the node's token).")
 ]
+
+AmountArg = Annotated[int, typer.Argument(min=1, help="Integer, in the smallest unit.")]
 
 FULL_ID_LENGTH: Final = 66  # 0x + 32 bytes of hex
 ADDRESS_LENGTH: Final = 42  # 0x + 20 bytes of hex: a device's id
@@ -133,6 +139,22 @@ class Remote:
 
         self.call(work)
 
+    def answer_with(
+        self,
+        given: Callable[[NodeClient], Awaitable[G]],
+        fetch: Callable[[NodeClient, G], Awaitable[T]],
+        show: Callable[[T, G], None],
+    ) -> None:
+        """As `answer`, for a command that must first learn from the node (`given`: its
+        info, its assets by symbol) what it asks and how people read the answer: both
+        `fetch` and `show` are handed it."""
+
+        async def work(node: NodeClient) -> None:
+            known = await given(node)
+            self.reply(await fetch(node, known), lambda value: show(value, known))
+
+        self.call(work)
+
     def answer_list(
         self,
         what: str,
@@ -149,12 +171,20 @@ class Remote:
 
         self.answer_in_units(fetch, show, key=f"{what}s")
 
+    def answer_rows(
+        self,
+        what: str,
+        fetch: Callable[[NodeClient], Awaitable[Sequence[T]]],
+        row: Callable[[T], Sequence[str]],
+        **columns: str,
+    ) -> None:
+        """As `answer_list`, for things whose rows hold no amount in the node's token
+        (pools in their own tokens' decimals, streams' counts): no `/v1/info` is asked."""
+        self.answer(fetch, lambda items: listing(what, items, row, **columns), key=f"{what}s")
+
     def reply(self, value: T, show: Callable[[T], None]) -> None:
         """One JSON object with `--json`, else `show` the value for people."""
-        if self.as_json:
-            emit(value)
-        else:
-            show(value)
+        reply(value, show, as_json=self.as_json)
 
 
 def _remote_options(
@@ -225,6 +255,16 @@ def emit(value: Any) -> None:
     typer.echo(json.dumps(_plain(value)))
 
 
+def reply(value: T, show: Callable[[T], None], *, as_json: bool) -> None:
+    """What a command answers, remote or local (`bench`, `ledger`, …): one JSON object
+    on stdout with `--json`, else `show`n to people; progress goes to stderr either
+    way, so that stdout is the answer."""
+    if as_json:
+        emit(value)
+    else:
+        show(value)
+
+
 def _plain(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
         return encode(value)
@@ -264,18 +304,56 @@ def resolve_id(given: str, known: Iterable[str], what: str) -> str:
     raise M2MPayError(f"{len(matches)} {what}s start with {given}: give more of the id")
 
 
+@overload
 async def id_of(
     given: str,
     what: str,
     listed: Callable[[], Awaitable[Iterable[str]]],
     *,
     length: int = FULL_ID_LENGTH,
+) -> str: ...
+
+
+@overload
+async def id_of(
+    given: str,
+    what: str,
+    listed: Callable[[], Awaitable[Iterable[T]]],
+    *,
+    key: Callable[[T], str],
+    length: int = FULL_ID_LENGTH,
+) -> str: ...
+
+
+async def id_of(
+    given: str,
+    what: str,
+    listed: Callable[[], Awaitable[Iterable[Any]]],
+    *,
+    key: Callable[[Any], str] = str,
+    length: int = FULL_ID_LENGTH,
 ) -> str:
     """The one rule for ids on the command line: a whole id as given, else the one id
-    among those `listed` (asked of the node only then) that `given` starts."""
+    among those `listed` (asked of the node only then) that `given` starts. `listed`
+    may give the node's views of the things, whose id `key` reads (`node.channels`,
+    `lambda c: c.channel_id`)."""
     if is_full_id(given, length):
         return given
-    return resolve_id(given, await listed(), what)
+    return resolve_id(given, (key(item) for item in await listed()), what)
+
+
+def on_named(
+    given: str,
+    full_id: Callable[[NodeClient, str], Awaitable[str]],
+    act: Callable[[NodeClient, str], Awaitable[T]],
+) -> Callable[[NodeClient], Awaitable[T]]:
+    """`act` on the thing `given` names (a full id, or a prefix), once `full_id` (its
+    kind's lookup: `channel_id_of`, `device_id_of`, …) has found its id."""
+
+    async def acted(node: NodeClient) -> T:
+        return await act(node, await full_id(node, given))
+
+    return acted
 
 
 def asset_address(text: str | None, info: InfoView) -> Address | None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from collections.abc import Callable
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -18,6 +18,7 @@ from m2mpay.cli.remote import (
     busy,
     id_of,
     kv_table,
+    on_named,
     remote_command,
     short,
 )
@@ -25,9 +26,7 @@ from m2mpay.cli.units import Units, local_time
 from m2mpay.client import FlowView, NodeClient, ReceiptView, SessionView
 from m2mpay.errors import M2MPayError
 
-__all__ = ["follow", "session_app"]
-
-T = TypeVar("T")
+__all__ = ["follow", "session_app", "session_id_of"]
 
 session_app = typer.Typer(help="Metered sessions bought or sold by a node.", no_args_is_help=True)
 
@@ -39,22 +38,9 @@ IntervalOption = Annotated[
 ]
 
 
-async def _session_id(node: NodeClient, given: str) -> str:
-    async def listed() -> list[str]:
-        return [s.session_id for s in await node.sessions()]
-
-    return await id_of(given, "session", listed)
-
-
-def _on_session(
-    given: str, act: Callable[[NodeClient, str], Awaitable[T]]
-) -> Callable[[NodeClient], Awaitable[T]]:
-    """`act` on the session `given` names (a full id, or a prefix)."""
-
-    async def acted(node: NodeClient) -> T:
-        return await act(node, await _session_id(node, given))
-
-    return acted
+async def session_id_of(node: NodeClient, given: str) -> str:
+    """The full id of the session `given` names (a full id, or a prefix)."""
+    return await id_of(given, "session", node.sessions, key=lambda s: s.session_id)
 
 
 def _flow(flow: FlowView, units: Units) -> str:
@@ -225,7 +211,7 @@ def watch(
         )
 
     remote.answer_in_units(
-        _on_session(session, followed),
+        on_named(session, session_id_of, followed),
         lambda view, units: _show(view, units, "session stopped"),
     )
 
@@ -247,7 +233,7 @@ def list_sessions(remote: Remote) -> None:
 def show(session: SessionArg, *, remote: Remote) -> None:
     """One session in full."""
 
-    remote.answer_in_units(_on_session(session, lambda node, s: node.session(s)), _show)
+    remote.answer_in_units(on_named(session, session_id_of, lambda node, s: node.session(s)), _show)
 
 
 def _show_receipt(receipt: ReceiptView, units: Units) -> None:
@@ -268,7 +254,7 @@ def _show_receipt(receipt: ReceiptView, units: Units) -> None:
 def receipt(session: SessionArg, *, remote: Remote) -> None:
     """Our signed receipt of a stopped session."""
 
-    receipt_of = _on_session(session, lambda node, s: node.receipt(s))
+    receipt_of = on_named(session, session_id_of, lambda node, s: node.receipt(s))
     remote.answer_in_units(receipt_of, _show_receipt)
 
 
@@ -287,7 +273,7 @@ def stop(
             return await node.stop_session(session_id, reason=reason, wait=wait)
 
     remote.answer_in_units(
-        _on_session(session, stopped),
+        on_named(session, session_id_of, stopped),
         lambda view, units: _show(view, units, "session stopped"),
     )
 
@@ -301,7 +287,7 @@ def price(
 ) -> None:
     """A seller's new price for the units not yet delivered."""
 
-    repriced = _on_session(session, lambda node, s: node.set_price(s, new_price))
+    repriced = on_named(session, session_id_of, lambda node, s: node.set_price(s, new_price))
     remote.answer_in_units(repriced, _show)
 
 
@@ -316,5 +302,5 @@ def reverse(
 ) -> None:
     """Switch the direction of supply (and of payment): the buyer feeds back."""
 
-    turned = _on_session(session, lambda node, s: node.reverse(s, not back))
+    turned = on_named(session, session_id_of, lambda node, s: node.reverse(s, not back))
     remote.answer_in_units(turned, _show)

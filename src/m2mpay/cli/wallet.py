@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from m2mpay.cli.common import console
 from m2mpay.cli.remote import (
+    AmountArg,
     Remote,
     asset_address,
     remote_command,
@@ -23,8 +24,6 @@ __all__ = ["wallet_app"]
 wallet_app = typer.Typer(
     help="A running node's wallet: balances, transfers, faucet.", no_args_is_help=True
 )
-
-AmountArg = Annotated[int, typer.Argument(min=1, help="Integer, in the smallest unit.")]
 
 
 def _show(wallet: WalletView, info: InfoView) -> None:
@@ -69,12 +68,13 @@ def faucet(
 ) -> None:
     """Dev chains only: mint tokens and send coin for gas to the node."""
 
-    async def work(node: NodeClient) -> None:
-        info = await node.info()
-        wallet = await node.faucet(amount=amount, native=native, asset=asset_address(asset, info))
-        remote.reply(wallet, lambda shown: _show(shown, info))
-
-    remote.call(work)
+    remote.answer_with(
+        lambda node: node.info(),
+        lambda node, info: node.faucet(
+            amount=amount, native=native, asset=asset_address(asset, info)
+        ),
+        _show,
+    )
 
 
 @remote_command(wallet_app, "transfer")

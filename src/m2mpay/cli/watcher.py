@@ -6,7 +6,6 @@ entry point (the benchmark starts watcher processes that way).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Annotated
@@ -31,6 +30,7 @@ from m2mpay.cli.common import (
     stop_on_signals,
 )
 from m2mpay.cli.ledger_access import signing_key
+from m2mpay.cli.remote import reply
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.store import open_store
 from m2mpay.watcher import Watcher, WatcherConfig, WatcherServer
@@ -155,15 +155,16 @@ def status(
             "settlements": sum(d["kind"] == "settle" and d["status"] == "mined" for d in disputes),
             "failed_actions": sum(d["status"] == "failed" for d in disputes),
         }
-        if as_json:
-            print(json.dumps(summary))
-            return
-        table = Table(title="m2mpay watcher", show_header=False)
-        for key, value in summary.items():
-            table.add_row(key, str(value))
-        console.print(table)
+        reply(summary, _show_status, as_json=as_json)
 
     run(go())
+
+
+def _show_status(summary: dict[str, object]) -> None:
+    table = Table(title="m2mpay watcher", show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ __all__ = [
     "decode_answer",
     "decode_items",
     "given",
+    "given_amounts",
     "path_id",
     "read_answer",
     "refusal_from",
@@ -119,8 +120,19 @@ def address_text(address: Address | str) -> str:
 
 def given(**fields: object) -> dict[str, object]:
     """The optional fields of a request body that the caller gave: one left out (None)
-    is not sent, so that the node applies its default."""
-    return {name: value for name, value in fields.items() if value is not None}
+    is not sent, so that the node applies its default. An `Address` goes as
+    `address_text` sends it, the one form a body holds an address in."""
+    return {
+        name: address_text(value) if isinstance(value, Address) else value
+        for name, value in fields.items()
+        if value is not None
+    }
+
+
+def given_amounts(**amounts: int | None) -> dict[str, object]:
+    """The optional amounts of a request body that the caller gave, as the API takes
+    amounts: integer strings (exact past 2**53, where JSON numbers are not)."""
+    return given(**{name: None if value is None else str(value) for name, value in amounts.items()})
 
 
 def decode_items(cls: type[T], raw: Any, key: str) -> list[T]:

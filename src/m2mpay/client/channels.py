@@ -1,4 +1,4 @@
-"""Payment channels: open, list, show, pay, close."""
+"""Payment channels: open, list, show, pay, top up, close."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from m2mpay.client.base import ApiBase, address_text, decode_items, given, path_
 from m2mpay.client.codec import Amount, decode
 from m2mpay.crypto import Address
 
-__all__ = ["ChannelApi", "ChannelView", "PaymentMade"]
+__all__ = ["ChannelApi", "ChannelView", "CommitmentMade", "PaymentMade"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,20 @@ class PaymentMade:
     acknowledged: bool  # the payee holds it durably
 
 
+@dataclass(frozen=True, slots=True)
+class CommitmentMade:
+    """A balance proof our node signed for us to deliver (an x402 payment)."""
+
+    channel_id: str
+    chain_id: int
+    hub: Address
+    payer: Address
+    amount: Amount
+    total: Amount  # the running total signed
+    seq: int
+    signature: str  # 0x-hex, 65 bytes
+
+
 class ChannelApi(ApiBase):
     async def open_channel(
         self,
@@ -59,9 +73,8 @@ class ChannelApi(ApiBase):
             "deposit": str(deposit),
             "peer_deposit": str(peer_deposit),
             **given(endpoint=endpoint, challenge_period=challenge_period),
+            **given(asset=asset),
         }
-        if asset is not None:
-            body["asset"] = address_text(asset)
         return decode(ChannelView, await self._call("POST", "/v1/channels", body=body))
 
     async def channels(self) -> list[ChannelView]:
@@ -78,6 +91,21 @@ class ChannelApi(ApiBase):
             body={"amount": str(amount), "wait": wait},
         )
         return decode(PaymentMade, raw)
+
+    async def commit(self, channel_id: str | bytes, amount: int) -> CommitmentMade:
+        """Have our node sign a running total `amount` higher for us to deliver to the
+        payee ourselves (it is not sent over the wire); durable in our node first."""
+        raw = await self._call(
+            "POST", f"/v1/channels/{path_id(channel_id)}/commitments", body={"amount": str(amount)}
+        )
+        return decode(CommitmentMade, raw)
+
+    async def top_up(self, channel_id: str | bytes, amount: int) -> ChannelView:
+        """Add `amount` to this node's deposit; answers once the chain shows it."""
+        raw = await self._call(
+            "POST", f"/v1/channels/{path_id(channel_id)}/deposits", body={"amount": str(amount)}
+        )
+        return decode(ChannelView, raw)
 
     async def close_channel(self, channel_id: str | bytes) -> ChannelView:
         """Close cooperatively (unilaterally if the peer does not answer)."""

@@ -7,7 +7,8 @@
 Entering the `async with` returns once the node has answered, and the node
 subscribes the stream before it answers: anything that happens after `__aenter__`
 returns is in the stream. Leaving it closes the connection. Events are
-`{"kind": "channel" | "session", "t": <event type>, ...fields}`; amounts are
+`{"kind": "channel" | "session" | "device", "t": <event type>, ...fields}` (a device's:
+`dev.state` with `device_id`, `name`, `online`, `state`); amounts are
 integer strings and ids 0x-hex, as everywhere in the API. An event larger than
 `MAX_EVENT_BYTES`, or not a JSON object, raises `MalformedMessage`.
 """
@@ -33,7 +34,7 @@ MAX_EVENT_BYTES: Final = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    kind: str  # the SSE event name: `channel` or `session`
+    kind: str  # the SSE event name: `channel`, `session` or `device`
     type: str  # e.g. `ev.opened`, `ev.payment_received`, `sev.stopped`
     data: Mapping[str, Any] = field(hash=False)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from m2mpay.client.base import ApiBase, decode_items, given, path_id
+from m2mpay.client.base import ApiBase, decode_items, given, given_amounts, path_id
 from m2mpay.client.codec import Amount, decode
 from m2mpay.client.sessions import OfferView
 from m2mpay.crypto import Address
@@ -21,6 +21,7 @@ __all__ = [
     "FeedView",
     "GrantBought",
     "GrantView",
+    "StorefrontView",
 ]
 
 
@@ -95,6 +96,17 @@ class GrantBought:
     client_id: str | None = None  # by the message: read with it, and no clean session
 
 
+@dataclass(frozen=True, slots=True)
+class StorefrontView:
+    """Another node's storefront as this node read it (`FeedApi.storefront`)."""
+
+    seller: Address
+    peer_endpoint: str | None  # where to open a channel to it: `start_session(endpoint=…)`
+    same_chain: bool  # only then can this node buy from it
+    offers: tuple[OfferView, ...]
+    feeds: tuple[FeedView, ...]
+
+
 class FeedApi(ApiBase):
     # -- feeds
 
@@ -104,6 +116,13 @@ class FeedApi(ApiBase):
 
     async def feed(self, feed_id: str | bytes) -> FeedView:
         return decode(FeedView, await self._call("GET", f"/v1/feeds/{path_id(feed_id)}"))
+
+    async def storefront(self, seller: str) -> StorefrontView:
+        """The storefront of the node at `seller` (its API URL), read by this node: what
+        a browser on this node's web app buys from (the token always: the node asks the
+        URL it is given)."""
+        raw = await self._call("POST", "/v1/storefront", body={"seller": seller})
+        return decode(StorefrontView, raw)
 
     async def publish_feed(
         self,
@@ -122,11 +141,9 @@ class FeedApi(ApiBase):
             "price_per_hour": str(price_per_hour),
             "min_seconds": min_seconds,
             "max_seconds": max_seconds,
+            **given_amounts(price_per_message=price_per_message),
+            **given(asset=asset),
         }
-        if price_per_message is not None:
-            body["price_per_message"] = str(price_per_message)
-        if asset is not None:
-            body["asset"] = asset.checksum if isinstance(asset, Address) else asset
         return decode(FeedPublished, await self._call("POST", "/v1/feeds", body=body))
 
     async def retire_feed(self, feed_id: str | bytes) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from m2mpay.client.base import ApiBase, address_text, decode_items, given, path_id
+from m2mpay.client.base import ApiBase, decode_items, given, given_amounts, path_id
 from m2mpay.client.codec import Amount, decode, encode
 from m2mpay.crypto import Address
 
@@ -72,6 +72,9 @@ class SessionView:
     phase: str
     price: Amount  # per unit, now
     reversed: bool  # the buyer feeds back (and is paid)
+    unit: str
+    window: int  # the offer's credit window, in units
+    asset: Address
     forward: FlowView
     backward: FlowView
     started_ms: int
@@ -123,9 +126,8 @@ class SessionApi(ApiBase):
             "reverse_price": str(reverse_price),
             "valid_for_s": valid_for_s,
             "device": device,
+            **given(asset=asset),
         }
-        if asset is not None:
-            body["asset"] = address_text(asset)
         return decode(OfferView, await self._call("POST", "/v1/offers", body=body))
 
     async def withdraw_offer(self, offer_id: str | bytes) -> None:
@@ -159,12 +161,13 @@ class SessionApi(ApiBase):
             "budget": str(budget),
             "target_units": target_units,
             "allow_reverse": allow_reverse,
-            **given(endpoint=endpoint, feed_back_device=feed_back_device),
+            **given(
+                endpoint=endpoint,
+                feed_back_device=feed_back_device,
+                channel_id=None if channel_id is None else path_id(channel_id),
+            ),
+            **given_amounts(limit_price=limit_price),
         }
-        if channel_id is not None:
-            body["channel_id"] = path_id(channel_id)
-        if limit_price is not None:
-            body["limit_price"] = str(limit_price)
         return decode(SessionView, await self._call("POST", "/v1/sessions", body=body))
 
     async def sessions(self) -> list[SessionView]:

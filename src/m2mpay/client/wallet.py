@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from m2mpay.client.base import ApiBase, address_text
+from m2mpay.client.base import ApiBase, address_text, given, given_amounts
 from m2mpay.client.codec import Amount, decode
 from m2mpay.crypto import ZERO_ADDRESS, Address
 
@@ -27,6 +27,12 @@ class ContractsView:
     token: Address
     token_symbol: str
     token_decimals: int = 18  # nodes before the field: their token had 18
+    # None where the node's deployment lacks them (recorded before they existed).
+    anchor: Address | None = None
+    token_factory: Address | None = None
+    exchange: Address | None = None
+    registry: Address | None = None
+    escrow: Address | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +45,7 @@ class InfoView:
     version: str
     dev_chain: bool
     genesis_hash: str = ""  # 0x…: dev chains share ids, never genesis blocks
+    public_reads: bool = False  # reads need no token (writes always do)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +101,5 @@ class WalletApi(ApiBase):
     ) -> WalletView:
         """Dev chains only: mint `amount` of `asset` (default: the deployment's token) and
         send `native` coin to the node; the node picks amounts left out."""
-        body: dict[str, str] = {}
-        if amount is not None:
-            body["amount"] = str(amount)
-        if native is not None:
-            body["native"] = str(native)
-        if asset is not None:
-            body["asset"] = address_text(asset)
+        body = {**given_amounts(amount=amount, native=native), **given(asset=asset)}
         return decode(WalletView, await self._call("POST", "/v1/wallet/faucet", body=body))

@@ -4,6 +4,7 @@ from m2mpay.crypto.address import ZERO_ADDRESS, Address
 from m2mpay.crypto.eip712 import (
     UINT256_MAX,
     Eip712Domain,
+    TransferAuthorization,
     balance_proof_digest,
     balance_proof_typed_data,
     channel_domain,
@@ -29,6 +30,7 @@ __all__ = [
     "Eip712Domain",
     "PrivateKey",
     "Signature",
+    "TransferAuthorization",
     "balance_proof_digest",
     "balance_proof_typed_data",
     "channel_domain",

@@ -6,6 +6,8 @@ keeper, the feeds sold and bought.
 admin credentials, of which only our own clients and roles are ever touched), makes
 it deny by default with the feeds' averages (`m2m/+/1m`) public, and starts the
 `GrantKeeper` on `grants.sqlite3`, which revokes what ended while the node was down.
+The node's own broker dies with the node (`m2mpay.access.tether`), so no grant
+outlives it; a broker given by URL does not, which start-up warns about.
 `sell(sessions)` then publishes the feeds of `feeds.json` again, under their old
 offers, and must run before the session manager starts, so that resumed sessions
 find their grants. `stop()` undoes it in reverse order.
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from m2mpay.access.broker import Broker
 from m2mpay.access.dynsec import DynsecBroker
+from m2mpay.access.dynsec_file import withdraw_reads
 from m2mpay.access.feed_book import FeedBook
 from m2mpay.access.keeper import GrantKeeper
 from m2mpay.access.mosquitto import BrokerAddress, ManagedMosquitto
@@ -94,10 +97,24 @@ class PaidAccess:
     async def _broker_address(self) -> BrokerAddress:
         config = self._config
         if config.url is not None:
-            return BrokerAddress.parse(
+            address = BrokerAddress.parse(
                 config.url, config.admin_username or "", config.admin_password or ""
             )
-        own = ManagedMosquitto(self._data_dir, host=config.host, port=config.port or None)
+            # Our own broker dies with the node (fail closed); a broker we were given
+            # cannot be made to, and the node is the only one who revokes its grants.
+            log.warning(
+                "MQTT broker %s is not the node's own: if the node dies, the grants on it "
+                "stay readable until the node is back and revokes those that ended",
+                address.url,
+            )
+            return address
+        # It starts with no client reading until the keeper gives back what is paid.
+        own = ManagedMosquitto(
+            self._data_dir,
+            host=config.host,
+            port=config.port or None,
+            before_start=withdraw_reads,
+        )
 
         async def stop_own() -> None:
             await asyncio.to_thread(own.stop)

@@ -38,7 +38,7 @@ from m2mpay.access.feeds import feed_topics
 from m2mpay.access.sealed import Credentials
 from m2mpay.devices.catalog import Curve
 from m2mpay.devices.simulated import PowerCurve, power_curve
-from m2mpay.lifecycle import Startable, cancel_and_wait
+from m2mpay.lifecycle import Startable, cancel_and_wait, raise_if_cancelling
 
 __all__ = [
     "MAX_RETRY_S",
@@ -183,6 +183,7 @@ class SmartPlug(Startable):
                     )
                     await self._publish_while_connected(client)
             except aiomqtt.MqttError as exc:
+                raise_if_cancelling()
                 self._say(
                     {
                         "event": "disconnected",

@@ -231,7 +231,7 @@ class PlugJoin:
 
 def _host_port(broker: str) -> tuple[str, int]:
     host, _, port = broker.rpartition(":")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not host or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
         raise M2MPayError(f"the broker is host:port, not {broker!r}")
     return host.strip("[]"), int(port)
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from m2mpay.lifecycle import cancel_and_wait
-from m2mpay.stream.supply import MeterReport, Supply
+from m2mpay.stream.supply import MeterReport, PermitCount, Supply
 
 __all__ = [
     "ActuationTimer",
@@ -111,43 +111,14 @@ class Simulation:
                 device.advance(elapsed)
 
 
-class _MeteredSupply(Supply):
+class _MeteredSupply(PermitCount, Supply):
     """A meter that never passes its permit, reporting each whole unit it adds."""
 
-    def __init__(self) -> None:
-        self._report: MeterReport | None = None
-        self._units = 0
-        self._permit = 0
-        self._stopped = False
-
-    @property
-    def delivered(self) -> int:
-        return self._units
-
-    @property
-    def permitted(self) -> int:
-        return self._permit
-
-    @property
-    def running(self) -> bool:
-        return self._report is not None and not self._stopped and self._units < self._permit
-
-    def permit(self, units: int) -> None:
-        # Never below what was delivered: a permit that drops is a stop.
-        self._permit = max(units, self._units)
-
     async def start(self, report: MeterReport, delivered: int) -> None:
-        self._report = report
-        self._units = max(self._units, delivered)
+        self.open(report, delivered)
 
     async def stop(self) -> None:
-        self._stopped = True
-
-    def _reach(self, units: int) -> None:
-        units = min(units, self._permit)
-        if units > self._units and not self._stopped and self._report is not None:
-            self._units = units
-            self._report(units)
+        self.close()
 
 
 class _TimedDevice(_MeteredSupply):
@@ -241,15 +212,8 @@ class ActuationTimer(_TimedDevice):
 
 
 class MessageCounter(_MeteredSupply):
-    """A data feed's gate: a message passes only while the permit has room, and each
-    one that passes is a unit delivered."""
-
-    def admit(self) -> bool:
-        """Count one message out if the permit allows; False means hold it back."""
-        if not self.running:
-            return False
-        self._reach(self._units + 1)
-        return True
+    """A data feed's gate: a message passes (`admit`) only while the permit has room,
+    and each one that passes is a unit delivered; one that does not is held back."""
 
 
 class PowerLine:

@@ -67,6 +67,10 @@ class OfferBook:
             raise StoreError(f"cannot read the offer book {self.path}: {exc}") from None
         return list(self._entries.values())
 
+    def entries(self) -> list[SavedOffer]:
+        """The offers published now, with their devices."""
+        return list(self._entries.values())
+
     def add(self, offer: Offer, device: str, resale: ResaleTerms | None = None) -> None:
         self._entries[offer.offer_id] = SavedOffer(offer, device, resale)
         self._save()

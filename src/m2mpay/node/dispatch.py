@@ -1,14 +1,15 @@
 """The node's one dispatcher of effects: what the channel machine outputs, once logged,
 is sent to peers, submitted to the chain or told to the application here, and
-nowhere else. Acknowledgements are coalesced per channel; a transaction's outcome
-comes back as an input (`TxMined`, `TxFailed`)."""
+nowhere else. Acknowledgements are coalesced per channel; a transaction that fails
+comes back as an input (`TxFailed`); one that is mined, through the chain follower as
+the event it caused."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
-from m2mpay.channel.inputs import Accept, Input, TxFailed, TxMined
+from m2mpay.channel.inputs import Accept, Input, TxFailed
 from m2mpay.channel.messages import ChannelTerms, Message, PaymentAck
 from m2mpay.channel.outputs import (
     ChannelEvent,
@@ -89,8 +90,6 @@ class ChannelDispatch:
                 "%s transaction for 0x%s failed: %s", tx.kind, output.channel_id.hex(), reason
             )
             self._host.feed_back(TxFailed(output.channel_id, tx.kind, str(reason)[:1000]))
-            return
-        self._host.feed_back(TxMined(output.channel_id, tx.kind))
 
     def _notify(self, event: ChannelEvent) -> None:
         if isinstance(event, ProposalReceived):

@@ -28,6 +28,10 @@ class PeerEndpoints:
             if meta_key.startswith(_PEER_KEY):
                 self._known[Address(meta_key[len(_PEER_KEY) :])] = value.decode()
 
+    def known(self) -> dict[Address, str]:
+        """Every peer's endpoint as last learnt."""
+        return dict(self._known)
+
     def keep_connected(self) -> None:
         """Once the peers run: keep a peer link with every peer we know."""
         for peer, endpoint in self._known.items():

@@ -5,31 +5,23 @@ Log, then act: the channel machine runs on a `DurableEngine`, which logs every
 input with its outputs before they are performed and shares one flush among
 many inputs (group commit). `_perform` is the one place where messages are sent,
 transactions submitted and the application told (`ChannelDispatch`, node/dispatch.py).
+The paying half of its API (`pay`, `commit`, …) is its base `NodePayments`
+(node/payments.py); here are its plumbing and its channels' life on chain.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 
 from m2mpay.channel.context import ChannelContext
-from m2mpay.channel.inputs import (
-    ForceClose,
-    Input,
-    Pay,
-    Propose,
-    Received,
-    RequestClose,
-    Resync,
-    TopUp,
-)
+from m2mpay.channel.inputs import ForceClose, Propose, Received, RequestClose, Resync, TopUp
 from m2mpay.channel.machine import channel_key
 from m2mpay.channel.messages import MESSAGE_TYPES, Message
-from m2mpay.channel.outputs import ChannelEvent, Output, Rejected
+from m2mpay.channel.outputs import ChannelEvent, Rejected
 from m2mpay.channel.state import ChannelState, Phase
 from m2mpay.crypto import Address, PrivateKey, channel_domain
-from m2mpay.engine import EngineHost, EventFanOut, EventSource, now_ms
+from m2mpay.engine import EventFanOut, EventSource, now_ms
 from m2mpay.errors import ChannelError
 from m2mpay.node.chain_access import ChainAccess
 from m2mpay.node.chain_follow import ChainFollower
@@ -38,8 +30,9 @@ from m2mpay.node.clock import ChannelClock
 from m2mpay.node.config import NodeConfig
 from m2mpay.node.dispatch import ChannelDispatch
 from m2mpay.node.endpoints import PeerEndpoints
-from m2mpay.node.info import ChannelInfo, PaymentHandle, PaymentWait
+from m2mpay.node.info import ChannelInfo
 from m2mpay.node.notifier import ChannelNotifier
+from m2mpay.node.payments import NodePayments
 from m2mpay.node.peers import Peers
 from m2mpay.store import Store
 from m2mpay.wire import Transport
@@ -49,10 +42,7 @@ __all__ = ["Node", "NodeConfig"]
 log = logging.getLogger("m2mpay.node")
 
 
-class Node(
-    EngineHost[bytes, ChannelState, Input, Output],
-    EventSource[ChannelEvent, ChannelState],
-):
+class Node(NodePayments, EventSource[ChannelEvent, ChannelState]):
     """A party to payment channels: the small Python API over the whole engine.
 
     Its listeners and subscribers (`add_listener`, `events`) hear of every channel
@@ -156,10 +146,6 @@ class Node(
 
     # ------------------------------------------------------------------ the engine and effects
 
-    @property
-    def _channels(self) -> dict[bytes, ChannelState]:
-        return self._engine.states
-
     def _on_change(self, channel: bytes, state: ChannelState) -> None:
         self._clock.changed(channel, state)
 
@@ -172,6 +158,10 @@ class Node(
 
     def is_connected(self, peer: Address) -> bool:
         return self.peers.is_connected(peer)
+
+    def peer_endpoints(self) -> dict[Address, str]:
+        """Where each peer the node had a link with is reached, as it last learnt."""
+        return self._endpoints.known()
 
     def _on_channel_message(self, peer: Address, message: Message) -> None:
         self._handle(Received(peer, message, now_ms()))
@@ -241,53 +231,6 @@ class Node(
                 state.phase.value, f"channel 0x{channel.hex()} is {state.phase.value}"
             )
         return ChannelInfo.of(state)
-
-    def pay_nowait(self, channel_id: bytes, amount: int) -> PaymentHandle:
-        """Sign and queue a payment now; `acknowledged` resolves once the payee made it durable.
-
-        Raises `ChannelError` at once for an unknown channel, a channel that is not
-        open, a non-positive amount or one above our balance, and when
-        `max_in_flight` payments already await acknowledgement.
-        """
-        if self._notifier.in_flight(channel_id) >= self.config.max_in_flight:
-            raise ChannelError("backpressure", "too many payments await acknowledgement")
-        self._request(Pay(channel_id, amount))
-        state = self._channels[channel_id]
-        future = self._notifier.expect_ack(channel_id, state.sent_seq)
-        return PaymentHandle(channel_id, amount, state.sent_total, state.sent_seq, future)
-
-    async def pay(
-        self,
-        channel_id: bytes,
-        amount: int,
-        *,
-        wait: PaymentWait = PaymentWait.ACKNOWLEDGED,
-        timeout: float = 30.0,
-    ) -> PaymentHandle:
-        """Pay `amount` and return once the payment is as far as `wait` says: queued
-        (signed; a loop of such calls streams payments at full speed), durable in our
-        log, or acknowledged by the payee as durable in its own.
-
-        Whatever `wait` says, it waits while `max_in_flight` payments are
-        unacknowledged (backpressure); `timeout` bounds each wait.
-        """
-        await self._notifier.room_for_payment(channel_id, self.config.max_in_flight, timeout)
-        handle = self.pay_nowait(channel_id, amount)
-        await self._engine.yield_if_busy()
-        # asyncio.timeout rather than wait_for: on Python 3.11, wait_for loses a
-        # cancellation that arrives just as the awaited future completes.
-        if wait is PaymentWait.ACKNOWLEDGED:
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(handle.acknowledged)
-        elif wait is PaymentWait.DURABLE:
-            async with asyncio.timeout(timeout):
-                await self.flushed()
-        return handle
-
-    async def flushed(self) -> None:
-        """Return once everything asked of the node so far is durable and under way
-        (a payment made with `pay_nowait` is then signed, logged and sent)."""
-        await self._engine.durable()
 
     async def top_up(self, channel_id: bytes, amount: int, *, timeout: float = 60.0) -> ChannelInfo:
         before = self._channels.get(channel_id)

@@ -32,6 +32,7 @@ from m2mpay.provenance.stream_format import (
     decode_root,
 )
 from m2mpay.provenance.stream_memory import MemoryStreamDisk, MemoryStreamStore
+from m2mpay.provenance.stream_postgres import PostgresStreamStore
 from m2mpay.provenance.stream_records import (
     KeyGrant,
     MeterRecord,
@@ -78,6 +79,7 @@ __all__ = [
     "MeterUnit",
     "NoteRecord",
     "PaymentRecord",
+    "PostgresStreamStore",
     "PriceRecord",
     "Problem",
     "ProblemCode",

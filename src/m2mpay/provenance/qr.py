@@ -2,19 +2,22 @@
 
 A QR code holds one URL, the web reader's page with the stream in its fragment::
 
-    <reader page URL>#m2mpay-stream=1&id=<stream id: 64 hex>&src=<the stream file's URL>[&key=<hex>]
+    <reader page URL>#m2mpay-stream=1&id=<stream id: 64 hex>&src=<the stream file's URL>
+        [&key=<hex>][&rpc=<URL>]
 
 The fragment is ``application/x-www-form-urlencoded`` (``src`` percent-encoded), each field
 once, no other field: ``m2mpay-stream`` is the format's version, ``id`` the stream id in
-lowercase hex, ``src`` the absolute http(s) URL of the stream's export file
-(`stream_file`), ``key`` a restricted stream's key in lowercase hex, left out for a
-public stream. The key is in the fragment because a browser never sends a fragment to
-any server: neither the page's host nor the file's sees it. A phone's camera opens the
-URL as it is; the reader page (``web/reader``, served by `reader_app`) reads the fragment
-in the browser, so the same code works scanned by the page or by the phone.
+lowercase hex, ``src`` the absolute http(s) URL of the stream's export file (`stream_file`),
+``key`` a restricted stream's key in lowercase hex, left out for a public stream, ``rpc``
+(optional, absolute http(s)) a ledger's JSON-RPC URL against which the reader checks the
+file's anchor proofs; a code without it is read as before. The key is in the fragment
+because a browser never sends a fragment to any server: neither the page's host nor the
+file's sees it. A phone's camera opens the URL as it is; the reader page (``web/reader``,
+served by `reader_app`) reads the fragment in the browser, so the same code works scanned by
+the page or by the phone.
 
-A key of the wrong size still parses: `verify` names it ``wrong_key``, as a reader given
-a code cut short must see. Anything else that is not this format is a `QrFormatError`.
+A key of the wrong size still parses: `verify` names it ``wrong_key``, as a reader given a
+code cut short must see. Anything else that is not this format is a `QrFormatError`.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ __all__ = [
 ]
 
 FRAGMENT_VERSION: Final = 1
-_FIELDS: Final = ("m2mpay-stream", "id", "src", "key")
+_FIELDS: Final = ("m2mpay-stream", "id", "src", "key", "rpc")
 _HEX: Final = re.compile(r"(?:[0-9a-f]{2})*")
 _STREAM_ID: Final = re.compile(r"[0-9a-f]{64}")
 
@@ -62,23 +65,29 @@ def _http_url(url: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class StreamCode:
-    """What a stream's QR code says: which stream, where its file is, its key."""
+    """What a stream's QR code says: which stream, where its file is, its key, and the
+    ledger to check its anchors against (`rpc`, a JSON-RPC URL)."""
 
     stream_id: bytes
     src: str
     key: bytes | None = None
+    rpc: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.stream_id) != 32:
             raise ValueError("a stream id is 32 bytes")
         if not _http_url(self.src):
             raise ValueError("src is an absolute http(s) URL")
+        if self.rpc is not None and not _http_url(self.rpc):
+            raise ValueError("rpc is an absolute http(s) URL")
 
     def fragment(self) -> str:
         fields = {"m2mpay-stream": str(FRAGMENT_VERSION), "id": self.stream_id.hex()}
         fields["src"] = self.src
         if self.key is not None:
             fields["key"] = self.key.hex()
+        if self.rpc is not None:
+            fields["rpc"] = self.rpc
         return urlencode(fields)
 
     def url(self, reader_url: str) -> str:
@@ -119,7 +128,12 @@ def parse_stream_code(text: str) -> StreamCode:
     key = fields.get("key")
     if key is not None and not _HEX.fullmatch(key):
         raise QrFormatError("the key is not lowercase hex")
-    return StreamCode(bytes.fromhex(stream_id), src, None if key is None else bytes.fromhex(key))
+    rpc = fields.get("rpc")
+    if rpc is not None and not _http_url(rpc):
+        raise QrFormatError("rpc is not an absolute http(s) URL")
+    return StreamCode(
+        bytes.fromhex(stream_id), src, None if key is None else bytes.fromhex(key), rpc
+    )
 
 
 def _qr(url: str) -> segno.QRCode:

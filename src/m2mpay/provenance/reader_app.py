@@ -5,7 +5,9 @@ Under the mount's path::
 
     /reader/                 the reader page and its bundle (`READER_ASSETS`, built by
                              `make` from web/reader with the pinned esbuild; never a CDN)
-    /streams/0x<id>.jsonl    the stream's export file (`stream_file`), as the store holds it
+    /streams/0x<id>.jsonl    the stream's export file (`stream_file`), as the store holds it,
+                             with the proofs of its anchored heads when an anchorer is given
+                             (version 2), which the reader checks against the messages
 
 A stream file is served to any origin (``Access-Control-Allow-Origin: *``): a reader page
 served by one node fetches a stream another node holds (an upstream link). The file
@@ -26,9 +28,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from m2mpay.errors import ProvenanceError
+from m2mpay.provenance.stream_anchor import StreamAnchorer, load_anchored
 from m2mpay.provenance.stream_file import stream_file_lines
 from m2mpay.provenance.stream_store import StreamStore
-from m2mpay.provenance.streams import ProvenanceStream
 
 __all__ = ["READER_ASSETS", "reader_mount", "stream_file_path"]
 
@@ -43,32 +45,35 @@ def stream_file_path(stream_id: bytes) -> str:
 
 
 def reader_mount(
-    store: StreamStore, path: str = "/provenance", *, assets: Path = READER_ASSETS
+    store: StreamStore | None,
+    path: str = "/provenance",
+    *,
+    assets: Path = READER_ASSETS,
+    anchorer: StreamAnchorer | None = None,
 ) -> Mount:
-    """The reader page and `store`'s stream files under `path`."""
+    """The reader page and `store`'s stream files under `path`; the files carry the
+    proofs of their anchored heads if `anchorer` (the store's) is given. Without a store,
+    the page alone (a server that serves its files elsewhere, as the node's API does)."""
 
     async def stream_file(request: Request) -> Response:
+        assert store is not None  # the route exists only with a store
         found = _STREAM_FILE.fullmatch(request.path_params["name"])
         if found is None:
             raise HTTPException(404, "a stream file is named 0x<stream id>.jsonl")
         try:
-            stream = await ProvenanceStream.load(store, bytes.fromhex(found.group(1)))
+            stream, anchors = await load_anchored(store, anchorer, bytes.fromhex(found.group(1)))
         except ProvenanceError as exc:
             if exc.code != "unknown_stream":
                 raise
             raise HTTPException(404, exc.message) from None
-        body = b"".join(stream_file_lines(stream.root, list(stream.messages)))
+        body = b"".join(stream_file_lines(stream.root, list(stream.messages), anchors))
         headers = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
         return Response(body, media_type=_MEDIA_TYPE, headers=headers)
 
-    return Mount(
-        path,
-        routes=[
-            Route("/streams/{name}", stream_file, methods=["GET"], name="stream-file"),
-            Mount(
-                "/reader",
-                StaticFiles(directory=assets, html=True, check_dir=False),
-                name="reader",
-            ),
-        ],
+    page = Mount(
+        "/reader", StaticFiles(directory=assets, html=True, check_dir=False), name="reader"
     )
+    if store is None:
+        return Mount(path, routes=[page])
+    files = Route("/streams/{name}", stream_file, methods=["GET"], name="stream-file")
+    return Mount(path, routes=[files, page])

@@ -20,6 +20,7 @@ __all__ = [
     "TELEMETRY_LEAF_DOMAIN",
     "BatchRecord",
     "NewBatch",
+    "RecordedBatch",
     "StreamBatch",
     "StreamHead",
     "TelemetryRecord",
@@ -82,27 +83,27 @@ class NewBatch:
     def recorded(self, batch_id: int) -> BatchRecord:
         """The batch as a store keeps it under `batch_id`, not yet anchored."""
         return BatchRecord(
-            batch_id,
-            self.device,
-            self.root,
-            self.seqs[0],
-            self.seqs[-1],
-            len(self.seqs),
-            self.created_ms,
-            self.from_block,
+            id=batch_id,
+            root=self.root,
+            created_ms=self.created_ms,
+            from_block=self.from_block,
+            device=self.device,
+            first_seq=self.seqs[0],
+            last_seq=self.seqs[-1],
+            count=len(self.seqs),
         )
 
 
-@dataclass(frozen=True, slots=True)
-class BatchRecord:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordedBatch:
+    """What a store keeps of an anchor batch of any kind: recorded (its id, its root)
+    before it is submitted, then marked with where the chain holds it. Its fields are
+    named when it is made: each kind adds its own."""
+
     id: int
-    device: Address
     root: bytes
-    first_seq: int
-    last_seq: int
-    count: int
     created_ms: int
-    from_block: int
+    from_block: int  # the chain's height before submitting: where to look for it
     tx_hash: bytes | None = None
     block_number: int | None = None
     gas_used: int | None = None
@@ -110,6 +111,16 @@ class BatchRecord:
     @property
     def anchored(self) -> bool:
         return self.block_number is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchRecord(RecordedBatch):
+    """A batch of one device's telemetry records, by their seqs."""
+
+    device: Address
+    first_seq: int
+    last_seq: int
+    count: int
 
 
 class TelemetryStore(Protocol):
@@ -163,23 +174,11 @@ class StreamHead:
         return stream_leaf(self.stream_id, self.index, self.hash)
 
 
-@dataclass(frozen=True, slots=True)
-class StreamBatch:
-    """A batch of stream heads as a stream store keeps it: recorded (its leaves in
-    order, its root) before it is submitted, then marked with where the chain holds it."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamBatch(RecordedBatch):
+    """A batch of stream heads as a stream store keeps it: its leaves in order."""
 
-    id: int
-    root: bytes
     heads: tuple[StreamHead, ...]
-    created_ms: int
-    from_block: int  # the chain's height before submitting: where to look for it
-    tx_hash: bytes | None = None
-    block_number: int | None = None
-    gas_used: int | None = None
-
-    @property
-    def anchored(self) -> bool:
-        return self.block_number is not None
 
     @property
     def count(self) -> int:

@@ -31,8 +31,9 @@ from m2mpay.provenance.anchoring import STREAMS_SOURCE, AnchorBatcher, AnchorCon
 from m2mpay.provenance.records import StreamBatch
 from m2mpay.provenance.stream_format import StreamMessage
 from m2mpay.provenance.stream_store import MAX_READ, StreamStore
+from m2mpay.provenance.streams import ProvenanceStream
 
-__all__ = ["StreamAnchorer"]
+__all__ = ["StreamAnchorer", "load_anchored"]
 
 _T = TypeVar("_T")
 
@@ -164,6 +165,17 @@ class StreamAnchorer(AnchorBatcher[StreamBatch]):
             if batch.anchored:
                 proofs.append(await self.prove(stream_id, batch.heads[at].index))
         return proofs
+
+
+async def load_anchored(
+    store: StreamStore, anchorer: StreamAnchorer | None, stream_id: bytes
+) -> tuple[ProvenanceStream, list[AnchorProof]]:
+    """A stream as an export carries it: its messages and the proofs of its anchored
+    heads. The proofs are read first and the messages after, so a message appended in
+    between is one the file holds unanchored, never a proof of a head the file lacks
+    (which a reader would rightly call forged)."""
+    anchors = [] if anchorer is None else await anchorer.head_proofs(stream_id)
+    return await ProvenanceStream.load(store, stream_id), anchors
 
 
 def _chunks(items: Sequence[_T], size: int) -> list[Sequence[_T]]:

@@ -24,7 +24,10 @@ since the file holds them), one line each, their number in the header::
 
 A file without anchors is written as version 1, which every reader reads. With the
 file's messages a head's proof proves every message up to that head
-(`StreamFile.anchor_proof`); what it proves is checked by `verify_anchor`, never here.
+(`StreamFile.anchor_proof`). `StreamFile.check_anchors` checks offline what the proofs
+claim of the verified stream (each head one of its messages, each path leading to its
+root), as the web reader does (web/reader/anchor.js); that the chain holds each root in
+the block named is `verify_anchor`'s part, with a ledger.
 
 `import_stream` verifies a file before it stores anything of it.
 """
@@ -42,6 +45,7 @@ import orjson
 
 from m2mpay.errors import ProvenanceError
 from m2mpay.provenance.anchor_proof import MAX_SIBLINGS, AnchorProof, decode_anchor_proof
+from m2mpay.provenance.anchoring import AnchorProblem
 from m2mpay.provenance.stream_format import (
     MAX_MESSAGE_SIZE,
     MAX_ROOT_SIZE,
@@ -56,6 +60,7 @@ from m2mpay.provenance.stream_verify import ReadKey, Verified, verify
 __all__ = [
     "FILE_FORMAT",
     "MAX_FILE_MESSAGES",
+    "FileAnchors",
     "StreamFile",
     "export_stream",
     "import_stream",
@@ -71,6 +76,34 @@ _MAX_LINE: Final = 2 * MAX_MESSAGE_SIZE + 64
 _MAX_HEADER_LINE: Final = 2 * MAX_ROOT_SIZE + 400
 _MAX_ANCHOR_LINE: Final = 2 * MAX_MESSAGE_SIZE + 70 * MAX_SIBLINGS + 1000
 _PAGE: Final = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class FileAnchors:
+    """What a file's anchor proofs prove of its verified stream, offline
+    (`StreamFile.check_anchors`): `heads`, the (head index, proof) of each proof that
+    holds, in file order; or the first that does not: `problem` (``forged_proof``), its
+    place among the file's anchors (`anchor`, from 0), the message index its head claims
+    (`index`, None if it does not decode) and `detail`; then `heads` is empty, since a
+    file that carries a forged proof shows nothing as anchored."""
+
+    heads: tuple[tuple[int, AnchorProof], ...]
+    problem: AnchorProblem | None = None
+    anchor: int | None = None
+    index: int | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def covering(self, index: int) -> AnchorProof | None:
+        """The proof of the first head (in file order) at or after message `index` if it
+        names its transaction; None: not anchored (yet), as far as the file says."""
+        for head, proof in self.heads:
+            if index <= head:
+                return None if proof.tx_hash is None or proof.block_number is None else proof
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +134,44 @@ class StreamFile:
                     chain=self.messages[index + 1 : head + 1],
                 )
         return None
+
+    def check_anchors(self, verified: Verified) -> FileAnchors:
+        """The file's anchor proofs checked offline against `verified` (this file's stream,
+        verified in full): each proof's head must be one of its verified messages (this
+        stream's, at a verified index, with the same hash) and its path must lead to its
+        root. No chain is asked (see the module docstring)."""
+        if verified.root is None or not verified.ok:
+            raise ProvenanceError("not_verified", "anchors are checked on a verified stream")
+        stream_id = verified.root.stream_id
+        heads: list[tuple[int, AnchorProof]] = []
+        for at, proof in enumerate(self.anchors):
+
+            def forged(index: int | None, detail: str, at: int = at) -> FileAnchors:
+                said = f"anchor {at + 1} of the file: {detail}"
+                return FileAnchors((), AnchorProblem.FORGED_PROOF, at, index, said)
+
+            try:
+                head = decode_message(proof.message)
+            except StreamInvalid as exc:
+                return forged(None, f"its head does not decode: {exc.message}")
+            if head.stream_id != stream_id:
+                return forged(head.index, f"its head is of stream 0x{head.stream_id.hex()}")
+            if head.index >= len(verified.messages):
+                return forged(
+                    head.index,
+                    f"its head is message {head.index + 1} (index {head.index}),"
+                    f" beyond the {len(verified.messages)} verified",
+                )
+            if head.hash != verified.messages[head.index].message.hash:
+                return forged(
+                    head.index,
+                    f"its head is not the stream's message {head.index + 1} (index {head.index})",
+                )
+            _, detail = dataclasses.replace(proof, chain=()).check_offline()
+            if detail is not None:
+                return forged(head.index, detail)
+            heads.append((head.index, proof))
+        return FileAnchors(tuple(heads))
 
     def verify(self, key: ReadKey | None = None, *, payloads: bool = True) -> Verified:
         return verify(

@@ -244,16 +244,20 @@ def decode_message(data: bytes) -> StreamMessage:
     its frame is not one."""
     least = HEADER_SIZE + SIGNATURE_SIZE
     _check_frame(data, MESSAGE_MAGIC, "message", least, MAX_MESSAGE_SIZE)
-    _, _, stream_id, index, prev, timestamp_ms, epoch, kind, signer, size = _HEADER.unpack_from(
-        data
-    )
+    *_, size = _HEADER.unpack_from(data)
     if size > MAX_PAYLOAD_SIZE:
         raise _fail("malformed", f"a payload is at most {MAX_PAYLOAD_SIZE} bytes, not {size}")
     expected = HEADER_SIZE + size + SIGNATURE_SIZE
     if len(data) != expected:
         code = "truncated" if len(data) < expected else "malformed"
         raise _fail(code, f"a message with this payload is {expected} bytes, got {len(data)}")
-    body = data[:-SIGNATURE_SIZE]
+    return _framed(data, keccak256(data[:-SIGNATURE_SIZE]))
+
+
+def _framed(raw: bytes, hashed: bytes) -> StreamMessage:
+    """The message whose whole frame (header, payload, signature) is `raw`; `hashed` is
+    the hash of all but its signature, which a decoder and a signer each already have."""
+    _, _, stream_id, index, prev, timestamp_ms, epoch, kind, signer, _ = _HEADER.unpack_from(raw)
     return StreamMessage(
         stream_id,
         index,
@@ -262,10 +266,10 @@ def decode_message(data: bytes) -> StreamMessage:
         epoch,
         kind,
         Address(signer),
-        data[HEADER_SIZE:-SIGNATURE_SIZE],
-        data[-SIGNATURE_SIZE:],
-        data,
-        keccak256(body),
+        raw[HEADER_SIZE:-SIGNATURE_SIZE],
+        raw[-SIGNATURE_SIZE:],
+        raw,
+        hashed,
     )
 
 
@@ -300,22 +304,10 @@ def message_header(
 
 def make_message(author: PrivateKey, header: bytes, payload: bytes) -> StreamMessage:
     """The message of `header` and `payload` (already sealed if it must be), signed."""
-    _, _, stream_id, index, prev, timestamp_ms, epoch, kind, signer, size = _HEADER.unpack(header)
+    *_, size = _HEADER.unpack(header)
     if len(payload) != size:
         raise ValueError(f"the header says {size} payload bytes, the payload is {len(payload)}")
     body = header + payload
     hashed = keccak256(body)
     signature = bytes(author.sign_digest(signing_digest(hashed)))
-    return StreamMessage(
-        stream_id,
-        index,
-        prev,
-        timestamp_ms,
-        epoch,
-        kind,
-        Address(signer),
-        payload,
-        signature,
-        body + signature,
-        hashed,
-    )
+    return _framed(body + signature, hashed)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from m2mpay.crypto import Address
 from m2mpay.provenance.records import StreamBatch, StreamHead
@@ -80,71 +80,46 @@ class SqliteStreamStore(StreamStore):
         await self._file.call(in_transaction, self._file.db(), work, "BEGIN IMMEDIATE")
 
     async def _read_root(self, stream_id: bytes) -> bytes | None:
-        def read() -> bytes | None:
-            row = (
-                self._file.db()
-                .execute("SELECT data FROM stream_root WHERE id = ?", (stream_id,))
-                .fetchone()
-            )
-            return None if row is None else bytes(row[0])
-
-        return await self._file.call(read)
+        found = await self._blobs("SELECT data FROM stream_root WHERE id = ?", (stream_id,))
+        return found[0] if found else None
 
     async def _read_roots(self, author: Address | None, limit: int) -> list[bytes]:
-        def read() -> list[bytes]:
-            if author is None:
-                rows = self._file.db().execute(
-                    "SELECT data FROM stream_root ORDER BY n LIMIT ?", (limit,)
-                )
-            else:
-                rows = self._file.db().execute(
-                    "SELECT data FROM stream_root WHERE author = ? ORDER BY n LIMIT ?",
-                    (bytes(author), limit),
-                )
-            return [bytes(data) for (data,) in rows]
-
-        return await self._file.call(read)
+        if author is None:
+            return await self._blobs("SELECT data FROM stream_root ORDER BY n LIMIT ?", (limit,))
+        return await self._blobs(
+            "SELECT data FROM stream_root WHERE author = ? ORDER BY n LIMIT ?",
+            (bytes(author), limit),
+        )
 
     async def _read_head(self, stream_id: bytes) -> bytes | None:
-        def read() -> bytes | None:
-            row = (
-                self._file.db()
-                .execute(
-                    "SELECT data FROM stream_message WHERE stream = ? ORDER BY idx DESC LIMIT 1",
-                    (stream_id,),
-                )
-                .fetchone()
-            )
-            return None if row is None else bytes(row[0])
-
-        return await self._file.call(read)
+        found = await self._blobs(
+            "SELECT data FROM stream_message WHERE stream = ? ORDER BY idx DESC LIMIT 1",
+            (stream_id,),
+        )
+        return found[0] if found else None
 
     async def _read_messages(self, stream_id: bytes, start: int, limit: int) -> list[bytes]:
-        def read() -> list[bytes]:
-            rows = self._file.db().execute(
-                "SELECT data FROM stream_message WHERE stream = ? AND idx >= ?"
-                " ORDER BY idx LIMIT ?",
-                (stream_id, start, limit),
-            )
-            return [bytes(data) for (data,) in rows]
-
-        return await self._file.call(read)
+        return await self._blobs(
+            "SELECT data FROM stream_message WHERE stream = ? AND idx >= ? ORDER BY idx LIMIT ?",
+            (stream_id, start, limit),
+        )
 
     async def _read_unanchored_heads(self, limit: int) -> list[StreamHead]:
-        def read() -> list[bytes]:
-            rows = self._file.db().execute(
-                "SELECT m.data FROM stream_root r"
-                " JOIN stream_message m ON m.stream = r.id AND m.idx ="
-                "  (SELECT MAX(idx) FROM stream_message WHERE stream = r.id)"
-                " WHERE m.idx >"
-                "  COALESCE((SELECT MAX(idx) FROM stream_leaf WHERE stream = r.id), -1)"
-                " ORDER BY r.n LIMIT ?",
-                (limit,),
-            )
-            return [bytes(data) for (data,) in rows]
-
-        heads = [decode_message(data) for data in await self._file.call(read)]
+        found = await self._blobs(
+            "SELECT m.data FROM stream_root r"
+            " JOIN stream_message m ON m.stream = r.id AND m.idx ="
+            "  (SELECT MAX(idx) FROM stream_message WHERE stream = r.id)"
+            " WHERE m.idx >"
+            "  COALESCE((SELECT MAX(idx) FROM stream_leaf WHERE stream = r.id), -1)"
+            " ORDER BY r.n LIMIT ?",
+            (limit,),
+        )
+        heads = [decode_message(data) for data in found]
         return [StreamHead(m.stream_id, m.index, m.hash) for m in heads]
+
+    async def _blobs(self, query: str, parameters: tuple[object, ...]) -> list[bytes]:
+        """The one column of bytes a query selects, row by row."""
+        return await self._file.select(_first_bytes, query, *parameters)
 
     async def _write_batch(self, batch: StreamBatch) -> int:
         def work(conn: sqlite3.Connection) -> int:
@@ -191,14 +166,14 @@ class SqliteStreamStore(StreamStore):
             )
         )
         return StreamBatch(
-            batch_id,
-            bytes(root),
-            heads,
-            created_ms,
-            from_block,
-            None if tx_hash is None else bytes(tx_hash),
-            block_number,
-            gas_used,
+            id=batch_id,
+            root=bytes(root),
+            created_ms=created_ms,
+            from_block=from_block,
+            tx_hash=None if tx_hash is None else bytes(tx_hash),
+            block_number=block_number,
+            gas_used=gas_used,
+            heads=heads,
         )
 
     async def _read_batch(self, batch_id: int) -> StreamBatch | None:
@@ -215,14 +190,16 @@ class SqliteStreamStore(StreamStore):
         return await self._file.call(read)
 
     async def _read_anchors(self, stream_id: bytes, index: int) -> list[tuple[int, int]]:
-        def read() -> list[tuple[int, int]]:
-            rows = self._file.db().execute(
-                "SELECT batch, pos FROM stream_leaf WHERE stream = ? AND idx >= ? ORDER BY idx",
-                (stream_id, index),
-            )
-            return [(batch, pos) for batch, pos in rows]
+        return await self._file.select(
+            lambda row: (row[0], row[1]),
+            "SELECT batch, pos FROM stream_leaf WHERE stream = ? AND idx >= ? ORDER BY idx",
+            stream_id,
+            index,
+        )
 
-        return await self._file.call(read)
+
+def _first_bytes(row: tuple[Any, ...]) -> bytes:
+    return bytes(row[0])
 
 
 def _nothing(conn: sqlite3.Connection) -> None:

@@ -1,5 +1,6 @@
 """`StreamStore`: where provenance streams are kept, durably (`MemoryStreamStore` in
-`stream_memory`, `SqliteStreamStore` in `stream_sqlite`).
+`stream_memory`, `SqliteStreamStore` in `stream_sqlite`, `PostgresStreamStore` in
+`stream_postgres`).
 
 What every store guarantees, checked here once for every backend:
 
@@ -52,7 +53,7 @@ from m2mpay.provenance.stream_format import (
 
 __all__ = ["MAX_READ", "StreamStore"]
 
-_MAX_INDEX: Final = (1 << 63) - 1  # what a SQLite integer holds
+_MAX_INDEX: Final = (1 << 63) - 1  # what a SQLite integer and a PostgreSQL bigint hold
 MAX_READ: Final = 10_000
 _T = TypeVar("_T")
 
@@ -196,7 +197,9 @@ class StreamStore(Openable):
         """Keep a batch about to be submitted, durably; returns it with its id."""
         if not heads:
             raise ValueError("a batch holds at least one head")
-        batch = StreamBatch(0, root, tuple(heads), created_ms, from_block)
+        batch = StreamBatch(
+            id=0, root=root, created_ms=created_ms, from_block=from_block, heads=tuple(heads)
+        )
         batch_id = await self._anchor_write(lambda: self._write_batch(batch))
         return dataclasses.replace(batch, id=batch_id)
 

@@ -61,7 +61,15 @@ from m2mpay.provenance.stream_records import (
     decode_record,
 )
 
-__all__ = ["Problem", "ProblemCode", "ReadKey", "Verified", "VerifiedMessage", "verify"]
+__all__ = [
+    "Problem",
+    "ProblemCode",
+    "ReadKey",
+    "Verified",
+    "VerifiedMessage",
+    "message_place",
+    "verify",
+]
 
 ReadKey = bytes | Mapping[int, bytes] | X25519PrivateKey
 """What a reader holds: a restricted stream's key; keys by epoch; or a subscriber's
@@ -87,6 +95,12 @@ class ProblemCode(enum.StrEnum):
     BAD_PAYLOAD = "bad_payload"
 
 
+def message_place(position: int) -> str:
+    """A message's place as people read it: they count from 1, the stream indexes from 0
+    ("message 3 (index 2)"); the web reader says it the same way."""
+    return f"message {position + 1} (index {position})"
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """What stopped verification: `position` in the input (None: the root), the index
@@ -98,7 +112,7 @@ class Problem:
     detail: str
 
     def __str__(self) -> str:
-        where = "the root" if self.position is None else f"message #{self.position}"
+        where = "the root" if self.position is None else message_place(self.position)
         return f"{self.code.value} at {where}: {self.detail}"
 
 

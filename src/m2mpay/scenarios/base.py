@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar, Final
 
 from m2mpay.client import NodeClient, OfferView, SessionView
-from m2mpay.crypto import PrivateKey
+from m2mpay.crypto import Address, PrivateKey
 from m2mpay.devices.bus_client import BusClient
 from m2mpay.devices.metered import MeteredDevice, MeteredService
 from m2mpay.devices.simulated import EnergyMeter, PowerCurve, PowerLine
@@ -35,14 +35,18 @@ class Play:
         self._devices: list[BusClient] = []
 
     async def cast(
-        self, *names: str, extra: Mapping[str, Sequence[str]] | None = None
+        self,
+        *names: str,
+        extra: Mapping[str, Sequence[str]] | None = None,
+        token: Address | None = None,
     ) -> list[Actor]:
         """A node for each of `names` (with `extra` options of its own), its tokens
-        followed on chain: the report's balance rows are in this order."""
+        (`token`, else the deployment's) followed on chain: the report's balance rows
+        are in this order."""
         options = extra or {}
         actors = [await self.stage.actor(name, *options.get(name, ())) for name in names]
         for actor in actors:
-            await self.party(actor)
+            await self.party(actor, token)
         return actors
 
     async def plug_in(self, actor: Actor, device: BusClient) -> None:
@@ -122,15 +126,16 @@ class Play:
     def equal(self, what: str, got: object, expected: object) -> bool:
         return self.check(what, got == expected, f"{got} (expected {expected})")
 
-    async def party(self, actor: Actor) -> None:
-        """Follow an actor's tokens on chain from now to the end of the scenario."""
-        before = await self.stage.token_balance(actor.address)
-        self.report.parties.append(PartyBalance(actor.name, actor.address, before))
+    async def party(self, actor: Actor, token: Address | None = None) -> None:
+        """Follow an actor's tokens on chain (`token`, else the deployment's) from now to
+        the end of the scenario."""
+        before = await self.stage.token_balance(actor.address, token)
+        self.report.parties.append(PartyBalance(actor.name, actor.address, before, token=token))
 
     async def settle_balances(self) -> None:
         """Read every followed party's tokens on chain now."""
         for party in self.report.parties:
-            party.after = await self.stage.token_balance(party.address)
+            party.after = await self.stage.token_balance(party.address, party.token)
 
     async def check_balances(self, changes: Mapping[str, int]) -> None:
         """Read the followed parties' tokens on chain now and check that each party

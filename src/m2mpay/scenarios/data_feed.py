@@ -19,6 +19,7 @@ from m2mpay.access.sealed import Credentials
 from m2mpay.client import GrantBought, GrantView
 from m2mpay.devices.plug import SmartPlug
 from m2mpay.devices.simulated import wind_power
+from m2mpay.lifecycle import raise_if_cancelling
 from m2mpay.scenarios.base import Play, Scenario
 from m2mpay.scenarios.stage import Actor, until
 
@@ -69,6 +70,7 @@ class Listener:
                         if isinstance(body, bytes | bytearray):
                             self.received.append(int(json.loads(body)["at_ms"]))
             except aiomqtt.MqttError:
+                raise_if_cancelling()
                 await asyncio.sleep(0.2)  # refused or dropped: try again, as a client would
 
 

@@ -21,12 +21,14 @@ class Check:
 
 @dataclass(slots=True)
 class PartyBalance:
-    """A party's tokens on chain before and after the scenario (smallest unit)."""
+    """A party's tokens on chain before and after the scenario (smallest unit): the
+    deployment's token, or the scenario's own (`token`)."""
 
     name: str
     address: Address
     before: int
     after: int = 0
+    token: Address | None = None
 
     @property
     def change(self) -> int:
@@ -76,6 +78,7 @@ class ScenarioReport:
                     "before": str(p.before),
                     "after": str(p.after),
                     "change": str(p.change),
+                    **({"token": p.token.checksum} if p.token is not None else {}),
                 }
                 for p in self.parties
             ],

@@ -26,7 +26,7 @@ from m2mpay.chain.shared import ledger_session
 from m2mpay.chain.token import TokenContract
 from m2mpay.chain.web3_ledger import Web3Ledger
 from m2mpay.client import NodeClient
-from m2mpay.crypto import Address
+from m2mpay.crypto import Address, PrivateKey
 from m2mpay.devices.simulated import Simulation
 from m2mpay.errors import M2MPayError
 
@@ -196,5 +196,20 @@ class Stage:
         """Move the chain's clock on, as if `seconds` went by (a challenge period)."""
         await self.ledger.advance_time(seconds)
 
-    async def token_balance(self, address: Address) -> int:
-        return await TokenContract(self.ledger, self.token).balance_of(address)
+    async def token_balance(self, address: Address, token: Address | None = None) -> int:
+        return await TokenContract(self.ledger, token or self.token).balance_of(address)
+
+    async def mine(self, blocks: int) -> None:
+        """Mine `blocks` blocks (a second of chain time each): confirmations."""
+        for _ in range(blocks):
+            await self.ledger.advance_time(1)
+
+    # ------------------------------------------------------------------ wallets
+
+    async def wallet(self, native: int = 10**18) -> PrivateKey:
+        """A wallet of its own: a new key with `native` coin for gas from the dev chain's
+        last account, and nothing else (one that knows nothing of channels)."""
+        key = PrivateKey.generate()
+        purse = self.ledger.dev_accounts()[-1]
+        await self.ledger.transact(purse, key.address, b"", gas=21_000, value=native)
+        return key

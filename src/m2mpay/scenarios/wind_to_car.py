@@ -3,17 +3,26 @@ a car buys from the charger until its budget runs out, the energy flowing from t
 turbine's meter over the line through the charger's relay meter. The charger's node
 reconciles the sale with its purchase, both channels are closed cooperatively, and
 each party finds on chain exactly its share: the car paid, the turbine was paid and
-the charger kept its margin."""
+the charger kept its margin.
+
+Each seller writes its sale into a provenance stream (the turbine the charger's
+purchase, the charger the car's), the charger's linking the turbine's; the car follows
+them back to the turbine: both verify, each ends with its countersigned receipt, the
+upstream one is paid to the turbine's address, and their Wh are the Wh of the
+reconciliation."""
 
 from __future__ import annotations
 
 from typing import Final
 
-from m2mpay.client import ResaleView
+from m2mpay.client import ReconciliationView, ResaleView
 from m2mpay.devices.metered import MeteredService
 from m2mpay.devices.simulated import PowerLine, RelayMeter, wind_power
+from m2mpay.provenance.audit_report import DiscrepancyCode, read_signed_report
+from m2mpay.provenance.stream_records import MeterRecord
 from m2mpay.scenarios.base import Play, Scenario
 from m2mpay.scenarios.stage import Actor, until
+from m2mpay.scenarios.streams import follow_streams
 
 __all__ = ["WindToCar"]
 
@@ -68,6 +77,8 @@ class WindToCar(Scenario):
             endpoint=turbine.endpoint,
             deposit=5 * TOKEN,
         )
+        # The audit allows each hop's seller its credit window of units ahead of payment.
+        window = max(source.window, resale.offer.window)
         play.say(
             f"charger resells it at {int(resale.offer.price) / TOKEN * 1000:.2f} token/kWh "
             f"(commission {COMMISSION_PER_WH / TOKEN * 1000:.2f})"
@@ -113,3 +124,68 @@ class WindToCar(Scenario):
         play.check("both sessions countersigned", bought.countersigned, "")
         play.equal("channels closed cooperatively", (car_phase, charger_phase), ("closed",) * 2)
         await play.check_balances({"car": -paid_down, "charger": margin, "turbine": paid_up})
+        down = await self._follow_streams(play, car, charger, turbine, bought.session_id, report)
+        if down is not None:
+            # What the relay's display shows: the QR code of the stream of its sale.
+            shown = await charger.api.device_qr_page(relay.address.checksum)
+            play.check("the relay's display shows the car's stream", "0x" + down.hex() in shown, "")
+            await self._audit(play, car, down, report, window)
+
+    async def _follow_streams(
+        self,
+        play: Play,
+        car: Actor,
+        charger: Actor,
+        turbine: Actor,
+        sale: str,
+        report: ReconciliationView,
+    ) -> bytes | None:
+        """The car follows its purchase's streams back to the turbine; the stream of its
+        purchase (None if the chain did not verify)."""
+        hops, problem = await follow_streams(car, charger, bytes.fromhex(sale[2:]), 2)
+        play.check("the car's streams verify back to the turbine", problem is None, problem or "")
+        if problem is not None:
+            return None
+        down, up = hops
+        wh = [sum(r.delta for r in h.verified.records if isinstance(r, MeterRecord)) for h in hops]
+        play.say(
+            f"car follows stream 0x{down.stream.stream_id.hex()[:12]}… (charger, "
+            f"{len(down.verified.messages)} messages) to 0x{up.stream.stream_id.hex()[:12]}… "
+            f"(turbine, {len(up.verified.messages)} messages): both verify"
+        )
+        play.report.extra["streams"] = {
+            "charger → car": "0x" + down.stream.stream_id.hex(),
+            "turbine → charger": "0x" + up.stream.stream_id.hex(),
+            "links": "charger's stream → turbine's",
+        }
+        play.equal("the upstream stream is paid to the turbine", up.session.pay_to, turbine.address)
+        play.equal("the car's stream is the charger's", down.session.pay_to, charger.address)
+        play.equal(
+            "Wh in the streams = Wh sold, bought", wh, [report.units_sold, report.units_bought]
+        )
+        return down.stream.stream_id
+
+    async def _audit(
+        self, play: Play, car: Actor, stream_id: bytes, report: ReconciliationView, window: int
+    ) -> None:
+        """The car's node issues the audit report of the chain it bought from (energy
+        against money per hop, signed by the car's node): the page saved, its path said."""
+        page = play.stage.work_dir / play.stage.scene / "audit-report.html"
+        await car.api.save_audit(stream_id, page, credit_window=window)
+        signed = read_signed_report(
+            await car.api.audit(stream_id, format="json", credit_window=window)
+        )
+        signed.check(car.address)
+        audited = signed.report
+        play.say(f"audit report of the value chain, signed by the car's node: {page}")
+        play.report.extra["audit report"] = str(page)
+        # Upstream first: the turbine's sale, then the charger's.
+        play.equal(
+            "Wh per hop in the audit = Wh sold, bought",
+            [hop.units for hop in reversed(audited.hops)],
+            [report.units_sold, report.units_bought],
+        )
+        problems = [
+            d.code.value for d in audited.discrepancies if d.code != DiscrepancyCode.UNANCHORED
+        ]
+        play.equal("the audit's discrepancies (beyond anchoring still to come)", problems, [])

@@ -298,6 +298,13 @@ class Store(Openable):
             self._state = _State.FAILED
             self._failure = reason
 
+    def _blob(self, value: object, what: str) -> bytes:
+        """`value` as a backend read it, checked to be bytes (a damaged store may hold
+        anything): `what` names it in the error."""
+        if not isinstance(value, bytes):
+            raise StoreError(f"{self.location}: {what} is {type(value).__name__}, not bytes")
+        return value
+
     # -- backend hooks -------------------------------------------------------------------
 
     @abstractmethod

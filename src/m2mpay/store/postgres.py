@@ -16,12 +16,16 @@ explicit transaction, because one parameter cannot exceed PostgreSQL's 1 GB limi
 Single writer: the store holds a session advisory lock on its (schema, namespace) for
 as long as it is connected; the server drops it when the connection dies, so a crashed
 node's successor gets it as soon as the old session is gone.
+
+`connect_locked`, `postgres_errors` and `redact_url` are how every store of ours in
+PostgreSQL connects, locks and reports (`m2mpay.provenance.stream_postgres` too), so
+that durability, the schema lock and the single-writer lock are settled once.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final, Protocol, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,7 +34,14 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 from m2mpay.errors import StoreError
 from m2mpay.store.base import Snapshot, Store, WalRecord
 
-__all__ = ["PostgresStore"]
+__all__ = [
+    "PgConnection",
+    "PgRow",
+    "PostgresStore",
+    "connect_locked",
+    "postgres_errors",
+    "redact_url",
+]
 
 _CONNECT_TIMEOUT_S: Final = 10.0
 _LOCK_WAIT: Final = "3s"  # how long a successor waits for a dying session to let go
@@ -69,16 +80,16 @@ _NO_TEXT: Final[list[str]] = []
 _NO_BYTES: Final[list[bytes]] = []
 
 
-class _Row(Protocol):
+class PgRow(Protocol):
     def __getitem__(self, index: int, /) -> object: ...
 
 
-class _Connection(Protocol):
+class PgConnection(Protocol):
     """The part of `asyncpg.Connection` used here (asyncpg has no type information)."""
 
     async def execute(self, query: str, *args: object) -> str: ...
-    async def fetch(self, query: str, *args: object) -> list[_Row]: ...
-    async def fetchrow(self, query: str, *args: object) -> _Row | None: ...
+    async def fetch(self, query: str, *args: object) -> list[PgRow]: ...
+    async def fetchrow(self, query: str, *args: object) -> PgRow | None: ...
     async def fetchval(self, query: str, *args: object) -> object: ...
     async def close(self, *, timeout: float | None = None) -> None: ...
     def terminate(self) -> None: ...
@@ -89,21 +100,15 @@ class PostgresStore(Store):
     """A `Store` in a PostgreSQL database, one namespace per node."""
 
     def __init__(self, url: str, *, namespace: str = "default") -> None:
-        super().__init__(f"{_redact(url)} namespace {namespace!r}")
+        super().__init__(f"{redact_url(url)} namespace {namespace!r}")
         self._url = url
         self._namespace = namespace
-        self._conn: _Connection | None = None
+        self._conn: PgConnection | None = None
 
-    @asynccontextmanager
-    async def _errors(self, doing: str) -> AsyncIterator[None]:
-        try:
-            yield
-        except StoreError:
-            raise
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            raise StoreError(f"{self.location}: {doing} failed: {exc}") from exc
+    def _errors(self, doing: str) -> AbstractAsyncContextManager[None]:
+        return postgres_errors(self.location, doing)
 
-    def _db(self) -> _Connection:
+    def _db(self) -> PgConnection:
         if self._conn is None:
             raise StoreError(f"{self.location}: the store is closed")
         return self._conn
@@ -111,14 +116,11 @@ class PostgresStore(Store):
     # -- hooks ---------------------------------------------------------------------------
 
     async def _connect(self) -> tuple[int, int]:
-        try:
-            raw = await asyncpg.connect(self._url, timeout=_CONNECT_TIMEOUT_S)
-        except Exception as exc:  # asyncpg raises many kinds for a bad URL or server
-            raise StoreError(f"cannot connect to {self.location}: {exc}") from exc
-        conn = cast(_Connection, raw)
+        conn = await connect_locked(
+            self._url, self.location, _SCHEMA, "m2mpay.store:", self._namespace
+        )
         try:
             async with self._errors("opening"):
-                await self._prepare(conn)
                 last = await conn.fetchval(
                     "SELECT max(seq) FROM m2mpay_wal WHERE namespace = $1", self._namespace
                 )
@@ -132,25 +134,6 @@ class PostgresStore(Store):
         snapshot_seq = _int(snap, "snapshot seq") if snap is not None else 0
         last_seq = _int(last, "last seq") if last is not None else 0
         return max(last_seq, snapshot_seq), snapshot_seq
-
-    async def _prepare(self, conn: _Connection) -> None:
-        # "off" would acknowledge commits that a server crash can still lose; the node
-        # acts on every acknowledged flush, so insist on at least a local flush.
-        if await conn.fetchval("SHOW synchronous_commit") == "off":
-            await conn.execute("SET synchronous_commit = on")
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
-            await conn.execute(_SCHEMA)
-        await conn.execute(f"SET lock_timeout = '{_LOCK_WAIT}'")
-        try:
-            await conn.execute(
-                "SELECT pg_advisory_lock(hashtextextended("
-                "'m2mpay.store:' || coalesce(current_schema(), '') || ':' || $1, 0))",
-                self._namespace,
-            )
-        except asyncpg.LockNotAvailableError as exc:
-            raise StoreError(f"{self.location} is in use by another store") from exc
-        await conn.execute("RESET lock_timeout")
 
     async def _disconnect(self) -> None:
         if self._conn is None:
@@ -223,10 +206,60 @@ class PostgresStore(Store):
             )
         return None if value is None else self._blob(value, f"meta {key!r}")
 
-    def _blob(self, value: object, what: str) -> bytes:
-        if not isinstance(value, bytes):
-            raise StoreError(f"{self.location}: {what} is {type(value).__name__}, not bytes")
-        return value
+
+@asynccontextmanager
+async def postgres_errors(location: str, doing: str) -> AsyncIterator[None]:
+    """What the driver, the socket or the server raise, as the `StoreError` they mean."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        raise StoreError(f"{location}: {doing} failed: {exc}") from exc
+
+
+async def connect_locked(
+    url: str, location: str, schema: str, lock_prefix: str, lock_name: str
+) -> PgConnection:
+    """A connection to `url` that commits durably, with `schema` (idempotent DDL) run
+    under a lock every opener shares, holding the session advisory lock named
+    `lock_prefix`, the current schema, ':' and `lock_name`: `StoreError` "in use" if
+    another session keeps it past `_LOCK_WAIT`. `location` names it in errors."""
+    try:
+        raw = await asyncpg.connect(url, timeout=_CONNECT_TIMEOUT_S)
+    except Exception as exc:  # asyncpg raises many kinds for a bad URL or server
+        raise StoreError(f"cannot connect to {location}: {exc}") from exc
+    conn = cast(PgConnection, raw)
+    try:
+        async with postgres_errors(location, "opening"):
+            await _prepare(conn, location, schema, lock_prefix, lock_name)
+    except BaseException:
+        conn.terminate()
+        raise
+    return conn
+
+
+async def _prepare(
+    conn: PgConnection, location: str, schema: str, lock_prefix: str, lock_name: str
+) -> None:
+    # "off" would acknowledge commits that a server crash can still lose; the node
+    # acts on every acknowledged flush, so insist on at least a local flush.
+    if await conn.fetchval("SHOW synchronous_commit") == "off":
+        await conn.execute("SET synchronous_commit = on")
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+        await conn.execute(schema)
+    await conn.execute(f"SET lock_timeout = '{_LOCK_WAIT}'")
+    try:
+        await conn.execute(
+            "SELECT pg_advisory_lock(hashtextextended("
+            "$1 || coalesce(current_schema(), '') || ':' || $2, 0))",
+            lock_prefix,
+            lock_name,
+        )
+    except asyncpg.LockNotAvailableError as exc:
+        raise StoreError(f"{location} is in use by another store") from exc
+    await conn.execute("RESET lock_timeout")
 
 
 def _chunks(records: Sequence[bytes]) -> list[list[bytes]]:
@@ -247,7 +280,7 @@ def _int(value: object, what: str) -> int:
     return value
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """The URL without its password, fit for messages and logs."""
     try:
         parts = urlsplit(url)

@@ -142,16 +142,12 @@ class SqliteStore(Store):
         return snapshot, records, meta
 
     async def _read_meta(self, key: str) -> bytes | None:
-        def read() -> bytes | None:
-            row = self._file.db().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-            return None if row is None else self._blob(row[0], f"meta {key!r}")
-
-        return await self._file.call(read)
-
-    def _blob(self, value: object, what: str) -> bytes:
-        if not isinstance(value, bytes):
-            raise StoreError(f"{self.location}: {what} is {type(value).__name__}, not bytes")
-        return value
+        found = await self._file.select(
+            lambda row: self._blob(row[0], f"meta {key!r}"),
+            "SELECT value FROM meta WHERE key = ?",
+            key,
+        )
+        return found[0] if found else None
 
 
 def _describe(exc: sqlite3.Error) -> str:

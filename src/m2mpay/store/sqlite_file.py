@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from m2mpay.errors import StoreError
 
@@ -74,6 +74,16 @@ class SqliteFile:
             raise StoreError(f"{self.where}: {self._describe(exc)}") from exc
         except OSError as exc:
             raise StoreError(f"{self.where}: {exc}") from exc
+
+    async def select(
+        self, row: Callable[[tuple[Any, ...]], _T], query: str, *parameters: object
+    ) -> list[_T]:
+        """The rows `query` selects, each made a value by `row`, read on the worker thread."""
+
+        def read() -> list[_T]:
+            return [row(found) for found in self.db().execute(query, parameters)]
+
+        return await self.call(read)
 
     def db(self) -> sqlite3.Connection:
         """The connection, for what runs on the worker thread."""

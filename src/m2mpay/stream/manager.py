@@ -1,6 +1,6 @@
 """Metered sessions on a running node: the session machine fed by peers, meters, the
-channel and the clock, durably, with its outputs performed in one dispatcher
-(`SessionDispatch`, stream/dispatch.py).
+channel and the clock (`SessionIntake`, stream/intake.py), durably, with its outputs
+performed in one dispatcher (`SessionDispatch`, stream/dispatch.py).
 
 The session machine runs on its own `DurableEngine` (log, then act) beside the
 node's channel engine. Money moves only as channel payments: a `PayUpTo` is
@@ -16,53 +16,35 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
 
-from m2mpay.channel.outputs import (
-    ChannelClosed,
-    ChannelDisputed,
-    ChannelEvent,
-    ChannelExpired,
-    ChannelOpened,
-    ChannelRejected,
-    CloseStarted,
-    PaymentReceived,
-)
-from m2mpay.channel.state import ChannelState
-from m2mpay.crypto import Address, channel_domain
+from m2mpay.crypto import channel_domain
 from m2mpay.engine import EngineHost, EventFanOut, EventSource, now_ms
 from m2mpay.errors import StreamError
 from m2mpay.node import Node
 from m2mpay.store import Store
-from m2mpay.stream.channels import channel_for, channel_totals, request_received, still_opening
+from m2mpay.stream.channels import channel_for, channel_totals
 from m2mpay.stream.context import SessionConfig, SessionContext
 from m2mpay.stream.dispatch import SessionDispatch
 from m2mpay.stream.index import LIVE, SessionIndex
 from m2mpay.stream.info import SessionInfo
 from m2mpay.stream.inputs import (
-    ChannelTotals,
     ExtendSession,
-    MeterReading,
-    RequestReceived,
     Reverse,
     SessionInput,
-    SessionReceived,
-    SessionTick,
     SetPrice,
     StartSession,
     StopSession,
 )
-from m2mpay.stream.messages import SESSION_MESSAGE_TYPES, SessionMessage, SessionRequest
+from m2mpay.stream.intake import SessionIntake
+from m2mpay.stream.messages import SESSION_MESSAGE_TYPES
 from m2mpay.stream.offer import Offer, offer_problem
 from m2mpay.stream.outputs import SessionEvent, SessionOutput, SessionRefused
 from m2mpay.stream.session_machine import SessionMachine
 from m2mpay.stream.state import SessionPhase, SessionState
 from m2mpay.stream.supplies import Supplies
-from m2mpay.stream.supply import SupplyFactory, SupplyRequest, SupplyVet
+from m2mpay.stream.supply import SupplyFactory, SupplyVet
 
 __all__ = ["SessionListener", "SessionManager", "SessionManagerConfig"]
-
-_CLOSING_EVENTS: Final = (CloseStarted, ChannelDisputed, ChannelClosed)
 
 SessionListener = Callable[[SessionEvent, SessionInfo], None]
 
@@ -108,16 +90,27 @@ class SessionManager(
         super().__init__(
             SessionMachine(lambda: self._ctx), store, snapshot_every=self.config.snapshot_every
         )
-        self._supplies = Supplies(feed_back, self._meter)
+        # The devices' meter readings are inputs for the intake, which is made just below
+        # with these supplies: the lambda finds it when a device first reports.
+        self._supplies = Supplies(
+            feed_back,
+            lambda session, back, units: self._intake.meter(session, back, units),  # noqa: PLW0108
+        )
         self._index = SessionIndex(int(self.config.reconcile_for_s * 1000))
-        self._peer_seen: dict[Address, int] = {}
-        self._early_requests: dict[bytes, tuple[Address, SessionRequest]] = {}
+        self._intake = SessionIntake(
+            node,
+            self._calls,
+            self._engine,
+            self._index,
+            self._supplies,
+            self.config.reconcile_for_s,
+        )
         self._events: EventFanOut[SessionEvent, SessionInfo] = EventFanOut()
         self._dispatch: SessionDispatch = SessionDispatch(
             node, self._supplies, self._calls, self._engine.state, self._announce
         )
-        node.peers.route(SESSION_MESSAGE_TYPES, self._on_message)
-        node.add_listener(self._on_channel_event)
+        node.peers.route(SESSION_MESSAGE_TYPES, self._intake.on_message)
+        node.add_listener(self._intake.on_channel_event)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -129,7 +122,7 @@ class SessionManager(
         )
         await self._open_engine()
         self._run_engine()
-        self._spawn(self._every(self.config.tick_interval_s, self._tick))
+        self._spawn(self._every(self.config.tick_interval_s, self._intake.tick))
         for session_id in list(self._index.live):
             await self._resume(session_id)
 
@@ -290,75 +283,3 @@ class SessionManager(
     async def wait_stopped(self, session_id: bytes, *, timeout: float = 60.0) -> SessionInfo:
         state = await self._wait(session_id, lambda s: s.phase not in LIVE, timeout)
         return SessionInfo.of(state)
-
-    # ------------------------------------------------------------------ inputs
-
-    def _on_message(self, peer: Address, message: SessionMessage) -> None:
-        now = now_ms()
-        self._peer_seen[peer] = now
-        if not self._running:
-            return
-        if isinstance(message, SessionRequest):
-            if still_opening(self.node, message.channel_id):
-                # The buyer saw the channel open on chain before we did: answer once we do.
-                self._early_requests[message.channel_id] = (peer, message)
-                return
-            self._handle(self._request_received(peer, message, now))
-        else:
-            self._handle(SessionReceived(peer, message, now))
-
-    def _request_received(
-        self, peer: Address, request: SessionRequest, now: int
-    ) -> RequestReceived:
-        running = self._index.by_channel.get(request.channel_id)
-        busy = running is not None and running != request.session_id
-        offer = self._supplies.offer(request.offer_id)
-        problem = ""
-        if offer is not None and request.session_id not in self._engine.states:
-            problem = self._supplies.problem(
-                SupplyRequest(request.session_id, offer, peer, False, request.supply_terms)
-            )
-        return request_received(
-            self.node, peer, request, offer, busy=busy, now_ms=now, supply_problem=problem
-        )
-
-    def _meter(self, session_id: bytes, reversed_flow: bool, units: int) -> None:
-        if self._running and session_id in self._index.live:
-            self._handle(MeterReading(session_id, reversed_flow, units, now_ms()))
-
-    def _on_channel_event(self, event: ChannelEvent, state: ChannelState) -> None:
-        if not self._running:
-            return
-        now = now_ms()
-        if isinstance(event, ChannelOpened | ChannelRejected | ChannelExpired):
-            early = self._early_requests.pop(state.channel_id, None)
-            if early is not None:
-                self._handle(self._request_received(early[0], early[1], now))
-        session_id = self._index.by_channel.get(state.channel_id)
-        if session_id is None:
-            return
-        if isinstance(event, PaymentReceived):
-            self._handle(ChannelTotals(session_id, state.sent_total, state.received_total, now))
-        elif isinstance(event, _CLOSING_EVENTS):
-            self._handle(StopSession(session_id, "the channel is closing", now))
-
-    async def _tick(self) -> None:
-        now = now_ms()
-        for session_id in [*self._index.live, *self._index.reconciling]:
-            state = self._engine.states[session_id]
-            seen = now if self.node.is_connected(state.peer) else 0
-            seen = max(seen, self._peer_seen.get(state.peer, 0))
-            if session_id in self._index.reconciling:
-                self._reconcile_totals(session_id, state, now)
-            self._handle(SessionTick(session_id, now, seen))
-            await self._engine.yield_if_busy()
-
-    def _reconcile_totals(self, session_id: bytes, state: SessionState, now: int) -> None:
-        """Payments in flight when the session ended count once the channel delivers them,
-        unless a later session on the channel owns what arrives now."""
-        if now - state.stopped_ms >= self.config.reconcile_for_s * 1000:
-            self._index.reconciling.discard(session_id)
-        elif self._index.newest_on(state.channel_id) == session_id:
-            totals = channel_totals(self.node, state, now)
-            if totals is not None:
-                self._handle(totals)

@@ -7,8 +7,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from m2mpay.channel.evolve import make_evolve
+from m2mpay.channel.state import refuse_move
 from m2mpay.crypto import Address
-from m2mpay.errors import ChannelError
 from m2mpay.plain import Blob, Bytes32, Text, Uint64, Uint256, plain_type
 from m2mpay.stream.messages import FlowTotals, SignedReceipt
 from m2mpay.stream.offer import Leader, Offer
@@ -150,11 +150,7 @@ class SessionState:
     def moved_to(self, phase: SessionPhase) -> SessionState:
         if phase is self.phase:
             return self
-        if phase not in SESSION_TRANSITIONS[self.phase]:
-            raise ChannelError(
-                "invalid_transition",
-                f"a session cannot go from {self.phase.value} to {phase.value}",
-            )
+        refuse_move("session", self.phase, phase, SESSION_TRANSITIONS)
         return replace(self, phase=phase)
 
     def evolve(self, **changes: Any) -> SessionState:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from m2mpay.crypto import Address
 from m2mpay.stream.offer import Offer
 
-__all__ = ["MeterReport", "Supply", "SupplyFactory", "SupplyRequest", "SupplyVet"]
+__all__ = ["MeterReport", "PermitCount", "Supply", "SupplyFactory", "SupplyRequest", "SupplyVet"]
 
 MeterReport = Callable[[int], None]
 
@@ -49,6 +49,55 @@ class Supply(ABC):
     @abstractmethod
     def delivered(self) -> int:
         """The units delivered in this session so far, as the meter reads now."""
+
+
+class PermitCount:
+    """A device's count of units delivered, never past its permit, each new count
+    reported at once: what a simulated meter keeps (`m2mpay.devices.simulated`) and a
+    feed's gate by the message (`m2mpay.access.relay`), where a unit is a message that
+    passes (`admit`). It counts only while open: from `open` to `close`."""
+
+    def __init__(self) -> None:
+        self._report: MeterReport | None = None
+        self._units = 0
+        self._permit = 0
+
+    @property
+    def delivered(self) -> int:
+        return self._units
+
+    @property
+    def permitted(self) -> int:
+        return self._permit
+
+    @property
+    def running(self) -> bool:
+        return self._report is not None and self._units < self._permit
+
+    def open(self, report: MeterReport, delivered: int) -> None:
+        """Count from `delivered` (where the session's count stands) on, reporting to `report`."""
+        self._report = report
+        self._units = max(self._units, delivered)
+
+    def close(self) -> None:
+        self._report = None
+
+    def permit(self, units: int) -> None:
+        # Never below what was delivered: a permit that drops is a stop.
+        self._permit = max(units, self._units)
+
+    def admit(self) -> bool:
+        """Count one unit out if the permit allows; False: hold it back (or drop it)."""
+        if not self.running:
+            return False
+        self._reach(self._units + 1)
+        return True
+
+    def _reach(self, units: int) -> None:
+        units = min(units, self._permit)
+        if units > self._units and self._report is not None:
+            self._units = units
+            self._report(units)
 
 
 @dataclass(frozen=True, slots=True)

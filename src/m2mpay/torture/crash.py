@@ -22,9 +22,13 @@ from m2mpay.torture.bus import BusCrash
 from m2mpay.torture.chainhost import ChainHostCrash
 from m2mpay.torture.defence import WatcherCrash
 from m2mpay.torture.device import DeviceCrash
+from m2mpay.torture.grant_broker import BrokerCrash
 from m2mpay.torture.grants import GrantCrash
+from m2mpay.torture.market import MarketCrash
 from m2mpay.torture.payments import CloseCrash, DisputeCrash, StreamCrash
+from m2mpay.torture.paywall import PaywallCrash
 from m2mpay.torture.phase import Facts, Phase
+from m2mpay.torture.provenance import ProvenanceCrash
 from m2mpay.torture.resale import ResaleCrash
 from m2mpay.torture.sessions import SessionCrash
 from m2mpay.torture.world import World
@@ -48,6 +52,10 @@ def _phases() -> list[Phase]:
         BusCrash(),
         ChainHostCrash(),
         GrantCrash(),
+        ProvenanceCrash(),
+        BrokerCrash(),
+        MarketCrash(),
+        PaywallCrash(),
     ]
 
 

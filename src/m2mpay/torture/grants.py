@@ -11,7 +11,8 @@ are the facts:
 - no paid second lost: the session ends with every paid second delivered
   (`units == target`, paid in full, receipts both signed), the grant permitted exactly
   those seconds, and the reader held its subscription at least that long (from its
-  SUBACK to `paid_until`, within the tolerance);
+  SUBACK to `paid_until`, within the tolerance), less the time the seller was down:
+  its broker dies with it (fail closed), and the paid time runs on meanwhile;
 - none leaked: no message published after `paid_until` plus the tolerance reached
   the reader, across the crash;
 - the broker in step: no client could read the live topic without a live grant, right
@@ -25,15 +26,23 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Sequence
 from typing import Any, Final
 
 from m2mpay.bench.feed_seller import write_feed_config
-from m2mpay.torture.pair import Pair, payment_violation
-from m2mpay.torture.phase import Facts, Phase
+from m2mpay.torture.pair import OwnPair, Pair, payment_violation
+from m2mpay.torture.phase import Facts
 from m2mpay.torture.sessions import session_ends
 from m2mpay.torture.world import TortureError, World, until
 
-__all__ = ["MOMENTS", "TOLERANCE_MS", "GrantCrash", "grant_violation"]
+__all__ = [
+    "MOMENTS",
+    "PRICE",
+    "TOLERANCE_MS",
+    "GrantCrash",
+    "grant_violation",
+    "sleep_until",
+]
 
 PRICE: Final = 10**12  # a second of the live topic
 TOLERANCE_MS: Final = 250  # a message published this long after the end may still arrive
@@ -41,21 +50,15 @@ MOMENTS: Final = ("grant", "extension", "expiry")
 LISTEN_AFTER_S: Final = 1.0  # the reader listens on after the end, while the plug publishes
 
 
-class GrantCrash(Phase):
+class GrantCrash(OwnPair):
     """Its own pair (a buyer and the feed's seller, dev accounts of their own: the
     shared pair's nodes would see these channels)."""
 
     name = "grant.seller"
 
     def __init__(self) -> None:
-        self._world: World | None = None
-        self._pair: Pair | None = None
+        super().__init__()
         self._sold: dict[str, Any] = {}
-
-    @property
-    def pair(self) -> Pair:
-        assert self._pair is not None, "the phase is not set up"
-        return self._pair
 
     async def setup(self, world: World) -> None:
         self._world = world
@@ -69,25 +72,18 @@ class GrantCrash(Phase):
             publish_hz=20,
         )
         keys = world.keys
-        self._pair = Pair.of(
-            world, "grant", keys.feed_buyer, keys.feed_seller, sessions=True, feeds=feeds
+        pair = await self._start_own(
+            Pair.of(world, "grant", keys.feed_buyer, keys.feed_seller, sessions=True, feeds=feeds)
         )
-        await self._pair.start()
-        self._sold = await self._pair.payee.call({"cmd": "feed_offer"})
-
-    async def teardown(self) -> None:
-        if self._pair is not None:
-            await self._pair.stop()
-        self._pair = None
+        self._sold = await pair.payee.call({"cmd": "feed_offer"})
 
     def check(self, facts: Facts) -> str | None:
         return grant_violation(facts)
 
     async def trial(self, rng: random.Random) -> Facts:
-        assert self._world is not None
         pair = self.pair
         buyer, seller = pair.payer, pair.payee
-        since = await self._world.ledger.block_number()
+        since = await self.world.ledger.block_number()
         channel = await pair.open()
         moment = rng.choice(MOMENTS)
         first = rng.randint(2, 4)
@@ -96,7 +92,7 @@ class GrantCrash(Phase):
         acked = 0
         if moment == "grant":
             # Anywhere from the request to the subscription accepted (tens of ms).
-            bought, audit = await asyncio.gather(
+            bought, restart = await asyncio.gather(
                 buyer.call(buying, timeout=120), self._restart(rng.uniform(0.0, 0.08))
             )
             [grant] = bought["grants"]
@@ -105,32 +101,38 @@ class GrantCrash(Phase):
             paid_until = await self._paid_until(grant["session"])
             if moment == "extension":
                 # Paid again a little before the end; the seller dies as the payment lands.
-                await _sleep_until(paid_until - rng.randint(300, 1_200))
+                await sleep_until(paid_until - rng.randint(300, 1_200))
                 await buyer.call(
                     {"cmd": "grant_extend", "session": grant["session"], "seconds": target}
                 )
                 await asyncio.sleep(rng.uniform(0.0, 0.1))
             else:
-                await _sleep_until(paid_until + rng.randint(-400, 400))
+                await sleep_until(paid_until + rng.randint(-400, 400))
+            killed_at = time.monotonic()
             await seller.kill()
             # Every acknowledgement the buyer holds came from the seller before it died.
             acked = await pair.acked(channel)
-            audit = await self._restart(0.0, killed=True)
+            restart = await self._restart(0.0, killed_at=killed_at)
+        audit, down_ms = restart
         facts: Facts = {"moment": MOMENTS.index(moment), "target": target, "acked": acked}
+        facts["down_ms"] = down_ms
         facts["restored"] = await pair.total("payee", channel)
         facts["readable_after_restart"] = audit
         facts |= await session_ends(grant["session"], {"bought": buyer, "sold": seller})
         facts |= await self._after_the_end(grant["session"], int(grant["suback_ms"]))
         return facts | await pair.settled_facts(channel, since)
 
-    async def _restart(self, delay: float, *, killed: bool = False) -> int:
-        """SIGKILL the seller after `delay` (unless `killed`), start it again; how many
-        clients may read the live topic without a live grant once it is back."""
-        await asyncio.sleep(delay)
-        if not killed:
+    async def _restart(self, delay: float, *, killed_at: float | None = None) -> tuple[int, int]:
+        """SIGKILL the seller after `delay` (unless it was at `killed_at`), start it
+        again; how many clients may read the live topic without a live grant once it
+        is back, and how long it was down (ms)."""
+        if killed_at is None:
+            await asyncio.sleep(delay)
+            killed_at = time.monotonic()
             await self.pair.payee.kill()
         await self.pair.payee.start()
-        return await self._readable_without_grant()
+        down_ms = round((time.monotonic() - killed_at) * 1000)
+        return await self._readable_without_grant(), down_ms
 
     async def _readable_without_grant(self) -> int:
         audit = await self.pair.payee.call({"cmd": "feed_audit", "tolerance_ms": TOLERANCE_MS})
@@ -158,7 +160,7 @@ class GrantCrash(Phase):
             await until(grant, lambda g: g["phase"] == "ended", what="the grant ended")
         ended = await grant()
         paid_until = int(ended["paid_until_ms"])
-        await _sleep_until(paid_until + int(LISTEN_AFTER_S * 1000))
+        await sleep_until(paid_until + int(LISTEN_AFTER_S * 1000))
         [reader] = (await self.pair.payer.call({"cmd": "grant_readers", "close": True}))["readers"]
         arrived = [int(at) for _, at in reader["received"]]
         return {
@@ -171,17 +173,17 @@ class GrantCrash(Phase):
         }
 
 
-async def _sleep_until(epoch_ms: int) -> None:
+async def sleep_until(epoch_ms: int) -> None:
     """Until a wall-clock moment: grants end on the wall clock, which all processes share."""
     delay = epoch_ms / 1000 - time.time()
     if delay > 0:
         await asyncio.sleep(delay)
 
 
-def grant_violation(facts: Facts) -> str | None:
+def grant_violation(facts: Facts, moments: Sequence[str] = MOMENTS) -> str | None:
     """The grant invariants (see the module docstring), then the session's and the
-    channel's."""
-    moment = MOMENTS[facts["moment"]]
+    channel's; `facts["moment"]` names one of `moments`."""
+    moment = moments[facts["moment"]]
     target = facts["target"]
     if facts["readable_after_restart"] or facts["readable_after_end"]:
         return (
@@ -209,10 +211,13 @@ def grant_violation(facts: Facts) -> str | None:
             f"paid seconds lost: {target} s bought, the session ended at {flows['sold']}, "
             f"the grant permitted {facts['permitted_s']} s ({moment})"
         )
-    if not facts["grant_ended"] or facts["held_ms"] < target * 1000 - TOLERANCE_MS:
+    # Its broker dies with the seller (fail closed): the time the seller was down, paid
+    # time running, is the one time the reader may not hold the topic.
+    held = facts["held_ms"] + facts["down_ms"]
+    if not facts["grant_ended"] or held < target * 1000 - TOLERANCE_MS:
         return (
             f"paid seconds lost: the reader held the live topic {facts['held_ms']} ms of "
-            f"{target} s paid ({moment})"
+            f"{target} s paid, the seller down {facts['down_ms']} ms ({moment})"
         )
     if facts["received"] != target * PRICE:
         return f"the channel moved {facts['received']}, the receipts say {target * PRICE}"

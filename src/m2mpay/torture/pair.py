@@ -14,10 +14,19 @@ from typing import Any, Final, Protocol
 from m2mpay.bench.processes import PeerProcess
 from m2mpay.chain.events import ChannelChallenged, ChannelClosing
 from m2mpay.errors import M2MPayError
-from m2mpay.torture.phase import Facts, OnShared
+from m2mpay.torture.phase import Facts, OnOwn, OnShared
 from m2mpay.torture.world import PATIENCE_S, UNIT, TortureError, World, until
 
-__all__ = ["CHALLENGE_PERIOD", "DEPOSIT", "Attended", "Pair", "PairPhase", "payment_violation"]
+__all__ = [
+    "CHALLENGE_PERIOD",
+    "DEPOSIT",
+    "Attended",
+    "BesidePair",
+    "OwnPair",
+    "Pair",
+    "PairPhase",
+    "payment_violation",
+]
 
 DEPOSIT: Final = 10 * UNIT
 CHALLENGE_PERIOD: Final = 3600
@@ -267,6 +276,27 @@ class PairPhase(OnShared[Pair]):
         restart, then both sides' once they agree and what the chain paid."""
         facts: Facts = {"acked": acked, "restored": await self.pair.total(self.victim, channel)}
         return facts | await self.pair.settled_facts(channel, since)
+
+
+class OwnPair(OnOwn[Pair]):
+    """A phase on a pair of its own (dev accounts of its own: the shared pair's nodes
+    would see its channels), started by its `setup` and stopped by its `teardown`."""
+
+    @property
+    def pair(self) -> Pair:
+        return self.own
+
+
+class BesidePair(OnOwn[PeerProcess]):
+    """A phase whose victim is a node process of its own that trades with the shared
+    pair's nodes; the pair stays the world's, the process is stopped at teardown."""
+
+    @property
+    def shared_pair(self) -> Pair:
+        """The shared pair, which `setup` started (`Pair.shared`)."""
+        pair = self.world.shared["pair"]
+        assert isinstance(pair, Pair)
+        return pair
 
 
 def payment_violation(victim: str, facts: Facts) -> str | None:

@@ -5,12 +5,14 @@ that an invariant check reads."""
 from __future__ import annotations
 
 import abc
+import contextlib
 import random
 from typing import Generic
 
+from m2mpay.errors import M2MPayError
 from m2mpay.torture.world import S, World
 
-__all__ = ["Facts", "OnShared", "Phase"]
+__all__ = ["Facts", "OnOwn", "OnShared", "Phase"]
 
 # What a trial observed, from the processes' stores and from the chain: integers only
 # (token amounts, units, phases encoded by the phase), so that a check is a pure function.
@@ -21,6 +23,15 @@ class Phase(abc.ABC):
     """One place where a process can die; `trial` kills and restarts it, `check` judges."""
 
     name: str
+
+    def __init__(self) -> None:
+        self._world: World | None = None  # set by `setup`
+
+    @property
+    def world(self) -> World:
+        """The world the phase was set up in."""
+        assert self._world is not None, "the phase is not set up"
+        return self._world
 
     @abc.abstractmethod
     async def setup(self, world: World) -> None:
@@ -45,13 +56,8 @@ class OnShared(Phase, Generic[S]):
     device bus…), which the world keeps for the next phase and stops at the end."""
 
     def __init__(self) -> None:
-        self._world: World | None = None
+        super().__init__()
         self._shared: S | None = None
-
-    @property
-    def world(self) -> World:
-        assert self._world is not None, "the phase is not set up"
-        return self._world
 
     @property
     def shared(self) -> S:
@@ -68,3 +74,31 @@ class OnShared(Phase, Generic[S]):
 
     async def teardown(self) -> None:
         self._shared = None  # the world's, for the next phase; it stops it at the end
+
+
+class OnOwn(Phase, Generic[S]):
+    """A phase whose trials run on a thing of its own (a pair of its own dev accounts,
+    a node process beside the shared pair: anything that starts and stops, as what the
+    world shares does), started by its `setup` and stopped by its `teardown`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._own: S | None = None
+
+    @property
+    def own(self) -> S:
+        assert self._own is not None, "the phase is not set up"
+        return self._own
+
+    async def _start_own(self, own: S) -> S:
+        """Start `own` as the phase's, to be stopped at teardown."""
+        self._own = own
+        await own.start()
+        return own
+
+    async def teardown(self) -> None:
+        if self._own is not None:
+            with contextlib.suppress(M2MPayError, OSError):  # what a trial killed is reaped
+                await self._own.stop()
+        self._own = None
+        self._world = None

@@ -10,14 +10,12 @@ proofs."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from typing import Any, Final
 
 from m2mpay.bench.processes import PeerProcess
-from m2mpay.errors import M2MPayError
-from m2mpay.torture.pair import Pair, payment_violation
-from m2mpay.torture.phase import Facts, Phase
+from m2mpay.torture.pair import BesidePair, Pair, payment_violation
+from m2mpay.torture.phase import Facts
 from m2mpay.torture.sessions import (
     BATCH,
     PRICE,
@@ -37,15 +35,14 @@ COMMISSION: Final = PRICE // 5
 _LEGS: Final = {"sale": ("down", "payee"), "purchase": ("up", "payer")}
 
 
-class ResaleCrash(Phase):
+class ResaleCrash(BesidePair):
     """The shared pair's payer is the car and its payee the turbine; the charger (the
     reseller, the victim) is a process of this phase."""
 
     name = "session.reseller"
 
     def __init__(self) -> None:
-        self._world: World | None = None
-        self._charger: PeerProcess | None = None
+        super().__init__()
         self._source: dict[str, Any] = {}
         self._offer: dict[str, Any] = {}
 
@@ -53,13 +50,14 @@ class ResaleCrash(Phase):
         self._world = world
         pair = await Pair.shared(world)
         directory = world.files("resale")
-        self._charger = world.peer(
-            "resale",
-            "charger",
-            world.keys.reseller,
-            sessions=directory / "charger-sessions.sqlite3",
+        await self._start_own(
+            world.peer(
+                "resale",
+                "charger",
+                world.keys.reseller,
+                sessions=directory / "charger-sessions.sqlite3",
+            )
         )
-        await self._charger.start()
         self._source = await offer_energy(world, pair.payee)
         self._offer = (await self._resale())["offer"]
 
@@ -76,32 +74,21 @@ class ResaleCrash(Phase):
 
     @property
     def charger(self) -> PeerProcess:
-        assert self._charger is not None, "the phase is not set up"
-        return self._charger
+        """The reseller, the phase's own process and the one its trials kill."""
+        return self.own
 
     def _legs(self) -> tuple[Pair, Pair]:
         """The car paying the charger, and the charger paying the turbine."""
-        assert self._world is not None, "the phase is not set up"
-        pair = self._world.shared["pair"]
-        assert isinstance(pair, Pair)
-        return Pair(self._world, pair.payer, self.charger), Pair(
-            self._world, self.charger, pair.payee
-        )
-
-    async def teardown(self) -> None:
-        if self._charger is not None:
-            with contextlib.suppress(M2MPayError, OSError):
-                await self._charger.stop()
-        self._charger = None
+        world, pair = self.world, self.shared_pair
+        return Pair(world, pair.payer, self.charger), Pair(world, self.charger, pair.payee)
 
     def check(self, facts: Facts) -> str | None:
         return resale_violation(facts)
 
     async def trial(self, rng: random.Random) -> Facts:
-        assert self._world is not None
         down, up = self._legs()
         car, turbine = down.payer, up.payee
-        since = await self._world.ledger.block_number()
+        since = await self.world.ledger.block_number()
         channels = {"down": await down.open(), "up": await up.open()}
         target = rng.randint(4 * BATCH, 30 * BATCH)
         started = await car.call(

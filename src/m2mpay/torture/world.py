@@ -12,10 +12,11 @@ from typing import Any, Final, Protocol, TypeVar
 
 from m2mpay.bench.processes import PeerProcess
 from m2mpay.chain import ChannelHub, Ledger, OnchainChannel, TokenContract, deploy_contracts
+from m2mpay.chain.deploy import MarketContracts
 from m2mpay.chain.devkeys import dev_keys
 from m2mpay.chain.events import ChannelChallenged, ChannelOpened, ChannelSettled
 from m2mpay.chain.shared import connect_ledger
-from m2mpay.crypto import PrivateKey
+from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import M2MPayError
 from m2mpay.ports import free_port
 
@@ -70,6 +71,13 @@ class PartyKeys:
     # dev accounts) is sent coin for gas.
     feed_buyer: int = 9
     feed_seller: int = 10
+    # The provenance phase's seller: sent coin for the gas of anchoring its streams.
+    stream_seller: int = 11
+    # The broker phase's pair (beyond the funded dev accounts, both sent coin for gas,
+    # the buyer minted tokens): the grant phase's nodes would see its channels.
+    plug_buyer: int = 12
+    plug_seller: int = 13
+    # The market phase's actor holds the keys from 14 on (`bench.market_actor`).
 
 
 class Shared(Protocol):
@@ -93,6 +101,8 @@ class World:
         self._ledger: Ledger | None = None
         self._hub: ChannelHub | None = None
         self._token: TokenContract | None = None
+        self.anchor: Address | None = None
+        self.market: MarketContracts | None = None
         self.shared: dict[str, Shared] = {}
         self.generation = 0  # bumped by `reset`: what is started next uses fresh stores
 
@@ -117,13 +127,18 @@ class World:
     async def start(self) -> None:
         self._ledger = await connect_ledger(data_dir=self.chain_dir)
         accounts = self._ledger.dev_accounts()
-        _, self._hub, self._token = await deploy_contracts(
-            self._ledger,
-            accounts[0],
-            mint={accounts[i].address: 10**6 * UNIT for i in (1, 2, 3, 4, 5, 7, 9)},
+        keys = self.keys
+        beyond = dev_keys(keys.plug_seller + 1)  # up to the accounts beyond the funded ones
+        minted = [accounts[i] for i in (1, 2, 3, 4, 5, 7, 9)] + [beyond[keys.plug_buyer]]
+        deployment, self._hub, self._token = await deploy_contracts(
+            self._ledger, accounts[0], mint={key.address: 10**6 * UNIT for key in minted}
         )
-        seller = dev_keys(self.keys.feed_seller + 1)[self.keys.feed_seller]
-        await self._ledger.transact(accounts[0], seller.address, b"", gas=21_000, value=UNIT)
+        self.anchor = deployment.anchor  # where stream heads are anchored
+        self.market = deployment.market  # the exchange, registry and escrow
+        for index in (keys.feed_seller, keys.stream_seller, keys.plug_buyer, keys.plug_seller):
+            await self._ledger.transact(
+                accounts[0], beyond[index].address, b"", gas=21_000, value=10 * UNIT
+            )
 
     async def reset(self) -> None:
         """Stop what the phases share, after a trial that could not be carried out:

@@ -53,22 +53,27 @@ CANCEL_AGAIN_S: Final = 5.0
 
 async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
     """Cancel every task given (None: no task) and wait until each has ended, so that
-    none still runs once its owner has stopped.
+    none still runs once its owner has stopped; a task's failure is raised here.
 
     A task still running `CANCEL_AGAIN_S` after its cancellation is cancelled again:
     Python 3.11's `asyncio.wait_for` drops a cancellation that arrives together with
     the result it awaited (CPython gh-86296), and aiomqtt awaits every acknowledgement
     with it, so one cancellation can be lost and the task run on for ever."""
     running = [task for task in tasks if task is not None]
+    await _cancel_until_ended(running)
     for task in running:
-        task.cancel()
-    for task in running:
-        while not task.done():
-            await asyncio.wait((task,), timeout=CANCEL_AGAIN_S)
-            if not task.done():
-                task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _cancel_until_ended(tasks: list[asyncio.Future[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=CANCEL_AGAIN_S)
+        for task in pending:
+            task.cancel()
 
 
 def raise_if_cancelling() -> None:
@@ -83,10 +88,10 @@ def raise_if_cancelling() -> None:
 
 async def cancel_all(tasks: Iterable[asyncio.Future[Any]]) -> None:
     """Cancel every task and wait until each has ended, whatever it ended with: a task
-    that failed has said so (`run_in_background`), and its owner's stop goes on."""
+    that failed has said so (`run_in_background`), and its owner's stop goes on. A task
+    that lost its cancellation is cancelled again, as in `cancel_and_wait`."""
     running = list(tasks)
-    for task in running:
-        task.cancel()
+    await _cancel_until_ended(running)
     await asyncio.gather(*running, return_exceptions=True)
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from m2mpay.lifecycle import cancel_and_wait, raise_if_cancelling
+from m2mpay.lifecycle import cancel_all, cancel_and_wait, raise_if_cancelling
 
 
 async def test_every_task_given_has_ended_and_none_stands_for_no_task() -> None:
@@ -32,6 +32,39 @@ async def test_a_task_that_failed_before_it_was_cancelled_still_says_so() -> Non
     await asyncio.sleep(0)
     with pytest.raises(ValueError, match="broken"):
         await cancel_and_wait(task)
+
+
+async def test_a_host_s_tasks_all_end_even_one_that_lost_its_cancellation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A host's stop (`cancel_all`) must not wait for ever on a task whose cancellation
+    Python 3.11's wait_for dropped: CI once hung 300 s in a node's stop on such a task."""
+    monkeypatch.setattr("m2mpay.lifecycle.CANCEL_AGAIN_S", 0.05)
+    swallowed: list[int] = []
+
+    async def reconnecting() -> None:
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed.append(1)  # the cancellation met the result it awaited
+
+    async def broken() -> None:
+        raise ValueError("broken")
+
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    tasks = [asyncio.ensure_future(work()) for work in (reconnecting, broken, forever)]
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_all(tasks), 5)
+    assert all(task.done() for task in tasks)
+    assert swallowed == [1]
+    assert not tasks[1].cancelled()
+    assert isinstance(tasks[1].exception(), ValueError)
+    assert tasks[2].cancelled()
 
 
 class _Disguised(Exception):

@@ -18,6 +18,7 @@ from m2mpay.channel.messages import PeerError
 from m2mpay.channel.outputs import ErrorCode
 from m2mpay.crypto import Address, PrivateKey
 from m2mpay.errors import AuthenticationFailed, MalformedMessage, TransportError
+from m2mpay.lifecycle import raise_if_cancelling
 from m2mpay.wire import UNKNOWN_CHAIN, Codec, Link, PeerLink, Transport, open_peer_link
 
 __all__ = ["MessageHandler", "Peers", "PeersConfig"]
@@ -200,4 +201,7 @@ class Peers:
                 except (TransportError, AuthenticationFailed, MalformedMessage) as exc:
                     log.debug("reconnecting to %s failed: %s", peer, exc)
                     delay = min(delay * 2, self._config.reconnect_max_delay_s)
+            # A cancellation that aiomqtt disguised as an error, or that a wait_for inside
+            # dropped, must still end the loop, or the node's stop waits on it.
+            raise_if_cancelling()
             await asyncio.sleep(delay)

@@ -280,7 +280,9 @@ class MqttTransport(Transport):
         self._links[(peer, link.link_id)] = link
         try:
             await self.publish(link.topic, pack(FrameKind.OPEN, self._instance, link.link_id, 0))
-            await asyncio.wait_for(link.opened(), self._connect_timeout)
+            # Not wait_for: on Python 3.11 it can drop a cancellation (see cancel_and_wait).
+            async with asyncio.timeout(self._connect_timeout):
+                await link.opened()
         except TimeoutError:
             self._discard(link)
             link.broken("no answer")

@@ -154,9 +154,17 @@ async def test_a_paid_reader_reads_live_data_exactly_while_paid_and_renews_witho
                 (g := seller.keeper.grant(session_id)) is not None and g.phase is GrantPhase.LIVE
             )
         )
-        reading = asyncio.create_task(
-            _read(broker, seller.sold.feed.live_topic, credentials, reader)
-        )
+        # Live in the keeper's state is not yet live on the broker: the keeper logs the
+        # grant, then allows the read (log, then act), and a log write on a busy disk can
+        # take longer than the reader's connect.
+        topic = seller.sold.feed.live_topic
+
+        async def readable() -> bool:
+            held = (await broker.accesses()).get(credentials.username, frozenset())
+            return any(access.topic == topic and access.read for access in held)
+
+        await eventually_async(readable, timeout=10)
+        reading = asyncio.create_task(_read(broker, topic, credentials, reader))
         await asyncio.wait(
             [reading, asyncio.ensure_future(reader.subscribed.wait())],
             timeout=5,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
@@ -46,6 +47,7 @@ _CANNOT_PAY: Final = ("insufficient funds", "cannot afford", "not have enough ba
 _AWAY_POLL_S: Final = 0.1
 # Another process using the same key takes nonces too: ask the node again, a few times.
 _NONCE_TRIES: Final = 8
+_NONCE_PAUSE_S: Final = 0.02  # the longest pause after a first lost nonce; it grows per try
 _FEE_CACHE_SECONDS = 2.0
 # How often a receipt wait asks whether its transaction's nonce went to another one.
 _REPLACED_CHECK_S: Final = 0.5
@@ -169,6 +171,9 @@ class Web3Sending:
                         self._sent.sent(keccak256(raw), sender, nonce, raw, intent)
                         return keccak256(raw)  # this very transaction: sent before
                     if any(words in text.lower() for words in _NONCE_TAKEN) and not last_try:
+                        # Senders that took each other's nonce would race again in step,
+                        # the same one losing each time: a random pause breaks the step.
+                        await asyncio.sleep(random.uniform(0, _NONCE_PAUSE_S * (attempt + 1)))
                         continue
                     if any(words in text.lower() for words in _CANNOT_PAY):
                         raise InsufficientFunds(

@@ -146,3 +146,14 @@ def funded_channel(api: httpx.Client, peer: NodeProcess, deposit: int = 1_000_00
     assert opened.status_code == 201, opened.text
     channel: str = opened.json()["channel_id"]
     return channel
+
+
+def paid_and_closed_channel(api: httpx.Client, peer: NodeProcess) -> str:
+    """A channel to `peer` opened, paid 1234 and closed cooperatively through `api`, for
+    tests that read its history; returns the channel id."""
+    channel = funded_channel(api, peer, deposit=1_000_000)
+    paid = api.post(f"/v1/channels/{channel}/payments", json={"amount": "1234"})
+    assert paid.status_code == 201, paid.text
+    closed = api.post(f"/v1/channels/{channel}/close")
+    assert closed.status_code == 200, closed.text
+    return channel

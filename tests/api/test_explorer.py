@@ -17,7 +17,7 @@ import pytest
 from m2mpay.bench.daemons import NodeProcess
 from m2mpay.client import NodeClient
 from m2mpay.client.explorer import SearchHit
-from tests.api.conftest import funded_channel
+from tests.api.conftest import paid_and_closed_channel
 from tests.cli.conftest import cli
 
 UNIT = 10**18
@@ -48,11 +48,7 @@ def story(nodes: tuple[NodeProcess, NodeProcess]) -> Iterator[dict[str, Any]]:
         headers={"Authorization": f"Bearer {node.ready['api_token']}"},
         timeout=60,
     ) as api:
-        channel = funded_channel(api, peer, deposit=1_000_000)
-        paid = api.post(f"/v1/channels/{channel}/payments", json={"amount": "1234"})
-        assert paid.status_code == 201, paid.text
-        closed = api.post(f"/v1/channels/{channel}/close")
-        assert closed.status_code == 200, closed.text
+        channel = paid_and_closed_channel(api, peer)
         made = api.post(
             "/v1/tokens", json={"name": "IoT-Light", "symbol": "LIGHT", "supply": str(10**24)}
         )

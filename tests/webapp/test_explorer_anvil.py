@@ -14,7 +14,7 @@ from playwright.async_api import expect
 
 from m2mpay.bench.daemons import NodeProcess
 from m2mpay.chain.anvil import AnvilNode
-from tests.api.conftest import funded_channel
+from tests.api.conftest import paid_and_closed_channel
 from tests.webapp.app_kit import AppPage, axe_check, logged_in, screenshot, shown
 
 
@@ -49,11 +49,7 @@ def story(nodes: tuple[NodeProcess, NodeProcess]) -> dict[str, Any]:
         headers={"Authorization": f"Bearer {node.ready['api_token']}"},
         timeout=60,
     ) as api:
-        channel = funded_channel(api, peer, deposit=1_000_000)
-        paid = api.post(f"/v1/channels/{channel}/payments", json={"amount": "1234"})
-        assert paid.status_code == 201, paid.text
-        closed = api.post(f"/v1/channels/{channel}/close")
-        assert closed.status_code == 200, closed.text
+        channel = paid_and_closed_channel(api, peer)
         history = api.get(f"/v1/explorer/channels/{channel}").json()
     return {"channel": channel, "history": history, "peer": peer.ready["address"]}
 

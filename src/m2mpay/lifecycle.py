@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Iterable
+from pathlib import Path
 from typing import Any, Final, Self
 
 __all__ = [
@@ -20,6 +23,7 @@ __all__ = [
     "Startable",
     "cancel_all",
     "cancel_and_wait",
+    "find_program",
     "raise_if_cancelling",
     "run_in_background",
 ]
@@ -152,3 +156,18 @@ class Process(ABC):
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def find_program(name: str, env: str, *usual: Path) -> Path | None:
+    """The executable a `Process` runs: `$env` when set, else the first of `usual`, else
+    `name` on PATH; None when none of them is an executable file."""
+    explicit = os.environ.get(env)
+    candidates = [Path(explicit)] if explicit else []
+    candidates.extend(usual)
+    on_path = shutil.which(name)
+    if on_path:
+        candidates.append(Path(on_path))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from m2mpay.lifecycle import cancel_all, cancel_and_wait, raise_if_cancelling
+from m2mpay.lifecycle import cancel_all, cancel_and_wait, find_program, raise_if_cancelling
 
 
 async def test_every_task_given_has_ended_and_none_stands_for_no_task() -> None:
@@ -111,3 +112,36 @@ async def test_a_loop_that_catches_a_disguised_cancellation_ends() -> None:
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)
     assert rounds == []
+
+
+def _executable(path: Path) -> Path:
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_find_program_takes_the_environment_first_then_the_usual_paths_then_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "env").mkdir()
+    (tmp_path / "usual").mkdir()
+    (tmp_path / "bin").mkdir()
+    chosen = _executable(tmp_path / "env" / "tool")
+    usual = _executable(tmp_path / "usual" / "tool")
+    on_path = _executable(tmp_path / "bin" / "tool")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.setenv("TOOL_BINARY", str(chosen))
+    assert find_program("tool", "TOOL_BINARY", usual) == chosen
+    monkeypatch.delenv("TOOL_BINARY")
+    assert find_program("tool", "TOOL_BINARY", usual) == usual
+    assert find_program("tool", "TOOL_BINARY", tmp_path / "missing") == on_path
+
+
+def test_find_program_passes_over_what_is_not_an_executable_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = tmp_path / "tool"
+    plain.write_text("data")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("TOOL_BINARY", str(tmp_path))  # a directory
+    assert find_program("tool", "TOOL_BINARY", plain) is None

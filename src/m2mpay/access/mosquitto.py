@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 
 from m2mpay.access.tether import tethered_popen
 from m2mpay.errors import AccessError
-from m2mpay.lifecycle import Process
+from m2mpay.lifecycle import Process, find_program
 from m2mpay.ports import free_port, port_free
 
 __all__ = [
@@ -101,18 +101,12 @@ class BrokerAddress:
 
 def find_mosquitto() -> Path:
     """The mosquitto binary: $M2MPAY_MOSQUITTO, /usr/sbin/mosquitto, or PATH."""
-    explicit = os.environ.get("M2MPAY_MOSQUITTO")
-    candidates = [Path(explicit)] if explicit else []
-    candidates.append(Path("/usr/sbin/mosquitto"))
-    on_path = shutil.which("mosquitto")
-    if on_path:
-        candidates.append(Path(on_path))
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    raise AccessError(
-        "broker_missing", "mosquitto not found: install the Debian package `mosquitto`"
-    )
+    found = find_program("mosquitto", "M2MPAY_MOSQUITTO", Path("/usr/sbin/mosquitto"))
+    if found is None:
+        raise AccessError(
+            "broker_missing", "mosquitto not found: install the Debian package `mosquitto`"
+        )
+    return found
 
 
 def find_dynsec_plugin() -> Path:

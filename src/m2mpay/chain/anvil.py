@@ -5,8 +5,6 @@ from __future__ import annotations
 import atexit
 import ctypes
 import json
-import os
-import shutil
 import signal
 import subprocess
 import time
@@ -16,7 +14,7 @@ from typing import Final
 
 from m2mpay.chain.devkeys import DEV_MNEMONIC
 from m2mpay.errors import LedgerUnavailable
-from m2mpay.lifecycle import Process
+from m2mpay.lifecycle import Process, find_program
 from m2mpay.ports import free_port
 
 __all__ = ["ANVIL_CHAIN_ID", "AnvilNode", "find_anvil"]
@@ -27,19 +25,13 @@ _REPO_ROOT: Final = Path(__file__).resolve().parents[3]
 
 def find_anvil() -> Path:
     """The anvil binary: $M2MPAY_ANVIL, the project's node_modules, or PATH."""
-    explicit = os.environ.get("M2MPAY_ANVIL")
-    candidates = [Path(explicit)] if explicit else []
-    candidates.append(_REPO_ROOT / "node_modules" / ".bin" / "anvil")
-    on_path = shutil.which("anvil")
-    if on_path:
-        candidates.append(Path(on_path))
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    raise LedgerUnavailable(
-        "anvil not found: run `npm ci` in the project (package @foundry-rs/anvil-linux-amd64) "
-        "or set M2MPAY_ANVIL"
-    )
+    found = find_program("anvil", "M2MPAY_ANVIL", _REPO_ROOT / "node_modules" / ".bin" / "anvil")
+    if found is None:
+        raise LedgerUnavailable(
+            "anvil not found: run `npm ci` in the project (package @foundry-rs/anvil-linux-amd64) "
+            "or set M2MPAY_ANVIL"
+        )
+    return found
 
 
 def _die_with_parent() -> None:

@@ -16,13 +16,21 @@ from typing import Any
 
 import pytest
 
-from m2mpay.chain import AnvilNode, ChannelHub, OnchainChannel, RpcLedger, deploy_contracts
+from m2mpay.chain import (
+    AnvilNode,
+    ChannelHub,
+    OnchainChannel,
+    RpcLedger,
+    TokenContract,
+    deploy_contracts,
+)
 from m2mpay.chain.devkeys import dev_keys
 from m2mpay.chain.events import ChannelChallenged
 from m2mpay.chain.forks import SentTransactions
 from m2mpay.chain.ledger import LogEntry
 from m2mpay.channel.outputs import ChainReorganised, ChannelEvent
 from m2mpay.channel.state import Phase
+from m2mpay.crypto import Address
 from m2mpay.node import Node
 from tests.chain.anvil_faults import UNIT, anvil_ledger, car_and_charger, reorg_from  # noqa: F401
 from tests.waiting import eventually, eventually_async
@@ -235,3 +243,31 @@ async def test_the_node_cursor_goes_back_to_the_rewound_block(
         assert charger.channel(opened.channel_id).phase is Phase.OPEN
     finally:
         await _stop(car, charger)
+
+
+async def test_a_dropped_transaction_whose_nonce_another_took_is_sent_under_a_new_one(
+    ledger: RpcLedger, anvil: AnvilNode
+) -> None:
+    keys = ledger.dev_accounts()
+    _, _, token = await deploy_contracts(ledger, keys[0], mint={keys[1].address: 100})
+    receipt = await token.transfer(keys[1], keys[2].address, 7)
+    await reorg_from(ledger, receipt.block_number)
+    # Before this ledger sends it again, another process with the same key takes its
+    # nonce in the new chain: the bytes can never be mined now.
+    other = RpcLedger(anvil.url, dev_keys=dev_keys())
+    await other.start()
+    try:
+        taken = await TokenContract(other, token.address).transfer(keys[1], keys[3].address, 5)
+    finally:
+        await other.stop()
+    assert await token.balance_of(keys[2].address) == 0
+
+    await ledger.resend_dropped(receipt.block_number - 1)
+    await eventually_async(lambda: _balance_is(token, keys[2].address, 7))
+    assert await token.balance_of(keys[3].address) == 5
+    assert taken.tx_hash != receipt.tx_hash
+    assert await token.balance_of(keys[1].address) == 100 - 7 - 5
+
+
+async def _balance_is(token: TokenContract, owner: Address, amount: int) -> bool:
+    return await token.balance_of(owner) == amount

@@ -5,10 +5,10 @@ them to their receipts, and send again what the chain lost.
 Two ways the chain loses a transaction we sent. A reorganisation drops it: it is
 broadcast again byte for byte (`resend_dropped`), the same nonce making that
 idempotent. Or another process using the same key sends a different transaction with
-the same nonce and a higher fee before ours is mined, and the node's pool replaces
-ours: its nonce is gone, so it can never be mined. `wait_for_receipt` notices that
-(the sender's mined count passed our nonce, and ours has no receipt) and sends what
-was asked once more, under a new nonce, then follows that one.
+the same nonce before ours is mined (a higher fee in the pool, or first into the chain
+that replaced ours): its nonce is gone, so it can never be mined. `wait_for_receipt`
+and `resend_dropped` notice that (the sender's mined count passed our nonce, and ours
+has no receipt) and send what was asked once more, under a new nonce.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ class Web3Sending:
     async def resend_dropped(self, fork: int) -> None:
         """Send again, byte for byte, our transactions that blocks after `fork` held and
         the chain no longer does: what we asked of the chain still happens, once."""
+        refused: list[tuple[bytes, Exception]] = []
         for tx_hash, tx in self._sent.possibly_dropped(fork):
             if await self._mined_in(tx_hash) is not None:
                 continue
@@ -99,9 +100,19 @@ class Web3Sending:
                     text = str(exc).lower()
                     sent = any(words in text for words in _ALREADY_SENT)
                     if not sent and await self._mined_in(tx_hash) is None:
-                        log.warning(
-                            "%s: cannot send 0x%s again: %s", self.description, tx_hash.hex(), exc
-                        )
+                        refused.append((tx_hash, exc))
+        for tx_hash, refusal in refused:
+            # Another transaction of the sender took the nonce in the new chain: what
+            # was asked goes once more under a new one, as for one replaced in the pool.
+            why: Exception = refusal
+            try:
+                successor = await self._sent_instead(tx_hash)
+            except LedgerUnavailable:
+                raise
+            except LedgerError as exc:
+                successor, why = None, exc
+            if successor is None:
+                log.warning("%s: cannot send 0x%s again: %s", self.description, tx_hash.hex(), why)
         # The chain's count of our senders' nonces may have gone back (a dropped
         # transaction we no longer hold): ask it again rather than leave a gap.
         self._nonces.clear()

@@ -194,6 +194,7 @@ def test_a_grant_is_bought_listed_on_both_sides_and_extended(pair: Pair) -> None
     assert grant["live_topic"] == feed["live_topic"]
     assert grant["username"] == answer["username"]
     assert grant["seller_url"] == pair.seller.url
+    assert grant["asset"] == feed["asset"]  # what the amounts it shows are in
     session = grant["session_id"]
 
     listed = pair.api.get("/v1/grants")
@@ -205,6 +206,7 @@ def test_a_grant_is_bought_listed_on_both_sides_and_extended(pair: Pair) -> None
     assert sold.json()["role"] == "seller"
     assert sold.json()["peer"] == pair.buyer.ready["address"]
     assert sold.json()["username"] == answer["username"]
+    assert sold.json()["asset"] == feed["asset"]
     assert password not in pair.shop.get("/v1/grants").text
     for where in (pair.buyer, pair.seller):
         assert password not in where.stderr()

@@ -3,7 +3,8 @@ seller node with a lamp (the lamp's own process on the seller's device bus) and 
 node. A person on the buyer's dashboard reads the seller's storefront, buys ten seconds
 of light; the seller's dashboard shows the lamp lit and then off, the buyer's session
 chart gains points as it is paid, and both end with the ten seconds. The storefront
-route the buying starts from refuses what it must."""
+route the buying starts from refuses what it must; an offer in a token of six decimals is
+priced, and its deposit read, in that token's unit."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Route, expect
 
 from m2mpay.bench.daemons import NodeProcess
 from m2mpay.client import NodeClient
@@ -212,3 +213,67 @@ async def test_the_storefront_route_reads_a_seller_and_refuses_what_it_cannot_as
             "/v1/storefront", json={"seller": seller.url}, headers={"Authorization": ""}
         )
         assert anyone.status_code == 401
+
+
+async def test_an_offer_in_a_token_of_six_decimals_is_priced_and_paid_in_that_tokens_unit(
+    app: AppPage, seller: NodeProcess, lamp: Callable[[], str]
+) -> None:
+    """The buying form scales an offer's price and the deposit a person types by the
+    decimals of the offer's own token, not by the deployment token's 18."""
+    device = lamp()
+    headers = {"Authorization": f"Bearer {seller.ready['api_token']}"}
+    async with httpx.AsyncClient(base_url=seller.url, headers=headers, timeout=60) as shop:
+
+        async def registered() -> bool:
+            listed = (await shop.get("/v1/devices")).json()["devices"]
+            return any(d["device_id"] == device for d in listed)
+
+        await eventually_async(registered, timeout=60)
+        assert (await shop.post("/v1/wallet/faucet", json={})).status_code == 200
+        made = await shop.post("/v1/tokens", json={"name": "Watt", "symbol": "WATT", "decimals": 6})
+        assert made.status_code == 201, made.text
+        offer = {"kind": "actuation", "unit": "s", "price": "1500000", "window": 2}
+        published = await shop.post(
+            "/v1/offers",
+            json={**offer, "asset": made.json()["address"], "device": f"{device}/light"},
+        )
+        assert published.status_code == 201, published.text
+        offer_id = published.json()["offer_id"]
+        try:
+            await _buy_form_in_watt(app, seller, offer_id)
+        finally:
+            await shop.delete(f"/v1/offers/{offer_id}")
+
+
+async def _buy_form_in_watt(app: AppPage, seller: NodeProcess, offer_id: str) -> None:
+    # The session request is held at the browser's edge: what the form computed is the
+    # question here, and the nodes keep no session of it.
+    asked: list[dict[str, object]] = []
+
+    async def hold(route: Route) -> None:
+        body = route.request.post_data_json
+        assert isinstance(body, dict)
+        asked.append(body)
+        await route.fulfill(
+            status=409,
+            json={"error": {"code": "held", "message": "held by the test", "field": None}},
+        )
+
+    await logged_in(app, "/dashboard")
+    page = app.page
+    await page.route("**/v1/sessions", hold)
+    await page.get_by_label("Seller node URL").fill(seller.url)
+    await page.get_by_role("button", name="Read offers").click()
+    offer = page.get_by_label("Offer")
+    await expect(offer.locator(f'option[value="{offer_id}"]')).to_have_text(
+        re.compile(r"^actuation: 1\.5 WATT per s ")
+    )
+    await offer.select_option(offer_id)
+    await page.get_by_label("Units (seconds of light for a lamp)").fill("4")
+    await page.get_by_label(re.compile(r"^Deposit if a channel must be opened")).fill("2.25")
+    await page.get_by_role("button", name="Buy", exact=True).click()
+    await expect(page.get_by_text("held by the test")).to_be_visible()
+    [body] = asked
+    assert body["deposit"] == "2250000"  # 2.25 WATT at 6 decimals
+    assert body["budget"] == str(4 * 1_500_000)
+    assert [e for e in app.elsewhere if "status of 409" not in e] == []  # but the held one

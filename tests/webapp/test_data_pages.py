@@ -182,7 +182,7 @@ async def test_an_hour_bought_in_the_browser_reads_the_live_topic_with_mosquitto
     await page.get_by_role("button", name="Show its feeds").click()
     table = page.locator(f'table:has(caption:text("Feeds of {market.seller.url}"))')
     await expect(table.locator("td").first).to_have_text(DEVICE)
-    await expect(table).to_contain_text("0.0036 an hour")  # 3600 × 10**12, 18 decimals
+    await expect(table).to_contain_text("0.0036 M2M an hour")  # 3600 × 10**12, 18 decimals
     await axe_check(page)
     await page.get_by_role("button", name=f"Buy {DEVICE} by the second").click()
     assert await page.get_by_label("Seconds").input_value() == "3600"  # an hour

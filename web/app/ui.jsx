@@ -74,6 +74,11 @@ export function Amount({ value, decimals, symbol }) {
   );
 }
 
+/** An amount in `asset` ({decimals, symbol}, as `assetAt` gives it): scaled and named by it. */
+export function AmountIn({ value, asset }) {
+  return <Amount value={value} decimals={asset.decimals} symbol={asset.symbol} />;
+}
+
 /** columns: [{key, label, render?(row), numeric?}]; rows: objects; `rowKey(row)`. */
 export function Table({ caption, columns, rows, rowKey, empty = "Nothing yet.", busy = false }) {
   if (rows.length === 0) return <p class="empty">{empty}</p>;

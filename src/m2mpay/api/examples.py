@@ -272,6 +272,7 @@ GRANT: Final = {
     "phase": "running",
     "seconds": 3600,
     "paid": "3600",
+    "asset": TOKEN,
     "paid_until_ms": STARTED_MS + 3_600_000,
     "seller_url": "http://192.168.1.20:8402",
 }

@@ -201,6 +201,10 @@ class GrantView(BaseModel):
         None, description="By the message: bought (a purchase) or relayed (a sale)."
     )
     paid: Amount = Field(description="What the session has paid so far.")
+    asset: Address | None = Field(
+        None,
+        description="What it is paid in (null: a sale whose session this node no longer holds).",
+    )
     paid_until_ms: Count | None = Field(
         description="When read access ends: the seller's grant exactly; a purchase, as this "
         "node reckons it from when its session started (the grant opens a moment later)."

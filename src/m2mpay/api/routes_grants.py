@@ -84,6 +84,7 @@ def _sold_view(gw: Gateway, grant: Grant) -> GrantView:
         unit="message" if by_message else "s",
         messages=info.forward.units if info is not None and by_message else None,
         paid="0" if info is None else str(info.forward.paid),
+        asset=None if info is None else info.offer.asset.checksum,
         paid_until_ms=None if by_message else grant.paid_until_ms,
         seller_url=None,
     )
@@ -113,6 +114,7 @@ def _bought_view(gw: Gateway, bought: BoughtFeed) -> GrantView:
         unit="message" if by_message else "s",
         messages=bought.seconds if by_message else None,
         paid=str(paid),
+        asset=bought.offer.asset.checksum,
         paid_until_ms=paid_until,
         seller_url=bought.seller_url,
     )

@@ -81,6 +81,7 @@ class GrantView:
     seller_url: str | None = None
     unit: Literal["s", "message"] = "s"
     messages: int | None = None  # by the message: bought, or relayed (a sale)
+    asset: Address | None = None  # what it is paid in (None: a sale no longer held)
 
 
 @dataclass(frozen=True, slots=True)

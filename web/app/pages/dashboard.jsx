@@ -4,7 +4,8 @@
 // event stream: a session or channel event re-reads that one session, a device event
 // carries the device's new state; nothing here asks again on a timer.
 import { useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, api, decimalsOf, formatAmount, nodeInfo, parseAmount } from "../api.js";
+import { ApiError, api, formatAmount, nodeInfo, parseAmount } from "../api.js";
+import { assetAt, loadAssets } from "../assets.js";
 import { LiveChart, plotted, useCharts } from "../chart.jsx";
 import { useEvents } from "../sse.js";
 import { Amount, ErrorBanner, Field, Form, Loading, Select, Table, useReady, useResource } from "../ui.jsx";
@@ -19,13 +20,14 @@ const noBus = (error) => {
 };
 
 async function load() {
-  const [sessions, devices, resales, info] = await Promise.all([
+  const [sessions, devices, resales, info, assets] = await Promise.all([
     api("/v1/sessions"),
     api("/v1/devices").catch(noBus),
     api("/v1/resales"),
     nodeInfo(),
+    loadAssets(),
   ]);
-  return { sessions: sessions.sessions, devices: devices.devices, resales: resales.resales, info };
+  return { sessions: sessions.sessions, devices: devices.devices, resales: resales.resales, info, assets };
 }
 
 const seconds = () => Date.now() / 1000;
@@ -115,14 +117,14 @@ export function Dashboard() {
       </Heading>
     );
   }
-  const { info, resales } = found.data;
+  const { info, assets, resales } = found.data;
   return (
     <Heading>
-      <Sessions live={live} info={info} />
+      <Sessions live={live} assets={assets} />
       <Payments payments={live.payments} info={info} />
       <Devices devices={live.devices} />
-      <ValueChain resales={resales} info={info} />
-      <Buy info={info} />
+      <ValueChain resales={resales} assets={assets} />
+      <Buy assets={assets} />
     </Heading>
   );
 }
@@ -136,7 +138,7 @@ function Heading({ children }) {
   );
 }
 
-function Sessions({ live, info }) {
+function Sessions({ live, assets }) {
   const all = [...live.sessions.values()].sort(
     (a, b) => (a.view.phase === "stopped") - (b.view.phase === "stopped") || b.view.started_ms - a.view.started_ms,
   );
@@ -146,16 +148,16 @@ function Sessions({ live, info }) {
       {all.length === 0 ? <p class="empty">No sessions yet: buy below, or sell an offer.</p> : null}
       <div class="cards">
         {all.slice(0, SHOWN_SESSIONS).map((s) => (
-          <SessionCard key={s.view.session_id} session={s} info={info} />
+          <SessionCard key={s.view.session_id} session={s} assets={assets} />
         ))}
       </div>
     </section>
   );
 }
 
-function SessionCard({ session, info }) {
+function SessionCard({ session, assets }) {
   const { view, points } = session;
-  const decimals = decimalsOf(info, view.asset);
+  const { decimals } = assetAt(assets, view.asset);
   const flow = view.reversed ? view.backward : view.forward;
   // Exposure: what one side has given and the other not yet matched, against the most the
   // credit window lets it reach (window × price).
@@ -268,20 +270,20 @@ function DeviceState({ device }) {
   );
 }
 
-function ValueChain({ resales, info }) {
+function ValueChain({ resales, assets }) {
   return (
     <section aria-labelledby="chain-heading">
       <h2 id="chain-heading">Value chain</h2>
       {resales.length === 0 ? <p class="empty">This node resells nothing: no chain of purchases and sales.</p> : null}
       {resales.map((r) => (
-        <ChainOf key={r.offer.offer_id} resale={r} info={info} />
+        <ChainOf key={r.offer.offer_id} resale={r} assets={assets} />
       ))}
     </section>
   );
 }
 
-function ChainOf({ resale, info }) {
-  const decimals = decimalsOf(info, resale.offer.asset);
+function ChainOf({ resale, assets }) {
+  const { decimals } = assetAt(assets, resale.offer.asset);
   const sum = (key) => resale.reconciliations.reduce((total, r) => total + BigInt(r[key]), 0n).toString();
   const units = (key) => resale.reconciliations.reduce((total, r) => total + r[key], 0);
   const unit = resale.offer.unit;
@@ -319,7 +321,7 @@ function ChainOf({ resale, info }) {
   );
 }
 
-function Buy({ info }) {
+function Buy({ assets }) {
   const [shop, setShop] = useState(null); // {url, storefront}
   const read = async ({ seller }) => {
     const url = (seller ?? "").trim();
@@ -337,7 +339,7 @@ function Buy({ info }) {
     if (count < 1 || count > 1_000_000) throw new ApiError(422, "invalid_input", "a whole number from 1", "units");
     let raw;
     try {
-      raw = parseAmount(deposit ?? "", decimalsOf(info, offer.asset));
+      raw = parseAmount(deposit ?? "", assetAt(assets, offer.asset).decimals);
     } catch (error) {
       throw new ApiError(422, "invalid_input", error.message, "deposit");
     }
@@ -348,10 +350,10 @@ function Buy({ info }) {
     });
     return `Session ${started.session_id.slice(0, 10)}… started: ${count} ${offer.unit}.`;
   };
-  const options = (shop?.storefront.offers ?? []).map((o) => ({
-    value: o.offer_id,
-    label: `${o.kind}: ${formatAmount(o.price, decimalsOf(info, o.asset))} per ${o.unit} (offer ${o.offer_id.slice(0, 10)}…)`,
-  }));
+  const options = (shop?.storefront.offers ?? []).map((o) => {
+    const { decimals, symbol } = assetAt(assets, o.asset);
+    return { value: o.offer_id, label: `${o.kind}: ${formatAmount(o.price, decimals)} ${symbol} per ${o.unit} (offer ${o.offer_id.slice(0, 10)}…)` };
+  });
   return (
     <section aria-labelledby="buy-heading">
       <h2 id="buy-heading">Buy time from a device</h2>
@@ -362,7 +364,7 @@ function Buy({ info }) {
         <Form action={buy} submit="Buy" label="Buy">
           <Select label="Offer" name="offer_id" options={options} />
           <Field label="Units (seconds of light for a lamp)" name="units" inputMode="numeric" required defaultValue="10" />
-          <Field label={`Deposit if a channel must be opened (${info.contracts.token_symbol})`} name="deposit" inputMode="decimal" defaultValue="1" />
+          <Field label="Deposit if a channel must be opened (in the token it is priced in)" name="deposit" inputMode="decimal" defaultValue="1" />
         </Form>
       ) : null}
     </section>

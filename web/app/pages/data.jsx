@@ -4,10 +4,12 @@
 // and the grants this node bought and sold with their paid time counting down.
 import { Fragment } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, api, decimalsOf, nodeInfo, parseAmount } from "../api.js";
+import { ApiError, api, parseAmount } from "../api.js";
+import { assetAt, loadAssets } from "../assets.js";
 import { useEvents } from "../sse.js";
 import {
   Amount,
+  AmountIn,
   CopyButton,
   ErrorBanner,
   Field,
@@ -23,8 +25,8 @@ import {
 const HOUR_S = 3600;
 
 async function load() {
-  const [grants, info] = await Promise.all([api("/v1/grants"), nodeInfo()]);
-  return { grants: grants.grants, info };
+  const [grants, assets] = await Promise.all([api("/v1/grants"), loadAssets()]);
+  return { grants: grants.grants, assets };
 }
 
 export function Data() {
@@ -43,7 +45,7 @@ export function Data() {
       </Heading>
     );
   }
-  const { info } = found.data;
+  const { assets } = found.data;
   const show = async ({ seller: url }) => {
     const wanted = (url ?? "").trim().replace(/\/+$/, "");
     if (!/^https?:\/\/\S+$/.test(wanted)) {
@@ -57,7 +59,7 @@ export function Data() {
   const buy = async (values) => {
     const body = { seller: seller.url, feed_id: chosen.feed_id, ...unitsOf(chosen, values) };
     if ((values.deposit ?? "").trim()) {
-      body.deposit = amountField(values.deposit, decimalsOf(info, chosen.asset), "deposit");
+      body.deposit = amountField(values.deposit, assetAt(assets, chosen.asset).decimals, "deposit");
     }
     const username = (values.username ?? "").trim();
     const password = values.password ?? "";
@@ -82,8 +84,8 @@ export function Data() {
             hint="The API URL of the node that sells the data, e.g. http://127.0.0.1:8700"
           />
         </Form>
-        {seller ? <Feeds seller={seller} info={info} onChoose={setChosen} /> : null}
-        {chosen ? <BuyForm feed={chosen} info={info} action={buy} /> : null}
+        {seller ? <Feeds seller={seller} assets={assets} onChoose={setChosen} /> : null}
+        {chosen ? <BuyForm feed={chosen} asset={assetAt(assets, chosen.asset)} action={buy} /> : null}
       </section>
       {bought ? <Credentials bought={bought} onForget={() => setBought(null)} /> : null}
       <Grants found={found} />
@@ -117,7 +119,7 @@ function amountField(text, decimals, field) {
   }
 }
 
-function Feeds({ seller, info, onChoose }) {
+function Feeds({ seller, assets, onChoose }) {
   const columns = [
     { key: "device_id", label: "Device" },
     { key: "unit", label: "Sold by", render: (f) => (f.unit === "message" ? "the message" : "the second") },
@@ -128,11 +130,11 @@ function Feeds({ seller, info, onChoose }) {
       render: (f) =>
         f.unit === "message" ? (
           <>
-            <Amount value={f.price_per_message} decimals={decimalsOf(info, f.asset)} /> a message
+            <AmountIn value={f.price_per_message} asset={assetAt(assets, f.asset)} /> a message
           </>
         ) : (
           <>
-            <Amount value={f.price_per_hour} decimals={decimalsOf(info, f.asset)} /> an hour
+            <AmountIn value={f.price_per_hour} asset={assetAt(assets, f.asset)} /> an hour
           </>
         ),
     },
@@ -159,7 +161,7 @@ function Feeds({ seller, info, onChoose }) {
   );
 }
 
-function BuyForm({ feed, info, action }) {
+function BuyForm({ feed, asset, action }) {
   const byMessage = feed.unit === "message";
   const hour = Math.min(Math.max(HOUR_S, feed.min_seconds), feed.max_seconds);
   return (
@@ -180,7 +182,7 @@ function BuyForm({ feed, info, action }) {
           />
         )}
         <Field
-          label={`Deposit (${info.contracts.token_symbol}, optional)`}
+          label={`Deposit (${asset.symbol}, optional)`}
           name="deposit"
           inputMode="decimal"
           autocomplete="off"
@@ -249,8 +251,7 @@ const quoted = (word) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replac
 
 function Grants({ found }) {
   const now = useNow();
-  const { grants, info } = found.data;
-  const decimals = info.contracts.token_decimals; // feeds are sold in the node's token
+  const { grants, assets } = found.data;
   const columns = [
     { key: "role", label: "Side", render: (g) => (g.role === "buyer" ? "bought" : "sold") },
     { key: "device_id", label: "Device" },
@@ -258,7 +259,7 @@ function Grants({ found }) {
     { key: "username", label: "Username", render: (g) => <code>{g.username}</code> },
     { key: "phase", label: "Phase" },
     { key: "bought", label: "Bought", numeric: true, render: (g) => (g.unit === "message" ? `${g.messages ?? 0} messages` : `${g.seconds} s`) },
-    { key: "paid", label: "Paid", numeric: true, render: (g) => <Amount value={g.paid} decimals={decimals} symbol={info.contracts.token_symbol} /> },
+    { key: "paid", label: "Paid", numeric: true, render: (g) => (g.asset ? <AmountIn value={g.paid} asset={assetAt(assets, g.asset)} /> : <Amount value={g.paid} decimals={0} />) },
     { key: "until", label: "Paid until", render: (g) => <Countdown until={g.paid_until_ms} now={now} /> },
     { key: "extend", label: "More", render: (g) => (g.role === "buyer" ? <Extend grant={g} onDone={found.reload} /> : "—") },
   ];

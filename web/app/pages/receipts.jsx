@@ -1,13 +1,14 @@
 // Receipts: the node's metered sessions (`GET /v1/sessions`) and each one's countersigned
 // receipt (`GET /v1/sessions/{id}/receipt`), shown and downloadable as the JSON the
 // node answered; each session links to the provenance streams written for it.
-import { api, nodeInfo } from "../api.js";
+import { api } from "../api.js";
+import { assetAt, loadAssets } from "../assets.js";
 import { href } from "../router.js";
-import { Amount, ErrorBanner, Loading, ShortId, Table, useReady, useResource } from "../ui.jsx";
+import { AmountIn, ErrorBanner, Loading, ShortId, Table, useReady, useResource } from "../ui.jsx";
 
 async function loadSessions() {
-  const [listed, info] = await Promise.all([api("/v1/sessions"), nodeInfo()]);
-  return { sessions: listed.sessions, info };
+  const [listed, assets] = await Promise.all([api("/v1/sessions"), loadAssets()]);
+  return { sessions: listed.sessions, assets };
 }
 
 export function Receipts() {
@@ -21,15 +22,14 @@ export function Receipts() {
       </Heading>
     );
   }
-  const { sessions, info } = found.data;
-  const decimals = info.contracts.token_decimals;
+  const { sessions, assets } = found.data;
   const columns = [
     { key: "session_id", label: "Session", render: (s) => <ShortId value={s.session_id} /> },
     { key: "role", label: "Side", render: (s) => (s.role === "buyer" ? "bought" : "sold") },
     { key: "peer", label: "Peer", render: (s) => <ShortId value={s.peer} /> },
     { key: "phase", label: "Phase" },
     { key: "units", label: "Units", numeric: true, render: (s) => String(s.forward.units) },
-    { key: "paid", label: "Paid", numeric: true, render: (s) => <Amount value={s.forward.paid} decimals={decimals} /> },
+    { key: "paid", label: "Paid", numeric: true, render: (s) => <AmountIn value={s.forward.paid} asset={assetAt(assets, s.asset)} /> },
     {
       key: "receipt",
       label: "Receipt",
@@ -72,12 +72,12 @@ export function Receipts() {
 
 async function loadReceipt(id) {
   // The session too: whether the peer countersigned, and its own receipt.
-  const [receipt, session, info] = await Promise.all([
+  const [receipt, session, assets] = await Promise.all([
     api(`/v1/sessions/${id}/receipt`),
     api(`/v1/sessions/${id}`),
-    nodeInfo(),
+    loadAssets(),
   ]);
-  return { receipt, session, info };
+  return { receipt, session, assets };
 }
 
 export function Receipt({ params }) {
@@ -100,12 +100,11 @@ export function Receipt({ params }) {
       </Heading>
     );
   }
-  const { receipt, session, info } = found.data;
-  const decimals = info.contracts.token_decimals;
+  const { receipt, session, assets } = found.data;
+  const asset = assetAt(assets, session.asset);
   const flow = (f) => (
     <>
-      {f.units} units, worth <Amount value={f.value} decimals={decimals} />, paid{" "}
-      <Amount value={f.paid} decimals={decimals} />
+      {f.units} units, worth <AmountIn value={f.value} asset={asset} />, paid <AmountIn value={f.paid} asset={asset} />
     </>
   );
   return (

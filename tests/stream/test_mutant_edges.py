@@ -684,6 +684,37 @@ def test_a_stalled_deliverer_repeats_its_report_and_its_price_change() -> None:
     )
 
 
+def test_a_price_change_said_again_is_agreed_once_and_reprices_nothing_before_it() -> None:
+    """The seller repeats its price change while the buyer's answer is on its way (a
+    stalled deliverer does). The buyer answers the repeat again and keeps its prices: taken
+    in again, the new price became the previous one too, the units before the boundary were
+    worth less to the buyer than to the seller, and the session stopped on a report
+    mismatch (found by a full run under load)."""
+    net = _net(allow_reverse=False, reverse_price=0, batch=5)
+    assert net.meter(net.seller, False, 8) == 8  # 5 reported, 6 to 8 not yet
+    net.apply(net.seller, SetPrice(SESSION, 12, net.now))
+    change = next(m for _, m in net.queues[net.buyer.address] if isinstance(m, PriceChange))
+    assert change.from_unit == WINDOW + 1
+    net.deliver_messages(net.buyer)  # the buyer agrees; its answer waits in the queue
+    for _ in range(2):
+        outputs = net.step(net.buyer, _received(net, net.buyer, change))
+        assert _sent(outputs) == [PriceAnswer(SESSION, change.from_unit, True)]
+        assert net.buyer.state.previous_price == PRICE
+        assert net.buyer.state.price == 12
+    net.run(rounds=20)
+    # Said again once the units past the boundary were delivered: still no stop.
+    assert net.buyer.state.forward.units > change.from_unit
+    net.step(net.buyer, _received(net, net.buyer, change))
+    assert net.buyer.state.phase is SessionPhase.ACTIVE
+    net.apply(net.seller, StopSession(SESSION, "done", net.now))
+    net.run()
+    assert net.seller.refused == net.buyer.refused == []
+    assert net.buyer.state.stop_reason == net.seller.state.stop_reason == "done"
+    units = net.seller.state.forward.units
+    expected = WINDOW * PRICE + (units - WINDOW) * 12
+    assert net.buyer.state.forward.value == net.seller.state.forward.value == expected
+
+
 @pytest.mark.parametrize("paid_units", [0, 1])
 def test_a_deliverer_stalls_only_once_it_delivered_something(paid_units: int) -> None:
     net = _net(Leader.PAYER)

@@ -227,6 +227,12 @@ def propose_price(state: SessionState, price: int) -> tuple[SessionState, Output
 def on_price_change(
     state: SessionState, message: PriceChange
 ) -> tuple[SessionState, Outputs, Problem | None, str | None]:
+    if (message.price, message.from_unit) == (state.price, state.price_from):
+        # Said again by a seller that has not yet heard our answer: agreed already, so
+        # answer again. Taken in again, it would make the new price the previous one too
+        # and reprice the units before its boundary (or, those units delivered, stop).
+        answer = PriceAnswer(state.session_id, message.from_unit, True)
+        return state, (SendSession(state.peer, answer),), None, None
     if message.from_unit <= state.forward.units:
         return (
             state,

@@ -46,8 +46,10 @@ _CANNOT_PAY: Final = ("insufficient funds", "cannot afford", "not have enough ba
 
 _AWAY_POLL_S: Final = 0.1
 # Another process using the same key takes nonces too: ask the node again, a few times.
-_NONCE_TRIES: Final = 8
-_NONCE_PAUSE_S: Final = 0.02  # the longest pause after a first lost nonce; it grows per try
+_NONCE_TRIES: Final = 12
+# The longest pause after a first lost nonce; it doubles each try up to the last bound
+# (at most about 5 s in all), so senders that keep meeting spread further apart.
+_NONCE_PAUSE_S: Final = (0.02, 1.0)
 _FEE_CACHE_SECONDS = 2.0
 # How often a receipt wait asks whether its transaction's nonce went to another one.
 _REPLACED_CHECK_S: Final = 0.5
@@ -184,7 +186,9 @@ class Web3Sending:
                     if any(words in text.lower() for words in _NONCE_TAKEN) and not last_try:
                         # Senders that took each other's nonce would race again in step,
                         # the same one losing each time: a random pause breaks the step.
-                        await asyncio.sleep(random.uniform(0, _NONCE_PAUSE_S * (attempt + 1)))
+                        first, longest = _NONCE_PAUSE_S
+                        pause = min(first * 2**attempt, longest)
+                        await asyncio.sleep(random.uniform(0, pause))
                         continue
                     if any(words in text.lower() for words in _CANNOT_PAY):
                         raise InsufficientFunds(

@@ -159,8 +159,8 @@ class Process(ABC):
 
 
 def find_program(name: str, env: str, *usual: Path) -> Path | None:
-    """The executable a `Process` runs: `$env` when set, else the first of `usual`, else
-    `name` on PATH; None when none of them is an executable file."""
+    """The executable a `Process` runs: the first executable file of `$env`, the `usual`
+    paths and `name` on PATH, in that order (None: none of them is)."""
     explicit = os.environ.get(env)
     candidates = [Path(explicit)] if explicit else []
     candidates.extend(usual)

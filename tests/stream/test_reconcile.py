@@ -10,7 +10,7 @@ from dataclasses import replace
 from m2mpay.devices.simulated import EnergyMeter, Simulation, constant_power
 from m2mpay.stream import ServiceKind, new_offer
 from m2mpay.stream.context import SessionConfig
-from m2mpay.stream.inputs import SessionReceived, SessionTick
+from m2mpay.stream.inputs import SessionReceived, SessionTick, SetPrice
 from m2mpay.stream.messages import SignedReceipt
 from m2mpay.stream.outputs import SessionCode, SessionStopped
 from m2mpay.stream.state import SessionPhase
@@ -103,6 +103,33 @@ def test_a_view_beyond_the_window_is_refused_and_changes_nothing() -> None:
         SessionCode.BAD_SIGNATURE,
         SessionCode.RECEIPT_MISMATCH,
     )
+
+
+def test_units_permitted_before_a_price_drop_are_adopted_at_the_old_price() -> None:
+    """The seller permits a window at its old price, the buyer agrees to half of it, and
+    the link dies with the answer: those units are within the window at the old price."""
+    net = SessionNet()
+    net.start(make_offer(net.seller.address, price=10, window=10, batch=10))
+    net.deliver_messages(net.seller)
+    net.deliver_messages(net.buyer)
+    assert net.meter(net.seller, False, 10) == 10
+    net.deliver_messages(net.buyer)
+    net.settle_payments(net.seller)
+    net.apply(net.seller, SetPrice(SESSION, 5, net.now))
+    net.deliver_messages(net.buyer)
+    assert (net.buyer.state.price, net.buyer.state.forward.paid) == (5, 100)
+    _cut_off(net, seller_meters=10)  # the answer and the report of 20 units are lost
+    assert (net.seller.state.forward.units, net.buyer.state.forward.units) == (20, 10)
+
+    _back(net)
+
+    assert net.buyer.refused == []
+    seller, buyer = net.seller.state, net.buyer.state
+    assert seller.my_receipt is not None
+    assert buyer.my_receipt is not None
+    assert buyer.my_receipt.forward == seller.my_receipt.forward
+    assert (buyer.forward.units, buyer.forward.value) == (20, 200)
+    assert [e.countersigned for e in _stopped_events(net.buyer)] == [False, True]
 
 
 def test_a_peer_that_never_returns_leaves_our_own_receipt() -> None:

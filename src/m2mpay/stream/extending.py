@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from m2mpay.stream.context import Result, SessionContext, heard, refuse, refuse_peer
-from m2mpay.stream.flows import Outputs, refresh_allowances, units_left
+from m2mpay.stream.flows import Outputs, paid_ahead, refresh_allowances
 from m2mpay.stream.inputs import ExtendSession, SessionReceived
 from m2mpay.stream.messages import SessionExtend
 from m2mpay.stream.outputs import PayUpTo, SendSession, SessionCode
@@ -45,11 +45,7 @@ def pay_ahead(state: SessionState) -> tuple[SessionState, Outputs]:
     flow = state.forward
     if state.we_sell or state.leader_delivers() or state.phase is not SessionPhase.ACTIVE:
         return state, ()
-    ahead = state.offer.window
-    remaining = units_left(state, False, flow.units)
-    if remaining is not None:
-        ahead = min(ahead, remaining)
-    due = flow.value + ahead * state.price
+    due = paid_ahead(state, False, flow.units, flow.value)
     if state.budget:
         due = min(due, state.budget_cap(flow.value))
     if due <= flow.paid:

@@ -5,6 +5,11 @@ Each side holds the other to the credit window: a deliverer delivers only while
 what it is owed stays within the window (or, payer first, within what was paid);
 a payer pays only for reported units, and refuses a report that claims more than
 the window allows; a deliverer refuses payments beyond what the window allows.
+
+Around a price change the two sides briefly know different prices, so each extends
+credit (or prepays) at the price in force but holds the other to the window at the
+highest price in play (`SessionState.window_allowed`): units permitted just before a
+change were permitted at the price the deliverer knew then.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ __all__ = [
     "on_price_change",
     "on_report",
     "on_reverse",
+    "paid_ahead",
     "propose_price",
     "refresh_allowances",
     "units_left",
@@ -47,10 +53,9 @@ def allowance(state: SessionState, reversed_flow: bool) -> int:
     flow = state.flow(reversed_flow)
     if state.phase is not SessionPhase.ACTIVE or state.reversed != reversed_flow:
         return flow.units
-    price = state.unit_price(reversed_flow)
     credit = state.window_value(reversed_flow) if state.leader_delivers() else 0
     room = max(0, flow.paid + credit - flow.value)
-    allowed = flow.units + room // price
+    allowed = flow.units + state.units_for(reversed_flow, flow.units, room)
     if not reversed_flow:
         if state.offer.max_units:
             allowed = min(allowed, state.offer.max_units)
@@ -135,7 +140,7 @@ def on_report(
             ),
             None,
         )
-    window = state.window_value(reversed_flow)
+    window = state.window_allowed(reversed_flow)
     limit = flow.paid + (window if state.leader_delivers() else 0)
     if message.value > limit:
         return (
@@ -149,12 +154,7 @@ def on_report(
         )
     due = message.value
     if not state.leader_delivers() and not message.final and state.phase is SessionPhase.ACTIVE:
-        # The payer goes first: stay one window ahead, but never past the units wanted.
-        ahead = state.offer.window
-        remaining = units_left(state, reversed_flow, message.units)
-        if remaining is not None:
-            ahead = min(ahead, remaining)
-        due += ahead * state.unit_price(reversed_flow)
+        due = paid_ahead(state, reversed_flow, message.units, message.value)
     stop = None
     if not reversed_flow and state.budget:
         # Pay no more than the budget buys; stop once it buys nothing more.
@@ -172,6 +172,16 @@ def on_report(
     if not reversed_flow and state.target_units and message.units >= state.target_units:
         stop = stop or "target reached"
     return state, outputs, None, stop
+
+
+def paid_ahead(state: SessionState, reversed_flow: bool, units: int, value: int) -> int:
+    """What a payer that goes first pays once `units` (worth `value`) were delivered: one
+    window ahead, each unit at its own price, but never past the units wanted."""
+    ahead = state.offer.window
+    remaining = units_left(state, reversed_flow, units)
+    if remaining is not None:
+        ahead = min(ahead, remaining)
+    return value + state.value_of(reversed_flow, units, units + ahead)
 
 
 def units_left(state: SessionState, reversed_flow: bool, units: int) -> int | None:
@@ -196,7 +206,7 @@ def on_channel_totals(
             paid = max(0, received_total - payer_base)
             if paid == flow.paid:
                 continue
-            credit = 0 if state.leader_delivers() else state.window_value(reversed_flow)
+            credit = 0 if state.leader_delivers() else state.window_allowed(reversed_flow)
             if paid > flow.value + credit and problem is None:
                 problem = (
                     SessionCode.PAYMENT_BEYOND_WINDOW,
@@ -289,11 +299,7 @@ def on_reverse(
         outputs.append(SendSession(state.peer, SessionReverse(state.session_id, reversed_now)))
     if not state.delivers(reversed_now) and not state.leader_delivers():
         flow = state.flow(reversed_now)
-        ahead = state.offer.window
-        remaining = units_left(state, reversed_now, flow.units)
-        if remaining is not None:
-            ahead = min(ahead, remaining)
-        prepaid = flow.value + ahead * state.unit_price(reversed_now)
+        prepaid = paid_ahead(state, reversed_now, flow.units, flow.value)
         if prepaid > flow.paid:
             state = state.with_flow(reversed_now, replace(flow, paid=prepaid))
             outputs.append(PayUpTo(state.session_id, state.channel_id, reversed_now, prepaid))

@@ -133,7 +133,7 @@ def _adopted(state: SessionState, reversed_flow: bool, claimed: FlowTotals) -> F
         return None  # more money than we sent, or fewer units than it reported to us
     if claimed.value != flow.value + state.value_of(reversed_flow, flow.units, claimed.units):
         return None
-    credit = state.window_value(reversed_flow) if state.leader_delivers() else 0
+    credit = state.window_allowed(reversed_flow) if state.leader_delivers() else 0
     if claimed.value > flow.paid + credit:
         return None
     return replace(flow, units=claimed.units, value=claimed.value)

@@ -111,7 +111,17 @@ class SessionState:
         return self.offer.leader is Leader.DELIVERER
 
     def window_value(self, reversed_flow: bool) -> int:
+        """The window at the price in force: what we extend ourselves, or prepay."""
         return self.offer.window * self.unit_price(reversed_flow)
+
+    def window_allowed(self, reversed_flow: bool) -> int:
+        """The window we hold the peer to: at the highest price in play (the previous one,
+        the one in force, one we proposed), since units on credit or prepaid just before
+        a change were counted at the price the peer knew then."""
+        if reversed_flow:
+            return self.window_value(reversed_flow)
+        highest = max(self.previous_price, self.price, self.proposed_price)
+        return self.offer.window * highest
 
     def value_of(self, reversed_flow: bool, units_from: int, units_to: int) -> int:
         """The value of units `units_from`+1 .. `units_to` at the prices that apply to them."""
@@ -120,6 +130,15 @@ class SessionState:
         boundary = self.price_from - 1  # units up to here are at the previous price
         old = max(0, min(units_to, boundary) - units_from)
         return old * self.previous_price + (units_to - units_from - old) * self.price
+
+    def units_for(self, reversed_flow: bool, units_from: int, amount: int) -> int:
+        """How many whole units after `units_from` `amount` pays for, at their prices."""
+        if reversed_flow:
+            return amount // self.offer.reverse_price if self.offer.reverse_price else 0
+        before = max(0, self.price_from - 1 - units_from)  # units at the previous price
+        if amount < before * self.previous_price:
+            return amount // self.previous_price
+        return before + (amount - before * self.previous_price) // self.price
 
     def affordable(self, value: int) -> int:
         """Of the forward flow, the most the budget pays for in whole units, given `value`

@@ -66,6 +66,8 @@ def test_a_daemon_pays_another_streams_events_and_resumes_after_a_restart(
         assert seen is not None
         assert seen["kind"] == "channel"
         assert seen["total"] == "250"
+        # The total's token, for a reader to scale it by.
+        assert seen["asset"] == other.get(f"/v1/channels/{channel}").json()["asset"]
 
     assert car.stop() == 0  # SIGTERM: a graceful shutdown
     restarted = car.start()

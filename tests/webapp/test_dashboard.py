@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Route, expect
+from playwright.async_api import Browser, Page, Route, expect
 
 from m2mpay.bench.daemons import NodeProcess
 from m2mpay.client import NodeClient
@@ -121,6 +121,15 @@ async def _offer_lamp_time(seller: NodeProcess, buyer: NodeProcess, lamp: str) -
         return offer.offer_id
 
 
+async def _payments_charted_in(page: Page, asset: str, symbol: str) -> None:
+    """The channel's payments are charted, in a chart of their own token only."""
+    payments = page.locator('[data-testid="payments-chart"]')
+    await expect(payments).to_have_count(1)
+    assert (await payments.get_attribute("data-asset") or "").lower() == asset.lower()
+    await expect(payments).to_contain_text(f"Channel payments in {symbol}")
+    assert int(await payments.locator("figure").get_attribute("data-points") or 0) >= 1
+
+
 @pytest.mark.slow  # two node processes, a lamp process, ten seconds of light: ~30 s
 async def test_buying_ten_seconds_of_light_shows_the_lamp_lit_then_off_and_the_chart_growing(
     app: AppPage,
@@ -179,6 +188,8 @@ async def test_buying_ten_seconds_of_light_shows_the_lamp_lit_then_off_and_the_c
     assert view.forward.paid == SECONDS * PRICE
     paid = page.locator(f"{card} dd").nth(2).locator("data")
     await expect(paid).to_have_attribute("value", str(SECONDS * PRICE))
+    await expect(paid).to_have_text("0.01 M2M")  # scaled and named by the session's token
+    await _payments_charted_in(page, view.asset.checksum, "M2M")  # the deployment token
     # Nothing asked again on a timer: the session list was read once, at load.
     assert app.api_calls("GET").count("GET /v1/sessions") == 1
     assert app.api_calls("POST") == ["POST /v1/storefront", "POST /v1/sessions"]

@@ -90,9 +90,11 @@ class EventHub:
 
         bus.add_listener(on_device)
 
-    def _on_channel(self, event: ChannelEvent, _: ChannelState) -> None:
+    def _on_channel(self, event: ChannelEvent, state: ChannelState) -> None:
         if self._fanout.subscribed:  # nobody watching: no payment pays for its plain form
-            self.publish("channel", to_plain(event, binary=False))
+            # Totals mean nothing without their token: a reader scales them by its decimals.
+            plain = to_plain(event, binary=False)
+            self.publish("channel", {**plain, "asset": state.terms.asset.checksum})
 
     def _on_session(self, event: SessionEvent, _: SessionInfo) -> None:
         if self._fanout.subscribed:

@@ -8,7 +8,7 @@ import { ApiError, api, formatAmount, nodeInfo, parseAmount } from "../api.js";
 import { assetAt, loadAssets } from "../assets.js";
 import { LiveChart, plotted, useCharts } from "../chart.jsx";
 import { useEvents } from "../sse.js";
-import { Amount, ErrorBanner, Field, Form, Loading, Select, Table, useReady, useResource } from "../ui.jsx";
+import { AmountIn, ErrorBanner, Field, Form, Loading, Select, Table, useReady, useResource } from "../ui.jsx";
 
 const SHOWN_SESSIONS = 6; // running ones first, then the latest stopped
 
@@ -89,7 +89,10 @@ export function Dashboard() {
         const sent = data.t === "ev.payment_acknowledged";
         setLive((now) => ({
           ...now,
-          payments: [...now.payments, { t: seconds(), channel: data.channel_id, total: data.total, sent }],
+          payments: [
+            ...now.payments,
+            { t: seconds(), channel: data.channel_id, asset: data.asset, total: data.total, sent },
+          ],
         }));
       }
       for (const [id, s] of live.sessions) {
@@ -121,7 +124,7 @@ export function Dashboard() {
   return (
     <Heading>
       <Sessions live={live} assets={assets} />
-      <Payments payments={live.payments} info={info} />
+      <Payments payments={live.payments} info={info} assets={assets} />
       <Devices devices={live.devices} />
       <ValueChain resales={resales} assets={assets} />
       <Buy assets={assets} />
@@ -157,14 +160,14 @@ function Sessions({ live, assets }) {
 
 function SessionCard({ session, assets }) {
   const { view, points } = session;
-  const { decimals } = assetAt(assets, view.asset);
+  const asset = assetAt(assets, view.asset);
   const flow = view.reversed ? view.backward : view.forward;
   // Exposure: what one side has given and the other not yet matched, against the most the
   // credit window lets it reach (window × price).
   const gap = BigInt(flow.value) - BigInt(flow.paid);
   const exposure = (gap < 0n ? -gap : gap).toString();
   const limit = (BigInt(view.window) * BigInt(view.price)).toString();
-  const data = [points.map((p) => p.t), points.map((p) => p.units), points.map((p) => plotted(p.paid, decimals))];
+  const data = [points.map((p) => p.t), points.map((p) => p.units), points.map((p) => plotted(p.paid, asset.decimals))];
   const running = view.phase !== "stopped";
   return (
     <article class="card session" data-session={view.session_id} data-phase={view.phase} aria-label={`Session ${view.session_id.slice(0, 10)}`}>
@@ -182,15 +185,15 @@ function SessionCard({ session, assets }) {
         </dd>
         <dt>Paid</dt>
         <dd>
-          <Amount value={flow.paid} decimals={decimals} />
+          <AmountIn value={flow.paid} asset={asset} />
         </dd>
         <dt>Price</dt>
         <dd>
-          <Amount value={view.price} decimals={decimals} /> per {view.unit}
+          <AmountIn value={view.price} asset={asset} /> per {view.unit}
         </dd>
         <dt>Exposure</dt>
         <dd>
-          <Amount value={exposure} decimals={decimals} /> of <Amount value={limit} decimals={decimals} /> (window{" "}
+          <AmountIn value={exposure} asset={asset} /> of <AmountIn value={limit} asset={asset} /> (window{" "}
           {view.window} {view.unit})
         </dd>
         {running ? null : (
@@ -204,7 +207,7 @@ function SessionCard({ session, assets }) {
         title="Units and tokens over time"
         series={[
           { label: `units (${view.unit})`, scale: "units" },
-          { label: "tokens paid", scale: "tokens" },
+          { label: `${asset.symbol} paid`, scale: "tokens" },
         ]}
         data={data}
         summary={`${flow.units} ${view.unit}, ${points.length} readings`}
@@ -213,8 +216,27 @@ function SessionCard({ session, assets }) {
   );
 }
 
-function Payments({ payments, info }) {
-  const decimals = info.contracts.token_decimals;
+function Payments({ payments, info, assets }) {
+  // One chart per token: totals in different tokens neither add up nor share a scale.
+  // Before any payment, the deployment token's, empty.
+  const byAsset = new Map();
+  for (const p of payments) {
+    const key = p.asset.toLowerCase();
+    byAsset.set(key, [...(byAsset.get(key) ?? []), p]);
+  }
+  const shown = byAsset.size > 0 ? [...byAsset] : [[info.contracts.token.toLowerCase(), []]];
+  return (
+    <section aria-labelledby="payments-heading">
+      <h2 id="payments-heading">Payments</h2>
+      <p>Tokens moved on this node's channels, sent and received, since this page opened.</p>
+      {shown.map(([address, list]) => (
+        <AssetPayments key={address} payments={list} asset={assetAt(assets, address)} />
+      ))}
+    </section>
+  );
+}
+
+function AssetPayments({ payments, asset }) {
   // Each channel's total is cumulative: the chart adds them up across channels.
   const latest = new Map();
   const data = [[], []];
@@ -223,21 +245,17 @@ function Payments({ payments, info }) {
     let sum = 0n;
     for (const total of latest.values()) sum += BigInt(total);
     data[0].push(p.t);
-    data[1].push(plotted(sum.toString(), decimals));
+    data[1].push(plotted(sum.toString(), asset.decimals));
   }
   return (
-    <section aria-labelledby="payments-heading">
-      <h2 id="payments-heading">Payments</h2>
-      <p>Tokens moved on this node's channels, sent and received, since this page opened.</p>
-      <div data-testid="payments-chart">
-        <LiveChart
-          title="Channel payments"
-          series={[{ label: `${info.contracts.token_symbol} moved`, scale: "tokens" }]}
-          data={data}
-          summary={`${payments.length} payments`}
-        />
-      </div>
-    </section>
+    <div data-testid="payments-chart" data-asset={asset.address}>
+      <LiveChart
+        title={`Channel payments in ${asset.symbol}`}
+        series={[{ label: `${asset.symbol} moved`, scale: "tokens" }]}
+        data={data}
+        summary={`${payments.length} payments`}
+      />
+    </div>
   );
 }
 
@@ -283,7 +301,7 @@ function ValueChain({ resales, assets }) {
 }
 
 function ChainOf({ resale, assets }) {
-  const { decimals } = assetAt(assets, resale.offer.asset);
+  const asset = assetAt(assets, resale.offer.asset);
   const sum = (key) => resale.reconciliations.reduce((total, r) => total + BigInt(r[key]), 0n).toString();
   const units = (key) => resale.reconciliations.reduce((total, r) => total + r[key], 0);
   const unit = resale.offer.unit;
@@ -295,23 +313,23 @@ function ChainOf({ resale, assets }) {
           <code>{resale.source_seller.slice(0, 12)}…</code>
         </p>
         <p>
-          {units("units_bought")} {unit} bought for <Amount value={sum("paid_upstream")} decimals={decimals} />
+          {units("units_bought")} {unit} bought for <AmountIn value={sum("paid_upstream")} asset={asset} />
         </p>
       </li>
       <li class="card">
         <h3>This node</h3>
         <p>
-          Commission <Amount value={resale.commission} decimals={decimals} /> per {unit}
+          Commission <AmountIn value={resale.commission} asset={asset} /> per {unit}
         </p>
         <p>
           Margin{" "}
-          <Amount value={(BigInt(sum("received_downstream")) - BigInt(sum("paid_upstream"))).toString()} decimals={decimals} />
+          <AmountIn value={(BigInt(sum("received_downstream")) - BigInt(sum("paid_upstream"))).toString()} asset={asset} />
         </p>
       </li>
       <li class="card">
         <h3>Buyers</h3>
         <p>
-          {units("units_sold")} {unit} sold for <Amount value={sum("received_downstream")} decimals={decimals} />
+          {units("units_sold")} {unit} sold for <AmountIn value={sum("received_downstream")} asset={asset} />
         </p>
         <p>
           {resale.reconciliations.length} {resale.reconciliations.length === 1 ? "sale" : "sales"}

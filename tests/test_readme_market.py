@@ -103,3 +103,21 @@ def test_refusals_are_one_line_with_the_code_and_the_contract_s_reason(
     assert greedy.exit_code == 1
     error = json.loads(greedy.stderr)["error"]
     assert (error["code"], error["field"]) == ("slippage", "min_out")
+
+
+def test_a_factory_token_is_named_by_its_symbol_and_read_in_its_decimals(
+    node: NodeProcess,
+) -> None:
+    _json(node, "wallet", "faucet")
+    watt = _json(node, "token", "create", "IoT-Watt", "WATT", "--decimals", "6", "--supply", "10")
+    receiver = "0x" + "5a" * 20
+    sent = _run(node, "wallet", "transfer", receiver, "2500000", "--asset", "WATT")
+    assert sent.exit_code == 0, sent.output
+    assert "sent 2.5 WATT to" in " ".join(sent.stdout.split())
+    detail = _json(node, "token", "show", watt["address"])
+    assert int(detail["balance"]) == 10 * 10**6 - 2_500_000
+    # A symbol two tokens share names neither: the address is asked for.
+    _json(node, "token", "create", "Other-Watt", "WATT", "--supply", "1")
+    twice = _run(node, "wallet", "transfer", receiver, "1", "--asset", "WATT")
+    assert twice.exit_code == 1
+    assert "2 tokens are 'WATT': give the address" in twice.output

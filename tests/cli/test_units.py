@@ -11,6 +11,7 @@ import pytest
 from m2mpay.cli.units import Units, decimal_amount, local_time
 from m2mpay.client import NATIVE
 from m2mpay.crypto import Address
+from m2mpay.errors import M2MPayError
 
 TOKEN = Address("0x" + "ab" * 20)
 OTHER = Address("0x" + "cd" * 20)
@@ -62,6 +63,29 @@ def test_units_name_the_token_the_coin_and_an_unknown_token() -> None:
     assert usdc.amount(2_500_000) == "2.5 USDC"
     assert usdc.amount(0) == "0 USDC"
     assert Units(TOKEN, "PTS", 0).amount(42) == "42 PTS"
+
+
+def test_units_name_the_factory_s_tokens_and_read_an_asset_by_symbol() -> None:
+    watt = Address("0x" + "77" * 20)
+    units = Units(TOKEN, "M2M", 18, {watt: ("WATT", 6), OTHER: ("LIGHT", 18)})
+    assert units.amount(1_500_000, watt) == "1.5 WATT"
+    assert units.price(250_000, "s", watt) == "0.25 WATT/s"
+    assert units.number(10**18, OTHER) == "1"
+    assert units.amount(7) == "0.000000000000000007 M2M"
+    unknown = Address("0x" + "99" * 20)
+    assert units.amount(5, unknown) == f"5 of {unknown.checksum}"
+    assert [units.asset(t) for t in ("WATT", "M2M", "eth", watt.checksum)] == [
+        watt,
+        TOKEN,
+        NATIVE,
+        watt,
+    ]
+    with pytest.raises(M2MPayError, match="no asset 'NOPE'"):
+        units.asset("NOPE")
+    with pytest.raises(M2MPayError, match="2 tokens are 'M2M'"):
+        Units(TOKEN, "M2M", 18, {watt: ("M2M", 6)}).asset("M2M")
+    with pytest.raises(M2MPayError, match="0x12"):
+        units.asset("0x12")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from m2mpay.cli.common import console, err_console
 from m2mpay.cli.remote import (
     AssetOption,
     Remote,
-    asset_address,
+    asset_named,
     busy,
     id_of,
     kv_table,
@@ -118,7 +118,7 @@ def open_channel(
             async with NodeClient(peer) as other:
                 theirs = await other.info()
             address, reach = theirs.address, endpoint or theirs.peer_endpoint
-        chosen = asset_address(asset, await node.info())
+        chosen = await asset_named(node, asset)
         with busy("opening the channel on chain …", remote.as_json):
             return await node.open_channel(
                 address,
@@ -153,8 +153,7 @@ def show_channel(channel: ChannelArg, *, remote: Remote) -> None:
 
 async def _amounts_of(node: NodeClient, channel_id: str) -> Callable[[int], str]:
     """How people read amounts of the channel's asset."""
-    info, view = await asyncio.gather(node.info(), node.channel(channel_id))
-    units = Units.of(info)
+    units, view = await asyncio.gather(Units.load(node), node.channel(channel_id))
     return lambda value: units.amount(value, view.asset)
 
 

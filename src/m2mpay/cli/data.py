@@ -125,10 +125,6 @@ def _feed_row(feed: FeedView, units: Units) -> Sequence[str]:
     ]
 
 
-async def _units(node: NodeClient) -> Units:
-    return Units.of(await node.info())
-
-
 @remote_command(data_app, "feeds")
 def feeds(
     seller: Annotated[
@@ -158,11 +154,11 @@ def feeds(
             )
 
         if seller is None:
-            units = await _units(node)
+            units = await Units.load(node)
             await show(node)
             return
         async with NodeClient(seller) as shop:
-            units = await _units(shop)
+            units = await Units.load(shop)
             await show(shop)
 
     remote.call(work)
@@ -209,7 +205,7 @@ def publish(
         if remote.as_json:
             emit(published)
             return
-        units = await _units(node)
+        units = await Units.load(node)
         feed, client = published.feed, published.device
         kv_table(
             "feed published",
@@ -298,7 +294,7 @@ def buy(
         if remote.as_json:
             emit(bought)
             return
-        units = await _units(node)
+        units = await Units.load(node)
         _show_grant(bought.grant, units, "grant bought")
         kept = save_password or password_file  # the owner has it: not printed again
         if kept is not None:
@@ -342,7 +338,7 @@ def _show_grant(grant: GrantView, units: Units, title: str) -> None:
             ("username", grant.username),
             ("phase", grant.phase),
             ("messages", grant.messages) if grant.unit == "message" else ("seconds", grant.seconds),
-            ("paid", units.amount(grant.paid)),
+            ("paid", units.amount(grant.paid, grant.asset)),
             ("paid until", local_time(grant.paid_until_ms or 0)),
         ],
     )
@@ -381,7 +377,7 @@ def _grant_row(grant: GrantView, units: Units) -> Sequence[str]:
         grant.phase,
         local_time(grant.paid_until_ms or 0),
         f"{grant.messages} msg" if grant.unit == "message" else str(grant.seconds),
-        units.amount(grant.paid),
+        units.amount(grant.paid, grant.asset),
     ]
 
 

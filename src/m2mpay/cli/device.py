@@ -21,7 +21,6 @@ from m2mpay.cli.remote import (
     ADDRESS_LENGTH,
     AssetOption,
     Remote,
-    asset_address,
     id_of,
     kv_table,
     on_named,
@@ -322,9 +321,9 @@ def run(
             passphrase_file=passphrase_file,
             made_in=data_dir / "devices" / f"{settings.name}.key",
         )
-        info = await node.info()
-        say = _programs if remote.as_json else _people(source, Units.of(info))
-        chosen = asset_address(asset, info) if asset else None
+        units = await Units.load(node)
+        say = _programs if remote.as_json else _people(source, units)
+        chosen = units.asset(asset) if asset else None
         await run_device(
             node, settings, key, say, stop, asset=chosen, check_token=bool(remote.token)
         )

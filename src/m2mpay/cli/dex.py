@@ -8,7 +8,6 @@ see amounts in whole tokens with their symbols; `--json` answers as the API does
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -16,12 +15,10 @@ from rich.markup import escape
 
 from m2mpay.cli.common import console
 from m2mpay.cli.remote import AmountArg, Remote, remote_command
-from m2mpay.cli.units import NATIVE_DECIMALS, decimal_amount
-from m2mpay.client import NATIVE, LiquidityView, NodeClient, PoolView, QuoteView, SwapView
-from m2mpay.crypto import Address
-from m2mpay.errors import CryptoError, M2MPayError
+from m2mpay.cli.units import Units, decimal_amount
+from m2mpay.client import LiquidityView, PoolView, QuoteView, SwapView
 
-__all__ = ["MarketUnits", "dex_app"]
+__all__ = ["dex_app"]
 
 dex_app = typer.Typer(help="The exchange: pools, quotes, swaps, liquidity.", no_args_is_help=True)
 
@@ -29,49 +26,6 @@ AssetArg = Annotated[str, typer.Argument(help="ETH, a token's symbol, or its add
 DeadlineOption = Annotated[
     int, typer.Option(min=1, help="Seconds of the chain's clock after which it is refused.")
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class MarketUnits:
-    """The assets a node knows by symbol: the chain's coin, its deployment's token and
-    every token its factory made, with their decimals."""
-
-    by_address: dict[Address, tuple[str, int]]
-
-    @classmethod
-    async def of(cls, node: NodeClient) -> MarketUnits:
-        contracts = (await node.info()).contracts
-        known = {
-            NATIVE: ("ETH", NATIVE_DECIMALS),
-            contracts.token: (contracts.token_symbol, contracts.token_decimals),
-        }
-        for token in await node.tokens():
-            known.setdefault(token.address, (token.symbol, token.decimals))
-        return cls(known)
-
-    def asset(self, text: str) -> Address:
-        """The asset `text` names: an address, ETH, or a unique symbol."""
-        if text.lower().startswith("0x"):
-            try:
-                return Address(text)
-            except CryptoError as exc:
-                raise M2MPayError(f"{text}: {exc}") from None
-        if text.upper() == "ETH":
-            return NATIVE
-        named = [a for a, (symbol, _) in self.by_address.items() if symbol == text]
-        if len(named) == 1:
-            return named[0]
-        if not named:
-            raise M2MPayError(f"no asset {text!r}: give ETH, a token's symbol or its address")
-        raise M2MPayError(f"{len(named)} tokens are {text!r}: give the address")
-
-    def amount(self, value: int, asset: Address) -> str:
-        """`value` smallest units of `asset` in whole tokens with its symbol; a token the
-        node does not know stays in its smallest unit."""
-        if asset not in self.by_address:
-            return f"{value} of {asset.checksum}"
-        symbol, decimals = self.by_address[asset]
-        return f"{decimal_amount(value, decimals)} {symbol}"
 
 
 def _tx(tx_hash: str, block: int, gas_used: int) -> str:
@@ -107,13 +61,13 @@ def quote(sell: AssetArg, buy: AssetArg, amount: AmountArg, *, remote: Remote) -
     """What selling AMOUNT of SELL for BUY would pay out now, the 0.3 % fee taken."""
 
     remote.answer_with(
-        MarketUnits.of,
+        Units.load,
         lambda node, units: node.quote(units.asset(sell), units.asset(buy), amount),
         _said_quote,
     )
 
 
-def _said_quote(quoted: QuoteView, units: MarketUnits) -> None:
+def _said_quote(quoted: QuoteView, units: Units) -> None:
     console.print(
         f"{escape(units.amount(quoted.amount_in, quoted.sell))} buys "
         f"{escape(units.amount(quoted.amount_out, quoted.buy))} now "
@@ -141,7 +95,7 @@ def swap(
     """Sell exactly AMOUNT of SELL for at least a minimum of BUY."""
 
     remote.answer_with(
-        MarketUnits.of,
+        Units.load,
         lambda node, units: node.swap(
             units.asset(sell),
             units.asset(buy),
@@ -154,7 +108,7 @@ def swap(
     )
 
 
-def _said_swap(done: SwapView, units: MarketUnits) -> None:
+def _said_swap(done: SwapView, units: Units) -> None:
     console.print(
         f"sold {escape(units.amount(done.amount_in, done.sell))} for "
         f"{escape(units.amount(done.amount_out, done.buy))} "
@@ -177,7 +131,7 @@ def add(
     first deposit sets the price)."""
 
     remote.answer_with(
-        MarketUnits.of,
+        Units.load,
         lambda node, units: node.add_liquidity(
             units.asset(asset_a),
             units.asset(asset_b),
@@ -204,7 +158,7 @@ def remove(
     """Give back SHARES of the pool for their part of both reserves."""
 
     remote.answer_with(
-        MarketUnits.of,
+        Units.load,
         lambda node, units: node.remove_liquidity(
             units.asset(asset_a),
             units.asset(asset_b),
@@ -217,7 +171,7 @@ def remove(
     )
 
 
-def _said_liquidity(what: str, done: LiquidityView, units: MarketUnits) -> None:
+def _said_liquidity(what: str, done: LiquidityView, units: Units) -> None:
     console.print(
         f"{what} {escape(units.amount(done.amount_a, done.asset_a))} and "
         f"{escape(units.amount(done.amount_b, done.asset_b))} for {done.shares} shares "

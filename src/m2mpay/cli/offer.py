@@ -17,7 +17,7 @@ from m2mpay.cli.device import device_id_of
 from m2mpay.cli.remote import (
     ADDRESS_LENGTH,
     Remote,
-    asset_address,
+    asset_named,
     is_full_id,
     kv_table,
     remote_command,
@@ -190,7 +190,7 @@ def publish(
             device=sold.device,
             batch=batch,
             leader=leader,
-            asset=asset_address(asset, await node.info()) or sold.asset,
+            asset=await asset_named(node, asset) or sold.asset,
             min_units=min_units,
             max_units=max_units,
             reverse_price=reverse_price,

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from m2mpay.cli.common import JsonOption, NodeTarget, console, err_console, report_error
 from m2mpay.cli.units import Units
-from m2mpay.client import DEFAULT_URL, NATIVE, InfoView, NodeClient, encode
+from m2mpay.client import DEFAULT_URL, NodeClient, encode
 from m2mpay.crypto import Address
 from m2mpay.errors import M2MPayError
 
@@ -35,7 +35,7 @@ __all__ = [
     "Remote",
     "TokenOption",
     "UrlOption",
-    "asset_address",
+    "asset_named",
     "busy",
     "emit",
     "fail",
@@ -126,16 +126,16 @@ class Remote:
         *,
         key: str | None = None,
     ) -> None:
-        """As `answer`, and people see amounts in the node's token (`Units`, from one
-        `/v1/info` asked beside `fetch`); `--json` is the API's exact integers."""
+        """As `answer`, and people see amounts in the assets the node names (`Units`,
+        asked beside `fetch`); `--json` is the API's exact integers."""
 
         async def work(node: NodeClient) -> None:
             if self.as_json:
                 value = await fetch(node)
                 emit({key: value} if key else value)
             else:
-                value, info = await asyncio.gather(fetch(node), node.info())
-                show(value, Units.of(info))
+                value, units = await asyncio.gather(fetch(node), Units.load(node))
+                show(value, units)
 
         self.call(work)
 
@@ -356,19 +356,11 @@ def on_named(
     return acted
 
 
-def asset_address(text: str | None, info: InfoView) -> Address | None:
+async def asset_named(node: NodeClient, text: str | None) -> Address | None:
     """`--asset` as given: an address, `ETH` for the chain's coin, or the symbol of the
-    node's token (`info`); None when not given (the node's default, its token)."""
-    if text is None:
-        return None
-    if text.lower().startswith("0x"):
-        return Address(text)
-    if text.upper() == "ETH":
-        return NATIVE
-    symbol = info.contracts.token_symbol
-    if text == symbol:
-        return info.contracts.token
-    raise M2MPayError(f"unknown asset {text!r}: give an address, ETH or {symbol}")
+    node's token or of a token its factory made; None when not given (the node's
+    default, its token)."""
+    return None if text is None else (await Units.load(node)).asset(text)
 
 
 def table(title: str, *, keep: str = "", fold: str = "", numbers: str = "") -> Table:

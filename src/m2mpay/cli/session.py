@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -16,6 +15,7 @@ from m2mpay.cli.offer import pick_offer
 from m2mpay.cli.remote import (
     Remote,
     busy,
+    emit,
     id_of,
     kv_table,
     on_named,
@@ -24,6 +24,7 @@ from m2mpay.cli.remote import (
 )
 from m2mpay.cli.units import Units, local_time
 from m2mpay.client import FlowView, NodeClient, ReceiptView, SessionView
+from m2mpay.crypto import Address
 from m2mpay.errors import M2MPayError
 
 __all__ = ["follow", "session_app", "session_id_of"]
@@ -43,16 +44,16 @@ async def session_id_of(node: NodeClient, given: str) -> str:
     return await id_of(given, "session", node.sessions, key=lambda s: s.session_id)
 
 
-def _flow(flow: FlowView, units: Units) -> str:
-    return f"{flow.units} units worth {units.amount(flow.value)}, {units.amount(flow.paid)} paid"
+def _flow(flow: FlowView, units: Units, asset: Address) -> str:
+    worth, paid = units.amount(flow.value, asset), units.amount(flow.paid, asset)
+    return f"{flow.units} units worth {worth}, {paid} paid"
 
 
 def _times(started_ms: int, stopped_ms: int) -> str:
     return f"{local_time(started_ms)} / {local_time(stopped_ms) if stopped_ms else 'running'}"
 
 
-# A session's amounts are in its channel's asset, the node's token (`Units`' default):
-# sessions are bought only in it.
+# A session's amounts are in its channel's asset, the offer's.
 def _show(view: SessionView, units: Units, title: str = "session") -> None:
     kv_table(
         title,
@@ -63,10 +64,10 @@ def _show(view: SessionView, units: Units, title: str = "session") -> None:
             ("peer", view.peer.checksum),
             ("role", view.role),
             ("phase", view.phase),
-            ("price / unit", units.amount(view.price)),
+            ("price / unit", units.amount(view.price, view.asset)),
             ("reversed", view.reversed),
-            ("forward", _flow(view.forward, units)),
-            ("backward", _flow(view.backward, units)),
+            ("forward", _flow(view.forward, units, view.asset)),
+            ("backward", _flow(view.backward, units, view.asset)),
             ("started / stopped", _times(view.started_ms, view.stopped_ms)),
             ("stopped", view.stop_reason if view.stopped else "no"),
             ("countersigned", view.countersigned),
@@ -81,9 +82,9 @@ def _row(view: SessionView, units: Units) -> list[str]:
         view.role,
         view.phase,
         escape(view.stop_reason),
-        units.amount(view.price),
+        units.amount(view.price, view.asset),
         str(view.forward.units),
-        units.amount(view.forward.paid),
+        units.amount(view.forward.paid, view.asset),
     ]
 
 
@@ -94,10 +95,10 @@ async def follow(
     target_units: int = 0,
     interval: float = 0.5,
     quiet: bool = False,
-    amount: Callable[[int], str] = str,
+    units: Units | None = None,
 ) -> SessionView:
-    """Show units delivered and tokens paid (forward, as `amount` says them, e.g.
-    `Units.amount`) until the session stops."""
+    """Show units delivered and tokens paid (forward: in the session's asset as `units`
+    names it, else in its smallest unit) until the session stops."""
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -111,7 +112,9 @@ async def follow(
         task = progress.add_task(f"session {short(session_id)}", total=target_units or None, paid=0)
         while True:
             view = await node.session(session_id)
-            progress.update(task, completed=view.forward.units, paid=amount(view.forward.paid))
+            paid = view.forward.paid
+            shown = units.amount(paid, view.asset) if units is not None else str(paid)
+            progress.update(task, completed=view.forward.units, paid=shown)
             if view.stopped:
                 return view
             await asyncio.sleep(interval)
@@ -177,7 +180,7 @@ def start(
                 target_units=target_units,
                 interval=interval,
                 quiet=remote.as_json,
-                amount=Units.of(ours).amount,
+                units=await Units.load(node),
             )
         return view
 
@@ -205,10 +208,8 @@ def watch(
     """Show a session's progress until it stops (Ctrl-C leaves it running)."""
 
     async def followed(node: NodeClient, session_id: str) -> SessionView:
-        units = Units.of(await node.info())
-        return await follow(
-            node, session_id, interval=interval, quiet=remote.as_json, amount=units.amount
-        )
+        units = await Units.load(node)
+        return await follow(node, session_id, interval=interval, quiet=remote.as_json, units=units)
 
     remote.answer_in_units(
         on_named(session, session_id_of, followed),
@@ -236,14 +237,14 @@ def show(session: SessionArg, *, remote: Remote) -> None:
     remote.answer_in_units(on_named(session, session_id_of, lambda node, s: node.session(s)), _show)
 
 
-def _show_receipt(receipt: ReceiptView, units: Units) -> None:
+def _show_receipt(receipt: ReceiptView, units: Units, asset: Address) -> None:
     kv_table(
         "receipt",
         [
             ("session", receipt.session_id),
             ("channel", receipt.channel_id),
-            ("forward", _flow(receipt.forward, units)),
-            ("backward", _flow(receipt.backward, units)),
+            ("forward", _flow(receipt.forward, units, asset)),
+            ("backward", _flow(receipt.backward, units, asset)),
             ("started / stopped", _times(receipt.started_ms, receipt.stopped_ms)),
             ("signature", receipt.signature),
         ],
@@ -254,8 +255,18 @@ def _show_receipt(receipt: ReceiptView, units: Units) -> None:
 def receipt(session: SessionArg, *, remote: Remote) -> None:
     """Our signed receipt of a stopped session."""
 
-    receipt_of = on_named(session, session_id_of, lambda node, s: node.receipt(s))
-    remote.answer_in_units(receipt_of, _show_receipt)
+    async def work(node: NodeClient) -> None:
+        session_id = await session_id_of(node, session)
+        if remote.as_json:
+            emit(await node.receipt(session_id))
+            return
+        # The receipt names no asset: the session's (its channel's) says how to read it.
+        receipt, view, units = await asyncio.gather(
+            node.receipt(session_id), node.session(session_id), Units.load(node)
+        )
+        _show_receipt(receipt, units, view.asset)
+
+    remote.call(work)
 
 
 @remote_command(session_app, "stop")

@@ -25,13 +25,15 @@ def status(remote: Remote) -> None:
 
     async def work(node: NodeClient) -> None:
         nonlocal well
-        found, sessions, info = await asyncio.gather(node.status(), node.sessions(), node.info())
+        found, sessions, units = await asyncio.gather(
+            node.status(), node.sessions(), Units.load(node)
+        )
         running = [s for s in sessions if not s.stopped]
         well = found.chain.reachable and (found.watcher is None or found.watcher.reachable)
         if remote.as_json:
             emit({**encode(found), "sessions": [encode(s) for s in running]})
         else:
-            _show(remote.url, found, running, Units.of(info))
+            _show(remote.url, found, running, units)
 
     remote.call(work)
     if not well:
@@ -94,5 +96,5 @@ def _session_row(view: SessionView, units: Units) -> list[str]:
         view.role,
         escape(view.phase),
         str(view.forward.units),
-        units.amount(view.forward.paid),
+        units.amount(view.forward.paid, view.asset),
     ]

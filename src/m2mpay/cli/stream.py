@@ -193,7 +193,7 @@ def show(
             verdict = {**_verdict(verified, view.count), "payloads_checked": opened}
             emit({"stream": view, "verification": verdict})
             return
-        _show(view, verified, Units.of(await node.info()), sealed=not opened)
+        _show(view, verified, await Units.load(node), sealed=not opened)
 
     remote.call(work)
 

@@ -5,19 +5,23 @@ epoch milliseconds; a table shows `4.9436 M2M` and `2026-12-06 22:40:05 CET` ins
 
 Amounts are never rounded: every digit of the smallest unit is kept (trailing zeros
 trimmed), computed with integers, so `1` wei of an 18-decimal token reads
-`0.000000000000000001 M2M` and 2^256 − 1 keeps all its digits. An amount of a token
-the node does not name (neither its token nor the chain's coin) is shown as the raw
-integer with the token's address, as its decimals are not known.
+`0.000000000000000001 M2M` and 2^256 − 1 keeps all its digits. The assets named are the
+chain's coin, the node's token and every token its deployment's factory made; an amount
+of any other token is shown as the raw integer with the token's address, as its
+decimals are not known.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from m2mpay.client import NATIVE, InfoView
+from m2mpay.client import NATIVE, InfoView, NodeClient, TokenView
 from m2mpay.crypto import Address
+from m2mpay.errors import ApiRefusal, CryptoError, M2MPayError
 
 __all__ = ["NATIVE_DECIMALS", "Units", "decimal_amount", "local_time"]
 
@@ -43,17 +47,51 @@ def local_time(epoch_ms: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Units:
-    """The node's token (address, symbol, decimals), learned once per command from its
-    `/v1/info`, to show amounts of it and of the chain's coin."""
+    """The assets a node names, learned once per command: its token (address, symbol,
+    decimals: the default asset), the chain's coin, and the tokens its deployment's
+    factory made (`tokens`: address to symbol and decimals)."""
 
     token: Address
     symbol: str
     decimals: int
+    tokens: Mapping[Address, tuple[str, int]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, info: InfoView) -> Units:
+    def of(cls, info: InfoView, tokens: Iterable[TokenView] = ()) -> Units:
         contracts = info.contracts
-        return cls(contracts.token, contracts.token_symbol, contracts.token_decimals)
+        made = {t.address: (t.symbol, t.decimals) for t in tokens}
+        return cls(contracts.token, contracts.token_symbol, contracts.token_decimals, made)
+
+    @classmethod
+    async def load(cls, node: NodeClient) -> Units:
+        """The node's `/v1/info` and its factory's tokens, asked together."""
+        info, tokens = await asyncio.gather(node.info(), _factory_tokens(node))
+        return cls.of(info, tokens)
+
+    def known(self, asset: Address | None = None) -> tuple[str, int] | None:
+        """(symbol, decimals) of an asset this node names; None for any other."""
+        if asset is None or asset == self.token:
+            return self.symbol, self.decimals
+        if asset == NATIVE:
+            return "ETH", NATIVE_DECIMALS
+        return self.tokens.get(asset)
+
+    def asset(self, text: str) -> Address:
+        """The asset `text` names: an address, ETH, or a unique symbol."""
+        if text.lower().startswith("0x"):
+            try:
+                return Address(text)
+            except CryptoError as exc:
+                raise M2MPayError(f"{text}: {exc}") from None
+        if text.upper() == "ETH":
+            return NATIVE
+        named = {self.token} if text == self.symbol else set()
+        named |= {a for a, (symbol, _) in self.tokens.items() if symbol == text}
+        if len(named) == 1:
+            return named.pop()
+        if not named:
+            raise M2MPayError(f"no asset {text!r}: give ETH, a token's symbol or its address")
+        raise M2MPayError(f"{len(named)} tokens are {text!r}: give the address")
 
     def amount(self, value: int, asset: Address | None = None) -> str:
         """`value` smallest units of `asset` (default: the node's token) for people."""
@@ -62,20 +100,28 @@ class Units:
     def number(self, value: int, asset: Address | None = None) -> str:
         """The amount alone, for a column whose heading or caption names the asset; an
         unknown token's stays in its smallest unit."""
-        if asset is None or asset == self.token:
-            return decimal_amount(value, self.decimals)
-        if asset == NATIVE:
-            return decimal_amount(value, NATIVE_DECIMALS)
-        return str(value)
+        known = self.known(asset)
+        return str(value) if known is None else decimal_amount(value, known[1])
 
     def name(self, asset: Address | None = None) -> str:
         """The asset's symbol, or for an unknown token `of <address>`."""
-        if asset is None or asset == self.token:
-            return self.symbol
-        if asset == NATIVE:
-            return "ETH"
-        return f"of {asset.checksum}"
+        known = self.known(asset)
+        if known is None:
+            assert asset is not None  # the node's token is always known
+            return f"of {asset.checksum}"
+        return known[0]
 
     def price(self, value: int, unit: str, asset: Address | None = None) -> str:
         """A price per unit: `0.0003 M2M/Wh`."""
         return f"{self.amount(value, asset)}/{unit}"
+
+
+async def _factory_tokens(node: NodeClient) -> list[TokenView]:
+    """The factory's tokens, or none when the node will not list them: a deployment made
+    without a factory, a node read without its token (a public storefront), a chain out
+    of reach (`status` says so). Their amounts then show raw with their address, as
+    any unknown token's: never wrong, and the command still answers."""
+    try:
+        return await node.tokens()
+    except ApiRefusal:
+        return []

@@ -12,7 +12,7 @@ from m2mpay.cli.common import console
 from m2mpay.cli.remote import (
     AmountArg,
     Remote,
-    asset_address,
+    asset_named,
     remote_command,
     table,
 )
@@ -68,13 +68,10 @@ def faucet(
 ) -> None:
     """Dev chains only: mint tokens and send coin for gas to the node."""
 
-    remote.answer_with(
-        lambda node: node.info(),
-        lambda node, info: node.faucet(
-            amount=amount, native=native, asset=asset_address(asset, info)
-        ),
-        _show,
-    )
+    async def minted(node: NodeClient, info: InfoView) -> WalletView:
+        return await node.faucet(amount=amount, native=native, asset=await asset_named(node, asset))
+
+    remote.answer_with(lambda node: node.info(), minted, _show)
 
 
 @remote_command(wallet_app, "transfer")
@@ -90,10 +87,10 @@ def transfer(
     """Send coin or tokens on chain; returns once the transaction is mined."""
 
     async def work(node: NodeClient) -> None:
-        info = await node.info()
-        chosen = asset_address(asset, info) or NATIVE
+        units = await Units.load(node)
+        chosen = units.asset(asset)
         done = await node.transfer(to, amount, asset=chosen)
-        remote.reply(done, lambda shown: _said_sent(shown, Units.of(info).amount(amount, chosen)))
+        remote.reply(done, lambda shown: _said_sent(shown, units.amount(amount, chosen)))
 
     def _said_sent(done: TransferView, sent: str) -> None:
         console.print(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 
 from m2mpay.chain import (
     AnvilNode,
@@ -271,3 +272,46 @@ async def test_a_dropped_transaction_whose_nonce_another_took_is_sent_under_a_ne
 
 async def _balance_is(token: TokenContract, owner: Address, amount: int) -> bool:
     return await token.balance_of(owner) == amount
+
+
+async def test_a_transaction_sent_again_then_replaced_in_the_pool_is_sent_under_a_new_nonce(
+    ledger: RpcLedger, anvil: AnvilNode
+) -> None:
+    """Nobody waits on a transaction a reorganisation made us send again: the ledger
+    follows it itself, so a nonce another process takes from it in the pool is noticed."""
+    keys = ledger.dev_accounts()
+    _, _, token = await deploy_contracts(ledger, keys[0], mint={keys[1].address: 100})
+    receipt = await token.transfer(keys[1], keys[2].address, 7)
+    await reorg_from(ledger, receipt.block_number)
+    await _rpc(ledger, "evm_setAutomine", [False])
+    try:
+        await ledger.resend_dropped(receipt.block_number - 1)
+        pending = await ledger.w3.eth.get_transaction(receipt.tx_hash)  # type: ignore[arg-type]
+        assert pending["blockNumber"] is None  # in the pool again
+        # Another process with the same key outbids it for its nonce, in the pool.
+        rival = Account.sign_transaction(
+            {
+                "chainId": ledger.chain_id,
+                "nonce": pending["nonce"],
+                "to": keys[3].address.checksum,
+                "value": 1,
+                "gas": 21_000,
+                "maxFeePerGas": 3 * pending["maxFeePerGas"],
+                "maxPriorityFeePerGas": 3 * pending["maxPriorityFeePerGas"],
+            },
+            keys[1].secret,
+        )
+        await ledger.w3.eth.send_raw_transaction(rival.raw_transaction)
+        await _rpc(ledger, "evm_mine", [])
+    finally:
+        await _rpc(ledger, "evm_setAutomine", [True])
+    assert await ledger.w3.eth.get_transaction_count(keys[1].address.checksum) == (
+        pending["nonce"] + 1
+    )
+    await eventually_async(lambda: _balance_is(token, keys[2].address, 7))
+    assert await token.balance_of(keys[1].address) == 100 - 7
+
+
+async def _rpc(ledger: RpcLedger, method: str, params: list[Any]) -> None:
+    answer: dict[str, Any] = await ledger.w3.provider.make_request(method, params)
+    assert "error" not in answer, answer

@@ -95,6 +95,7 @@ class Web3Ledger(Web3Sending, Ledger):
     async def stop(self) -> None:
         if self._w3 is None:
             return
+        await self._stop_following()
         self._w3 = None
         await self._disconnect()
 

@@ -8,7 +8,10 @@ idempotent. Or another process using the same key sends a different transaction 
 the same nonce before ours is mined (a higher fee in the pool, or first into the chain
 that replaced ours): its nonce is gone, so it can never be mined. `wait_for_receipt`
 and `resend_dropped` notice that (the sender's mined count passed our nonce, and ours
-has no receipt) and send what was asked once more, under a new nonce.
+has no receipt) and send what was asked once more, under a new nonce. A transaction
+sent again after a reorganisation has no caller waiting on it any more: the ledger
+follows it to its receipt itself, so a nonce taken from it after its rebroadcast is
+noticed too.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ _NONCE_PAUSE_S: Final = (0.02, 1.0)
 _FEE_CACHE_SECONDS = 2.0
 # How often a receipt wait asks whether its transaction's nonce went to another one.
 _REPLACED_CHECK_S: Final = 0.5
+# How long the ledger follows a transaction it sent again before it gives up on it.
+_RESENT_FOLLOWED_S: Final = 600.0
 
 
 class Web3Sending:
@@ -67,6 +72,7 @@ class Web3Sending:
         self._sent = SentTransactions()
         # One transaction found replaced is sent again by one waiter, however many wait.
         self._replacing = asyncio.Lock()
+        self._following: set[asyncio.Task[None]] = set()  # transactions sent again
         # Told (hash, sender, nonce, bytes) of each transaction before it is broadcast:
         # log, then act, so that after a crash its owner knows what it may have sent.
         self.before_broadcast: Callable[[bytes, Address, int, bytes], Awaitable[None]] | None
@@ -95,6 +101,7 @@ class Web3Sending:
                 try:
                     await self.w3.eth.send_raw_transaction(tx.raw)
                     log.info("%s: sent 0x%s again", self.description, tx_hash.hex())
+                    self._follow_to_receipt(tx_hash)
                 except LedgerUnavailable:
                     raise
                 except Exception as exc:
@@ -115,9 +122,32 @@ class Web3Sending:
                 successor, why = None, exc
             if successor is None:
                 log.warning("%s: cannot send 0x%s again: %s", self.description, tx_hash.hex(), why)
+            else:
+                self._follow_to_receipt(successor)
         # The chain's count of our senders' nonces may have gone back (a dropped
         # transaction we no longer hold): ask it again rather than leave a gap.
         self._nonces.clear()
+
+    def _follow_to_receipt(self, tx_hash: bytes) -> None:
+        """Wait for a transaction sent again as its sender's caller once did: until it is
+        mined, sending it once more should another transaction take its nonce."""
+        task = asyncio.ensure_future(self._followed(tx_hash))
+        self._following.add(task)
+        task.add_done_callback(self._following.discard)
+
+    async def _followed(self, tx_hash: bytes) -> None:
+        try:
+            await self.wait_for_receipt(tx_hash, timeout=_RESENT_FOLLOWED_S)
+        except LedgerError as exc:
+            log.warning(
+                "%s: 0x%s, sent again, is not mined: %s", self.description, tx_hash.hex(), exc
+            )
+
+    async def _stop_following(self) -> None:
+        tasks = list(self._following)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _mined_in(self, tx_hash: bytes) -> int | None:
         try:

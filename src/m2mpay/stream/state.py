@@ -111,7 +111,7 @@ class SessionState:
         return self.offer.leader is Leader.DELIVERER
 
     def window_value(self, reversed_flow: bool) -> int:
-        """The window at the price in force: what we extend ourselves, or prepay."""
+        """The window at the price in force: the credit a deliverer that goes first extends."""
         return self.offer.window * self.unit_price(reversed_flow)
 
     def window_allowed(self, reversed_flow: bool) -> int:

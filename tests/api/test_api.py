@@ -88,6 +88,29 @@ async def test_wallet_faucet_and_transfers(chain: Chain, make_api: ApiFactory) -
     assert int(token["on_chain"]) == await chain.token.balance_of(api.address)
 
 
+async def test_a_channel_in_a_factory_token_shows_in_the_wallet_in_that_tokens_decimals(
+    make_api: ApiFactory,
+) -> None:
+    buyer, seller = await make_api(1), await make_api(2)
+    watt = await buyer.client.create_token("IoT-Watt", "WATT", decimals=6, supply=10 * 10**6)
+    await buyer.client.open_channel(
+        seller.address, 4 * 10**6, endpoint=seller.node.endpoint, asset=watt.address
+    )
+    wallet = await buyer.client.wallet()
+    assert [(b.symbol, b.decimals) for b in wallet.balances] == [
+        ("ETH", 18),
+        ("M2M", 18),
+        ("WATT", 6),
+    ]
+    held = wallet.balance("WATT")
+    assert held.asset == watt.address
+    assert (held.on_chain, held.in_channels) == (6 * 10**6, 4 * 10**6)
+    # The seller has an open channel in WATT too, with nothing on its side yet.
+    theirs = (await seller.client.wallet()).balance(watt.address)
+    assert (theirs.symbol, theirs.decimals) == ("WATT", 6)
+    assert (theirs.on_chain, theirs.in_channels) == (0, 0)
+
+
 async def test_a_channel_through_the_api_open_pay_close(chain: Chain, make_api: ApiFactory) -> None:
     buyer, seller = await make_api(1), await make_api(2)
     before = await chain.token.balance_of(seller.address)

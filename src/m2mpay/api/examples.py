@@ -66,10 +66,17 @@ INFO: Final = {
 WALLET: Final = {
     "address": CAR,
     "balances": [
-        {"asset": NATIVE, "symbol": "ETH", "on_chain": ONE_TOKEN, "in_channels": "0"},
+        {
+            "asset": NATIVE,
+            "symbol": "ETH",
+            "decimals": 18,
+            "on_chain": ONE_TOKEN,
+            "in_channels": "0",
+        },
         {
             "asset": TOKEN,
             "symbol": "M2M",
+            "decimals": 18,
             "on_chain": "999000000000000000000",
             "in_channels": "993250000000000000",
         },

@@ -163,6 +163,7 @@ class InfoView(BaseModel):
 class BalanceView(BaseModel):
     asset: Address = Field(description="0x000…0 for the native coin.")
     symbol: str
+    decimals: int = Field(ge=0, description="10^decimals of the smallest unit make one.")
     on_chain: Amount
     in_channels: Amount = Field(description="Our side of every open channel in this asset.")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
 from fastapi import APIRouter
@@ -26,6 +27,7 @@ from m2mpay.crypto import Address
 __all__ = ["info_routes", "require_funds"]
 
 _NATIVE_GAS: Final = 21_000
+_NATIVE_DECIMALS: Final = 18
 _TOKEN_GAS: Final = 80_000
 _FAUCET_TOKENS: Final = 1_000 * 10**18
 _FAUCET_NATIVE: Final = 10**18
@@ -97,16 +99,34 @@ def info_routes(gw: Gateway) -> APIRouter:
             BalanceView(
                 asset=NATIVE_TOKEN.checksum,
                 symbol="ETH",
+                decimals=_NATIVE_DECIMALS,
                 on_chain=str(await gw.ledger.balance(me)),
-                in_channels=str(in_channels.get(NATIVE_TOKEN, 0)),
+                in_channels=str(in_channels.pop(NATIVE_TOKEN, 0)),
             ),
             BalanceView(
                 asset=gw.deployment.token.checksum,
                 symbol=gw.deployment.token_symbol,
+                decimals=await _token_decimals(),
                 on_chain=str(await gw.token.balance_of(me)),
-                in_channels=str(in_channels.get(gw.deployment.token, 0)),
+                in_channels=str(in_channels.pop(gw.deployment.token, 0)),
             ),
         ]
+        # Channels in other tokens (a factory's, such as a lamp owner's): listed too, or
+        # what this node holds in them would show nowhere.
+        for asset, amount in sorted(in_channels.items()):
+            token = TokenContract(gw.ledger, asset)
+            symbol, decimals, held = await asyncio.gather(
+                token.symbol(), token.decimals(), token.balance_of(me)
+            )
+            balances.append(
+                BalanceView(
+                    asset=asset.checksum,
+                    symbol=symbol,
+                    decimals=decimals,
+                    on_chain=str(held),
+                    in_channels=str(amount),
+                )
+            )
         return WalletView(address=me.checksum, balances=balances)
 
     @routes.write(

@@ -16,7 +16,7 @@ from m2mpay.cli.remote import (
     remote_command,
     table,
 )
-from m2mpay.cli.units import Units
+from m2mpay.cli.units import Units, decimal_amount
 from m2mpay.client import NATIVE, InfoView, NodeClient, TransferView, WalletView
 
 __all__ = ["wallet_app"]
@@ -29,12 +29,17 @@ wallet_app = typer.Typer(
 def _show(wallet: WalletView, info: InfoView) -> None:
     title = f"wallet {wallet.address.checksum} on {info.chain}"
     shown = table(title, keep="asset", fold="address", numbers="on_chain in_channels")
-    units = Units.of(info)
     for item in wallet.balances:
+        # Each balance names its asset and its decimals, a factory token's too.
+        on_chain, in_channels = (
+            f"{decimal_amount(value, item.decimals)} {escape(item.symbol)}"
+            for value in (item.on_chain, item.in_channels)
+        )
         shown.add_row(
             escape(item.symbol),
             "native" if item.asset == NATIVE else item.asset.checksum,
-            *(units.amount(value, item.asset) for value in (item.on_chain, item.in_channels)),
+            on_chain,
+            in_channels,
         )
     console.print(shown)
     if info.peer_endpoint:

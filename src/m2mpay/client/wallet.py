@@ -54,6 +54,7 @@ class BalanceView:
     symbol: str
     on_chain: Amount
     in_channels: Amount  # our side of every open channel in this asset
+    decimals: int = 18  # nodes before the field listed only 18-decimal assets
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 // The wallet: balances per asset (`GET /v1/wallet`), the dev faucet
 // (`POST /v1/wallet/faucet`), and sending on chain (`POST /v1/wallet/transfers`); the
 // balances read again when the node's event stream says a channel moved.
-import { ApiError, api, decimalsOf, nodeInfo, parseAmount } from "../api.js";
+import { ApiError, api, nodeInfo, parseAmount } from "../api.js";
 import { useReloadOn } from "../sse.js";
 import { Amount, ErrorBanner, Field, Form, Loading, Select, Table, useReady, useResource } from "../ui.jsx";
 
@@ -23,19 +23,21 @@ export function Wallet() {
       key: "on_chain",
       label: "On chain",
       numeric: true,
-      render: (b) => <Amount value={b.on_chain} decimals={decimalsOf(info, b.asset)} />,
+      render: (b) => <Amount value={b.on_chain} decimals={b.decimals} />,
     },
     {
       key: "in_channels",
       label: "In channels",
       numeric: true,
-      render: (b) => <Amount value={b.in_channels} decimals={decimalsOf(info, b.asset)} />,
+      render: (b) => <Amount value={b.in_channels} decimals={b.decimals} />,
     },
   ];
   const send = async ({ to, asset, amount }) => {
     let raw;
     try {
-      raw = parseAmount(amount ?? "", decimalsOf(info, asset));
+      // Each balance says its asset's decimals, a factory token's too.
+      const chosen = wallet.balances.find((b) => b.asset === asset);
+      raw = parseAmount(amount ?? "", chosen.decimals);
     } catch (error) {
       throw new ApiError(422, "invalid_input", error.message, "amount");
     }

@@ -64,6 +64,14 @@ def info_routes(gw: Gateway) -> APIRouter:
             known_decimals.append(await gw.token.decimals())
         return known_decimals[0]
 
+    # Likewise another token's symbol and decimals, asked once per token.
+    named: dict[Address, tuple[str, int]] = {}
+
+    async def _named(token: TokenContract) -> tuple[str, int]:
+        if token.address not in named:
+            named[token.address] = (await token.symbol(), await token.decimals())
+        return named[token.address]
+
     @routes.router.get(
         "/v1/info", response_model=InfoView, summary="Who and where this node is", tags=["node"]
     )
@@ -115,9 +123,7 @@ def info_routes(gw: Gateway) -> APIRouter:
         # what this node holds in them would show nowhere.
         for asset, amount in sorted(in_channels.items()):
             token = TokenContract(gw.ledger, asset)
-            symbol, decimals, held = await asyncio.gather(
-                token.symbol(), token.decimals(), token.balance_of(me)
-            )
+            (symbol, decimals), held = await asyncio.gather(_named(token), token.balance_of(me))
             balances.append(
                 BalanceView(
                     asset=asset.checksum,
